@@ -1,0 +1,100 @@
+// qwen3/format/mmap.hpp - a read-only memory-mapped file (POSIX).
+//
+// Checkpoints are mapped, not read: weights are used in place where their layout allows, and the
+// operating system pages them in on first use and shares them between processes.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "../error.hpp"
+
+namespace qwen3 {
+
+class MappedFile {
+public:
+    MappedFile() = default;
+
+    // Maps `path` read-only. Throws Error(io) naming the path and the system's reason.
+    explicit MappedFile(const std::string& path) : path_(path) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) detail::fail(ErrorCode::io, "cannot open ", path, ": ", std::strerror(errno));
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            int err = errno;
+            ::close(fd);
+            detail::fail(ErrorCode::io, "cannot stat ", path, ": ", std::strerror(err));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd);
+            detail::fail(ErrorCode::io, path, " is not a regular file");
+        }
+        size_ = static_cast<std::size_t>(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                int err = errno;
+                ::close(fd);
+                detail::fail(ErrorCode::io, "cannot map ", path, ": ", std::strerror(err));
+            }
+            data_ = static_cast<const std::byte*>(p);
+        }
+        ::close(fd);
+    }
+
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    MappedFile(MappedFile&& other) noexcept { swap(other); }
+    MappedFile& operator=(MappedFile&& other) noexcept {
+        MappedFile tmp(std::move(other));
+        swap(tmp);
+        return *this;
+    }
+    ~MappedFile() {
+        if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    }
+
+    const std::byte* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    const std::string& path() const noexcept { return path_; }
+    std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
+
+    // Hints that [offset, offset+length) will be read soon, sequentially (prefault for benchmarks).
+    void advise_willneed(std::size_t offset, std::size_t length) const noexcept {
+        if (!data_ || offset >= size_) return;
+        std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
+        std::size_t start = offset / page * page;
+        std::size_t end = std::min(size_, offset + length);
+        ::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_WILLNEED);
+    }
+
+private:
+    void swap(MappedFile& other) noexcept {
+        std::swap(path_, other.path_);
+        std::swap(data_, other.data_);
+        std::swap(size_, other.size_);
+    }
+
+    std::string path_;
+    const std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string: config.json, index files, tokenizer.json.
+inline std::string read_text_file(const std::string& path) {
+    MappedFile file(path);
+    return std::string(file.view());
+}
+
+}  // namespace qwen3

@@ -1,0 +1,60 @@
+#include <doctest/doctest.h>
+
+#include <qwen3/format/json.hpp>
+
+#include "support.hpp"
+
+using qwen3::ErrorCode;
+namespace json = qwen3::json;
+
+TEST_CASE("json: objects keep insertion order and print as Python's json.dumps") {
+    json::Value v = json::parse(R"({"b": 1, "a": [true, null, 2.5, "x\u00e9\n"], "c": {"z": -0, "y": 1e-5}})");
+    CHECK(json::dump_python(v) == "{\"b\": 1, \"a\": [true, null, 2.5, \"x\xc3\xa9\\n\"], \"c\": {\"z\": 0, \"y\": 1e-05}}");
+    CHECK(json::dump(v) == R"({"b":1,"a":[true,null,2.5,"xé\n"],"c":{"z":-0,"y":1e-5}})");
+}
+
+TEST_CASE("json: Python float repr") {
+    CHECK(json::python_float_repr(1.0) == "1.0");
+    CHECK(json::python_float_repr(0.1) == "0.1");
+    CHECK(json::python_float_repr(1e16) == "1e+16");
+    CHECK(json::python_float_repr(1e15) == "1000000000000000.0");
+    CHECK(json::python_float_repr(0.0001) == "0.0001");
+    CHECK(json::python_float_repr(0.00001) == "1e-05");
+    CHECK(json::python_float_repr(-2.5e-7) == "-2.5e-07");
+    CHECK(json::python_float_repr(123456.789) == "123456.789");
+    CHECK(json::python_float_repr(-0.0) == "-0.0");
+}
+
+TEST_CASE("json: surrogate pairs decode, lone surrogates are errors") {
+    CHECK(json::parse(R"("\ud83d\ude00")").as_string() == "\xF0\x9F\x98\x80");
+    CHECK(test::throws_error([] { json::parse(R"("\ud83d")"); }, ErrorCode::format, "lone high surrogate"));
+    CHECK(test::throws_error([] { json::parse(R"("\ude00")"); }, ErrorCode::format, "lone low surrogate"));
+}
+
+TEST_CASE("json: malformed input names the byte offset") {
+    std::string msg;
+    CHECK(test::throws_error([] { json::parse("{\"a\": 1,}"); }, ErrorCode::format, "byte 8", &msg));
+    CHECK(test::throws_error([] { json::parse("[1, 2"); }, ErrorCode::format, "unterminated array"));
+    CHECK(test::throws_error([] { json::parse("\"abc"); }, ErrorCode::format, "unterminated string"));
+    CHECK(test::throws_error([] { json::parse("01"); }, ErrorCode::format, "unexpected text"));
+    CHECK(test::throws_error([] { json::parse("\"\xff\""); }, ErrorCode::format, "invalid UTF-8"));
+    CHECK(test::throws_error([] { json::parse("\"\xed\xa0\x80\""); }, ErrorCode::format, "invalid UTF-8"));
+    CHECK(test::throws_error([] { json::parse("\"a\tb\""); }, ErrorCode::format, "control character"));
+    CHECK(test::throws_error([] { json::parse("[1] x"); }, ErrorCode::format, "unexpected text"));
+    CHECK(test::throws_error([] { json::parse(""); }, ErrorCode::format, "unexpected end"));
+}
+
+TEST_CASE("json: nesting depth is bounded") {
+    std::string deep(100000, '[');
+    CHECK(test::throws_error([&] { json::parse(deep); }, ErrorCode::format, "nesting deeper than the limit of 128"));
+    std::string ok = std::string(128, '[') + std::string(128, ']');
+    CHECK_NOTHROW(json::parse(ok));
+}
+
+TEST_CASE("json: integers keep their text, as_int checks range") {
+    json::Value v = json::parse("[12345678901234567890123, 42, 5.0]");
+    CHECK(json::dump_python(v) == "[12345678901234567890123, 42, 5.0]");
+    CHECK(v.as_array()[1].as_int() == 42);
+    CHECK(v.as_array()[2].as_int() == 5);
+    CHECK(test::throws_error([&] { (void)v.as_array()[0].as_int(); }, ErrorCode::format, "does not fit"));
+}
