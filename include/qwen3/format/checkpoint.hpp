@@ -96,6 +96,19 @@ public:
         return n;
     }
 
+    // A checkpoint over tensors already in memory (synthetic models, converters). `keep_alive` owns
+    // the memory the views point into and lives as long as the checkpoint.
+    static Checkpoint in_memory(ModelParams params, std::vector<TensorView> tensors, std::shared_ptr<const void> keep_alive,
+                                std::string name = "(in memory)") {
+        Checkpoint c;
+        c.format_ = CheckpointFormat::gguf;
+        c.path_ = std::move(name);
+        c.params_ = std::move(params);
+        for (TensorView& t : tensors) c.add(std::move(t));
+        c.keep_alive_ = std::move(keep_alive);
+        return c;
+    }
+
     // Maps a Hugging Face tensor name to the canonical name; "" for names the model does not use.
     static std::string canonical_name(std::string_view hf) {
         static const std::pair<std::string_view, std::string_view> layer_parts[] = {
@@ -279,6 +292,7 @@ private:
     std::unordered_map<std::string, std::size_t> index_;
     std::shared_ptr<gguf::File> gguf_;
     std::vector<std::shared_ptr<safetensors::File>> shards_;
+    std::shared_ptr<const void> keep_alive_;
 };
 
 }  // namespace qwen3

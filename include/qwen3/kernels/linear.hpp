@@ -1,0 +1,192 @@
+// qwen3/kernels/linear.hpp - y = W x for one token (matvec) and Y = X W^T for many (matmul).
+//
+// W is a [Rows, Cols] weight matrix in any supported element type (a runtime tag: files mix types);
+// x and y are f32. Cols is a compile-time constant, so every inner loop has a fixed trip count.
+// Float weights (F32, F16, BF16) are widened to f32 and multiplied in f32, which keeps results within
+// float rounding of an f32 reference. Quantized weights dispatch to quant kernels (see quant.hpp).
+//
+// Both kernels compute rows [row_begin, row_end) only; the caller splits rows across threads. Each
+// output element is computed by one fixed sequence of operations, whatever the split.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "../error.hpp"
+#include "../tensor.hpp"
+#include "simd.hpp"
+
+namespace qwen3 {
+
+// A weight matrix with compile-time dimensions and a runtime element type.
+template <int Rows, int Cols>
+struct Matrix {
+    static constexpr int rows = Rows;
+    static constexpr int cols = Cols;
+    DType type = DType::f32;
+    const std::byte* data = nullptr;
+
+    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
+    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
+};
+
+namespace kernels {
+
+// Loads `lanes` consecutive elements of a float-typed weight row, widened to f32.
+template <DType T>
+inline simd::fbatch load_weights(const std::byte* row, int k) {
+    if constexpr (T == DType::f32) return simd::load_f32(reinterpret_cast<const float*>(row) + k);
+    else if constexpr (T == DType::bf16) return simd::load_bf16(reinterpret_cast<const std::uint16_t*>(row) + k);
+    else return simd::load_f16(reinterpret_cast<const std::uint16_t*>(row) + k);
+}
+
+template <DType T>
+inline float weight_scalar(const std::byte* row, int k) {
+    if constexpr (T == DType::f32) return reinterpret_cast<const float*>(row)[k];
+    else if constexpr (T == DType::bf16) return simd::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(row)[k]);
+    else return simd::f16_to_f32(reinterpret_cast<const std::uint16_t*>(row)[k]);
+}
+
+// Rows processed together by the matvec kernel: x is loaded once per group.
+inline constexpr int kMatvecRows = 4;
+
+template <int K, DType T>
+inline void matvec_float(const std::byte* w, std::size_t stride, const float* x, float* y, int row_begin, int row_end) {
+    using simd::fbatch;
+    constexpr int L = int(simd::lanes);
+    static_assert(K % L == 0, "the inner dimension must be a multiple of the SIMD width");
+    int r = row_begin;
+    for (; r + kMatvecRows <= row_end; r += kMatvecRows) {
+        const std::byte* w0 = w + std::size_t(r) * stride;
+        const std::byte* w1 = w0 + stride;
+        const std::byte* w2 = w1 + stride;
+        const std::byte* w3 = w2 + stride;
+        fbatch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+        for (int k = 0; k < K; k += L) {
+            fbatch xv = simd::load_f32(x + k);
+            a0 = simd::fma(load_weights<T>(w0, k), xv, a0);
+            a1 = simd::fma(load_weights<T>(w1, k), xv, a1);
+            a2 = simd::fma(load_weights<T>(w2, k), xv, a2);
+            a3 = simd::fma(load_weights<T>(w3, k), xv, a3);
+        }
+        y[r] = simd::sum(a0);
+        y[r + 1] = simd::sum(a1);
+        y[r + 2] = simd::sum(a2);
+        y[r + 3] = simd::sum(a3);
+    }
+    for (; r < row_end; ++r) {
+        const std::byte* w0 = w + std::size_t(r) * stride;
+        fbatch a0(0.f);
+        for (int k = 0; k < K; k += L) a0 = simd::fma(load_weights<T>(w0, k), simd::load_f32(x + k), a0);
+        y[r] = simd::sum(a0);
+    }
+}
+
+// Tile of the matmul micro-kernel: kTileRows weight rows x kTileTokens tokens of accumulators.
+inline constexpr int kTileRows = 4;
+inline constexpr int kTileTokens = simd::is_avx512 ? 6 : 2;
+// Tokens per cache block: a block of X (tokens x Cols f32) should stay in L2 while weight rows stream.
+inline constexpr int kTokenBlock = 48;
+
+// Y[t][r] = dot(X[t], W[r]) for t in [0, tokens), r in [row_begin, row_end); X rows are K floats
+// apart, Y rows are y_stride floats apart.
+template <int K, DType T>
+inline void matmul_float(const std::byte* w, std::size_t stride, const float* x, int tokens, float* y,
+                         std::size_t y_stride, int row_begin, int row_end) {
+    using simd::fbatch;
+    constexpr int L = int(simd::lanes);
+    constexpr int R = kTileRows, TT = kTileTokens;
+    for (int t0 = 0; t0 < tokens; t0 += kTokenBlock) {
+        const int t_end = std::min(tokens, t0 + kTokenBlock);
+        int r = row_begin;
+        for (; r + R <= row_end; r += R) {
+            const std::byte* wr[R];
+            for (int i = 0; i < R; ++i) wr[i] = w + std::size_t(r + i) * stride;
+            int t = t0;
+            for (; t + TT <= t_end; t += TT) {
+                fbatch acc[R][TT];
+                for (int i = 0; i < R; ++i)
+                    for (int j = 0; j < TT; ++j) acc[i][j] = fbatch(0.f);
+                for (int k = 0; k < K; k += L) {
+                    fbatch wv[R];
+                    for (int i = 0; i < R; ++i) wv[i] = load_weights<T>(wr[i], k);
+                    for (int j = 0; j < TT; ++j) {
+                        fbatch xv = simd::load_f32(x + std::size_t(t + j) * K + k);
+                        for (int i = 0; i < R; ++i) acc[i][j] = simd::fma(wv[i], xv, acc[i][j]);
+                    }
+                }
+                for (int i = 0; i < R; ++i)
+                    for (int j = 0; j < TT; ++j) y[std::size_t(t + j) * y_stride + r + i] = simd::sum(acc[i][j]);
+            }
+            for (; t < t_end; ++t) {
+                fbatch acc[R];
+                for (int i = 0; i < R; ++i) acc[i] = fbatch(0.f);
+                for (int k = 0; k < K; k += L) {
+                    fbatch xv = simd::load_f32(x + std::size_t(t) * K + k);
+                    for (int i = 0; i < R; ++i) acc[i] = simd::fma(load_weights<T>(wr[i], k), xv, acc[i]);
+                }
+                for (int i = 0; i < R; ++i) y[std::size_t(t) * y_stride + r + i] = simd::sum(acc[i]);
+            }
+        }
+        for (; r < row_end; ++r)  // leftover rows, one token at a time
+            for (int t = t0; t < t_end; ++t)
+                matvec_float<K, T>(w, stride, x + std::size_t(t) * K, y + std::size_t(t) * y_stride, r, r + 1);
+    }
+}
+
+[[noreturn]] inline void unsupported_weight_type(DType t) {
+    detail::fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
+}
+
+}  // namespace kernels
+
+// True when matvec/matmul have a kernel for weights of type t.
+inline bool supports_matrix_type(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
+
+// y[r] = dot(W[r], x) for r in [row_begin, row_end).
+template <int Rows, int Cols>
+void matvec(const Matrix<Rows, Cols>& w, const float* x, float* y, int row_begin, int row_end) {
+    switch (w.type) {
+        case DType::f32: return kernels::matvec_float<Cols, DType::f32>(w.data, w.row_stride(), x, y, row_begin, row_end);
+        case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, w.row_stride(), x, y, row_begin, row_end);
+        case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, w.row_stride(), x, y, row_begin, row_end);
+        default: kernels::unsupported_weight_type(w.type);
+    }
+}
+
+// Y[t][r] = dot(X[t], W[r]) for `tokens` rows of X (each Cols floats) and r in [row_begin, row_end);
+// Y rows are y_stride floats apart.
+template <int Rows, int Cols>
+void matmul(const Matrix<Rows, Cols>& w, const float* x, int tokens, float* y, std::size_t y_stride, int row_begin,
+            int row_end) {
+    switch (w.type) {
+        case DType::f32:
+            return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+        case DType::bf16:
+            return kernels::matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+        case DType::f16:
+            return kernels::matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+        default: kernels::unsupported_weight_type(w.type);
+    }
+}
+
+// Row r of W widened to f32 (the embedding lookup).
+template <int Rows, int Cols>
+void dequantize_row(const Matrix<Rows, Cols>& w, int r, float* out) {
+    const std::byte* row = w.row(r);
+    switch (w.type) {
+        case DType::f32:
+            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f32>(row, k);
+            return;
+        case DType::bf16:
+            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::bf16>(row, k);
+            return;
+        case DType::f16:
+            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f16>(row, k);
+            return;
+        default: kernels::unsupported_weight_type(w.type);
+    }
+}
+
+}  // namespace qwen3

@@ -1,0 +1,228 @@
+// qwen3/model.hpp - the Qwen3 forward pass.
+//
+//     qwen3::Model<qwen3::Qwen3_0_6B> model("Qwen3-0.6B.gguf");   // or a Hugging Face folder
+//     qwen3::Session session(model);                              // KV arena + scratch + threads
+//     std::span<const float> logits = session.eval(prompt_ids);   // prefill: one matrix-matrix pass
+//     logits = session.eval(next_id);                             // decode: one matrix-vector pass
+//
+// A Model is the weights (immutable; share one between sessions). A Session is one sequence: its KV
+// arena, its position, scratch buffers and a thread pool. forward() below reads top to bottom like
+// the Qwen3 definition; the SIMD lives in kernels/.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "error.hpp"
+#include "format/checkpoint.hpp"
+#include "kernels/activation.hpp"
+#include "kernels/attention.hpp"
+#include "kernels/linear.hpp"
+#include "kernels/norm.hpp"
+#include "kernels/rope.hpp"
+#include "kv_arena.hpp"
+#include "thread_pool.hpp"
+#include "weights.hpp"
+
+namespace qwen3 {
+
+template <class Cfg>
+class Model {
+public:
+    using config = Cfg;
+
+    // Opens and binds a .gguf file or a Hugging Face folder. Throws Error (io, format, unsupported,
+    // config_mismatch, missing_tensor, shape_mismatch) naming what does not fit.
+    explicit Model(const std::string& path) : Model(Checkpoint::open(path)) {}
+    explicit Model(Checkpoint checkpoint)
+        : checkpoint_(std::make_shared<const Checkpoint>(std::move(checkpoint))),
+          weights_(Weights<Cfg>::bind(*checkpoint_)),
+          rope_(checkpoint_->params().rope_theta, checkpoint_->params().rope_scaling),
+          rms_norm_eps_(float(checkpoint_->params().rms_norm_eps)) {}
+
+    const Checkpoint& checkpoint() const { return *checkpoint_; }
+    const ModelParams& params() const { return checkpoint_->params(); }
+    const Weights<Cfg>& weights() const { return weights_; }
+    const kernels::Rope<Cfg::head_dim>& rope() const { return rope_; }
+    float rms_norm_eps() const { return rms_norm_eps_; }
+
+private:
+    std::shared_ptr<const Checkpoint> checkpoint_;
+    Weights<Cfg> weights_;
+    kernels::Rope<Cfg::head_dim> rope_;
+    float rms_norm_eps_;
+};
+
+// Tokens processed per forward chunk during prefill: sizes the scratch buffers.
+inline constexpr int kMaxBatch = 128;
+
+template <class Cfg, class KV = KVF32>
+class Session {
+public:
+    static constexpr int capacity = Cfg::max_context;
+
+    // `model` must outlive the session. threads counts the calling thread.
+    explicit Session(const Model<Cfg>& model, int threads = default_thread_count())
+        : Session(model, std::make_shared<ThreadPool>(threads)) {}
+    Session(const Model<Cfg>& model, std::shared_ptr<ThreadPool> pool)
+        : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
+        scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
+        logits_.resize(Cfg::vocab);
+    }
+
+    const Model<Cfg>& model() const { return *model_; }
+    ThreadPool& pool() { return *pool_; }
+    // Tokens in the KV arena (the position the next token will take).
+    int position() const { return position_; }
+    // Logits of the last token evaluated (Cfg::vocab floats).
+    std::span<const float> logits() const { return logits_; }
+
+    // Forgets every token.
+    void reset() { position_ = 0; }
+    // Keeps the first n tokens (a shared prompt prefix) and forgets the rest.
+    // Throws Error(invalid_argument) unless 0 <= n <= position().
+    void truncate(int n) {
+        if (n < 0 || n > position_)
+            detail::fail(ErrorCode::invalid_argument, "Session::truncate(", n, "): must be between 0 and the position ", position_);
+        position_ = n;
+    }
+    // Returns the arena's pages past the current position to the OS.
+    void release_memory() { arena_->release_from(position_); }
+
+    // Runs `tokens` at positions [position(), position() + n) and returns the logits of the last one.
+    // Several tokens are one prefill (matrix-matrix work, in chunks of kMaxBatch); one token is a
+    // decode step (matrix-vector). If `all_logits` is non-empty it must hold n * Cfg::vocab floats and
+    // receives every position's logits, row-major. Throws Error(context_overflow) when the tokens do not
+    // fit in the arena, Error(invalid_argument) for an id outside the vocabulary; on error the session
+    // keeps its previous position.
+    std::span<const float> eval(std::span<const std::int32_t> tokens, std::span<float> all_logits = {}) {
+        const std::size_t n = tokens.size();
+        if (n == 0) detail::fail(ErrorCode::invalid_argument, "Session::eval: no tokens given");
+        if (!all_logits.empty() && all_logits.size() != n * std::size_t(Cfg::vocab))
+            detail::fail(ErrorCode::invalid_argument, "Session::eval: all_logits holds ", all_logits.size(),
+                         " floats, expected ", n, " x ", Cfg::vocab);
+        if (n > std::size_t(capacity - position_))
+            detail::fail(ErrorCode::context_overflow, "the KV arena holds ", capacity, " positions (variant ", Cfg::name,
+                         "); ", position_, " are used and ", n, " more do not fit");
+        for (std::size_t i = 0; i < n; ++i)
+            if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
+                detail::fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i,
+                             " is outside the vocabulary [0, ", Cfg::vocab, ")");
+        for (std::size_t done = 0; done < n;) {
+            const int chunk = int(std::min<std::size_t>(kMaxBatch, n - done));
+            float* rows = all_logits.empty() ? nullptr : all_logits.data() + done * std::size_t(Cfg::vocab);
+            forward(tokens.data() + done, chunk, rows);
+            done += std::size_t(chunk);
+        }
+        return logits_;
+    }
+    std::span<const float> eval(std::int32_t token) { return eval(std::span<const std::int32_t>(&token, 1)); }
+
+private:
+    static constexpr int H = Cfg::hidden, Q = Cfg::q_dim, KVD = Cfg::kv_dim, F = Cfg::ffn, D = Cfg::head_dim;
+    static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
+
+    // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
+    void forward(const std::int32_t* tokens, int n, float* all_logits) {
+        const Weights<Cfg>& w = model_->weights();
+        const float eps = model_->rms_norm_eps();
+        const int pos0 = position_;
+
+        // scratch, token-major: x (residual), h (normed), q, k, v, attn, gate, up
+        float* x = scratch_.data();
+        float* h = x + std::size_t(n) * H;
+        float* q = h + std::size_t(n) * H;
+        float* k = q + std::size_t(n) * Q;
+        float* v = k + std::size_t(n) * KVD;
+        float* attn = v + std::size_t(n) * KVD;
+        float* gate = attn + std::size_t(n) * Q;
+        float* up = gate + std::size_t(n) * F;
+        float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
+
+        for (int t = 0; t < n; ++t) {
+            dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+            model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
+        }
+
+        for (int l = 0; l < Cfg::layers; ++l) {
+            const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
+
+            // attention block
+            for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
+            project(L.attn_q, h, n, q);
+            project(L.attn_k, h, n, k);
+            project(L.attn_v, h, n, v);
+            for (int t = 0; t < n; ++t) {
+                const float* cs = rope_cs + std::size_t(t) * D;
+                for (int hd = 0; hd < Cfg::heads; ++hd) {
+                    float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
+                    kernels::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                    kernels::apply_rope<D>(qh, cs, cs + D / 2);
+                }
+                for (int g = 0; g < Cfg::kv_heads; ++g) {
+                    float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
+                    kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                    kernels::apply_rope<D>(kh, cs, cs + D / 2);
+                    const std::size_t row = std::size_t(pos0 + t) * D;
+                    KV::store(arena_->keys(l, g) + row, kh, D);
+                    KV::store(arena_->values(l, g) + row, v + std::size_t(t) * KVD + std::size_t(g) * D, D);
+                }
+            }
+            const float scale = 1.0f / std::sqrt(float(D));
+            pool_->run(Cfg::kv_heads * n, [&](int task) {
+                const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
+                const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
+                kernels::attend<D, Cfg::group, KV>(q + head_offset, arena_->keys(l, g), arena_->values(l, g), pos0 + t + 1,
+                                                   scale, attn + head_offset);
+            });
+            project(L.attn_output, attn, n, h);
+            for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+
+            // feed-forward block (SwiGLU)
+            for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
+            project(L.ffn_gate, h, n, gate);
+            project(L.ffn_up, h, n, up);
+            for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
+            project(L.ffn_down, gate, n, h);
+            for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+        }
+
+        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
+        if (all_logits) {
+            project(w.output, x, n, all_logits);
+            std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
+        } else {
+            project(w.output, x + std::size_t(n - 1) * H, 1, logits_.data());
+        }
+        position_ = pos0 + n;
+    }
+
+    // out[t] = W in[t] for n tokens, rows split across the pool.
+    template <int Rows, int Cols>
+    void project(const Matrix<Rows, Cols>& w, const float* in, int n, float* out) {
+        pool_->for_ranges(Rows, 16, [&](int begin, int end) {
+            if (n == 1) matvec(w, in, out, begin, end);
+            else matmul(w, in, n, out, Rows, begin, end);
+        });
+    }
+
+    const Model<Cfg>* model_;
+    std::shared_ptr<ThreadPool> pool_;
+    std::unique_ptr<KVArena<Cfg, KV>> arena_;
+    std::vector<float> scratch_;
+    std::vector<float> logits_;
+    int position_ = 0;
+};
+
+template <class Cfg>
+Session(const Model<Cfg>&) -> Session<Cfg>;
+template <class Cfg>
+Session(const Model<Cfg>&, int) -> Session<Cfg>;
+
+}  // namespace qwen3

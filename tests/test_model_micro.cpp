@@ -1,0 +1,73 @@
+// The micro model (tests/data, 4096-token vocabulary) against llama.cpp's logits and greedy tokens.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <qwen3/model.hpp>
+
+#include "golden.hpp"
+
+using Cfg = qwen3::Qwen3_Micro;
+using test::Golden;
+using test::max_abs_diff;
+
+static Golden micro(const char* name) { return test::load_golden("micro", name, Cfg::vocab); }
+
+TEST_CASE("micro model from GGUF matches llama.cpp logits and greedy tokens") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
+    for (const char* name : {"m1", "m2"})
+        for (int threads : {1, 2}) test::check_golden(model, micro(name), threads);
+}
+
+TEST_CASE("micro model from the safetensors folder matches llama.cpp logits and greedy tokens") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32-hf"));
+    for (const char* name : {"m1", "m2"}) test::check_golden(model, micro(name), 2);
+}
+
+TEST_CASE("prefill of N tokens equals N single-token decodes") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
+    Golden g = micro("m2");
+    qwen3::Session batch(model), stepwise(model);
+    std::vector<float> all(g.logits.size());
+    batch.eval(g.tokens, all);
+    float worst = 0;
+    for (std::size_t t = 0; t < g.tokens.size(); ++t) {
+        auto row = stepwise.eval(g.tokens[t]);
+        worst = std::max(worst, max_abs_diff(row, std::span<const float>(all).subspan(t * Cfg::vocab, Cfg::vocab)));
+    }
+    INFO("max |prefill - decode| = " << worst);
+    CHECK(worst < 1e-5f);
+}
+
+TEST_CASE("session truncate reuses a prefix; reset starts over") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
+    Golden g = micro("m1");
+    qwen3::Session s(model);
+    std::vector<std::int32_t> prefix(g.tokens.begin(), g.tokens.begin() + 5);
+    std::vector<std::int32_t> rest(g.tokens.begin() + 5, g.tokens.end());
+    s.eval(prefix);
+    s.eval(std::vector<std::int32_t>{7, 8, 9});
+    s.truncate(5);
+    CHECK(s.position() == 5);
+    auto last = s.eval(rest);
+    const std::span<const float> golden_last(g.logits.data() + (g.tokens.size() - 1) * Cfg::vocab, Cfg::vocab);
+    CHECK(max_abs_diff(last, golden_last) < 1e-4f);
+    s.reset();
+    CHECK(s.position() == 0);
+    s.eval(g.tokens);
+    CHECK(max_abs_diff(s.logits(), golden_last) < 1e-4f);
+}
+
+TEST_CASE("positions past the arena and ids outside the vocabulary are errors") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
+    qwen3::Session s(model, 1);
+    std::vector<std::int32_t> too_long(Cfg::max_context + 1, 1);
+    CHECK(test::throws_error([&] { s.eval(too_long); }, qwen3::ErrorCode::context_overflow, "holds 4096 positions"));
+    CHECK(s.position() == 0);
+    CHECK(test::throws_error([&] { s.eval(4096); }, qwen3::ErrorCode::invalid_argument, "outside the vocabulary"));
+    CHECK(test::throws_error([&] { s.eval(-1); }, qwen3::ErrorCode::invalid_argument, "outside the vocabulary"));
+    std::vector<std::int32_t> fill(Cfg::max_context, 1);
+    s.eval(std::span<const std::int32_t>(fill).first(Cfg::max_context - 1));
+    s.eval(1);
+    CHECK(s.position() == Cfg::max_context);
+    CHECK(test::throws_error([&] { s.eval(1); }, qwen3::ErrorCode::context_overflow, "4096 are used"));
+}
