@@ -101,27 +101,7 @@ public:
     // receives every position's logits, row-major. Throws Error(context_overflow) when the tokens do not
     // fit in the arena, Error(invalid_argument) for an id outside the vocabulary; on error the session
     // keeps its previous position.
-    std::span<const float> eval(std::span<const std::int32_t> tokens, std::span<float> all_logits = {}) {
-        const std::size_t n = tokens.size();
-        if (n == 0) detail::fail(ErrorCode::invalid_argument, "Session::eval: no tokens given");
-        if (!all_logits.empty() && all_logits.size() != n * std::size_t(Cfg::vocab))
-            detail::fail(ErrorCode::invalid_argument, "Session::eval: all_logits holds ", all_logits.size(),
-                         " floats, expected ", n, " x ", Cfg::vocab);
-        if (n > std::size_t(capacity - position_))
-            detail::fail(ErrorCode::context_overflow, "the KV arena holds ", capacity, " positions (variant ", Cfg::name,
-                         "); ", position_, " are used and ", n, " more do not fit");
-        for (std::size_t i = 0; i < n; ++i)
-            if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
-                detail::fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i,
-                             " is outside the vocabulary [0, ", Cfg::vocab, ")");
-        for (std::size_t done = 0; done < n;) {
-            const int chunk = int(std::min<std::size_t>(kMaxBatch, n - done));
-            float* rows = all_logits.empty() ? nullptr : all_logits.data() + done * std::size_t(Cfg::vocab);
-            forward(tokens.data() + done, chunk, rows);
-            done += std::size_t(chunk);
-        }
-        return logits_;
-    }
+    std::span<const float> eval(std::span<const std::int32_t> tokens, std::span<float> all_logits = {});
     std::span<const float> eval(std::int32_t token) { return eval(std::span<const std::int32_t>(&token, 1)); }
 
 private:
@@ -129,79 +109,7 @@ private:
     static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
 
     // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
-    void forward(const std::int32_t* tokens, int n, float* all_logits) {
-        const Weights<Cfg>& w = model_->weights();
-        const float eps = model_->rms_norm_eps();
-        const int pos0 = position_;
-
-        // scratch, token-major: x (residual), h (normed), q, k, v, attn, gate, up
-        float* x = scratch_.data();
-        float* h = x + std::size_t(n) * H;
-        float* q = h + std::size_t(n) * H;
-        float* k = q + std::size_t(n) * Q;
-        float* v = k + std::size_t(n) * KVD;
-        float* attn = v + std::size_t(n) * KVD;
-        float* gate = attn + std::size_t(n) * Q;
-        float* up = gate + std::size_t(n) * F;
-        float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
-
-        for (int t = 0; t < n; ++t) {
-            dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
-            model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
-        }
-
-        for (int l = 0; l < Cfg::layers; ++l) {
-            const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
-
-            // attention block
-            for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
-            project(L.attn_q, h, n, q);
-            project(L.attn_k, h, n, k);
-            project(L.attn_v, h, n, v);
-            for (int t = 0; t < n; ++t) {
-                const float* cs = rope_cs + std::size_t(t) * D;
-                for (int hd = 0; hd < Cfg::heads; ++hd) {
-                    float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
-                    kernels::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
-                    kernels::apply_rope<D>(qh, cs, cs + D / 2);
-                }
-                for (int g = 0; g < Cfg::kv_heads; ++g) {
-                    float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
-                    kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
-                    kernels::apply_rope<D>(kh, cs, cs + D / 2);
-                    const std::size_t row = std::size_t(pos0 + t) * D;
-                    KV::store(arena_->keys(l, g) + row, kh, D);
-                    KV::store(arena_->values(l, g) + row, v + std::size_t(t) * KVD + std::size_t(g) * D, D);
-                }
-            }
-            const float scale = 1.0f / std::sqrt(float(D));
-            pool_->run(Cfg::kv_heads * n, [&](int task) {
-                const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
-                const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-                kernels::attend<D, Cfg::group, KV>(q + head_offset, arena_->keys(l, g), arena_->values(l, g), pos0 + t + 1,
-                                                   scale, attn + head_offset);
-            });
-            project(L.attn_output, attn, n, h);
-            for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
-
-            // feed-forward block (SwiGLU)
-            for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
-            project(L.ffn_gate, h, n, gate);
-            project(L.ffn_up, h, n, up);
-            for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
-            project(L.ffn_down, gate, n, h);
-            for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
-        }
-
-        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
-        if (all_logits) {
-            project(w.output, x, n, all_logits);
-            std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
-        } else {
-            project(w.output, x + std::size_t(n - 1) * H, 1, logits_.data());
-        }
-        position_ = pos0 + n;
-    }
+    void forward(const std::int32_t* tokens, int n, float* all_logits);
 
     // out[t] = W in[t] for n tokens, rows split across the pool.
     template <int Rows, int Cols>
@@ -220,9 +128,117 @@ private:
     int position_ = 0;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Out-of-class definitions: not implicitly inline, so QWEN3_EXTERN_VARIANT can keep a program from
+// compiling the forward pass in every translation unit that uses a session.
+
+template <class Cfg, class KV>
+std::span<const float> Session<Cfg, KV>::eval(std::span<const std::int32_t> tokens, std::span<float> all_logits) {
+    const std::size_t n = tokens.size();
+    if (n == 0) detail::fail(ErrorCode::invalid_argument, "Session::eval: no tokens given");
+    if (!all_logits.empty() && all_logits.size() != n * std::size_t(Cfg::vocab))
+        detail::fail(ErrorCode::invalid_argument, "Session::eval: all_logits holds ", all_logits.size(),
+                     " floats, expected ", n, " x ", Cfg::vocab);
+    if (n > std::size_t(capacity - position_))
+        detail::fail(ErrorCode::context_overflow, "the KV arena holds ", capacity, " positions (variant ", Cfg::name,
+                     "); ", position_, " are used and ", n, " more do not fit");
+    for (std::size_t i = 0; i < n; ++i)
+        if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
+            detail::fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i,
+                         " is outside the vocabulary [0, ", Cfg::vocab, ")");
+    for (std::size_t done = 0; done < n;) {
+        const int chunk = int(std::min<std::size_t>(kMaxBatch, n - done));
+        float* rows = all_logits.empty() ? nullptr : all_logits.data() + done * std::size_t(Cfg::vocab);
+        forward(tokens.data() + done, chunk, rows);
+        done += std::size_t(chunk);
+    }
+    return logits_;
+}
+
+// The Qwen3 forward pass over one chunk of tokens.
+template <class Cfg, class KV>
+void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_logits) {
+    const Weights<Cfg>& w = model_->weights();
+    const float eps = model_->rms_norm_eps();
+    const int pos0 = position_;
+
+    // scratch, token-major: x (residual), h (normed), q, k, v, attn, gate, up
+    float* x = scratch_.data();
+    float* h = x + std::size_t(n) * H;
+    float* q = h + std::size_t(n) * H;
+    float* k = q + std::size_t(n) * Q;
+    float* v = k + std::size_t(n) * KVD;
+    float* attn = v + std::size_t(n) * KVD;
+    float* gate = attn + std::size_t(n) * Q;
+    float* up = gate + std::size_t(n) * F;
+    float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
+
+    for (int t = 0; t < n; ++t) {
+        dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+        model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
+    }
+
+    for (int l = 0; l < Cfg::layers; ++l) {
+        const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
+
+        // attention block
+        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
+        project(L.attn_q, h, n, q);
+        project(L.attn_k, h, n, k);
+        project(L.attn_v, h, n, v);
+        for (int t = 0; t < n; ++t) {
+            const float* cs = rope_cs + std::size_t(t) * D;
+            for (int hd = 0; hd < Cfg::heads; ++hd) {
+                float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
+                kernels::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                kernels::apply_rope<D>(qh, cs, cs + D / 2);
+            }
+            for (int g = 0; g < Cfg::kv_heads; ++g) {
+                float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
+                kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                kernels::apply_rope<D>(kh, cs, cs + D / 2);
+                const std::size_t row = std::size_t(pos0 + t) * D;
+                KV::store(arena_->keys(l, g) + row, kh, D);
+                KV::store(arena_->values(l, g) + row, v + std::size_t(t) * KVD + std::size_t(g) * D, D);
+            }
+        }
+        const float scale = 1.0f / std::sqrt(float(D));
+        pool_->run(Cfg::kv_heads * n, [&](int task) {
+            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
+            const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
+            kernels::attend<D, Cfg::group, KV>(q + head_offset, arena_->keys(l, g), arena_->values(l, g), pos0 + t + 1,
+                                               scale, attn + head_offset);
+        });
+        project(L.attn_output, attn, n, h);
+        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+
+        // feed-forward block (SwiGLU)
+        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
+        project(L.ffn_gate, h, n, gate);
+        project(L.ffn_up, h, n, up);
+        for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
+        project(L.ffn_down, gate, n, h);
+        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+    }
+
+    for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
+    if (all_logits) {
+        project(w.output, x, n, all_logits);
+        std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
+    } else {
+        project(w.output, x + std::size_t(n - 1) * H, 1, logits_.data());
+    }
+    position_ = pos0 + n;
+}
+
 template <class Cfg>
 Session(const Model<Cfg>&) -> Session<Cfg>;
 template <class Cfg>
 Session(const Model<Cfg>&, int) -> Session<Cfg>;
 
 }  // namespace qwen3
+
+// Compile a variant's forward pass once: put QWEN3_INSTANTIATE_VARIANT(Cfg) in one .cpp file and
+// QWEN3_EXTERN_VARIANT(Cfg) where other files use qwen3::Session<Cfg> (the default KV type).
+#define QWEN3_EXTERN_VARIANT(...) extern template class qwen3::Session<__VA_ARGS__>;
+#define QWEN3_INSTANTIATE_VARIANT(...) template class qwen3::Session<__VA_ARGS__>;

@@ -1,0 +1,56 @@
+// qwen3 - command-line tool of qwen3.hpp: inspect models, run them, tokenize, chat, benchmark.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#include <qwen3/error.hpp>
+
+#include "cli.hpp"
+#include "commands.hpp"
+
+namespace {
+
+struct Command {
+    const char* name;
+    int (*run)(int, char**);
+    const char* usage;
+};
+
+const Command kCommands[] = {
+    {"info", run_info, "info MODEL [--tensors]            variant, hyperparameters, tensor types and sizes"},
+    {"bench", run_bench, "bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json]   prompt and generation speed"},
+    {"logits", run_logits, "logits MODEL --tokens 1,2,3 [--out FILE] [-t N]   one prefill; all positions' logits"},
+};
+
+void print_usage(std::FILE* out) {
+    std::fprintf(out, "usage: qwen3 COMMAND [ARGS]\n\nMODEL is a .gguf file or a Hugging Face folder (config.json + safetensors).\n\ncommands:\n");
+    for (const Command& c : kCommands) std::fprintf(out, "  qwen3 %s\n", c.usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "help") == 0) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const Command& c : kCommands) {
+        if (std::string_view(argv[1]) != c.name) continue;
+        try {
+            return c.run(argc - 1, argv + 1);
+        } catch (const cli::UsageError& e) {
+            std::fprintf(stderr, "qwen3 %s: %s\nusage: qwen3 %s\n", c.name, e.what(), c.usage);
+            return 2;
+        } catch (const qwen3::Error& e) {
+            std::fprintf(stderr, "qwen3 %s: error (%s): %s\n", c.name, qwen3::to_string(e.code()), e.what());
+            return 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "qwen3 %s: error: %s\n", c.name, e.what());
+            return 1;
+        }
+    }
+    std::fprintf(stderr, "qwen3: unknown command \"%s\"\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}

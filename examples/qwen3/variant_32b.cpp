@@ -1,0 +1,4 @@
+// The forward pass of qwen3::Qwen3_32B, compiled once for the whole tool.
+#include <qwen3/qwen3.hpp>
+
+QWEN3_INSTANTIATE_VARIANT(qwen3::Qwen3_32B)

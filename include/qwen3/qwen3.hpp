@@ -1,0 +1,11 @@
+// qwen3.hpp - the whole library: include this one header.
+//
+// Load a Qwen3 dense checkpoint (GGUF or a Hugging Face folder), tokenize, run the model, sample and
+// stream text. Model dimensions are compile-time configurations (config.hpp); weights are memory-mapped.
+#pragma once
+
+#include "config.hpp"
+#include "error.hpp"
+#include "format/checkpoint.hpp"
+#include "model.hpp"
+#include "variant.hpp"
