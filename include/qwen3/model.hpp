@@ -74,6 +74,10 @@ public:
         : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
         scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
         logits_.resize(Cfg::vocab);
+        normed_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
+        attention_in_ = std::make_unique<kernels::Input<Q, kMaxBatch>>();
+        ffn_in_ = std::make_unique<kernels::Input<F, kMaxBatch>>();
+        final_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
     }
 
     const Model<Cfg>& model() const { return *model_; }
@@ -111,12 +115,13 @@ private:
     // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
     void forward(const std::int32_t* tokens, int n, float* all_logits);
 
-    // out[t] = W in[t] for n tokens, rows split across the pool.
-    template <int Rows, int Cols>
-    void project(const Matrix<Rows, Cols>& w, const float* in, int n, float* out) {
+    // out[t] = W in[t] for the tokens of `in`, rows split across the pool.
+    template <int Rows, int Cols, int MaxTokens>
+    void project(const Matrix<Rows, Cols>& w, kernels::Input<Cols, MaxTokens>& in, float* out) {
+        in.prepare(w.type);
         pool_->for_ranges(Rows, 16, [&](int begin, int end) {
-            if (n == 1) matvec(w, in, out, begin, end);
-            else matmul(w, in, n, out, Rows, begin, end);
+            if (in.tokens() == 1) matvec(w, in, out, begin, end);
+            else matmul(w, in, out, Rows, begin, end);
         });
     }
 
@@ -124,6 +129,11 @@ private:
     std::shared_ptr<ThreadPool> pool_;
     std::unique_ptr<KVArena<Cfg, KV>> arena_;
     std::vector<float> scratch_;
+    // the four distinct inputs of the projections, each prepared once per use
+    std::unique_ptr<kernels::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
+    std::unique_ptr<kernels::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
+    std::unique_ptr<kernels::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
+    std::unique_ptr<kernels::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
     std::vector<float> logits_;
     int position_ = 0;
 };
@@ -183,9 +193,10 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
 
         // attention block
         for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
-        project(L.attn_q, h, n, q);
-        project(L.attn_k, h, n, k);
-        project(L.attn_v, h, n, v);
+        normed_in_->set(h, n);
+        project(L.attn_q, *normed_in_, q);
+        project(L.attn_k, *normed_in_, k);
+        project(L.attn_v, *normed_in_, v);
         for (int t = 0; t < n; ++t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
@@ -209,24 +220,29 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             kernels::attend<D, Cfg::group, KV>(q + head_offset, arena_->keys(l, g), arena_->values(l, g), pos0 + t + 1,
                                                scale, attn + head_offset);
         });
-        project(L.attn_output, attn, n, h);
+        attention_in_->set(attn, n);
+        project(L.attn_output, *attention_in_, h);
         for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
 
         // feed-forward block (SwiGLU)
         for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
-        project(L.ffn_gate, h, n, gate);
-        project(L.ffn_up, h, n, up);
+        normed_in_->set(h, n);
+        project(L.ffn_gate, *normed_in_, gate);
+        project(L.ffn_up, *normed_in_, up);
         for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
-        project(L.ffn_down, gate, n, h);
+        ffn_in_->set(gate, n);
+        project(L.ffn_down, *ffn_in_, h);
         for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
     }
 
     for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
     if (all_logits) {
-        project(w.output, x, n, all_logits);
+        final_in_->set(x, n);
+        project(w.output, *final_in_, all_logits);
         std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
     } else {
-        project(w.output, x + std::size_t(n - 1) * H, 1, logits_.data());
+        final_in_->set(x + std::size_t(n - 1) * H, 1);
+        project(w.output, *final_in_, logits_.data());
     }
     position_ = pos0 + n;
 }

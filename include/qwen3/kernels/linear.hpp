@@ -15,6 +15,8 @@
 
 #include "../error.hpp"
 #include "../tensor.hpp"
+#include "arch/avx512_float.hpp"
+#include "input.hpp"
 #include "simd.hpp"
 
 namespace qwen3 {
@@ -144,22 +146,31 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
 // True when matvec/matmul have a kernel for weights of type t.
 inline bool supports_matrix_type(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
 
-// y[r] = dot(W[r], x) for r in [row_begin, row_end).
-template <int Rows, int Cols>
-void matvec(const Matrix<Rows, Cols>& w, const float* x, float* y, int row_begin, int row_end) {
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
+template <int Rows, int Cols, int MaxTokens>
+void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
+    const std::size_t stride = w.row_stride();
     switch (w.type) {
-        case DType::f32: return kernels::matvec_float<Cols, DType::f32>(w.data, w.row_stride(), x, y, row_begin, row_end);
-        case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, w.row_stride(), x, y, row_begin, row_end);
-        case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, w.row_stride(), x, y, row_begin, row_end);
+#if defined(__AVX512F__)
+        case DType::f32: return kernels::avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return kernels::avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return kernels::avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
+#else
+        case DType::f32: return kernels::matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
+#endif
         default: kernels::unsupported_weight_type(w.type);
     }
 }
 
-// Y[t][r] = dot(X[t], W[r]) for `tokens` rows of X (each Cols floats) and r in [row_begin, row_end);
-// Y rows are y_stride floats apart.
-template <int Rows, int Cols>
-void matmul(const Matrix<Rows, Cols>& w, const float* x, int tokens, float* y, std::size_t y_stride, int row_begin,
-            int row_end) {
+// Y[t][r] = dot(X[t], W[r]) for the tokens of `in` and r in [row_begin, row_end); Y rows are
+// y_stride floats apart.
+template <int Rows, int Cols, int MaxTokens>
+void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
+            int row_begin, int row_end) {
+    const float* x = in.f32();
+    const int tokens = in.tokens();
     switch (w.type) {
         case DType::f32:
             return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
