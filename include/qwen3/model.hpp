@@ -118,7 +118,7 @@ private:
     // out[t] = W in[t] for the tokens of `in`, rows split across the pool.
     template <int Rows, int Cols, int MaxTokens>
     void project(const Matrix<Rows, Cols>& w, kernels::Input<Cols, MaxTokens>& in, float* out) {
-        in.prepare(w.type);
+        in.prepare(w.type, [this](int n, auto&& fn) { pool_->run(n, fn); });
         pool_->for_ranges(Rows, 16, [&](int begin, int end) {
             if (in.tokens() == 1) matvec(w, in, out, begin, end);
             else matmul(w, in, out, Rows, begin, end);

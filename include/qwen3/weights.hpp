@@ -165,7 +165,7 @@ private:
     template <int Rows, int Cols>
     static Matrix<Rows, Cols> matrix(const Checkpoint& ckpt, const std::string& name) {
         const TensorView& t = require(ckpt, name, make_shape(Rows, Cols));
-        if (!supports_matrix_type(t.type))
+        if (!supports_matrix_type<Cols>(t.type))
             detail::fail(ErrorCode::unsupported, ckpt.path(), ": tensor ", name, " has type ", dtype_name(t.type),
                          ", which has no matrix kernel here");
         if (row_bytes(t.type, Cols) == 0)

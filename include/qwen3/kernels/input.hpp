@@ -15,13 +15,26 @@
 #include "../tensor.hpp"
 #include "simd.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace qwen3::kernels {
 
 // The activation forms a weight type reads.
-enum class InputForm { f32, pairs, q8_32, q8_256 };
+enum class InputForm { f32, pairs, q8_32, q8_256, q8_columns, f32_columns };
 
 // Decode (one token) reads BF16 weights through the pair-split form; prefill reads plain f32.
+// Quantized weights read int8 rows in decode and int8 columns (tokens side by side) in prefill.
 inline InputForm input_form(DType weights, int tokens) {
+    const bool quantized = dtype_info(weights).block_elems > 1;
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    if (quantized && tokens > 1) return InputForm::q8_columns;
+#endif
+#if defined(__AVX512F__)
+    if (!quantized && tokens > 1) return InputForm::f32_columns;
+#endif
+    (void)quantized;
     switch (weights) {
         case DType::bf16: return tokens == 1 ? InputForm::pairs : InputForm::f32;
         case DType::q8_0:
@@ -61,19 +74,49 @@ public:
 
     // Makes sure the form `weights` reads exists; call before reading it (not thread-safe; the
     // session calls it on one thread before handing the matrix work to the pool).
+    // `parallel(n, fn)` runs fn(0) .. fn(n - 1), possibly on several threads (the session passes its
+    // pool); the default runs them in order.
     void prepare(DType weights) {
-        const InputForm form = input_form(weights, tokens_);
+        prepare(weights, [](int n, auto&& fn) {
+            for (int i = 0; i < n; ++i) fn(i);
+        });
+    }
+    template <class Parallel>
+    void prepare(DType weights, Parallel&& parallel) {
+        prepare_form(input_form(weights, tokens_), parallel);
+    }
+
+    template <class Parallel>
+    void prepare_form(InputForm form, Parallel& parallel) {
         const unsigned bit = 1u << unsigned(form);
         if (ready_ & bit) return;
-        for (int t = 0; t < tokens_; ++t) {
-            const float* x = x_ + std::size_t(t) * K;
-            switch (form) {
-                case InputForm::f32: break;
-                case InputForm::pairs: split_pairs(x, pairs_.data() + std::size_t(t) * K); break;
-                case InputForm::q8_32: quantize_32(x, t); break;
-                case InputForm::q8_256: quantize_256(x, t); break;
+        if (form == InputForm::q8_columns) {
+            prepare_form(InputForm::q8_32, parallel);  // the int8 rows, then side by side
+            if (columns_.empty()) {
+                columns_.resize(std::size_t(K) * kGroups * kColumnGroup);
+                column_scales_.resize(std::size_t(blocks32) * kGroups * kColumnGroup);
+                column_sums_.resize(std::size_t(blocks32) * kGroups * kColumnGroup);
             }
+            parallel((tokens_ + kColumnGroup - 1) / kColumnGroup, [&](int g) { transpose_group(g); });
+            ready_ |= bit;
+            return;
         }
+        if (form == InputForm::f32_columns) {
+            if (float_columns_.empty()) float_columns_.resize(std::size_t(K) * kGroups * kColumnGroup);
+            parallel((tokens_ + kColumnGroup - 1) / kColumnGroup, [&](int g) { transpose_group_f32(g); });
+            ready_ |= bit;
+            return;
+        }
+        if (form != InputForm::f32)
+            parallel(tokens_, [&](int t) {
+                const float* x = x_ + std::size_t(t) * K;
+                switch (form) {
+                    case InputForm::pairs: split_pairs(x, pairs_.data() + std::size_t(t) * K); break;
+                    case InputForm::q8_32: quantize_32(x, t); break;
+                    case InputForm::q8_256: quantize_256(x, t); break;
+                    default: break;
+                }
+            });
         ready_ |= bit;
     }
 
@@ -87,7 +130,48 @@ public:
     const float* scales256(int t) const { return scales256_.data() + std::size_t(t) * blocks256; }
     const std::int32_t* sums16(int t) const { return sums16_.data() + std::size_t(t) * (K / 16); }
 
+    // Column form, for prefill: tokens in groups of kColumnGroup side by side. For group g, four
+    // consecutive int8 values of each token, offset by +128 to unsigned, form one 32-bit lane, so
+    // a 64-byte row holds elements [4j, 4j + 4) of all 16 tokens: columns(g) + 64 * j. Per block of
+    // 32 and token: the scale, and scale * (sum of the int8 values). Missing tokens of the last
+    // group are zeros with zero scales.
+    static constexpr int kColumnGroup = 16;
+    const std::uint8_t* columns(int g) const { return columns_.data() + std::size_t(g) * K * kColumnGroup; }
+    const float* column_scales(int g) const { return column_scales_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
+    const float* column_sums(int g) const { return column_sums_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
+
+    // f32 column form: element k of the 16 tokens of group g at float_columns(g) + 16 * k.
+    const float* float_columns(int g) const { return float_columns_.data() + std::size_t(g) * K * kColumnGroup; }
+
 private:
+    void transpose_group_f32(int g) {
+        float* out = float_columns_.data() + std::size_t(g) * K * kColumnGroup;
+        for (int lane = 0; lane < kColumnGroup; ++lane) {
+            const int t = g * kColumnGroup + lane;
+            const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
+            for (int k = 0; k < K; ++k) out[std::size_t(k) * kColumnGroup + lane] = x ? x[k] : 0.f;
+        }
+    }
+
+    void transpose_group(int g) {
+        std::uint8_t* out = columns_.data() + std::size_t(g) * K * kColumnGroup;
+        float* scales = column_scales_.data() + std::size_t(g) * blocks32 * kColumnGroup;
+        float* sums = column_sums_.data() + std::size_t(g) * blocks32 * kColumnGroup;
+        for (int lane = 0; lane < kColumnGroup; ++lane) {
+            const int t = g * kColumnGroup + lane;
+            const bool present = t < tokens_;
+            const std::int8_t* q = present ? q8(t) : nullptr;
+            for (int k = 0; k < K; ++k)
+                out[std::size_t(k / 4) * 64 + lane * 4 + k % 4] = std::uint8_t((present ? q[k] : 0) + 128);
+            for (int b = 0; b < blocks32; ++b) {
+                scales[b * kColumnGroup + lane] = present ? scales32(t)[b] : 0.f;
+                sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
+            }
+        }
+    }
+
+    static constexpr int kGroups = (MaxTokens + kColumnGroup - 1) / kColumnGroup;
+
     static void split_pairs(const float* x, float* out) {
         for (int c = 0; c < K; c += 32)
             for (int j = 0; j < 16; ++j) {
@@ -96,8 +180,30 @@ private:
             }
     }
 
-    // Round to nearest, ties away from zero (as the reference quantizers do).
-    static std::int8_t round_i8(float v) { return std::int8_t(std::lround(v)); }
+    static float abs_max(const float* x, int n) {
+#if defined(__AVX512F__)
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+        return _mm512_reduce_max_ps(m);
+#else
+        float m = 0;
+        for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+        return m;
+#endif
+    }
+
+    // q[i] = round(x[i] * inv) (to nearest even) for 16 values; returns their sum.
+    static std::int32_t quantize_16(const float* x, float inv, std::int8_t* q) {
+#if defined(__AVX512F__)
+        const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(inv)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v));
+        return _mm512_reduce_add_epi32(v);
+#else
+        std::int32_t sum = 0;
+        for (int i = 0; i < 16; ++i) sum += q[i] = std::int8_t(std::nearbyint(x[i] * inv));
+        return sum;
+#endif
+    }
 
     // Blocks of 32 with scale = max|x| / 127.
     void quantize_32(const float* x, int t) {
@@ -105,13 +211,9 @@ private:
         float* d = scales32_.data() + std::size_t(t) * blocks32;
         std::int32_t* s = sums32_.data() + std::size_t(t) * blocks32;
         for (int b = 0; b < blocks32; ++b) {
-            float amax = 0;
-            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
-            const float scale = amax / 127.f, inv = scale ? 1.f / scale : 0.f;
-            std::int32_t sum = 0;
-            for (int i = 0; i < 32; ++i) sum += q[b * 32 + i] = round_i8(x[b * 32 + i] * inv);
+            const float scale = abs_max(x + b * 32, 32) / 127.f, inv = scale ? 1.f / scale : 0.f;
             d[b] = scale;
-            s[b] = sum;
+            s[b] = quantize_16(x + b * 32, inv, q + b * 32) + quantize_16(x + b * 32 + 16, inv, q + b * 32 + 16);
         }
     }
 
@@ -122,14 +224,8 @@ private:
         float* d = scales256_.data() + std::size_t(t) * blocks256;
         std::int32_t* s = sums16_.data() + std::size_t(t) * (K / 16);
         for (int b = 0; b < blocks256; ++b) {
-            float amax = 0;
-            for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(x[b * 256 + i]));
-            const float scale = amax / 127.f, inv = scale ? 1.f / scale : 0.f;
-            for (int g = 0; g < 16; ++g) {
-                std::int32_t sum = 0;
-                for (int i = 0; i < 16; ++i) sum += q[b * 256 + g * 16 + i] = round_i8(x[b * 256 + g * 16 + i] * inv);
-                s[b * 16 + g] = sum;
-            }
+            const float scale = abs_max(x + b * 256, 256) / 127.f, inv = scale ? 1.f / scale : 0.f;
+            for (int g = 0; g < 16; ++g) s[b * 16 + g] = quantize_16(x + b * 256 + g * 16, inv, q + b * 256 + g * 16);
             d[b] = scale;
         }
     }
@@ -143,6 +239,10 @@ private:
     std::vector<std::int32_t> sums32_;
     std::vector<float> scales256_;
     std::vector<std::int32_t> sums16_;
+    std::vector<std::uint8_t> columns_;  // allocated on first use (prefill of quantized weights)
+    std::vector<float> column_scales_;
+    std::vector<float> column_sums_;
+    std::vector<float> float_columns_;
 };
 
 }  // namespace qwen3::kernels

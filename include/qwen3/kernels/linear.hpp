@@ -16,6 +16,9 @@
 #include "../error.hpp"
 #include "../tensor.hpp"
 #include "arch/avx512_float.hpp"
+#include "arch/avx512_gemm.hpp"
+#include "arch/avx512_gemm_float.hpp"
+#include "arch/avx512_quant.hpp"
 #include "input.hpp"
 #include "simd.hpp"
 
@@ -143,8 +146,16 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
 
 }  // namespace kernels
 
-// True when matvec/matmul have a kernel for weights of type t.
-inline bool supports_matrix_type(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
+// True when matvec/matmul have a kernel for weights of type t with rows of Cols elements.
+template <int Cols>
+bool supports_matrix_type(DType t) {
+    if (t == DType::f32 || t == DType::bf16 || t == DType::f16) return true;
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    return kernels::avx512::has_quant_kernel<Cols>(t);
+#else
+    return false;
+#endif
+}
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
 template <int Rows, int Cols, int MaxTokens>
@@ -160,7 +171,12 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
         case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
         case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
 #endif
-        default: kernels::unsupported_weight_type(w.type);
+        default:
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
+                return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+#endif
+            kernels::unsupported_weight_type(w.type);
     }
 }
 
@@ -171,6 +187,10 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             int row_begin, int row_end) {
     const float* x = in.f32();
     const int tokens = in.tokens();
+#if defined(__AVX512F__)
+    if (w.type == DType::f32 || w.type == DType::bf16 || w.type == DType::f16)
+        return kernels::avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+#endif
     switch (w.type) {
         case DType::f32:
             return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
@@ -178,7 +198,12 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             return kernels::matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         case DType::f16:
             return kernels::matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
-        default: kernels::unsupported_weight_type(w.type);
+        default:
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
+                return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+#endif
+            kernels::unsupported_weight_type(w.type);
     }
 }
 

@@ -1,0 +1,279 @@
+// qwen3/kernels/arch/avx512_gemm.hpp - AVX-512 VNNI matrix-matrix kernel for quantized weights (prefill).
+//
+// Prefill multiplies every weight row with many tokens, so the work per weight is arranged to be
+// done once: a few rows are unpacked from their format into plain signed bytes with one float scale
+// per block (UnpackedRow; every format becomes value = scale * w + min_coef), then reused for every
+// group of 16 tokens. Tokens sit side by side in the lanes of a register (Input's column form), so
+// one vpdpbusd multiplies four bytes of one weight row, broadcast, with four bytes of 16 tokens, and
+// the per-block scales multiply whole registers of tokens at once. The input is offset by +128 to
+// be the unsigned operand; 128 * sum(w) per block takes the offset back out.
+#pragma once
+
+#include "avx512_quant.hpp"  // defines QWEN3_HAVE_AVX512_VNNI where the instructions exist
+
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../../format/quant_blocks.hpp"
+#include "../../tensor.hpp"
+
+namespace qwen3::kernels::avx512 {
+
+// One weight row as signed bytes in blocks of G elements: element = scale[b] * w + min_coef[b].
+template <int K, int G>
+struct UnpackedRow {
+    static constexpr int blocks = K / G;
+    alignas(64) std::int8_t w[K];
+    float scale[blocks];
+    float min_coef[blocks];
+    std::int32_t bias[blocks];  // 128 * sum of the block's w, removed from the offset input's dot product
+};
+
+template <int K, int G>
+inline void finish_block_sums(UnpackedRow<K, G>& u) {
+    for (int b = 0; b < UnpackedRow<K, G>::blocks; ++b) {
+        std::int32_t sum = 0;
+        for (int i = 0; i < G; ++i) sum += u.w[b * G + i];
+        u.bias[b] = 128 * sum;
+    }
+}
+
+// --- unpacking each format into UnpackedRow<K, 32> (Q6_K: UnpackedRow<K, 16>) ---
+
+template <int K>
+inline void unpack_q8_0(const quant::BlockQ8_0* blocks, UnpackedRow<K, 32>& u) {
+    for (int b = 0; b < K / 32; ++b) {
+        std::memcpy(u.w + b * 32, blocks[b].qs, 32);
+        u.scale[b] = half_to_float(blocks[b].d);
+        u.min_coef[b] = 0;
+    }
+    finish_block_sums(u);
+}
+
+template <int K>
+inline void unpack_q4_0(const quant::BlockQ4_0* blocks, UnpackedRow<K, 32>& u) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int b = 0; b < K / 32; ++b) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(u.w + b * 32), _mm256_sub_epi8(unpack_nibbles_16(blocks[b].qs), eight));
+        u.scale[b] = half_to_float(blocks[b].d);
+        u.min_coef[b] = 0;
+    }
+    finish_block_sums(u);
+}
+
+template <int K>
+inline void unpack_q5_0(const quant::BlockQ5_0* blocks, UnpackedRow<K, 32>& u) {
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    for (int b = 0; b < K / 32; ++b) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(u.w + b * 32), _mm256_sub_epi8(q5_0_values(blocks[b]), sixteen));
+        u.scale[b] = half_to_float(blocks[b].d);
+        u.min_coef[b] = 0;
+    }
+    finish_block_sums(u);
+}
+
+template <int K>
+inline void unpack_q4_k(const quant::BlockQ4_K* blocks, UnpackedRow<K, 32>& u) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int b = 0; b < K / 256; ++b) {
+        const quant::BlockQ4_K& blk = blocks[b];
+        std::uint8_t sm[16];
+        unpack_scales_k4(blk.scales, sm);
+        const float d = half_to_float(blk.d), dmin = half_to_float(blk.dmin);
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * c));
+            std::int8_t* out = u.w + b * 256 + 64 * c;
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_and_si256(q, low));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), low));
+        }
+        for (int j = 0; j < 8; ++j) {
+            u.scale[b * 8 + j] = d * float(sm[j]);
+            u.min_coef[b * 8 + j] = -dmin * float(sm[8 + j]);
+        }
+    }
+    finish_block_sums(u);
+}
+
+template <int K>
+inline void unpack_q5_k(const quant::BlockQ5_K* blocks, UnpackedRow<K, 32>& u) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i sixteen = _mm256_set1_epi8(0x10);
+    for (int b = 0; b < K / 256; ++b) {
+        const quant::BlockQ5_K& blk = blocks[b];
+        std::uint8_t sm[16];
+        unpack_scales_k4(blk.scales, sm);
+        const float d = half_to_float(blk.d), dmin = half_to_float(blk.dmin);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs + 32 * c));
+            const __mmask32 hi_lo = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * c))));
+            const __mmask32 hi_hi = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * c + 1))));
+            std::int8_t* out = u.w + b * 256 + 64 * c;
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(_mm256_and_si256(q, low), _mm256_maskz_mov_epi8(hi_lo, sixteen)));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32),
+                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low), _mm256_maskz_mov_epi8(hi_hi, sixteen)));
+        }
+        for (int j = 0; j < 8; ++j) {
+            u.scale[b * 8 + j] = d * float(sm[j]);
+            u.min_coef[b * 8 + j] = -dmin * float(sm[8 + j]);
+        }
+    }
+    finish_block_sums(u);
+}
+
+template <int K>
+inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i three = _mm256_set1_epi8(0x03);
+    const __m256i thirty_two = _mm256_set1_epi8(32);
+    for (int b = 0; b < K / 256; ++b) {
+        const quant::BlockQ6_K& blk = blocks[b];
+        const float d = half_to_float(blk.d);
+        for (int half = 0; half < 2; ++half) {
+            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * half));
+            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * half + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * half));
+            auto high_bits = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), three), 4); };
+            std::int8_t* out = u.w + b * 256 + 128 * half;
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql0, low), high_bits(0)), thirty_two));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(ql1, low), high_bits(2)), thirty_two));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64),
+                               _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low), high_bits(4)), thirty_two));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(out + 96),
+                               _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low), high_bits(6)), thirty_two));
+        }
+        for (int g = 0; g < 16; ++g) {
+            u.scale[b * 16 + g] = d * float(blk.scales[g]);
+            u.min_coef[b * 16 + g] = 0;
+        }
+    }
+    finish_block_sums(u);
+}
+
+// --- the column kernel ---
+
+inline constexpr int kGemmRows = 4;
+
+// Y[t][row r] for NG column groups of 16 tokens (from `group` on) and kGemmRows unpacked rows.
+template <int K, int G, bool HasMin, int NG, class Input>
+inline void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, int group, float* y, std::size_t y_stride,
+                        const int* row_index, int row_count) {
+    constexpr int R = kGemmRows;
+    const std::uint8_t* x[NG];
+    const float* dx[NG];
+    const float* sx[NG];
+    for (int g = 0; g < NG; ++g) {
+        x[g] = in.columns(group + g);
+        dx[g] = in.column_scales(group + g);
+        sx[g] = in.column_sums(group + g);
+    }
+    __m512 acc[R][NG];
+    for (int r = 0; r < R; ++r)
+        for (int g = 0; g < NG; ++g) acc[r][g] = _mm512_setzero_ps();
+    for (int b = 0; b < K / G; ++b) {
+        __m512i dot[R][NG];
+        for (int r = 0; r < R; ++r)
+            for (int g = 0; g < NG; ++g) dot[r][g] = _mm512_setzero_si512();
+        for (int j = 0; j < G / 4; ++j) {
+            __m512i xv[NG];
+            for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_si512(x[g] + std::size_t(b * (G / 4) + j) * 64);
+            for (int r = 0; r < R; ++r) {
+                std::int32_t w4;
+                std::memcpy(&w4, rows[r]->w + b * G + 4 * j, 4);
+                const __m512i wv = _mm512_set1_epi32(w4);
+                for (int g = 0; g < NG; ++g) dot[r][g] = _mm512_dpbusd_epi32(dot[r][g], xv[g], wv);
+            }
+        }
+        const int xb = b * G / 32;  // the input's block of 32 holding this block
+        for (int g = 0; g < NG; ++g) {
+            const __m512 dxv = _mm512_loadu_ps(dx[g] + xb * 16);
+            for (int r = 0; r < R; ++r) {
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot[r][g], _mm512_set1_epi32(rows[r]->bias[b])));
+                acc[r][g] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(rows[r]->scale[b]), dxv), acc[r][g]);
+                if constexpr (HasMin)
+                    acc[r][g] = _mm512_fmadd_ps(_mm512_loadu_ps(sx[g] + xb * 16), _mm512_set1_ps(rows[r]->min_coef[b]), acc[r][g]);
+            }
+        }
+    }
+    for (int g = 0; g < NG; ++g) {
+        const int t0 = (group + g) * 16;
+        const int lanes = std::min(16, in.tokens() - t0);
+        for (int r = 0; r < row_count; ++r) {
+            alignas(64) float out[16];
+            _mm512_store_ps(out, acc[r][g]);
+            for (int l = 0; l < lanes; ++l) y[std::size_t(t0 + l) * y_stride + row_index[r]] = out[l];
+        }
+    }
+}
+
+template <int K, int G>
+inline std::vector<UnpackedRow<K, G>>& unpack_buffer() {
+    thread_local std::vector<UnpackedRow<K, G>> rows(kGemmRows);
+    return rows;
+}
+
+// Rows [row_begin, row_end) of a quantized matrix times every token of `in` (column form).
+template <int K, class Input>
+void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
+                  int row_begin, int row_end) {
+    auto run = [&]<int G, bool HasMin>(auto unpack) {
+        auto& buffer = unpack_buffer<K, G>();
+        const UnpackedRow<K, G>* rows[kGemmRows];
+        int index[kGemmRows];
+        for (int r0 = row_begin; r0 < row_end; r0 += kGemmRows) {
+            const int count = std::min(kGemmRows, row_end - r0);
+            for (int i = 0; i < kGemmRows; ++i) {
+                index[i] = r0 + std::min(i, count - 1);  // a short last tile repeats its last row
+                if (i < count) unpack(w + std::size_t(index[i]) * stride, buffer[std::size_t(i)]);
+                rows[i] = &buffer[std::size_t(std::min(i, count - 1))];
+            }
+            const int groups = (in.tokens() + 15) / 16;
+            int g = 0;
+            for (; g + 2 <= groups; g += 2) column_tile<K, G, HasMin, 2>(rows, in, g, y, y_stride, index, count);
+            if (g < groups) column_tile<K, G, HasMin, 1>(rows, in, g, y, y_stride, index, count);
+        }
+    };
+    switch (type) {
+        case DType::q8_0:
+            return run.template operator()<32, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                unpack_q8_0<K>(reinterpret_cast<const quant::BlockQ8_0*>(row), u);
+            });
+        case DType::q4_0:
+            return run.template operator()<32, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                unpack_q4_0<K>(reinterpret_cast<const quant::BlockQ4_0*>(row), u);
+            });
+        case DType::q5_0:
+            return run.template operator()<32, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                unpack_q5_0<K>(reinterpret_cast<const quant::BlockQ5_0*>(row), u);
+            });
+        case DType::q4_k:
+            if constexpr (K % 256 == 0)
+                return run.template operator()<32, true>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                    unpack_q4_k<K>(reinterpret_cast<const quant::BlockQ4_K*>(row), u);
+                });
+            break;
+        case DType::q5_k:
+            if constexpr (K % 256 == 0)
+                return run.template operator()<32, true>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                    unpack_q5_k<K>(reinterpret_cast<const quant::BlockQ5_K*>(row), u);
+                });
+            break;
+        case DType::q6_k:
+            if constexpr (K % 256 == 0)
+                return run.template operator()<16, false>([](const std::byte* row, UnpackedRow<K, 16>& u) {
+                    unpack_q6_k<K>(reinterpret_cast<const quant::BlockQ6_K*>(row), u);
+                });
+            break;
+        default: break;
+    }
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
