@@ -50,7 +50,7 @@ std::string weight_format(const qwen3::Checkpoint& ckpt) {
 int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
-                    {"--json", "", false}});
+                    {"--json", "", false}, {"--bf16-products", "", false}});
     if (args.positional().size() != 1) throw cli::UsageError("expected one MODEL path");
     const int n_prompt = int(args.get_int("--prompt", 512, 0, 1 << 20));
     const int n_gen = int(args.get_int("--gen", 128, 0, 1 << 20));
@@ -62,7 +62,7 @@ int run_bench(int argc, char** argv) {
     const std::string path = ckpt.path(), format = weight_format(ckpt);
     return qwen3::with_variant<tool::Variants>(ckpt.params(), [&]<class Cfg>() {
         qwen3::Model<Cfg> model(std::move(ckpt));
-        qwen3::Session session(model, threads);
+        qwen3::Session session(model, qwen3::SessionOptions{threads, args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact});
         if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)
             qwen3::detail::fail(qwen3::ErrorCode::context_overflow, "the test does not fit the KV arena of ", Cfg::max_context);
         const double gb_per_token = double(model.weights().bytes_per_token()) / 1e9;

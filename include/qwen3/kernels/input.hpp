@@ -22,12 +22,17 @@
 namespace qwen3::kernels {
 
 // The activation forms a weight type reads.
-enum class InputForm { f32, pairs, q8_32, q8_256, q8_columns, f32_columns };
+enum class InputForm { f32, pairs, q8_32, q8_256, q8_columns, f32_columns, bf16_columns };
 
-// Decode (one token) reads BF16 weights through the pair-split form; prefill reads plain f32.
-// Quantized weights read int8 rows in decode and int8 columns (tokens side by side) in prefill.
-inline InputForm input_form(DType weights, int tokens) {
+// Decode (one token) reads BF16 weights through the pair-split form; prefill reads f32 columns (or
+// bf16 columns when bf16 products are allowed). Quantized weights read int8 rows in decode and
+// int8 columns (tokens side by side) in prefill.
+inline InputForm input_form(DType weights, int tokens, bool bf16_products = false) {
     const bool quantized = dtype_info(weights).block_elems > 1;
+#if defined(__AVX512BF16__)
+    if (weights == DType::bf16 && tokens > 1 && bf16_products) return InputForm::bf16_columns;
+#endif
+    (void)bf16_products;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
     if (quantized && tokens > 1) return InputForm::q8_columns;
 #endif
@@ -83,8 +88,12 @@ public:
     }
     template <class Parallel>
     void prepare(DType weights, Parallel&& parallel) {
-        prepare_form(input_form(weights, tokens_), parallel);
+        prepare_form(input_form(weights, tokens_, bf16_products_), parallel);
     }
+
+    // Allows prefill to round this input to bf16 for BF16 weights (Precision::bf16_products).
+    void allow_bf16_products(bool allow) { bf16_products_ = allow; }
+    bool bf16_products() const { return bf16_products_; }
 
     template <class Parallel>
     void prepare_form(InputForm form, Parallel& parallel) {
@@ -98,6 +107,12 @@ public:
                 column_sums_.resize(std::size_t(blocks32) * kGroups * kColumnGroup);
             }
             parallel((tokens_ + kColumnGroup - 1) / kColumnGroup, [&](int g) { transpose_group(g); });
+            ready_ |= bit;
+            return;
+        }
+        if (form == InputForm::bf16_columns) {
+            if (bf16_columns_.empty()) bf16_columns_.resize(std::size_t(K / 2) * kGroups * kColumnGroup);
+            parallel((tokens_ + kColumnGroup - 1) / kColumnGroup, [&](int g) { transpose_group_bf16(g); });
             ready_ |= bit;
             return;
         }
@@ -143,7 +158,23 @@ public:
     // f32 column form: element k of the 16 tokens of group g at float_columns(g) + 16 * k.
     const float* float_columns(int g) const { return float_columns_.data() + std::size_t(g) * K * kColumnGroup; }
 
+    // bf16 column form: elements (2p, 2p + 1) of the 16 tokens of group g, one uint32 per token, at
+    // bf16_columns(g) + 16 * p.
+    const std::uint32_t* bf16_columns(int g) const { return bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup; }
+
 private:
+    void transpose_group_bf16(int g) {
+        std::uint32_t* out = bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup;
+        for (int lane = 0; lane < kColumnGroup; ++lane) {
+            const int t = g * kColumnGroup + lane;
+            const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
+            for (int p = 0; p < K / 2; ++p) {
+                const std::uint32_t lo = x ? simd::f32_to_bf16(x[2 * p]) : 0, hi = x ? simd::f32_to_bf16(x[2 * p + 1]) : 0;
+                out[std::size_t(p) * kColumnGroup + lane] = lo | (hi << 16);
+            }
+        }
+    }
+
     void transpose_group_f32(int g) {
         float* out = float_columns_.data() + std::size_t(g) * K * kColumnGroup;
         for (int lane = 0; lane < kColumnGroup; ++lane) {
@@ -243,6 +274,8 @@ private:
     std::vector<float> column_scales_;
     std::vector<float> column_sums_;
     std::vector<float> float_columns_;
+    std::vector<std::uint32_t> bf16_columns_;
+    bool bf16_products_ = false;
 };
 
 }  // namespace qwen3::kernels

@@ -17,6 +17,7 @@
 #include "../tensor.hpp"
 #include "arch/avx512_float.hpp"
 #include "arch/avx512_gemm.hpp"
+#include "arch/avx512_gemm_bf16.hpp"
 #include "arch/avx512_gemm_float.hpp"
 #include "arch/avx512_quant.hpp"
 #include "input.hpp"
@@ -187,6 +188,10 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             int row_begin, int row_end) {
     const float* x = in.f32();
     const int tokens = in.tokens();
+#if defined(QWEN3_HAVE_AVX512_BF16)
+    if (w.type == DType::bf16 && in.bf16_products())
+        return kernels::avx512::matmul_bf16_products<Cols>(w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+#endif
 #if defined(__AVX512F__)
     if (w.type == DType::f32 || w.type == DType::bf16 || w.type == DType::f16)
         return kernels::avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);

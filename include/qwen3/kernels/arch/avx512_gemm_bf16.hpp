@@ -1,0 +1,93 @@
+// qwen3/kernels/arch/avx512_gemm_bf16.hpp - prefill with AVX-512 BF16 dot products (opt-in).
+//
+// With Precision::bf16_products, prefill rounds the activations to bf16 and multiplies them with BF16
+// weights by vdpbf16ps: pairs of bf16 products summed into f32, twice the multiply rate of f32 FMA.
+// This is what llama.cpp's CPU backend does for BF16 weights; logits move by about 1e-3 against an
+// f32 computation, which is why it is not the default.
+//
+// Layout as in the other column kernels: tokens side by side (Input's bf16 column form: for each
+// pair of elements, one 32-bit lane per token), a pair of weights (one dword of the BF16 row, read
+// in place) broadcast against 16 tokens. Rows are processed in blocks and the input in slices of K
+// so that a slice of every token's columns stays in L2 while a block of rows passes over it.
+#pragma once
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define QWEN3_HAVE_AVX512_BF16 1
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace qwen3::kernels::avx512 {
+
+inline constexpr int kBf16Rows = 4;
+inline constexpr int kBf16SliceK = 1024;  // elements; a slice of 128 tokens' columns is 256 KB
+inline constexpr int kBf16BlockRows = 64;
+
+// Adds rows . X over elements [k0, k0 + kc) into partial ([NG][kBf16Rows][16]).
+template <int NG, class Input>
+inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial) {
+    constexpr int R = kBf16Rows;
+    const std::uint32_t* x[NG];
+    for (int g = 0; g < NG; ++g) x[g] = in.bf16_columns(group + g) + std::size_t(k0 / 2) * 16;
+    __m512 acc[NG][R];
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(partial + (g * R + r) * 16);
+    for (int p = 0; p < kc / 2; ++p) {
+        __m512bh xv[NG];
+        for (int g = 0; g < NG; ++g) xv[g] = (__m512bh)_mm512_loadu_si512(x[g] + std::size_t(p) * 16);
+        for (int r = 0; r < R; ++r) {
+            std::uint32_t pair;
+            std::memcpy(&pair, rows[r] + k0 + 2 * p, 4);
+            const __m512bh wv = (__m512bh)_mm512_set1_epi32(int(pair));
+            for (int g = 0; g < NG; ++g) acc[g][r] = _mm512_dpbf16_ps(acc[g][r], xv[g], wv);
+        }
+    }
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(partial + (g * R + r) * 16, acc[g][r]);
+}
+
+// Rows [row_begin, row_end) of a BF16 matrix times every token of `in` (bf16 columns).
+template <int K, class Input>
+void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
+                          int row_begin, int row_end) {
+    constexpr int R = kBf16Rows, B = kBf16BlockRows;
+    const int groups = (in.tokens() + 15) / 16;
+    thread_local std::vector<float> partial;  // [tile][group][row][16] of one block
+    partial.resize(std::size_t(B / R) * groups * R * 16);
+    for (int b0 = row_begin; b0 < row_end; b0 += B) {
+        const int rows_in_block = std::min(B, row_end - b0);
+        const int tiles = (rows_in_block + R - 1) / R;
+        std::fill(partial.begin(), partial.begin() + std::ptrdiff_t(std::size_t(tiles) * groups * R * 16), 0.f);
+        for (int k0 = 0; k0 < K; k0 += kBf16SliceK) {
+            const int kc = std::min(kBf16SliceK, K - k0);
+            for (int tile = 0; tile < tiles; ++tile) {
+                const std::uint16_t* rows[R];
+                for (int i = 0; i < R; ++i) {
+                    const int r = b0 + std::min(tile * R + i, rows_in_block - 1);  // short tiles repeat a row
+                    rows[i] = reinterpret_cast<const std::uint16_t*>(w + std::size_t(r) * stride);
+                }
+                float* p = partial.data() + std::size_t(tile) * groups * R * 16;
+                int g = 0;
+                for (; g + 3 <= groups; g += 3) bf16_column_tile<3>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
+                if (groups - g == 2) bf16_column_tile<2>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
+                else if (groups - g == 1) bf16_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
+            }
+        }
+        for (int tile = 0; tile < tiles; ++tile)
+            for (int g = 0; g < groups; ++g)
+                for (int i = 0; i < R && tile * R + i < rows_in_block; ++i) {
+                    const float* p = partial.data() + ((std::size_t(tile) * groups + g) * R + i) * 16;
+                    const int lanes = std::min(16, in.tokens() - g * 16);
+                    for (int l = 0; l < lanes; ++l) y[std::size_t(g * 16 + l) * y_stride + b0 + tile * R + i] = p[l];
+                }
+    }
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
