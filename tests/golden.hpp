@@ -55,9 +55,10 @@ inline int argmax(std::span<const float> v) { return int(std::max_element(v.begi
 // Prefill the golden's prompt (one batch, every position's logits), compare with llama.cpp within
 // `tolerance`, check the argmax at every position, then decode llama.cpp's greedy continuation and
 // check each choice where llama.cpp's top-1 margin exceeds the tolerance. Returns the max difference.
-template <class Cfg>
+// The KV arena is F32, as in the llama.cpp runs that made the goldens.
+template <class Cfg, class KV = qwen3::KVF32>
 float check_golden(const qwen3::Model<Cfg>& model, const Golden& g, int threads, float tolerance = 1e-4f) {
-    qwen3::Session session(model, threads);
+    qwen3::Session<Cfg, KV> session(model, threads);
     const std::size_t V = Cfg::vocab, n = g.tokens.size();
     std::vector<float> logits(n * V);
     session.eval(g.tokens, logits);

@@ -26,7 +26,7 @@ TEST_CASE("micro model from the safetensors folder matches llama.cpp logits and 
 TEST_CASE("prefill of N tokens equals N single-token decodes") {
     qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
     Golden g = micro("m2");
-    qwen3::Session batch(model), stepwise(model);
+    qwen3::Session<Cfg, qwen3::KVF32> batch(model), stepwise(model);
     std::vector<float> all(g.logits.size());
     batch.eval(g.tokens, all);
     float worst = 0;
@@ -41,7 +41,7 @@ TEST_CASE("prefill of N tokens equals N single-token decodes") {
 TEST_CASE("session truncate reuses a prefix; reset starts over") {
     qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
     Golden g = micro("m1");
-    qwen3::Session s(model);
+    qwen3::Session<Cfg, qwen3::KVF32> s(model);
     std::vector<std::int32_t> prefix(g.tokens.begin(), g.tokens.begin() + 5);
     std::vector<std::int32_t> rest(g.tokens.begin() + 5, g.tokens.end());
     s.eval(prefix);
@@ -70,4 +70,28 @@ TEST_CASE("positions past the arena and ids outside the vocabulary are errors") 
     s.eval(1);
     CHECK(s.position() == Cfg::max_context);
     CHECK(test::throws_error([&] { s.eval(1); }, qwen3::ErrorCode::context_overflow, "4096 are used"));
+}
+
+// The KV arena's element types, against the F32 arena's logits (which match llama.cpp): rounding
+// keys and values to 8 or 16 bits moves the logits by a small, bounded amount.
+template <class KV>
+static float kv_type_error(const qwen3::Model<Cfg>& model, const Golden& g) {
+    qwen3::Session<Cfg, KV> s(model, 2);
+    std::vector<float> logits(g.logits.size());
+    s.eval(g.tokens, logits);
+    return test::max_abs_diff(logits, g.logits);
+}
+
+TEST_CASE("KV arena element types stay close to the F32 arena") {
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"));
+    const Golden g = micro("m2");
+    const float f32 = kv_type_error<qwen3::KVF32>(model, g), bf16 = kv_type_error<qwen3::KVBF16>(model, g),
+                f16 = kv_type_error<qwen3::KVF16>(model, g), q8 = kv_type_error<qwen3::KVQ8_0>(model, g);
+    MESSAGE("max |logit - llama.cpp (F32 KV)|: F32 " << f32 << ", BF16 " << bf16 << ", F16 " << f16 << ", Q8_0 " << q8);
+    CHECK(f32 < 1e-4f);
+    CHECK(f16 < 2e-3f);
+    CHECK(bf16 < 1e-2f);
+    CHECK(q8 < 2e-2f);
+    CHECK(f32 < f16);
+    CHECK(f16 < bf16);
 }

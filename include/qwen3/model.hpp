@@ -77,7 +77,7 @@ struct SessionOptions {
     Precision precision = Precision::exact;
 };
 
-template <class Cfg, class KV = KVF32>
+template <class Cfg, class KV = DefaultKV>
 class Session {
 public:
     static constexpr int capacity = Cfg::max_context;
@@ -229,17 +229,14 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
                 float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
                 kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
                 kernels::apply_rope<D>(kh, cs, cs + D / 2);
-                const std::size_t row = std::size_t(pos0 + t) * D;
-                KV::store(arena_->keys(l, g) + row, kh, D);
-                KV::store(arena_->values(l, g) + row, v + std::size_t(t) * KVD + std::size_t(g) * D, D);
+                arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
         }
         const float scale = 1.0f / std::sqrt(float(D));
         pool_->run(Cfg::kv_heads * n, [&](int task) {
             const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            kernels::attend<D, Cfg::group, KV>(q + head_offset, arena_->keys(l, g), arena_->values(l, g), pos0 + t + 1,
-                                               scale, attn + head_offset);
+            kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale, attn + head_offset);
         });
         attention_in_->set(attn, n);
         project(L.attn_output, *attention_in_, h);

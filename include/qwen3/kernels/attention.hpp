@@ -1,82 +1,88 @@
 // qwen3/kernels/attention.hpp - causal grouped-query attention over the KV arena.
 //
 // One call handles one KV head and the `Group` query heads that share it, for one query position:
-// each key and value row is read once for the whole group. Softmax is computed online over blocks of
-// keys (running maximum and sum, as in FlashAttention), so no buffer proportional to the context is
-// needed; the result equals the two-pass softmax up to float rounding.
+// each key and value is read once for the whole group. Keys come in blocks of 16 positions stored
+// transposed (see kv_arena.hpp), so 16 scores are one multiply-add per head element, with no
+// horizontal sums. Softmax is computed online over the blocks (running maximum and sum, as in
+// FlashAttention): no buffer grows with the context, and the result equals the two-pass softmax up
+// to float rounding.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
+#include "../kv_arena.hpp"
 #include "simd.hpp"
 
 namespace qwen3::kernels {
 
-// q: [Group][HeadDim] (already normed and rotated); keys, values: rows [0, n) of HeadDim elements;
-// out: [Group][HeadDim]. scale multiplies the dot products (1/sqrt(head_dim)).
-template <int HeadDim, int Group, class KV>
-void attend(const float* q, const typename KV::storage* keys, const typename KV::storage* values, int n, float scale,
-            float* out) {
+// q: [Group][D] (already normed and rotated); n: positions to attend (0 .. n-1); out: [Group][D].
+// `arena`/`layer`/`kv_head` locate the keys and values; scale multiplies the dot products.
+template <int D, int Group, class KV, class Arena>
+void attend(const float* q, const Arena& arena, int layer, int kv_head, int n, float scale, float* out) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
-    constexpr int D = HeadDim / L;
-    static_assert(HeadDim % L == 0, "head_dim must be a multiple of the SIMD width");
-    constexpr int kBlock = 64;
+    constexpr int DL = D / L;
+    static_assert(D % L == 0 && kKeyBlock % L == 0, "head_dim and the key block must be multiples of the SIMD width");
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-    fbatch qv[Group][D];
-    fbatch acc[Group][D];
+    alignas(64) float acc[Group][D];
     float running_max[Group], running_sum[Group];
     for (int g = 0; g < Group; ++g) {
-        for (int d = 0; d < D; ++d) {
-            qv[g][d] = simd::load_f32(q + g * HeadDim + d * L);
-            acc[g][d] = fbatch(0.f);
-        }
-        running_max[g] = -std::numeric_limits<float>::infinity();
+        std::fill_n(acc[g], D, 0.f);
+        running_max[g] = kNegInf;
         running_sum[g] = 0.f;
     }
-
-    float scores[Group][kBlock];
-    for (int b0 = 0; b0 < n; b0 += kBlock) {
-        const int bn = std::min(kBlock, n - b0);
-        for (int j = 0; j < bn; ++j) {
-            const auto* k = keys + std::size_t(b0 + j) * HeadDim;
-            fbatch kv[D];
-            for (int d = 0; d < D; ++d) kv[d] = KV::load(k + d * L);
-            for (int g = 0; g < Group; ++g) {
-                fbatch s = qv[g][0] * kv[0];
-                for (int d = 1; d < D; ++d) s = simd::fma(qv[g][d], kv[d], s);
-                scores[g][j] = simd::sum(s) * scale;
+    const fbatch scale_v(scale);
+    alignas(64) float p[Group][kKeyBlock];
+    const int blocks = (n + kKeyBlock - 1) / kKeyBlock;
+    for (int b = 0; b < blocks; ++b) {
+        const std::byte* block = arena.key_block(layer, kv_head, b);
+        const int valid = std::min(kKeyBlock, n - b * kKeyBlock);
+        // scores of the block's 16 positions for every query head of the group
+        for (int l = 0; l < kKeyBlock; l += L) {
+            fbatch s[Group];
+            for (int g = 0; g < Group; ++g) s[g] = fbatch(0.f);
+            for (int d = 0; d < D; ++d) {
+                const fbatch k = kv_key_column<KV, D>(block, d, l);
+                for (int g = 0; g < Group; ++g) s[g] = simd::fma(fbatch(q[g * D + d]), k, s[g]);
             }
+            for (int g = 0; g < Group; ++g) (s[g] * scale_v).store_aligned(p[g] + l);
         }
         for (int g = 0; g < Group; ++g) {
+            for (int j = valid; j < kKeyBlock; ++j) p[g][j] = kNegInf;  // positions not yet written
             float block_max = running_max[g];
-            for (int j = 0; j < bn; ++j) block_max = std::max(block_max, scores[g][j]);
+            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[g][j]);
             const float correction = std::exp(running_max[g] - block_max);
             running_max[g] = block_max;
             float block_sum = 0.f;
-            for (int j = 0; j < bn; ++j) {
-                scores[g][j] = std::exp(scores[g][j] - block_max);
-                block_sum += scores[g][j];
+            for (int l = 0; l < kKeyBlock; l += L) {
+                const fbatch e = xsimd::exp(fbatch::load_aligned(p[g] + l) - fbatch(block_max));
+                e.store_aligned(p[g] + l);
+                block_sum += simd::sum(e);
             }
             running_sum[g] = running_sum[g] * correction + block_sum;
-            const fbatch c(correction);
-            for (int d = 0; d < D; ++d) acc[g][d] = acc[g][d] * c;
+            if (correction != 1.f) {
+                const fbatch c(correction);
+                for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * c).store_aligned(acc[g] + d);
+            }
         }
-        for (int j = 0; j < bn; ++j) {
-            const auto* v = values + std::size_t(b0 + j) * HeadDim;
-            fbatch vv[D];
-            for (int d = 0; d < D; ++d) vv[d] = KV::load(v + d * L);
+        for (int j = 0; j < valid; ++j) {
+            const std::byte* row = arena.value_row(layer, kv_head, b * kKeyBlock + j);
+            fbatch v[DL];
+            for (int c = 0; c < DL; ++c) v[c] = kv_value<KV, D>(row, c * L);
             for (int g = 0; g < Group; ++g) {
-                const fbatch p(scores[g][j]);
-                for (int d = 0; d < D; ++d) acc[g][d] = simd::fma(p, vv[d], acc[g][d]);
+                const fbatch weight(p[g][j]);
+                for (int c = 0; c < DL; ++c)
+                    simd::fma(weight, v[c], fbatch::load_aligned(acc[g] + c * L)).store_aligned(acc[g] + c * L);
             }
         }
     }
     for (int g = 0; g < Group; ++g) {
         const fbatch inv(1.f / running_sum[g]);
-        for (int d = 0; d < D; ++d) (acc[g][d] * inv).store_unaligned(out + g * HeadDim + d * L);
+        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * inv).store_unaligned(out + g * D + d);
     }
 }
 

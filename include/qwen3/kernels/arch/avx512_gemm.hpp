@@ -194,7 +194,7 @@ inline void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, i
         for (int g = 0; g < NG; ++g) {
             const __m512 dxv = _mm512_loadu_ps(dx[g] + xb * 16);
             for (int r = 0; r < R; ++r) {
-                const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot[r][g], _mm512_set1_epi32(rows[r]->bias[b])));
+                const __m512 v = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_sub_epi32(dot[r][g], _mm512_set1_epi32(rows[r]->bias[b])));
                 acc[r][g] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(rows[r]->scale[b]), dxv), acc[r][g]);
                 if constexpr (HasMin)
                     acc[r][g] = _mm512_fmadd_ps(_mm512_loadu_ps(sx[g] + xb * 16), _mm512_set1_ps(rows[r]->min_coef[b]), acc[r][g]);

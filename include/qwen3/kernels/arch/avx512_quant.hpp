@@ -80,7 +80,7 @@ inline float row_dot_32(const Block* blocks, const std::int8_t* xq, const float*
     for (int b = 0; b < nb; b += 2) {
         const float s0 = half_to_float(blocks[b].d) * xd[b], s1 = half_to_float(blocks[b + 1].d) * xd[b + 1];
         const __m512i dot = DotPair(blocks + b, xq + b * 32);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), halves(s0, s1), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, dot), halves(s0, s1), acc);
         if constexpr (Offset != 0) offset_sum += s0 * float(xs[b]) + s1 * float(xs[b + 1]);
     }
     return _mm512_reduce_add_ps(acc) - float(Offset) * offset_sum;
@@ -131,7 +131,7 @@ inline float row_dot_q4_k(const quant::BlockQ4_K* blocks, const std::int8_t* xq,
             isum = chunk_dot(values, x + 64 * c, scale_pair16(sm[2 * c], sm[2 * c + 1]), isum);
         }
         const float dx = xd[b];
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(half_to_float(blk.d) * dx), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(half_to_float(blk.d) * dx), acc);
         min_sum += half_to_float(blk.dmin) * dx * float(mins_dot(sm + 8, xs16 + b * 16));
     }
     return _mm512_reduce_add_ps(acc) - min_sum;
@@ -162,7 +162,7 @@ inline float row_dot_q5_k(const quant::BlockQ5_K* blocks, const std::int8_t* xq,
             isum = chunk_dot(values, x + 64 * c, scale_pair16(sm[2 * c], sm[2 * c + 1]), isum);
         }
         const float dx = xd[b];
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(half_to_float(blk.d) * dx), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(half_to_float(blk.d) * dx), acc);
         min_sum += half_to_float(blk.dmin) * dx * float(mins_dot(sm + 8, xs16 + b * 16));
     }
     return _mm512_reduce_add_ps(acc) - min_sum;
@@ -200,7 +200,7 @@ inline float row_dot_q6_k(const quant::BlockQ6_K* blocks, const std::int8_t* xq,
         const __m512i sc32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
         const std::int32_t offset = _mm512_reduce_add_epi32(_mm512_mullo_epi32(sc32, _mm512_loadu_si512(xs16 + b * 16)));
         isum = _mm512_sub_epi32(isum, _mm512_maskz_set1_epi32(1, 32 * offset));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(half_to_float(blk.d) * xd[b]), acc);
+        acc = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(half_to_float(blk.d) * xd[b]), acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
