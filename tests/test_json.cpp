@@ -58,3 +58,41 @@ TEST_CASE("json: integers keep their text, as_int checks range") {
     CHECK(v.as_array()[2].as_int() == 5);
     CHECK(test::throws_error([&] { (void)v.as_array()[0].as_int(); }, ErrorCode::format, "does not fit"));
 }
+
+TEST_CASE("json: duplicate keys are kept by default and refused with unique_keys") {
+    // default: both members kept, find() returns the first (documented in json.hpp)
+    json::Value v = json::parse(R"({"a": 1, "a": 2})");
+    CHECK(v.as_object().size() == 2);
+    CHECK(v.at("a").as_int() == 1);
+    json::ParseOptions strict;
+    strict.unique_keys = true;
+    std::string msg;
+    CHECK(test::throws_error([&] { json::parse(R"({"a": 1, "b": {"x": 1, "x": 2}})", "cfg", strict); }, ErrorCode::format,
+                             "cfg: invalid JSON at byte 23: duplicate key \"x\"", &msg));
+    // keys are compared after unescaping, and the same key in different objects is fine
+    CHECK(test::throws_error([&] { json::parse(R"({"\u0061": 1, "a": 2})", "cfg", strict); }, ErrorCode::format,
+                             "duplicate key \"a\""));
+    CHECK_NOTHROW(json::parse(R"({"a": {"a": 1}, "b": {"a": 2}})", "cfg", strict));
+    // a large object (a vocabulary) is checked as well as a small one
+    std::string big = "{";
+    for (int i = 0; i < 5000; ++i) big += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+    CHECK_NOTHROW(json::parse(big + "}", "big", strict));
+    CHECK(test::throws_error([&] { json::parse(big + ",\"k4321\":0}", "big", strict); }, ErrorCode::format, "duplicate key \"k4321\""));
+}
+
+TEST_CASE("json: max_values bounds the size of the parsed tree") {
+    json::ParseOptions options;
+    options.max_values = 4;
+    CHECK_NOTHROW(json::parse("[1, 2, 3]", "small", options));  // the array and its 3 elements
+    CHECK_NOTHROW(json::parse(R"({"a": [], "b": {}, "c": null})", "small", options));  // keys are not values
+    CHECK(test::throws_error([&] { json::parse("[1, 2, 3, 4]", "small", options); }, ErrorCode::format,
+                             "small: invalid JSON at byte 10: more than 4 values"));
+    CHECK(test::throws_error([&] { json::parse(R"({"a": [], "b": {}, "c": null, "d": 1})", "small", options); }, ErrorCode::format,
+                             "more than 4 values"));
+    // the depth limit given through the options is the same as the three-argument form's
+    options = {};
+    options.max_depth = 2;
+    CHECK_NOTHROW(json::parse("[[1]]", "d", options));
+    CHECK(test::throws_error([&] { json::parse("[[[1]]]", "d", options); }, ErrorCode::format, "nesting deeper than the limit of 2"));
+    CHECK(test::throws_error([&] { json::parse("[[[1]]]", "d", 2); }, ErrorCode::format, "nesting deeper than the limit of 2"));
+}

@@ -136,13 +136,32 @@ private:
     // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
     void forward(const std::int32_t* tokens, int n, float* all_logits);
 
-    // out[t] = W in[t] for the tokens of `in`, rows split across the pool.
-    template <int Rows, int Cols, int MaxTokens>
-    void project(const Matrix<Rows, Cols>& w, kernels::Input<Cols, MaxTokens>& in, float* out) {
-        in.prepare(w.type, [this](int n, auto&& fn) { pool_->run(n, fn); });
-        pool_->for_ranges(Rows, 16, [&](int begin, int end) {
-            if (in.tokens() == 1) matvec(w, in, out, begin, end);
-            else matmul(w, in, out, Rows, begin, end);
+    template <int Rows, int Cols>
+    struct Projection {
+        const Matrix<Rows, Cols>& w;
+        float* out;  // [tokens][Rows]
+    };
+
+    // out[t] = W in[t] for the tokens of `in` and every projection given (matrices that read the
+    // same input), as one job: their rows are concatenated and split across the pool, so q, k and v
+    // (or gate and up) cost one dispatch.
+    template <int Cols, int MaxTokens, int... Rows>
+    void project(kernels::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
+        auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
+        (in.prepare(targets.w.type, parallel), ...);
+        constexpr int total = (Rows + ...);
+        pool_->for_ranges(total, 16, [&](int begin, int end) {
+            int offset = 0;
+            auto run = [&](const auto& target) {
+                constexpr int R = std::remove_reference_t<decltype(target.w)>::rows;
+                const int b = std::max(begin - offset, 0), e = std::min(end - offset, R);
+                if (b < e) {
+                    if (in.tokens() == 1) matvec(target.w, in, target.out, b, e);
+                    else matmul(target.w, in, target.out, R, b, e);
+                }
+                offset += R;
+            };
+            (run(targets), ...);
         });
     }
 
@@ -215,9 +234,7 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
         // attention block
         for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
         normed_in_->set(h, n);
-        project(L.attn_q, *normed_in_, q);
-        project(L.attn_k, *normed_in_, k);
-        project(L.attn_v, *normed_in_, v);
+        project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
         for (int t = 0; t < n; ++t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
@@ -239,28 +256,27 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale, attn + head_offset);
         });
         attention_in_->set(attn, n);
-        project(L.attn_output, *attention_in_, h);
+        project(*attention_in_, Projection<H, Q>{L.attn_output, h});
         for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
 
         // feed-forward block (SwiGLU)
         for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
         normed_in_->set(h, n);
-        project(L.ffn_gate, *normed_in_, gate);
-        project(L.ffn_up, *normed_in_, up);
+        project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
         for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
         ffn_in_->set(gate, n);
-        project(L.ffn_down, *ffn_in_, h);
+        project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
         for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
     }
 
     for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
     if (all_logits) {
         final_in_->set(x, n);
-        project(w.output, *final_in_, all_logits);
+        project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
         std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
     } else {
         final_in_->set(x + std::size_t(n - 1) * H, 1);
-        project(w.output, *final_in_, logits_.data());
+        project(*final_in_, Projection<Cfg::vocab, H>{w.output, logits_.data()});
     }
     position_ = pos0 + n;
 }

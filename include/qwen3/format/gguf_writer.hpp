@@ -1,14 +1,21 @@
 // qwen3/format/gguf_writer.hpp - writes GGUF v3 files (metadata, tensor table, aligned data).
 //
 // Used by `qwen3 quantize` and by tests that build malformed or synthetic files. The output follows
-// the layout llama.cpp reads: little-endian, tensors listed fastest dimension first, data aligned
-// to general.alignment (32 unless set).
+// the layout llama.cpp reads: little-endian, tensors listed fastest dimension first, each tensor's
+// data starting at a multiple of general.alignment (32 unless set with set_alignment), back to back
+// in the order they were added.
+//
+// The writer refuses what the reader would refuse (invalid_argument): a rank outside 1..4, a zero
+// dimension, a row that is not whole blocks, a duplicate tensor name, a bad alignment. Metadata is
+// written as given; setting "general.alignment" with set_u32 instead of set_alignment writes the
+// key without changing the layout, which tests use to build inconsistent files.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,8 +65,14 @@ public:
         put_u64(out, values.size());
         out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
     }
-    // Copies one metadata value from a parsed file unchanged.
+    // Copies one metadata value from a parsed file unchanged. general.alignment also sets the layout
+    // (as set_alignment), so a copied file stays consistent. Throws Error(unsupported) for an array
+    // of arrays.
     void copy_value(std::string_view key, const Value& v) {
+        if (key == "general.alignment" && v.type != Type::array && v.is_integer() && !v.is_signed()) {
+            check_alignment(v.uint_value);
+            alignment_ = std::uint32_t(v.uint_value);
+        }
         std::string& out = entry(key);
         put_u32(out, std::uint32_t(v.type));
         put_payload(out, v);
@@ -67,21 +80,28 @@ public:
 
     // Adds a tensor whose bytes are produced later, at write time, by `fill` (so a converter can
     // stream a model larger than memory). `shape` is outermost first, as everywhere in this library.
+    // Throws Error(invalid_argument) for a rank outside 1..4, a zero dimension, a row that is not a
+    // whole number of blocks of `type`, or a name already added.
     using Fill = std::function<void(std::byte* out, std::uint64_t bytes)>;
     void add_tensor(std::string name, DType type, Shape shape, Fill fill) {
-        std::uint64_t bytes = row_bytes(type, shape.cols()) * shape.rows();
-        if (bytes == 0)
-            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " of type ", dtype_name(type),
-                         " cannot have ", shape.cols(), " columns");
+        std::uint64_t bytes = tensor_bytes(name, type, shape);
+        for (const Tensor& t : tensors_)
+            if (t.name == name) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " added twice");
         tensors_.push_back(Tensor{std::move(name), type, shape, bytes, std::move(fill)});
     }
+    // The bytes are copied at write time; `data` must stay valid until then and hold exactly the
+    // tensor's size (Error(invalid_argument) otherwise).
     void add_tensor(std::string name, DType type, Shape shape, std::span<const std::byte> data) {
-        add_tensor(std::move(name), type, shape, [data](std::byte* out, std::uint64_t bytes) {
-            std::memcpy(out, data.data(), std::min<std::uint64_t>(bytes, data.size()));
-        });
+        std::uint64_t bytes = tensor_bytes(name, type, shape);
+        if (data.size() != bytes)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " ", shape.to_string(), " of type ",
+                         dtype_name(type), " needs ", bytes, " bytes, given ", data.size());
+        add_tensor(std::move(name), type, shape, [data](std::byte* out, std::uint64_t n) { std::memcpy(out, data.data(), n); });
     }
 
+    // A power of two up to 1 MiB (Error(invalid_argument) otherwise); also sets general.alignment.
     void set_alignment(std::uint32_t alignment) {
+        check_alignment(alignment);
         alignment_ = alignment;
         set_u32("general.alignment", alignment);
     }
@@ -99,15 +119,21 @@ public:
         return out;
     }
 
-    // Writes the file, filling one tensor at a time. Throws Error(io) on failure.
+    // Writes the file, filling one tensor at a time. Throws Error(io) on failure, and whatever a
+    // fill function throws; either way the partly written file is removed.
     void write(const std::string& path) const {
-        std::FILE* f = std::fopen(path.c_str(), "wb");
-        if (!f) detail::fail(ErrorCode::io, "cannot create ", path);
-        auto put = [&](const void* p, std::size_t n) {
-            if (n && std::fwrite(p, 1, n, f) != n) {
-                std::fclose(f);
-                detail::fail(ErrorCode::io, "write to ", path, " failed (disk full?)");
+        struct Output {
+            std::FILE* file;
+            const std::string& path;
+            bool done = false;
+            ~Output() {
+                if (file) std::fclose(file);
+                if (!done) std::remove(path.c_str());
             }
+        } out{std::fopen(path.c_str(), "wb"), path};
+        if (!out.file) detail::fail(ErrorCode::io, "cannot create ", path);
+        auto put = [&](const void* p, std::size_t n) {
+            if (n && std::fwrite(p, 1, n, out.file) != n) detail::fail(ErrorCode::io, "write to ", path, " failed (disk full?)");
         };
         std::string head = header();
         put(head.data(), head.size());
@@ -119,7 +145,10 @@ public:
             put(buffer.data(), buffer.size());
             put(zeros.data(), padding(t.bytes));
         }
+        std::FILE* f = out.file;
+        out.file = nullptr;
         if (std::fclose(f) != 0) detail::fail(ErrorCode::io, "closing ", path, " failed");
+        out.done = true;
     }
 
 private:
@@ -132,6 +161,33 @@ private:
     };
 
     std::size_t padding(std::uint64_t n) const { return std::size_t((alignment_ - n % alignment_) % alignment_); }
+
+    static void check_alignment(std::uint64_t alignment) {
+        if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > kMaxAlignment)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: alignment ", alignment,
+                         " is not a power of two up to 1 MiB");
+    }
+
+    static std::uint64_t tensor_bytes(const std::string& name, DType type, const Shape& shape) {
+        if (shape.rank < 1 || shape.rank > kMaxDims)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has rank ", shape.rank,
+                         " (must be 1 to ", kMaxDims, ")");
+        for (std::uint32_t d = 0; d < shape.rank; ++d)
+            if (shape.dims[d] == 0 || shape.dims[d] > kMaxDimension)
+                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has shape ", shape.to_string());
+        std::uint64_t row = row_bytes(type, shape.cols());
+        if (row == 0)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " of type ", dtype_name(type),
+                         " cannot have rows of ", shape.cols(), " elements (not whole blocks)");
+        std::uint64_t rows = 1;
+        for (std::uint32_t d = 0; d + 1 < shape.rank; ++d) {
+            if (rows > std::uint64_t(-1) / shape.dims[d])
+                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
+            rows *= shape.dims[d];
+        }
+        if (rows > std::uint64_t(-1) / row) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
+        return rows * row;
+    }
 
     std::string header() const {
         std::string out = "GGUF";

@@ -6,7 +6,15 @@
 //
 // Hostile input: nesting depth is bounded (kDefaultMaxDepth), strings must be valid UTF-8, escapes
 // must be complete, and every error names the byte offset. Nothing is allocated in proportion to a
-// number read from the input; allocation follows the input's own length.
+// number read from the input; allocation follows the input's own length. The parsed tree costs up to
+// ~60 bytes per input byte ("[0,0,0,...]"), so readers of untrusted files also cap the number of
+// values (ParseOptions::max_values), which bounds the tree whatever the input looks like.
+//
+// Duplicate object keys: RFC 8259 leaves them to the implementation. By default both members are
+// kept and Value::find returns the first (Python's json would keep the last), which is harmless for
+// data we produce or only print. Checkpoint files (config.json, safetensors headers and indexes) are
+// parsed with ParseOptions::unique_keys, which rejects a duplicate with its byte offset, because there
+// the two readings would silently disagree with Hugging Face's.
 #pragma once
 
 #include <charconv>
@@ -16,6 +24,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -98,9 +107,18 @@ struct Member {
 
 inline constexpr int kDefaultMaxDepth = 128;
 
+// Limits and strictness for parsing untrusted text.
+struct ParseOptions {
+    int max_depth = kDefaultMaxDepth;  // arrays/objects nested deeper than this are an error
+    std::size_t max_values = std::size_t(-1);  // every value counts, members and elements included
+    bool unique_keys = false;  // an object with the same key twice is an error (see the top of this file)
+};
+
 // Parses a complete JSON text (RFC 8259; surrounding whitespace allowed, nothing else).
 // Throws Error(format) with the byte offset on any syntax error, invalid UTF-8, a lone surrogate
-// escape, or nesting deeper than max_depth. `what` names the source in messages (e.g. a path).
+// escape, nesting deeper than max_depth, more than max_values values, or (with unique_keys) a
+// duplicate key. `what` names the source in messages (e.g. a path).
+Value parse(std::string_view text, std::string_view what, const ParseOptions& options);
 Value parse(std::string_view text, std::string_view what = "JSON", int max_depth = kDefaultMaxDepth);
 
 // Compact output: no spaces, keys in order, non-ASCII kept as UTF-8.
@@ -169,8 +187,8 @@ namespace detail_json {
 
 class Parser {
 public:
-    Parser(std::string_view text, std::string_view what, int max_depth)
-        : p_(text.data()), begin_(text.data()), end_(text.data() + text.size()), what_(what), max_depth_(max_depth) {}
+    Parser(std::string_view text, std::string_view what, const ParseOptions& options)
+        : p_(text.data()), begin_(text.data()), end_(text.data() + text.size()), what_(what), options_(options) {}
 
     Value parse_document() {
         skip_ws();
@@ -199,6 +217,9 @@ private:
 
     Value parse_value(int depth) {
         if (p_ == end_) error("unexpected end of input");
+        // counted before the value is built, so the tree never holds more than max_values values
+        if (++values_ > options_.max_values)
+            error("more than " + std::to_string(options_.max_values) + " values (the limit for this file)");
         switch (*p_) {
             case '{': return parse_object(depth + 1);
             case '[': return parse_array(depth + 1);
@@ -219,7 +240,7 @@ private:
     }
 
     Value parse_object(int depth) {
-        if (depth > max_depth_) error("nesting deeper than the limit of " + std::to_string(max_depth_));
+        if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '{'
         Object members;
         skip_ws();
@@ -227,10 +248,16 @@ private:
             ++p_;
             return Value(std::move(members));
         }
+        std::unordered_set<std::string> seen;  // keys so far, kept only when unique_keys asks for it
         for (;;) {
             skip_ws();
             if (p_ == end_ || *p_ != '"') error("expected a string key");
+            const char* key_at = p_;
             std::string key = parse_string();
+            if (options_.unique_keys && !seen.insert(key).second) {
+                p_ = key_at;
+                error("duplicate key " + quote(key));
+            }
             skip_ws();
             if (p_ == end_ || *p_ != ':') error("expected ':'");
             ++p_;
@@ -251,7 +278,7 @@ private:
     }
 
     Value parse_array(int depth) {
-        if (depth > max_depth_) error("nesting deeper than the limit of " + std::to_string(max_depth_));
+        if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '['
         Array items;
         skip_ws();
@@ -425,7 +452,8 @@ private:
     const char* begin_;
     const char* end_;
     std::string_view what_;
-    int max_depth_;
+    ParseOptions options_;
+    std::size_t values_ = 0;
 };
 
 inline void dump_to(std::string& out, const Value& v, bool python);
@@ -504,8 +532,14 @@ inline void dump_to(std::string& out, const Value& v, bool python) {
 
 }  // namespace detail_json
 
+inline Value parse(std::string_view text, std::string_view what, const ParseOptions& options) {
+    return detail_json::Parser(text, what, options).parse_document();
+}
+
 inline Value parse(std::string_view text, std::string_view what, int max_depth) {
-    return detail_json::Parser(text, what, max_depth).parse_document();
+    ParseOptions options;
+    options.max_depth = max_depth;
+    return parse(text, what, options);
 }
 
 inline std::string dump(const Value& v) {
