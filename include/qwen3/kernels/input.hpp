@@ -66,7 +66,8 @@ public:
 
     Input() : pairs_(std::size_t(K) * MaxTokens), q8_(std::size_t(K) * MaxTokens),
               scales32_(std::size_t(blocks32) * MaxTokens), sums32_(std::size_t(blocks32) * MaxTokens),
-              scales256_(std::size_t(blocks256 ? blocks256 : 1) * MaxTokens), sums16_(std::size_t(K / 16) * MaxTokens) {}
+              scales256_(std::size_t(blocks256 ? blocks256 : 1) * MaxTokens), sums16_(std::size_t(K / 16) * MaxTokens),
+              lane_scales_(std::size_t(K / 4) * MaxTokens), lane_sums_(std::size_t(K / 4) * MaxTokens) {}
 
     // Points at n rows of K floats (row-major) and forgets every prepared form.
     void set(const float* x, int n) {
@@ -141,6 +142,10 @@ public:
     // Q8 forms: int8 values of token t, and per-block scales (x ~ scale * q) and sums of q.
     const std::int8_t* q8(int t) const { return q8_.data() + std::size_t(t) * K; }
     const float* scales32(int t) const { return scales32_.data() + std::size_t(t) * blocks32; }
+    // Per 4-element lane of a vpdpbusd result (8 lanes per block of 32): the block's scale, and the
+    // block's scale * (sum of its int8 values) / 8, so that 8 lanes add up to the block's value.
+    const float* lane_scales32(int t) const { return lane_scales_.data() + std::size_t(t) * (K / 4); }
+    const float* lane_sums32(int t) const { return lane_sums_.data() + std::size_t(t) * (K / 4); }
     const std::int32_t* sums32(int t) const { return sums32_.data() + std::size_t(t) * blocks32; }
     const float* scales256(int t) const { return scales256_.data() + std::size_t(t) * blocks256; }
     const std::int32_t* sums16(int t) const { return sums16_.data() + std::size_t(t) * (K / 16); }
@@ -245,6 +250,12 @@ private:
             const float scale = abs_max(x + b * 32, 32) / 127.f, inv = scale ? 1.f / scale : 0.f;
             d[b] = scale;
             s[b] = quantize_16(x + b * 32, inv, q + b * 32) + quantize_16(x + b * 32 + 16, inv, q + b * 32 + 16);
+            float* ls = lane_scales_.data() + std::size_t(t) * (K / 4) + b * 8;
+            float* lsum = lane_sums_.data() + std::size_t(t) * (K / 4) + b * 8;
+            for (int i = 0; i < 8; ++i) {
+                ls[i] = scale;
+                lsum[i] = scale * float(s[b]) / 8.f;
+            }
         }
     }
 
@@ -270,6 +281,8 @@ private:
     std::vector<std::int32_t> sums32_;
     std::vector<float> scales256_;
     std::vector<std::int32_t> sums16_;
+    std::vector<float> lane_scales_;
+    std::vector<float> lane_sums_;
     std::vector<std::uint8_t> columns_;  // allocated on first use (prefill of quantized weights)
     std::vector<float> column_scales_;
     std::vector<float> column_sums_;
