@@ -169,6 +169,71 @@ inline __m512i chunk_dot(__m512i q, const std::int8_t* x, __m512i scales16, __m5
     return _mm512_dpwssd_epi32(acc, pairs, scales16);
 }
 
+#if defined(__AVX512VBMI__)
+// The 6-bit scales and minimums of a Q4_K / Q5_K block as 16 bytes (scales 0..7, minimums 0..7),
+// unpacked with word operations from the 12 packed bytes.
+inline __m128i k4_scales_mins(const std::uint8_t* packed) {
+    std::uint32_t w[3];
+    std::memcpy(w, packed, 12);
+    const std::uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, top2 = 0x03030303;
+    const std::uint32_t scales_lo = w[0] & low6, mins_lo = w[1] & low6;
+    const std::uint32_t scales_hi = (w[2] & low4) | (((w[0] >> 6) & top2) << 4);
+    const std::uint32_t mins_hi = ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4);
+    return _mm_set_epi32(int(mins_hi), int(mins_lo), int(scales_hi), int(scales_lo));
+}
+
+// vpdpwssd scale lanes for 64-element chunk c: int16 lanes 0..15 take scale 2c, 16..31 scale 2c + 1.
+inline __m512i k4_chunk_scales(__m128i scales_mins, int c) {
+    const __m512i index = _mm512_set1_epi16(std::int16_t(2 * c));  // low byte: scale index; high byte zeroed below
+    const __m512i upper = _mm512_set_epi64(0x0001000100010001, 0x0001000100010001, 0x0001000100010001, 0x0001000100010001, 0, 0, 0, 0);
+    return _mm512_maskz_permutexvar_epi8(0x5555555555555555ull, _mm512_add_epi16(index, upper), _mm512_castsi128_si512(scales_mins));
+}
+
+// 64 values of chunk c: the 32 bytes' low nibbles (elements 0..31), then their high nibbles.
+inline __m512i k4_chunk_nibbles(const std::uint8_t* qs) {
+    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)));
+    const __m512i shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004, 0x0004000400040004, 0, 0, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(both, shift), _mm512_set1_epi8(0x0F));
+}
+
+// sum_j min_j * (sum of x in sub-block j) as 16 int32 lanes (each minimum covers two sums of 16).
+inline __m512 k4_mins_dot(__m128i scales_mins, const std::int32_t* sums16) {
+    const __m128i mins_twice = _mm_unpackhi_epi8(scales_mins, scales_mins);  // m0 m0 m1 m1 ... m7 m7
+    return _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(mins_twice), _mm512_loadu_si512(sums16)));
+}
+
+template <int K, bool FiveBit>
+inline float row_dot_k4(const std::byte* row, const std::int8_t* xq, const float* xd, const std::int32_t* xs16) {
+    using Block = std::conditional_t<FiveBit, quant::BlockQ5_K, quant::BlockQ4_K>;
+    const Block* blocks = reinterpret_cast<const Block*>(row);
+    constexpr int nb = K / 256;
+    const __m512i sixteen = _mm512_set1_epi8(0x10);
+    __m512 acc = _mm512_setzero_ps(), min_acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; ++b) {
+        const Block& blk = blocks[b];
+        const __m128i sm = k4_scales_mins(blk.scales);
+        const std::int8_t* x = xq + b * 256;
+        __m512i isum = _mm512_setzero_si512();
+        [[maybe_unused]] __m256i qh;
+        if constexpr (FiveBit) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
+        for (int c = 0; c < 4; ++c) {
+            __m512i values = k4_chunk_nibbles(blk.qs + 32 * c);
+            if constexpr (FiveBit) {
+                // fifth bit: bit 2c of qh[l] for element l, bit 2c + 1 for element 32 + l
+                const __mmask64 high = __mmask64(_mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * c))))) |
+                                       (__mmask64(_mm256_test_epi8_mask(qh, _mm256_set1_epi8(char(1 << (2 * c + 1))))) << 32);
+                values = _mm512_or_si512(values, _mm512_maskz_mov_epi8(high, sixteen));
+            }
+            const __m512i pairs = _mm512_maddubs_epi16(values, _mm512_loadu_si512(x + 64 * c));
+            isum = _mm512_dpwssd_epi32(isum, pairs, k4_chunk_scales(sm, c));
+        }
+        const float dx = xd[b];
+        acc = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, isum), _mm512_set1_ps(half_to_float(blk.d) * dx), acc);
+        min_acc = _mm512_fmadd_ps(k4_mins_dot(sm, xs16 + b * 16), _mm512_set1_ps(half_to_float(blk.dmin) * dx), min_acc);
+    }
+    return _mm512_reduce_add_ps(_mm512_sub_ps(acc, min_acc));
+}
+#else
 template <int K>
 inline float row_dot_q4_k(const quant::BlockQ4_K* blocks, const std::int8_t* xq, const float* xd, const std::int32_t* xs16) {
     constexpr int nb = K / 256;
@@ -224,6 +289,8 @@ inline float row_dot_q5_k(const quant::BlockQ5_K* blocks, const std::int8_t* xq,
     }
     return _mm512_reduce_add_ps(acc) - min_sum;
 }
+
+#endif
 
 template <int K>
 inline float row_dot_q6_k(const quant::BlockQ6_K* blocks, const std::int8_t* xq, const float* xd, const std::int32_t* xs16) {
@@ -307,6 +374,14 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
                 return row_dot_32<K, quant::BlockQ5_0, 16, dot_q5_0_pair>(reinterpret_cast<const quant::BlockQ5_0*>(row), xq, in.scales32(t), in.sums32(t));
             });
 #endif
+#if defined(__AVX512VBMI__)
+        case DType::q4_k:
+            if constexpr (K % 256 != 0) break;
+            else return rows([&](const std::byte* row) { return row_dot_k4<K, false>(row, xq, in.scales256(t), in.sums16(t)); });
+        case DType::q5_k:
+            if constexpr (K % 256 != 0) break;
+            else return rows([&](const std::byte* row) { return row_dot_k4<K, true>(row, xq, in.scales256(t), in.sums16(t)); });
+#else
         case DType::q4_k:
             if constexpr (K % 256 != 0) break;
             else return rows([&](const std::byte* row) {
@@ -317,6 +392,7 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
             else return rows([&](const std::byte* row) {
                 return row_dot_q5_k<K>(reinterpret_cast<const quant::BlockQ5_K*>(row), xq, in.scales256(t), in.sums16(t));
             });
+#endif
         case DType::q6_k:
             if constexpr (K % 256 != 0) break;
             else return rows([&](const std::byte* row) {
