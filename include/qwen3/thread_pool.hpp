@@ -76,7 +76,11 @@ public:
         work();
         // wait until every worker has left this job, so none can touch the next one's state
         const int workers = int(workers_.size());
-        while (checked_out_.load(std::memory_order_acquire) != workers) pause();
+        int spin = 0;
+        for (int out; (out = checked_out_.load(std::memory_order_acquire)) != workers;) {
+            if (++spin < kSpinPauses) pause();
+            else checked_out_.wait(out, std::memory_order_acquire);  // a busy machine: sleep until notified
+        }
     }
 
     // Splits [0, n) into one contiguous range per thread, each a multiple of `align` long (the last
@@ -103,6 +107,8 @@ private:
 #endif
     }
 
+
+
     void work() {
         for (;;) {
             int i = next_.fetch_add(1, std::memory_order_relaxed);
@@ -116,7 +122,7 @@ private:
         for (;;) {
             // Spin a little (jobs arrive microseconds apart during a forward pass), then sleep.
             std::uint64_t now = seen;
-            for (int spin = 0; spin < kSpinIterations; ++spin) {
+            for (int spin = 0; spin < kSpinPauses; ++spin) {
                 now = generation_.load(std::memory_order_acquire);
                 if (now != seen) break;
                 pause();
@@ -129,10 +135,14 @@ private:
             if (stop_.load(std::memory_order_relaxed)) return;
             work();
             checked_out_.fetch_add(1, std::memory_order_release);
+            checked_out_.notify_one();
         }
     }
 
-    static constexpr int kSpinIterations = 1 << 16;
+    // Spin about 50 microseconds (2000 pause instructions of ~25 ns) before sleeping: long enough to
+    // cover the gaps between the jobs of a forward pass, short enough that on a busy machine, where
+    // two of the pool's threads may share a core, a waiting thread soon gives the core back.
+    static constexpr int kSpinPauses = 2000;
 
     std::vector<std::thread> workers_;
     std::atomic<std::uint64_t> generation_{0};
