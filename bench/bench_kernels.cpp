@@ -13,8 +13,13 @@
 #include <vector>
 
 #include <qwen3/config.hpp>
+#include <qwen3/kernels/activation.hpp>
+#include <qwen3/kernels/attention.hpp>
 #include <qwen3/kernels/linear.hpp>
+#include <qwen3/kernels/norm.hpp>
+#include <qwen3/kernels/rope.hpp>
 #include <qwen3/kernels/simd.hpp>
+#include <qwen3/kv_arena.hpp>
 
 namespace {
 
@@ -89,6 +94,66 @@ void matmul(benchmark::State& state, DType type) {
     state.counters["tokens/s"] = benchmark::Counter(kTokens, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+template <int N>
+void rms_norm(benchmark::State& state) {
+    std::vector<float> x(N), w(N, 1.0f), y(N);
+    for (int i = 0; i < N; ++i) x[std::size_t(i)] = std::sin(float(i));
+    for (auto _ : state) {
+        qwen3::kernels::rms_norm<N>(x.data(), w.data(), 1e-6f, y.data());
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["bytes/s"] = benchmark::Counter(3.0 * N * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <int N>
+void swiglu(benchmark::State& state) {
+    std::vector<float> g(N), u(N);
+    for (int i = 0; i < N; ++i) g[std::size_t(i)] = std::sin(float(i)), u[std::size_t(i)] = std::cos(float(i));
+    for (auto _ : state) {
+        std::vector<float> gate = g;
+        qwen3::kernels::swiglu<N>(gate.data(), u.data());
+        benchmark::DoNotOptimize(gate.data());
+    }
+    state.counters["elements/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class Cfg>
+void rope(benchmark::State& state) {
+    qwen3::kernels::Rope<Cfg::head_dim> r(1e6, qwen3::RopeScaling{});
+    std::vector<float> q(Cfg::q_dim, 0.5f), cs(Cfg::head_dim);
+    long pos = 1000;
+    for (auto _ : state) {
+        r.angles(pos++, cs.data(), cs.data() + Cfg::head_dim / 2);
+        for (int h = 0; h < Cfg::heads; ++h) qwen3::kernels::apply_rope<Cfg::head_dim>(q.data() + h * Cfg::head_dim, cs.data(), cs.data() + Cfg::head_dim / 2);
+        benchmark::DoNotOptimize(q.data());
+    }
+}
+
+// One decode step's attention for one layer (all KV heads) at a given context length.
+template <class Cfg, class KV>
+void attention(benchmark::State& state) {
+    const int context = int(state.range(0));
+    using Small = qwen3::WithContext<Cfg, 4096>;
+    auto arena = std::make_unique<qwen3::KVArena<Small, KV>>();
+    std::vector<float> kv(Cfg::head_dim);
+    for (int p = 0; p < context; ++p)
+        for (int h = 0; h < Cfg::kv_heads; ++h) {
+            for (int d = 0; d < Cfg::head_dim; ++d) kv[std::size_t(d)] = std::sin(float(p * 131 + h * 7 + d));
+            arena->store(0, h, p, kv.data(), kv.data());
+        }
+    std::vector<float> q(Cfg::q_dim, 0.01f), out(Cfg::q_dim);
+    for (auto _ : state) {
+        for (int h = 0; h < Cfg::kv_heads; ++h)
+            qwen3::kernels::attend<Cfg::head_dim, Cfg::group, KV>(q.data() + h * Cfg::group * Cfg::head_dim, *arena, 0, h, context,
+                                                                  0.088f, out.data() + h * Cfg::group * Cfg::head_dim);
+        benchmark::DoNotOptimize(out.data());
+    }
+    const double kv_bytes = double(context) * Cfg::kv_heads *
+                            double(KV::template key_block_bytes<Cfg::head_dim> / qwen3::kKeyBlock + KV::template value_row_bytes<Cfg::head_dim>);
+    state.counters["bytes/s"] = benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] = benchmark::Counter(4.0 * context * Cfg::heads * Cfg::head_dim, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const DType kTypes[] = {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k};
 
 // The projections of one variant: [rows, cols] of q, k/v, o, gate/up, down.
@@ -105,11 +170,24 @@ void register_variant() {
         benchmark::RegisterBenchmark(("matmul128/" + name + "/gate_up/" + t).c_str(), matmul<Cfg::ffn, Cfg::hidden>, type)->UseRealTime();
         benchmark::RegisterBenchmark(("matmul128/" + name + "/down/" + t).c_str(), matmul<Cfg::hidden, Cfg::ffn>, type)->UseRealTime();
     }
+    benchmark::RegisterBenchmark(("rms_norm/" + name + "/hidden").c_str(), rms_norm<Cfg::hidden>);
+    benchmark::RegisterBenchmark(("rms_norm/" + name + "/head").c_str(), rms_norm<Cfg::head_dim>);
+    benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu<Cfg::ffn>);
+    benchmark::RegisterBenchmark(("rope/" + name + "/all_heads").c_str(), rope<Cfg>);
+    for (int context : {512, 4096}) {
+        benchmark::RegisterBenchmark(("attention/" + name + "/F32").c_str(), attention<Cfg, qwen3::KVF32>)->Arg(context);
+        benchmark::RegisterBenchmark(("attention/" + name + "/BF16").c_str(), attention<Cfg, qwen3::KVBF16>)->Arg(context);
+        benchmark::RegisterBenchmark(("attention/" + name + "/Q8_0").c_str(), attention<Cfg, qwen3::KVQ8_0>)->Arg(context);
+    }
 }
 
 const int registered = [] {
     register_variant<qwen3::Qwen3_0_6B>();
+    register_variant<qwen3::Qwen3_1_7B>();
     register_variant<qwen3::Qwen3_4B>();
+    register_variant<qwen3::Qwen3_8B>();
+    register_variant<qwen3::Qwen3_14B>();
+    register_variant<qwen3::Qwen3_32B>();
     return 0;
 }();
 

@@ -4,8 +4,10 @@
 // stream text. Model dimensions are compile-time configurations (config.hpp); weights are memory-mapped.
 #pragma once
 
+#include "chat.hpp"
 #include "config.hpp"
 #include "error.hpp"
 #include "format/checkpoint.hpp"
 #include "model.hpp"
+#include "sampler.hpp"
 #include "variant.hpp"
