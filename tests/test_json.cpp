@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <qwen3/format/json.hpp>
 
 #include "support.hpp"
@@ -95,4 +97,13 @@ TEST_CASE("json: max_values bounds the size of the parsed tree") {
     CHECK_NOTHROW(json::parse("[[1]]", "d", options));
     CHECK(test::throws_error([&] { json::parse("[[[1]]]", "d", options); }, ErrorCode::format, "nesting deeper than the limit of 2"));
     CHECK(test::throws_error([&] { json::parse("[[[1]]]", "d", 2); }, ErrorCode::format, "nesting deeper than the limit of 2"));
+}
+
+TEST_CASE("json: numbers beyond double range read as Python reads them") {
+    CHECK(json::parse("1e-400").as_double() == 0.0);
+    CHECK(std::signbit(json::parse("-1e-400").as_double()));
+    CHECK(json::parse("1e400").as_double() == HUGE_VAL);
+    CHECK(json::parse("-1e400").as_double() == -HUGE_VAL);
+    CHECK(json::parse("0.000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001").as_double() == 0.0);
+    CHECK(json::dump_python(json::parse("[1e-400]")) == "[0.0]");
 }

@@ -137,17 +137,13 @@ struct KVQ8_0 {
     static simd::fbatch key_column_d(const std::byte* block, int d, int lane) {
         const auto* q = reinterpret_cast<const std::int8_t*>(block) + d * kKeyBlock + lane;
         const auto* scales = reinterpret_cast<const float*>(block + std::size_t(D) * kKeyBlock) + (d / 32) * kKeyBlock + lane;
-        alignas(64) float tmp[simd::lanes];
-        for (std::size_t i = 0; i < simd::lanes; ++i) tmp[i] = float(q[i]);
-        return simd::fbatch::load_aligned(tmp) * simd::load_f32(scales);
+        return simd::load_i8(q) * simd::load_f32(scales);
     }
     template <int D>
     static simd::fbatch value_d(const std::byte* row, int d) {
         const float scale = reinterpret_cast<const float*>(row)[d / 32];
         const auto* q = reinterpret_cast<const std::int8_t*>(row + std::size_t(D / 32) * 4) + d;
-        alignas(64) float tmp[simd::lanes];
-        for (std::size_t i = 0; i < simd::lanes; ++i) tmp[i] = float(q[i]);
-        return simd::fbatch::load_aligned(tmp) * simd::fbatch(scale);
+        return simd::load_i8(q) * simd::fbatch(scale);
     }
 };
 

@@ -21,7 +21,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -37,6 +39,28 @@ class Value;
 struct Member;
 using Array = std::vector<Value>;
 using Object = std::vector<Member>;
+
+namespace detail_json {
+// Arrays and objects live behind a pointer with value semantics: a Value holding a vector of an
+// incomplete type is not portable (clang's libstdc++ checks reject it).
+template <class T>
+class Box {
+public:
+    Box(T v) : p_(std::make_unique<T>(std::move(v))) {}
+    Box(const Box& other) : p_(std::make_unique<T>(*other.p_)) {}
+    Box(Box&&) noexcept = default;
+    Box& operator=(const Box& other) {
+        p_ = std::make_unique<T>(*other.p_);
+        return *this;
+    }
+    Box& operator=(Box&&) noexcept = default;
+    T& get() { return *p_; }
+    const T& get() const { return *p_; }
+
+private:
+    std::unique_ptr<T> p_;
+};
+}  // namespace detail_json
 
 // A number keeps the text it was written as: integers of any length print back unchanged, and a
 // reader can tell 1 from 1.0 (Python's json does, and the chat template prints what Python prints).
@@ -57,8 +81,8 @@ public:
     Value(std::string s) : data_(std::move(s)) {}
     Value(const char* s) : data_(std::string(s)) {}
     Value(std::string_view s) : data_(std::string(s)) {}
-    Value(Array a) : data_(std::move(a)) {}
-    Value(Object o) : data_(std::move(o)) {}
+    Value(Array a);   // defined after Member, which must be complete
+    Value(Object o);
     static Value integer(std::int64_t v) { return Value(Number{std::to_string(v), double(v), true}); }
 
     Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
@@ -76,8 +100,8 @@ public:
     std::int64_t as_int() const;
     const Number& as_number() const { return get<Number>("a number"); }
     const std::string& as_string() const { return get<std::string>("a string"); }
-    const Array& as_array() const { return get<Array>("an array"); }
-    const Object& as_object() const { return get<Object>("an object"); }
+    const Array& as_array() const { return get<detail_json::Box<Array>>("an array").get(); }
+    const Object& as_object() const { return get<detail_json::Box<Object>>("an object").get(); }
     Array& as_array() { return const_cast<Array&>(std::as_const(*this).as_array()); }
     Object& as_object() { return const_cast<Object&>(std::as_const(*this).as_object()); }
 
@@ -97,13 +121,16 @@ private:
         if (const T* p = std::get_if<T>(&data_)) return *p;
         detail::fail(ErrorCode::format, "JSON: expected ", expected, ", found ", kind_name(kind()));
     }
-    std::variant<std::nullptr_t, bool, Number, std::string, Array, Object> data_;
+    std::variant<std::nullptr_t, bool, Number, std::string, detail_json::Box<Array>, detail_json::Box<Object>> data_;
 };
 
 struct Member {
     std::string key;
     Value value;
 };
+
+inline Value::Value(Array a) : data_(detail_json::Box<Array>(std::move(a))) {}
+inline Value::Value(Object o) : data_(detail_json::Box<Object>(std::move(o))) {}
 
 inline constexpr int kDefaultMaxDepth = 128;
 
@@ -160,7 +187,8 @@ inline std::int64_t Value::as_int() const {
 }
 
 inline const Value* Value::find(std::string_view key) const {
-    if (const Object* o = std::get_if<Object>(&data_))
+    if (const auto* box = std::get_if<detail_json::Box<Object>>(&data_))
+        if (const Object* o = &box->get())
         for (const Member& m : *o)
             if (m.key == key) return &m.value;
     return nullptr;
@@ -173,7 +201,7 @@ inline const Value& Value::at(std::string_view key) const {
 }
 
 inline void Value::set(std::string key, Value value) {
-    if (is_null()) data_ = Object{};
+    if (is_null()) data_ = detail_json::Box<Object>(Object{});
     Object& o = as_object();
     for (Member& m : o)
         if (m.key == key) {
@@ -333,9 +361,28 @@ private:
         n.integral = integral;
         // from_chars gives the correctly rounded double; out-of-range values become +-inf or 0
         auto [ptr, ec] = std::from_chars(n.text.data(), n.text.data() + n.text.size(), n.value);
-        if (ec == std::errc::result_out_of_range) n.value = n.text[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+        if (ec == std::errc::result_out_of_range) n.value = out_of_range_value(n.text);
         (void)ptr;
         return n;
+    }
+
+    // A number too large or too small for a double: +-inf when its decimal magnitude is positive,
+    // +-0 when negative (as Python's float() reads it).
+    static double out_of_range_value(const std::string& text) {
+        const bool negative = text[0] == '-';
+        long exponent = 0;
+        const std::size_t e = text.find_first_of("eE");
+        if (e != std::string::npos) exponent = std::strtol(text.c_str() + e + 1, nullptr, 10);
+        const std::string mantissa = text.substr(negative ? 1 : 0, e == std::string::npos ? std::string::npos : e - (negative ? 1 : 0));
+        const std::size_t point = mantissa.find('.');
+        const std::size_t first = mantissa.find_first_of("123456789");
+        long magnitude = exponent;  // decimal position of the first significant digit
+        if (first != std::string::npos) {
+            const long point_at = long(point == std::string::npos ? mantissa.size() : point);
+            magnitude += long(first) < point_at ? point_at - long(first) : point_at - long(first);
+        }
+        const double v = magnitude > 0 ? HUGE_VAL : 0.0;
+        return negative ? -v : v;
     }
 
     static void append_utf8(std::string& out, std::uint32_t cp) {

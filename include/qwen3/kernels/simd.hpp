@@ -150,4 +150,18 @@ inline xsimd::batch<float, A> load_f16(const std::uint16_t* p) {
     return xsimd::batch<float, A>::load_aligned(tmp);
 }
 
+// `lanes` int8 values widened to f32.
+template <class A = arch, std::size_t N = xsimd::batch<float, A>::size>
+inline xsimd::batch<float, A> load_i8(const std::int8_t* p) {
+#if defined(__AVX512F__)
+    if constexpr (N == 16) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#endif
+#if defined(__AVX2__)
+    if constexpr (N == 8) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#endif
+    alignas(64) float tmp[N];
+    for (std::size_t i = 0; i < N; ++i) tmp[i] = float(p[i]);
+    return xsimd::batch<float, A>::load_aligned(tmp);
+}
+
 }  // namespace qwen3::simd
