@@ -45,12 +45,50 @@ std::string weight_format(const qwen3::Checkpoint& ckpt) {
     return name;
 }
 
+// Read bandwidth: the best of 5 passes summing a 1 GiB array with `threads` threads. Decode reads
+// every weight once per token, so this is its ceiling (bytes of weights per token / bandwidth).
+double measure_bandwidth(int threads) {
+    const std::size_t n = (std::size_t(1) << 30) / sizeof(float);
+    std::vector<float> data(n);
+    qwen3::ThreadPool pool(threads);
+    pool.run(threads, [&](int t) {  // first touch by the thread that reads it
+        const std::size_t begin = n / std::size_t(threads) * std::size_t(t), end = t + 1 == threads ? n : begin + n / std::size_t(threads);
+        for (std::size_t i = begin; i < end; ++i) data[i] = float(i & 1023);
+    });
+    std::vector<float> sums(std::size_t(threads) * 16);
+    double best = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        pool.run(threads, [&](int t) {
+            const std::size_t begin = n / std::size_t(threads) * std::size_t(t), end = t + 1 == threads ? n : begin + n / std::size_t(threads);
+            qwen3::simd::fbatch a(0.f), b(0.f), c(0.f), d(0.f);
+            constexpr std::size_t L = qwen3::simd::lanes;
+            for (std::size_t i = begin; i + 4 * L <= end; i += 4 * L) {
+                a += qwen3::simd::load_f32(&data[i]);
+                b += qwen3::simd::load_f32(&data[i + L]);
+                c += qwen3::simd::load_f32(&data[i + 2 * L]);
+                d += qwen3::simd::load_f32(&data[i + 3 * L]);
+            }
+            sums[std::size_t(t) * 16] = qwen3::simd::sum(a + b + c + d);
+        });
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return double(n * sizeof(float)) / best / 1e9;
+}
+
 }  // namespace
 
 int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
-                    {"--json", "", false}, {"--bf16-products", "", false}});
+                    {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false}});
+    if (args.has("--bandwidth")) {
+        const int t = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
+        const double gbs = measure_bandwidth(t);
+        if (args.has("--json")) std::printf("{\"test\": \"bandwidth\", \"threads\": %d, \"gb_per_s\": %.2f}\n", t, gbs);
+        else std::printf("memory read bandwidth, %d threads: %.2f GB/s\n", t, gbs);
+        if (args.positional().empty()) return 0;
+    }
     if (args.positional().size() != 1) throw cli::UsageError("expected one MODEL path");
     const int n_prompt = int(args.get_int("--prompt", 512, 0, 1 << 20));
     const int n_gen = int(args.get_int("--gen", 128, 0, 1 << 20));

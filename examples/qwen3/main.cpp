@@ -19,7 +19,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"info", run_info, "info MODEL [--tensors]            variant, hyperparameters, tensor types and sizes"},
-    {"bench", run_bench, "bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json]   prompt and generation speed"},
+    {"bench", run_bench, "bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json] [--bf16-products] [--bandwidth]   speed as llama-bench measures it"},
     {"template", run_template, "template [--jsonl]                 chat request JSON on stdin -> the rendered prompt"},
     {"logits", run_logits, "logits MODEL --tokens 1,2,3 [--out FILE] [-t N]   one prefill; all positions' logits"},
 };
