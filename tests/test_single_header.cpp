@@ -1,0 +1,136 @@
+// The single header (single_include/qwen3.hpp) against the multi-header library: a program built from
+// the single header alone (tests/single_header/logits.cpp) must give logits identical, bit for bit,
+// to this program's (built from include/, same compiler flags, thread count and KV type), and both
+// must match llama.cpp's goldens. Whether the single header is up to date with include/ is the
+// separate test single_include_fresh (tools/amalgamate.py --check).
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <qwen3/format/gguf_writer.hpp>
+#include <qwen3/model.hpp>
+#include <sstream>
+
+#include "golden.hpp"
+#include "random_model.hpp"
+#include "single_header/run_logits.hpp"
+
+namespace {
+
+std::string join(std::span<const std::int32_t> ids) {
+    if (ids.empty()) return "-";
+    std::string out;
+    for (std::int32_t id : ids) {
+        if (!out.empty()) out += ',';
+        out += std::to_string(id);
+    }
+    return out;
+}
+
+// Runs the single-header program and reads the rows it wrote.
+std::vector<float> single_header_logits(const char* variant, const std::string& model, int threads, const char* kv,
+                                        std::span<const std::int32_t> prompt, std::span<const std::int32_t> decode) {
+    test::TempDir dir;
+    const std::string out = dir.file("logits.f32");
+    std::ostringstream cmd;
+    cmd << '"' << QWEN3_SINGLE_HEADER_PROGRAM << "\" " << variant << " \"" << model << "\" " << threads << ' ' << kv << ' '
+        << join(prompt) << ' ' << join(decode) << " \"" << out << '"';
+    INFO("command: " << cmd.str());
+    REQUIRE(std::system(cmd.str().c_str()) == 0);
+    return test::read_floats(out);
+}
+
+// Bit-for-bit equality, reporting the first difference.
+void check_identical(std::span<const float> single, std::span<const float> multi, int vocab) {
+    REQUIRE(single.size() == multi.size());
+    const auto bytes = single.size() * sizeof(float);
+    if (std::memcmp(single.data(), multi.data(), bytes) == 0) return;
+    std::size_t i = 0;
+    while (std::memcmp(&single[i], &multi[i], sizeof(float)) == 0) ++i;
+    FAIL("single header and multi-header logits differ first at row " << i / std::size_t(vocab) << ", token "
+         << i % std::size_t(vocab) << ": " << std::hexfloat << single[i] << " vs " << multi[i] << std::defaultfloat
+         << " (max |diff| " << test::max_abs_diff(single, multi)
+         << "); if include/ changed, regenerate the single header: python3 tools/amalgamate.py");
+}
+
+// The single header's rows against llama.cpp: the prompt's logits within `tolerance`, the argmax at
+// every prompt position, and each greedy choice whose llama.cpp margin exceeds the tolerance.
+void check_against_llamacpp(std::span<const float> rows, const test::Golden& g, int vocab, float tolerance = 1e-4f) {
+    const std::size_t V = std::size_t(vocab), n = g.tokens.size();
+    const auto prompt = rows.first(n * V);
+    const auto ours = g.all_positions ? prompt : prompt.subspan((n - 1) * V, V);
+    const float diff = test::max_abs_diff(ours, g.logits);
+    MESSAGE(g.name << ": max |single header - llama.cpp| = " << diff);
+    CHECK(diff < tolerance);
+    for (std::size_t t = 0; t < g.argmax_per_position.size() && t < n; ++t)
+        CHECK(test::argmax(prompt.subspan(t * V, V)) == g.argmax_per_position[t]);
+    // row n - 1 + i holds the logits that chose greedy[i]
+    for (std::size_t i = 0; i < g.greedy.size(); ++i)
+        if (g.margins[i] > tolerance) CHECK(test::argmax(rows.subspan((n - 1 + i) * V, V)) == g.greedy[i]);
+}
+
+template <class Cfg, class KV>
+void compare(const char* variant, const std::string& path, const qwen3::Model<Cfg>& model, const test::Golden& g,
+             int threads, const char* kv) {
+    CAPTURE(g.name);
+    CAPTURE(threads);
+    const std::string kv_type = kv;
+    CAPTURE(kv_type);
+    // every greedy token but the last, which chooses nothing the golden records
+    const std::span<const std::int32_t> decode =
+        std::span<const std::int32_t>(g.greedy).first(g.greedy.empty() ? 0 : g.greedy.size() - 1);
+    const std::vector<float> single = single_header_logits(variant, path, threads, kv, g.tokens, decode);
+    const std::vector<float> multi = test::run_logits<Cfg, KV>(model, threads, g.tokens, decode);
+    check_identical(single, multi, Cfg::vocab);
+    if constexpr (std::is_same_v<KV, qwen3::KVF32>) check_against_llamacpp(single, g, Cfg::vocab);
+}
+
+// The tiny random model (make_model.py's generator, rebuilt in memory) written as a GGUF file, so the
+// single-header program can load the same weights.
+void write_tiny_gguf(const std::string& path) {
+    qwen3::ThreadPool pool(2);
+    const qwen3::Checkpoint ckpt = test::make_random_model(test::tiny_spec(), pool);
+    const qwen3::ModelParams& p = ckpt.params();
+    qwen3::gguf::Writer w;
+    w.set_string("general.architecture", "qwen3");
+    w.set_string("general.name", "tiny");
+    w.set_u32("qwen3.embedding_length", std::uint32_t(p.hidden));
+    w.set_u32("qwen3.block_count", std::uint32_t(p.layers));
+    w.set_u32("qwen3.attention.head_count", std::uint32_t(p.heads));
+    w.set_u32("qwen3.attention.head_count_kv", std::uint32_t(p.kv_heads));
+    w.set_u32("qwen3.attention.key_length", std::uint32_t(p.head_dim));
+    w.set_u32("qwen3.attention.value_length", std::uint32_t(p.head_dim));
+    w.set_u32("qwen3.feed_forward_length", std::uint32_t(p.ffn));
+    w.set_u32("qwen3.context_length", std::uint32_t(p.context_length));
+    w.set_f32("qwen3.rope.freq_base", float(p.rope_theta));
+    w.set_f32("qwen3.attention.layer_norm_rms_epsilon", float(p.rms_norm_eps));
+    for (const qwen3::TensorView& t : ckpt.tensors())
+        w.add_tensor(t.name, t.type, t.shape, std::span<const std::byte>(t.data, t.bytes));
+    w.write(path);
+}
+
+}  // namespace
+
+TEST_CASE("single header: micro model logits are identical to the multi-header build and match llama.cpp") {
+    using Cfg = qwen3::Qwen3_Micro;
+    const std::string path = test::data_path("qwen3-micro-f32.gguf");
+    const qwen3::Model<Cfg> model(path);
+    for (const char* name : {"m1", "m2"}) {
+        const test::Golden g = test::load_golden("micro", name, Cfg::vocab);
+        for (int threads : {1, 2}) {
+            compare<Cfg, qwen3::KVF32>("micro", path, model, g, threads, "f32");
+            compare<Cfg, qwen3::DefaultKV>("micro", path, model, g, threads, "default");
+        }
+    }
+}
+
+TEST_CASE("single header: tiny model (full vocabulary) logits are identical to the multi-header build") {
+    using Cfg = qwen3::Qwen3_Tiny;
+    test::TempDir dir;
+    const std::string path = dir.file("tiny.gguf");
+    write_tiny_gguf(path);
+    const qwen3::Model<Cfg> model(path);
+    const test::Golden g = test::load_golden("tiny", "short5", Cfg::vocab);
+    compare<Cfg, qwen3::KVF32>("tiny", path, model, g, 2, "f32");
+    compare<Cfg, qwen3::DefaultKV>("tiny", path, model, g, 1, "default");
+}
