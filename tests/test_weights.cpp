@@ -57,11 +57,11 @@ TEST_CASE("a wrong-shaped tensor names the tensor, both shapes and the variant")
 
 TEST_CASE("a tensor type without a kernel is refused with its name") {
     test::TempDir dir;
-    std::vector<std::byte> blocks(256 / 32 * 20 * 128);  // Q4_1: 20 bytes per 32 elements
+    std::vector<std::byte> blocks(128 / 32 * 36 * 256);  // Q8_1: 36 bytes per 32 elements (an activation format)
     auto path = rewrite_micro(dir, [](const auto& t) { return t.name != "blk.0.attn_q.weight"; }, [&](qwen3::gguf::Writer& w) {
-        w.add_tensor("blk.0.attn_q.weight", qwen3::DType::q4_1, qwen3::make_shape(256, 128), blocks);
+        w.add_tensor("blk.0.attn_q.weight", qwen3::DType::q8_1, qwen3::make_shape(256, 128), blocks);
     });
-    CHECK(test::throws_error([&] { qwen3::Model<Micro> m(path); }, ErrorCode::unsupported, "blk.0.attn_q.weight has type Q4_1"));
+    CHECK(test::throws_error([&] { qwen3::Model<Micro> m(path); }, ErrorCode::unsupported, "blk.0.attn_q.weight has type Q8_1"));
 }
 
 TEST_CASE("a norm weight in a quantized type is refused") {

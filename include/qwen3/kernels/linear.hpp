@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "../error.hpp"
+#include "../quant/dequantize.hpp"
 #include "../tensor.hpp"
 #include "arch/avx512_float.hpp"
 #include "arch/avx512_gemm.hpp"
@@ -141,6 +143,27 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
     }
 }
 
+// Portable path for quantized weights (CPUs without AVX-512 VNNI): each row is dequantized with the
+// reference definition and multiplied in f32 (no activation quantization, so it is also the most
+// exact path).
+template <int K>
+inline void matmul_dequantized(DType type, const std::byte* w, std::size_t stride, const float* x, int tokens, float* y,
+                               std::size_t y_stride, int row_begin, int row_end) {
+    using simd::fbatch;
+    constexpr int L = int(simd::lanes);
+    thread_local std::vector<float> row;
+    row.resize(K);
+    for (int r = row_begin; r < row_end; ++r) {
+        quant::dequantize_row(type, w + std::size_t(r) * stride, row.data(), K);
+        for (int t = 0; t < tokens; ++t) {
+            const float* xt = x + std::size_t(t) * K;
+            fbatch a(0.f);
+            for (int k = 0; k < K; k += L) a = simd::fma(simd::load_f32(row.data() + k), simd::load_f32(xt + k), a);
+            y[std::size_t(t) * y_stride + r] = simd::sum(a);
+        }
+    }
+}
+
 [[noreturn]] inline void unsupported_weight_type(DType t) {
     detail::fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
 }
@@ -151,11 +174,8 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
 template <int Cols>
 bool supports_matrix_type(DType t) {
     if (t == DType::f32 || t == DType::bf16 || t == DType::f16) return true;
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-    return kernels::avx512::has_quant_kernel<Cols>(t);
-#else
-    return false;
-#endif
+    if (t == DType::q8_k) return false;  // an activation format, not a weight format
+    return quant::dequantize_supported(t) && Cols % int(dtype_info(t).block_elems) == 0;
 }
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
@@ -177,6 +197,8 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
+            if (supports_matrix_type<Cols>(w.type))
+                return kernels::matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
             kernels::unsupported_weight_type(w.type);
     }
 }
@@ -208,26 +230,16 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
+            if (supports_matrix_type<Cols>(w.type))
+                return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
             kernels::unsupported_weight_type(w.type);
     }
 }
 
-// Row r of W widened to f32 (the embedding lookup).
+// Row r of W as f32 (the embedding lookup), by the format's reference definition.
 template <int Rows, int Cols>
 void dequantize_row(const Matrix<Rows, Cols>& w, int r, float* out) {
-    const std::byte* row = w.row(r);
-    switch (w.type) {
-        case DType::f32:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f32>(row, k);
-            return;
-        case DType::bf16:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::bf16>(row, k);
-            return;
-        case DType::f16:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f16>(row, k);
-            return;
-        default: kernels::unsupported_weight_type(w.type);
-    }
+    quant::dequantize_row(w.type, w.row(r), out, Cols);
 }
 
 }  // namespace qwen3

@@ -239,6 +239,7 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
             if (g < groups) column_tile<K, G, HasMin, 1>(rows, in, g, y, y_stride, index, count);
         }
     };
+    if constexpr (K % 32 != 0) return;  // no kernel for partial blocks (has_quant_kernel is false)
     switch (type) {
         case DType::q8_0:
             return run.template operator()<32, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {

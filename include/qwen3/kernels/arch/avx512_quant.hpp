@@ -350,6 +350,9 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
         }
     };
     const std::int8_t* xq = in.q8(t);
+    if constexpr (K % 64 != 0) {
+        return;  // no kernel for rows of an odd number of blocks (has_quant_kernel is false)
+    } else {
     switch (type) {
         case DType::q8_0:
             return rows([&](const std::byte* row) {
@@ -399,6 +402,7 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
                 return row_dot_q6_k<K>(reinterpret_cast<const quant::BlockQ6_K*>(row), xq, in.scales256(t), in.sums16(t));
             });
         default: break;
+    }
     }
 }
 

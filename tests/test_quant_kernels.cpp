@@ -1,0 +1,156 @@
+// The matrix kernels for every weight type, against the reference dequantization (which is checked
+// bit for bit against gguf-py in test_quant_formats): decode and prefill results must equal the dot
+// product of the dequantized weights with the quantized input up to float rounding, and the float
+// input within the error that quantizing the input to int8 allows.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include <qwen3/kernels/linear.hpp>
+#include <qwen3/quant/dequantize.hpp>
+
+using qwen3::DType;
+
+namespace {
+
+// Random blocks whose scales are finite, small halves (random bytes elsewhere: every bit pattern of
+// the quantized values occurs).
+std::vector<std::byte> random_rows(DType type, int rows, int cols, std::uint64_t seed) {
+    const std::size_t stride = qwen3::row_bytes(type, std::uint64_t(cols));
+    std::vector<std::byte> data(stride * std::size_t(rows));
+    std::mt19937_64 rng(seed);
+    for (auto& b : data) b = std::byte(rng() & 0xFF);
+    const auto& info = qwen3::dtype_info(type);
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    auto set_half = [&](std::size_t at, float v) {
+        const std::uint16_t h = qwen3::simd::f32_to_f16(v);
+        std::memcpy(data.data() + at, &h, 2);
+    };
+    for (std::size_t at = 0; at < data.size(); at += info.block_bytes) {
+        switch (type) {
+            case DType::q6_k: set_half(at + 208, scale(rng)); break;
+            case DType::q4_k: case DType::q5_k: set_half(at, std::fabs(scale(rng))); set_half(at + 2, std::fabs(scale(rng))); break;
+            case DType::q4_1: case DType::q5_1: set_half(at, scale(rng)); set_half(at + 2, scale(rng)); break;
+            default: set_half(at, scale(rng)); break;
+        }
+    }
+    return data;
+}
+
+std::vector<float> random_input(int n, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (auto& v : x) v = d(rng);
+    return x;
+}
+
+// The input as the kernel sees it: int8 values times their block scale (block of `block` elements).
+std::vector<double> quantized_input(const float* x, int n, int block) {
+    std::vector<double> out(static_cast<std::size_t>(n));
+    for (int b = 0; b < n; b += block) {
+        float amax = 0;
+        for (int i = 0; i < block; ++i) amax = std::max(amax, std::fabs(x[b + i]));
+        const float scale = amax / 127.f, inv = scale ? 1.f / scale : 0.f;
+        for (int i = 0; i < block; ++i) out[std::size_t(b + i)] = double(std::nearbyint(x[b + i] * inv)) * double(scale);
+    }
+    return out;
+}
+
+template <int K>
+void check_type(DType type, int rows, int tokens) {
+    CAPTURE(qwen3::dtype_name(type));
+    CAPTURE(K);
+    const auto weights = random_rows(type, rows, K, 17);
+    const qwen3::Matrix<1 << 20, K> w{type, weights.data()};
+    std::vector<std::vector<float>> dequantized(static_cast<std::size_t>(rows), std::vector<float>(K));
+    for (int r = 0; r < rows; ++r) qwen3::quant::dequantize_row(type, w.row(r), dequantized[std::size_t(r)].data(), K);
+
+    const bool k_quant = qwen3::dtype_info(type).block_elems == 256;
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    const bool int8_kernel = qwen3::kernels::avx512::has_quant_kernel<K>(type);
+#else
+    const bool int8_kernel = false;  // the portable path: dequantize, then f32
+#endif
+    // what the kernels multiply the weights with: the int8 input, or the float input itself
+    auto effective_input = [&](const float* xt, int block) {
+        if (int8_kernel) return quantized_input(xt, K, block);
+        return std::vector<double>(xt, xt + K);
+    };
+    auto in = std::make_unique<qwen3::kernels::Input<K, 64>>();
+    const std::vector<float> x = random_input(K * tokens, 5);
+
+    // decode: one token at a time; K-quants read the input quantized per 256, others per 32
+    std::vector<float> y(static_cast<std::size_t>(rows));
+    double worst_quantized = 0, worst_bound_ratio = 0;
+    for (int t = 0; t < tokens; ++t) {
+        const float* xt = x.data() + std::size_t(t) * K;
+        in->set(xt, 1);
+        in->prepare(type);
+        qwen3::matvec(w, *in, y.data(), 0, rows);
+        const std::vector<double> xq = effective_input(xt, k_quant ? 256 : 32);
+        for (int r = 0; r < rows; ++r) {
+            double ref_q = 0, magnitude = 0, ref_f = 0, bound = 0;
+            for (int k = 0; k < K; ++k) {
+                const double wk = dequantized[std::size_t(r)][std::size_t(k)];
+                ref_q += wk * xq[std::size_t(k)];
+                ref_f += wk * double(xt[k]);
+                magnitude += std::fabs(wk * xq[std::size_t(k)]);
+                bound += std::fabs(wk) * std::fabs(xq[std::size_t(k)] - double(xt[k]));
+            }
+            worst_quantized = std::max(worst_quantized, std::fabs(double(y[std::size_t(r)]) - ref_q) / (magnitude + 1e-30));
+            worst_bound_ratio = std::max(worst_bound_ratio, std::fabs(double(y[std::size_t(r)]) - ref_f) / (bound + 1e-6 * magnitude + 1e-30));
+        }
+    }
+    CHECK(worst_quantized < 1e-5);  // float rounding of the sums only
+    CHECK(worst_bound_ratio <= 1.0);
+
+    // prefill: all tokens at once (the column kernels read the input quantized per 32)
+    std::vector<float> yy(static_cast<std::size_t>(rows) * tokens);
+    in->set(x.data(), tokens);
+    in->prepare(type);
+    qwen3::matmul(w, *in, yy.data(), std::size_t(rows), 0, rows);
+    double worst_prefill = 0;
+    for (int t = 0; t < tokens; ++t) {
+        const std::vector<double> xq = effective_input(x.data() + std::size_t(t) * K, 32);
+        for (int r = 0; r < rows; ++r) {
+            double ref_q = 0, magnitude = 0;
+            for (int k = 0; k < K; ++k) {
+                ref_q += double(dequantized[std::size_t(r)][std::size_t(k)]) * xq[std::size_t(k)];
+                magnitude += std::fabs(double(dequantized[std::size_t(r)][std::size_t(k)]) * xq[std::size_t(k)]);
+            }
+            worst_prefill = std::max(worst_prefill, std::fabs(double(yy[std::size_t(t) * rows + r]) - ref_q) / (magnitude + 1e-30));
+        }
+    }
+    CHECK(worst_prefill < 1e-5);
+
+    // the portable path (dequantize, then f32) against the dequantized weights and the float input
+    std::vector<float> yp(static_cast<std::size_t>(rows) * tokens);
+    qwen3::kernels::matmul_dequantized<K>(type, weights.data(), w.row_stride(), x.data(), tokens, yp.data(), std::size_t(rows), 0, rows);
+    double worst_portable = 0;
+    for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < rows; ++r) {
+            double ref = 0, magnitude = 0;
+            for (int k = 0; k < K; ++k) {
+                const double p = double(dequantized[std::size_t(r)][std::size_t(k)]) * double(x[std::size_t(t) * K + k]);
+                ref += p;
+                magnitude += std::fabs(p);
+            }
+            worst_portable = std::max(worst_portable, std::fabs(double(yp[std::size_t(t) * rows + r]) - ref) / (magnitude + 1e-30));
+        }
+    CHECK(worst_portable < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("quantized matrix kernels equal the reference dequantization times the quantized input") {
+    for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_1, DType::q5_1, DType::q4_k, DType::q5_k, DType::q6_k}) {
+        check_type<256>(type, 13, 37);   // 13 rows: a partial tile; 37 tokens: a partial column group
+        check_type<2560>(type, 8, 20);   // the Qwen3-4B hidden size
+    }
+    for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0}) check_type<96>(type, 5, 3);  // rows of 3 blocks
+}
