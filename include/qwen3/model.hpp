@@ -250,10 +250,17 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             }
         }
         const float scale = 1.0f / std::sqrt(float(D));
-        pool_->run(Cfg::kv_heads * n, [&](int task) {
-            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
+        // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
+        constexpr int kQueriesPerTask = 4;
+        const int query_tasks = (n + kQueriesPerTask - 1) / kQueriesPerTask;
+        pool_->run(Cfg::kv_heads * query_tasks, [&](int task) {
+            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale, attn + head_offset);
+            if (n == 1)
+                kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+            else
+                kernels::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
+                                                                  attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});

@@ -18,71 +18,86 @@
 
 namespace qwen3::kernels {
 
-// q: [Group][D] (already normed and rotated); n: positions to attend (0 .. n-1); out: [Group][D].
+// Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
+// each key and value is read once for all of them). Query t (t < count) has its Group heads at
+// q + t * stride ([Group][D], normed and rotated), sits at position first_n - 1 + t and attends to
+// positions [0, first_n + t); its output goes to out + t * stride in the same layout.
 // `arena`/`layer`/`kv_head` locate the keys and values; scale multiplies the dot products.
-template <int D, int Group, class KV, class Arena>
-void attend(const float* q, const Arena& arena, int layer, int kv_head, int n, float scale, float* out) {
+template <int D, int Group, class KV, int Queries = 1, class Arena>
+void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
+            std::size_t stride = 0) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
     constexpr int DL = D / L;
+    constexpr int QN = Queries * Group;  // query rows of this call
     static_assert(D % L == 0 && kKeyBlock % L == 0, "head_dim and the key block must be multiples of the SIMD width");
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-    alignas(64) float acc[Group][D];
-    float running_max[Group], running_sum[Group];
-    for (int g = 0; g < Group; ++g) {
-        std::fill_n(acc[g], D, 0.f);
-        running_max[g] = kNegInf;
-        running_sum[g] = 0.f;
+    alignas(64) float acc[QN][D];
+    float running_max[QN], running_sum[QN];
+    for (int i = 0; i < QN; ++i) {
+        std::fill_n(acc[i], D, 0.f);
+        running_max[i] = kNegInf;
+        running_sum[i] = 0.f;
     }
+    const int rows = count * Group;
+    auto row_offset = [&](int i) { return std::size_t(i / Group) * stride + std::size_t(i % Group) * D; };
+    alignas(64) float qs[QN][D];  // the query rows, contiguous
+    for (int i = 0; i < QN; ++i)
+        for (int d = 0; d < D; ++d) qs[i][d] = i < rows ? q[row_offset(i) + d] : 0.f;
+    const int n_last = first_n + count - 1;  // positions the last query attends to
     const fbatch scale_v(scale);
-    alignas(64) float p[Group][kKeyBlock];
-    const int blocks = (n + kKeyBlock - 1) / kKeyBlock;
+    alignas(64) float p[QN][kKeyBlock];
+    const int blocks = (n_last + kKeyBlock - 1) / kKeyBlock;
     for (int b = 0; b < blocks; ++b) {
         const std::byte* block = arena.key_block(layer, kv_head, b);
-        const int valid = std::min(kKeyBlock, n - b * kKeyBlock);
-        // scores of the block's 16 positions for every query head of the group
+        // scores of the block's 16 positions for every query row
         for (int l = 0; l < kKeyBlock; l += L) {
-            fbatch s[Group];
-            for (int g = 0; g < Group; ++g) s[g] = fbatch(0.f);
+            fbatch s[QN];
+            for (int i = 0; i < QN; ++i) s[i] = fbatch(0.f);
             for (int d = 0; d < D; ++d) {
                 const fbatch k = kv_key_column<KV, D>(block, d, l);
-                for (int g = 0; g < Group; ++g) s[g] = simd::fma(fbatch(q[g * D + d]), k, s[g]);
+                for (int i = 0; i < QN; ++i) s[i] = simd::fma(fbatch(qs[i][d]), k, s[i]);
             }
-            for (int g = 0; g < Group; ++g) (s[g] * scale_v).store_aligned(p[g] + l);
+            for (int i = 0; i < QN; ++i) (s[i] * scale_v).store_aligned(p[i] + l);
         }
-        for (int g = 0; g < Group; ++g) {
-            for (int j = valid; j < kKeyBlock; ++j) p[g][j] = kNegInf;  // positions not yet written
-            float block_max = running_max[g];
-            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[g][j]);
-            const float correction = std::exp(running_max[g] - block_max);
-            running_max[g] = block_max;
+        for (int i = 0; i < rows; ++i) {
+            const int n = first_n + i / Group;  // causal: this query sees positions [0, n)
+            const int valid = std::clamp(n - b * kKeyBlock, 0, kKeyBlock);
+            for (int j = valid; j < kKeyBlock; ++j) p[i][j] = kNegInf;
+            if (valid == 0) continue;
+            float block_max = running_max[i];
+            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[i][j]);
+            const float correction = std::exp(running_max[i] - block_max);
+            running_max[i] = block_max;
             float block_sum = 0.f;
             for (int l = 0; l < kKeyBlock; l += L) {
-                const fbatch e = xsimd::exp(fbatch::load_aligned(p[g] + l) - fbatch(block_max));
-                e.store_aligned(p[g] + l);
+                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(block_max));
+                e.store_aligned(p[i] + l);
                 block_sum += simd::sum(e);
             }
-            running_sum[g] = running_sum[g] * correction + block_sum;
+            running_sum[i] = running_sum[i] * correction + block_sum;
             if (correction != 1.f) {
                 const fbatch c(correction);
-                for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * c).store_aligned(acc[g] + d);
+                for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);
             }
         }
-        for (int j = 0; j < valid; ++j) {
+        const int block_valid = std::min(kKeyBlock, n_last - b * kKeyBlock);
+        for (int j = 0; j < block_valid; ++j) {
             const std::byte* row = arena.value_row(layer, kv_head, b * kKeyBlock + j);
             fbatch v[DL];
             for (int c = 0; c < DL; ++c) v[c] = kv_value<KV, D>(row, c * L);
-            for (int g = 0; g < Group; ++g) {
-                const fbatch weight(p[g][j]);
+            for (int i = 0; i < rows; ++i) {
+                if (p[i][j] == 0.f) continue;  // masked (exp(-inf)) or negligible: nothing to add
+                const fbatch weight(p[i][j]);
                 for (int c = 0; c < DL; ++c)
-                    simd::fma(weight, v[c], fbatch::load_aligned(acc[g] + c * L)).store_aligned(acc[g] + c * L);
+                    simd::fma(weight, v[c], fbatch::load_aligned(acc[i] + c * L)).store_aligned(acc[i] + c * L);
             }
         }
     }
-    for (int g = 0; g < Group; ++g) {
-        const fbatch inv(1.f / running_sum[g]);
-        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * inv).store_unaligned(out + g * D + d);
+    for (int i = 0; i < rows; ++i) {
+        const fbatch inv(1.f / running_sum[i]);
+        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * inv).store_unaligned(out + row_offset(i) + d);
     }
 }
 

@@ -2,9 +2,11 @@
 //
 // Scalar and exact: each element is computed with the float operations, in the order, that ggml's
 // definition of the format uses (ggml-quants.c dequantize_row_*; gguf-py's quants.py computes the
-// same). That order matters for the last bit: Q4_K is (d * scale) * q - (dmin * min), two rounded
-// products and a rounded difference, not d * (scale * q) and not a fused multiply-add. The fast
-// kernels are checked against this; tests check this against golden blocks made by gguf-py.
+// same). The order matters for the last bit where a product rounds: Q6_K is (d * scale) * q, not
+// d * (scale * q). Products of a half-precision scale (11 significant bits) and the small integers
+// of Q4_1/Q5_1/Q4_K/Q5_K (at most 6 + 5 bits) are exact in float, so there a compiler that fuses the
+// following add into an FMA cannot change the result. The fast kernels are checked against this;
+// tests check this against golden blocks made by gguf-py.
 #pragma once
 
 #include <cstddef>
@@ -19,21 +21,6 @@
 namespace qwen3::quant {
 
 namespace detail {
-
-// Returns x unchanged, but opaque to the optimizer, so a product passed through here is rounded to
-// float before it enters a sum. GCC (-ffp-contract=fast, its default outside strict ISO mode) and
-// Clang (within one expression) would otherwise fuse `a * b - c` into one FMA and skip the rounding
-// of the product that the format's definition, and every file ggml writes, includes.
-inline float rounded(float x) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    __asm__("" : "+x"(x));
-#elif defined(__GNUC__) && defined(__aarch64__)
-    __asm__("" : "+w"(x));
-#elif defined(__GNUC__)
-    __asm__("" : "+m"(x));
-#endif
-    return x;
-}
 
 template <class Block>
 inline Block load_block(const std::byte* p) {
@@ -71,8 +58,8 @@ inline void dequantize_q4_1(const std::byte* p, float* y) {
     const auto b = load_block<BlockQ4_1>(p);
     const float d = half(b.d), m = half(b.m);
     for (int i = 0; i < 16; ++i) {
-        y[i] = rounded(float(b.qs[i] & 0xF) * d) + m;
-        y[i + 16] = rounded(float(b.qs[i] >> 4) * d) + m;
+        y[i] = float(b.qs[i] & 0xF) * d + m;
+        y[i + 16] = float(b.qs[i] >> 4) * d + m;
     }
 }
 
@@ -85,7 +72,7 @@ inline void dequantize_q5_0(const std::byte* p, float* y) {
 inline void dequantize_q5_1(const std::byte* p, float* y) {
     const auto b = load_block<BlockQ5_1>(p);
     const float d = half(b.d), m = half(b.m);
-    for (int i = 0; i < 32; ++i) y[i] = rounded(float(q5_value(b.qs, b.qh, i)) * d) + m;
+    for (int i = 0; i < 32; ++i) y[i] = float(q5_value(b.qs, b.qh, i)) * d + m;
 }
 
 // Q4_K and Q5_K: sub-block j (32 elements) is (d * scale_j) * q - (dmin * min_j). Chunk c of 64
@@ -100,7 +87,7 @@ inline void dequantize_q4_k(const std::byte* p, float* y) {
         const float dl = d * float(sc), ml = dmin * float(m);
         const std::uint8_t* q = b.qs + 32 * (j / 2);
         const int shift = 4 * (j % 2);
-        for (int l = 0; l < 32; ++l) y[32 * j + l] = rounded(dl * float((q[l] >> shift) & 0xF)) - ml;
+        for (int l = 0; l < 32; ++l) y[32 * j + l] = dl * float((q[l] >> shift) & 0xF) - ml;
     }
 }
 
@@ -115,7 +102,7 @@ inline void dequantize_q5_k(const std::byte* p, float* y) {
         const int shift = 4 * (j % 2);
         for (int l = 0; l < 32; ++l) {
             const int value = ((q[l] >> shift) & 0xF) | ((b.qh[l] >> j) & 1) << 4;
-            y[32 * j + l] = rounded(dl * float(value)) - ml;
+            y[32 * j + l] = dl * float(value) - ml;
         }
     }
 }

@@ -37,10 +37,16 @@ struct UnpackedRow {
 
 template <int K, int G>
 inline void finish_block_sums(UnpackedRow<K, G>& u) {
+    // sum of signed bytes: flip them to unsigned (+128), sum with vpsadbw, take the 128s back out
+    const __m128i flip = _mm_set1_epi8(char(0x80));
     for (int b = 0; b < UnpackedRow<K, G>::blocks; ++b) {
-        std::int32_t sum = 0;
-        for (int i = 0; i < G; ++i) sum += u.w[b * G + i];
-        u.bias[b] = 128 * sum;
+        __m128i sums = _mm_setzero_si128();
+        for (int i = 0; i < G; i += 16) {
+            const __m128i v = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(u.w + b * G + i)), flip);
+            sums = _mm_add_epi64(sums, _mm_sad_epu8(v, _mm_setzero_si128()));
+        }
+        const std::int64_t total = _mm_cvtsi128_si64(sums) + _mm_extract_epi64(sums, 1) - 128 * G;
+        u.bias[b] = std::int32_t(128 * total);
     }
 }
 
