@@ -20,8 +20,13 @@ struct Command {
 const Command kCommands[] = {
     {"info", run_info, "info MODEL [--tensors]            variant, hyperparameters, tensor types and sizes"},
     {"bench", run_bench, "bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--json] [--bf16-products] [--bandwidth]   speed as llama-bench measures it"},
+    {"generate", run_generate, "generate MODEL -p PROMPT [-n 128] [--temp T --top-k K --top-p P --min-p M --seed S] [--ids]   raw completion"},
+    {"chat", run_chat, "chat MODEL [--think|--no-think] [--system TEXT] [--hide-reasoning] [sampling flags]   interactive chat"},
+    {"tokenize", run_tokenize, "tokenize --tokenizer PATH [--jsonl] [--plain]    text on stdin -> ids (JSON)"},
+    {"detokenize", run_detokenize, "detokenize --tokenizer PATH [--jsonl] [--skip-special]   ids (JSON) on stdin -> text"},
     {"template", run_template, "template [--jsonl]                 chat request JSON on stdin -> the rendered prompt"},
     {"logits", run_logits, "logits MODEL --tokens 1,2,3 [--out FILE] [-t N]   one prefill; all positions' logits"},
+    {"quantize", run_quantize, "quantize IN OUT TYPE [-t N] [-q]   GGUF or HF folder -> GGUF of TYPE (F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_M, Q5_K_M, Q6_K)"},
 };
 
 void print_usage(std::FILE* out) {
