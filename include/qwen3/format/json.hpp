@@ -17,6 +17,7 @@
 // the two readings would silently disagree with Hugging Face's.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -372,7 +373,8 @@ private:
         const bool negative = text[0] == '-';
         long exponent = 0;
         const std::size_t e = text.find_first_of("eE");
-        if (e != std::string::npos) exponent = std::strtol(text.c_str() + e + 1, nullptr, 10);
+        // strtol saturates at LONG_MAX/MIN; clamp further so that adding a digit position cannot overflow
+        if (e != std::string::npos) exponent = std::clamp(std::strtol(text.c_str() + e + 1, nullptr, 10), -(1L << 60), 1L << 60);
         const std::string mantissa = text.substr(negative ? 1 : 0, e == std::string::npos ? std::string::npos : e - (negative ? 1 : 0));
         const std::size_t point = mantissa.find('.');
         const std::size_t first = mantissa.find_first_of("123456789");

@@ -6,6 +6,7 @@
 // request and keeps it until the next set(), so the work is done once per input, not per matrix.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,7 +16,7 @@
 #include "../tensor.hpp"
 #include "simd.hpp"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -221,6 +222,15 @@ private:
         __m512 m = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
         return _mm512_reduce_max_ps(m);
+#elif defined(__AVX2__)
+        const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+        __m256 m = _mm256_setzero_ps();
+        // max_ps returns its second operand when either is NaN: NaNs are skipped, as below
+        for (int i = 0; i < n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), magnitude), m);
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        return _mm_cvtss_f32(h);
 #else
         float m = 0;
         for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
@@ -234,9 +244,26 @@ private:
         const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(inv)));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v));
         return _mm512_reduce_add_epi32(v);
+#elif defined(__AVX2__)
+        // cvtps gives INT_MIN for NaN (a file's NaN weights); the saturating packs make that -128
+        const __m256 s = _mm256_set1_ps(inv);
+        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), s));
+        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), s));
+        const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);  // 16 int16 in order
+        const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), bytes);
+        // the sum of what was stored (after saturation)
+        const __m256i wide = _mm256_madd_epi16(_mm256_cvtepi8_epi16(bytes), _mm256_set1_epi16(1));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(wide), _mm256_extracti128_si256(wide, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        return _mm_cvtsi128_si32(t);
 #else
         std::int32_t sum = 0;
-        for (int i = 0; i < 16; ++i) sum += q[i] = std::int8_t(std::nearbyint(x[i] * inv));
+        for (int i = 0; i < 16; ++i) {
+            const float v = x[i] * inv;  // |v| <= 127 unless x holds NaN or infinity (a hostile file)
+            sum += q[i] = v == v ? std::int8_t(std::nearbyint(std::clamp(v, -127.f, 127.f))) : std::int8_t(0);
+        }
         return sum;
 #endif
     }
