@@ -185,7 +185,9 @@ inline bool same_json(const qwen3::json::Value& a, const qwen3::json::Value& b, 
         case Kind::number: {
             const qwen3::json::Number &x = a.as_number(), &y = b.as_number();
             if (!by_value) return x.text == y.text && x.integral == y.integral;
-            if (x.integral) return y.integral && (x.text == y.text || (x.text == "-0" && y.text == "0"));
+            // Python prints the integer -0 as 0: either side may be the one read back
+            if (x.integral)
+                return y.integral && (x.text == y.text || (x.text == "-0" && y.text == "0") || (x.text == "0" && y.text == "-0"));
             return !y.integral && x.value == y.value;
         }
         case Kind::string: return a.as_string() == b.as_string();

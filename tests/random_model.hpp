@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <qwen3/format/gguf_writer.hpp>
 #include <qwen3/format/checkpoint.hpp>
 #include <qwen3/kernels/simd.hpp>
 #include <qwen3/tensor.hpp>
@@ -138,6 +139,29 @@ inline qwen3::Checkpoint make_random_model(const RandomModelSpec& spec, qwen3::T
     p.rope_theta = spec.rope_theta;
     p.rms_norm_eps = spec.rms_norm_eps;
     return qwen3::Checkpoint::in_memory(std::move(p), std::move(views), storage, "random model (make_model.py generator)");
+}
+
+
+// A checkpoint (e.g. make_random_model's) written as a GGUF file with Qwen3 metadata, for programs
+// that load the same weights from disk.
+inline void write_gguf(const qwen3::Checkpoint& ckpt, const std::string& path, const std::string& name = "random") {
+    const qwen3::ModelParams& p = ckpt.params();
+    qwen3::gguf::Writer w;
+    w.set_string("general.architecture", "qwen3");
+    w.set_string("general.name", name);
+    w.set_u32("qwen3.embedding_length", std::uint32_t(p.hidden));
+    w.set_u32("qwen3.block_count", std::uint32_t(p.layers));
+    w.set_u32("qwen3.attention.head_count", std::uint32_t(p.heads));
+    w.set_u32("qwen3.attention.head_count_kv", std::uint32_t(p.kv_heads));
+    w.set_u32("qwen3.attention.key_length", std::uint32_t(p.head_dim));
+    w.set_u32("qwen3.attention.value_length", std::uint32_t(p.head_dim));
+    w.set_u32("qwen3.feed_forward_length", std::uint32_t(p.ffn));
+    w.set_u32("qwen3.context_length", std::uint32_t(p.context_length));
+    w.set_f32("qwen3.rope.freq_base", float(p.rope_theta));
+    w.set_f32("qwen3.attention.layer_norm_rms_epsilon", float(p.rms_norm_eps));
+    for (const qwen3::TensorView& t : ckpt.tensors())
+        w.add_tensor(t.name, t.type, t.shape, std::span<const std::byte>(t.data, t.bytes));
+    w.write(path);
 }
 
 }  // namespace test

@@ -73,7 +73,12 @@ void check_type(DType type, int rows, int tokens) {
     const bool k_quant = qwen3::dtype_info(type).block_elems == 256;
 #if defined(QWEN3_HAVE_AVX512_VNNI)
     const bool int8_kernel = qwen3::kernels::avx512::has_quant_kernel<K>(type);
+    const int prefill_block = 32;  // the column kernels read the input quantized per 32
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+    const bool int8_kernel = qwen3::kernels::avx2::has_quant_kernel<K>(type);
+    const int prefill_block = k_quant ? 256 : 32;  // the decode forms, 4 tokens at a time
 #else
+    const int prefill_block = 32;
     const bool int8_kernel = false;  // the portable path: dequantize, then f32
 #endif
     // what the kernels multiply the weights with: the int8 input, or the float input itself
@@ -109,14 +114,14 @@ void check_type(DType type, int rows, int tokens) {
     CHECK(worst_quantized < 1e-5);  // float rounding of the sums only
     CHECK(worst_bound_ratio <= 1.0);
 
-    // prefill: all tokens at once (the column kernels read the input quantized per 32)
+    // prefill: all tokens at once
     std::vector<float> yy(static_cast<std::size_t>(rows) * tokens);
     in->set(x.data(), tokens);
     in->prepare(type);
     qwen3::matmul(w, *in, yy.data(), std::size_t(rows), 0, rows);
     double worst_prefill = 0;
     for (int t = 0; t < tokens; ++t) {
-        const std::vector<double> xq = effective_input(x.data() + std::size_t(t) * K, 32);
+        const std::vector<double> xq = effective_input(x.data() + std::size_t(t) * K, prefill_block);
         for (int r = 0; r < rows; ++r) {
             double ref_q = 0, magnitude = 0;
             for (int k = 0; k < K; ++k) {

@@ -85,29 +85,6 @@ void compare(const char* variant, const std::string& path, const qwen3::Model<Cf
     if constexpr (std::is_same_v<KV, qwen3::KVF32>) check_against_llamacpp(single, g, Cfg::vocab);
 }
 
-// The tiny random model (make_model.py's generator, rebuilt in memory) written as a GGUF file, so the
-// single-header program can load the same weights.
-void write_tiny_gguf(const std::string& path) {
-    qwen3::ThreadPool pool(2);
-    const qwen3::Checkpoint ckpt = test::make_random_model(test::tiny_spec(), pool);
-    const qwen3::ModelParams& p = ckpt.params();
-    qwen3::gguf::Writer w;
-    w.set_string("general.architecture", "qwen3");
-    w.set_string("general.name", "tiny");
-    w.set_u32("qwen3.embedding_length", std::uint32_t(p.hidden));
-    w.set_u32("qwen3.block_count", std::uint32_t(p.layers));
-    w.set_u32("qwen3.attention.head_count", std::uint32_t(p.heads));
-    w.set_u32("qwen3.attention.head_count_kv", std::uint32_t(p.kv_heads));
-    w.set_u32("qwen3.attention.key_length", std::uint32_t(p.head_dim));
-    w.set_u32("qwen3.attention.value_length", std::uint32_t(p.head_dim));
-    w.set_u32("qwen3.feed_forward_length", std::uint32_t(p.ffn));
-    w.set_u32("qwen3.context_length", std::uint32_t(p.context_length));
-    w.set_f32("qwen3.rope.freq_base", float(p.rope_theta));
-    w.set_f32("qwen3.attention.layer_norm_rms_epsilon", float(p.rms_norm_eps));
-    for (const qwen3::TensorView& t : ckpt.tensors())
-        w.add_tensor(t.name, t.type, t.shape, std::span<const std::byte>(t.data, t.bytes));
-    w.write(path);
-}
 
 }  // namespace
 
@@ -128,7 +105,10 @@ TEST_CASE("single header: tiny model (full vocabulary) logits are identical to t
     using Cfg = qwen3::Qwen3_Tiny;
     test::TempDir dir;
     const std::string path = dir.file("tiny.gguf");
-    write_tiny_gguf(path);
+    {
+        qwen3::ThreadPool pool(2);
+        test::write_gguf(test::make_random_model(test::tiny_spec(), pool), path, "tiny");
+    }
     const qwen3::Model<Cfg> model(path);
     const test::Golden g = test::load_golden("tiny", "short5", Cfg::vocab);
     compare<Cfg, qwen3::KVF32>("tiny", path, model, g, 2, "f32");

@@ -22,6 +22,7 @@
 #include "arch/avx512_gemm_bf16.hpp"
 #include "arch/avx512_gemm_float.hpp"
 #include "arch/avx512_quant.hpp"
+#include "arch/avx2_quant.hpp"  // after avx512_quant.hpp: used only where AVX-512 VNNI is not
 #include "input.hpp"
 #include "simd.hpp"
 
@@ -143,7 +144,7 @@ inline void matmul_float(const std::byte* w, std::size_t stride, const float* x,
     }
 }
 
-// Portable path for quantized weights (CPUs without AVX-512 VNNI): each row is dequantized with the
+// Portable path for quantized weights (CPUs without AVX-512 VNNI or AVX2): each row is dequantized with the
 // reference definition and multiplied in f32 (no activation quantization, so it is also the most
 // exact path).
 template <int K>
@@ -196,6 +197,9 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
+                return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
                 return kernels::matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
@@ -229,6 +233,9 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
+                return kernels::avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
                 return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);

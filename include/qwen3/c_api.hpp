@@ -1,0 +1,323 @@
+// qwen3/c_api.hpp - the implementation of the C interface declared in qwen3.h.
+//
+// Include this from exactly one C++ translation unit of a program (the qwen3::c CMake target is
+// such a file). Every compiled variant costs compile time and code size; to compile fewer, define
+// QWEN3_C_API_VARIANTS before the include, e.g.
+//
+//     #define QWEN3_C_API_VARIANTS qwen3::ConfigList<qwen3::Qwen3_0_6B, qwen3::Qwen3_4B>
+//     #include <qwen3/c_api.hpp>
+//
+// Every C function catches every exception: a qwen3::Error becomes its status code and message,
+// std::bad_alloc QWEN3_ERROR_OUT_OF_MEMORY, anything else QWEN3_ERROR_INTERNAL.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "../qwen3.h"
+#include "qwen3.hpp"
+
+#ifndef QWEN3_C_API_VARIANTS
+#define QWEN3_C_API_VARIANTS qwen3::NamedVariants
+#endif
+
+struct qwen3_tokenizer {
+    qwen3::Tokenizer tokenizer;
+};
+
+// One loaded model with its tokenizer and one conversation (a KV arena), type-erased over the
+// compiled variants.
+struct qwen3_model {
+    explicit qwen3_model(qwen3::Tokenizer t) : tokenizer{std::move(t)} {}
+    virtual ~qwen3_model() = default;
+    virtual const char* variant() const = 0;
+    virtual std::size_t vocab_size() const = 0;
+    virtual std::size_t max_context() const = 0;
+    virtual void logits(const std::int32_t* ids, std::size_t count, float* out) = 0;
+    virtual qwen3::Generation generate(const std::vector<std::int32_t>& prompt, const qwen3::GenerationOptions& options,
+                                       const qwen3::OnText& on_text) = 0;
+    virtual qwen3::Reply chat(std::string message, bool enable_thinking, const qwen3::SamplerParams* sampling,
+                              const qwen3::OnReply& on_reply) = 0;
+    virtual void chat_reset() = 0;
+
+    qwen3_tokenizer tokenizer;
+};
+
+namespace qwen3::c_api {
+
+thread_local std::string last_error;
+
+inline qwen3_status status_of(ErrorCode code) {
+    switch (code) {
+        case ErrorCode::io: return QWEN3_ERROR_IO;
+        case ErrorCode::format: return QWEN3_ERROR_FORMAT;
+        case ErrorCode::unsupported: return QWEN3_ERROR_UNSUPPORTED;
+        case ErrorCode::shape_mismatch: return QWEN3_ERROR_SHAPE_MISMATCH;
+        case ErrorCode::config_mismatch: return QWEN3_ERROR_CONFIG_MISMATCH;
+        case ErrorCode::missing_tensor: return QWEN3_ERROR_MISSING_TENSOR;
+        case ErrorCode::context_overflow: return QWEN3_ERROR_CONTEXT_OVERFLOW;
+        case ErrorCode::invalid_argument: return QWEN3_ERROR_INVALID_ARGUMENT;
+        case ErrorCode::tokenizer: return QWEN3_ERROR_TOKENIZER;
+        case ErrorCode::cancelled: return QWEN3_ERROR_INVALID_ARGUMENT;
+    }
+    return QWEN3_ERROR_INTERNAL;
+}
+
+inline qwen3_status fail(qwen3_status status, std::string message) {
+    last_error = std::move(message);
+    return status;
+}
+
+// Runs fn (returning qwen3_status) with every exception turned into a status and a message.
+template <class Fn>
+qwen3_status guarded(Fn&& fn) noexcept {
+    try {
+        last_error.clear();
+        return fn();
+    } catch (const Error& e) {
+        return fail(status_of(e.code()), e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(QWEN3_ERROR_OUT_OF_MEMORY, "out of memory");
+    } catch (const std::exception& e) {
+        return fail(QWEN3_ERROR_INTERNAL, std::string("internal error: ") + e.what());
+    } catch (...) {
+        return fail(QWEN3_ERROR_INTERNAL, "internal error: unknown exception");
+    }
+}
+
+inline qwen3_status null_argument(const char* function, const char* argument) {
+    return fail(QWEN3_ERROR_INVALID_ARGUMENT, std::string(function) + ": " + argument + " is NULL");
+}
+
+inline char* copy_string(std::string_view s) {
+    char* out = static_cast<char*>(std::malloc(s.size() + 1));
+    if (!out) throw std::bad_alloc();
+    std::memcpy(out, s.data(), s.size());
+    out[s.size()] = '\0';
+    return out;
+}
+
+inline SamplerParams sampler_params(const qwen3_sampling& s) {
+    SamplerParams p = SamplerParams::greedy();
+    p.temperature = s.temperature;
+    p.top_k = s.top_k;
+    p.top_p = s.top_p;
+    p.min_p = s.min_p;
+    p.repetition_penalty = s.repetition_penalty;
+    p.presence_penalty = s.presence_penalty;
+    p.frequency_penalty = s.frequency_penalty;
+    p.seed = s.seed;
+    return p;
+}
+
+inline qwen3_sampling c_sampling(const SamplerParams& p) {
+    return {p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty, p.presence_penalty, p.frequency_penalty, p.seed};
+}
+
+template <class Cfg>
+struct ModelOf final : qwen3_model {
+    ModelOf(Checkpoint checkpoint, Tokenizer tok, int threads)
+        : qwen3_model(std::move(tok)), model(std::move(checkpoint)),
+          options{threads > 0 ? threads : default_thread_count(), Precision::exact} {}
+    const char* variant() const override { return Cfg::name.data(); }
+    std::size_t vocab_size() const override { return Cfg::vocab; }
+    std::size_t max_context() const override { return Cfg::max_context; }
+
+    void logits(const std::int32_t* ids, std::size_t count, float* out) override {
+        Session<Cfg>& s = scratch_session();
+        s.reset();
+        s.eval(std::span<const std::int32_t>(ids, count), std::span<float>(out, count * std::size_t(Cfg::vocab)));
+        s.reset();
+    }
+    Generation generate(const std::vector<std::int32_t>& prompt, const GenerationOptions& o, const OnText& on_text) override {
+        if (!generator) generator = std::make_unique<Generator<Cfg>>(model, tokenizer.tokenizer, options);
+        return generator->generate(prompt, o, on_text);
+    }
+    Reply chat(std::string message, bool enable_thinking, const SamplerParams* sampling, const OnReply& on_reply) override {
+        if (!conversation) {
+            ConversationOptions co;
+            co.session = options;
+            conversation = std::make_unique<Conversation<Cfg>>(model, tokenizer.tokenizer, co);
+        }
+        conversation->options().enable_thinking = enable_thinking;
+        conversation->options().sampling = sampling ? std::optional<SamplerParams>(*sampling) : std::nullopt;
+        return conversation->send(std::move(message), on_reply);
+    }
+    void chat_reset() override {
+        if (conversation) conversation->clear();
+    }
+
+    Session<Cfg>& scratch_session() {
+        if (!session) session = std::make_unique<Session<Cfg>>(model, options);
+        return *session;
+    }
+
+    Model<Cfg> model;
+    SessionOptions options;
+    // made on first use: each holds a KV arena (address space, committed as used)
+    std::unique_ptr<Session<Cfg>> session;
+    std::unique_ptr<Generator<Cfg>> generator;
+    std::unique_ptr<Conversation<Cfg>> conversation;
+};
+
+}  // namespace qwen3::c_api
+
+extern "C" {
+
+const char* qwen3_last_error(void) { return qwen3::c_api::last_error.c_str(); }
+
+const char* qwen3_version(void) { return "0.1.0"; }
+
+void qwen3_string_free(char* s) { std::free(s); }
+
+qwen3_tokenizer* qwen3_tokenizer_load(const char* path) {
+    using namespace qwen3::c_api;
+    qwen3_tokenizer* out = nullptr;
+    guarded([&] {
+        if (!path) return null_argument("qwen3_tokenizer_load", "path");
+        out = new qwen3_tokenizer{qwen3::Tokenizer::load(path)};
+        return QWEN3_OK;
+    });
+    return out;
+}
+
+void qwen3_tokenizer_free(qwen3_tokenizer* tokenizer) { delete tokenizer; }
+
+size_t qwen3_tokenizer_vocab_size(const qwen3_tokenizer* tokenizer) {
+    return tokenizer ? tokenizer->tokenizer.vocab_size() : 0;
+}
+
+qwen3_status qwen3_tokenize(const qwen3_tokenizer* tokenizer, const char* text, size_t length, int plain, int32_t* ids,
+                            size_t capacity, size_t* count) {
+    using namespace qwen3::c_api;
+    return guarded([&] {
+        if (!tokenizer) return null_argument("qwen3_tokenize", "tokenizer");
+        if (!text && length > 0) return null_argument("qwen3_tokenize", "text");
+        if (!count) return null_argument("qwen3_tokenize", "count");
+        if (!ids && capacity > 0) return null_argument("qwen3_tokenize", "ids");
+        qwen3::EncodeOptions options;
+        options.match_added_tokens = plain == 0;
+        options.reject_invalid_utf8 = true;
+        const std::vector<qwen3::TokenId> out = tokenizer->tokenizer.encode(std::string_view(text ? text : "", length), options);
+        *count = out.size();
+        if (out.size() > capacity)
+            return fail(QWEN3_ERROR_BUFFER_TOO_SMALL, "qwen3_tokenize: " + std::to_string(out.size()) +
+                                                          " ids do not fit in a buffer of " + std::to_string(capacity));
+        std::copy(out.begin(), out.end(), ids);
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_detokenize(const qwen3_tokenizer* tokenizer, const int32_t* ids, size_t count, int skip_special,
+                              char** text) {
+    using namespace qwen3::c_api;
+    return guarded([&] {
+        if (!tokenizer) return null_argument("qwen3_detokenize", "tokenizer");
+        if (!ids && count > 0) return null_argument("qwen3_detokenize", "ids");
+        if (!text) return null_argument("qwen3_detokenize", "text");
+        *text = nullptr;
+        const std::string s = tokenizer->tokenizer.decode(std::span<const qwen3::TokenId>(ids, count), skip_special != 0);
+        *text = copy_string(s);
+        return QWEN3_OK;
+    });
+}
+
+qwen3_model* qwen3_model_load(const char* path, int threads) {
+    using namespace qwen3::c_api;
+    qwen3_model* out = nullptr;
+    guarded([&] {
+        if (!path) return null_argument("qwen3_model_load", "path");
+        if (threads < 0) return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_model_load: threads must be >= 0");
+        qwen3::Checkpoint checkpoint = qwen3::Checkpoint::open(path);
+        qwen3::Tokenizer tokenizer = qwen3::Tokenizer::load(path);
+        const qwen3::ModelParams params = checkpoint.params();
+        out = qwen3::with_variant<QWEN3_C_API_VARIANTS>(params, [&]<class Cfg>() -> qwen3_model* {
+            return new ModelOf<Cfg>(std::move(checkpoint), std::move(tokenizer), threads);
+        });
+        return QWEN3_OK;
+    });
+    return out;
+}
+
+void qwen3_model_free(qwen3_model* model) { delete model; }
+
+const char* qwen3_model_variant(const qwen3_model* model) { return model ? model->variant() : ""; }
+
+const qwen3_tokenizer* qwen3_model_tokenizer(const qwen3_model* model) { return model ? &model->tokenizer : nullptr; }
+
+size_t qwen3_model_vocab_size(const qwen3_model* model) { return model ? model->vocab_size() : 0; }
+
+size_t qwen3_model_max_context(const qwen3_model* model) { return model ? model->max_context() : 0; }
+
+qwen3_status qwen3_model_logits(qwen3_model* model, const int32_t* ids, size_t count, float* logits, size_t capacity) {
+    using namespace qwen3::c_api;
+    return guarded([&] {
+        if (!model) return null_argument("qwen3_model_logits", "model");
+        if (!ids || count == 0) return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_model_logits: no ids given");
+        if (!logits) return null_argument("qwen3_model_logits", "logits");
+        const std::size_t needed = count * model->vocab_size();
+        if (capacity < needed)
+            return fail(QWEN3_ERROR_BUFFER_TOO_SMALL, "qwen3_model_logits: " + std::to_string(count) + " x " +
+                                                          std::to_string(model->vocab_size()) + " logits do not fit in " +
+                                                          std::to_string(capacity) + " floats");
+        model->logits(ids, count, logits);
+        return QWEN3_OK;
+    });
+}
+
+qwen3_sampling qwen3_sampling_greedy(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::greedy()); }
+qwen3_sampling qwen3_sampling_thinking(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::thinking()); }
+qwen3_sampling qwen3_sampling_non_thinking(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::non_thinking()); }
+
+qwen3_status qwen3_generate(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
+                            qwen3_on_text on_text, void* user, char** text) {
+    using namespace qwen3::c_api;
+    if (text) *text = nullptr;
+    return guarded([&] {
+        if (!model) return null_argument("qwen3_generate", "model");
+        if (!prompt) return null_argument("qwen3_generate", "prompt");
+        qwen3::EncodeOptions encode;
+        encode.reject_invalid_utf8 = true;
+        const std::vector<qwen3::TokenId> ids = model->tokenizer.tokenizer.encode(prompt, encode);
+        qwen3::GenerationOptions options;
+        options.max_tokens = max_tokens;
+        if (sampling) options.sampling = sampler_params(*sampling);
+        qwen3::OnText stream;
+        if (on_text) stream = [&](std::string_view piece) { return on_text(piece.data(), piece.size(), 0, user) != 0; };
+        const qwen3::Generation g = model->generate(ids, options, stream);
+        if (text) *text = copy_string(g.text);
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_chat(qwen3_model* model, const char* user_message, int enable_thinking, const qwen3_sampling* sampling,
+                        qwen3_on_text on_text, void* user, char** answer) {
+    using namespace qwen3::c_api;
+    if (answer) *answer = nullptr;
+    return guarded([&] {
+        if (!model) return null_argument("qwen3_chat", "model");
+        if (!user_message) return null_argument("qwen3_chat", "user_message");
+        if (!qwen3::unicode::is_valid_utf8(user_message))
+            return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_chat: the user message is not valid UTF-8");
+        const qwen3::SamplerParams params = sampling ? sampler_params(*sampling) : qwen3::SamplerParams{};
+        qwen3::OnReply stream;
+        if (on_text)
+            stream = [&](const qwen3::chat::ReplyDelta& d) {
+                if (!d.reasoning.empty() && on_text(d.reasoning.data(), d.reasoning.size(), 1, user) == 0) return false;
+                if (!d.answer.empty() && on_text(d.answer.data(), d.answer.size(), 0, user) == 0) return false;
+                return true;
+            };
+        const qwen3::Reply reply = model->chat(user_message, enable_thinking != 0, sampling ? &params : nullptr, stream);
+        if (answer) *answer = copy_string(reply.content);
+        return QWEN3_OK;
+    });
+}
+
+void qwen3_chat_reset(qwen3_model* model) {
+    if (model) model->chat_reset();
+}
+
+}  // extern "C"
