@@ -18,7 +18,6 @@ int main(int argc, char** argv) {
     try {
         const qwen3::Checkpoint checkpoint = qwen3::Checkpoint::open(argv[1]);
         const qwen3::Tokenizer tokenizer = qwen3::Tokenizer::load(argv[1]);
-        // Any Qwen3 shape: the compiled variant that fits the file runs it.
         // The compiled variant that fits the file runs it (each listed variant compiles its own kernels).
         using Variants = qwen3::ConfigList<qwen3::Qwen3_0_6B, qwen3::Qwen3_4B, qwen3::Qwen3_8B, qwen3::Qwen3_Micro>;
         return qwen3::with_variant<Variants>(checkpoint.params(), [&]<class Cfg>() {
