@@ -49,6 +49,15 @@ inline void block_peak(const float* x, int n, float& magnitude, float& value) {
         }
 }
 
+// The byte that ggml's C code stores when it converts a float to an 8-bit integer on x86: a
+// truncating 32-bit conversion whose low byte is kept, where a value outside the int32 range (or
+// NaN: a block of subnormals makes 1/d infinite) converts to INT_MIN, low byte 0. Computed without
+// the undefined behaviour of converting such a float directly (found by UBSan on the golden rows).
+inline std::uint8_t ggml_byte(float v) {
+    if (!(std::fabs(v) < 2147483648.0f)) return 0;
+    return std::uint8_t(std::uint32_t(std::int32_t(v)));
+}
+
 inline std::uint16_t half_scale(float d, const char* format) {
     const std::uint16_t h = simd::f32_to_f16(d);
     if (!std::isfinite(simd::f16_to_f32(h)))
@@ -64,7 +73,7 @@ inline void encode_q8_0(const float* x, std::byte* out) {
     const float id = d != 0 ? 1.0f / d : 0.0f;
     BlockQ8_0 b;
     b.d = half_scale(d, "Q8_0");
-    for (int i = 0; i < 32; ++i) b.qs[i] = std::int8_t(std::round(x[i] * id));  // half away from zero, as roundf
+    for (int i = 0; i < 32; ++i) b.qs[i] = std::int8_t(ggml_byte(std::round(x[i] * id)));  // half away from zero, as roundf
     std::memcpy(out, &b, sizeof b);
 }
 
@@ -77,8 +86,8 @@ inline void encode_q4_0(const float* x, std::byte* out) {
     BlockQ4_0 b;
     b.d = half_scale(d, "Q4_0");
     for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(15, int(std::int8_t(rounded(x[i] * id) + 8.5f)));
-        const int q1 = std::min(15, int(std::int8_t(rounded(x[i + 16] * id) + 8.5f)));
+        const int q0 = std::min(15, int(std::int8_t(ggml_byte(rounded(x[i] * id) + 8.5f))));
+        const int q1 = std::min(15, int(std::int8_t(ggml_byte(rounded(x[i + 16] * id) + 8.5f))));
         b.qs[i] = std::uint8_t(q0 | q1 << 4);
     }
     std::memcpy(out, &b, sizeof b);
@@ -93,8 +102,8 @@ inline void encode_q5_0(const float* x, std::byte* out) {
     b.d = half_scale(d, "Q5_0");
     std::uint32_t high = 0;
     for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(31, int(std::int8_t(rounded(x[i] * id) + 16.5f)));
-        const int q1 = std::min(31, int(std::int8_t(rounded(x[i + 16] * id) + 16.5f)));
+        const int q0 = std::min(31, int(std::int8_t(ggml_byte(rounded(x[i] * id) + 16.5f))));
+        const int q1 = std::min(31, int(std::int8_t(ggml_byte(rounded(x[i + 16] * id) + 16.5f))));
         b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
         high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
     }
@@ -115,8 +124,8 @@ inline void encode_q4_1(const float* x, std::byte* out) {
     b.d = half_scale(d, "Q4_1");
     b.m = half_scale(lo, "Q4_1");
     for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(15, int(std::int8_t(rounded((x[i] - lo) * id) + 0.5f)));
-        const int q1 = std::min(15, int(std::int8_t(rounded((x[i + 16] - lo) * id) + 0.5f)));
+        const int q0 = std::min(15, int(std::int8_t(ggml_byte(rounded((x[i] - lo) * id) + 0.5f))));
+        const int q1 = std::min(15, int(std::int8_t(ggml_byte(rounded((x[i + 16] - lo) * id) + 0.5f))));
         b.qs[i] = std::uint8_t(q0 | q1 << 4);
     }
     std::memcpy(out, &b, sizeof b);
@@ -135,8 +144,8 @@ inline void encode_q5_1(const float* x, std::byte* out) {
     b.m = half_scale(lo, "Q5_1");
     std::uint32_t high = 0;
     for (int i = 0; i < 16; ++i) {
-        const int q0 = std::uint8_t(rounded((x[i] - lo) * id) + 0.5f);
-        const int q1 = std::uint8_t(rounded((x[i + 16] - lo) * id) + 0.5f);
+        const int q0 = ggml_byte(rounded((x[i] - lo) * id) + 0.5f);
+        const int q1 = ggml_byte(rounded((x[i + 16] - lo) * id) + 0.5f);
         b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
         high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
     }
