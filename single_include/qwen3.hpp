@@ -5486,8 +5486,13 @@ inline InputForm input_form(DType weights, int tokens, bool bf16_products = fals
     if (!quantized && tokens > 1) return InputForm::f32_columns;
 #endif
     (void)quantized;
+    (void)tokens;  // read only where some form depends on it (AVX-512)
     switch (weights) {
-        case DType::bf16: return tokens == 1 ? InputForm::pairs : InputForm::f32;
+#if defined(__AVX512F__)
+        case DType::bf16: return tokens == 1 ? InputForm::pairs : InputForm::f32;  // avx512::matvec_bf16 reads pairs
+#else
+        case DType::bf16: return InputForm::f32;  // the xsimd kernels widen bf16 weights and read f32
+#endif
         case DType::q8_0:
         case DType::q4_0:
         case DType::q4_1:
