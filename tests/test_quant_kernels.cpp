@@ -23,6 +23,16 @@ std::vector<std::byte> random_rows(DType type, int rows, int cols, std::uint64_t
     const std::size_t stride = qwen3::row_bytes(type, std::uint64_t(cols));
     std::vector<std::byte> data(stride * std::size_t(rows));
     std::mt19937_64 rng(seed);
+    if (type == DType::f32 || type == DType::f16 || type == DType::bf16) {  // finite values of the type
+        std::normal_distribution<float> value(0.f, 0.02f);
+        for (std::size_t i = 0; i < std::size_t(rows) * std::size_t(cols); ++i) {
+            const float v = value(rng);
+            const std::uint16_t h = type == DType::f16 ? qwen3::simd::f32_to_f16(v) : qwen3::simd::f32_to_bf16(v);
+            if (type == DType::f32) std::memcpy(data.data() + 4 * i, &v, 4);
+            else std::memcpy(data.data() + 2 * i, &h, 2);
+        }
+        return data;
+    }
     for (auto& b : data) b = std::byte(rng() & 0xFF);
     const auto& info = qwen3::dtype_info(type);
     std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
@@ -86,7 +96,11 @@ void check_type(DType type, int rows, int tokens) {
         if (int8_kernel) return quantized_input(xt, K, block);
         return std::vector<double>(xt, xt + K);
     };
-    auto in = std::make_unique<qwen3::kernels::Input<K, 64>>();
+    // prefill with enough tokens widens the weights to f32 panels and reads the float input
+    const bool prefill_int8 = int8_kernel && !qwen3::kernels::uses_panel_gemm(type, tokens);
+    CAPTURE(tokens);
+    CAPTURE(prefill_int8);
+    auto in = std::make_unique<qwen3::kernels::Input<K, 128>>();
     const std::vector<float> x = random_input(K * tokens, 5);
 
     // decode: one token at a time; K-quants read the input quantized per 256, others per 32
@@ -121,7 +135,8 @@ void check_type(DType type, int rows, int tokens) {
     qwen3::matmul(w, *in, yy.data(), std::size_t(rows), 0, rows);
     double worst_prefill = 0;
     for (int t = 0; t < tokens; ++t) {
-        const std::vector<double> xq = effective_input(x.data() + std::size_t(t) * K, prefill_block);
+        const float* xt = x.data() + std::size_t(t) * K;
+        const std::vector<double> xq = prefill_int8 ? quantized_input(xt, K, prefill_block) : std::vector<double>(xt, xt + K);
         for (int r = 0; r < rows; ++r) {
             double ref_q = 0, magnitude = 0;
             for (int k = 0; k < K; ++k) {
@@ -155,7 +170,21 @@ void check_type(DType type, int rows, int tokens) {
 TEST_CASE("quantized matrix kernels equal the reference dequantization times the quantized input") {
     for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_1, DType::q5_1, DType::q4_k, DType::q5_k, DType::q6_k}) {
         check_type<256>(type, 13, 37);   // 13 rows: a partial tile; 37 tokens: a partial column group
+        check_type<256>(type, 21, 70);   // 21 rows: a panel and a partial one; 70 tokens: panels for every type
         check_type<2560>(type, 8, 20);   // the Qwen3-4B hidden size
+        check_type<2560>(type, 3, 65);   // the same with panels (10 of depth 256)
     }
-    for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0}) check_type<96>(type, 5, 3);  // rows of 3 blocks
+    for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0}) {
+        check_type<96>(type, 5, 3);  // rows of 3 blocks
+        check_type<96>(type, 5, 66);  // panels as deep as the row
+    }
+}
+
+TEST_CASE("float matrix kernels equal the double-precision product") {
+    for (DType type : {DType::f32, DType::f16, DType::bf16}) {
+        check_type<256>(type, 13, 5);
+        check_type<256>(type, 21, 70);
+        check_type<2560>(type, 3, 40);
+        check_type<96>(type, 19, 33);
+    }
 }

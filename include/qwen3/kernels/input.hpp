@@ -22,6 +22,21 @@
 
 namespace qwen3::kernels {
 
+// Whether a matmul of `tokens` tokens with `weights` goes to the panel kernels (panel_gemm.hpp),
+// which read f32 rows: on CPUs without AVX-512, with enough tokens to repay widening each panel
+// (bench_kernels matmul128 with 32 and 64 tokens, Zen 3: BF16 and Q4 formats gain from 32 tokens,
+// Q8_0 and Q6_K, whose int8 kernels are the fastest, from 64).
+inline bool uses_panel_gemm(DType weights, int tokens) {
+#if defined(__AVX512F__)
+    (void)weights;
+    (void)tokens;
+    return false;
+#else
+    if (weights == DType::q8_0 || weights == DType::q6_k) return tokens >= 64;
+    return tokens >= 32;
+#endif
+}
+
 // The activation forms a weight type reads.
 enum class InputForm { f32, pairs, q8_32, q8_256, q8_columns, f32_columns, bf16_columns };
 
@@ -41,7 +56,7 @@ inline InputForm input_form(DType weights, int tokens, bool bf16_products = fals
     if (!quantized && tokens > 1) return InputForm::f32_columns;
 #endif
     (void)quantized;
-    (void)tokens;  // read only where some form depends on it (AVX-512)
+    if (uses_panel_gemm(weights, tokens)) return InputForm::f32;
     switch (weights) {
 #if defined(__AVX512F__)
         case DType::bf16: return tokens == 1 ? InputForm::pairs : InputForm::f32;  // avx512::matvec_bf16 reads pairs

@@ -24,6 +24,7 @@
 #include "arch/avx512_quant.hpp"
 #include "arch/avx2_quant.hpp"  // after avx512_quant.hpp: used only where AVX-512 VNNI is not
 #include "input.hpp"
+#include "panel_gemm.hpp"
 #include "simd.hpp"
 
 namespace qwen3 {
@@ -76,17 +77,19 @@ template <int K, DType T>
 inline void matvec_float(const std::byte* w, std::size_t stride, const float* x, float* y, int row_begin, int row_end) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
-    static_assert(K % (4 * L) == 0, "the inner dimension must be a multiple of four SIMD widths");
+    static_assert(K % L == 0, "the inner dimension must be a multiple of the SIMD width");
+    constexpr int K4 = K - K % (4 * L);  // rows of e.g. 96 elements on AVX-512 end with a partial step
     for (int r = row_begin; r < row_end; ++r) {
         const std::byte* row = w + std::size_t(r) * stride;
         prefetch_ahead(row + 2 * stride, stride);
         fbatch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-        for (int k = 0; k < K; k += 4 * L) {
+        for (int k = 0; k < K4; k += 4 * L) {
             a0 = simd::fma(load_weights<T>(row, k), simd::load_f32(x + k), a0);
             a1 = simd::fma(load_weights<T>(row, k + L), simd::load_f32(x + k + L), a1);
             a2 = simd::fma(load_weights<T>(row, k + 2 * L), simd::load_f32(x + k + 2 * L), a2);
             a3 = simd::fma(load_weights<T>(row, k + 3 * L), simd::load_f32(x + k + 3 * L), a3);
         }
+        for (int k = K4; k < K; k += L) a0 = simd::fma(load_weights<T>(row, k), simd::load_f32(x + k), a0);
         y[r] = simd::sum((a0 + a1) + (a2 + a3));
     }
 }
@@ -223,6 +226,8 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
     if (w.type == DType::f32 || w.type == DType::bf16 || w.type == DType::f16)
         return kernels::avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
+    if (kernels::uses_panel_gemm(w.type, tokens) && supports_matrix_type<Cols>(w.type))
+        return kernels::matmul_panels<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
     switch (w.type) {
         case DType::f32:
             return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
