@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <qwen3/model.hpp>
+#include <qwen3/quant/quantize_model.hpp>
 
 #include "golden.hpp"
 
@@ -94,4 +95,50 @@ TEST_CASE("KV arena element types stay close to the F32 arena") {
     CHECK(q8 < 2e-2f);
     CHECK(f32 < f16);
     CHECK(f16 < bf16);
+}
+
+// KL(p_ref || p) of two logit rows, in nats.
+static double kl_divergence(std::span<const float> reference, std::span<const float> logits) {
+    auto log_softmax = [](std::span<const float> v) {
+        const double m = *std::max_element(v.begin(), v.end());
+        double sum = 0;
+        for (float x : v) sum += std::exp(double(x) - m);
+        std::vector<double> out(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) out[i] = double(v[i]) - m - std::log(sum);
+        return out;
+    };
+    const auto lp = log_softmax(reference), lq = log_softmax(logits);
+    double kl = 0;
+    for (std::size_t i = 0; i < lp.size(); ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
+    return kl;
+}
+
+TEST_CASE("quantized micro models stay close to llama.cpp's F32 logits, in prefill and in (packed) decode") {
+    test::TempDir dir;
+    const Golden g = micro("m2");
+    REQUIRE(g.all_positions);
+    // bounds: about 8x the mean divergence measured (Q8_0 6.2e-6, Q4_0 4.5e-4 nats)
+    const std::pair<qwen3::quant::FileType, double> cases[] = {{qwen3::quant::FileType::q8_0, 5e-5}, {qwen3::quant::FileType::q4_0, 4e-3}};
+    for (auto [file_type, bound] : cases) {
+        const std::string path = dir.file("micro-quantized.gguf");
+        qwen3::quant::quantize_model(test::data_path("qwen3-micro-f32.gguf"), path, file_type);
+        qwen3::Model<Cfg> model(path), unpacked(path, qwen3::ModelOptions{.pack_for_decode = false});
+        CAPTURE(int(file_type));
+        qwen3::Session<Cfg, qwen3::KVF32> prefill(model), decode(model), decode_in_place(unpacked);
+        std::vector<float> all(g.logits.size());
+        prefill.eval(g.tokens, all);
+        double prefill_kl = 0, decode_kl = 0, in_place_kl = 0;
+        for (std::size_t t = 0; t < g.tokens.size(); ++t) {
+            const auto ref = std::span<const float>(g.logits).subspan(t * Cfg::vocab, Cfg::vocab);
+            prefill_kl += kl_divergence(ref, std::span<const float>(all).subspan(t * Cfg::vocab, Cfg::vocab));
+            decode_kl += kl_divergence(ref, decode.eval(g.tokens[t]));
+            in_place_kl += kl_divergence(ref, decode_in_place.eval(g.tokens[t]));
+        }
+        const double n = double(g.tokens.size());
+        MESSAGE("mean KL vs llama.cpp F32: prefill " << prefill_kl / n << ", packed decode " << decode_kl / n
+                                                     << ", in-place decode " << in_place_kl / n);
+        CHECK(prefill_kl / n < bound);
+        CHECK(decode_kl / n < bound);
+        CHECK(in_place_kl / n < bound);
+    }
 }

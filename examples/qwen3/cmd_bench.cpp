@@ -1,4 +1,4 @@
-// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json]
+// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-pack]
 // Prompt processing (one prefill of p tokens) and text generation (n decode steps from an empty
 // context), as llama-bench measures them: a warm-up run, then mean and spread over the repeats.
 #include <chrono>
@@ -81,7 +81,8 @@ double measure_bandwidth(int threads) {
 int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
-                    {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false}});
+                    {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false},
+                    {"--no-pack", "", false}});
     if (args.has("--bandwidth")) {
         const int t = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
         const double gbs = measure_bandwidth(t);
@@ -99,7 +100,11 @@ int run_bench(int argc, char** argv) {
     qwen3::Checkpoint ckpt = qwen3::Checkpoint::open(args.positional()[0]);
     const std::string path = ckpt.path(), format = weight_format(ckpt);
     return qwen3::with_variant<tool::Variants>(ckpt.params(), [&]<class Cfg>() {
-        qwen3::Model<Cfg> model(std::move(ckpt));
+        const auto load_start = std::chrono::steady_clock::now();
+        qwen3::Model<Cfg> model(std::move(ckpt), qwen3::ModelOptions{.pack_for_decode = !args.has("--no-pack")});
+        if (!json && model.weights().packed_bytes)
+            std::fprintf(stderr, "decode layout: %.1f MB packed in %.2f s\n", double(model.weights().packed_bytes) / 1e6,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
         qwen3::Session session(model, qwen3::SessionOptions{threads, args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact});
         if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)
             qwen3::detail::fail(qwen3::ErrorCode::context_overflow, "the test does not fit the KV arena of ", Cfg::max_context);

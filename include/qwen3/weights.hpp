@@ -4,12 +4,20 @@
 // configuration, and every tensor's presence, shape and element type. A mismatch is an Error that
 // names the tensor, the expected and found shapes, and which compiled variant would fit the file.
 // Matrices stay in the mapped file (zero copy); the small 1-D norm weights are widened to f32.
+// pack_for_decode() may add a copy of the quantized matrices in the decode kernels' layout.
 #pragma once
 
 #include <array>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "config.hpp"
 #include "error.hpp"
@@ -17,6 +25,7 @@
 #include "kernels/linear.hpp"
 #include "kernels/simd.hpp"
 #include "tensor.hpp"
+#include "thread_pool.hpp"
 
 namespace qwen3 {
 
@@ -90,6 +99,8 @@ struct Weights {
     const float* output_norm = nullptr;      // [hidden]
     Matrix<Cfg::vocab, Cfg::hidden> output;  // the embedding itself when tied
     std::vector<float> norm_storage;         // f32 copies of every norm weight
+    std::shared_ptr<std::byte> packed_storage;  // the matrices' decode layout, when pack_for_decode made one
+    std::size_t packed_bytes = 0;
 
     // Binds `ckpt` (which must outlive the Weights). Throws Error(config_mismatch), Error(missing_tensor),
     // Error(shape_mismatch) or Error(unsupported) naming the first problem found.
@@ -135,6 +146,59 @@ struct Weights {
         w.output_norm = norm("output_norm.weight", Cfg::hidden);
         w.output = Cfg::tied_embeddings ? w.token_embd : matrix<Cfg::vocab, Cfg::hidden>(ckpt, "output.weight");
         return w;
+    }
+
+    // Copies every matrix that has a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0,
+    // Q4_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
+    // the copy, prefill keeps reading the mapped file. The copy is as large as those matrices are in
+    // the file (for a Q4_0 model, about the file's size): that is the memory this costs, in anonymous
+    // pages (transparent huge pages requested), besides the file's pages in the page cache. Returns
+    // the bytes allocated, 0 when nothing has a packed layout. Throws Error(unsupported) when the
+    // allocation fails.
+    std::size_t pack_for_decode(int threads = default_thread_count()) {
+        std::size_t total = 0;
+        auto each_matrix = [&](auto&& fn) {
+            for (LayerWeights<Cfg>& L : layers) {
+                fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
+                fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
+            }
+            fn(output);  // token_embd is only looked up by row (in the file's layout), never packed
+        };
+        auto wanted = [](const auto& m) {
+            using M = std::remove_cvref_t<decltype(m)>;
+            return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type) && !m.packed;
+        };
+        constexpr std::size_t kAlign = 64;
+        each_matrix([&](auto& m) {
+            if (wanted(m)) total += (m.row_stride() * std::size_t(m.rows) + kAlign - 1) / kAlign * kAlign;
+        });
+        if (total == 0) return 0;
+        constexpr std::size_t kHugePage = std::size_t(2) << 20;
+        const std::size_t allocated = (total + kHugePage - 1) / kHugePage * kHugePage;
+        auto* base = static_cast<std::byte*>(std::aligned_alloc(kHugePage, allocated));
+        if (!base)
+            detail::fail(ErrorCode::unsupported, "could not allocate ", allocated, " bytes for the decode layout of the weights");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        ::madvise(base, allocated, MADV_HUGEPAGE);  // fewer TLB misses while decode streams the weights
+#endif
+        packed_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
+        packed_bytes = allocated;
+        ThreadPool pool(threads);
+        std::size_t used = 0;
+        each_matrix([&](auto& m) {
+            if (!wanted(m)) return;
+            std::byte* dst = base + used;
+            used += (m.row_stride() * std::size_t(m.rows) + kAlign - 1) / kAlign * kAlign;
+            constexpr int kGroupsPerTask = 64;
+            const int groups = m.rows / kPackRows;
+            pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
+                const int begin = task * kGroupsPerTask;
+                pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
+            });
+            m.packed = dst;
+        });
+        if (Cfg::tied_embeddings) token_embd.packed = nullptr;
+        return allocated;
     }
 
     // Bytes of weights read to produce one token (every matrix once, the output matrix whole).

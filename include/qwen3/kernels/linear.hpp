@@ -21,6 +21,7 @@
 #include "arch/avx512_gemm.hpp"
 #include "arch/avx512_gemm_bf16.hpp"
 #include "arch/avx512_gemm_float.hpp"
+#include "arch/avx512_packed.hpp"
 #include "arch/avx512_quant.hpp"
 #include "arch/avx2_quant.hpp"  // after avx512_quant.hpp: used only where AVX-512 VNNI is not
 #include "input.hpp"
@@ -36,6 +37,9 @@ struct Matrix {
     static constexpr int cols = Cols;
     DType type = DType::f32;
     const std::byte* data = nullptr;
+    // The same weights in the decode layout of kernels/arch/avx512_packed.hpp (groups of 16 rows
+    // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
+    const std::byte* packed = nullptr;
 
     std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
     const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
@@ -199,6 +203,7 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 #endif
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
+            if (w.packed) return kernels::avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
@@ -247,6 +252,33 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
                 return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
             kernels::unsupported_weight_type(w.type);
     }
+}
+
+// The decode layout (kernels/arch/avx512_packed.hpp): groups of 16 rows interleaved block by block,
+// the same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
+inline constexpr int kPackRows = 16;
+
+// True when matvec has a packed layout for weights of type t with rows of Cols elements.
+template <int Cols>
+bool has_packed_layout(DType t) {
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    return kernels::avx512::packable<Cols>(t);
+#else
+    (void)t;
+    return false;
+#endif
+}
+
+// Writes row groups [group_begin, group_end) of w (rows [16 group_begin, 16 group_end)) into dst,
+// which holds the whole packed matrix (w.row_stride() bytes per row). Precondition:
+// has_packed_layout<Cols>(w.type).
+template <int Rows, int Cols>
+void pack_row_groups(const Matrix<Rows, Cols>& w, int group_begin, int group_end, std::byte* dst) {
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    kernels::avx512::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
+#else
+    (void)w, (void)group_begin, (void)group_end, (void)dst;
+#endif
 }
 
 // Row r of W as f32 (the embedding lookup), by the format's reference definition.

@@ -1,0 +1,313 @@
+// qwen3/kernels/arch/avx512_packed.hpp - decode kernels over weights repacked in groups of 16 rows.
+//
+// The per-row kernels (avx512_quant.hpp) read ggml's blocks in place, but each row ends in a
+// horizontal sum and each block's bytes must be moved into place before a vpdpbusd: on the AVX-512
+// machine measured they reach about half of one core's memory bandwidth in decode. Here, at load time,
+// every 16 rows of a matrix are interleaved block by block, so that a 64-byte load holds four
+// consecutive values of each of the 16 rows: one vpdpbusd against four input bytes broadcast
+// advances 16 rows at once, the 16 row scales of a block are one vector, and a group's 16 outputs
+// are the 16 lanes of an accumulator (no horizontal sums). The bits are ggml's, only reordered; a
+// packed matrix takes exactly the bytes of the original.
+//
+// Layout of one group of 16 rows, block after block (32 elements for Q8_0/Q4_0, 256 for K-quants):
+//   Q8_0: d[16] (f16), then 8 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r, XOR 0x80
+//         (stored unsigned, so it is vpdpbusd's unsigned operand; 128 * sum(x) is taken back out)
+//   Q4_0: d[16] (f16), then 4 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r (low nibbles are
+//         elements 4j.., high nibbles 16 + 4j..)
+//   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
+//         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
+//   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
+//         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
+#pragma once
+
+#include "avx512_quant.hpp"  // QWEN3_HAVE_AVX512_VNNI
+
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "../../format/quant_blocks.hpp"
+#include "../../tensor.hpp"
+
+namespace qwen3::kernels::avx512 {
+
+inline constexpr int kPackRows = 16;
+
+// Types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool packable(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: return K % 32 == 0;
+        case DType::q4_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
+
+namespace packed_detail {
+
+inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
+    std::uint32_t v;
+    std::memcpy(&v, src, 4);
+    v ^= flip;
+    std::memcpy(dst, &v, 4);
+}
+
+// 16 bytes, byte i = src[i * stride]: one packed byte of each of the 16 rows.
+inline void gather16(std::byte* dst, const std::uint8_t* src, std::size_t stride) {
+    for (int r = 0; r < kPackRows; ++r) dst[r] = std::byte(src[std::size_t(r) * stride]);
+}
+
+inline __m512i broadcast4(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return _mm512_set1_epi32(v);
+}
+
+inline __m512 halves16(const std::byte* p) {  // 16 f16 values
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
+
+// How far ahead of the block being read the stream is prefetched.
+#ifndef QWEN3_PACKED_PREFETCH
+#define QWEN3_PACKED_PREFETCH 2048
+#endif
+inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
+
+inline void prefetch(const std::byte* p, int bytes) {
+    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
+}
+
+}  // namespace packed_detail
+
+// Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
+// dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
+template <int K>
+void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
+    using namespace packed_detail;
+    for (int g = group_begin; g < group_end; ++g) {
+        const std::byte* rows = src + std::size_t(g) * kPackRows * stride;
+        std::byte* out = dst + std::size_t(g) * kPackRows * stride;
+        auto row = [&](int r) { return rows + std::size_t(r) * stride; };
+        switch (type) {
+            case DType::q8_0:
+                for (int b = 0; b < K / 32; ++b) {
+                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &reinterpret_cast<const quant::BlockQ8_0*>(row(r))[b].d, 2);
+                    out += 32;
+                    for (int j = 0; j < 8; ++j, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, reinterpret_cast<const quant::BlockQ8_0*>(row(r))[b].qs + 4 * j, 0x80808080u);
+                }
+                break;
+            case DType::q4_0:
+                for (int b = 0; b < K / 32; ++b) {
+                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &reinterpret_cast<const quant::BlockQ4_0*>(row(r))[b].d, 2);
+                    out += 32;
+                    for (int j = 0; j < 4; ++j, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, reinterpret_cast<const quant::BlockQ4_0*>(row(r))[b].qs + 4 * j);
+                }
+                break;
+            case DType::q4_k:
+                for (int b = 0; b < K / 256; ++b) {
+                    auto blk = [&](int r) -> const quant::BlockQ4_K& { return reinterpret_cast<const quant::BlockQ4_K*>(row(r))[b]; };
+                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2), std::memcpy(out + 32 + 2 * r, &blk(r).dmin, 2);
+                    out += 64;
+                    for (int i = 0; i < 12; ++i, out += 16) gather16(out, blk(0).scales + i, stride);
+                    for (int v = 0; v < 32; ++v, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qs + 4 * v);
+                }
+                break;
+            case DType::q6_k:
+                for (int b = 0; b < K / 256; ++b) {
+                    auto blk = [&](int r) -> const quant::BlockQ6_K& { return reinterpret_cast<const quant::BlockQ6_K*>(row(r))[b]; };
+                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2);
+                    out += 32;
+                    for (int i = 0; i < 16; ++i, out += 16)
+                        gather16(out, reinterpret_cast<const std::uint8_t*>(blk(0).scales) + i, stride);
+                    for (int v = 0; v < 32; ++v, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).ql + 4 * v);
+                    for (int v = 0; v < 16; ++v, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qh + 4 * v);
+                }
+                break;
+            default: break;
+        }
+    }
+}
+
+namespace packed_detail {
+
+// One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
+// xs: sums of the int8 values (per 32 for Q8_0/Q4_0, per 16 for K-quants).
+template <int K>
+inline __m512 group_q8_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int b = 0; b < K / 32; ++b, p += 544) {
+        prefetch(p, 544);
+        const std::byte* q = p + 32;
+        const std::int8_t* xb = x + 32 * b;
+        __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), load(q), broadcast4(xb));
+        __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), load(q + 64), broadcast4(xb + 4));
+        for (int j = 2; j < 8; j += 2) {
+            d0 = _mm512_dpbusd_epi32(d0, load(q + 64 * j), broadcast4(xb + 4 * j));
+            d1 = _mm512_dpbusd_epi32(d1, load(q + 64 * j + 64), broadcast4(xb + 4 * j + 4));
+        }
+        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(128 * xs[b]));
+        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
+        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
+    }
+    return _mm512_add_ps(acc0, acc1);
+}
+
+template <int K>
+inline __m512 group_q4_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int b = 0; b < K / 32; ++b, p += 288) {
+        prefetch(p, 288);
+        const std::byte* q = p + 32;
+        const std::int8_t* xb = x + 32 * b;
+        __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+        for (int j = 0; j < 4; ++j) {
+            const __m512i v = load(q + 64 * j);
+            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(v, low), broadcast4(xb + 4 * j));
+            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), broadcast4(xb + 16 + 4 * j));
+        }
+        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(8 * xs[b]));
+        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
+        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
+    }
+    return _mm512_add_ps(acc0, acc1);
+}
+
+// 16 bytes (one per row) widened to 16 int32 lanes.
+inline __m512i widen16(__m128i v) { return _mm512_cvtepu8_epi32(v); }
+inline __m128i load16(const std::byte* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+template <int K>
+inline __m512 group_q4_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
+    __m512 acc = _mm512_setzero_ps(), min_acc = acc;
+    constexpr int kBlockBytes = 16 * 144;
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p), dmin = halves16(p + 32);
+        const std::byte* sc = p + 64;
+        const std::byte* q = p + 64 + 192;
+        const std::int8_t* xb = x + 256 * b;
+        // the 6-bit scale and minimum of sub-block j, 16 rows in lanes (quant::scale_min_k4)
+        __m128i s[12];
+        for (int i = 0; i < 12; ++i) s[i] = load16(sc + 16 * i);
+        auto scale_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j], low6);
+            return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
+        };
+        auto min_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j + 4], low6);
+            return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
+        };
+        __m512i isum = _mm512_setzero_si512(), msum = isum;
+        for (int c = 0; c < 4; ++c) {
+            __m512i lo = _mm512_setzero_si512(), hi = lo;
+            for (int j = 0; j < 8; ++j) {
+                const __m512i v = load(q + 64 * (8 * c + j));
+                lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, low), broadcast4(xb + 64 * c + 4 * j));
+                hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), broadcast4(xb + 64 * c + 32 + 4 * j));
+            }
+            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, widen16(scale_of(2 * c))));
+            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, widen16(scale_of(2 * c + 1))));
+            const std::int32_t* s16 = xs16 + 16 * b + 4 * c;  // sums of 16: two per sub-block of 32
+            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(widen16(min_of(2 * c)), _mm512_set1_epi32(s16[0] + s16[1])));
+            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(widen16(min_of(2 * c + 1)), _mm512_set1_epi32(s16[2] + s16[3])));
+        }
+        const __m512 xd = _mm512_set1_ps(dx[b]);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, xd), acc);
+        min_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, xd), min_acc);
+    }
+    return _mm512_sub_ps(acc, min_acc);
+}
+
+template <int K>
+inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
+    const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
+    __m512 acc = _mm512_setzero_ps();
+    constexpr int kBlockBytes = 16 * 210;
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p);
+        const std::byte* sc = p + 32;
+        const std::byte* ql = sc + 256;
+        const std::byte* qh = ql + 32 * 64;
+        const std::int8_t* xb = x + 256 * b;
+        __m512i isum = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+            for (int quarter = 0; quarter < 4; ++quarter) {
+                // elements 128h + 32 quarter + [0, 32): low/high nibbles of ql half (quarter & 1),
+                // bits 2 * quarter of qh; two sub-blocks of 16 (j < 4 and j >= 4)
+                __m512i first = _mm512_setzero_si512(), second = first;
+                for (int j = 0; j < 8; ++j) {
+                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
+                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
+                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
+                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+                    const __m512i xv = broadcast4(xb + 128 * h + 32 * quarter + 4 * j);
+                    if (j < 4) first = _mm512_dpbusd_epi32(first, v, xv);
+                    else second = _mm512_dpbusd_epi32(second, v, xv);
+                }
+                const int sub = 8 * h + 2 * quarter;  // sub-block of 16 elements
+                // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
+                first = _mm512_sub_epi32(first, _mm512_set1_epi32(32 * xs16[16 * b + sub]));
+                second = _mm512_sub_epi32(second, _mm512_set1_epi32(32 * xs16[16 * b + sub + 1]));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(first, _mm512_cvtepi8_epi32(load16(sc + 16 * sub))));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(second, _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)))));
+            }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(dx[b])), acc);
+    }
+    return acc;
+}
+
+}  // namespace packed_detail
+
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token 0 of `in`
+// (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0, of 256 for K-quants).
+template <int K, class Input>
+void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end) {
+    using namespace packed_detail;
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    auto groups = [&](auto group_dot) {
+        for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+            const __m512 v = group_dot(packed + std::size_t(g) * group_bytes);
+            const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+            const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
+            _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
+        }
+    };
+    const std::int8_t* xq = in.q8(0);
+    switch (type) {
+        case DType::q8_0:
+            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q8_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
+            break;
+        case DType::q4_0:
+            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q4_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
+            break;
+        case DType::q4_k:
+            if constexpr (K % 256 == 0) return groups([&](const std::byte* p) { return group_q4_k<K>(p, xq, in.scales256(0), in.sums16(0)); });
+            break;
+        case DType::q6_k:
+            if constexpr (K % 256 == 0) return groups([&](const std::byte* p) { return group_q6_k<K>(p, xq, in.scales256(0), in.sums16(0)); });
+            break;
+        default: break;
+    }
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
