@@ -6013,8 +6013,12 @@ private:
     // q[i] = round(x[i] * inv) (to nearest even) for 16 values; returns their sum.
     static std::int32_t quantize_16(const float* x, float inv, std::int8_t* q) {
 #if defined(__AVX512F__)
-        const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(inv)));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v));
+        // cvtps gives INT_MIN for NaN (a file's NaN weights): clamp first, so that the sum is that of
+        // the stored bytes and cannot overflow
+        const __m512i v = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(inv))),
+                                                            _mm512_set1_epi32(127)),
+                                           _mm512_set1_epi32(-128));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(v));
         return _mm512_reduce_add_epi32(v);
 #elif defined(__AVX2__)
         // cvtps gives INT_MIN for NaN (a file's NaN weights); the saturating packs make that -128
