@@ -1,6 +1,7 @@
 // Google Benchmark microbenchmarks of the matrix kernels at the real shapes of the named variants.
 //
 //   bench_kernels --benchmark_filter='matvec.*Qwen3-4B'      decode: bytes of weights per second
+//                                                             (matvec_packed: the load-time decode layout)
 //   bench_kernels --benchmark_filter='matmul'                 prefill: multiply-adds per second
 //
 // Weights are random blocks of each format in a ring of matrices larger than the last-level cache,
@@ -54,12 +55,20 @@ std::vector<std::byte> random_weights(DType type, int rows, int cols, std::uint6
 
 constexpr std::size_t kRingBytes = std::size_t(512) << 20;  // well past any last-level cache
 
+// packed: the weights in the decode layout of 16 interleaved rows (avx512_packed.hpp), as a Model
+// makes them at load.
 template <int Rows, int Cols>
-void matvec(benchmark::State& state, DType type) {
+void matvec(benchmark::State& state, DType type, bool packed) {
     const std::size_t bytes = qwen3::row_bytes(type, Cols) * Rows;
     const int copies = int(std::max<std::size_t>(1, kRingBytes / bytes));
-    std::vector<std::vector<std::byte>> ring;
-    for (int c = 0; c < copies; ++c) ring.push_back(random_weights(type, Rows, Cols, std::uint64_t(c)));
+    std::vector<std::vector<std::byte>> ring, packed_ring;
+    for (int c = 0; c < copies; ++c) {
+        ring.push_back(random_weights(type, Rows, Cols, std::uint64_t(c)));
+        if (!packed) continue;
+        packed_ring.emplace_back(bytes);
+        qwen3::pack_row_groups(qwen3::Matrix<Rows, Cols>{type, ring.back().data()}, 0, Rows / qwen3::kPackRows,
+                               packed_ring.back().data());
+    }
     qwen3::kernels::Input<Cols, 1> in;
     std::vector<float> x(Cols), y(Rows);
     for (int i = 0; i < Cols; ++i) x[std::size_t(i)] = std::sin(float(i));
@@ -68,6 +77,7 @@ void matvec(benchmark::State& state, DType type) {
     int next = 0;
     for (auto _ : state) {
         qwen3::Matrix<Rows, Cols> w{type, ring[std::size_t(next)].data()};
+        if (packed) w.packed = packed_ring[std::size_t(next)].data();
         next = (next + 1) % copies;
         qwen3::matvec(w, in, y.data(), 0, Rows);
         benchmark::DoNotOptimize(y.data());
@@ -163,10 +173,16 @@ void register_variant() {
     for (DType type : kTypes) {
         const std::string t = qwen3::dtype_name(type);
         if (!qwen3::supports_matrix_type<Cfg::hidden>(type) || !qwen3::supports_matrix_type<Cfg::ffn>(type)) continue;
-        benchmark::RegisterBenchmark(("matvec/" + name + "/gate_up/" + t).c_str(), matvec<Cfg::ffn, Cfg::hidden>, type)->UseRealTime();
-        benchmark::RegisterBenchmark(("matvec/" + name + "/down/" + t).c_str(), matvec<Cfg::hidden, Cfg::ffn>, type)->UseRealTime();
-        benchmark::RegisterBenchmark(("matvec/" + name + "/q/" + t).c_str(), matvec<Cfg::q_dim, Cfg::hidden>, type)->UseRealTime();
-        benchmark::RegisterBenchmark(("matvec/" + name + "/o/" + t).c_str(), matvec<Cfg::hidden, Cfg::q_dim>, type)->UseRealTime();
+        const bool packable = qwen3::has_packed_layout<Cfg::hidden>(type) && qwen3::has_packed_layout<Cfg::ffn>(type) &&
+                              qwen3::has_packed_layout<Cfg::q_dim>(type);
+        for (bool packed : {false, true}) {
+            if (packed && !packable) continue;
+            const std::string kind = packed ? "matvec_packed/" : "matvec/";
+            benchmark::RegisterBenchmark((kind + name + "/gate_up/" + t).c_str(), matvec<Cfg::ffn, Cfg::hidden>, type, packed)->UseRealTime();
+            benchmark::RegisterBenchmark((kind + name + "/down/" + t).c_str(), matvec<Cfg::hidden, Cfg::ffn>, type, packed)->UseRealTime();
+            benchmark::RegisterBenchmark((kind + name + "/q/" + t).c_str(), matvec<Cfg::q_dim, Cfg::hidden>, type, packed)->UseRealTime();
+            benchmark::RegisterBenchmark((kind + name + "/o/" + t).c_str(), matvec<Cfg::hidden, Cfg::q_dim>, type, packed)->UseRealTime();
+        }
         benchmark::RegisterBenchmark(("matmul128/" + name + "/gate_up/" + t).c_str(), matmul<Cfg::ffn, Cfg::hidden>, type)->UseRealTime();
         benchmark::RegisterBenchmark(("matmul128/" + name + "/down/" + t).c_str(), matmul<Cfg::hidden, Cfg::ffn>, type)->UseRealTime();
     }
