@@ -35,7 +35,7 @@ namespace qwen3 {
 // How a Model prepares its weights.
 struct ModelOptions {
     // Copy quantized matrices into the decode kernels' layout of 16-row groups where this CPU has
-    // one (Weights::pack_for_decode: AVX-512 VNNI; Q8_0, Q4_0, Q4_K, Q6_K). Decode is then up to
+    // one (Weights::pack_for_decode: AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q6_K). Decode is then up to
     // twice as fast per core; the cost is memory as large as those matrices and a pass over them at
     // load. Off: decode reads the mapped file in place.
     bool pack_for_decode = true;

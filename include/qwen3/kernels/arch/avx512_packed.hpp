@@ -14,6 +14,7 @@
 //         (stored unsigned, so it is vpdpbusd's unsigned operand; 128 * sum(x) is taken back out)
 //   Q4_0: d[16] (f16), then 4 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r (low nibbles are
 //         elements 4j.., high nibbles 16 + 4j..)
+//   Q5_0: d[16] (f16), qh of the 16 rows (64 bytes: lane r = row r's 32 fifth bits), then qs as Q4_0
 //   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
 //         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
 //   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
@@ -42,7 +43,7 @@ inline constexpr int kPackRows = 16;
 template <int K>
 constexpr bool packable(DType type) {
     switch (type) {
-        case DType::q8_0: case DType::q4_0: return K % 32 == 0;
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
         case DType::q4_k: case DType::q6_k: return K % 256 == 0;
         default: return false;
     }
@@ -110,6 +111,17 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
                     out += 32;
                     for (int j = 0; j < 4; ++j, out += 64)
                         for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, reinterpret_cast<const quant::BlockQ4_0*>(row(r))[b].qs + 4 * j);
+                }
+                break;
+            case DType::q5_0:
+                for (int b = 0; b < K / 32; ++b) {
+                    auto blk = [&](int r) -> const quant::BlockQ5_0& { return reinterpret_cast<const quant::BlockQ5_0*>(row(r))[b]; };
+                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2);
+                    out += 32;
+                    for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qh);
+                    out += 64;
+                    for (int j = 0; j < 4; ++j, out += 64)
+                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qs + 4 * j);
                 }
                 break;
             case DType::q4_k:
@@ -180,6 +192,39 @@ inline __m512 group_q4_0(const std::byte* p, const std::int8_t* x, const float* 
             d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), broadcast4(xb + 16 + 4 * j));
         }
         const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(8 * xs[b]));
+        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
+        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
+    }
+    return _mm512_add_ps(acc0, acc1);
+}
+
+// Bits [first, first + 4) of each 32-bit lane of qh as bit 4 of the lane's four bytes (0 or 16):
+// the fifth bits of four consecutive elements. The multiply sends bit k to bit 8k (k < 4).
+inline __m512i fifth_bits(__m512i qh, int first) {
+    const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(qh, unsigned(first)), _mm512_set1_epi32(0x0F));
+    const __m512i spread = _mm512_and_si512(_mm512_mullo_epi32(bits, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101));
+    return _mm512_slli_epi32(spread, 4);
+}
+
+template <int K>
+inline __m512 group_q5_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+    for (int b = 0; b < K / 32; ++b, p += 352) {
+        prefetch(p, 352);
+        const __m512i qh = load(p + 32);
+        const std::byte* q = p + 96;
+        const std::int8_t* xb = x + 32 * b;
+        __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+        for (int j = 0; j < 4; ++j) {
+            const __m512i v = load(q + 64 * j);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(v, low), fifth_bits(qh, 4 * j));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), fifth_bits(qh, 16 + 4 * j));
+            d0 = _mm512_dpbusd_epi32(d0, lo, broadcast4(xb + 4 * j));
+            d1 = _mm512_dpbusd_epi32(d1, hi, broadcast4(xb + 16 + 4 * j));
+        }
+        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(16 * xs[b]));
         const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
         if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
         else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
@@ -277,7 +322,7 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
 }  // namespace packed_detail
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token 0 of `in`
-// (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0, of 256 for K-quants).
+// (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 template <int K, class Input>
 void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end) {
     using namespace packed_detail;
@@ -297,6 +342,9 @@ void matvec_packed(DType type, const std::byte* packed, const Input& in, float* 
             break;
         case DType::q4_0:
             if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q4_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
+            break;
+        case DType::q5_0:
+            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q5_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
             break;
         case DType::q4_k:
             if constexpr (K % 256 == 0) return groups([&](const std::byte* p) { return group_q4_k<K>(p, xq, in.scales256(0), in.sums16(0)); });
