@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -168,9 +167,11 @@ struct Weights {
             using M = std::remove_cvref_t<decltype(m)>;
             return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type) && !m.packed;
         };
-        constexpr std::size_t kAlign = 64;
+        auto packed_size = [](const auto& m) {  // a matrix's bytes, rounded up to a cache line
+            return (m.row_stride() * std::size_t(m.rows) + 63) / 64 * 64;
+        };
         each_matrix([&](auto& m) {
-            if (wanted(m)) total += (m.row_stride() * std::size_t(m.rows) + kAlign - 1) / kAlign * kAlign;
+            if (wanted(m)) total += packed_size(m);
         });
         if (total == 0) return 0;
         constexpr std::size_t kHugePage = std::size_t(2) << 20;
@@ -188,7 +189,7 @@ struct Weights {
         each_matrix([&](auto& m) {
             if (!wanted(m)) return;
             std::byte* dst = base + used;
-            used += (m.row_stride() * std::size_t(m.rows) + kAlign - 1) / kAlign * kAlign;
+            used += packed_size(m);
             constexpr int kGroupsPerTask = 64;
             const int groups = m.rows / kPackRows;
             pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
@@ -197,7 +198,6 @@ struct Weights {
             });
             m.packed = dst;
         });
-        if (Cfg::tied_embeddings) token_embd.packed = nullptr;
         return allocated;
     }
 

@@ -256,7 +256,11 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
 
 // The decode layout (kernels/arch/avx512_packed.hpp): groups of 16 rows interleaved block by block,
 // the same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
-inline constexpr int kPackRows = 16;
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+inline constexpr int kPackRows = kernels::avx512::kPackRows;
+#else
+inline constexpr int kPackRows = 16;  // no packed layout here; the value keeps callers compiling
+#endif
 
 // True when matvec has a packed layout for weights of type t with rows of Cols elements.
 template <int Cols>

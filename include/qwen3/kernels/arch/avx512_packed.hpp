@@ -39,16 +39,6 @@ namespace qwen3::kernels::avx512 {
 
 inline constexpr int kPackRows = 16;
 
-// Types with a packed layout, for rows of K elements.
-template <int K>
-constexpr bool packable(DType type) {
-    switch (type) {
-        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
-        case DType::q4_k: case DType::q6_k: return K % 256 == 0;
-        default: return false;
-    }
-}
-
 namespace packed_detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
@@ -56,11 +46,6 @@ inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::memcpy(&v, src, 4);
     v ^= flip;
     std::memcpy(dst, &v, 4);
-}
-
-// 16 bytes, byte i = src[i * stride]: one packed byte of each of the 16 rows.
-inline void gather16(std::byte* dst, const std::uint8_t* src, std::size_t stride) {
-    for (int r = 0; r < kPackRows; ++r) dst[r] = std::byte(src[std::size_t(r) * stride]);
 }
 
 inline __m512i broadcast4(const std::int8_t* x) {
@@ -85,67 +70,68 @@ inline void prefetch(const std::byte* p, int bytes) {
     for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
 }
 
+// Writes the blocks of one group of 16 rows in the packed layout, in order.
+struct GroupWriter {
+    const std::byte* rows;  // row 0 of the group
+    std::size_t stride;     // bytes from one row to the next
+    std::byte* out;
+
+    template <class Block>
+    const Block& block(int r, int b) const {
+        return reinterpret_cast<const Block*>(rows + std::size_t(r) * stride)[b];
+    }
+    // The f16 `field` of block b of the 16 rows: 32 bytes.
+    template <class Block>
+    void halves(int b, std::uint16_t Block::*field) {
+        for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &(block<Block>(r, b).*field), 2);
+        out += 32;
+    }
+    // The bytes of `field` four at a time: vector v, lane r = bytes [4v, 4v + 4) of row r (XOR flip).
+    template <class Block, class T, std::size_t N>
+    void interleave(int b, T (Block::*field)[N], std::uint32_t flip = 0) {
+        static_assert(sizeof(T) == 1 && N % 4 == 0);
+        for (std::size_t v = 0; v < N / 4; ++v, out += 64)
+            for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, (block<Block>(r, b).*field) + 4 * v, flip);
+    }
+    // The bytes of `field` one at a time: 16 bytes per byte index, one of each row.
+    template <class Block, class T, std::size_t N>
+    void transpose(int b, T (Block::*field)[N]) {
+        static_assert(sizeof(T) == 1);
+        for (std::size_t i = 0; i < N; ++i, out += 16)
+            for (int r = 0; r < kPackRows; ++r) std::memcpy(out + r, (block<Block>(r, b).*field) + i, 1);
+    }
+};
+
 }  // namespace packed_detail
 
 // Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
 // dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
 template <int K>
 void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
-    using namespace packed_detail;
+    using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
-        const std::byte* rows = src + std::size_t(g) * kPackRows * stride;
-        std::byte* out = dst + std::size_t(g) * kPackRows * stride;
-        auto row = [&](int r) { return rows + std::size_t(r) * stride; };
+        const std::size_t offset = std::size_t(g) * kPackRows * stride;
+        packed_detail::GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
-                for (int b = 0; b < K / 32; ++b) {
-                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &reinterpret_cast<const quant::BlockQ8_0*>(row(r))[b].d, 2);
-                    out += 32;
-                    for (int j = 0; j < 8; ++j, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, reinterpret_cast<const quant::BlockQ8_0*>(row(r))[b].qs + 4 * j, 0x80808080u);
-                }
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
                 break;
             case DType::q4_0:
-                for (int b = 0; b < K / 32; ++b) {
-                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &reinterpret_cast<const quant::BlockQ4_0*>(row(r))[b].d, 2);
-                    out += 32;
-                    for (int j = 0; j < 4; ++j, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, reinterpret_cast<const quant::BlockQ4_0*>(row(r))[b].qs + 4 * j);
-                }
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ4_0::d), w.interleave(b, &BlockQ4_0::qs);
                 break;
             case DType::q5_0:
-                for (int b = 0; b < K / 32; ++b) {
-                    auto blk = [&](int r) -> const quant::BlockQ5_0& { return reinterpret_cast<const quant::BlockQ5_0*>(row(r))[b]; };
-                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2);
-                    out += 32;
-                    for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qh);
-                    out += 64;
-                    for (int j = 0; j < 4; ++j, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qs + 4 * j);
-                }
+                for (int b = 0; b < K / 32; ++b)
+                    w.halves(b, &BlockQ5_0::d), w.interleave(b, &BlockQ5_0::qh), w.interleave(b, &BlockQ5_0::qs);
                 break;
             case DType::q4_k:
-                for (int b = 0; b < K / 256; ++b) {
-                    auto blk = [&](int r) -> const quant::BlockQ4_K& { return reinterpret_cast<const quant::BlockQ4_K*>(row(r))[b]; };
-                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2), std::memcpy(out + 32 + 2 * r, &blk(r).dmin, 2);
-                    out += 64;
-                    for (int i = 0; i < 12; ++i, out += 16) gather16(out, blk(0).scales + i, stride);
-                    for (int v = 0; v < 32; ++v, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qs + 4 * v);
-                }
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ4_K::d), w.halves(b, &BlockQ4_K::dmin), w.transpose(b, &BlockQ4_K::scales),
+                        w.interleave(b, &BlockQ4_K::qs);
                 break;
             case DType::q6_k:
-                for (int b = 0; b < K / 256; ++b) {
-                    auto blk = [&](int r) -> const quant::BlockQ6_K& { return reinterpret_cast<const quant::BlockQ6_K*>(row(r))[b]; };
-                    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &blk(r).d, 2);
-                    out += 32;
-                    for (int i = 0; i < 16; ++i, out += 16)
-                        gather16(out, reinterpret_cast<const std::uint8_t*>(blk(0).scales) + i, stride);
-                    for (int v = 0; v < 32; ++v, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).ql + 4 * v);
-                    for (int v = 0; v < 16; ++v, out += 64)
-                        for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, blk(r).qh + 4 * v);
-                }
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ6_K::d), w.transpose(b, &BlockQ6_K::scales), w.interleave(b, &BlockQ6_K::ql),
+                        w.interleave(b, &BlockQ6_K::qh);
                 break;
             default: break;
         }
@@ -155,49 +141,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
 namespace packed_detail {
 
 // One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
-// xs: sums of the int8 values (per 32 for Q8_0/Q4_0, per 16 for K-quants).
-template <int K>
-inline __m512 group_q8_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int b = 0; b < K / 32; ++b, p += 544) {
-        prefetch(p, 544);
-        const std::byte* q = p + 32;
-        const std::int8_t* xb = x + 32 * b;
-        __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), load(q), broadcast4(xb));
-        __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), load(q + 64), broadcast4(xb + 4));
-        for (int j = 2; j < 8; j += 2) {
-            d0 = _mm512_dpbusd_epi32(d0, load(q + 64 * j), broadcast4(xb + 4 * j));
-            d1 = _mm512_dpbusd_epi32(d1, load(q + 64 * j + 64), broadcast4(xb + 4 * j + 4));
-        }
-        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(128 * xs[b]));
-        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
-        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
-        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
-    }
-    return _mm512_add_ps(acc0, acc1);
-}
-
-template <int K>
-inline __m512 group_q4_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
-    const __m512i low = _mm512_set1_epi8(0x0F);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int b = 0; b < K / 32; ++b, p += 288) {
-        prefetch(p, 288);
-        const std::byte* q = p + 32;
-        const std::int8_t* xb = x + 32 * b;
-        __m512i d0 = _mm512_setzero_si512(), d1 = d0;
-        for (int j = 0; j < 4; ++j) {
-            const __m512i v = load(q + 64 * j);
-            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(v, low), broadcast4(xb + 4 * j));
-            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), broadcast4(xb + 16 + 4 * j));
-        }
-        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(8 * xs[b]));
-        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
-        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
-        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
-    }
-    return _mm512_add_ps(acc0, acc1);
-}
+// xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
 
 // Bits [first, first + 4) of each 32-bit lane of qh as bit 4 of the lane's four bytes (0 or 16):
 // the fifth bits of four consecutive elements. The multiply sends bit k to bit 8k (k < 4).
@@ -207,24 +151,46 @@ inline __m512i fifth_bits(__m512i qh, int first) {
     return _mm512_slli_epi32(spread, 4);
 }
 
-template <int K>
-inline __m512 group_q5_0(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+// The integer products of one packed block of 32 (p: its start) with x, stored values as they are.
+inline __m512i block_dot_q8_0(const std::byte* p, const std::int8_t* x) {
+    const std::byte* q = p + 32;
+    __m512i d0 = _mm512_setzero_si512(), d1 = d0;  // two chains, half the wait on vpdpbusd latency
+    for (int j = 0; j < 8; j += 2) {
+        d0 = _mm512_dpbusd_epi32(d0, load(q + 64 * j), broadcast4(x + 4 * j));
+        d1 = _mm512_dpbusd_epi32(d1, load(q + 64 * j + 64), broadcast4(x + 4 * j + 4));
+    }
+    return _mm512_add_epi32(d0, d1);
+}
+
+// Q4_0 and Q5_0: low nibbles are elements 4j.., high nibbles 16 + 4j..; Q5_0 adds the fifth bits.
+template <bool FifthBit>
+inline __m512i block_dot_nibbles(const std::byte* p, const std::int8_t* x) {
     const __m512i low = _mm512_set1_epi8(0x0F);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    for (int b = 0; b < K / 32; ++b, p += 352) {
-        prefetch(p, 352);
-        const __m512i qh = load(p + 32);
-        const std::byte* q = p + 96;
-        const std::int8_t* xb = x + 32 * b;
-        __m512i d0 = _mm512_setzero_si512(), d1 = d0;
-        for (int j = 0; j < 4; ++j) {
-            const __m512i v = load(q + 64 * j);
-            const __m512i lo = _mm512_or_si512(_mm512_and_si512(v, low), fifth_bits(qh, 4 * j));
-            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), fifth_bits(qh, 16 + 4 * j));
-            d0 = _mm512_dpbusd_epi32(d0, lo, broadcast4(xb + 4 * j));
-            d1 = _mm512_dpbusd_epi32(d1, hi, broadcast4(xb + 16 + 4 * j));
+    [[maybe_unused]] const __m512i qh = FifthBit ? load(p + 32) : _mm512_setzero_si512();
+    const std::byte* q = p + (FifthBit ? 96 : 32);
+    __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+    for (int j = 0; j < 4; ++j) {
+        const __m512i v = load(q + 64 * j);
+        __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        if constexpr (FifthBit) {
+            lo = _mm512_or_si512(lo, fifth_bits(qh, 4 * j));
+            hi = _mm512_or_si512(hi, fifth_bits(qh, 16 + 4 * j));
         }
-        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(16 * xs[b]));
+        d0 = _mm512_dpbusd_epi32(d0, lo, broadcast4(x + 4 * j));
+        d1 = _mm512_dpbusd_epi32(d1, hi, broadcast4(x + 16 + 4 * j));
+    }
+    return _mm512_add_epi32(d0, d1);
+}
+
+// The formats with blocks of 32 and one f16 scale (first in the packed block): Offset is what the
+// stored values carry (128 for Q8_0's flipped sign, 8 for Q4_0, 16 for Q5_0), taken out through
+// the sum of x.
+template <int K, int BlockBytes, int Offset, __m512i (*BlockDot)(const std::byte*, const std::int8_t*)>
+inline __m512 group_blocks32(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;  // two chains of FMAs, alternating blocks
+    for (int b = 0; b < K / 32; ++b, p += BlockBytes) {
+        prefetch(p, BlockBytes);
+        const __m512i dot = _mm512_sub_epi32(BlockDot(p, x + 32 * b), _mm512_set1_epi32(Offset * xs[b]));
         const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
         if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
         else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
@@ -321,38 +287,51 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
 
 }  // namespace packed_detail
 
+// The group kernel of a type for rows of K elements; null when the type has no packed layout.
+using GroupDot = __m512 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
+
+template <int K>
+constexpr GroupDot group_kernel(DType type) {
+    using namespace packed_detail;
+    if constexpr (K % 32 == 0) {
+        switch (type) {
+            case DType::q8_0: return group_blocks32<K, 16 * 34, 128, block_dot_q8_0>;
+            case DType::q4_0: return group_blocks32<K, 16 * 18, 8, block_dot_nibbles<false>>;
+            case DType::q5_0: return group_blocks32<K, 16 * 22, 16, block_dot_nibbles<true>>;
+            default: break;
+        }
+    }
+    if constexpr (K % 256 == 0) {
+        switch (type) {
+            case DType::q4_k: return group_q4_k<K>;
+            case DType::q6_k: return group_q6_k<K>;
+            default: break;
+        }
+    }
+    return nullptr;
+}
+
+// Types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool packable(DType type) {
+    return group_kernel<K>(type) != nullptr;
+}
+
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token 0 of `in`
 // (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
+// Precondition: packable<K>(type).
 template <int K, class Input>
 void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end) {
-    using namespace packed_detail;
+    const GroupDot group_dot = group_kernel<K>(type);
+    const bool k_quant = dtype_info(type).block_elems == 256;
+    const float* dx = k_quant ? in.scales256(0) : in.scales32(0);
+    const std::int32_t* xs = k_quant ? in.sums16(0) : in.sums32(0);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    auto groups = [&](auto group_dot) {
-        for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-            const __m512 v = group_dot(packed + std::size_t(g) * group_bytes);
-            const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
-            const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
-            _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
-        }
-    };
-    const std::int8_t* xq = in.q8(0);
-    switch (type) {
-        case DType::q8_0:
-            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q8_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
-            break;
-        case DType::q4_0:
-            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q4_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
-            break;
-        case DType::q5_0:
-            if constexpr (K % 32 == 0) return groups([&](const std::byte* p) { return group_q5_0<K>(p, xq, in.scales32(0), in.sums32(0)); });
-            break;
-        case DType::q4_k:
-            if constexpr (K % 256 == 0) return groups([&](const std::byte* p) { return group_q4_k<K>(p, xq, in.scales256(0), in.sums16(0)); });
-            break;
-        case DType::q6_k:
-            if constexpr (K % 256 == 0) return groups([&](const std::byte* p) { return group_q6_k<K>(p, xq, in.scales256(0), in.sums16(0)); });
-            break;
-        default: break;
+    for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(0), dx, xs);
+        const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+        const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
+        _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
     }
 }
 
