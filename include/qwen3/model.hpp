@@ -71,7 +71,7 @@ private:
 };
 
 // Tokens processed per forward chunk during prefill: sizes the scratch buffers.
-inline constexpr int kMaxBatch = 128;
+inline constexpr int kMaxBatch = 512;
 
 // How prefill multiplies BF16 weights.
 enum class Precision {

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -46,7 +47,7 @@ inline void finish_block_sums(UnpackedRow<K, G>& u) {
             sums = _mm_add_epi64(sums, _mm_sad_epu8(v, _mm_setzero_si128()));
         }
         const std::int64_t total = _mm_cvtsi128_si64(sums) + _mm_extract_epi64(sums, 1) - 128 * G;
-        u.bias[b] = std::int32_t(128 * total);
+        u.bias[b] = std::int32_t(128 * total);  // stored negated below
     }
 }
 
@@ -166,10 +167,30 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
 
 inline constexpr int kGemmRows = 4;
 
-// Y[t][row r] for NG column groups of 16 tokens (from `group` on) and kGemmRows unpacked rows.
+// Y[t][row0 + r .. row0 + r + 3] for the 16 tokens of one register per row: a 4 x 4 transpose in each
+// 128-bit lane, so every token gets its four results with one 16-byte store.
+inline void store_four_rows(const __m512 acc[4], float* y, std::size_t y_stride) {
+    const __m512 t0 = _mm512_unpacklo_ps(acc[0], acc[1]), t1 = _mm512_unpackhi_ps(acc[0], acc[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(acc[2], acc[3]), t3 = _mm512_unpackhi_ps(acc[2], acc[3]);
+    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+    for (int i = 0; i < 4; ++i) {
+        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
+        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
+        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
+        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
+    }
+}
+
+// Y[t][r] for the NG column groups of 16 tokens from `group` on and kGemmRows unpacked rows; y points
+// at the first token's first row. A short tile (count < kGemmRows) repeats its last row and stores
+// count rows. Not inlined into the panel loop: alone, it keeps every operand in a register.
 template <int K, int G, bool HasMin, int NG, class Input>
-inline void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, int group, float* y, std::size_t y_stride,
-                        const int* row_index, int row_count) {
+[[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, int count, const Input& in, int group, float* y,
+                                   std::size_t y_stride) {
     constexpr int R = kGemmRows;
     const std::uint8_t* x[NG];
     const float* dx[NG];
@@ -200,7 +221,7 @@ inline void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, i
         for (int g = 0; g < NG; ++g) {
             const __m512 dxv = _mm512_loadu_ps(dx[g] + xb * 16);
             for (int r = 0; r < R; ++r) {
-                const __m512 v = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_sub_epi32(dot[r][g], _mm512_set1_epi32(rows[r]->bias[b])));
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot[r][g], _mm512_set1_epi32(rows[r]->bias[b])));
                 acc[r][g] = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(rows[r]->scale[b]), dxv), acc[r][g]);
                 if constexpr (HasMin)
                     acc[r][g] = _mm512_fmadd_ps(_mm512_loadu_ps(sx[g] + xb * 16), _mm512_set1_ps(rows[r]->min_coef[b]), acc[r][g]);
@@ -208,19 +229,43 @@ inline void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, i
         }
     }
     for (int g = 0; g < NG; ++g) {
-        const int t0 = (group + g) * 16;
-        const int lanes = std::min(16, in.tokens() - t0);
-        for (int r = 0; r < row_count; ++r) {
-            alignas(64) float out[16];
-            _mm512_store_ps(out, acc[r][g]);
-            for (int l = 0; l < lanes; ++l) y[std::size_t(t0 + l) * y_stride + row_index[r]] = out[l];
+        float* out = y + std::size_t(g * 16) * y_stride;
+        const int lanes = std::min(16, in.tokens() - (group + g) * 16);
+        if (count == R && lanes == 16) {
+            const __m512 four[R] = {acc[0][g], acc[1][g], acc[2][g], acc[3][g]};
+            store_four_rows(four, out, y_stride);
+            continue;
+        }
+        for (int r = 0; r < count; ++r) {
+            alignas(64) float lane[16];
+            _mm512_store_ps(lane, acc[r][g]);
+            for (int l = 0; l < lanes; ++l) out[std::size_t(l) * y_stride + std::size_t(r)] = lane[l];
         }
     }
 }
 
+// Y[t][row0 + r] for the NG column groups from `group` on and every row r of an unpacked panel.
+template <int K, int G, bool HasMin, int NG, class Input>
+inline void column_panel(const UnpackedRow<K, G>* panel, int panel_rows, int row0, const Input& in, int group, float* y,
+                         std::size_t y_stride) {
+    constexpr int R = kGemmRows;
+    float* out = y + std::size_t(group * 16) * y_stride + std::size_t(row0);
+    for (int r0 = 0; r0 < panel_rows; r0 += R) {
+        const int count = std::min(R, panel_rows - r0);
+        const UnpackedRow<K, G>* rows[R];
+        for (int r = 0; r < R; ++r) rows[r] = panel + r0 + std::min(r, count - 1);
+        column_tile<K, G, HasMin, NG>(rows, count, in, group, out + r0, y_stride);
+    }
+}
+
+// Rows unpacked at a time: a panel of about 256 KB, which stays in L2 while every group of tokens
+// passes over it (the tokens' columns, 32 x K bytes, stay in L1 or L2 across the panel's tiles).
+template <int K>
+inline constexpr int kPanelRowsQ = std::clamp((256 * 1024 / K) / kGemmRows * kGemmRows, kGemmRows, 64);
+
 template <int K, int G>
 inline std::vector<UnpackedRow<K, G>>& unpack_buffer() {
-    thread_local std::vector<UnpackedRow<K, G>> rows(kGemmRows);
+    thread_local std::vector<UnpackedRow<K, G>> rows(kPanelRowsQ<K>);
     return rows;
 }
 
@@ -229,20 +274,15 @@ template <int K, class Input>
 void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
                   int row_begin, int row_end) {
     auto run = [&]<int G, bool HasMin>(auto unpack) {
-        auto& buffer = unpack_buffer<K, G>();
-        const UnpackedRow<K, G>* rows[kGemmRows];
-        int index[kGemmRows];
-        for (int r0 = row_begin; r0 < row_end; r0 += kGemmRows) {
-            const int count = std::min(kGemmRows, row_end - r0);
-            for (int i = 0; i < kGemmRows; ++i) {
-                index[i] = r0 + std::min(i, count - 1);  // a short last tile repeats its last row
-                if (i < count) unpack(w + std::size_t(index[i]) * stride, buffer[std::size_t(i)]);
-                rows[i] = &buffer[std::size_t(std::min(i, count - 1))];
-            }
-            const int groups = (in.tokens() + 15) / 16;
+        UnpackedRow<K, G>* panel = unpack_buffer<K, G>().data();
+        constexpr int P = kPanelRowsQ<K>;
+        const int groups = (in.tokens() + 15) / 16;
+        for (int p0 = row_begin; p0 < row_end; p0 += P) {
+            const int rows = std::min(P, row_end - p0);
+            for (int i = 0; i < rows; ++i) unpack(w + std::size_t(p0 + i) * stride, panel[i]);
             int g = 0;
-            for (; g + 2 <= groups; g += 2) column_tile<K, G, HasMin, 2>(rows, in, g, y, y_stride, index, count);
-            if (g < groups) column_tile<K, G, HasMin, 1>(rows, in, g, y, y_stride, index, count);
+            for (; g + 2 <= groups; g += 2) column_panel<K, G, HasMin, 2>(panel, rows, p0, in, g, y, y_stride);
+            if (g < groups) column_panel<K, G, HasMin, 1>(panel, rows, p0, in, g, y, y_stride);
         }
     };
     if constexpr (K % 32 != 0) return;  // no kernel for partial blocks (has_quant_kernel is false)
