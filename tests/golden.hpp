@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -46,7 +47,11 @@ inline Golden load_golden(const std::string& dir, const std::string& name, int v
 inline float max_abs_diff(std::span<const float> a, std::span<const float> b) {
     REQUIRE(a.size() == b.size());
     float m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const float d = std::fabs(a[i] - b[i]);
+        if (std::isnan(d)) return std::numeric_limits<float>::infinity();  // std::max would skip a NaN
+        m = std::max(m, d);
+    }
     return m;
 }
 

@@ -64,8 +64,11 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
         for (int i = 0; i < rows; ++i) {
             const int n = first_n + i / Group;  // causal: this query sees positions [0, n)
             const int valid = std::clamp(n - b * kKeyBlock, 0, kKeyBlock);
+            if (valid == 0) {  // a query earlier than the block (several queries per call): weights 0
+                std::fill_n(p[i], kKeyBlock, 0.f);
+                continue;
+            }
             for (int j = valid; j < kKeyBlock; ++j) p[i][j] = kNegInf;
-            if (valid == 0) continue;
             float block_max = running_max[i];
             for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[i][j]);
             const float correction = std::exp(running_max[i] - block_max);
@@ -82,17 +85,19 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                 for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);
             }
         }
+        // out += p v over the block's positions, one SIMD width of the head at a time, so that the
+        // partial sums of every query row stay in registers across the positions
         const int block_valid = std::min(kKeyBlock, n_last - b * kKeyBlock);
-        for (int j = 0; j < block_valid; ++j) {
-            const std::byte* row = arena.value_row(layer, kv_head, b * kKeyBlock + j);
-            fbatch v[DL];
-            for (int c = 0; c < DL; ++c) v[c] = kv_value<KV, D>(row, c * L);
-            for (int i = 0; i < rows; ++i) {
-                if (p[i][j] == 0.f) continue;  // masked (exp(-inf)) or negligible: nothing to add
-                const fbatch weight(p[i][j]);
-                for (int c = 0; c < DL; ++c)
-                    simd::fma(weight, v[c], fbatch::load_aligned(acc[i] + c * L)).store_aligned(acc[i] + c * L);
+        const std::byte* value_rows[kKeyBlock];
+        for (int j = 0; j < block_valid; ++j) value_rows[j] = arena.value_row(layer, kv_head, b * kKeyBlock + j);
+        for (int c = 0; c < DL; ++c) {
+            fbatch a[QN];
+            for (int i = 0; i < QN; ++i) a[i] = fbatch::load_aligned(acc[i] + c * L);
+            for (int j = 0; j < block_valid; ++j) {
+                const fbatch v = kv_value<KV, D>(value_rows[j], c * L);
+                for (int i = 0; i < QN; ++i) a[i] = simd::fma(fbatch(p[i][j]), v, a[i]);  // masked: p = 0
             }
+            for (int i = 0; i < QN; ++i) a[i].store_aligned(acc[i] + c * L);
         }
     }
     for (int i = 0; i < rows; ++i) {

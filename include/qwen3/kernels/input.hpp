@@ -217,9 +217,13 @@ private:
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const bool present = t < tokens_;
-            const std::int8_t* q = present ? q8(t) : nullptr;
-            for (int k = 0; k < K; ++k)
-                out[std::size_t(k / 4) * 64 + lane * 4 + k % 4] = std::uint8_t((present ? q[k] : 0) + 128);
+            // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+            for (int j = 0; j < K / 4; ++j) {
+                std::uint32_t four = 0;
+                if (present) std::memcpy(&four, q8(t) + 4 * j, 4);
+                four ^= 0x80808080u;
+                std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
+            }
             for (int b = 0; b < blocks32; ++b) {
                 scales[b * kColumnGroup + lane] = present ? scales32(t)[b] : 0.f;
                 sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
