@@ -3800,58 +3800,103 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
         for (int d = 0; d < D; ++d) qs[i][d] = i < rows ? q[row_offset(i) + d] : 0.f;
     const int n_last = first_n + count - 1;  // positions the last query attends to
     const fbatch scale_v(scale);
-    alignas(64) float p[QN][kKeyBlock];
-    const int blocks = (n_last + kKeyBlock - 1) / kKeyBlock;
-    for (int b = 0; b < blocks; ++b) {
-        const std::byte* block = arena.key_block(layer, kv_head, b);
-        // scores of the block's 16 positions for every query row
-        for (int l = 0; l < kKeyBlock; l += L) {
-            fbatch s[QN];
-            for (int i = 0; i < QN; ++i) s[i] = fbatch(0.f);
-            for (int d = 0; d < D; ++d) {
-                const fbatch k = kv_key_column<KV, D>(block, d, l);
-                for (int i = 0; i < QN; ++i) s[i] = simd::fma(fbatch(qs[i][d]), k, s[i]);
-            }
-            for (int i = 0; i < QN; ++i) (s[i] * scale_v).store_aligned(p[i] + l);
+    // Positions go in passes of two SIMD widths (two key blocks with AVX-512, one with AVX2): each
+    // broadcast query element or weight then feeds two multiply-adds. Rows go in chunks of 8, so
+    // that two registers of partial sums per row fit in the register file.
+    constexpr int PL = 2 * L;                  // positions per pass
+    constexpr int RC = [] {  // query rows per chunk: the largest divisor of QN up to 8
+        int r = QN < 8 ? QN : 8;
+        while (QN % r != 0) --r;
+        return r;
+    }();
+    static_assert(DL % 2 == 0, "head_dim is a multiple of two SIMD widths");
+    alignas(64) float p[QN][PL];
+    const int passes = (n_last + PL - 1) / PL;
+    for (int pass = 0; pass < passes; ++pass) {
+        const int start = pass * PL;
+        const int pass_valid = std::min(PL, n_last - start);  // positions in the arena
+        // the key column of the pass's vector v (v = 0, 1) at element d
+        const std::byte* key_block[2];
+        int key_lane[2];
+        for (int v = 0; v < 2; ++v) {
+            const int pos = start + v * L;
+            key_block[v] = pos < n_last ? arena.key_block(layer, kv_head, pos / kKeyBlock) : key_block[0];
+            key_lane[v] = pos % kKeyBlock;
         }
+        const bool second = start + L < n_last;  // whether vector 1 holds positions of the arena
+        for (int i0 = 0; i0 < QN; i0 += RC) {
+            fbatch s0[RC], s1[RC];
+            for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
+            if (second) {
+                for (int d = 0; d < D; ++d) {
+                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
+                    const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
+                    for (int i = 0; i < RC; ++i) {
+                        const fbatch qd(qs[i0 + i][d]);
+                        s0[i] = simd::fma(qd, k0, s0[i]);
+                        s1[i] = simd::fma(qd, k1, s1[i]);
+                    }
+                }
+            } else {
+                for (int d = 0; d < D; ++d) {
+                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
+                    for (int i = 0; i < RC; ++i) s0[i] = simd::fma(fbatch(qs[i0 + i][d]), k0, s0[i]);
+                }
+            }
+            for (int i = 0; i < RC; ++i) {
+                (s0[i] * scale_v).store_aligned(p[i0 + i]);
+                (s1[i] * scale_v).store_aligned(p[i0 + i] + L);
+            }
+        }
+        // online softmax: each row's running maximum and sum absorb the pass
         for (int i = 0; i < rows; ++i) {
             const int n = first_n + i / Group;  // causal: this query sees positions [0, n)
-            const int valid = std::clamp(n - b * kKeyBlock, 0, kKeyBlock);
-            if (valid == 0) {  // a query earlier than the block (several queries per call): weights 0
-                std::fill_n(p[i], kKeyBlock, 0.f);
+            const int valid = std::clamp(n - start, 0, PL);
+            if (valid == 0) {  // a query earlier than the pass (several queries per call): weights 0
+                std::fill_n(p[i], PL, 0.f);
                 continue;
             }
-            for (int j = valid; j < kKeyBlock; ++j) p[i][j] = kNegInf;
-            float block_max = running_max[i];
-            for (int j = 0; j < valid; ++j) block_max = std::max(block_max, p[i][j]);
-            const float correction = std::exp(running_max[i] - block_max);
-            running_max[i] = block_max;
-            float block_sum = 0.f;
-            for (int l = 0; l < kKeyBlock; l += L) {
-                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(block_max));
+            for (int j = valid; j < PL; ++j) p[i][j] = kNegInf;
+            float pass_max = running_max[i];
+            for (int j = 0; j < valid; ++j) pass_max = std::max(pass_max, p[i][j]);
+            const float correction = std::exp(running_max[i] - pass_max);
+            running_max[i] = pass_max;
+            float pass_sum = 0.f;
+            for (int l = 0; l < PL; l += L) {
+                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(pass_max));
                 e.store_aligned(p[i] + l);
-                block_sum += simd::sum(e);
+                pass_sum += simd::sum(e);
             }
-            running_sum[i] = running_sum[i] * correction + block_sum;
+            running_sum[i] = running_sum[i] * correction + pass_sum;
             if (correction != 1.f) {
                 const fbatch c(correction);
                 for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);
             }
         }
-        // out += p v over the block's positions, one SIMD width of the head at a time, so that the
-        // partial sums of every query row stay in registers across the positions
-        const int block_valid = std::min(kKeyBlock, n_last - b * kKeyBlock);
-        const std::byte* value_rows[kKeyBlock];
-        for (int j = 0; j < block_valid; ++j) value_rows[j] = arena.value_row(layer, kv_head, b * kKeyBlock + j);
-        for (int c = 0; c < DL; ++c) {
-            fbatch a[QN];
-            for (int i = 0; i < QN; ++i) a[i] = fbatch::load_aligned(acc[i] + c * L);
-            for (int j = 0; j < block_valid; ++j) {
-                const fbatch v = kv_value<KV, D>(value_rows[j], c * L);
-                for (int i = 0; i < QN; ++i) a[i] = simd::fma(fbatch(p[i][j]), v, a[i]);  // masked: p = 0
+        // out += p v over the pass's positions, two SIMD widths of the head at a time, the partial
+        // sums of a chunk of rows in registers across the positions
+        const std::byte* value_rows[PL];
+        for (int j = 0; j < pass_valid; ++j) value_rows[j] = arena.value_row(layer, kv_head, start + j);
+        for (int i0 = 0; i0 < QN; i0 += RC)
+            for (int c = 0; c < DL; c += 2) {
+                fbatch a0[RC], a1[RC];
+                for (int i = 0; i < RC; ++i) {
+                    a0[i] = fbatch::load_aligned(acc[i0 + i] + c * L);
+                    a1[i] = fbatch::load_aligned(acc[i0 + i] + (c + 1) * L);
+                }
+                for (int j = 0; j < pass_valid; ++j) {
+                    const fbatch v0 = kv_value<KV, D>(value_rows[j], c * L), v1 = kv_value<KV, D>(value_rows[j], (c + 1) * L);
+                    for (int i = 0; i < RC; ++i) {  // masked positions have p = 0
+                        const fbatch w(p[i0 + i][j]);
+                        a0[i] = simd::fma(w, v0, a0[i]);
+                        a1[i] = simd::fma(w, v1, a1[i]);
+                    }
+                }
+                for (int i = 0; i < RC; ++i) {
+                    a0[i].store_aligned(acc[i0 + i] + c * L);
+                    a1[i].store_aligned(acc[i0 + i] + (c + 1) * L);
+                }
             }
-            for (int i = 0; i < QN; ++i) a[i].store_aligned(acc[i] + c * L);
-        }
     }
     for (int i = 0; i < rows; ++i) {
         const fbatch inv(1.f / running_sum[i]);
@@ -7387,19 +7432,26 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     float* up = gate + std::size_t(n) * F;
     float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
 
-    for (int t = 0; t < n; ++t) {
+    // the per-token steps between the projections, split over the pool in contiguous ranges of tokens
+    auto each_token = [&](auto&& step) {
+        pool_->for_ranges(n, 1, [&](int begin, int end) {
+            for (int t = begin; t < end; ++t) step(t);
+        });
+    };
+
+    each_token([&](int t) {
         dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
         model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
-    }
+    });
 
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
-        for (int t = 0; t < n; ++t) {
+        each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
@@ -7412,7 +7464,7 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
                 kernels::apply_rope<D>(kh, cs, cs + D / 2);
                 arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
-        }
+        });
         const float scale = 1.0f / std::sqrt(float(D));
         // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
         constexpr int kQueriesPerTask = 4;
@@ -7428,19 +7480,19 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
+        each_token([&](int t) { kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
         ffn_in_->set(gate, n);
         project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
+    each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
     if (all_logits) {
         final_in_->set(x, n);
         project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});

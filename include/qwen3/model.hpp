@@ -234,19 +234,26 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     float* up = gate + std::size_t(n) * F;
     float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
 
-    for (int t = 0; t < n; ++t) {
+    // the per-token steps between the projections, split over the pool in contiguous ranges of tokens
+    auto each_token = [&](auto&& step) {
+        pool_->for_ranges(n, 1, [&](int begin, int end) {
+            for (int t = begin; t < end; ++t) step(t);
+        });
+    };
+
+    each_token([&](int t) {
         dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
         model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
-    }
+    });
 
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
-        for (int t = 0; t < n; ++t) {
+        each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
@@ -259,7 +266,7 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
                 kernels::apply_rope<D>(kh, cs, cs + D / 2);
                 arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
-        }
+        });
         const float scale = 1.0f / std::sqrt(float(D));
         // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
         constexpr int kQueriesPerTask = 4;
@@ -275,19 +282,19 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        for (int t = 0; t < n; ++t) kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F);
+        each_token([&](int t) { kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
         ffn_in_->set(gate, n);
         project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        for (int t = 0; t < n; ++t) kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H);
+        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    for (int t = 0; t < n; ++t) kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H);
+    each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
     if (all_logits) {
         final_in_->set(x, n);
         project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
