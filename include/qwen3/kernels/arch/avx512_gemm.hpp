@@ -23,6 +23,7 @@
 
 #include "../../format/quant_blocks.hpp"
 #include "../../tensor.hpp"
+#include "avx512_tile_store.hpp"
 
 namespace qwen3::kernels::avx512 {
 
@@ -166,24 +167,6 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
 // --- the column kernel ---
 
 inline constexpr int kGemmRows = 4;
-
-// Y[t][row0 + r .. row0 + r + 3] for the 16 tokens of one register per row: a 4 x 4 transpose in each
-// 128-bit lane, so every token gets its four results with one 16-byte store.
-inline void store_four_rows(const __m512 acc[4], float* y, std::size_t y_stride) {
-    const __m512 t0 = _mm512_unpacklo_ps(acc[0], acc[1]), t1 = _mm512_unpackhi_ps(acc[0], acc[1]);
-    const __m512 t2 = _mm512_unpacklo_ps(acc[2], acc[3]), t3 = _mm512_unpackhi_ps(acc[2], acc[3]);
-    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
-    for (int i = 0; i < 4; ++i) {
-        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
-        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
-        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
-        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
-    }
-}
 
 // Y[t][r] for the NG column groups of 16 tokens from `group` on and kGemmRows unpacked rows; y points
 // at the first token's first row. A short tile (count < kGemmRows) repeats its last row and stores

@@ -22,11 +22,14 @@
 #include <cstring>
 #include <vector>
 
+#include "avx512_tile_store.hpp"
+
 namespace qwen3::kernels::avx512 {
 
 inline constexpr int kBf16Rows = 4;
 inline constexpr int kBf16SliceK = 1024;  // elements; a slice of 128 tokens' columns is 256 KB
 inline constexpr int kBf16BlockRows = 64;
+static_assert(kBf16Rows == 4, "store_partials writes tiles of four rows");
 
 // Adds rows . X over elements [k0, k0 + kc) into partial ([NG][kBf16Rows][16]).
 template <int NG, class Input>
@@ -78,13 +81,7 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
                 else if (groups - g == 1) bf16_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
             }
         }
-        for (int tile = 0; tile < tiles; ++tile)
-            for (int g = 0; g < groups; ++g)
-                for (int i = 0; i < R && tile * R + i < rows_in_block; ++i) {
-                    const float* p = partial.data() + ((std::size_t(tile) * groups + g) * R + i) * 16;
-                    const int lanes = std::min(16, in.tokens() - g * 16);
-                    for (int l = 0; l < lanes; ++l) y[std::size_t(g * 16 + l) * y_stride + b0 + tile * R + i] = p[l];
-                }
+        store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
     }
 }
 

@@ -18,6 +18,7 @@
 
 #include "../../tensor.hpp"
 #include "../simd.hpp"
+#include "avx512_tile_store.hpp"
 
 namespace qwen3::kernels::avx512 {
 
@@ -110,13 +111,7 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
                 if (g < groups) float_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
             }
         }
-        for (int tile = 0; tile < tiles; ++tile)
-            for (int g = 0; g < groups; ++g)
-                for (int i = 0; i < R && tile * R + i < rows_in_block; ++i) {
-                    const float* p = partial.data() + ((std::size_t(tile) * groups + g) * R + i) * 16;
-                    const int lanes = std::min(16, in.tokens() - g * 16);
-                    for (int l = 0; l < lanes; ++l) y[std::size_t(g * 16 + l) * y_stride + b0 + tile * R + i] = p[l];
-                }
+        store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
     }
 }
 
