@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (53 files); regenerate after changing include/ with
+// headers it includes (54 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -4734,6 +4734,66 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_tile_store.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// qwen3/kernels/arch/avx512_tile_store.hpp - writing prefill tiles (four rows x 16 tokens) to the
+// token-major output.
+//
+// The column kernels hold a row's results for 16 tokens in one register, while the output is
+// Y[token][row]: a 4 x 4 transpose in each 128-bit lane turns four rows' registers into one 16-byte
+// store per token (instead of 16 scalar stores per row).
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+
+namespace qwen3::kernels::avx512 {
+
+// Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
+inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
+    const __m512 t0 = _mm512_unpacklo_ps(rows[0], rows[1]), t1 = _mm512_unpackhi_ps(rows[0], rows[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(rows[2], rows[3]), t3 = _mm512_unpackhi_ps(rows[2], rows[3]);
+    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+    for (int i = 0; i < 4; ++i) {
+        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
+        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
+        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
+        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
+    }
+}
+
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
+// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
+    if (count == 4 && lanes == 16) {
+        const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
+                             _mm512_loadu_ps(rows + 48)};
+        return store_four_rows(v, y, y_stride);
+    }
+    for (int r = 0; r < count; ++r)
+        for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
+}
+
+// The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
+    const int tiles = (rows + 3) / 4;
+    for (int tile = 0; tile < tiles; ++tile)
+        for (int g = 0; g < groups; ++g)
+            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
+                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
 
 namespace qwen3::kernels::avx512 {
 
@@ -4877,24 +4937,6 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
 // --- the column kernel ---
 
 inline constexpr int kGemmRows = 4;
-
-// Y[t][row0 + r .. row0 + r + 3] for the 16 tokens of one register per row: a 4 x 4 transpose in each
-// 128-bit lane, so every token gets its four results with one 16-byte store.
-inline void store_four_rows(const __m512 acc[4], float* y, std::size_t y_stride) {
-    const __m512 t0 = _mm512_unpacklo_ps(acc[0], acc[1]), t1 = _mm512_unpackhi_ps(acc[0], acc[1]);
-    const __m512 t2 = _mm512_unpacklo_ps(acc[2], acc[3]), t3 = _mm512_unpackhi_ps(acc[2], acc[3]);
-    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
-    for (int i = 0; i < 4; ++i) {
-        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
-        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
-        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
-        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
-    }
-}
 
 // Y[t][r] for the NG column groups of 16 tokens from `group` on and kGemmRows unpacked rows; y points
 // at the first token's first row. A short tile (count < kGemmRows) repeats its last row and stores
@@ -5055,11 +5097,73 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_tile_store.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// qwen3/kernels/arch/avx512_tile_store.hpp - writing prefill tiles (four rows x 16 tokens) to the
+// token-major output.
+//
+// The column kernels hold a row's results for 16 tokens in one register, while the output is
+// Y[token][row]: a 4 x 4 transpose in each 128-bit lane turns four rows' registers into one 16-byte
+// store per token (instead of 16 scalar stores per row).
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+
+namespace qwen3::kernels::avx512 {
+
+// Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
+inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
+    const __m512 t0 = _mm512_unpacklo_ps(rows[0], rows[1]), t1 = _mm512_unpackhi_ps(rows[0], rows[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(rows[2], rows[3]), t3 = _mm512_unpackhi_ps(rows[2], rows[3]);
+    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+    for (int i = 0; i < 4; ++i) {
+        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
+        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
+        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
+        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
+    }
+}
+
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
+// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
+    if (count == 4 && lanes == 16) {
+        const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
+                             _mm512_loadu_ps(rows + 48)};
+        return store_four_rows(v, y, y_stride);
+    }
+    for (int r = 0; r < count; ++r)
+        for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
+}
+
+// The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
+    const int tiles = (rows + 3) / 4;
+    for (int tile = 0; tile < tiles; ++tile)
+        for (int g = 0; g < groups; ++g)
+            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
+                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
+
 namespace qwen3::kernels::avx512 {
 
 inline constexpr int kBf16Rows = 4;
 inline constexpr int kBf16SliceK = 1024;  // elements; a slice of 128 tokens' columns is 256 KB
 inline constexpr int kBf16BlockRows = 64;
+static_assert(kBf16Rows == 4, "store_partials writes tiles of four rows");
 
 // Adds rows . X over elements [k0, k0 + kc) into partial ([NG][kBf16Rows][16]).
 template <int NG, class Input>
@@ -5111,13 +5215,7 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
                 else if (groups - g == 1) bf16_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
             }
         }
-        for (int tile = 0; tile < tiles; ++tile)
-            for (int g = 0; g < groups; ++g)
-                for (int i = 0; i < R && tile * R + i < rows_in_block; ++i) {
-                    const float* p = partial.data() + ((std::size_t(tile) * groups + g) * R + i) * 16;
-                    const int lanes = std::min(16, in.tokens() - g * 16);
-                    for (int l = 0; l < lanes; ++l) y[std::size_t(g * 16 + l) * y_stride + b0 + tile * R + i] = p[l];
-                }
+        store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
     }
 }
 
@@ -5139,6 +5237,66 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_tile_store.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// qwen3/kernels/arch/avx512_tile_store.hpp - writing prefill tiles (four rows x 16 tokens) to the
+// token-major output.
+//
+// The column kernels hold a row's results for 16 tokens in one register, while the output is
+// Y[token][row]: a 4 x 4 transpose in each 128-bit lane turns four rows' registers into one 16-byte
+// store per token (instead of 16 scalar stores per row).
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+
+namespace qwen3::kernels::avx512 {
+
+// Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
+inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
+    const __m512 t0 = _mm512_unpacklo_ps(rows[0], rows[1]), t1 = _mm512_unpackhi_ps(rows[0], rows[1]);
+    const __m512 t2 = _mm512_unpacklo_ps(rows[2], rows[3]), t3 = _mm512_unpackhi_ps(rows[2], rows[3]);
+    const __m512 token[4] = {  // token[i], 128-bit lane l: the four rows of token 4 * l + i
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+    for (int i = 0; i < 4; ++i) {
+        _mm_storeu_ps(y + std::size_t(i) * y_stride, _mm512_extractf32x4_ps(token[i], 0));
+        _mm_storeu_ps(y + std::size_t(4 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 1));
+        _mm_storeu_ps(y + std::size_t(8 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 2));
+        _mm_storeu_ps(y + std::size_t(12 + i) * y_stride, _mm512_extractf32x4_ps(token[i], 3));
+    }
+}
+
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
+// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
+    if (count == 4 && lanes == 16) {
+        const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
+                             _mm512_loadu_ps(rows + 48)};
+        return store_four_rows(v, y, y_stride);
+    }
+    for (int r = 0; r < count; ++r)
+        for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
+}
+
+// The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
+    const int tiles = (rows + 3) / 4;
+    for (int tile = 0; tile < tiles; ++tile)
+        for (int g = 0; g < groups; ++g)
+            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
+                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
+// ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
 
 namespace qwen3::kernels::avx512 {
 
@@ -5231,13 +5389,7 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
                 if (g < groups) float_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
             }
         }
-        for (int tile = 0; tile < tiles; ++tile)
-            for (int g = 0; g < groups; ++g)
-                for (int i = 0; i < R && tile * R + i < rows_in_block; ++i) {
-                    const float* p = partial.data() + ((std::size_t(tile) * groups + g) * R + i) * 16;
-                    const int lanes = std::min(16, in.tokens() - g * 16);
-                    for (int l = 0; l < lanes; ++l) y[std::size_t(g * 16 + l) * y_stride + b0 + tile * R + i] = p[l];
-                }
+        store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
     }
 }
 
