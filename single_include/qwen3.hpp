@@ -5161,7 +5161,7 @@ inline void store_partials(const float* partial, int rows, int groups, int token
 namespace qwen3::kernels::avx512 {
 
 inline constexpr int kBf16Rows = 4;
-inline constexpr int kBf16SliceK = 1024;  // elements; a slice of 128 tokens' columns is 256 KB
+inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' columns is 256 KB
 inline constexpr int kBf16BlockRows = 64;
 static_assert(kBf16Rows == 4, "store_partials writes tiles of four rows");
 

@@ -27,7 +27,7 @@
 namespace qwen3::kernels::avx512 {
 
 inline constexpr int kBf16Rows = 4;
-inline constexpr int kBf16SliceK = 1024;  // elements; a slice of 128 tokens' columns is 256 KB
+inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' columns is 256 KB
 inline constexpr int kBf16BlockRows = 64;
 static_assert(kBf16Rows == 4, "store_partials writes tiles of four rows");
 
