@@ -3823,24 +3823,17 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             key_block[v] = pos < n_last ? arena.key_block(layer, kv_head, pos / kKeyBlock) : key_block[0];
             key_lane[v] = pos % kKeyBlock;
         }
-        const bool second = start + L < n_last;  // whether vector 1 holds positions of the arena
+        // (a vector past the arena's end reads the first vector's block again; its scores are masked below)
         for (int i0 = 0; i0 < QN; i0 += RC) {
             fbatch s0[RC], s1[RC];
             for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
-            if (second) {
-                for (int d = 0; d < D; ++d) {
-                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                    const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
-                    for (int i = 0; i < RC; ++i) {
-                        const fbatch qd(qs[i0 + i][d]);
-                        s0[i] = simd::fma(qd, k0, s0[i]);
-                        s1[i] = simd::fma(qd, k1, s1[i]);
-                    }
-                }
-            } else {
-                for (int d = 0; d < D; ++d) {
-                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                    for (int i = 0; i < RC; ++i) s0[i] = simd::fma(fbatch(qs[i0 + i][d]), k0, s0[i]);
+            for (int d = 0; d < D; ++d) {
+                const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
+                const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
+                for (int i = 0; i < RC; ++i) {
+                    const fbatch qd(qs[i0 + i][d]);
+                    s0[i] = simd::fma(qd, k0, s0[i]);
+                    s1[i] = simd::fma(qd, k1, s1[i]);
                 }
             }
             for (int i = 0; i < RC; ++i) {
@@ -4768,8 +4761,8 @@ inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride
     }
 }
 
-// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
-// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens of a tile in memory (row r, token t at
+// rows[r * 16 + t]); y points at token 0, row 0.
 inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
     if (count == 4 && lanes == 16) {
         const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
@@ -4818,7 +4811,7 @@ inline void finish_block_sums(UnpackedRow<K, G>& u) {
             sums = _mm_add_epi64(sums, _mm_sad_epu8(v, _mm_setzero_si128()));
         }
         const std::int64_t total = _mm_cvtsi128_si64(sums) + _mm_extract_epi64(sums, 1) - 128 * G;
-        u.bias[b] = std::int32_t(128 * total);  // stored negated below
+        u.bias[b] = std::int32_t(128 * total);
     }
 }
 
@@ -4989,11 +4982,9 @@ template <int K, int G, bool HasMin, int NG, class Input>
             store_four_rows(four, out, y_stride);
             continue;
         }
-        for (int r = 0; r < count; ++r) {
-            alignas(64) float lane[16];
-            _mm512_store_ps(lane, acc[r][g]);
-            for (int l = 0; l < lanes; ++l) out[std::size_t(l) * y_stride + std::size_t(r)] = lane[l];
-        }
+        alignas(64) float tile[R * 16];  // a short tile or a partial group of tokens
+        for (int r = 0; r < R; ++r) _mm512_store_ps(tile + r * 16, acc[r][g]);
+        store_rows(tile, count, lanes, out, y_stride);
     }
 }
 
@@ -5131,8 +5122,8 @@ inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride
     }
 }
 
-// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
-// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens of a tile in memory (row r, token t at
+// rows[r * 16 + t]); y points at token 0, row 0.
 inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
     if (count == 4 && lanes == 16) {
         const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
@@ -5271,8 +5262,8 @@ inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride
     }
 }
 
-// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
-// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens of a tile in memory (row r, token t at
+// rows[r * 16 + t]); y points at token 0, row 0.
 inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
     if (count == 4 && lanes == 16) {
         const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
@@ -6238,9 +6229,10 @@ private:
             const int t = g * kColumnGroup + lane;
             const bool present = t < tokens_;
             // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+            const std::int8_t* q = present ? q8(t) : nullptr;
             for (int j = 0; j < K / 4; ++j) {
                 std::uint32_t four = 0;
-                if (present) std::memcpy(&four, q8(t) + 4 * j, 4);
+                if (present) std::memcpy(&four, q + 4 * j, 4);
                 four ^= 0x80808080u;
                 std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }

@@ -70,24 +70,17 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             key_block[v] = pos < n_last ? arena.key_block(layer, kv_head, pos / kKeyBlock) : key_block[0];
             key_lane[v] = pos % kKeyBlock;
         }
-        const bool second = start + L < n_last;  // whether vector 1 holds positions of the arena
+        // (a vector past the arena's end reads the first vector's block again; its scores are masked below)
         for (int i0 = 0; i0 < QN; i0 += RC) {
             fbatch s0[RC], s1[RC];
             for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
-            if (second) {
-                for (int d = 0; d < D; ++d) {
-                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                    const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
-                    for (int i = 0; i < RC; ++i) {
-                        const fbatch qd(qs[i0 + i][d]);
-                        s0[i] = simd::fma(qd, k0, s0[i]);
-                        s1[i] = simd::fma(qd, k1, s1[i]);
-                    }
-                }
-            } else {
-                for (int d = 0; d < D; ++d) {
-                    const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                    for (int i = 0; i < RC; ++i) s0[i] = simd::fma(fbatch(qs[i0 + i][d]), k0, s0[i]);
+            for (int d = 0; d < D; ++d) {
+                const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
+                const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
+                for (int i = 0; i < RC; ++i) {
+                    const fbatch qd(qs[i0 + i][d]);
+                    s0[i] = simd::fma(qd, k0, s0[i]);
+                    s1[i] = simd::fma(qd, k1, s1[i]);
                 }
             }
             for (int i = 0; i < RC; ++i) {

@@ -218,9 +218,10 @@ private:
             const int t = g * kColumnGroup + lane;
             const bool present = t < tokens_;
             // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+            const std::int8_t* q = present ? q8(t) : nullptr;
             for (int j = 0; j < K / 4; ++j) {
                 std::uint32_t four = 0;
-                if (present) std::memcpy(&four, q8(t) + 4 * j, 4);
+                if (present) std::memcpy(&four, q + 4 * j, 4);
                 four ^= 0x80808080u;
                 std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }

@@ -15,9 +15,9 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -48,7 +48,7 @@ inline void finish_block_sums(UnpackedRow<K, G>& u) {
             sums = _mm_add_epi64(sums, _mm_sad_epu8(v, _mm_setzero_si128()));
         }
         const std::int64_t total = _mm_cvtsi128_si64(sums) + _mm_extract_epi64(sums, 1) - 128 * G;
-        u.bias[b] = std::int32_t(128 * total);  // stored negated below
+        u.bias[b] = std::int32_t(128 * total);
     }
 }
 
@@ -219,11 +219,9 @@ template <int K, int G, bool HasMin, int NG, class Input>
             store_four_rows(four, out, y_stride);
             continue;
         }
-        for (int r = 0; r < count; ++r) {
-            alignas(64) float lane[16];
-            _mm512_store_ps(lane, acc[r][g]);
-            for (int l = 0; l < lanes; ++l) out[std::size_t(l) * y_stride + std::size_t(r)] = lane[l];
-        }
+        alignas(64) float tile[R * 16];  // a short tile or a partial group of tokens
+        for (int r = 0; r < R; ++r) _mm512_store_ps(tile + r * 16, acc[r][g]);
+        store_rows(tile, count, lanes, out, y_stride);
     }
 }
 

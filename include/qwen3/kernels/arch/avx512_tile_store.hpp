@@ -32,8 +32,8 @@ inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride
     }
 }
 
-// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens from four rows' registers (as floats,
-// rows[r] + 16 * ... in memory: rows[r * 16 + t]); y points at token 0, row 0.
+// Y[t][r] for `count` (1..4) rows and `lanes` (1..16) tokens of a tile in memory (row r, token t at
+// rows[r * 16 + t]); y points at token 0, row 0.
 inline void store_rows(const float* rows, int count, int lanes, float* y, std::size_t y_stride) {
     if (count == 4 && lanes == 16) {
         const __m512 v[4] = {_mm512_loadu_ps(rows), _mm512_loadu_ps(rows + 16), _mm512_loadu_ps(rows + 32),
