@@ -5151,20 +5151,24 @@ inline void store_partials(const float* partial, int rows, int groups, int token
 
 namespace qwen3::kernels::avx512 {
 
-inline constexpr int kBf16Rows = 4;
+// Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 ran 10-25% slower).
+inline constexpr int kBf16Rows = 8;
+inline constexpr int kBf16Groups = 2;
 inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' columns is 256 KB
-inline constexpr int kBf16BlockRows = 64;
-static_assert(kBf16Rows == 4, "store_partials writes tiles of four rows");
+template <int K>
+inline constexpr int kBf16BlockRows = K >= 8192 ? 128 : 64;  // as kBlockRows in avx512_gemm_float.hpp
 
-// Adds rows . X over elements [k0, k0 + kc) into partial ([NG][kBf16Rows][16]).
+// Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups, laid out as
+// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at upper + g * 64.
 template <int NG, class Input>
-inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial) {
+inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
+    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
     constexpr int R = kBf16Rows;
     const std::uint32_t* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.bf16_columns(group + g) + std::size_t(k0 / 2) * 16;
     __m512 acc[NG][R];
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(partial + (g * R + r) * 16);
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
     for (int p = 0; p < kc / 2; ++p) {
         __m512bh xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = (__m512bh)_mm512_loadu_si512(x[g] + std::size_t(p) * 16);
@@ -5176,21 +5180,23 @@ inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, 
         }
     }
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) _mm512_storeu_ps(partial + (g * R + r) * 16, acc[g][r]);
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
 }
 
 // Rows [row_begin, row_end) of a BF16 matrix times every token of `in` (bf16 columns).
 template <int K, class Input>
 void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
                           int row_begin, int row_end) {
-    constexpr int R = kBf16Rows, B = kBf16BlockRows;
+    constexpr int R = kBf16Rows, B = kBf16BlockRows<K>;
+    static_assert(B % R == 0 && R == 8);
     const int groups = (in.tokens() + 15) / 16;
-    thread_local std::vector<float> partial;  // [tile][group][row][16] of one block
-    partial.resize(std::size_t(B / R) * groups * R * 16);
+    const std::size_t upper = std::size_t(groups) * 64;  // rows 4-7 of a tile: the next four-row tile
+    thread_local std::vector<float> partial;  // [four-row tile][group][row][16 lanes] of one block
+    partial.resize(std::size_t(B / 4) * upper);
     for (int b0 = row_begin; b0 < row_end; b0 += B) {
         const int rows_in_block = std::min(B, row_end - b0);
         const int tiles = (rows_in_block + R - 1) / R;
-        std::fill(partial.begin(), partial.begin() + std::ptrdiff_t(std::size_t(tiles) * groups * R * 16), 0.f);
+        std::fill(partial.begin(), partial.begin() + std::ptrdiff_t(std::size_t(2 * tiles) * upper), 0.f);
         for (int k0 = 0; k0 < K; k0 += kBf16SliceK) {
             const int kc = std::min(kBf16SliceK, K - k0);
             for (int tile = 0; tile < tiles; ++tile) {
@@ -5199,11 +5205,11 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
                     const int r = b0 + std::min(tile * R + i, rows_in_block - 1);  // short tiles repeat a row
                     rows[i] = reinterpret_cast<const std::uint16_t*>(w + std::size_t(r) * stride);
                 }
-                float* p = partial.data() + std::size_t(tile) * groups * R * 16;
+                float* p = partial.data() + std::size_t(2 * tile) * upper;
                 int g = 0;
-                for (; g + 3 <= groups; g += 3) bf16_column_tile<3>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
-                if (groups - g == 2) bf16_column_tile<2>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
-                else if (groups - g == 1) bf16_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
+                for (; g + kBf16Groups <= groups; g += kBf16Groups)
+                    bf16_column_tile<kBf16Groups>(rows, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                for (; g < groups; ++g) bf16_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * 64, upper);
             }
         }
         store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
@@ -5291,93 +5297,87 @@ inline void store_partials(const float* partial, int rows, int groups, int token
 
 namespace qwen3::kernels::avx512 {
 
-inline constexpr int kFloatRows = 4;
+// A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
+// the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
+// at about 100 GFLOP/s on one Zen 5 core; 8 x 2 at 160-190, see bench/README.md.)
+inline constexpr int kFloatRows = 8;
+inline constexpr int kFloatGroups = 2;
 
 // Tokens are processed in slices of K (kSliceK elements) so the input's columns for every token of
 // the chunk stay in L2 while all of a thread's rows pass over them; partial sums per (row, token)
 // wait in a small buffer between slices (the sums continue exactly where they stopped).
-inline constexpr int kSliceK = 512;
+inline constexpr int kSliceK = 256;
 
-// Adds W[rows][k0, k0 + kc) . X[k0, k0 + kc) into the partial sums `partial` ([NG][kFloatRows][16])
-// for NG column groups from `group`. Named accumulators rather than an array: GCC 12 keeps an array
-// of vectors in memory across iterations here.
+// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`. The
+// partial sums are laid out as store_partials reads them, in tiles of four rows: rows 0-3 of group g
+// at partial + g * 64, rows 4-7 at partial + upper + g * 64.
 template <int NG, class Input>
-inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial) {
-    static_assert(kFloatRows == 4 && (NG == 1 || NG == 2));
-    const float* x0 = in.float_columns(group) + std::size_t(k0) * 16;
-    const float* x1 = in.float_columns(group + NG - 1) + std::size_t(k0) * 16;
-    const float *w0 = rows[0], *w1 = rows[1], *w2 = rows[2], *w3 = rows[3];
-    __m512 a00 = _mm512_loadu_ps(partial), a10 = _mm512_loadu_ps(partial + 16), a20 = _mm512_loadu_ps(partial + 32),
-           a30 = _mm512_loadu_ps(partial + 48), a01 = a00, a11 = a00, a21 = a00, a31 = a00;
-    if constexpr (NG == 2) {
-        a01 = _mm512_loadu_ps(partial + 64), a11 = _mm512_loadu_ps(partial + 80), a21 = _mm512_loadu_ps(partial + 96),
-        a31 = _mm512_loadu_ps(partial + 112);
-    }
+inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial,
+                              std::size_t upper) {
+    constexpr int R = kFloatRows;
+    const float* x[NG];
+    for (int g = 0; g < NG; ++g) x[g] = in.float_columns(group + g) + std::size_t(k0) * 16;
+    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
+    __m512 acc[NG][R];
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
     for (int k = 0; k < kc; ++k) {
-        const __m512 xv0 = _mm512_loadu_ps(x0 + std::size_t(k) * 16);
-        const __m512 b0 = _mm512_set1_ps(w0[k]), b1 = _mm512_set1_ps(w1[k]), b2 = _mm512_set1_ps(w2[k]), b3 = _mm512_set1_ps(w3[k]);
-        a00 = _mm512_fmadd_ps(b0, xv0, a00);
-        a10 = _mm512_fmadd_ps(b1, xv0, a10);
-        a20 = _mm512_fmadd_ps(b2, xv0, a20);
-        a30 = _mm512_fmadd_ps(b3, xv0, a30);
-        if constexpr (NG == 2) {
-            const __m512 xv1 = _mm512_loadu_ps(x1 + std::size_t(k) * 16);
-            a01 = _mm512_fmadd_ps(b0, xv1, a01);
-            a11 = _mm512_fmadd_ps(b1, xv1, a11);
-            a21 = _mm512_fmadd_ps(b2, xv1, a21);
-            a31 = _mm512_fmadd_ps(b3, xv1, a31);
+        __m512 xv[NG];
+        for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_ps(x[g] + std::size_t(k) * 16);
+        for (int r = 0; r < R; ++r) {
+            const __m512 wv = _mm512_set1_ps(rows[r][k]);
+            for (int g = 0; g < NG; ++g) acc[g][r] = _mm512_fmadd_ps(wv, xv[g], acc[g][r]);
         }
     }
-    _mm512_storeu_ps(partial, a00), _mm512_storeu_ps(partial + 16, a10), _mm512_storeu_ps(partial + 32, a20), _mm512_storeu_ps(partial + 48, a30);
-    if constexpr (NG == 2)
-        _mm512_storeu_ps(partial + 64, a01), _mm512_storeu_ps(partial + 80, a11), _mm512_storeu_ps(partial + 96, a21),
-            _mm512_storeu_ps(partial + 112, a31);
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
 }
 
-// Rows per block: a block's rows are widened once (whole rows, read in order) and then stay in L2
-// while the slices of the input pass over them.
-inline constexpr int kBlockRows = 32;
+// Rows per block: the partial sums of a block's rows for every token stay in L2 across the slices,
+// and the whole input passes once per block, so long rows (the FFN's down projection, whose input
+// does not fit in L2) take larger blocks: at K = 9728, 64 rows ran at 161 GFLOP/s and 128 at 177.
+template <int K>
+inline constexpr int kBlockRows = K >= 8192 ? 128 : 64;
 
 // Rows [row_begin, row_end) of an F32, F16 or BF16 matrix times every token of `in` (f32 columns).
 template <int K, class Input>
 void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y,
                           std::size_t y_stride, int row_begin, int row_end) {
-    constexpr int R = kFloatRows, B = kBlockRows;
-    static_assert(B % R == 0);
+    constexpr int R = kFloatRows, B = kBlockRows<K>;
+    static_assert(B % R == 0 && R == 8 && K % 16 == 0);
     const int groups = (in.tokens() + 15) / 16;
-    thread_local std::vector<float> partial;  // [tile][group][row in tile][16 lanes] of one block
-    thread_local std::vector<float> widened;  // [B][K]
-    partial.resize(std::size_t(B / R) * groups * R * 16);
-    if (type != DType::f32) widened.resize(std::size_t(B) * K);
+    const std::size_t upper = std::size_t(groups) * 64;  // rows 4-7 of a tile: the next four-row tile
+    thread_local std::vector<float> partial;  // [four-row tile][group][row][16 lanes] of one block
+    thread_local std::vector<float> widened;  // [B][kSliceK]: one slice of a block's rows as f32
+    partial.resize(std::size_t(B / 4) * upper);
+    if (type != DType::f32) widened.resize(std::size_t(B) * kSliceK);
     for (int b0 = row_begin; b0 < row_end; b0 += B) {
         const int rows_in_block = std::min(B, row_end - b0);
-        const float* block_rows[B];
-        for (int i = 0; i < B; ++i) {
-            const int r = b0 + std::min(i, rows_in_block - 1);  // a short block repeats its last row
-            const std::byte* row = w + std::size_t(r) * stride;
-            if (type == DType::f32) {
-                block_rows[i] = reinterpret_cast<const float*>(row);
-            } else if (i < rows_in_block) {
-                float* out = widened.data() + std::size_t(i) * K;
-                const auto* h = reinterpret_cast<const std::uint16_t*>(row);
-                for (int k = 0; k < K; k += 16)
-                    (type == DType::bf16 ? simd::load_bf16(h + k) : simd::load_f16(h + k)).store_unaligned(out + k);
-                block_rows[i] = out;
-            } else {
-                block_rows[i] = block_rows[rows_in_block - 1];
-            }
-        }
-        std::fill(partial.begin(), partial.end(), 0.f);
         const int tiles = (rows_in_block + R - 1) / R;
+        std::fill(partial.begin(), partial.end(), 0.f);
         for (int k0 = 0; k0 < K; k0 += kSliceK) {
             const int kc = std::min(kSliceK, K - k0);
+            const float* block_rows[B];
+            for (int i = 0; i < tiles * R; ++i) {
+                const std::byte* row = w + std::size_t(b0 + std::min(i, rows_in_block - 1)) * stride;  // a short block repeats its last row
+                if (type == DType::f32) {
+                    block_rows[i] = reinterpret_cast<const float*>(row) + k0;
+                } else if (i < rows_in_block) {
+                    float* out = widened.data() + std::size_t(i) * kSliceK;
+                    const auto* h = reinterpret_cast<const std::uint16_t*>(row) + k0;
+                    for (int k = 0; k < kc; k += 16)
+                        (type == DType::bf16 ? simd::load_bf16(h + k) : simd::load_f16(h + k)).store_unaligned(out + k);
+                    block_rows[i] = out;
+                } else {
+                    block_rows[i] = block_rows[rows_in_block - 1];
+                }
+            }
             for (int tile = 0; tile < tiles; ++tile) {
-                const float* rows[R];
-                for (int i = 0; i < R; ++i) rows[i] = block_rows[tile * R + i] + k0;
-                float* p = partial.data() + std::size_t(tile) * groups * R * 16;
+                float* p = partial.data() + std::size_t(2 * tile) * upper;
                 int g = 0;
-                for (; g + 2 <= groups; g += 2) float_column_tile<2>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
-                if (g < groups) float_column_tile<1>(rows, in, g, k0, kc, p + std::size_t(g) * R * 16);
+                for (; g + kFloatGroups <= groups; g += kFloatGroups)
+                    float_column_tile<kFloatGroups>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                for (; g < groups; ++g) float_column_tile<1>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
             }
         }
         store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);

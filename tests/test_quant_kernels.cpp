@@ -202,3 +202,67 @@ TEST_CASE("float matrix kernels equal the double-precision product") {
         check_type<96>(type, 19, 33);
     }
 }
+
+namespace {
+
+// Prefill of float weights over a row range [begin, end): every output against the double product of
+// the weights with the input (rounded to bf16 first when `bf16_products`), rows outside left alone.
+template <int K>
+void check_float_prefill(DType type, int rows, int tokens, int begin, int end, bool bf16_products) {
+    CAPTURE(qwen3::dtype_name(type));
+    CAPTURE(K);
+    CAPTURE(rows);
+    CAPTURE(tokens);
+    CAPTURE(begin);
+    CAPTURE(end);
+    CAPTURE(bf16_products);
+    const auto weights = random_rows(type, rows, K, 23);
+    const qwen3::Matrix<1 << 20, K> w{type, weights.data()};
+    std::vector<float> row(K);
+    const std::vector<float> x = random_input(K * tokens, 29);
+    auto in = std::make_unique<qwen3::kernels::Input<K, 128>>();
+    in->allow_bf16_products(bf16_products);
+    in->set(x.data(), tokens);
+    in->prepare(type);
+    std::vector<float> y(std::size_t(rows) * tokens, -7.f);
+    qwen3::matmul(w, *in, y.data(), std::size_t(rows), begin, end);
+#if defined(QWEN3_HAVE_AVX512_BF16)
+    const bool rounded = bf16_products && type == DType::bf16;  // elsewhere the f32 path serves it
+#else
+    const bool rounded = false;
+#endif
+    double worst = 0;
+    for (int r = 0; r < rows; ++r) {
+        qwen3::quant::dequantize_row(type, w.row(r), row.data(), K);
+        for (int t = 0; t < tokens; ++t) {
+            const float got = y[std::size_t(t) * rows + r];
+            if (r < begin || r >= end) {
+                CHECK(got == -7.f);
+                continue;
+            }
+            double ref = 0, magnitude = 0;
+            for (int k = 0; k < K; ++k) {
+                const float xk = x[std::size_t(t) * K + k];
+                const double p = double(row[k]) * (rounded ? qwen3::simd::bf16_to_f32(qwen3::simd::f32_to_bf16(xk)) : xk);
+                ref += p;
+                magnitude += std::fabs(p);
+            }
+            worst = std::max(worst, std::fabs(double(got) - ref) / (magnitude + 1e-30));
+        }
+    }
+    CHECK(worst < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("float prefill tiles: partial blocks, row ranges, long rows, bf16 products") {
+    for (DType type : {DType::f32, DType::f16, DType::bf16}) {
+        check_float_prefill<256>(type, 70, 37, 0, 70, false);      // a block of 64 rows and a short one; a partial group
+        check_float_prefill<256>(type, 70, 50, 5, 67, false);      // a range starting and ending inside tiles
+        check_float_prefill<9728>(type, 136, 19, 3, 136, false);   // the FFN down projection's K: blocks of 128, 38 slices
+    }
+    check_float_prefill<256>(DType::bf16, 70, 37, 0, 70, true);
+    check_float_prefill<256>(DType::bf16, 70, 50, 5, 67, true);
+    check_float_prefill<9728>(DType::bf16, 136, 19, 3, 136, true);
+    check_float_prefill<96>(DType::bf16, 19, 33, 0, 19, true);    // a row shorter than a slice
+}
