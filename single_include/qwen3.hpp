@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (54 files); regenerate after changing include/ with
+// headers it includes (55 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -6026,6 +6026,64 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 // request and keeps it until the next set(), so the work is done once per input, not per matrix.
 
 
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::kernels::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -6133,7 +6191,8 @@ public:
         const unsigned bit = 1u << unsigned(form);
         if (ready_ & bit) return;
         if (form == InputForm::q8_columns) {
-            prepare_form(InputForm::q8_32, parallel);  // the int8 rows, then side by side
+            if (!(ready_ & (1u << unsigned(InputForm::q8_32))))  // the int8 rows (without decode's lane data)
+                parallel(tokens_, [&](int t) { quantize_32(x_ + std::size_t(t) * K, t, false); });
             if (columns_.empty()) {
                 columns_.resize(std::size_t(K) * kGroups * kColumnGroup);
                 column_scales_.resize(std::size_t(blocks32) * kGroups * kColumnGroup);
@@ -6160,7 +6219,7 @@ public:
                 const float* x = x_ + std::size_t(t) * K;
                 switch (form) {
                     case InputForm::pairs: split_pairs(x, pairs_.data() + std::size_t(t) * K); break;
-                    case InputForm::q8_32: quantize_32(x, t); break;
+                    case InputForm::q8_32: quantize_32(x, t, true); break;
                     case InputForm::q8_256: quantize_256(x, t); break;
                     default: break;
                 }
@@ -6200,8 +6259,33 @@ public:
     const std::uint32_t* bf16_columns(int g) const { return bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup; }
 
 private:
+    // The token rows of group g, 16 x 16 blocks of 32-bit lanes at a time (missing tokens: zeros).
+    // load(t, i) gives block i of token t's row; store(i, r) takes the transposed block.
+#if defined(__AVX512F__)
+    template <class Load, class Store>
+    void transpose_blocks(int g, int blocks, Load load, Store store) const {
+        for (int i = 0; i < blocks; ++i) {
+            __m512i r[kColumnGroup];
+            for (int lane = 0; lane < kColumnGroup; ++lane) {
+                const int t = g * kColumnGroup + lane;
+                r[lane] = t < tokens_ ? load(t, i) : _mm512_setzero_si512();
+            }
+            avx512::transpose_16x16(r);
+            store(i, r);
+        }
+    }
+#endif
+
     void transpose_group_bf16(int g) {
         std::uint32_t* out = bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup;
+#if defined(__AVX512F__)
+        if constexpr (K % 32 == 0)
+            return transpose_blocks(
+                g, K / 32, [&](int t, int i) { return avx512::bf16_pairs(x_ + std::size_t(t) * K + 32 * i); },
+                [&](int i, const __m512i* r) {
+                    for (int p = 0; p < 16; ++p) _mm512_storeu_si512(out + std::size_t(16 * i + p) * kColumnGroup, r[p]);
+                });
+#endif
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
@@ -6214,6 +6298,14 @@ private:
 
     void transpose_group_f32(int g) {
         float* out = float_columns_.data() + std::size_t(g) * K * kColumnGroup;
+#if defined(__AVX512F__)
+        if constexpr (K % 16 == 0)
+            return transpose_blocks(
+                g, K / 16, [&](int t, int i) { return _mm512_castps_si512(_mm512_loadu_ps(x_ + std::size_t(t) * K + 16 * i)); },
+                [&](int i, const __m512i* r) {
+                    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(out + std::size_t(16 * i + k) * kColumnGroup, r[k]);
+                });
+#endif
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
@@ -6228,17 +6320,30 @@ private:
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const bool present = t < tokens_;
-            // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
-            const std::int8_t* q = present ? q8(t) : nullptr;
-            for (int j = 0; j < K / 4; ++j) {
-                std::uint32_t four = 0;
-                if (present) std::memcpy(&four, q + 4 * j, 4);
-                four ^= 0x80808080u;
-                std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
-            }
             for (int b = 0; b < blocks32; ++b) {
                 scales[b * kColumnGroup + lane] = present ? scales32(t)[b] : 0.f;
                 sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
+            }
+        }
+        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+#if defined(__AVX512F__)
+        if constexpr (K % 64 == 0) {
+            const __m512i flip = _mm512_set1_epi32(int(0x80808080u));
+            return transpose_blocks(
+                g, K / 64, [&](int t, int i) { return _mm512_loadu_si512(q8(t) + 64 * i); },
+                [&](int i, const __m512i* r) {
+                    for (int j = 0; j < 16; ++j) _mm512_storeu_si512(out + std::size_t(16 * i + j) * 64, _mm512_xor_si512(r[j], flip));
+                });
+        }
+#endif
+        for (int lane = 0; lane < kColumnGroup; ++lane) {
+            const int t = g * kColumnGroup + lane;
+            const std::int8_t* q = t < tokens_ ? q8(t) : nullptr;
+            for (int j = 0; j < K / 4; ++j) {
+                std::uint32_t four = 0;
+                if (q) std::memcpy(&four, q + 4 * j, 4);
+                four ^= 0x80808080u;
+                std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }
         }
     }
@@ -6308,8 +6413,8 @@ private:
 #endif
     }
 
-    // Blocks of 32 with scale = max|x| / 127.
-    void quantize_32(const float* x, int t) {
+    // Blocks of 32 with scale = max|x| / 127; `lanes`: also the per-lane data decode reads.
+    void quantize_32(const float* x, int t, bool lanes) {
         std::int8_t* q = q8_.data() + std::size_t(t) * K;
         float* d = scales32_.data() + std::size_t(t) * blocks32;
         std::int32_t* s = sums32_.data() + std::size_t(t) * blocks32;
@@ -6317,6 +6422,7 @@ private:
             const float scale = abs_max(x + b * 32, 32) / 127.f, inv = scale ? 1.f / scale : 0.f;
             d[b] = scale;
             s[b] = quantize_16(x + b * 32, inv, q + b * 32) + quantize_16(x + b * 32 + 16, inv, q + b * 32 + 16);
+            if (!lanes) continue;
             float* ls = lane_scales_.data() + std::size_t(t) * (K / 4) + b * 8;
             float* lsum = lane_sums_.data() + std::size_t(t) * (K / 4) + b * 8;
             for (int i = 0; i < 8; ++i) {

@@ -266,3 +266,52 @@ TEST_CASE("float prefill tiles: partial blocks, row ranges, long rows, bf16 prod
     check_float_prefill<9728>(DType::bf16, 136, 19, 3, 136, true);
     check_float_prefill<96>(DType::bf16, 19, 33, 0, 19, true);    // a row shorter than a slice
 }
+
+TEST_CASE("prefill column forms hold every token's values side by side, as defined") {
+    constexpr int K = 128, T = 21;  // a full group of 16 tokens and a partial one
+    std::vector<float> x = random_input(K * T, 31);
+    // values where rounding to bf16 is delicate: ties, NaN, infinities, subnormals, the largest finite
+    const std::uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x7FC00001u, 0xFFA00000u, 0x7F800000u, 0xFF800000u,
+                                     0x00000001u, 0x8000FFFFu, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F80FFFFu, 0x00000000u};
+    for (std::size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[i * 37], &special[i], 4);
+    auto in = std::make_unique<qwen3::kernels::Input<K, 32>>();
+    constexpr int G = qwen3::kernels::Input<K, 32>::kColumnGroup;
+    auto token_value = [&](int t, int k) { return t < T ? x[std::size_t(t) * K + k] : 0.f; };
+    in->set(x.data(), T);
+#if defined(__AVX512F__)
+    in->prepare(DType::f32);  // f32 columns
+    for (int g = 0; g < 2; ++g)
+        for (int k = 0; k < K; ++k)
+            for (int lane = 0; lane < G; ++lane) {
+                const float want = token_value(g * G + lane, k), got = in->float_columns(g)[k * G + lane];
+                CHECK(std::memcmp(&want, &got, 4) == 0);
+            }
+#endif
+#if defined(QWEN3_HAVE_AVX512_BF16)
+    in->allow_bf16_products(true);
+    in->prepare(DType::bf16);  // bf16 columns
+    for (int g = 0; g < 2; ++g)
+        for (int p = 0; p < K / 2; ++p)
+            for (int lane = 0; lane < G; ++lane) {
+                const int t = g * G + lane;
+                const std::uint32_t want = t < T ? qwen3::simd::f32_to_bf16(token_value(t, 2 * p)) |
+                                                       std::uint32_t(qwen3::simd::f32_to_bf16(token_value(t, 2 * p + 1))) << 16
+                                                 : 0u;
+                CHECK(in->bf16_columns(g)[p * G + lane] == want);
+            }
+#endif
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    std::fill(x.begin(), x.begin() + 12 * 37 + 1, 0.5f);  // int8 quantization wants finite values
+    in->set(x.data(), T);
+    in->prepare(DType::q8_0);  // int8 columns, each value offset by +128
+    for (int g = 0; g < 2; ++g)
+        for (int k = 0; k < K; ++k)
+            for (int lane = 0; lane < G; ++lane) {
+                const int t = g * G + lane;
+                const std::uint8_t want = t < T ? std::uint8_t(in->q8(t)[k] + 128) : 128;
+                CHECK(in->columns(g)[(k / 4 * G + lane) * 4 + k % 4] == want);
+            }
+    const std::vector<double> xq = quantized_input(x.data(), K, 32);  // and the int8 rows are x's quantization
+    for (int k = 0; k < K; ++k) CHECK(double(in->q8(0)[k]) * double(in->scales32(0)[k / 32]) == doctest::Approx(xq[std::size_t(k)]));
+#endif
+}

@@ -15,6 +15,7 @@
 #include "../format/quant_blocks.hpp"
 #include "../tensor.hpp"
 #include "simd.hpp"
+#include "arch/avx512_transpose.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -122,7 +123,8 @@ public:
         const unsigned bit = 1u << unsigned(form);
         if (ready_ & bit) return;
         if (form == InputForm::q8_columns) {
-            prepare_form(InputForm::q8_32, parallel);  // the int8 rows, then side by side
+            if (!(ready_ & (1u << unsigned(InputForm::q8_32))))  // the int8 rows (without decode's lane data)
+                parallel(tokens_, [&](int t) { quantize_32(x_ + std::size_t(t) * K, t, false); });
             if (columns_.empty()) {
                 columns_.resize(std::size_t(K) * kGroups * kColumnGroup);
                 column_scales_.resize(std::size_t(blocks32) * kGroups * kColumnGroup);
@@ -149,7 +151,7 @@ public:
                 const float* x = x_ + std::size_t(t) * K;
                 switch (form) {
                     case InputForm::pairs: split_pairs(x, pairs_.data() + std::size_t(t) * K); break;
-                    case InputForm::q8_32: quantize_32(x, t); break;
+                    case InputForm::q8_32: quantize_32(x, t, true); break;
                     case InputForm::q8_256: quantize_256(x, t); break;
                     default: break;
                 }
@@ -189,8 +191,33 @@ public:
     const std::uint32_t* bf16_columns(int g) const { return bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup; }
 
 private:
+    // The token rows of group g, 16 x 16 blocks of 32-bit lanes at a time (missing tokens: zeros).
+    // load(t, i) gives block i of token t's row; store(i, r) takes the transposed block.
+#if defined(__AVX512F__)
+    template <class Load, class Store>
+    void transpose_blocks(int g, int blocks, Load load, Store store) const {
+        for (int i = 0; i < blocks; ++i) {
+            __m512i r[kColumnGroup];
+            for (int lane = 0; lane < kColumnGroup; ++lane) {
+                const int t = g * kColumnGroup + lane;
+                r[lane] = t < tokens_ ? load(t, i) : _mm512_setzero_si512();
+            }
+            avx512::transpose_16x16(r);
+            store(i, r);
+        }
+    }
+#endif
+
     void transpose_group_bf16(int g) {
         std::uint32_t* out = bf16_columns_.data() + std::size_t(g) * (K / 2) * kColumnGroup;
+#if defined(__AVX512F__)
+        if constexpr (K % 32 == 0)
+            return transpose_blocks(
+                g, K / 32, [&](int t, int i) { return avx512::bf16_pairs(x_ + std::size_t(t) * K + 32 * i); },
+                [&](int i, const __m512i* r) {
+                    for (int p = 0; p < 16; ++p) _mm512_storeu_si512(out + std::size_t(16 * i + p) * kColumnGroup, r[p]);
+                });
+#endif
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
@@ -203,6 +230,14 @@ private:
 
     void transpose_group_f32(int g) {
         float* out = float_columns_.data() + std::size_t(g) * K * kColumnGroup;
+#if defined(__AVX512F__)
+        if constexpr (K % 16 == 0)
+            return transpose_blocks(
+                g, K / 16, [&](int t, int i) { return _mm512_castps_si512(_mm512_loadu_ps(x_ + std::size_t(t) * K + 16 * i)); },
+                [&](int i, const __m512i* r) {
+                    for (int k = 0; k < 16; ++k) _mm512_storeu_si512(out + std::size_t(16 * i + k) * kColumnGroup, r[k]);
+                });
+#endif
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const float* x = t < tokens_ ? x_ + std::size_t(t) * K : nullptr;
@@ -217,17 +252,30 @@ private:
         for (int lane = 0; lane < kColumnGroup; ++lane) {
             const int t = g * kColumnGroup + lane;
             const bool present = t < tokens_;
-            // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
-            const std::int8_t* q = present ? q8(t) : nullptr;
-            for (int j = 0; j < K / 4; ++j) {
-                std::uint32_t four = 0;
-                if (present) std::memcpy(&four, q + 4 * j, 4);
-                four ^= 0x80808080u;
-                std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
-            }
             for (int b = 0; b < blocks32; ++b) {
                 scales[b * kColumnGroup + lane] = present ? scales32(t)[b] : 0.f;
                 sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
+            }
+        }
+        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+#if defined(__AVX512F__)
+        if constexpr (K % 64 == 0) {
+            const __m512i flip = _mm512_set1_epi32(int(0x80808080u));
+            return transpose_blocks(
+                g, K / 64, [&](int t, int i) { return _mm512_loadu_si512(q8(t) + 64 * i); },
+                [&](int i, const __m512i* r) {
+                    for (int j = 0; j < 16; ++j) _mm512_storeu_si512(out + std::size_t(16 * i + j) * 64, _mm512_xor_si512(r[j], flip));
+                });
+        }
+#endif
+        for (int lane = 0; lane < kColumnGroup; ++lane) {
+            const int t = g * kColumnGroup + lane;
+            const std::int8_t* q = t < tokens_ ? q8(t) : nullptr;
+            for (int j = 0; j < K / 4; ++j) {
+                std::uint32_t four = 0;
+                if (q) std::memcpy(&four, q + 4 * j, 4);
+                four ^= 0x80808080u;
+                std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }
         }
     }
@@ -297,8 +345,8 @@ private:
 #endif
     }
 
-    // Blocks of 32 with scale = max|x| / 127.
-    void quantize_32(const float* x, int t) {
+    // Blocks of 32 with scale = max|x| / 127; `lanes`: also the per-lane data decode reads.
+    void quantize_32(const float* x, int t, bool lanes) {
         std::int8_t* q = q8_.data() + std::size_t(t) * K;
         float* d = scales32_.data() + std::size_t(t) * blocks32;
         std::int32_t* s = sums32_.data() + std::size_t(t) * blocks32;
@@ -306,6 +354,7 @@ private:
             const float scale = abs_max(x + b * 32, 32) / 127.f, inv = scale ? 1.f / scale : 0.f;
             d[b] = scale;
             s[b] = quantize_16(x + b * 32, inv, q + b * 32) + quantize_16(x + b * 32 + 16, inv, q + b * 32 + 16);
+            if (!lanes) continue;
             float* ls = lane_scales_.data() + std::size_t(t) * (K / 4) + b * 8;
             float* lsum = lane_sums_.data() + std::size_t(t) * (K / 4) + b * 8;
             for (int i = 0; i < 8; ++i) {
