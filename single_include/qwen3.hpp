@@ -3389,6 +3389,19 @@ inline xsimd::batch<float, A> fma(xsimd::batch<float, A> a, xsimd::batch<float, 
 
 inline float sum(fbatch v) { return xsimd::hadd(v); }
 
+// The largest lane (xsimd 8 has no reduction for it). NaN lanes are skipped where the hardware max
+// does so; callers pass scores, which are finite or -inf.
+inline float max_lane(fbatch v) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) return _mm512_reduce_max_ps(v);
+#endif
+    alignas(64) float tmp[lanes];
+    v.store_aligned(tmp);
+    float m = tmp[0];
+    for (std::size_t i = 1; i < lanes; ++i) m = std::max(m, tmp[i]);
+    return m;
+}
+
 // ---- scalar conversions (exact; round-to-nearest-even where narrowing) ----
 
 inline float bf16_to_f32(std::uint16_t h) {
@@ -3850,17 +3863,19 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                 continue;
             }
             for (int j = valid; j < PL; ++j) p[i][j] = kNegInf;
-            float pass_max = running_max[i];
-            for (int j = 0; j < valid; ++j) pass_max = std::max(pass_max, p[i][j]);
-            const float correction = std::exp(running_max[i] - pass_max);
+            fbatch scores[PL / L];
+            fbatch top = fbatch::load_aligned(p[i]);
+            for (int l = 0; l < PL / L; ++l) top = xsimd::max(top, scores[l] = fbatch::load_aligned(p[i] + l * L));
+            const float pass_max = std::max(running_max[i], simd::max_lane(top));
+            const float correction = pass_max == running_max[i] ? 1.f : std::exp(running_max[i] - pass_max);
             running_max[i] = pass_max;
-            float pass_sum = 0.f;
-            for (int l = 0; l < PL; l += L) {
-                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(pass_max));
-                e.store_aligned(p[i] + l);
-                pass_sum += simd::sum(e);
+            fbatch total(0.f);
+            for (int l = 0; l < PL / L; ++l) {
+                const fbatch e = xsimd::exp(scores[l] - fbatch(pass_max));
+                e.store_aligned(p[i] + l * L);
+                total += e;
             }
-            running_sum[i] = running_sum[i] * correction + pass_sum;
+            running_sum[i] = running_sum[i] * correction + simd::sum(total);
             if (correction != 1.f) {
                 const fbatch c(correction);
                 for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);

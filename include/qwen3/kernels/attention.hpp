@@ -97,17 +97,19 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                 continue;
             }
             for (int j = valid; j < PL; ++j) p[i][j] = kNegInf;
-            float pass_max = running_max[i];
-            for (int j = 0; j < valid; ++j) pass_max = std::max(pass_max, p[i][j]);
-            const float correction = std::exp(running_max[i] - pass_max);
+            fbatch scores[PL / L];
+            fbatch top = fbatch::load_aligned(p[i]);
+            for (int l = 0; l < PL / L; ++l) top = xsimd::max(top, scores[l] = fbatch::load_aligned(p[i] + l * L));
+            const float pass_max = std::max(running_max[i], simd::max_lane(top));
+            const float correction = pass_max == running_max[i] ? 1.f : std::exp(running_max[i] - pass_max);
             running_max[i] = pass_max;
-            float pass_sum = 0.f;
-            for (int l = 0; l < PL; l += L) {
-                const fbatch e = xsimd::exp(fbatch::load_aligned(p[i] + l) - fbatch(pass_max));
-                e.store_aligned(p[i] + l);
-                pass_sum += simd::sum(e);
+            fbatch total(0.f);
+            for (int l = 0; l < PL / L; ++l) {
+                const fbatch e = xsimd::exp(scores[l] - fbatch(pass_max));
+                e.store_aligned(p[i] + l * L);
+                total += e;
             }
-            running_sum[i] = running_sum[i] * correction + pass_sum;
+            running_sum[i] = running_sum[i] * correction + simd::sum(total);
             if (correction != 1.f) {
                 const fbatch c(correction);
                 for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);

@@ -9,6 +9,7 @@
 // an xsimd architecture type (e.g. xsimd::avx2) to pick another.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -43,6 +44,19 @@ inline xsimd::batch<float, A> fma(xsimd::batch<float, A> a, xsimd::batch<float, 
 }
 
 inline float sum(fbatch v) { return xsimd::hadd(v); }
+
+// The largest lane (xsimd 8 has no reduction for it). NaN lanes are skipped where the hardware max
+// does so; callers pass scores, which are finite or -inf.
+inline float max_lane(fbatch v) {
+#if defined(__AVX512F__)
+    if constexpr (lanes == 16) return _mm512_reduce_max_ps(v);
+#endif
+    alignas(64) float tmp[lanes];
+    v.store_aligned(tmp);
+    float m = tmp[0];
+    for (std::size_t i = 1; i < lanes; ++i) m = std::max(m, tmp[i]);
+    return m;
+}
 
 // ---- scalar conversions (exact; round-to-nearest-even where narrowing) ----
 
