@@ -5423,6 +5423,8 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 //   Q5_0: d[16] (f16), qh of the 16 rows (64 bytes: lane r = row r's 32 fifth bits), then qs as Q4_0
 //   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
 //         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
+//   Q5_K: as Q4_K, with qh between the scales and qs: 8 x 64 bytes, vector j, lane r = qh[4j, 4j + 4)
+//         of row r (the fifth bits of elements 4j.. of every chunk of 64)
 //   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
 //         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
 
@@ -5526,6 +5528,11 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
                     w.halves(b, &BlockQ4_K::d), w.halves(b, &BlockQ4_K::dmin), w.transpose(b, &BlockQ4_K::scales),
                         w.interleave(b, &BlockQ4_K::qs);
                 break;
+            case DType::q5_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ5_K::d), w.halves(b, &BlockQ5_K::dmin), w.transpose(b, &BlockQ5_K::scales),
+                        w.interleave(b, &BlockQ5_K::qh), w.interleave(b, &BlockQ5_K::qs);
+                break;
             case DType::q6_k:
                 for (int b = 0; b < K / 256; ++b)
                     w.halves(b, &BlockQ6_K::d), w.transpose(b, &BlockQ6_K::scales), w.interleave(b, &BlockQ6_K::ql),
@@ -5600,17 +5607,21 @@ inline __m512 group_blocks32(const std::byte* p, const std::int8_t* x, const flo
 inline __m512i widen16(__m128i v) { return _mm512_cvtepu8_epi32(v); }
 inline __m128i load16(const std::byte* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
-template <int K>
+// Q4_K, and Q5_K (FifthBit): the fifth bit of the values of chunk c (64 elements) is bit 2c (low
+// nibbles) or 2c + 1 (high nibbles) of the element's qh byte, moved to bit 4 of the value.
+template <int K, bool FifthBit = false>
 inline __m512 group_q4_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
     const __m512i low = _mm512_set1_epi8(0x0F);
+    [[maybe_unused]] const __m512i one = _mm512_set1_epi8(0x01);
     const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
     __m512 acc = _mm512_setzero_ps(), min_acc = acc;
-    constexpr int kBlockBytes = 16 * 144;
+    constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
     for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
         prefetch(p, kBlockBytes);
         const __m512 d = halves16(p), dmin = halves16(p + 32);
         const std::byte* sc = p + 64;
-        const std::byte* q = p + 64 + 192;
+        [[maybe_unused]] const std::byte* qh = sc + 192;
+        const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
         const std::int8_t* xb = x + 256 * b;
         // the 6-bit scale and minimum of sub-block j, 16 rows in lanes (quant::scale_min_k4)
         __m128i s[12];
@@ -5628,8 +5639,14 @@ inline __m512 group_q4_k(const std::byte* p, const std::int8_t* x, const float* 
             __m512i lo = _mm512_setzero_si512(), hi = lo;
             for (int j = 0; j < 8; ++j) {
                 const __m512i v = load(q + 64 * (8 * c + j));
-                lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, low), broadcast4(xb + 64 * c + 4 * j));
-                hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(_mm512_srli_epi16(v, 4), low), broadcast4(xb + 64 * c + 32 + 4 * j));
+                __m512i vlo = _mm512_and_si512(v, low), vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                if constexpr (FifthBit) {
+                    const __m512i h = load(qh + 64 * j);
+                    vlo = _mm512_or_si512(vlo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c), one), 4));
+                    vhi = _mm512_or_si512(vhi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c + 1), one), 4));
+                }
+                lo = _mm512_dpbusd_epi32(lo, vlo, broadcast4(xb + 64 * c + 4 * j));
+                hi = _mm512_dpbusd_epi32(hi, vhi, broadcast4(xb + 64 * c + 32 + 4 * j));
             }
             isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, widen16(scale_of(2 * c))));
             isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, widen16(scale_of(2 * c + 1))));
@@ -5702,6 +5719,7 @@ constexpr GroupDot group_kernel(DType type) {
     if constexpr (K % 256 == 0) {
         switch (type) {
             case DType::q4_k: return group_q4_k<K>;
+            case DType::q5_k: return group_q4_k<K, true>;
             case DType::q6_k: return group_q6_k<K>;
             default: break;
         }
@@ -7399,7 +7417,7 @@ struct Weights {
     }
 
     // Copies every matrix that has a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0,
-    // Q4_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
+    // Q4_K, Q5_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
     // the copy, prefill keeps reading the mapped file. The copy is as large as those matrices are in
     // the file (for a Q4_0 model, about the file's size): that is the memory this costs, in anonymous
     // pages (transparent huge pages requested), besides the file's pages in the page cache. Returns

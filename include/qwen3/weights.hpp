@@ -148,7 +148,7 @@ struct Weights {
     }
 
     // Copies every matrix that has a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0,
-    // Q4_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
+    // Q4_K, Q5_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
     // the copy, prefill keeps reading the mapped file. The copy is as large as those matrices are in
     // the file (for a Q4_0 model, about the file's size): that is the memory this costs, in anonymous
     // pages (transparent huge pages requested), besides the file's pages in the page cache. Returns
