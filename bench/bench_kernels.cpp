@@ -2,7 +2,9 @@
 //
 //   bench_kernels --benchmark_filter='matvec.*Qwen3-4B'      decode: bytes of weights per second
 //                                                             (matvec_packed: the load-time decode layout)
-//   bench_kernels --benchmark_filter='matmul'                 prefill: multiply-adds per second
+//   bench_kernels --benchmark_filter='matmul'                 prefill (512 tokens, prefill's chunk):
+//                                                             FLOP/s, the input's preparation included
+//   bench_kernels --benchmark_filter='attention_prefill'      a layer's attention over a 512-token prompt
 //
 // Weights are random blocks of each format in a ring of matrices larger than the last-level cache,
 // so decode numbers measure memory streaming, as in a real forward pass. One thread each.
@@ -86,11 +88,13 @@ void matvec(benchmark::State& state, DType type, bool packed) {
     state.counters["FLOP/s"] = benchmark::Counter(2.0 * Rows * Cols, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// bf16_products: Precision::bf16_products (BF16 weights only).
 template <int Rows, int Cols>
-void matmul(benchmark::State& state, DType type) {
-    constexpr int kTokens = 128;
+void matmul(benchmark::State& state, DType type, bool bf16_products) {
+    constexpr int kTokens = 512;
     const auto weights = random_weights(type, Rows, Cols, 7);
     auto in = std::make_unique<qwen3::kernels::Input<Cols, kTokens>>();
+    in->allow_bf16_products(bf16_products);
     std::vector<float> x(static_cast<std::size_t>(Cols) * kTokens), y(static_cast<std::size_t>(Rows) * kTokens);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i));
     qwen3::Matrix<Rows, Cols> w{type, weights.data()};
@@ -139,6 +143,34 @@ void rope(benchmark::State& state) {
     }
 }
 
+// A 512-token prompt's attention for one layer (all KV heads), queries in tasks of four as prefill
+// hands them out; FLOP/s counts the causal products (2 per head element and position, QK and PV).
+template <class Cfg, class KV>
+void attention_prefill(benchmark::State& state) {
+    constexpr int kTokens = 512, kQueries = 4;
+    using Small = qwen3::WithContext<Cfg, kTokens>;
+    auto arena = std::make_unique<qwen3::KVArena<Small, KV>>();
+    std::vector<float> kv(Cfg::head_dim);
+    for (int p = 0; p < kTokens; ++p)
+        for (int h = 0; h < Cfg::kv_heads; ++h) {
+            for (int d = 0; d < Cfg::head_dim; ++d) kv[std::size_t(d)] = std::sin(float(p * 131 + h * 7 + d));
+            arena->store(0, h, p, kv.data(), kv.data());
+        }
+    std::vector<float> q(std::size_t(kTokens) * Cfg::q_dim), out(q.size());
+    for (std::size_t i = 0; i < q.size(); ++i) q[i] = 0.1f * std::sin(float(i));
+    constexpr std::size_t head_group = std::size_t(Cfg::group) * Cfg::head_dim;
+    for (auto _ : state) {
+        for (int h = 0; h < Cfg::kv_heads; ++h)
+            for (int t = 0; t < kTokens; t += kQueries)
+                qwen3::kernels::attend<Cfg::head_dim, Cfg::group, KV, kQueries>(
+                    q.data() + std::size_t(t) * Cfg::q_dim + h * head_group, *arena, 0, h, t + 1, 0.088f,
+                    out.data() + std::size_t(t) * Cfg::q_dim + h * head_group, kQueries, Cfg::q_dim);
+        benchmark::DoNotOptimize(out.data());
+    }
+    const double products = double(kTokens) * (kTokens + 1) / 2 * Cfg::heads * Cfg::head_dim;
+    state.counters["FLOP/s"] = benchmark::Counter(4.0 * products, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // One decode step's attention for one layer (all KV heads) at a given context length.
 template <class Cfg, class KV>
 void attention(benchmark::State& state) {
@@ -183,13 +215,20 @@ void register_variant() {
             benchmark::RegisterBenchmark((kind + name + "/q/" + t).c_str(), matvec<Cfg::q_dim, Cfg::hidden>, type, packed)->UseRealTime();
             benchmark::RegisterBenchmark((kind + name + "/o/" + t).c_str(), matvec<Cfg::hidden, Cfg::q_dim>, type, packed)->UseRealTime();
         }
-        benchmark::RegisterBenchmark(("matmul128/" + name + "/gate_up/" + t).c_str(), matmul<Cfg::ffn, Cfg::hidden>, type)->UseRealTime();
-        benchmark::RegisterBenchmark(("matmul128/" + name + "/down/" + t).c_str(), matmul<Cfg::hidden, Cfg::ffn>, type)->UseRealTime();
+        for (bool products : {false, true}) {
+            if (products && type != DType::bf16) continue;
+            const std::string tt = products ? t + "-products" : t;
+            benchmark::RegisterBenchmark(("matmul512/" + name + "/gate_up/" + tt).c_str(), matmul<Cfg::ffn, Cfg::hidden>, type, products)
+                ->UseRealTime();
+            benchmark::RegisterBenchmark(("matmul512/" + name + "/down/" + tt).c_str(), matmul<Cfg::hidden, Cfg::ffn>, type, products)
+                ->UseRealTime();
+        }
     }
     benchmark::RegisterBenchmark(("rms_norm/" + name + "/hidden").c_str(), rms_norm<Cfg::hidden>);
     benchmark::RegisterBenchmark(("rms_norm/" + name + "/head").c_str(), rms_norm<Cfg::head_dim>);
     benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu<Cfg::ffn>);
     benchmark::RegisterBenchmark(("rope/" + name + "/all_heads").c_str(), rope<Cfg>);
+    benchmark::RegisterBenchmark(("attention_prefill/" + name + "/BF16").c_str(), attention_prefill<Cfg, qwen3::KVBF16>);
     for (int context : {512, 4096}) {
         benchmark::RegisterBenchmark(("attention/" + name + "/F32").c_str(), attention<Cfg, qwen3::KVF32>)->Arg(context);
         benchmark::RegisterBenchmark(("attention/" + name + "/BF16").c_str(), attention<Cfg, qwen3::KVBF16>)->Arg(context);
