@@ -5174,7 +5174,7 @@ template <int K>
 inline constexpr int kBf16BlockRows = K >= 8192 ? 128 : 64;  // as kBlockRows in avx512_gemm_float.hpp
 
 // Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups, laid out as
-// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at upper + g * 64.
+// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at partial + upper + g * 64.
 template <int NG, class Input>
 inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
     const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
@@ -5241,7 +5241,7 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
 // The same arrangement as the quantized kernel (avx512_gemm.hpp): tokens side by side in register
 // lanes (Input's f32 column form), one weight broadcast against 16 tokens per FMA, a tile of
 // kFloatRows rows by two groups of 16 tokens. F32 rows are read in place; BF16 and F16 rows are
-// widened to f32 once per tile and reused for every token. All arithmetic is f32, so results stay
+// widened to f32 a slice of a block at a time and reused for every token. All arithmetic is f32, so results stay
 // within float rounding of an f32 reference (each output is one sequential sum over k).
 
 #if defined(__AVX512F__)
@@ -5314,7 +5314,7 @@ namespace qwen3::kernels::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
 // the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
-// at about 100 GFLOP/s on one Zen 5 core; 8 x 2 at 160-190, see bench/README.md.)
+// at about 100 GFLOP/s on one Zen 5 core, 8 x 2 at 160-190: bench_kernels, matmul512.)
 inline constexpr int kFloatRows = 8;
 inline constexpr int kFloatGroups = 2;
 

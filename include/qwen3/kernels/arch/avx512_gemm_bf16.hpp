@@ -34,7 +34,7 @@ template <int K>
 inline constexpr int kBf16BlockRows = K >= 8192 ? 128 : 64;  // as kBlockRows in avx512_gemm_float.hpp
 
 // Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups, laid out as
-// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at upper + g * 64.
+// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at partial + upper + g * 64.
 template <int NG, class Input>
 inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
     const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };

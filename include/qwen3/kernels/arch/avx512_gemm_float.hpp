@@ -3,7 +3,7 @@
 // The same arrangement as the quantized kernel (avx512_gemm.hpp): tokens side by side in register
 // lanes (Input's f32 column form), one weight broadcast against 16 tokens per FMA, a tile of
 // kFloatRows rows by two groups of 16 tokens. F32 rows are read in place; BF16 and F16 rows are
-// widened to f32 once per tile and reused for every token. All arithmetic is f32, so results stay
+// widened to f32 a slice of a block at a time and reused for every token. All arithmetic is f32, so results stay
 // within float rounding of an f32 reference (each output is one sequential sum over k).
 #pragma once
 
@@ -24,7 +24,7 @@ namespace qwen3::kernels::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
 // the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
-// at about 100 GFLOP/s on one Zen 5 core; 8 x 2 at 160-190, see bench/README.md.)
+// at about 100 GFLOP/s on one Zen 5 core, 8 x 2 at 160-190: bench_kernels, matmul512.)
 inline constexpr int kFloatRows = 8;
 inline constexpr int kFloatGroups = 2;
 
