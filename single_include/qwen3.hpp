@@ -3864,8 +3864,9 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             }
             for (int j = valid; j < PL; ++j) p[i][j] = kNegInf;
             fbatch scores[PL / L];
-            fbatch top = fbatch::load_aligned(p[i]);
-            for (int l = 0; l < PL / L; ++l) top = xsimd::max(top, scores[l] = fbatch::load_aligned(p[i] + l * L));
+            for (int l = 0; l < PL / L; ++l) scores[l] = fbatch::load_aligned(p[i] + l * L);
+            fbatch top = scores[0];
+            for (int l = 1; l < PL / L; ++l) top = xsimd::max(top, scores[l]);
             const float pass_max = std::max(running_max[i], simd::max_lane(top));
             const float correction = pass_max == running_max[i] ? 1.f : std::exp(running_max[i] - pass_max);
             running_max[i] = pass_max;
@@ -4788,6 +4789,13 @@ inline void store_rows(const float* rows, int count, int lanes, float* y, std::s
         for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
 }
 
+// Kernels with tiles of eight rows keep their partial sums in this same layout: row r (0..7) of
+// column group g of a tile at the address below, rows 4-7 in the next four-row tile, `upper` (= 64 *
+// groups) floats on. `tile_partials` points at the tile's first four-row tile.
+inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, int r) {
+    return tile_partials + std::size_t(r / 4) * upper + std::size_t(g * 4 + r % 4) * 16;
+}
+
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
@@ -5149,6 +5157,13 @@ inline void store_rows(const float* rows, int count, int lanes, float* y, std::s
         for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
 }
 
+// Kernels with tiles of eight rows keep their partial sums in this same layout: row r (0..7) of
+// column group g of a tile at the address below, rows 4-7 in the next four-row tile, `upper` (= 64 *
+// groups) floats on. `tile_partials` points at the tile's first four-row tile.
+inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, int r) {
+    return tile_partials + std::size_t(r / 4) * upper + std::size_t(g * 4 + r % 4) * 16;
+}
+
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
@@ -5173,17 +5188,16 @@ inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' col
 template <int K>
 inline constexpr int kBf16BlockRows = K >= 8192 ? 128 : 64;  // as kBlockRows in avx512_gemm_float.hpp
 
-// Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups, laid out as
-// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at partial + upper + g * 64.
+// Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups (eight_row_partial's
+// layout, as store_partials reads it).
 template <int NG, class Input>
 inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
-    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
     constexpr int R = kBf16Rows;
     const std::uint32_t* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.bf16_columns(group + g) + std::size_t(k0 / 2) * 16;
     __m512 acc[NG][R];
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(eight_row_partial(partial, upper, g, r));
     for (int p = 0; p < kc / 2; ++p) {
         __m512bh xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = (__m512bh)_mm512_loadu_si512(x[g] + std::size_t(p) * 16);
@@ -5195,7 +5209,7 @@ inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, 
         }
     }
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(eight_row_partial(partial, upper, g, r), acc[g][r]);
 }
 
 // Rows [row_begin, row_end) of a BF16 matrix times every token of `in` (bf16 columns).
@@ -5295,6 +5309,13 @@ inline void store_rows(const float* rows, int count, int lanes, float* y, std::s
         for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
 }
 
+// Kernels with tiles of eight rows keep their partial sums in this same layout: row r (0..7) of
+// column group g of a tile at the address below, rows 4-7 in the next four-row tile, `upper` (= 64 *
+// groups) floats on. `tile_partials` points at the tile's first four-row tile.
+inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, int r) {
+    return tile_partials + std::size_t(r / 4) * upper + std::size_t(g * 4 + r % 4) * 16;
+}
+
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
@@ -5323,19 +5344,17 @@ inline constexpr int kFloatGroups = 2;
 // wait in a small buffer between slices (the sums continue exactly where they stopped).
 inline constexpr int kSliceK = 256;
 
-// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`. The
-// partial sums are laid out as store_partials reads them, in tiles of four rows: rows 0-3 of group g
-// at partial + g * 64, rows 4-7 at partial + upper + g * 64.
+// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
+// (eight_row_partial's layout, as store_partials reads it).
 template <int NG, class Input>
 inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial,
                               std::size_t upper) {
     constexpr int R = kFloatRows;
     const float* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.float_columns(group + g) + std::size_t(k0) * 16;
-    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
     __m512 acc[NG][R];
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(eight_row_partial(partial, upper, g, r));
     for (int k = 0; k < kc; ++k) {
         __m512 xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_ps(x[g] + std::size_t(k) * 16);
@@ -5345,7 +5364,7 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
         }
     }
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(eight_row_partial(partial, upper, g, r), acc[g][r]);
 }
 
 // Rows per block: the partial sums of a block's rows for every token stay in L2 across the slices,

@@ -98,8 +98,9 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             }
             for (int j = valid; j < PL; ++j) p[i][j] = kNegInf;
             fbatch scores[PL / L];
-            fbatch top = fbatch::load_aligned(p[i]);
-            for (int l = 0; l < PL / L; ++l) top = xsimd::max(top, scores[l] = fbatch::load_aligned(p[i] + l * L));
+            for (int l = 0; l < PL / L; ++l) scores[l] = fbatch::load_aligned(p[i] + l * L);
+            fbatch top = scores[0];
+            for (int l = 1; l < PL / L; ++l) top = xsimd::max(top, scores[l]);
             const float pass_max = std::max(running_max[i], simd::max_lane(top));
             const float correction = pass_max == running_max[i] ? 1.f : std::exp(running_max[i] - pass_max);
             running_max[i] = pass_max;

@@ -33,17 +33,16 @@ inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' col
 template <int K>
 inline constexpr int kBf16BlockRows = K >= 8192 ? 128 : 64;  // as kBlockRows in avx512_gemm_float.hpp
 
-// Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups, laid out as
-// store_partials reads them: rows 0-3 of group g at partial + g * 64, rows 4-7 at partial + upper + g * 64.
+// Adds rows . X over elements [k0, k0 + kc) into the partial sums of NG groups (eight_row_partial's
+// layout, as store_partials reads it).
 template <int NG, class Input>
 inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
-    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
     constexpr int R = kBf16Rows;
     const std::uint32_t* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.bf16_columns(group + g) + std::size_t(k0 / 2) * 16;
     __m512 acc[NG][R];
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(eight_row_partial(partial, upper, g, r));
     for (int p = 0; p < kc / 2; ++p) {
         __m512bh xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = (__m512bh)_mm512_loadu_si512(x[g] + std::size_t(p) * 16);
@@ -55,7 +54,7 @@ inline void bf16_column_tile(const std::uint16_t* const* rows, const Input& in, 
         }
     }
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(eight_row_partial(partial, upper, g, r), acc[g][r]);
 }
 
 // Rows [row_begin, row_end) of a BF16 matrix times every token of `in` (bf16 columns).

@@ -33,19 +33,17 @@ inline constexpr int kFloatGroups = 2;
 // wait in a small buffer between slices (the sums continue exactly where they stopped).
 inline constexpr int kSliceK = 256;
 
-// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`. The
-// partial sums are laid out as store_partials reads them, in tiles of four rows: rows 0-3 of group g
-// at partial + g * 64, rows 4-7 at partial + upper + g * 64.
+// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
+// (eight_row_partial's layout, as store_partials reads it).
 template <int NG, class Input>
 inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial,
                               std::size_t upper) {
     constexpr int R = kFloatRows;
     const float* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.float_columns(group + g) + std::size_t(k0) * 16;
-    const auto at = [&](int g, int r) { return partial + (r / 4) * upper + (g * 4 + r % 4) * 16; };
     __m512 acc[NG][R];
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(at(g, r));
+        for (int r = 0; r < R; ++r) acc[g][r] = _mm512_loadu_ps(eight_row_partial(partial, upper, g, r));
     for (int k = 0; k < kc; ++k) {
         __m512 xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_ps(x[g] + std::size_t(k) * 16);
@@ -55,7 +53,7 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
         }
     }
     for (int g = 0; g < NG; ++g)
-        for (int r = 0; r < R; ++r) _mm512_storeu_ps(at(g, r), acc[g][r]);
+        for (int r = 0; r < R; ++r) _mm512_storeu_ps(eight_row_partial(partial, upper, g, r), acc[g][r]);
 }
 
 // Rows per block: the partial sums of a block's rows for every token stay in L2 across the slices,

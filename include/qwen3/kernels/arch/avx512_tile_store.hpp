@@ -44,6 +44,13 @@ inline void store_rows(const float* rows, int count, int lanes, float* y, std::s
         for (int t = 0; t < lanes; ++t) y[std::size_t(t) * y_stride + std::size_t(r)] = rows[r * 16 + t];
 }
 
+// Kernels with tiles of eight rows keep their partial sums in this same layout: row r (0..7) of
+// column group g of a tile at the address below, rows 4-7 in the next four-row tile, `upper` (= 64 *
+// groups) floats on. `tile_partials` points at the tile's first four-row tile.
+inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, int r) {
+    return tile_partials + std::size_t(r / 4) * upper + std::size_t(g * 4 + r % 4) * 16;
+}
+
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
