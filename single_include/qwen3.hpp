@@ -2146,6 +2146,11 @@ public:
                 detail::fail(ErrorCode::io, "cannot map ", path, ": ", std::strerror(err));
             }
             data_ = static_cast<const std::byte*>(p);
+#if defined(MADV_HUGEPAGE)
+            // pages read through this mapping may come in as huge pages (kernels with large folios
+            // in the page cache): decode streams gigabytes, and 4 KiB pages cost it 1.3x here
+            ::madvise(p, size_, MADV_HUGEPAGE);
+#endif
         }
         ::close(fd);
     }
@@ -2174,6 +2179,30 @@ public:
         std::size_t start = offset / page * page;
         std::size_t end = std::min(size_, offset + length);
         ::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_WILLNEED);
+    }
+
+    // Drops this process's mapping of the whole pages inside [p, p + n), which must lie in this file's
+    // mapping: the kernel may then reclaim them from the page cache (used once a copy replaced them);
+    // reading them again faults them back in from the file.
+    static void release_pages(const std::byte* p, std::size_t n) noexcept {
+        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+        const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    }
+
+    // Maps every page touching [p, p + n) now, in one call (MADV_POPULATE_READ, Linux 5.14; a no-op
+    // where it is missing): a pass over gigabytes of weights otherwise takes one page fault per 4 KiB,
+    // which costs seconds in a virtual machine.
+    static void populate_pages(const std::byte* p, std::size_t n) noexcept {
+#if defined(MADV_POPULATE_READ)
+        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p) / page * page;
+        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p) + n;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+#else
+        (void)p, (void)n;
+#endif
     }
 
 private:
@@ -6789,6 +6818,8 @@ struct Matrix {
     // The same weights in the decode layout of kernels/arch/avx512_packed.hpp (groups of 16 rows
     // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
     const std::byte* packed = nullptr;
+    // True when data points to the model's huge-page copy instead of the file (float matrices).
+    bool copied = false;
 
     std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
     const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
@@ -7307,7 +7338,8 @@ private:
 // configuration, and every tensor's presence, shape and element type. A mismatch is an Error that
 // names the tensor, the expected and found shapes, and which compiled variant would fit the file.
 // Matrices stay in the mapped file (zero copy); the small 1-D norm weights are widened to f32.
-// pack_for_decode() may add a copy of the quantized matrices in the decode kernels' layout.
+// pack_for_decode() may copy the matrices into huge pages (the quantized ones in the decode kernels'
+// layout).
 
 
 #if defined(__linux__)
@@ -7343,6 +7375,34 @@ inline std::string variant_hint(const ModelParams& p) {
            ", " + (file.tied_embeddings ? "true" : "false") + ">";
 }
 
+// A "Key: N kB" line of a /proc file, in bytes; 0 when the file or the line is missing.
+inline std::size_t proc_kib_field(const char* path, const char* key) {
+    std::size_t bytes = 0;
+#if defined(__linux__)
+    if (std::FILE* f = std::fopen(path, "r")) {
+        char line[256];
+        const std::size_t key_length = std::strlen(key);
+        while (std::fgets(line, sizeof line, f)) {
+            unsigned long long kib = 0;
+            if (std::strncmp(line, key, key_length) == 0 && line[key_length] == ':' &&
+                std::sscanf(line + key_length + 1, " %llu kB", &kib) == 1) {
+                bytes = std::size_t(kib) * 1024;
+                break;
+            }
+        }
+        std::fclose(f);
+    }
+#else
+    (void)path, (void)key;
+#endif
+    return bytes;
+}
+
+inline std::size_t available_memory() { return proc_kib_field("/proc/meminfo", "MemAvailable"); }
+
+// File pages this process maps with huge (2 MiB) page table entries.
+inline std::size_t file_pages_mapped_huge() { return proc_kib_field("/proc/self/smaps_rollup", "FilePmdMapped"); }
+
 }  // namespace detail
 
 // Throws Error(config_mismatch) when the file's hyperparameters differ from Cfg's, listing both and
@@ -7363,6 +7423,10 @@ void check_params(const Checkpoint& ckpt) {
         !(p.rope_scaling.factor >= 1 && std::isfinite(p.rope_scaling.factor) && p.rope_scaling.original_context > 0))
         detail::fail(ErrorCode::format, ckpt.path(), ": RoPE scaling needs a finite factor >= 1 and an original context");
 }
+
+// Below a few GB the page tables of 4 KiB pages stay in cache: a 0.6B BF16 model (1.2 GB) decoded
+// as fast from small file pages as from a huge-page copy, which only cost load time.
+inline constexpr std::size_t kFloatCopyMinimum = std::size_t(2) << 30;
 
 template <class Cfg>
 struct LayerWeights {
@@ -7435,40 +7499,72 @@ struct Weights {
         return w;
     }
 
-    // Copies every matrix that has a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0,
-    // Q4_K, Q5_K, Q6_K with AVX-512 VNNI) into one allocation in that layout; decode (matvec) then reads
-    // the copy, prefill keeps reading the mapped file. The copy is as large as those matrices are in
-    // the file (for a Q4_0 model, about the file's size): that is the memory this costs, in anonymous
-    // pages (transparent huge pages requested), besides the file's pages in the page cache. Returns
-    // the bytes allocated, 0 when nothing has a packed layout. Throws Error(unsupported) when the
-    // allocation fails.
-    std::size_t pack_for_decode(int threads = default_thread_count()) {
-        std::size_t total = 0;
+    // Copies the matrices decode streams into one allocation of anonymous memory with transparent
+    // huge pages requested, where that makes decode faster:
+    //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
+    //    (kFloatCopyMinimum by default) and the kernel maps
+    //    fewer than 90% of their file pages with huge pages (a file just written or copied sits in
+    //    the page cache in small pages; decode streaming a 4B BF16 model through 4 KiB pages ran 1.3x
+    //    slower here, see README).
+    //    Prefill and decode then both read the copy, and the file's pages are released from the
+    //    mapping, so the memory stays one copy;
+    //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
+    //    Q5_K, Q6_K with AVX-512 VNNI) in that layout: decode reads the copy, prefill keeps reading
+    //    the file, so these cost their size a second time.
+    // Nothing is copied when MemAvailable (/proc/meminfo) cannot hold the copies and the file pages
+    // prefill still reads, with 1 GiB to spare: decode then reads the mapped file in place. Returns
+    // the bytes allocated (0: nothing copied). Throws Error(unsupported) when the allocation fails.
+    std::size_t pack_for_decode(int threads = default_thread_count(), std::size_t float_copy_minimum = kFloatCopyMinimum) {
         auto each_matrix = [&](auto&& fn) {
             for (LayerWeights<Cfg>& L : layers) {
                 fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
                 fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
             }
-            fn(output);  // token_embd is only looked up by row (in the file's layout), never packed
+            fn(output);  // an untied token_embd is only looked up by row, in the file
         };
-        auto wanted = [](const auto& m) {
+        auto is_float = [](DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; };
+        auto packs = [](const auto& m) {
             using M = std::remove_cvref_t<decltype(m)>;
-            return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type) && !m.packed;
+            return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type);
         };
-        auto packed_size = [](const auto& m) {  // a matrix's bytes, rounded up to a cache line
-            return (m.row_stride() * std::size_t(m.rows) + 63) / 64 * 64;
-        };
+        auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
+        auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
+
+        // Map the float matrices' pages now (one call each, not a fault per page) and see how many
+        // the kernel mapped with huge pages.
+        std::size_t float_in_file = 0;
+        const std::size_t huge_before = detail::file_pages_mapped_huge();
         each_matrix([&](auto& m) {
-            if (wanted(m)) total += packed_size(m);
+            if (!is_float(m.type) || m.copied) return;
+            float_in_file += bytes(m);
+            MappedFile::populate_pages(m.data, bytes(m));
         });
+        const std::size_t huge_after = detail::file_pages_mapped_huge();
+        const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
+        const bool copy_floats = float_in_file > 0 && float_in_file >= float_copy_minimum && mapped_huge < float_in_file / 10 * 9;
+
+        auto wanted = [&](const auto& m) {
+            return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m));
+        };
+        std::size_t float_bytes = 0, packed_total = 0;
+        each_matrix([&](auto& m) {
+            if (wanted(m)) (is_float(m.type) ? float_bytes : packed_total) += copy_size(m);
+        });
+        const std::size_t total = float_bytes + packed_total;
         if (total == 0) return 0;
+        constexpr std::size_t kGiB = std::size_t(1) << 30;
+        if (const std::size_t available = detail::available_memory(); available && total + packed_total + kGiB > available)
+            return 0;
         constexpr std::size_t kHugePage = std::size_t(2) << 20;
         const std::size_t allocated = (total + kHugePage - 1) / kHugePage * kHugePage;
         auto* base = static_cast<std::byte*>(std::aligned_alloc(kHugePage, allocated));
         if (!base)
-            detail::fail(ErrorCode::unsupported, "could not allocate ", allocated, " bytes for the decode layout of the weights");
+            detail::fail(ErrorCode::unsupported, "could not allocate ", allocated, " bytes for the decode copy of the weights");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
         ::madvise(base, allocated, MADV_HUGEPAGE);  // fewer TLB misses while decode streams the weights
+#endif
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+        ::madvise(base, allocated, MADV_POPULATE_WRITE);  // all pages in one call, not a fault per page
 #endif
         packed_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
         packed_bytes = allocated;
@@ -7477,7 +7573,21 @@ struct Weights {
         each_matrix([&](auto& m) {
             if (!wanted(m)) return;
             std::byte* dst = base + used;
-            used += packed_size(m);
+            used += copy_size(m);
+            if (is_float(m.type)) {
+                constexpr int kRowsPerTask = 256;
+                const std::size_t stride = m.row_stride();
+                pool.run((m.rows + kRowsPerTask - 1) / kRowsPerTask, [&](int task) {
+                    const std::size_t begin = std::size_t(task) * kRowsPerTask;
+                    const std::size_t rows = std::min<std::size_t>(kRowsPerTask, m.rows - begin);
+                    std::memcpy(dst + begin * stride, m.data + begin * stride, rows * stride);
+                });
+                MappedFile::release_pages(m.data, bytes(m));
+                m.data = dst;
+                m.copied = true;
+                return;
+            }
+            MappedFile::populate_pages(m.data, bytes(m));
             constexpr int kGroupsPerTask = 64;
             const int groups = m.rows / kPackRows;
             pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
@@ -7486,6 +7596,7 @@ struct Weights {
             });
             m.packed = dst;
         });
+        if (Cfg::tied_embeddings && output.copied) token_embd.data = output.data;  // the lookup reads the copy too
         return allocated;
     }
 
@@ -7534,11 +7645,16 @@ namespace qwen3 {
 
 // How a Model prepares its weights.
 struct ModelOptions {
-    // Copy quantized matrices into the decode kernels' layout of 16-row groups where this CPU has
-    // one (Weights::pack_for_decode: AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q6_K). Decode is then up to
-    // twice as fast per core; the cost is memory as large as those matrices and a pass over them at
-    // load. Off: decode reads the mapped file in place.
+    // Copy the matrices into huge-page memory at load (Weights::pack_for_decode): float ones (F32,
+    // F16, BF16) unchanged when the file's pages are small pages, read by prefill and decode, the
+    // file's pages released; quantized ones in the decode kernels' layout of 16-row groups where this
+    // CPU has one (AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is then up
+    // to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
+    // MemAvailable cannot hold the copies. Off: everything reads the mapped file in place.
     bool pack_for_decode = true;
+    // Float matrices are copied only when they total this many bytes (and the file is not already
+    // mapped with huge pages).
+    std::size_t float_copy_minimum = kFloatCopyMinimum;
 };
 
 template <class Cfg>
@@ -7554,7 +7670,7 @@ public:
           weights_(Weights<Cfg>::bind(*checkpoint_)),
           rope_(checkpoint_->params().rope_theta, checkpoint_->params().rope_scaling),
           rms_norm_eps_(float(checkpoint_->params().rms_norm_eps)) {
-        if (options.pack_for_decode) weights_.pack_for_decode();
+        if (options.pack_for_decode) weights_.pack_for_decode(default_thread_count(), options.float_copy_minimum);
     }
 
     const Checkpoint& checkpoint() const { return *checkpoint_; }

@@ -40,6 +40,8 @@ struct Matrix {
     // The same weights in the decode layout of kernels/arch/avx512_packed.hpp (groups of 16 rows
     // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
     const std::byte* packed = nullptr;
+    // True when data points to the model's huge-page copy instead of the file (float matrices).
+    bool copied = false;
 
     std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
     const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
