@@ -4787,6 +4787,68 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::kernels::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
+
 namespace qwen3::kernels::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
@@ -4826,12 +4888,25 @@ inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, 
 }
 
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+// Sixteen rows at a time go through a 16 x 16 transpose, so each token gets one 64-byte store (a
+// whole cache line when aligned): Y's token rows are a multiple of 4 KiB apart for every Qwen3
+// shape, and four 16-byte stores per line, far apart in time, made the stores a tenth of the
+// bf16-product prefill's time.
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
-    for (int tile = 0; tile < tiles; ++tile)
-        for (int g = 0; g < groups; ++g)
-            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
-                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+    for (int g = 0; g < groups; ++g) {
+        const int lanes = std::min(16, tokens - g * 16);
+        float* yg = y + std::size_t(g * 16) * y_stride + std::size_t(row0);
+        auto tile_rows = [&](int tile) { return partial + (std::size_t(tile) * groups + std::size_t(g)) * 64; };
+        int tile = 0;
+        for (; 4 * tile + 16 <= rows; tile += 4) {
+            __m512i v[16];
+            for (int i = 0; i < 16; ++i) v[i] = _mm512_castps_si512(_mm512_loadu_ps(tile_rows(tile + i / 4) + (i % 4) * 16));
+            transpose_16x16(v);
+            for (int t = 0; t < lanes; ++t) _mm512_storeu_si512(yg + std::size_t(t) * y_stride + std::size_t(4 * tile), v[t]);
+        }
+        for (; tile < tiles; ++tile) store_rows(tile_rows(tile), std::min(4, rows - tile * 4), lanes, yg + std::size_t(4 * tile), y_stride);
+    }
 }
 
 }  // namespace qwen3::kernels::avx512
@@ -4983,12 +5058,12 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
 
 inline constexpr int kGemmRows = 4;
 
-// Y[t][r] for the NG column groups of 16 tokens from `group` on and kGemmRows unpacked rows; y points
-// at the first token's first row. A short tile (count < kGemmRows) repeats its last row and stores
-// count rows. Not inlined into the panel loop: alone, it keeps every operand in a register.
+// The NG column groups of 16 tokens from `group` on times kGemmRows unpacked rows, into `out` in
+// store_partials' layout for one four-row tile ([group][row][16 tokens], `out` holds NG * 64 floats).
+// A short tile repeats its last row. Not inlined into the panel loop: alone, it keeps every operand
+// in a register.
 template <int K, int G, bool HasMin, int NG, class Input>
-[[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, int count, const Input& in, int group, float* y,
-                                   std::size_t y_stride) {
+[[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, int group, float* out) {
     constexpr int R = kGemmRows;
     const std::uint8_t* x[NG];
     const float* dx[NG];
@@ -5026,31 +5101,27 @@ template <int K, int G, bool HasMin, int NG, class Input>
             }
         }
     }
-    for (int g = 0; g < NG; ++g) {
-        float* out = y + std::size_t(g * 16) * y_stride;
-        const int lanes = std::min(16, in.tokens() - (group + g) * 16);
-        if (count == R && lanes == 16) {
-            const __m512 four[R] = {acc[0][g], acc[1][g], acc[2][g], acc[3][g]};
-            store_four_rows(four, out, y_stride);
-            continue;
-        }
-        alignas(64) float tile[R * 16];  // a short tile or a partial group of tokens
-        for (int r = 0; r < R; ++r) _mm512_store_ps(tile + r * 16, acc[r][g]);
-        store_rows(tile, count, lanes, out, y_stride);
-    }
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) _mm512_store_ps(out + (g * R + r) * 16, acc[r][g]);
 }
 
-// Y[t][row0 + r] for the NG column groups from `group` on and every row r of an unpacked panel.
+// Y[t][row0 + r] for the NG column groups from `group` on and every row r of an unpacked panel:
+// sixteen rows' tiles at a time into a buffer, then to Y by store_partials (whole-line stores).
 template <int K, int G, bool HasMin, int NG, class Input>
 inline void column_panel(const UnpackedRow<K, G>* panel, int panel_rows, int row0, const Input& in, int group, float* y,
                          std::size_t y_stride) {
-    constexpr int R = kGemmRows;
-    float* out = y + std::size_t(group * 16) * y_stride + std::size_t(row0);
-    for (int r0 = 0; r0 < panel_rows; r0 += R) {
-        const int count = std::min(R, panel_rows - r0);
-        const UnpackedRow<K, G>* rows[R];
-        for (int r = 0; r < R; ++r) rows[r] = panel + r0 + std::min(r, count - 1);
-        column_tile<K, G, HasMin, NG>(rows, count, in, group, out + r0, y_stride);
+    constexpr int R = kGemmRows, kTilesPerStore = 16 / R;
+    alignas(64) float results[kTilesPerStore * NG * R * 16];
+    float* out = y + std::size_t(group * 16) * y_stride;
+    for (int s0 = 0; s0 < panel_rows; s0 += 16) {
+        const int rows_here = std::min(16, panel_rows - s0);
+        for (int t = 0; t * R < rows_here; ++t) {
+            const int first = s0 + t * R, count = std::min(R, rows_here - t * R);
+            const UnpackedRow<K, G>* rows[R];
+            for (int r = 0; r < R; ++r) rows[r] = panel + first + std::min(r, count - 1);
+            column_tile<K, G, HasMin, NG>(rows, in, group, results + t * NG * R * 16);
+        }
+        store_partials(results, rows_here, NG, in.tokens() - group * 16, out, y_stride, row0 + s0);
     }
 }
 
@@ -5155,6 +5226,68 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::kernels::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
+
 namespace qwen3::kernels::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
@@ -5194,12 +5327,25 @@ inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, 
 }
 
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+// Sixteen rows at a time go through a 16 x 16 transpose, so each token gets one 64-byte store (a
+// whole cache line when aligned): Y's token rows are a multiple of 4 KiB apart for every Qwen3
+// shape, and four 16-byte stores per line, far apart in time, made the stores a tenth of the
+// bf16-product prefill's time.
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
-    for (int tile = 0; tile < tiles; ++tile)
-        for (int g = 0; g < groups; ++g)
-            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
-                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+    for (int g = 0; g < groups; ++g) {
+        const int lanes = std::min(16, tokens - g * 16);
+        float* yg = y + std::size_t(g * 16) * y_stride + std::size_t(row0);
+        auto tile_rows = [&](int tile) { return partial + (std::size_t(tile) * groups + std::size_t(g)) * 64; };
+        int tile = 0;
+        for (; 4 * tile + 16 <= rows; tile += 4) {
+            __m512i v[16];
+            for (int i = 0; i < 16; ++i) v[i] = _mm512_castps_si512(_mm512_loadu_ps(tile_rows(tile + i / 4) + (i % 4) * 16));
+            transpose_16x16(v);
+            for (int t = 0; t < lanes; ++t) _mm512_storeu_si512(yg + std::size_t(t) * y_stride + std::size_t(4 * tile), v[t]);
+        }
+        for (; tile < tiles; ++tile) store_rows(tile_rows(tile), std::min(4, rows - tile * 4), lanes, yg + std::size_t(4 * tile), y_stride);
+    }
 }
 
 }  // namespace qwen3::kernels::avx512
@@ -5292,6 +5438,67 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
 #include <immintrin.h>
 
 
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::kernels::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 // ===== qwen3/kernels/arch/avx512_tile_store.hpp =====
 #ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
 #define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
@@ -5306,6 +5513,68 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
 
 #include <immintrin.h>
 
+
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::kernels::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::kernels::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
 namespace qwen3::kernels::avx512 {
 
@@ -5346,12 +5615,25 @@ inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, 
 }
 
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+// Sixteen rows at a time go through a 16 x 16 transpose, so each token gets one 64-byte store (a
+// whole cache line when aligned): Y's token rows are a multiple of 4 KiB apart for every Qwen3
+// shape, and four 16-byte stores per line, far apart in time, made the stores a tenth of the
+// bf16-product prefill's time.
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
-    for (int tile = 0; tile < tiles; ++tile)
-        for (int g = 0; g < groups; ++g)
-            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
-                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+    for (int g = 0; g < groups; ++g) {
+        const int lanes = std::min(16, tokens - g * 16);
+        float* yg = y + std::size_t(g * 16) * y_stride + std::size_t(row0);
+        auto tile_rows = [&](int tile) { return partial + (std::size_t(tile) * groups + std::size_t(g)) * 64; };
+        int tile = 0;
+        for (; 4 * tile + 16 <= rows; tile += 4) {
+            __m512i v[16];
+            for (int i = 0; i < 16; ++i) v[i] = _mm512_castps_si512(_mm512_loadu_ps(tile_rows(tile + i / 4) + (i % 4) * 16));
+            transpose_16x16(v);
+            for (int t = 0; t < lanes; ++t) _mm512_storeu_si512(yg + std::size_t(t) * y_stride + std::size_t(4 * tile), v[t]);
+        }
+        for (; tile < tiles; ++tile) store_rows(tile_rows(tile), std::min(4, rows - tile * 4), lanes, yg + std::size_t(4 * tile), y_stride);
+    }
 }
 
 }  // namespace qwen3::kernels::avx512
@@ -5373,11 +5655,11 @@ inline constexpr int kFloatGroups = 2;
 // wait in a small buffer between slices (the sums continue exactly where they stopped).
 inline constexpr int kSliceK = 256;
 
-// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
-// (eight_row_partial's layout, as store_partials reads it).
+// Adds W[8 rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
+// (eight_row_partial's layout, as store_partials reads it). `w` holds the tile's rows interleaved,
+// w[8k + r] = row r, element k, so the eight broadcasts of a step share one pointer.
 template <int NG, class Input>
-inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial,
-                              std::size_t upper) {
+inline void float_column_tile(const float* w, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
     constexpr int R = kFloatRows;
     const float* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.float_columns(group + g) + std::size_t(k0) * 16;
@@ -5388,7 +5670,7 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
         __m512 xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_ps(x[g] + std::size_t(k) * 16);
         for (int r = 0; r < R; ++r) {
-            const __m512 wv = _mm512_set1_ps(rows[r][k]);
+            const __m512 wv = _mm512_set1_ps(w[std::size_t(k) * R + r]);
             for (int g = 0; g < NG; ++g) acc[g][r] = _mm512_fmadd_ps(wv, xv[g], acc[g][r]);
         }
     }
@@ -5402,6 +5684,26 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
 template <int K>
 inline constexpr int kBlockRows = K >= 8192 ? 128 : 64;
 
+// Elements [k, k + 16) of a weight row as f32.
+inline __m512 load16_as_f32(DType type, const std::byte* row, int k) {
+    if (type == DType::f32) return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * std::size_t(k)));
+    if (type == DType::f16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));  // bf16: the high half of an f32
+}
+
+// Elements [k0, k0 + kc) of eight rows as f32, interleaved (out[8k + r]): a 16 x 16 transpose per 16
+// elements, whose upper eight rows are unused.
+inline void interleave_eight_rows(DType type, const std::byte* const* rows, int k0, int kc, float* out) {
+    for (int k = 0; k < kc; k += 16) {
+        __m512i v[16];
+        for (int r = 0; r < 8; ++r) v[r] = _mm512_castps_si512(load16_as_f32(type, rows[r], k0 + k));
+        for (int r = 8; r < 16; ++r) v[r] = _mm512_setzero_si512();
+        transpose_16x16(v);  // v[j] lanes 0-7: element k + j of the eight rows
+        for (int j = 0; j < 16; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + std::size_t(k + j) * 8), _mm512_castsi512_si256(v[j]));
+    }
+}
+
 // Rows [row_begin, row_end) of an F32, F16 or BF16 matrix times every token of `in` (f32 columns).
 template <int K, class Input>
 void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y,
@@ -5410,37 +5712,36 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
     static_assert(B % R == 0 && R == 8 && K % 16 == 0);
     const int groups = (in.tokens() + 15) / 16;
     const std::size_t upper = std::size_t(groups) * 64;  // rows 4-7 of a tile: the next four-row tile
+    const std::size_t element_bytes = type == DType::f32 ? 4 : 2;
     thread_local std::vector<float> partial;  // [four-row tile][group][row][16 lanes] of one block
-    thread_local std::vector<float> widened;  // [B][kSliceK]: one slice of a block's rows as f32
+    thread_local std::vector<float> tiles_f32;  // [tile][kSliceK][8]: one slice of a block's rows, f32, interleaved
     partial.resize(std::size_t(B / 4) * upper);
-    if (type != DType::f32) widened.resize(std::size_t(B) * kSliceK);
+    tiles_f32.resize(std::size_t(B) * kSliceK);
     for (int b0 = row_begin; b0 < row_end; b0 += B) {
         const int rows_in_block = std::min(B, row_end - b0);
         const int tiles = (rows_in_block + R - 1) / R;
         std::fill(partial.begin(), partial.end(), 0.f);
+        const std::byte* block_rows[B];
+        for (int i = 0; i < tiles * R; ++i)  // a short block repeats its last row
+            block_rows[i] = w + std::size_t(b0 + std::min(i, rows_in_block - 1)) * stride;
         for (int k0 = 0; k0 < K; k0 += kSliceK) {
             const int kc = std::min(kSliceK, K - k0);
-            const float* block_rows[B];
-            for (int i = 0; i < tiles * R; ++i) {
-                const std::byte* row = w + std::size_t(b0 + std::min(i, rows_in_block - 1)) * stride;  // a short block repeats its last row
-                if (type == DType::f32) {
-                    block_rows[i] = reinterpret_cast<const float*>(row) + k0;
-                } else if (i < rows_in_block) {
-                    float* out = widened.data() + std::size_t(i) * kSliceK;
-                    const auto* h = reinterpret_cast<const std::uint16_t*>(row) + k0;
-                    for (int k = 0; k < kc; k += 16)
-                        (type == DType::bf16 ? simd::load_bf16(h + k) : simd::load_f16(h + k)).store_unaligned(out + k);
-                    block_rows[i] = out;
-                } else {
-                    block_rows[i] = block_rows[rows_in_block - 1];
-                }
+            for (int tile = 0; tile < tiles; ++tile)
+                interleave_eight_rows(type, block_rows + tile * R, k0, kc, tiles_f32.data() + std::size_t(tile) * R * kSliceK);
+            // the next slice's weights (or the next block's first) come into L2 during this one
+            const int next_k0 = k0 + kSliceK < K ? k0 + kSliceK : 0, next_b0 = next_k0 ? b0 : b0 + B;
+            for (int i = 0; next_b0 < row_end && i < std::min(B, row_end - next_b0); ++i) {
+                const std::byte* row = w + std::size_t(next_b0 + i) * stride + std::size_t(next_k0) * element_bytes;
+                const std::size_t bytes = std::size_t(std::min(kSliceK, K - next_k0)) * element_bytes;
+                for (std::size_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(row + off), _MM_HINT_T1);
             }
             for (int tile = 0; tile < tiles; ++tile) {
+                const float* wt = tiles_f32.data() + std::size_t(tile) * R * kSliceK;
                 float* p = partial.data() + std::size_t(2 * tile) * upper;
                 int g = 0;
                 for (; g + kFloatGroups <= groups; g += kFloatGroups)
-                    float_column_tile<kFloatGroups>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
-                for (; g < groups; ++g) float_column_tile<1>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                    float_column_tile<kFloatGroups>(wt, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                for (; g < groups; ++g) float_column_tile<1>(wt, in, g, k0, kc, p + std::size_t(g) * 64, upper);
             }
         }
         store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);
@@ -6108,6 +6409,8 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 
 
 // ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
 // qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
 //
 // The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
@@ -6164,6 +6467,7 @@ inline __m512i bf16_pairs(const float* x) {
 }  // namespace qwen3::kernels::avx512
 
 #endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
 // ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
 #if defined(__AVX512F__) || defined(__AVX2__)

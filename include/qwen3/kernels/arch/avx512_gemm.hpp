@@ -168,12 +168,12 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
 
 inline constexpr int kGemmRows = 4;
 
-// Y[t][r] for the NG column groups of 16 tokens from `group` on and kGemmRows unpacked rows; y points
-// at the first token's first row. A short tile (count < kGemmRows) repeats its last row and stores
-// count rows. Not inlined into the panel loop: alone, it keeps every operand in a register.
+// The NG column groups of 16 tokens from `group` on times kGemmRows unpacked rows, into `out` in
+// store_partials' layout for one four-row tile ([group][row][16 tokens], `out` holds NG * 64 floats).
+// A short tile repeats its last row. Not inlined into the panel loop: alone, it keeps every operand
+// in a register.
 template <int K, int G, bool HasMin, int NG, class Input>
-[[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, int count, const Input& in, int group, float* y,
-                                   std::size_t y_stride) {
+[[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, int group, float* out) {
     constexpr int R = kGemmRows;
     const std::uint8_t* x[NG];
     const float* dx[NG];
@@ -211,31 +211,27 @@ template <int K, int G, bool HasMin, int NG, class Input>
             }
         }
     }
-    for (int g = 0; g < NG; ++g) {
-        float* out = y + std::size_t(g * 16) * y_stride;
-        const int lanes = std::min(16, in.tokens() - (group + g) * 16);
-        if (count == R && lanes == 16) {
-            const __m512 four[R] = {acc[0][g], acc[1][g], acc[2][g], acc[3][g]};
-            store_four_rows(four, out, y_stride);
-            continue;
-        }
-        alignas(64) float tile[R * 16];  // a short tile or a partial group of tokens
-        for (int r = 0; r < R; ++r) _mm512_store_ps(tile + r * 16, acc[r][g]);
-        store_rows(tile, count, lanes, out, y_stride);
-    }
+    for (int g = 0; g < NG; ++g)
+        for (int r = 0; r < R; ++r) _mm512_store_ps(out + (g * R + r) * 16, acc[r][g]);
 }
 
-// Y[t][row0 + r] for the NG column groups from `group` on and every row r of an unpacked panel.
+// Y[t][row0 + r] for the NG column groups from `group` on and every row r of an unpacked panel:
+// sixteen rows' tiles at a time into a buffer, then to Y by store_partials (whole-line stores).
 template <int K, int G, bool HasMin, int NG, class Input>
 inline void column_panel(const UnpackedRow<K, G>* panel, int panel_rows, int row0, const Input& in, int group, float* y,
                          std::size_t y_stride) {
-    constexpr int R = kGemmRows;
-    float* out = y + std::size_t(group * 16) * y_stride + std::size_t(row0);
-    for (int r0 = 0; r0 < panel_rows; r0 += R) {
-        const int count = std::min(R, panel_rows - r0);
-        const UnpackedRow<K, G>* rows[R];
-        for (int r = 0; r < R; ++r) rows[r] = panel + r0 + std::min(r, count - 1);
-        column_tile<K, G, HasMin, NG>(rows, count, in, group, out + r0, y_stride);
+    constexpr int R = kGemmRows, kTilesPerStore = 16 / R;
+    alignas(64) float results[kTilesPerStore * NG * R * 16];
+    float* out = y + std::size_t(group * 16) * y_stride;
+    for (int s0 = 0; s0 < panel_rows; s0 += 16) {
+        const int rows_here = std::min(16, panel_rows - s0);
+        for (int t = 0; t * R < rows_here; ++t) {
+            const int first = s0 + t * R, count = std::min(R, rows_here - t * R);
+            const UnpackedRow<K, G>* rows[R];
+            for (int r = 0; r < R; ++r) rows[r] = panel + first + std::min(r, count - 1);
+            column_tile<K, G, HasMin, NG>(rows, in, group, results + t * NG * R * 16);
+        }
+        store_partials(results, rows_here, NG, in.tokens() - group * 16, out, y_stride, row0 + s0);
     }
 }
 

@@ -18,6 +18,7 @@
 
 #include "../../tensor.hpp"
 #include "../simd.hpp"
+#include "avx512_transpose.hpp"
 #include "avx512_tile_store.hpp"
 
 namespace qwen3::kernels::avx512 {
@@ -33,11 +34,11 @@ inline constexpr int kFloatGroups = 2;
 // wait in a small buffer between slices (the sums continue exactly where they stopped).
 inline constexpr int kSliceK = 256;
 
-// Adds W[rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
-// (eight_row_partial's layout, as store_partials reads it).
+// Adds W[8 rows][0, kc) . X[k0, k0 + kc) into the partial sums of NG column groups from `group`
+// (eight_row_partial's layout, as store_partials reads it). `w` holds the tile's rows interleaved,
+// w[8k + r] = row r, element k, so the eight broadcasts of a step share one pointer.
 template <int NG, class Input>
-inline void float_column_tile(const float* const* rows, const Input& in, int group, int k0, int kc, float* partial,
-                              std::size_t upper) {
+inline void float_column_tile(const float* w, const Input& in, int group, int k0, int kc, float* partial, std::size_t upper) {
     constexpr int R = kFloatRows;
     const float* x[NG];
     for (int g = 0; g < NG; ++g) x[g] = in.float_columns(group + g) + std::size_t(k0) * 16;
@@ -48,7 +49,7 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
         __m512 xv[NG];
         for (int g = 0; g < NG; ++g) xv[g] = _mm512_loadu_ps(x[g] + std::size_t(k) * 16);
         for (int r = 0; r < R; ++r) {
-            const __m512 wv = _mm512_set1_ps(rows[r][k]);
+            const __m512 wv = _mm512_set1_ps(w[std::size_t(k) * R + r]);
             for (int g = 0; g < NG; ++g) acc[g][r] = _mm512_fmadd_ps(wv, xv[g], acc[g][r]);
         }
     }
@@ -62,6 +63,26 @@ inline void float_column_tile(const float* const* rows, const Input& in, int gro
 template <int K>
 inline constexpr int kBlockRows = K >= 8192 ? 128 : 64;
 
+// Elements [k, k + 16) of a weight row as f32.
+inline __m512 load16_as_f32(DType type, const std::byte* row, int k) {
+    if (type == DType::f32) return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * std::size_t(k)));
+    if (type == DType::f16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));  // bf16: the high half of an f32
+}
+
+// Elements [k0, k0 + kc) of eight rows as f32, interleaved (out[8k + r]): a 16 x 16 transpose per 16
+// elements, whose upper eight rows are unused.
+inline void interleave_eight_rows(DType type, const std::byte* const* rows, int k0, int kc, float* out) {
+    for (int k = 0; k < kc; k += 16) {
+        __m512i v[16];
+        for (int r = 0; r < 8; ++r) v[r] = _mm512_castps_si512(load16_as_f32(type, rows[r], k0 + k));
+        for (int r = 8; r < 16; ++r) v[r] = _mm512_setzero_si512();
+        transpose_16x16(v);  // v[j] lanes 0-7: element k + j of the eight rows
+        for (int j = 0; j < 16; ++j) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + std::size_t(k + j) * 8), _mm512_castsi512_si256(v[j]));
+    }
+}
+
 // Rows [row_begin, row_end) of an F32, F16 or BF16 matrix times every token of `in` (f32 columns).
 template <int K, class Input>
 void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y,
@@ -70,37 +91,36 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
     static_assert(B % R == 0 && R == 8 && K % 16 == 0);
     const int groups = (in.tokens() + 15) / 16;
     const std::size_t upper = std::size_t(groups) * 64;  // rows 4-7 of a tile: the next four-row tile
+    const std::size_t element_bytes = type == DType::f32 ? 4 : 2;
     thread_local std::vector<float> partial;  // [four-row tile][group][row][16 lanes] of one block
-    thread_local std::vector<float> widened;  // [B][kSliceK]: one slice of a block's rows as f32
+    thread_local std::vector<float> tiles_f32;  // [tile][kSliceK][8]: one slice of a block's rows, f32, interleaved
     partial.resize(std::size_t(B / 4) * upper);
-    if (type != DType::f32) widened.resize(std::size_t(B) * kSliceK);
+    tiles_f32.resize(std::size_t(B) * kSliceK);
     for (int b0 = row_begin; b0 < row_end; b0 += B) {
         const int rows_in_block = std::min(B, row_end - b0);
         const int tiles = (rows_in_block + R - 1) / R;
         std::fill(partial.begin(), partial.end(), 0.f);
+        const std::byte* block_rows[B];
+        for (int i = 0; i < tiles * R; ++i)  // a short block repeats its last row
+            block_rows[i] = w + std::size_t(b0 + std::min(i, rows_in_block - 1)) * stride;
         for (int k0 = 0; k0 < K; k0 += kSliceK) {
             const int kc = std::min(kSliceK, K - k0);
-            const float* block_rows[B];
-            for (int i = 0; i < tiles * R; ++i) {
-                const std::byte* row = w + std::size_t(b0 + std::min(i, rows_in_block - 1)) * stride;  // a short block repeats its last row
-                if (type == DType::f32) {
-                    block_rows[i] = reinterpret_cast<const float*>(row) + k0;
-                } else if (i < rows_in_block) {
-                    float* out = widened.data() + std::size_t(i) * kSliceK;
-                    const auto* h = reinterpret_cast<const std::uint16_t*>(row) + k0;
-                    for (int k = 0; k < kc; k += 16)
-                        (type == DType::bf16 ? simd::load_bf16(h + k) : simd::load_f16(h + k)).store_unaligned(out + k);
-                    block_rows[i] = out;
-                } else {
-                    block_rows[i] = block_rows[rows_in_block - 1];
-                }
+            for (int tile = 0; tile < tiles; ++tile)
+                interleave_eight_rows(type, block_rows + tile * R, k0, kc, tiles_f32.data() + std::size_t(tile) * R * kSliceK);
+            // the next slice's weights (or the next block's first) come into L2 during this one
+            const int next_k0 = k0 + kSliceK < K ? k0 + kSliceK : 0, next_b0 = next_k0 ? b0 : b0 + B;
+            for (int i = 0; next_b0 < row_end && i < std::min(B, row_end - next_b0); ++i) {
+                const std::byte* row = w + std::size_t(next_b0 + i) * stride + std::size_t(next_k0) * element_bytes;
+                const std::size_t bytes = std::size_t(std::min(kSliceK, K - next_k0)) * element_bytes;
+                for (std::size_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(row + off), _MM_HINT_T1);
             }
             for (int tile = 0; tile < tiles; ++tile) {
+                const float* wt = tiles_f32.data() + std::size_t(tile) * R * kSliceK;
                 float* p = partial.data() + std::size_t(2 * tile) * upper;
                 int g = 0;
                 for (; g + kFloatGroups <= groups; g += kFloatGroups)
-                    float_column_tile<kFloatGroups>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
-                for (; g < groups; ++g) float_column_tile<1>(block_rows + tile * R, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                    float_column_tile<kFloatGroups>(wt, in, g, k0, kc, p + std::size_t(g) * 64, upper);
+                for (; g < groups; ++g) float_column_tile<1>(wt, in, g, k0, kc, p + std::size_t(g) * 64, upper);
             }
         }
         store_partials(partial.data(), rows_in_block, groups, in.tokens(), y, y_stride, b0);

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "avx512_transpose.hpp"
+
 namespace qwen3::kernels::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
@@ -52,12 +54,25 @@ inline float* eight_row_partial(float* tile_partials, std::size_t upper, int g, 
 }
 
 // The partial sums of a block of rows ([tile][group][4 rows][16 tokens]) to Y[token][row0 + row].
+// Sixteen rows at a time go through a 16 x 16 transpose, so each token gets one 64-byte store (a
+// whole cache line when aligned): Y's token rows are a multiple of 4 KiB apart for every Qwen3
+// shape, and four 16-byte stores per line, far apart in time, made the stores a tenth of the
+// bf16-product prefill's time.
 inline void store_partials(const float* partial, int rows, int groups, int tokens, float* y, std::size_t y_stride, int row0) {
     const int tiles = (rows + 3) / 4;
-    for (int tile = 0; tile < tiles; ++tile)
-        for (int g = 0; g < groups; ++g)
-            store_rows(partial + (std::size_t(tile) * groups + std::size_t(g)) * 64, std::min(4, rows - tile * 4),
-                       std::min(16, tokens - g * 16), y + std::size_t(g * 16) * y_stride + std::size_t(row0 + tile * 4), y_stride);
+    for (int g = 0; g < groups; ++g) {
+        const int lanes = std::min(16, tokens - g * 16);
+        float* yg = y + std::size_t(g * 16) * y_stride + std::size_t(row0);
+        auto tile_rows = [&](int tile) { return partial + (std::size_t(tile) * groups + std::size_t(g)) * 64; };
+        int tile = 0;
+        for (; 4 * tile + 16 <= rows; tile += 4) {
+            __m512i v[16];
+            for (int i = 0; i < 16; ++i) v[i] = _mm512_castps_si512(_mm512_loadu_ps(tile_rows(tile + i / 4) + (i % 4) * 16));
+            transpose_16x16(v);
+            for (int t = 0; t < lanes; ++t) _mm512_storeu_si512(yg + std::size_t(t) * y_stride + std::size_t(4 * tile), v[t]);
+        }
+        for (; tile < tiles; ++tile) store_rows(tile_rows(tile), std::min(4, rows - tile * 4), lanes, yg + std::size_t(4 * tile), y_stride);
+    }
 }
 
 }  // namespace qwen3::kernels::avx512
