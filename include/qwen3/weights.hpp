@@ -214,18 +214,22 @@ struct Weights {
         auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
         auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
 
-        // Map the float matrices' pages now (one call each, not a fault per page) and see how many
-        // the kernel mapped with huge pages.
         std::size_t float_in_file = 0;
-        const std::size_t huge_before = detail::file_pages_mapped_huge();
         each_matrix([&](auto& m) {
-            if (!is_float(m.type) || m.copied) return;
-            float_in_file += bytes(m);
-            MappedFile::populate_pages(m.data, bytes(m));
+            if (is_float(m.type) && !m.copied) float_in_file += bytes(m);
         });
-        const std::size_t huge_after = detail::file_pages_mapped_huge();
-        const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
-        const bool copy_floats = float_in_file > 0 && float_in_file >= float_copy_minimum && mapped_huge < float_in_file / 10 * 9;
+        bool copy_floats = false;
+        if (float_in_file > 0 && float_in_file >= float_copy_minimum) {
+            // map the float matrices' pages now (one call each, not a fault per page) and see how
+            // many the kernel mapped with huge pages
+            const std::size_t huge_before = detail::file_pages_mapped_huge();
+            each_matrix([&](auto& m) {
+                if (is_float(m.type) && !m.copied) MappedFile::populate_pages(m.data, bytes(m));
+            });
+            const std::size_t huge_after = detail::file_pages_mapped_huge();
+            const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
+            copy_floats = mapped_huge < float_in_file / 10 * 9;
+        }
 
         auto wanted = [&](const auto& m) {
             return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m));
