@@ -187,7 +187,7 @@ struct Weights {
     // huge pages requested, where that makes decode faster:
     //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
     //    (kFloatCopyMinimum by default) and the kernel maps
-    //    fewer than 90% of their file pages with huge pages (a file just written or copied sits in
+    //    fewer than half of their file pages with huge pages (a file just written or copied sits in
     //    the page cache in small pages; decode streaming a 4B BF16 model through 4 KiB pages ran 1.3x
     //    slower here, see README).
     //    Prefill and decode then both read the copy, and the file's pages are released from the
@@ -228,7 +228,9 @@ struct Weights {
             });
             const std::size_t huge_after = detail::file_pages_mapped_huge();
             const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
-            copy_floats = mapped_huge < float_in_file / 10 * 9;
+            // the copy costs seconds per GB at load and gains in proportion to the small pages: a file
+            // just written has none in huge pages, one read back after memory pressure most of them
+            copy_floats = mapped_huge < float_in_file / 2;
         }
 
         auto wanted = [&](const auto& m) {
