@@ -160,14 +160,17 @@ void check_type(DType type, int rows, int tokens) {
         }
     }
     CHECK(worst_prefill < 1e-5);
-    if (rows > 8) {  // a row range that starts and ends inside tiles writes those rows only, the same values
+    if (rows > 8) {  // a row range that starts and ends inside tiles writes those rows only
+        // (the portable kernels group rows differently at a range's edge, so sums may round apart)
         std::vector<float> part(yy.size(), -1.f);
         qwen3::matmul(w, *in, part.data(), std::size_t(rows), 3, rows - 5);
+        float largest = 0;
+        for (float v : yy) largest = std::max(largest, std::fabs(v));
         int wrong = 0;
         for (int t = 0; t < tokens; ++t)
             for (int r = 0; r < rows; ++r) {
                 const std::size_t i = std::size_t(t) * rows + r;
-                wrong += part[i] != (r >= 3 && r < rows - 5 ? yy[i] : -1.f);
+                wrong += r >= 3 && r < rows - 5 ? !(std::fabs(part[i] - yy[i]) <= 1e-5f * largest) : part[i] != -1.f;
             }
         CHECK(wrong == 0);
     }
