@@ -2175,37 +2175,35 @@ public:
     // Hints that [offset, offset+length) will be read soon, sequentially (prefault for benchmarks).
     void advise_willneed(std::size_t offset, std::size_t length) const noexcept {
         if (!data_ || offset >= size_) return;
-        std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
-        std::size_t start = offset / page * page;
-        std::size_t end = std::min(size_, offset + length);
-        ::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_WILLNEED);
+        advise(data_ + offset, std::min(size_ - offset, length), MADV_WILLNEED, false);
     }
 
     // Drops this process's mapping of the whole pages inside [p, p + n), which must lie in this file's
     // mapping: the kernel may then reclaim them from the page cache (used once a copy replaced them);
     // reading them again faults them back in from the file.
-    static void release_pages(const std::byte* p, std::size_t n) noexcept {
-        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
-        const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
+    static void release_pages(const std::byte* p, std::size_t n) noexcept { advise(p, n, MADV_DONTNEED, true); }
 
     // Maps every page touching [p, p + n) now, in one call (MADV_POPULATE_READ, Linux 5.14; a no-op
     // where it is missing): a pass over gigabytes of weights otherwise takes one page fault per 4 KiB,
     // which costs seconds in a virtual machine.
     static void populate_pages(const std::byte* p, std::size_t n) noexcept {
 #if defined(MADV_POPULATE_READ)
-        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        const std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p) / page * page;
-        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p) + n;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+        advise(p, n, MADV_POPULATE_READ, false);
 #else
         (void)p, (void)n;
 #endif
     }
 
 private:
+    // madvise over the pages of [p, p + n): only those wholly inside it, or every page it touches.
+    static void advise(const std::byte* p, std::size_t n, int advice, bool whole_pages_only) noexcept {
+        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const auto first = reinterpret_cast<std::uintptr_t>(p), last = first + n;
+        const std::uintptr_t begin = (whole_pages_only ? first + page - 1 : first) / page * page;
+        const std::uintptr_t end = whole_pages_only ? last / page * page : last;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+    }
+
     void swap(MappedFile& other) noexcept {
         std::swap(path_, other.path_);
         std::swap(data_, other.data_);
@@ -7754,8 +7752,8 @@ struct Weights {
     const float* output_norm = nullptr;      // [hidden]
     Matrix<Cfg::vocab, Cfg::hidden> output;  // the embedding itself when tied
     std::vector<float> norm_storage;         // f32 copies of every norm weight
-    std::shared_ptr<std::byte> packed_storage;  // the matrices' decode layout, when pack_for_decode made one
-    std::size_t packed_bytes = 0;
+    std::shared_ptr<std::byte> copy_storage;  // pack_for_decode's huge-page copies (quantized ones in the decode layout)
+    std::size_t copy_bytes = 0;
 
     // Binds `ckpt` (which must outlive the Weights). Throws Error(config_mismatch), Error(missing_tensor),
     // Error(shape_mismatch) or Error(unsupported) naming the first problem found.
@@ -7806,12 +7804,11 @@ struct Weights {
     // Copies the matrices decode streams into one allocation of anonymous memory with transparent
     // huge pages requested, where that makes decode faster:
     //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
-    //    (kFloatCopyMinimum by default) and the kernel maps
-    //    fewer than half of their file pages with huge pages (a file just written or copied sits in
-    //    the page cache in small pages; decode streaming a 4B BF16 model through 4 KiB pages ran 1.3x
-    //    slower here, see README).
-    //    Prefill and decode then both read the copy, and the file's pages are released from the
-    //    mapping, so the memory stays one copy;
+    //    (kFloatCopyMinimum by default) and the kernel maps fewer than half of their file pages with
+    //    huge pages (a file just written or copied sits in the page cache in small pages; decode
+    //    streaming a 4B BF16 model through 4 KiB pages ran 1.3x slower here, see README). Prefill
+    //    and decode then both read the copy, and the file's pages are released from the mapping,
+    //    so the memory stays one copy;
     //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
     //    Q5_K, Q6_K with AVX-512 VNNI) in that layout: decode reads the copy, prefill keeps reading
     //    the file, so these cost their size a second time.
@@ -7876,8 +7873,8 @@ struct Weights {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
         ::madvise(base, allocated, MADV_POPULATE_WRITE);  // all pages in one call, not a fault per page
 #endif
-        packed_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
-        packed_bytes = allocated;
+        copy_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
+        copy_bytes = allocated;
         ThreadPool pool(threads);
         std::size_t used = 0;
         each_matrix([&](auto& m) {

@@ -102,8 +102,8 @@ int run_bench(int argc, char** argv) {
     return qwen3::with_variant<tool::Variants>(ckpt.params(), [&]<class Cfg>() {
         const auto load_start = std::chrono::steady_clock::now();
         qwen3::Model<Cfg> model(std::move(ckpt), qwen3::ModelOptions{.pack_for_decode = !args.has("--no-pack")});
-        if (!json && model.weights().packed_bytes)
-            std::fprintf(stderr, "model bound, %.1f MB of weights copied into huge pages (quantized ones in the decode layout): %.2f s\n", double(model.weights().packed_bytes) / 1e6,
+        if (!json && model.weights().copy_bytes)
+            std::fprintf(stderr, "model bound, %.1f MB of weights copied into huge pages (quantized ones in the decode layout): %.2f s\n", double(model.weights().copy_bytes) / 1e6,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
         qwen3::Session session(model, qwen3::SessionOptions{threads, args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact});
         if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)

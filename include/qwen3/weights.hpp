@@ -134,8 +134,8 @@ struct Weights {
     const float* output_norm = nullptr;      // [hidden]
     Matrix<Cfg::vocab, Cfg::hidden> output;  // the embedding itself when tied
     std::vector<float> norm_storage;         // f32 copies of every norm weight
-    std::shared_ptr<std::byte> packed_storage;  // the matrices' decode layout, when pack_for_decode made one
-    std::size_t packed_bytes = 0;
+    std::shared_ptr<std::byte> copy_storage;  // pack_for_decode's huge-page copies (quantized ones in the decode layout)
+    std::size_t copy_bytes = 0;
 
     // Binds `ckpt` (which must outlive the Weights). Throws Error(config_mismatch), Error(missing_tensor),
     // Error(shape_mismatch) or Error(unsupported) naming the first problem found.
@@ -186,12 +186,11 @@ struct Weights {
     // Copies the matrices decode streams into one allocation of anonymous memory with transparent
     // huge pages requested, where that makes decode faster:
     //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
-    //    (kFloatCopyMinimum by default) and the kernel maps
-    //    fewer than half of their file pages with huge pages (a file just written or copied sits in
-    //    the page cache in small pages; decode streaming a 4B BF16 model through 4 KiB pages ran 1.3x
-    //    slower here, see README).
-    //    Prefill and decode then both read the copy, and the file's pages are released from the
-    //    mapping, so the memory stays one copy;
+    //    (kFloatCopyMinimum by default) and the kernel maps fewer than half of their file pages with
+    //    huge pages (a file just written or copied sits in the page cache in small pages; decode
+    //    streaming a 4B BF16 model through 4 KiB pages ran 1.3x slower here, see README). Prefill
+    //    and decode then both read the copy, and the file's pages are released from the mapping,
+    //    so the memory stays one copy;
     //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
     //    Q5_K, Q6_K with AVX-512 VNNI) in that layout: decode reads the copy, prefill keeps reading
     //    the file, so these cost their size a second time.
@@ -256,8 +255,8 @@ struct Weights {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
         ::madvise(base, allocated, MADV_POPULATE_WRITE);  // all pages in one call, not a fault per page
 #endif
-        packed_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
-        packed_bytes = allocated;
+        copy_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
+        copy_bytes = allocated;
         ThreadPool pool(threads);
         std::size_t used = 0;
         each_matrix([&](auto& m) {

@@ -79,37 +79,35 @@ public:
     // Hints that [offset, offset+length) will be read soon, sequentially (prefault for benchmarks).
     void advise_willneed(std::size_t offset, std::size_t length) const noexcept {
         if (!data_ || offset >= size_) return;
-        std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
-        std::size_t start = offset / page * page;
-        std::size_t end = std::min(size_, offset + length);
-        ::madvise(const_cast<std::byte*>(data_) + start, end - start, MADV_WILLNEED);
+        advise(data_ + offset, std::min(size_ - offset, length), MADV_WILLNEED, false);
     }
 
     // Drops this process's mapping of the whole pages inside [p, p + n), which must lie in this file's
     // mapping: the kernel may then reclaim them from the page cache (used once a copy replaced them);
     // reading them again faults them back in from the file.
-    static void release_pages(const std::byte* p, std::size_t n) noexcept {
-        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
-        const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
+    static void release_pages(const std::byte* p, std::size_t n) noexcept { advise(p, n, MADV_DONTNEED, true); }
 
     // Maps every page touching [p, p + n) now, in one call (MADV_POPULATE_READ, Linux 5.14; a no-op
     // where it is missing): a pass over gigabytes of weights otherwise takes one page fault per 4 KiB,
     // which costs seconds in a virtual machine.
     static void populate_pages(const std::byte* p, std::size_t n) noexcept {
 #if defined(MADV_POPULATE_READ)
-        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        const std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(p) / page * page;
-        const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p) + n;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+        advise(p, n, MADV_POPULATE_READ, false);
 #else
         (void)p, (void)n;
 #endif
     }
 
 private:
+    // madvise over the pages of [p, p + n): only those wholly inside it, or every page it touches.
+    static void advise(const std::byte* p, std::size_t n, int advice, bool whole_pages_only) noexcept {
+        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const auto first = reinterpret_cast<std::uintptr_t>(p), last = first + n;
+        const std::uintptr_t begin = (whole_pages_only ? first + page - 1 : first) / page * page;
+        const std::uintptr_t end = whole_pages_only ? last / page * page : last;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+    }
+
     void swap(MappedFile& other) noexcept {
         std::swap(path_, other.path_);
         std::swap(data_, other.data_);
