@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (55 files); regenerate after changing include/ with
+// headers it includes (57 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -5751,16 +5751,36 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 #endif
 // ===== end of qwen3/kernels/arch/avx512_gemm_float.hpp =====
 // ===== qwen3/kernels/arch/avx512_packed.hpp =====
-// qwen3/kernels/arch/avx512_packed.hpp - decode kernels over weights repacked in groups of 16 rows.
+// qwen3/kernels/arch/avx512_packed.hpp - decode kernels over weights in the packed layout
+// (kernels/packed_layout.hpp: groups of 16 rows interleaved block by block).
 //
 // The per-row kernels (avx512_quant.hpp) read ggml's blocks in place, but each row ends in a
 // horizontal sum and each block's bytes must be moved into place before a vpdpbusd: on the AVX-512
-// machine measured they reach about half of one core's memory bandwidth in decode. Here, at load time,
-// every 16 rows of a matrix are interleaved block by block, so that a 64-byte load holds four
-// consecutive values of each of the 16 rows: one vpdpbusd against four input bytes broadcast
-// advances 16 rows at once, the 16 row scales of a block are one vector, and a group's 16 outputs
-// are the 16 lanes of an accumulator (no horizontal sums). The bits are ggml's, only reordered; a
-// packed matrix takes exactly the bytes of the original.
+// machine measured they reach about half of one core's memory bandwidth in decode. Here one vpdpbusd
+// against four input bytes broadcast advances 16 rows at once, and a group's 16 outputs are the 16
+// lanes of an accumulator (no horizontal sums).
+
+
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+
+#include <immintrin.h>
+
+
+// ===== qwen3/kernels/packed_layout.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// qwen3/kernels/packed_layout.hpp - the decode layout: every 16 rows of a quantized matrix
+// interleaved block by block, so that one 64-byte vector holds four consecutive values of each of
+// the 16 rows.
+//
+// ggml's blocks store one row after another; a decode kernel reading them in place ends every row
+// in a horizontal sum and must move each block's bytes into place before an integer dot product.
+// In this layout one 4-byte dot product per lane (vpdpbusd on AVX-512, vpmaddubsw + vpmaddwd on
+// AVX2, which read the 64 bytes as two 32-byte halves: rows 0-7 and 8-15) against four input
+// bytes broadcast advances 16 rows at once, a block's 16 row scales are one vector, and a group's
+// outputs are the lanes of an accumulator. The bits are ggml's, only reordered (Q8_0's flipped
+// sign aside): a packed matrix takes exactly the bytes of the original. Plain C++; the kernels that
+// read it are kernels/arch/avx512_packed.hpp and kernels/arch/avx2_packed.hpp.
 //
 // Layout of one group of 16 rows, block after block (32 elements for Q8_0/Q4_0, 256 for K-quants):
 //   Q8_0: d[16] (f16), then 8 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r, XOR 0x80
@@ -5776,45 +5796,18 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 //         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
 
 
-#if defined(QWEN3_HAVE_AVX512_VNNI)
 
-#include <immintrin.h>
-
-
-
-namespace qwen3::kernels::avx512 {
+namespace qwen3::kernels::packed {
 
 inline constexpr int kPackRows = 16;
 
-namespace packed_detail {
+namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
     std::memcpy(&v, src, 4);
     v ^= flip;
     std::memcpy(dst, &v, 4);
-}
-
-inline __m512i broadcast4(const std::int8_t* x) {
-    std::int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm512_set1_epi32(v);
-}
-
-inline __m512 halves16(const std::byte* p) {  // 16 f16 values
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
-
-// How far ahead of the block being read the stream is prefetched.
-#ifndef QWEN3_PACKED_PREFETCH
-#define QWEN3_PACKED_PREFETCH 2048
-#endif
-inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
-
-inline void prefetch(const std::byte* p, int bytes) {
-    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
 }
 
 // Writes the blocks of one group of 16 rows in the packed layout, in order.
@@ -5849,16 +5842,27 @@ struct GroupWriter {
     }
 };
 
-}  // namespace packed_detail
+}  // namespace detail
+
+// True for the types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool has_layout(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
 
 // Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
 // dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
+// Precondition: has_layout<K>(type).
 template <int K>
 void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        packed_detail::GroupWriter w{src + offset, stride, dst + offset};
+        detail::GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -5890,7 +5894,37 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
+}  // namespace qwen3::kernels::packed
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// ===== end of qwen3/kernels/packed_layout.hpp =====
+
+namespace qwen3::kernels::avx512 {
+
+using packed::kPackRows;
+
 namespace packed_detail {
+
+inline __m512i broadcast4(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return _mm512_set1_epi32(v);
+}
+
+inline __m512 halves16(const std::byte* p) {  // 16 f16 values
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
+
+// How far ahead of the block being read the stream is prefetched.
+#ifndef QWEN3_PACKED_PREFETCH
+#define QWEN3_PACKED_PREFETCH 2048
+#endif
+inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
+
+inline void prefetch(const std::byte* p, int bytes) {
+    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
+}
 
 // One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
 // xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
@@ -6397,6 +6431,452 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 
 #endif
 // ===== end of qwen3/kernels/arch/avx2_quant.hpp =====
+// ===== qwen3/kernels/arch/avx2_packed.hpp =====
+// qwen3/kernels/arch/avx2_packed.hpp - AVX2 decode kernels over weights in the packed layout
+// (kernels/packed_layout.hpp: groups of 16 rows interleaved block by block).
+//
+// The AVX2 reading of avx512_packed.hpp: each 64-byte vector of the layout is two 32-byte halves,
+// rows 0-7 and rows 8-15, and a group's 16 outputs are the lanes of two accumulators. The 4-byte
+// dot product per lane is vpmaddubsw (unsigned x signed bytes, pairs summed to int16) then
+// vpmaddwd, by ones or, for K-quants, by the lane's sub-block scale, which folds the scale in
+// without an int32 multiply (vpmulld is slow on many AVX2 cores). The unsigned operand is the value
+// as stored (Q4/Q5 nibbles, K-quant 4/5/6-bit values); Q8_0, stored with its sign flipped for
+// vpdpbusd, is turned back into |w| with w's sign moved onto x, because 255 x 127 would saturate
+// the int16 pair sum. No int16 sum saturates: the largest pair is 2 x 128 x 127.
+
+
+#if defined(QWEN3_HAVE_AVX2_QUANT)
+
+#include <immintrin.h>
+
+
+// ===== qwen3/kernels/packed_layout.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// qwen3/kernels/packed_layout.hpp - the decode layout: every 16 rows of a quantized matrix
+// interleaved block by block, so that one 64-byte vector holds four consecutive values of each of
+// the 16 rows.
+//
+// ggml's blocks store one row after another; a decode kernel reading them in place ends every row
+// in a horizontal sum and must move each block's bytes into place before an integer dot product.
+// In this layout one 4-byte dot product per lane (vpdpbusd on AVX-512, vpmaddubsw + vpmaddwd on
+// AVX2, which read the 64 bytes as two 32-byte halves: rows 0-7 and 8-15) against four input
+// bytes broadcast advances 16 rows at once, a block's 16 row scales are one vector, and a group's
+// outputs are the lanes of an accumulator. The bits are ggml's, only reordered (Q8_0's flipped
+// sign aside): a packed matrix takes exactly the bytes of the original. Plain C++; the kernels that
+// read it are kernels/arch/avx512_packed.hpp and kernels/arch/avx2_packed.hpp.
+//
+// Layout of one group of 16 rows, block after block (32 elements for Q8_0/Q4_0, 256 for K-quants):
+//   Q8_0: d[16] (f16), then 8 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r, XOR 0x80
+//         (stored unsigned, so it is vpdpbusd's unsigned operand; 128 * sum(x) is taken back out)
+//   Q4_0: d[16] (f16), then 4 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r (low nibbles are
+//         elements 4j.., high nibbles 16 + 4j..)
+//   Q5_0: d[16] (f16), qh of the 16 rows (64 bytes: lane r = row r's 32 fifth bits), then qs as Q4_0
+//   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
+//         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
+//   Q5_K: as Q4_K, with qh between the scales and qs: 8 x 64 bytes, vector j, lane r = qh[4j, 4j + 4)
+//         of row r (the fifth bits of elements 4j.. of every chunk of 64)
+//   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
+//         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
+
+
+
+namespace qwen3::kernels::packed {
+
+inline constexpr int kPackRows = 16;
+
+namespace detail {
+
+inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
+    std::uint32_t v;
+    std::memcpy(&v, src, 4);
+    v ^= flip;
+    std::memcpy(dst, &v, 4);
+}
+
+// Writes the blocks of one group of 16 rows in the packed layout, in order.
+struct GroupWriter {
+    const std::byte* rows;  // row 0 of the group
+    std::size_t stride;     // bytes from one row to the next
+    std::byte* out;
+
+    template <class Block>
+    const Block& block(int r, int b) const {
+        return reinterpret_cast<const Block*>(rows + std::size_t(r) * stride)[b];
+    }
+    // The f16 `field` of block b of the 16 rows: 32 bytes.
+    template <class Block>
+    void halves(int b, std::uint16_t Block::*field) {
+        for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &(block<Block>(r, b).*field), 2);
+        out += 32;
+    }
+    // The bytes of `field` four at a time: vector v, lane r = bytes [4v, 4v + 4) of row r (XOR flip).
+    template <class Block, class T, std::size_t N>
+    void interleave(int b, T (Block::*field)[N], std::uint32_t flip = 0) {
+        static_assert(sizeof(T) == 1 && N % 4 == 0);
+        for (std::size_t v = 0; v < N / 4; ++v, out += 64)
+            for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, (block<Block>(r, b).*field) + 4 * v, flip);
+    }
+    // The bytes of `field` one at a time: 16 bytes per byte index, one of each row.
+    template <class Block, class T, std::size_t N>
+    void transpose(int b, T (Block::*field)[N]) {
+        static_assert(sizeof(T) == 1);
+        for (std::size_t i = 0; i < N; ++i, out += 16)
+            for (int r = 0; r < kPackRows; ++r) std::memcpy(out + r, (block<Block>(r, b).*field) + i, 1);
+    }
+};
+
+}  // namespace detail
+
+// True for the types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool has_layout(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
+
+// Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
+// dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
+// Precondition: has_layout<K>(type).
+template <int K>
+void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
+    using namespace quant;
+    for (int g = group_begin; g < group_end; ++g) {
+        const std::size_t offset = std::size_t(g) * kPackRows * stride;
+        detail::GroupWriter w{src + offset, stride, dst + offset};
+        switch (type) {
+            case DType::q8_0:
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
+                break;
+            case DType::q4_0:
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ4_0::d), w.interleave(b, &BlockQ4_0::qs);
+                break;
+            case DType::q5_0:
+                for (int b = 0; b < K / 32; ++b)
+                    w.halves(b, &BlockQ5_0::d), w.interleave(b, &BlockQ5_0::qh), w.interleave(b, &BlockQ5_0::qs);
+                break;
+            case DType::q4_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ4_K::d), w.halves(b, &BlockQ4_K::dmin), w.transpose(b, &BlockQ4_K::scales),
+                        w.interleave(b, &BlockQ4_K::qs);
+                break;
+            case DType::q5_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ5_K::d), w.halves(b, &BlockQ5_K::dmin), w.transpose(b, &BlockQ5_K::scales),
+                        w.interleave(b, &BlockQ5_K::qh), w.interleave(b, &BlockQ5_K::qs);
+                break;
+            case DType::q6_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ6_K::d), w.transpose(b, &BlockQ6_K::scales), w.interleave(b, &BlockQ6_K::ql),
+                        w.interleave(b, &BlockQ6_K::qh);
+                break;
+            default: break;
+        }
+    }
+}
+
+}  // namespace qwen3::kernels::packed
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// ===== end of qwen3/kernels/packed_layout.hpp =====
+
+namespace qwen3::kernels::avx2 {
+
+using packed::kPackRows;
+
+namespace packed_detail {
+
+inline __m256i broadcast4(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return _mm256_set1_epi32(v);
+}
+
+inline __m256 halves8(const std::byte* p) {  // 8 f16 values
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+inline __m256i load(const std::byte* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m128i load8(const std::byte* p) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)); }
+
+// acc + the sum of u[i] * s[i] over each lane's 4 bytes (u unsigned, s signed).
+inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+// Pair products u * s summed into int16 lanes. vpmaddwd, not vpmaddubsw, is the scarce operation
+// (both use the multiplier ports), so values of up to 5 bits add a few of these in int16 before
+// widening: a pair of 4-bit values reaches 2 x 15 x 127 = 3810, so eight steps stay below 2^15
+// (four for 5-bit values, two for Q6_K's 6-bit ones).
+inline __m256i pairs16(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+inline __m256i add16(__m256i a, __m256i b) { return _mm256_add_epi16(a, b); }
+
+// acc + the int16 sums widened to int32 lanes, each multiplied by the lane's int16 in
+// `scale_pairs` (both halves of a lane hold it).
+inline __m256i widen_scaled(__m256i acc, __m256i sums16, __m256i scale_pairs) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(sums16, scale_pairs));
+}
+inline __m256i widen(__m256i acc, __m256i sums16) { return widen_scaled(acc, sums16, _mm256_set1_epi16(1)); }
+
+// 8 bytes (one per row) as int16 pairs, each lane's byte in both halves.
+inline __m256i pairs_unsigned(__m128i bytes8) { return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(bytes8, bytes8)); }
+inline __m256i pairs_signed(__m128i bytes8) { return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(bytes8, bytes8)); }
+
+// bytes8[lane] (unsigned, < 2^15) times a scalar int16 v, as int32 lanes: vpmaddwd with the upper
+// half of every lane of the other operand zero.
+inline __m256i times_scalar(__m128i bytes8, std::int32_t v) {
+    return _mm256_madd_epi16(_mm256_cvtepu8_epi32(bytes8), _mm256_set1_epi32(v & 0xFFFF));
+}
+inline __m256i times_scalar_signed(__m128i bytes8, std::int32_t v) {
+    return _mm256_madd_epi16(_mm256_cvtepi8_epi32(bytes8), _mm256_set1_epi32(v & 0xFFFF));
+}
+
+inline constexpr int kPrefetchBytes = 2048;
+
+inline void prefetch(const std::byte* p, int bytes) {
+    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
+}
+
+// A group's 16 results: rows 0-7 and rows 8-15.
+struct Group16 {
+    __m256 low, high;
+};
+
+// Bits [first, first + 4) of each 32-bit lane of qh as bit 4 of the lane's four bytes (0 or 16):
+// the fifth bits of four consecutive elements. The multiply sends bit k to bit 8k (k < 4).
+inline __m256i fifth_bits(__m256i qh, int first) {
+    const __m256i bits = _mm256_and_si256(_mm256_srli_epi32(qh, first), _mm256_set1_epi32(0x0F));
+    const __m256i spread = _mm256_and_si256(_mm256_mullo_epi32(bits, _mm256_set1_epi32(0x00204081)), _mm256_set1_epi32(0x01010101));
+    return _mm256_slli_epi32(spread, 4);
+}
+
+// The integer products of half `h` (rows 8h..8h+7) of one packed block of 32 with x.
+inline __m256i block_dot_q8_0(const std::byte* p, int h, const std::int8_t* x) {
+    const std::byte* q = p + 32 + 32 * h;
+    const __m256i flip = _mm256_set1_epi8(char(0x80));
+    __m256i d0 = _mm256_setzero_si256(), d1 = d0;
+    for (int j = 0; j < 8; j += 2) {
+        const __m256i w0 = _mm256_xor_si256(load(q + 64 * j), flip), w1 = _mm256_xor_si256(load(q + 64 * j + 64), flip);
+        d0 = dot4(d0, _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(broadcast4(x + 4 * j), w0));
+        d1 = dot4(d1, _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(broadcast4(x + 4 * j + 4), w1));
+    }
+    return _mm256_add_epi32(d0, d1);
+}
+
+template <bool FifthBit>
+inline __m256i block_dot_nibbles(const std::byte* p, int h, const std::int8_t* x) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    [[maybe_unused]] const __m256i qh = FifthBit ? load(p + 32 + 32 * h) : _mm256_setzero_si256();
+    const std::byte* q = p + (FifthBit ? 96 : 32) + 32 * h;
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;  // int16 sums: 8 steps of 4-bit values, 4 of 5-bit
+    for (int j = 0; j < 4; ++j) {
+        const __m256i v = load(q + 64 * j);
+        __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        if constexpr (FifthBit) {
+            lo = _mm256_or_si256(lo, fifth_bits(qh, 4 * j));
+            hi = _mm256_or_si256(hi, fifth_bits(qh, 16 + 4 * j));
+        }
+        s0 = add16(s0, pairs16(lo, broadcast4(x + 4 * j)));
+        if constexpr (FifthBit) s1 = add16(s1, pairs16(hi, broadcast4(x + 16 + 4 * j)));
+        else s0 = add16(s0, pairs16(hi, broadcast4(x + 16 + 4 * j)));
+    }
+    return FifthBit ? widen(widen(_mm256_setzero_si256(), s0), s1) : widen(_mm256_setzero_si256(), s0);
+}
+
+// Formats with blocks of 32 and one f16 scale per row; Offset is what the unsigned operand carries
+// (8 for Q4_0, 16 for Q5_0; Q8_0's is undone in block_dot_q8_0), taken out through the sum of x.
+template <int K, int BlockBytes, int Offset, __m256i (*BlockDot)(const std::byte*, int, const std::int8_t*)>
+inline Group16 group_blocks32(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
+    // two chains of FMAs per half, alternating blocks (named, not indexed by b & 1, so that they
+    // stay in registers)
+    __m256 low0 = _mm256_setzero_ps(), low1 = low0, high0 = low0, high1 = low0;
+    auto block = [&](int b, __m256& low, __m256& high) {
+        prefetch(p, BlockBytes);
+        const __m256 xd = _mm256_set1_ps(dx[b]);
+        __m256i dot_low = BlockDot(p, 0, x + 32 * b), dot_high = BlockDot(p, 1, x + 32 * b);
+        if constexpr (Offset != 0) {
+            const __m256i offset = _mm256_set1_epi32(Offset * xs[b]);
+            dot_low = _mm256_sub_epi32(dot_low, offset);
+            dot_high = _mm256_sub_epi32(dot_high, offset);
+        }
+        low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_low), _mm256_mul_ps(halves8(p), xd), low);
+        high = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_high), _mm256_mul_ps(halves8(p + 16), xd), high);
+        p += BlockBytes;
+    };
+    int b = 0;
+    for (; b + 2 <= K / 32; b += 2) {
+        block(b, low0, high0);
+        block(b + 1, low1, high1);
+    }
+    if (b < K / 32) block(b, low0, high0);
+    return {_mm256_add_ps(low0, low1), _mm256_add_ps(high0, high1)};
+}
+
+// Q4_K, and Q5_K (FifthBit): the fifth bit of the values of chunk c (64 elements) is bit 2c (low
+// nibbles) or 2c + 1 (high nibbles) of the element's qh byte, moved to bit 4 of the value.
+template <int K, bool FifthBit = false>
+inline Group16 group_q4_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    [[maybe_unused]] const __m256i one = _mm256_set1_epi8(0x01);
+    const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, min_acc[2] = {acc[0], acc[1]};
+    constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const std::byte* sc = p + 64;
+        [[maybe_unused]] const std::byte* qh = sc + 192;
+        const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
+        const std::int8_t* xb = x + 256 * b;
+        const std::int32_t* s16 = xs16 + 16 * b;
+        const __m256 xd = _mm256_set1_ps(dx[b]);
+        for (int h = 0; h < 2; ++h) {
+            // the 6-bit scale and minimum of sub-block j, 8 rows in the low 8 bytes (quant::scale_min_k4)
+            __m128i s[12];
+            for (int i = 0; i < 12; ++i) s[i] = load8(sc + 16 * i + 8 * h);
+            auto scale_of = [&](int j) {
+                if (j < 4) return _mm_and_si128(s[j], low6);
+                return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
+            };
+            auto min_of = [&](int j) {
+                if (j < 4) return _mm_and_si128(s[j + 4], low6);
+                return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
+            };
+            __m256i isum = _mm256_setzero_si256(), msum = isum;
+            for (int c = 0; c < 4; ++c) {
+                const __m256i scale_lo = pairs_unsigned(scale_of(2 * c)), scale_hi = pairs_unsigned(scale_of(2 * c + 1));
+                constexpr int kSteps = FifthBit ? 4 : 8;  // steps summed in int16 (pairs16)
+                for (int j0 = 0; j0 < 8; j0 += kSteps) {
+                    __m256i lo16 = _mm256_setzero_si256(), hi16 = lo16;
+                    for (int j = j0; j < j0 + kSteps; ++j) {
+                        const __m256i v = load(q + 64 * (8 * c + j) + 32 * h);
+                        __m256i vlo = _mm256_and_si256(v, low), vhi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                        if constexpr (FifthBit) {
+                            const __m256i hb = load(qh + 64 * j + 32 * h);
+                            vlo = _mm256_or_si256(vlo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4));
+                            vhi = _mm256_or_si256(vhi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4));
+                        }
+                        lo16 = add16(lo16, pairs16(vlo, broadcast4(xb + 64 * c + 4 * j)));
+                        hi16 = add16(hi16, pairs16(vhi, broadcast4(xb + 64 * c + 32 + 4 * j)));
+                    }
+                    isum = widen_scaled(widen_scaled(isum, lo16, scale_lo), hi16, scale_hi);
+                }
+                // sums of 16: two per sub-block of 32
+                msum = _mm256_add_epi32(msum, times_scalar(min_of(2 * c), s16[4 * c] + s16[4 * c + 1]));
+                msum = _mm256_add_epi32(msum, times_scalar(min_of(2 * c + 1), s16[4 * c + 2] + s16[4 * c + 3]));
+            }
+            acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(halves8(p + 16 * h), xd), acc[h]);
+            min_acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(halves8(p + 32 + 16 * h), xd), min_acc[h]);
+        }
+    }
+    return {_mm256_sub_ps(acc[0], min_acc[0]), _mm256_sub_ps(acc[1], min_acc[1])};
+}
+
+template <int K>
+inline Group16 group_q6_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
+    const __m256i low = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(0x03);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    constexpr int kBlockBytes = 16 * 210;
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const std::byte* sc = p + 32;
+        const std::byte* ql = sc + 256;
+        const std::byte* qh = ql + 32 * 64;
+        const std::int8_t* xb = x + 256 * b;
+        const __m256 xd = _mm256_set1_ps(dx[b]);
+        for (int rh = 0; rh < 2; ++rh) {  // rows 8rh..8rh+7
+            __m256i isum = _mm256_setzero_si256(), offset = isum;
+            for (int h = 0; h < 2; ++h)
+                for (int quarter = 0; quarter < 4; ++quarter) {
+                    // elements 128h + 32 quarter + [0, 32): low/high nibbles of ql half (quarter & 1),
+                    // bits 2 * quarter of qh; two sub-blocks of 16 (j < 4 and j >= 4)
+                    const int sub = 8 * h + 2 * quarter;
+                    const __m128i sc_first = load8(sc + 16 * sub + 8 * rh), sc_second = load8(sc + 16 * (sub + 1) + 8 * rh);
+                    const __m256i scale_first = pairs_signed(sc_first), scale_second = pairs_signed(sc_second);
+                    for (int j = 0; j < 8; j += 2) {  // two steps of 6-bit values summed in int16
+                        __m256i sum16 = _mm256_setzero_si256();
+                        for (int i = j; i < j + 2; ++i) {
+                            const __m256i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + i) + 32 * rh);
+                            const __m256i nib = quarter < 2 ? _mm256_and_si256(l, low) : _mm256_and_si256(_mm256_srli_epi16(l, 4), low);
+                            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(load(qh + 64 * (8 * h + i) + 32 * rh), 2 * quarter), three);
+                            const __m256i v = _mm256_or_si256(nib, _mm256_slli_epi16(hb, 4));
+                            sum16 = add16(sum16, pairs16(v, broadcast4(xb + 128 * h + 32 * quarter + 4 * i)));
+                        }
+                        isum = widen_scaled(isum, sum16, j < 4 ? scale_first : scale_second);
+                    }
+                    // stored values are q + 32: 32 * scale * (sum of x over the sub-block) comes back out
+                    offset = _mm256_add_epi32(offset, times_scalar_signed(sc_first, xs16[16 * b + sub]));
+                    offset = _mm256_add_epi32(offset, times_scalar_signed(sc_second, xs16[16 * b + sub + 1]));
+                }
+            const __m256i corrected = _mm256_sub_epi32(isum, _mm256_slli_epi32(offset, 5));
+            acc[rh] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(corrected), _mm256_mul_ps(halves8(p + 16 * rh), xd), acc[rh]);
+        }
+    }
+    return {acc[0], acc[1]};
+}
+
+}  // namespace packed_detail
+
+// The group kernel of a type for rows of K elements; null when the type has no packed layout.
+using GroupDot = packed_detail::Group16 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
+
+template <int K>
+constexpr GroupDot group_kernel(DType type) {
+    using namespace packed_detail;
+    if constexpr (K % 32 == 0) {
+        switch (type) {
+            case DType::q8_0: return group_blocks32<K, 16 * 34, 0, block_dot_q8_0>;
+            case DType::q4_0: return group_blocks32<K, 16 * 18, 8, block_dot_nibbles<false>>;
+            case DType::q5_0: return group_blocks32<K, 16 * 22, 16, block_dot_nibbles<true>>;
+            default: break;
+        }
+    }
+    if constexpr (K % 256 == 0) {
+        switch (type) {
+            case DType::q4_k: return group_q4_k<K>;
+            case DType::q5_k: return group_q4_k<K, true>;
+            case DType::q6_k: return group_q6_k<K>;
+            default: break;
+        }
+    }
+    return nullptr;
+}
+
+// Types with a packed layout and an AVX2 kernel for it, for rows of K elements.
+template <int K>
+constexpr bool packable(DType type) {
+    return packed::has_layout<K>(type) && group_kernel<K>(type) != nullptr;
+}
+
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by packed::pack_groups, x token 0 of
+// `in` (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
+// Precondition: packable<K>(type).
+template <int K, class Input>
+void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, int row_begin, int row_end) {
+    const GroupDot group_dot = group_kernel<K>(type);
+    const TokenQ8 x = token_q8(type, in, 0);
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+        const packed_detail::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
+        const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+        float* out = y + g * kPackRows;
+        if (first == 0 && last == kPackRows) {
+            _mm256_storeu_ps(out, v.low);
+            _mm256_storeu_ps(out + 8, v.high);
+        } else {  // a range that starts or ends inside the group: write its rows only
+            alignas(32) float all[kPackRows];
+            _mm256_store_ps(all, v.low);
+            _mm256_store_ps(all + 8, v.high);
+            std::copy(all + first, all + last, out + first);
+        }
+    }
+}
+
+}  // namespace qwen3::kernels::avx2
+
+#endif
+// ===== end of qwen3/kernels/arch/avx2_packed.hpp =====
 // ===== qwen3/kernels/input.hpp =====
 // qwen3/kernels/input.hpp - the input of a projection, prepared once for the weights that read it.
 //
@@ -6849,6 +7329,137 @@ private:
 
 }  // namespace qwen3::kernels
 // ===== end of qwen3/kernels/input.hpp =====
+// ===== qwen3/kernels/packed_layout.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// qwen3/kernels/packed_layout.hpp - the decode layout: every 16 rows of a quantized matrix
+// interleaved block by block, so that one 64-byte vector holds four consecutive values of each of
+// the 16 rows.
+//
+// ggml's blocks store one row after another; a decode kernel reading them in place ends every row
+// in a horizontal sum and must move each block's bytes into place before an integer dot product.
+// In this layout one 4-byte dot product per lane (vpdpbusd on AVX-512, vpmaddubsw + vpmaddwd on
+// AVX2, which read the 64 bytes as two 32-byte halves: rows 0-7 and 8-15) against four input
+// bytes broadcast advances 16 rows at once, a block's 16 row scales are one vector, and a group's
+// outputs are the lanes of an accumulator. The bits are ggml's, only reordered (Q8_0's flipped
+// sign aside): a packed matrix takes exactly the bytes of the original. Plain C++; the kernels that
+// read it are kernels/arch/avx512_packed.hpp and kernels/arch/avx2_packed.hpp.
+//
+// Layout of one group of 16 rows, block after block (32 elements for Q8_0/Q4_0, 256 for K-quants):
+//   Q8_0: d[16] (f16), then 8 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r, XOR 0x80
+//         (stored unsigned, so it is vpdpbusd's unsigned operand; 128 * sum(x) is taken back out)
+//   Q4_0: d[16] (f16), then 4 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r (low nibbles are
+//         elements 4j.., high nibbles 16 + 4j..)
+//   Q5_0: d[16] (f16), qh of the 16 rows (64 bytes: lane r = row r's 32 fifth bits), then qs as Q4_0
+//   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
+//         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
+//   Q5_K: as Q4_K, with qh between the scales and qs: 8 x 64 bytes, vector j, lane r = qh[4j, 4j + 4)
+//         of row r (the fifth bits of elements 4j.. of every chunk of 64)
+//   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
+//         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
+
+
+
+namespace qwen3::kernels::packed {
+
+inline constexpr int kPackRows = 16;
+
+namespace detail {
+
+inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
+    std::uint32_t v;
+    std::memcpy(&v, src, 4);
+    v ^= flip;
+    std::memcpy(dst, &v, 4);
+}
+
+// Writes the blocks of one group of 16 rows in the packed layout, in order.
+struct GroupWriter {
+    const std::byte* rows;  // row 0 of the group
+    std::size_t stride;     // bytes from one row to the next
+    std::byte* out;
+
+    template <class Block>
+    const Block& block(int r, int b) const {
+        return reinterpret_cast<const Block*>(rows + std::size_t(r) * stride)[b];
+    }
+    // The f16 `field` of block b of the 16 rows: 32 bytes.
+    template <class Block>
+    void halves(int b, std::uint16_t Block::*field) {
+        for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &(block<Block>(r, b).*field), 2);
+        out += 32;
+    }
+    // The bytes of `field` four at a time: vector v, lane r = bytes [4v, 4v + 4) of row r (XOR flip).
+    template <class Block, class T, std::size_t N>
+    void interleave(int b, T (Block::*field)[N], std::uint32_t flip = 0) {
+        static_assert(sizeof(T) == 1 && N % 4 == 0);
+        for (std::size_t v = 0; v < N / 4; ++v, out += 64)
+            for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, (block<Block>(r, b).*field) + 4 * v, flip);
+    }
+    // The bytes of `field` one at a time: 16 bytes per byte index, one of each row.
+    template <class Block, class T, std::size_t N>
+    void transpose(int b, T (Block::*field)[N]) {
+        static_assert(sizeof(T) == 1);
+        for (std::size_t i = 0; i < N; ++i, out += 16)
+            for (int r = 0; r < kPackRows; ++r) std::memcpy(out + r, (block<Block>(r, b).*field) + i, 1);
+    }
+};
+
+}  // namespace detail
+
+// True for the types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool has_layout(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
+
+// Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
+// dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
+// Precondition: has_layout<K>(type).
+template <int K>
+void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
+    using namespace quant;
+    for (int g = group_begin; g < group_end; ++g) {
+        const std::size_t offset = std::size_t(g) * kPackRows * stride;
+        detail::GroupWriter w{src + offset, stride, dst + offset};
+        switch (type) {
+            case DType::q8_0:
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
+                break;
+            case DType::q4_0:
+                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ4_0::d), w.interleave(b, &BlockQ4_0::qs);
+                break;
+            case DType::q5_0:
+                for (int b = 0; b < K / 32; ++b)
+                    w.halves(b, &BlockQ5_0::d), w.interleave(b, &BlockQ5_0::qh), w.interleave(b, &BlockQ5_0::qs);
+                break;
+            case DType::q4_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ4_K::d), w.halves(b, &BlockQ4_K::dmin), w.transpose(b, &BlockQ4_K::scales),
+                        w.interleave(b, &BlockQ4_K::qs);
+                break;
+            case DType::q5_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ5_K::d), w.halves(b, &BlockQ5_K::dmin), w.transpose(b, &BlockQ5_K::scales),
+                        w.interleave(b, &BlockQ5_K::qh), w.interleave(b, &BlockQ5_K::qs);
+                break;
+            case DType::q6_k:
+                for (int b = 0; b < K / 256; ++b)
+                    w.halves(b, &BlockQ6_K::d), w.transpose(b, &BlockQ6_K::scales), w.interleave(b, &BlockQ6_K::ql),
+                        w.interleave(b, &BlockQ6_K::qh);
+                break;
+            default: break;
+        }
+    }
+}
+
+}  // namespace qwen3::kernels::packed
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
+// ===== end of qwen3/kernels/packed_layout.hpp =====
 // ===== qwen3/kernels/panel_gemm.hpp =====
 // qwen3/kernels/panel_gemm.hpp - prefill matmul where AVX-512 is missing: weights widened to f32
 // panels once per prompt chunk, then an outer-product micro-kernel with no horizontal sums.
@@ -7117,7 +7728,7 @@ struct Matrix {
     static constexpr int cols = Cols;
     DType type = DType::f32;
     const std::byte* data = nullptr;
-    // The same weights in the decode layout of kernels/arch/avx512_packed.hpp (groups of 16 rows
+    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
     // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
     const std::byte* packed = nullptr;
     // True when data points to the model's huge-page copy instead of the file (float matrices).
@@ -7289,6 +7900,7 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (w.packed) return kernels::avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
             if (kernels::avx2::has_quant_kernel<Cols>(w.type))
                 return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
@@ -7336,19 +7948,18 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
     }
 }
 
-// The decode layout (kernels/arch/avx512_packed.hpp): groups of 16 rows interleaved block by block,
-// the same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-inline constexpr int kPackRows = kernels::avx512::kPackRows;
-#else
-inline constexpr int kPackRows = 16;  // no packed layout here; the value keeps callers compiling
-#endif
+// The decode layout (kernels/packed_layout.hpp): groups of 16 rows interleaved block by block, the
+// same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
+inline constexpr int kPackRows = kernels::packed::kPackRows;
 
-// True when matvec has a packed layout for weights of type t with rows of Cols elements.
+// True when matvec has a packed-layout kernel for weights of type t with rows of Cols elements on
+// this CPU (AVX-512 VNNI or AVX2).
 template <int Cols>
 bool has_packed_layout(DType t) {
 #if defined(QWEN3_HAVE_AVX512_VNNI)
     return kernels::avx512::packable<Cols>(t);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+    return kernels::avx2::packable<Cols>(t);
 #else
     (void)t;
     return false;
@@ -7360,11 +7971,7 @@ bool has_packed_layout(DType t) {
 // has_packed_layout<Cols>(w.type).
 template <int Rows, int Cols>
 void pack_row_groups(const Matrix<Rows, Cols>& w, int group_begin, int group_end, std::byte* dst) {
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-    kernels::avx512::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
-#else
-    (void)w, (void)group_begin, (void)group_end, (void)dst;
-#endif
+    kernels::packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
 }
 
 // Row r of W as f32 (the embedding lookup), by the format's reference definition.
@@ -7810,7 +8417,7 @@ struct Weights {
     //    and decode then both read the copy, and the file's pages are released from the mapping,
     //    so the memory stays one copy;
     //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
-    //    Q5_K, Q6_K with AVX-512 VNNI) in that layout: decode reads the copy, prefill keeps reading
+    //    Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy, prefill keeps reading
     //    the file, so these cost their size a second time.
     // Nothing is copied when MemAvailable (/proc/meminfo) cannot hold the copies and the file pages
     // prefill still reads, with 1 GiB to spare: decode then reads the mapped file in place. Returns
@@ -7955,8 +8562,8 @@ struct ModelOptions {
     // Copy the matrices into huge-page memory at load (Weights::pack_for_decode): float ones (F32,
     // F16, BF16) unchanged when the file's pages are small pages, read by prefill and decode, the
     // file's pages released; quantized ones in the decode kernels' layout of 16-row groups where this
-    // CPU has one (AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is then up
-    // to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
+    // CPU has one (AVX-512 VNNI or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is
+    // then up to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
     // MemAvailable cannot hold the copies. Off: everything reads the mapped file in place.
     bool pack_for_decode = true;
     // Float matrices are copied only when they total this many bytes (and the file is not already

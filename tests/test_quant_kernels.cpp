@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <qwen3/kernels/linear.hpp>
@@ -73,7 +74,8 @@ std::vector<double> quantized_input(const float* x, int n, int block) {
 
 template <int K>
 void check_type(DType type, int rows, int tokens) {
-    CAPTURE(qwen3::dtype_name(type));
+    const std::string type_name = qwen3::dtype_name(type);
+    CAPTURE(type_name);
     CAPTURE(K);
     const auto weights = random_rows(type, rows, K, 17);
     const qwen3::Matrix<1 << 20, K> w{type, weights.data()};
@@ -223,7 +225,8 @@ namespace {
 // the weights with the input (rounded to bf16 first when `bf16_products`), rows outside left alone.
 template <int K>
 void check_float_prefill(DType type, int rows, int tokens, int begin, int end, bool bf16_products) {
-    CAPTURE(qwen3::dtype_name(type));
+    const std::string type_name = qwen3::dtype_name(type);
+    CAPTURE(type_name);
     CAPTURE(K);
     CAPTURE(rows);
     CAPTURE(tokens);
@@ -289,8 +292,8 @@ TEST_CASE("prefill column forms hold every token's values side by side, as defin
                                      0x00000001u, 0x8000FFFFu, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F80FFFFu, 0x00000000u};
     for (std::size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[i * 37], &special[i], 4);
     auto in = std::make_unique<qwen3::kernels::Input<K, 32>>();
-    constexpr int G = qwen3::kernels::Input<K, 32>::kColumnGroup;
-    auto token_value = [&](int t, int k) { return t < T ? x[std::size_t(t) * K + k] : 0.f; };
+    [[maybe_unused]] constexpr int G = qwen3::kernels::Input<K, 32>::kColumnGroup;
+    [[maybe_unused]] auto token_value = [&](int t, int k) { return t < T ? x[std::size_t(t) * K + k] : 0.f; };
     in->set(x.data(), T);
 #if defined(__AVX512F__)
     in->prepare(DType::f32);  // f32 columns

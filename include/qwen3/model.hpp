@@ -37,8 +37,8 @@ struct ModelOptions {
     // Copy the matrices into huge-page memory at load (Weights::pack_for_decode): float ones (F32,
     // F16, BF16) unchanged when the file's pages are small pages, read by prefill and decode, the
     // file's pages released; quantized ones in the decode kernels' layout of 16-row groups where this
-    // CPU has one (AVX-512 VNNI; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is then up
-    // to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
+    // CPU has one (AVX-512 VNNI or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is
+    // then up to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
     // MemAvailable cannot hold the copies. Off: everything reads the mapped file in place.
     bool pack_for_decode = true;
     // Float matrices are copied only when they total this many bytes (and the file is not already

@@ -192,7 +192,7 @@ struct Weights {
     //    and decode then both read the copy, and the file's pages are released from the mapping,
     //    so the memory stays one copy;
     //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
-    //    Q5_K, Q6_K with AVX-512 VNNI) in that layout: decode reads the copy, prefill keeps reading
+    //    Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy, prefill keeps reading
     //    the file, so these cost their size a second time.
     // Nothing is copied when MemAvailable (/proc/meminfo) cannot hold the copies and the file pages
     // prefill still reads, with 1 GiB to spare: decode then reads the mapped file in place. Returns

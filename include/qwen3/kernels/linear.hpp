@@ -23,8 +23,10 @@
 #include "arch/avx512_gemm_float.hpp"
 #include "arch/avx512_packed.hpp"
 #include "arch/avx512_quant.hpp"
-#include "arch/avx2_quant.hpp"  // after avx512_quant.hpp: used only where AVX-512 VNNI is not
+#include "arch/avx2_quant.hpp"   // after avx512_quant.hpp: used only where AVX-512 VNNI is not
+#include "arch/avx2_packed.hpp"  // likewise
 #include "input.hpp"
+#include "packed_layout.hpp"
 #include "panel_gemm.hpp"
 #include "simd.hpp"
 
@@ -37,7 +39,7 @@ struct Matrix {
     static constexpr int cols = Cols;
     DType type = DType::f32;
     const std::byte* data = nullptr;
-    // The same weights in the decode layout of kernels/arch/avx512_packed.hpp (groups of 16 rows
+    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
     // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
     const std::byte* packed = nullptr;
     // True when data points to the model's huge-page copy instead of the file (float matrices).
@@ -209,6 +211,7 @@ void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (w.packed) return kernels::avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
             if (kernels::avx2::has_quant_kernel<Cols>(w.type))
                 return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
@@ -256,19 +259,18 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
     }
 }
 
-// The decode layout (kernels/arch/avx512_packed.hpp): groups of 16 rows interleaved block by block,
-// the same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-inline constexpr int kPackRows = kernels::avx512::kPackRows;
-#else
-inline constexpr int kPackRows = 16;  // no packed layout here; the value keeps callers compiling
-#endif
+// The decode layout (kernels/packed_layout.hpp): groups of 16 rows interleaved block by block, the
+// same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
+inline constexpr int kPackRows = kernels::packed::kPackRows;
 
-// True when matvec has a packed layout for weights of type t with rows of Cols elements.
+// True when matvec has a packed-layout kernel for weights of type t with rows of Cols elements on
+// this CPU (AVX-512 VNNI or AVX2).
 template <int Cols>
 bool has_packed_layout(DType t) {
 #if defined(QWEN3_HAVE_AVX512_VNNI)
     return kernels::avx512::packable<Cols>(t);
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
+    return kernels::avx2::packable<Cols>(t);
 #else
     (void)t;
     return false;
@@ -280,11 +282,7 @@ bool has_packed_layout(DType t) {
 // has_packed_layout<Cols>(w.type).
 template <int Rows, int Cols>
 void pack_row_groups(const Matrix<Rows, Cols>& w, int group_begin, int group_end, std::byte* dst) {
-#if defined(QWEN3_HAVE_AVX512_VNNI)
-    kernels::avx512::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
-#else
-    (void)w, (void)group_begin, (void)group_end, (void)dst;
-#endif
+    kernels::packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
 }
 
 // Row r of W as f32 (the embedding lookup), by the format's reference definition.

@@ -1,26 +1,11 @@
-// qwen3/kernels/arch/avx512_packed.hpp - decode kernels over weights repacked in groups of 16 rows.
+// qwen3/kernels/arch/avx512_packed.hpp - decode kernels over weights in the packed layout
+// (kernels/packed_layout.hpp: groups of 16 rows interleaved block by block).
 //
 // The per-row kernels (avx512_quant.hpp) read ggml's blocks in place, but each row ends in a
 // horizontal sum and each block's bytes must be moved into place before a vpdpbusd: on the AVX-512
-// machine measured they reach about half of one core's memory bandwidth in decode. Here, at load time,
-// every 16 rows of a matrix are interleaved block by block, so that a 64-byte load holds four
-// consecutive values of each of the 16 rows: one vpdpbusd against four input bytes broadcast
-// advances 16 rows at once, the 16 row scales of a block are one vector, and a group's 16 outputs
-// are the 16 lanes of an accumulator (no horizontal sums). The bits are ggml's, only reordered; a
-// packed matrix takes exactly the bytes of the original.
-//
-// Layout of one group of 16 rows, block after block (32 elements for Q8_0/Q4_0, 256 for K-quants):
-//   Q8_0: d[16] (f16), then 8 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r, XOR 0x80
-//         (stored unsigned, so it is vpdpbusd's unsigned operand; 128 * sum(x) is taken back out)
-//   Q4_0: d[16] (f16), then 4 x 64 bytes: vector j, lane r = qs[4j, 4j + 4) of row r (low nibbles are
-//         elements 4j.., high nibbles 16 + 4j..)
-//   Q5_0: d[16] (f16), qh of the 16 rows (64 bytes: lane r = row r's 32 fifth bits), then qs as Q4_0
-//   Q4_K: d[16], dmin[16] (f16), scales transposed (byte i of the 16 rows together: 12 x 16 bytes),
-//         then 32 x 64 bytes: vector 8c + j, lane r = qs[32c + 4j, +4) of row r
-//   Q5_K: as Q4_K, with qh between the scales and qs: 8 x 64 bytes, vector j, lane r = qh[4j, 4j + 4)
-//         of row r (the fifth bits of elements 4j.. of every chunk of 64)
-//   Q6_K: d[16] (f16), scales transposed (16 x 16 bytes), then ql as 32 vectors (vector 16h + 8p + j,
-//         lane r = ql[64h + 32p + 4j, +4)), then qh as 16 vectors (vector 8h + j: qh[32h + 4j, +4))
+// machine measured they reach about half of one core's memory bandwidth in decode. Here one vpdpbusd
+// against four input bytes broadcast advances 16 rows at once, and a group's 16 outputs are the 16
+// lanes of an accumulator (no horizontal sums).
 #pragma once
 
 #include "avx512_quant.hpp"  // QWEN3_HAVE_AVX512_VNNI
@@ -36,19 +21,13 @@
 
 #include "../../format/quant_blocks.hpp"
 #include "../../tensor.hpp"
+#include "../packed_layout.hpp"
 
 namespace qwen3::kernels::avx512 {
 
-inline constexpr int kPackRows = 16;
+using packed::kPackRows;
 
 namespace packed_detail {
-
-inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
-    std::uint32_t v;
-    std::memcpy(&v, src, 4);
-    v ^= flip;
-    std::memcpy(dst, &v, 4);
-}
 
 inline __m512i broadcast4(const std::int8_t* x) {
     std::int32_t v;
@@ -71,81 +50,6 @@ inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
 inline void prefetch(const std::byte* p, int bytes) {
     for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
 }
-
-// Writes the blocks of one group of 16 rows in the packed layout, in order.
-struct GroupWriter {
-    const std::byte* rows;  // row 0 of the group
-    std::size_t stride;     // bytes from one row to the next
-    std::byte* out;
-
-    template <class Block>
-    const Block& block(int r, int b) const {
-        return reinterpret_cast<const Block*>(rows + std::size_t(r) * stride)[b];
-    }
-    // The f16 `field` of block b of the 16 rows: 32 bytes.
-    template <class Block>
-    void halves(int b, std::uint16_t Block::*field) {
-        for (int r = 0; r < kPackRows; ++r) std::memcpy(out + 2 * r, &(block<Block>(r, b).*field), 2);
-        out += 32;
-    }
-    // The bytes of `field` four at a time: vector v, lane r = bytes [4v, 4v + 4) of row r (XOR flip).
-    template <class Block, class T, std::size_t N>
-    void interleave(int b, T (Block::*field)[N], std::uint32_t flip = 0) {
-        static_assert(sizeof(T) == 1 && N % 4 == 0);
-        for (std::size_t v = 0; v < N / 4; ++v, out += 64)
-            for (int r = 0; r < kPackRows; ++r) put4(out + 4 * r, (block<Block>(r, b).*field) + 4 * v, flip);
-    }
-    // The bytes of `field` one at a time: 16 bytes per byte index, one of each row.
-    template <class Block, class T, std::size_t N>
-    void transpose(int b, T (Block::*field)[N]) {
-        static_assert(sizeof(T) == 1);
-        for (std::size_t i = 0; i < N; ++i, out += 16)
-            for (int r = 0; r < kPackRows; ++r) std::memcpy(out + r, (block<Block>(r, b).*field) + i, 1);
-    }
-};
-
-}  // namespace packed_detail
-
-// Packs row groups [group_begin, group_end) of a matrix whose rows are `stride` bytes apart into
-// dst (group g at dst + g * 16 * stride). Rows must come in whole groups of 16.
-template <int K>
-void pack_groups(DType type, const std::byte* src, std::size_t stride, int group_begin, int group_end, std::byte* dst) {
-    using namespace quant;
-    for (int g = group_begin; g < group_end; ++g) {
-        const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        packed_detail::GroupWriter w{src + offset, stride, dst + offset};
-        switch (type) {
-            case DType::q8_0:
-                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
-                break;
-            case DType::q4_0:
-                for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ4_0::d), w.interleave(b, &BlockQ4_0::qs);
-                break;
-            case DType::q5_0:
-                for (int b = 0; b < K / 32; ++b)
-                    w.halves(b, &BlockQ5_0::d), w.interleave(b, &BlockQ5_0::qh), w.interleave(b, &BlockQ5_0::qs);
-                break;
-            case DType::q4_k:
-                for (int b = 0; b < K / 256; ++b)
-                    w.halves(b, &BlockQ4_K::d), w.halves(b, &BlockQ4_K::dmin), w.transpose(b, &BlockQ4_K::scales),
-                        w.interleave(b, &BlockQ4_K::qs);
-                break;
-            case DType::q5_k:
-                for (int b = 0; b < K / 256; ++b)
-                    w.halves(b, &BlockQ5_K::d), w.halves(b, &BlockQ5_K::dmin), w.transpose(b, &BlockQ5_K::scales),
-                        w.interleave(b, &BlockQ5_K::qh), w.interleave(b, &BlockQ5_K::qs);
-                break;
-            case DType::q6_k:
-                for (int b = 0; b < K / 256; ++b)
-                    w.halves(b, &BlockQ6_K::d), w.transpose(b, &BlockQ6_K::scales), w.interleave(b, &BlockQ6_K::ql),
-                        w.interleave(b, &BlockQ6_K::qh);
-                break;
-            default: break;
-        }
-    }
-}
-
-namespace packed_detail {
 
 // One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
 // xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
