@@ -88,7 +88,9 @@ void check_type(DType type, int rows, int tokens) {
     const int prefill_block = 32;  // the column kernels read the input quantized per 32
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
     const bool int8_kernel = qwen3::kernels::avx2::has_quant_kernel<K>(type);
-    const int prefill_block = k_quant ? 256 : 32;  // the decode forms, 4 tokens at a time
+    // the column kernels read the input quantized per 32; the decode forms, 4 tokens at a time, per
+    // 256 for K-quants
+    const int prefill_block = qwen3::kernels::uses_column_gemm(type, tokens) || !k_quant ? 32 : 256;
 #else
     const int prefill_block = 32;
     const bool int8_kernel = false;  // the portable path: dequantize, then f32
@@ -99,7 +101,12 @@ void check_type(DType type, int rows, int tokens) {
         return std::vector<double>(xt, xt + K);
     };
     // prefill with enough tokens widens the weights to f32 panels and reads the float input
+#if defined(QWEN3_HAVE_AVX2_QUANT)
+    const bool prefill_int8 = (qwen3::kernels::uses_column_gemm(type, tokens) && qwen3::kernels::avx2::has_column_gemm<K>(type)) ||
+                              (int8_kernel && !qwen3::kernels::uses_panel_gemm(type, tokens));
+#else
     const bool prefill_int8 = int8_kernel && !qwen3::kernels::uses_panel_gemm(type, tokens);
+#endif
     CAPTURE(tokens);
     CAPTURE(prefill_int8);
     auto in = std::make_unique<qwen3::kernels::Input<K, 128>>();

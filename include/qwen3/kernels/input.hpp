@@ -23,16 +23,35 @@
 
 namespace qwen3::kernels {
 
+// Whether a matmul of `tokens` tokens with quantized `weights` goes to an int8 column kernel, which
+// reads the input's column form (tokens side by side): avx512_gemm.hpp with AVX-512 VNNI for every
+// prefill, avx2_gemm.hpp on AVX2 for its six formats from one full group of 16 tokens.
+inline bool uses_column_gemm(DType weights, int tokens) {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    return dtype_info(weights).block_elems > 1 && tokens > 1;
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    switch (weights) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: case DType::q4_k: case DType::q5_k: case DType::q6_k: return tokens >= 16;
+        default: return false;
+    }
+#else
+    (void)weights;
+    (void)tokens;
+    return false;
+#endif
+}
+
 // Whether a matmul of `tokens` tokens with `weights` goes to the panel kernels (panel_gemm.hpp),
 // which read f32 rows: on CPUs without AVX-512, with enough tokens to repay widening each panel
 // (bench_kernels matmul128 with 32 and 64 tokens, Zen 3: BF16 and Q4 formats gain from 32 tokens,
-// Q8_0 and Q6_K, whose int8 kernels are the fastest, from 64).
+// Q8_0 and Q6_K, whose int8 kernels are the fastest, from 64), unless an int8 column kernel takes them.
 inline bool uses_panel_gemm(DType weights, int tokens) {
 #if defined(__AVX512F__)
     (void)weights;
     (void)tokens;
     return false;
 #else
+    if (uses_column_gemm(weights, tokens)) return false;
     if (weights == DType::q8_0 || weights == DType::q6_k) return tokens >= 64;
     return tokens >= 32;
 #endif
@@ -50,9 +69,7 @@ inline InputForm input_form(DType weights, int tokens, bool bf16_products = fals
     if (weights == DType::bf16 && tokens > 1 && bf16_products) return InputForm::bf16_columns;
 #endif
     (void)bf16_products;
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-    if (quantized && tokens > 1) return InputForm::q8_columns;
-#endif
+    if (uses_column_gemm(weights, tokens)) return InputForm::q8_columns;
 #if defined(__AVX512F__)
     if (!quantized && tokens > 1) return InputForm::f32_columns;
 #endif

@@ -24,6 +24,7 @@
 #include "arch/avx512_packed.hpp"
 #include "arch/avx512_quant.hpp"
 #include "arch/avx2_quant.hpp"   // after avx512_quant.hpp: used only where AVX-512 VNNI is not
+#include "arch/avx2_gemm.hpp"    // likewise
 #include "arch/avx2_packed.hpp"  // likewise
 #include "input.hpp"
 #include "packed_layout.hpp"
@@ -250,6 +251,8 @@ void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& 
             if (kernels::avx512::has_quant_kernel<Cols>(w.type))
                 return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
+            if (kernels::uses_column_gemm(w.type, tokens) && kernels::avx2::has_column_gemm<Cols>(w.type))
+                return kernels::avx2::matmul_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
             if (kernels::avx2::has_quant_kernel<Cols>(w.type))
                 return kernels::avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
