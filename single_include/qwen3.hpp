@@ -6440,11 +6440,10 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 // form, two 32-byte halves of 8 tokens). The products go through vpmaddubsw (unsigned weight x
 // signed input, pairs summed to int16) and are summed in int16 for as many steps as the format's
 // values allow before one vpmaddwd widens them: 8 steps for 4-bit values (a pair reaches
-// 2 x 15 x 127 = 3810), 4 for 5-bit and for Q6_K (signed, |w| <= 32), 1 for Q8_0. Signed weights go
-// in as |w| with w's sign moved onto the input. The multiply ports, which bound llama.cpp's AVX2 kernels (two
+// 2 x 15 x 127 = 3810), 4 for 5-bit, 2 for Q6_K (signed, |w| <= 32, times the input + 128), 1 for
+// Q8_0 (signed, as |w| with w's sign moved onto the input). The multiply ports, which bound llama.cpp's AVX2 kernels (two
 // multiplies and a float conversion per 32 products and token), see 9 operations per 256 products
-// here for 4-bit formats. The column form stores the input +128 (vpdpbusd's unsigned operand on
-// AVX-512); it is flipped back to signed once per load, shared by four rows.
+// here for 4-bit formats.
 
 
 #if defined(QWEN3_HAVE_AVX2_QUANT)
@@ -6476,6 +6475,14 @@ struct UnpackedRow {
     alignas(32) std::uint8_t w[K];
     float scale[blocks];
     float min_coef[blocks];
+    std::int32_t bias[blocks];  // Operands::offset_input: 128 * sum of the block's w
+};
+
+// How a kernel feeds vpmaddubsw, whose first operand is unsigned and second signed.
+enum class Operands {
+    unsigned_weights,  // w unsigned (Q4_0, Q5_0, Q4_K, Q5_K: up to 31), x as it is
+    offset_input,      // w signed and small (Q6_K: |w| <= 32), x + 128; 128 * sum(w) comes back out
+    sign_moved,        // w signed (Q8_0): |w|, with w's sign moved onto x
 };
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -6554,6 +6561,14 @@ inline void unpack_q6_k(const quant::BlockQ6_K* blocks, UnpackedRow<K, 16>& u) {
             store(out + 64, value(_mm256_srli_epi16(ql0, 4), 4));
             store(out + 96, value(_mm256_srli_epi16(ql1, 4), 6));
         }
+        // 128 * (sum of each 16 values): vpsadbw sums 8 bytes, flipped to unsigned (w + 128)
+        for (int i = 0; i < 8; ++i) {
+            const __m256i sums = _mm256_sad_epu8(_mm256_xor_si256(load(u.w + 256 * b + 32 * i), _mm256_set1_epi8(char(0x80))), _mm256_setzero_si256());
+            alignas(32) std::int64_t part[4];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(part), sums);
+            u.bias[16 * b + 2 * i] = std::int32_t(128 * (part[0] + part[1] - 128 * 16));
+            u.bias[16 * b + 2 * i + 1] = std::int32_t(128 * (part[2] + part[3] - 128 * 16));
+        }
         const float d = half_to_float(blk.d);
         for (int g = 0; g < 16; ++g) {
             u.scale[16 * b + g] = d * float(blk.scales[g]);
@@ -6566,57 +6581,54 @@ inline constexpr int kGemmRows = 4;
 
 // Y for kGemmRows unpacked rows times the 16 tokens of column group `group`: out[r][16 tokens].
 // Steps: how many 4-byte steps are summed in int16 before widening (see the header comment);
-// Signed: the weights are signed bytes (Q8_0, Q6_K), multiplied as |w| with w's sign on the input.
-template <int K, int G, int Steps, bool Signed, bool HasMin, class Input>
+// How: the operands of vpmaddubsw (see Operands).
+// One half of the group (8 tokens) at a time, so that every sum stays in one of AVX2's 16 registers.
+template <int K, int G, int Steps, Operands How, bool HasMin, class Input>
 [[gnu::noinline]] void column_tile(const UnpackedRow<K, G>* const* rows, const Input& in, int group, float* out) {
     constexpr int R = kGemmRows;
     static_assert((G / 4) % Steps == 0);
-    const std::uint8_t* x = in.columns(group);
-    const float* dx = in.column_scales(group);
-    const float* sx = in.column_sums(group);
-    const __m256i flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
-    __m256 acc[R][2];
-    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int b = 0; b < K / G; ++b) {
-        __m256i dot[R][2];
-        for (int r = 0; r < R; ++r) dot[r][0] = dot[r][1] = _mm256_setzero_si256();
-        for (int j0 = 0; j0 < G / 4; j0 += Steps) {
-            __m256i sum16[R][2];
-            for (int r = 0; r < R; ++r) sum16[r][0] = sum16[r][1] = _mm256_setzero_si256();
-            for (int j = j0; j < j0 + Steps; ++j) {
-                const std::uint8_t* xj = x + std::size_t(b * (G / 4) + j) * 64;
-                const __m256i x0 = _mm256_xor_si256(load(xj), flip), x1 = _mm256_xor_si256(load(xj + 32), flip);
-                for (int r = 0; r < R; ++r) {
-                    std::int32_t w4;
-                    std::memcpy(&w4, rows[r]->w + b * G + 4 * j, 4);
-                    const __m256i wv = _mm256_set1_epi32(w4);
-                    if constexpr (Signed) {
-                        const __m256i magnitude = _mm256_sign_epi8(wv, wv);
-                        sum16[r][0] = _mm256_add_epi16(sum16[r][0], _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(x0, wv)));
-                        sum16[r][1] = _mm256_add_epi16(sum16[r][1], _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(x1, wv)));
-                    } else {
-                        sum16[r][0] = _mm256_add_epi16(sum16[r][0], _mm256_maddubs_epi16(wv, x0));
-                        sum16[r][1] = _mm256_add_epi16(sum16[r][1], _mm256_maddubs_epi16(wv, x1));
+    static_assert(Input::kColumnFlip == 0, "the column form holds the input as signed bytes");
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; ++h) {
+        const std::uint8_t* x = in.columns(group) + 32 * h;
+        const float* dx = in.column_scales(group) + 8 * h;
+        const float* sx = in.column_sums(group) + 8 * h;
+        __m256 acc[R];
+        for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+        for (int b = 0; b < K / G; ++b) {
+            __m256i dot[R];
+            for (int r = 0; r < R; ++r) dot[r] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+            for (int j0 = 0; j0 < G / 4; j0 += Steps) {
+                __m256i sum16[R];
+                for (int r = 0; r < R; ++r) sum16[r] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+                for (int j = j0; j < j0 + Steps; ++j) {
+                    __m256i xv = load(x + std::size_t(b * (G / 4) + j) * 64);
+                    if constexpr (How == Operands::offset_input) xv = _mm256_xor_si256(xv, _mm256_set1_epi8(char(0x80)));
+                    for (int r = 0; r < R; ++r) {
+                        std::int32_t w4;
+                        std::memcpy(&w4, rows[r]->w + b * G + 4 * j, 4);
+                        const __m256i wv = _mm256_set1_epi32(w4);
+                        __m256i products;
+                        if constexpr (How == Operands::sign_moved) products = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                        else if constexpr (How == Operands::offset_input) products = _mm256_maddubs_epi16(xv, wv);
+                        else products = _mm256_maddubs_epi16(wv, xv);
+                        sum16[r] = _mm256_add_epi16(sum16[r], products);
                     }
                 }
+                for (int r = 0; r < R; ++r) dot[r] = _mm256_add_epi32(dot[r], _mm256_madd_epi16(sum16[r], ones));
             }
+            const int xb = b * G / 32;  // the input's block of 32 holding this block
+            const __m256 dxv = _mm256_loadu_ps(dx + xb * 16);
+            [[maybe_unused]] const __m256 sxv = _mm256_loadu_ps(sx + xb * 16);
             for (int r = 0; r < R; ++r) {
-                dot[r][0] = _mm256_add_epi32(dot[r][0], _mm256_madd_epi16(sum16[r][0], ones));
-                dot[r][1] = _mm256_add_epi32(dot[r][1], _mm256_madd_epi16(sum16[r][1], ones));
+                if constexpr (How == Operands::offset_input) dot[r] = _mm256_sub_epi32(dot[r], _mm256_set1_epi32(rows[r]->bias[b]));
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r]), _mm256_mul_ps(_mm256_set1_ps(rows[r]->scale[b]), dxv), acc[r]);
+                if constexpr (HasMin) acc[r] = _mm256_fmadd_ps(sxv, _mm256_set1_ps(rows[r]->min_coef[b]), acc[r]);
             }
         }
-        const int xb = b * G / 32;  // the input's block of 32 holding this block
-        for (int h = 0; h < 2; ++h) {
-            const __m256 dxv = _mm256_loadu_ps(dx + xb * 16 + 8 * h), sxv = _mm256_loadu_ps(sx + xb * 16 + 8 * h);
-            for (int r = 0; r < R; ++r) {
-                acc[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[r][h]), _mm256_mul_ps(_mm256_set1_ps(rows[r]->scale[b]), dxv), acc[r][h]);
-                if constexpr (HasMin) acc[r][h] = _mm256_fmadd_ps(sxv, _mm256_set1_ps(rows[r]->min_coef[b]), acc[r][h]);
-            }
-        }
-    }
-    for (int r = 0; r < R; ++r) {
-        _mm256_storeu_ps(out + 16 * r, acc[r][0]);
-        _mm256_storeu_ps(out + 16 * r + 8, acc[r][1]);
+        for (int r = 0; r < R; ++r) _mm256_storeu_ps(out + 16 * r + 8 * h, acc[r]);
     }
 }
 
@@ -6639,7 +6651,7 @@ template <int K, class Input>
 void matmul_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
                     int row_begin, int row_end) {
     using namespace gemm_detail;
-    auto run = [&]<int G, int Steps, bool Signed, bool HasMin>(auto unpack) {
+    auto run = [&]<int G, int Steps, Operands How, bool HasMin>(auto unpack) {
         UnpackedRow<K, G>* panel = unpack_buffer<K, G>().data();
         constexpr int P = kPanelRows<K>, R = kGemmRows;
         const int tokens = in.tokens(), groups = (tokens + 15) / 16;
@@ -6653,7 +6665,7 @@ void matmul_columns(DType type, const std::byte* w, std::size_t stride, const In
                     const int count = std::min(R, rows - r0);
                     const UnpackedRow<K, G>* tile_rows[R];
                     for (int r = 0; r < R; ++r) tile_rows[r] = panel + r0 + std::min(r, count - 1);  // a short tile repeats its last row
-                    column_tile<K, G, Steps, Signed, HasMin>(tile_rows, in, g, tile);
+                    column_tile<K, G, Steps, How, HasMin>(tile_rows, in, g, tile);
                     for (int t = 0; t < lanes; ++t)
                         for (int r = 0; r < count; ++r) y[std::size_t(16 * g + t) * y_stride + std::size_t(p0 + r0 + r)] = tile[16 * r + t];
                 }
@@ -6663,29 +6675,29 @@ void matmul_columns(DType type, const std::byte* w, std::size_t stride, const In
     switch (type) {
         case DType::q8_0:
             if constexpr (K % 32 == 0)
-                return run.template operator()<32, 1, true, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
+                return run.template operator()<32, 1, Operands::sign_moved, false>([](const std::byte* row, UnpackedRow<K, 32>& u) {
                     unpack_q8_0<K>(reinterpret_cast<const quant::BlockQ8_0*>(row), u);
                 });
             break;
         case DType::q4_0:
             if constexpr (K % 32 == 0)
-                return run.template operator()<32, 8, false, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_0_q5_0<K, false>(row, u); });
+                return run.template operator()<32, 8, Operands::unsigned_weights, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_0_q5_0<K, false>(row, u); });
             break;
         case DType::q5_0:
             if constexpr (K % 32 == 0)
-                return run.template operator()<32, 4, false, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_0_q5_0<K, true>(row, u); });
+                return run.template operator()<32, 4, Operands::unsigned_weights, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_0_q5_0<K, true>(row, u); });
             break;
         case DType::q4_k:
             if constexpr (K % 256 == 0)
-                return run.template operator()<32, 8, false, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_k_q5_k<K, false>(row, u); });
+                return run.template operator()<32, 8, Operands::unsigned_weights, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_k_q5_k<K, false>(row, u); });
             break;
         case DType::q5_k:
             if constexpr (K % 256 == 0)
-                return run.template operator()<32, 4, false, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_k_q5_k<K, true>(row, u); });
+                return run.template operator()<32, 4, Operands::unsigned_weights, true>([](const std::byte* row, UnpackedRow<K, 32>& u) { unpack_q4_k_q5_k<K, true>(row, u); });
             break;
         case DType::q6_k:
             if constexpr (K % 256 == 0)
-                return run.template operator()<16, 4, true, false>([](const std::byte* row, UnpackedRow<K, 16>& u) {
+                return run.template operator()<16, 2, Operands::offset_input, false>([](const std::byte* row, UnpackedRow<K, 16>& u) {
                     unpack_q6_k<K>(reinterpret_cast<const quant::BlockQ6_K*>(row), u);
                 });
             break;
@@ -7388,11 +7400,18 @@ public:
     const std::int32_t* sums16(int t) const { return sums16_.data() + std::size_t(t) * (K / 16); }
 
     // Column form, for prefill: tokens in groups of kColumnGroup side by side. For group g, four
-    // consecutive int8 values of each token, offset by +128 to unsigned, form one 32-bit lane, so
+    // consecutive int8 values of each token (offset by +128 to unsigned: kColumnFlip) form one lane, so
     // a 64-byte row holds elements [4j, 4j + 4) of all 16 tokens: columns(g) + 64 * j. Per block of
     // 32 and token: the scale, and scale * (sum of the int8 values). Missing tokens of the last
     // group are zeros with zero scales.
     static constexpr int kColumnGroup = 16;
+    // What the column form's bytes are XORed with: 0x80 each (+128, unsigned) for the AVX-512 VNNI
+    // kernel; the AVX2 kernel takes the input as vpmaddubsw's signed operand, as it is.
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    static constexpr std::uint32_t kColumnFlip = 0x80808080u;
+#else
+    static constexpr std::uint32_t kColumnFlip = 0;
+#endif
     const std::uint8_t* columns(int g) const { return columns_.data() + std::size_t(g) * K * kColumnGroup; }
     const float* column_scales(int g) const { return column_scales_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
     const float* column_sums(int g) const { return column_sums_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
@@ -7471,10 +7490,11 @@ private:
                 sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
             }
         }
-        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80) where
+        // the kernel reading them takes the input as vpdpbusd's unsigned operand (kColumnFlip)
 #if defined(__AVX512F__)
         if constexpr (K % 64 == 0) {
-            const __m512i flip = _mm512_set1_epi32(int(0x80808080u));
+            const __m512i flip = _mm512_set1_epi32(int(kColumnFlip));
             return transpose_blocks(
                 g, K / 64, [&](int t, int i) { return _mm512_loadu_si512(q8(t) + 64 * i); },
                 [&](int i, const __m512i* r) {
@@ -7488,7 +7508,7 @@ private:
             for (int j = 0; j < K / 4; ++j) {
                 std::uint32_t four = 0;
                 if (q) std::memcpy(&four, q + 4 * j, 4);
-                four ^= 0x80808080u;
+                four ^= kColumnFlip;
                 std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }
         }

@@ -191,11 +191,18 @@ public:
     const std::int32_t* sums16(int t) const { return sums16_.data() + std::size_t(t) * (K / 16); }
 
     // Column form, for prefill: tokens in groups of kColumnGroup side by side. For group g, four
-    // consecutive int8 values of each token, offset by +128 to unsigned, form one 32-bit lane, so
+    // consecutive int8 values of each token (offset by +128 to unsigned: kColumnFlip) form one lane, so
     // a 64-byte row holds elements [4j, 4j + 4) of all 16 tokens: columns(g) + 64 * j. Per block of
     // 32 and token: the scale, and scale * (sum of the int8 values). Missing tokens of the last
     // group are zeros with zero scales.
     static constexpr int kColumnGroup = 16;
+    // What the column form's bytes are XORed with: 0x80 each (+128, unsigned) for the AVX-512 VNNI
+    // kernel; the AVX2 kernel takes the input as vpmaddubsw's signed operand, as it is.
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    static constexpr std::uint32_t kColumnFlip = 0x80808080u;
+#else
+    static constexpr std::uint32_t kColumnFlip = 0;
+#endif
     const std::uint8_t* columns(int g) const { return columns_.data() + std::size_t(g) * K * kColumnGroup; }
     const float* column_scales(int g) const { return column_scales_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
     const float* column_sums(int g) const { return column_sums_.data() + std::size_t(g) * blocks32 * kColumnGroup; }
@@ -274,10 +281,11 @@ private:
                 sums[b * kColumnGroup + lane] = present ? scales32(t)[b] * float(sums32(t)[b]) : 0.f;
             }
         }
-        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80)
+        // four int8 values as one 32-bit lane, each flipped to unsigned (q + 128 == q ^ 0x80) where
+        // the kernel reading them takes the input as vpdpbusd's unsigned operand (kColumnFlip)
 #if defined(__AVX512F__)
         if constexpr (K % 64 == 0) {
-            const __m512i flip = _mm512_set1_epi32(int(0x80808080u));
+            const __m512i flip = _mm512_set1_epi32(int(kColumnFlip));
             return transpose_blocks(
                 g, K / 64, [&](int t, int i) { return _mm512_loadu_si512(q8(t) + 64 * i); },
                 [&](int i, const __m512i* r) {
@@ -291,7 +299,7 @@ private:
             for (int j = 0; j < K / 4; ++j) {
                 std::uint32_t four = 0;
                 if (q) std::memcpy(&four, q + 4 * j, 4);
-                four ^= 0x80808080u;
+                four ^= kColumnFlip;
                 std::memcpy(out + (std::size_t(j) * kColumnGroup + std::size_t(lane)) * 4, &four, 4);
             }
         }
