@@ -49,10 +49,11 @@ inline __m256i dot4(__m256i acc, __m256i u, __m256i s) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 }
 
-// Pair products u * s summed into int16 lanes. vpmaddwd, not vpmaddubsw, is the scarce operation
-// (both use the multiplier ports), so values of up to 5 bits add a few of these in int16 before
-// widening: a pair of 4-bit values reaches 2 x 15 x 127 = 3810, so eight steps stay below 2^15
-// (four for 5-bit values, two for Q6_K's 6-bit ones).
+// Pair products u * s summed into int16 lanes. Values of up to 6 bits add a few steps of these in
+// int16 before one vpmaddwd widens them, half the multiplies of widening every step (both
+// instructions use the multiplier ports; decode, which waits on memory, measured the same either
+// way): a pair of 4-bit values reaches 2 x 15 x 127 = 3810, so eight steps stay below 2^15 (four for
+// 5-bit values, two for Q6_K's 6-bit ones).
 inline __m256i pairs16(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
 inline __m256i add16(__m256i a, __m256i b) { return _mm256_add_epi16(a, b); }
 
