@@ -28,17 +28,14 @@
 
 #include "../../format/quant_blocks.hpp"
 #include "../../tensor.hpp"
+#include "../packed_layout.hpp"
 
 namespace qwen3::kernels::avx2 {
 
-// Types the column kernel handles, for rows of K elements.
+// Types the column kernel handles, for rows of K elements: the six of the packed decode layout.
 template <int K>
 constexpr bool has_column_gemm(DType type) {
-    switch (type) {
-        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
-        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
-        default: return false;
-    }
+    return packed::has_layout<K>(type);
 }
 
 namespace gemm_detail {
