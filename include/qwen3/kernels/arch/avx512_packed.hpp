@@ -42,8 +42,8 @@ inline __m512 halves16(const std::byte* p) {  // 16 f16 values
 inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
 
 // How far ahead of the block being read the stream is prefetched (QWEN3_PACKED_PREFETCH sets it for
-// experiments). 4096 measured no better here: 0.6B tg128, alternated, +3% on average over Q8_0, Q4_0
-// and Q4_K_M with 1 and 2 threads, from -9% to +26% one pair to the next.
+// experiments). 4096 measured no better overall: 0.6B tg128, alternated 2-5 times per case, Q8_0
+// with 2 threads slower in all five pairs (-1% to -14%), Q4_0 and Q4_K_M from -9% to +30%.
 #if defined(QWEN3_PACKED_PREFETCH)
 inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
 #else
