@@ -21,7 +21,7 @@
 #include <qwen3/kernels/linear.hpp>
 #include <qwen3/kernels/norm.hpp>
 #include <qwen3/kernels/rope.hpp>
-#include <qwen3/kernels/simd.hpp>
+#include <qwen3/detail/simd.hpp>
 #include <qwen3/kv_arena.hpp>
 
 namespace {
@@ -38,7 +38,7 @@ std::vector<std::byte> random_weights(DType type, int rows, int cols, std::uint6
         std::memcpy(data.data() + i, &v, std::min<std::size_t>(8, data.size() - i));
     }
     const auto& info = qwen3::dtype_info(type);
-    const std::uint16_t small_half = qwen3::simd::f32_to_f16(0.01f);
+    const std::uint16_t small_half = qwen3::detail::simd::f32_to_f16(0.01f);
     auto set_half = [&](std::size_t offset) { std::memcpy(data.data() + offset, &small_half, 2); };
     const std::size_t blocks = data.size() / info.block_bytes;
     for (std::size_t b = 0; b < blocks; ++b) {
@@ -46,7 +46,7 @@ std::vector<std::byte> random_weights(DType type, int rows, int cols, std::uint6
         switch (type) {
             case DType::f32: { float f = float(int(rng() % 2001) - 1000) * 1e-5f; std::memcpy(data.data() + at, &f, 4); break; }
             case DType::f16: set_half(at); break;
-            case DType::bf16: { std::uint16_t h = qwen3::simd::f32_to_bf16(float(int(rng() % 2001) - 1000) * 1e-5f); std::memcpy(data.data() + at, &h, 2); break; }
+            case DType::bf16: { std::uint16_t h = qwen3::detail::simd::f32_to_bf16(float(int(rng() % 2001) - 1000) * 1e-5f); std::memcpy(data.data() + at, &h, 2); break; }
             case DType::q6_k: set_half(at + 208); break;
             case DType::q4_k: case DType::q5_k: set_half(at); set_half(at + 2); break;
             default: set_half(at); break;  // Q8_0, Q4_0, Q5_0: d first
@@ -68,10 +68,10 @@ void matvec(benchmark::State& state, DType type, bool packed) {
         ring.push_back(random_weights(type, Rows, Cols, std::uint64_t(c)));
         if (!packed) continue;
         packed_ring.emplace_back(bytes);
-        qwen3::pack_row_groups(qwen3::Matrix<Rows, Cols>{type, ring.back().data()}, 0, Rows / qwen3::kPackRows,
+        qwen3::detail::pack_row_groups(qwen3::Matrix<Rows, Cols>{type, ring.back().data()}, 0, Rows / qwen3::detail::kPackRows,
                                packed_ring.back().data());
     }
-    qwen3::kernels::Input<Cols, 1> in;
+    qwen3::detail::Input<Cols, 1> in;
     std::vector<float> x(Cols), y(Rows);
     for (int i = 0; i < Cols; ++i) x[std::size_t(i)] = std::sin(float(i));
     in.set(x.data(), 1);
@@ -81,7 +81,7 @@ void matvec(benchmark::State& state, DType type, bool packed) {
         qwen3::Matrix<Rows, Cols> w{type, ring[std::size_t(next)].data()};
         if (packed) w.packed = packed_ring[std::size_t(next)].data();
         next = (next + 1) % copies;
-        qwen3::matvec(w, in, y.data(), 0, Rows);
+        qwen3::detail::matvec(w, in, y.data(), 0, Rows);
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["bytes/s"] = benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
@@ -93,7 +93,7 @@ template <int Rows, int Cols>
 void matmul(benchmark::State& state, DType type, bool bf16_products) {
     constexpr int kTokens = 512;
     const auto weights = random_weights(type, Rows, Cols, 7);
-    auto in = std::make_unique<qwen3::kernels::Input<Cols, kTokens>>();
+    auto in = std::make_unique<qwen3::detail::Input<Cols, kTokens>>();
     in->allow_bf16_products(bf16_products);
     std::vector<float> x(static_cast<std::size_t>(Cols) * kTokens), y(static_cast<std::size_t>(Rows) * kTokens);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i));
@@ -101,7 +101,7 @@ void matmul(benchmark::State& state, DType type, bool bf16_products) {
     for (auto _ : state) {
         in->set(x.data(), kTokens);  // the input is prepared anew for every matrix, as in prefill
         in->prepare(type);
-        qwen3::matmul(w, *in, y.data(), Rows, 0, Rows);
+        qwen3::detail::matmul(w, *in, y.data(), Rows, 0, Rows);
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["FLOP/s"] = benchmark::Counter(2.0 * Rows * Cols * kTokens, benchmark::Counter::kIsIterationInvariantRate);
@@ -113,7 +113,7 @@ void rms_norm(benchmark::State& state) {
     std::vector<float> x(N), w(N, 1.0f), y(N);
     for (int i = 0; i < N; ++i) x[std::size_t(i)] = std::sin(float(i));
     for (auto _ : state) {
-        qwen3::kernels::rms_norm<N>(x.data(), w.data(), 1e-6f, y.data());
+        qwen3::detail::rms_norm<N>(x.data(), w.data(), 1e-6f, y.data());
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["bytes/s"] = benchmark::Counter(3.0 * N * 4, benchmark::Counter::kIsIterationInvariantRate);
@@ -125,7 +125,7 @@ void swiglu(benchmark::State& state) {
     for (int i = 0; i < N; ++i) g[std::size_t(i)] = std::sin(float(i)), u[std::size_t(i)] = std::cos(float(i));
     for (auto _ : state) {
         std::vector<float> gate = g;
-        qwen3::kernels::swiglu<N>(gate.data(), u.data());
+        qwen3::detail::swiglu<N>(gate.data(), u.data());
         benchmark::DoNotOptimize(gate.data());
     }
     state.counters["elements/s"] = benchmark::Counter(N, benchmark::Counter::kIsIterationInvariantRate);
@@ -133,12 +133,12 @@ void swiglu(benchmark::State& state) {
 
 template <class Cfg>
 void rope(benchmark::State& state) {
-    qwen3::kernels::Rope<Cfg::head_dim> r(1e6, qwen3::RopeScaling{});
+    qwen3::detail::Rope<Cfg::head_dim> r(1e6, qwen3::RopeScaling{});
     std::vector<float> q(Cfg::q_dim, 0.5f), cs(Cfg::head_dim);
     long pos = 1000;
     for (auto _ : state) {
         r.angles(pos++, cs.data(), cs.data() + Cfg::head_dim / 2);
-        for (int h = 0; h < Cfg::heads; ++h) qwen3::kernels::apply_rope<Cfg::head_dim>(q.data() + h * Cfg::head_dim, cs.data(), cs.data() + Cfg::head_dim / 2);
+        for (int h = 0; h < Cfg::heads; ++h) qwen3::detail::apply_rope<Cfg::head_dim>(q.data() + h * Cfg::head_dim, cs.data(), cs.data() + Cfg::head_dim / 2);
         benchmark::DoNotOptimize(q.data());
     }
 }
@@ -162,7 +162,7 @@ void attention_prefill(benchmark::State& state) {
     for (auto _ : state) {
         for (int h = 0; h < Cfg::kv_heads; ++h)
             for (int t = 0; t < kTokens; t += kQueries)
-                qwen3::kernels::attend<Cfg::head_dim, Cfg::group, KV, kQueries>(
+                qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV, kQueries>(
                     q.data() + std::size_t(t) * Cfg::q_dim + h * head_group, *arena, 0, h, t + 1, 0.088f,
                     out.data() + std::size_t(t) * Cfg::q_dim + h * head_group, kQueries, Cfg::q_dim);
         benchmark::DoNotOptimize(out.data());
@@ -186,7 +186,7 @@ void attention(benchmark::State& state) {
     std::vector<float> q(Cfg::q_dim, 0.01f), out(Cfg::q_dim);
     for (auto _ : state) {
         for (int h = 0; h < Cfg::kv_heads; ++h)
-            qwen3::kernels::attend<Cfg::head_dim, Cfg::group, KV>(q.data() + h * Cfg::group * Cfg::head_dim, *arena, 0, h, context,
+            qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV>(q.data() + h * Cfg::group * Cfg::head_dim, *arena, 0, h, context,
                                                                   0.088f, out.data() + h * Cfg::group * Cfg::head_dim);
         benchmark::DoNotOptimize(out.data());
     }
@@ -204,9 +204,9 @@ void register_variant() {
     const std::string name(Cfg::name);
     for (DType type : kTypes) {
         const std::string t = qwen3::dtype_name(type);
-        if (!qwen3::supports_matrix_type<Cfg::hidden>(type) || !qwen3::supports_matrix_type<Cfg::ffn>(type)) continue;
-        const bool packable = qwen3::has_packed_layout<Cfg::hidden>(type) && qwen3::has_packed_layout<Cfg::ffn>(type) &&
-                              qwen3::has_packed_layout<Cfg::q_dim>(type);
+        if (!qwen3::detail::supports_matrix_type<Cfg::hidden>(type) || !qwen3::detail::supports_matrix_type<Cfg::ffn>(type)) continue;
+        const bool packable = qwen3::detail::has_packed_layout<Cfg::hidden>(type) && qwen3::detail::has_packed_layout<Cfg::ffn>(type) &&
+                              qwen3::detail::has_packed_layout<Cfg::q_dim>(type);
         for (bool packed : {false, true}) {
             if (packed && !packable) continue;
             const std::string kind = packed ? "matvec_packed/" : "matvec/";

@@ -41,7 +41,7 @@ double thread_seconds() {
 std::vector<std::string_view> js_chunks(std::string_view text) {
     std::vector<std::size_t> byte_at;  // byte offset of each UTF-16 unit
     for (std::size_t b = 0; b < text.size();) {
-        int n = qwen3::unicode::utf8_lead_length(static_cast<unsigned char>(text[b]));
+        int n = qwen3::detail::unicode::utf8_lead_length(static_cast<unsigned char>(text[b]));
         byte_at.push_back(b);
         if (n == 4) byte_at.push_back(b + 4);  // second unit of a surrogate pair: cut after the character
         b += std::size_t(n);

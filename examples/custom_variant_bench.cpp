@@ -21,7 +21,7 @@ namespace {
 template <int Rows, int Cols>
 std::vector<std::uint16_t> bf16_matrix() {
     std::vector<std::uint16_t> w(static_cast<std::size_t>(Rows) * Cols);
-    for (std::size_t i = 0; i < w.size(); ++i) w[i] = qwen3::simd::f32_to_bf16(0.01f * std::sin(float(i)));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = qwen3::detail::simd::f32_to_bf16(0.01f * std::sin(float(i)));
     return w;
 }
 
@@ -29,12 +29,12 @@ std::vector<std::uint16_t> bf16_matrix() {
 void decode_gate(benchmark::State& state) {
     static const auto weights = bf16_matrix<MyQwen::ffn, MyQwen::hidden>();
     const qwen3::Matrix<MyQwen::ffn, MyQwen::hidden> w{qwen3::DType::bf16, reinterpret_cast<const std::byte*>(weights.data())};
-    qwen3::kernels::Input<MyQwen::hidden, 1> in;
+    qwen3::detail::Input<MyQwen::hidden, 1> in;
     std::vector<float> x(MyQwen::hidden, 0.5f), y(MyQwen::ffn);
     in.set(x.data(), 1);
     in.prepare(w.type);
     for (auto _ : state) {
-        qwen3::matvec(w, in, y.data(), 0, MyQwen::ffn);
+        qwen3::detail::matvec(w, in, y.data(), 0, MyQwen::ffn);
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["bytes/s"] = benchmark::Counter(double(weights.size() * 2), benchmark::Counter::kIsIterationInvariantRate);
@@ -45,12 +45,12 @@ void prefill_gate(benchmark::State& state) {
     static const auto weights = bf16_matrix<MyQwen::ffn, MyQwen::hidden>();
     const qwen3::Matrix<MyQwen::ffn, MyQwen::hidden> w{qwen3::DType::bf16, reinterpret_cast<const std::byte*>(weights.data())};
     constexpr int kTokens = 64;
-    auto in = std::make_unique<qwen3::kernels::Input<MyQwen::hidden, kTokens>>();
+    auto in = std::make_unique<qwen3::detail::Input<MyQwen::hidden, kTokens>>();
     std::vector<float> x(static_cast<std::size_t>(MyQwen::hidden) * kTokens, 0.5f), y(static_cast<std::size_t>(MyQwen::ffn) * kTokens);
     for (auto _ : state) {
         in->set(x.data(), kTokens);
         in->prepare(w.type);
-        qwen3::matmul(w, *in, y.data(), MyQwen::ffn, 0, MyQwen::ffn);
+        qwen3::detail::matmul(w, *in, y.data(), MyQwen::ffn, 0, MyQwen::ffn);
         benchmark::DoNotOptimize(y.data());
     }
     state.counters["FLOP/s"] = benchmark::Counter(2.0 * MyQwen::ffn * MyQwen::hidden * kTokens, benchmark::Counter::kIsIterationInvariantRate);
@@ -65,7 +65,7 @@ void attention(benchmark::State& state) {
         for (int h = 0; h < MyQwen::kv_heads; ++h) arena->store(0, h, p, kv.data(), kv.data());
     for (auto _ : state) {
         for (int h = 0; h < MyQwen::kv_heads; ++h)
-            qwen3::kernels::attend<MyQwen::head_dim, MyQwen::group, qwen3::DefaultKV>(
+            qwen3::detail::attend<MyQwen::head_dim, MyQwen::group, qwen3::DefaultKV>(
                 q.data() + h * MyQwen::group * MyQwen::head_dim, *arena, 0, h, kContext, 0.088f,
                 out.data() + h * MyQwen::group * MyQwen::head_dim);
         benchmark::DoNotOptimize(out.data());
@@ -75,7 +75,7 @@ void attention(benchmark::State& state) {
 void rms_norm(benchmark::State& state) {
     std::vector<float> x(MyQwen::hidden, 0.3f), w(MyQwen::hidden, 1.0f), y(MyQwen::hidden);
     for (auto _ : state) {
-        qwen3::kernels::rms_norm<MyQwen::hidden>(x.data(), w.data(), 1e-6f, y.data());
+        qwen3::detail::rms_norm<MyQwen::hidden>(x.data(), w.data(), 1e-6f, y.data());
         benchmark::DoNotOptimize(y.data());
     }
 }

@@ -57,12 +57,12 @@ inline std::string expected_round_trip(std::string_view text, const std::vector<
             stretch += text[i++];
             continue;
         }
-        out += qwen3::unicode::nfc(stretch);
+        out += qwen3::detail::unicode::nfc(stretch);
         stretch.clear();
         out += text.substr(i, best);
         i += best;
     }
-    return out + qwen3::unicode::nfc(stretch);
+    return out + qwen3::detail::unicode::nfc(stretch);
 }
 
 inline void check_stream(const qwen3::Tokenizer& tok, const std::vector<TokenId>& ids, bool skip_special) {
@@ -88,8 +88,8 @@ void run(const std::uint8_t* data, std::size_t size) {
 
     bool valid = false;
     const std::string repaired = reference_sanitize_utf8(text, &valid);
-    check(qwen3::unicode::sanitize_utf8(text) == repaired, "sanitize_utf8 differs from the reference for ", show(text));
-    check(qwen3::unicode::is_valid_utf8(text) == valid, "is_valid_utf8 differs from the reference for ", show(text));
+    check(qwen3::detail::unicode::sanitize_utf8(text) == repaired, "sanitize_utf8 differs from the reference for ", show(text));
+    check(qwen3::detail::unicode::is_valid_utf8(text) == valid, "is_valid_utf8 differs from the reference for ", show(text));
     qwen3::EncodeOptions strict;
     strict.reject_invalid_utf8 = true;
     try {
@@ -101,7 +101,7 @@ void run(const std::uint8_t* data, std::size_t size) {
 
     const std::vector<TokenId> plain = tok.encode_plain(text);
     for (TokenId id : plain) check(tok.kind(id) == qwen3::TokenKind::normal, "plain encoding produced id ", id);
-    const std::string normalized = qwen3::unicode::nfc(repaired);
+    const std::string normalized = qwen3::detail::unicode::nfc(repaired);
     check(tok.decode(plain) == normalized, "plain round trip of ", show(text), " gives ", show(tok.decode(plain)));
     check(tok.encode_plain(normalized) == plain, "encoding the NFC text gives other ids");
 

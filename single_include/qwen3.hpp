@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (58 files); regenerate after changing include/ with
+// headers it includes (55 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -10,10 +10,11 @@
 // compile-time options (QWEN3_SIMD_ARCH, QWEN3_KV_TYPE, QWEN3_DEFAULT_MAX_CONTEXT, ...).
 #pragma once
 // ===== qwen3/qwen3.hpp =====
-// qwen3.hpp - the whole library: include this one header.
+// qwen3.hpp - the library for programs that run Qwen3 models: include this one header.
 //
 // Load a Qwen3 dense checkpoint (GGUF or a Hugging Face folder), tokenize, run the model, sample and
 // stream text. Model dimensions are compile-time configurations (config.hpp); weights are memory-mapped.
+// Converting and quantizing files is the quantizer's job: <qwen3/quantize.hpp>.
 
 // ===== qwen3/chat.hpp =====
 // qwen3/chat.hpp - conversations with Qwen3: the chat template and reading the model's replies.
@@ -149,7 +150,9 @@ struct Member;
 using Array = std::vector<Value>;
 using Object = std::vector<Member>;
 
-namespace detail_json {
+}  // namespace qwen3::json
+
+namespace qwen3::detail {
 // Arrays and objects live behind a pointer with value semantics: a Value holding a vector of an
 // incomplete type is not portable (clang's libstdc++ checks reject it).
 template <class T>
@@ -169,7 +172,9 @@ public:
 private:
     std::unique_ptr<T> p_;
 };
-}  // namespace detail_json
+}  // namespace qwen3::detail
+
+namespace qwen3::json {
 
 // A number keeps the text it was written as: integers of any length print back unchanged, and a
 // reader can tell 1 from 1.0 (Python's json does, and the chat template prints what Python prints).
@@ -209,8 +214,8 @@ public:
     std::int64_t as_int() const;
     const Number& as_number() const { return get<Number>("a number"); }
     const std::string& as_string() const { return get<std::string>("a string"); }
-    const Array& as_array() const { return get<detail_json::Box<Array>>("an array").get(); }
-    const Object& as_object() const { return get<detail_json::Box<Object>>("an object").get(); }
+    const Array& as_array() const { return get<detail::Box<Array>>("an array").get(); }
+    const Object& as_object() const { return get<detail::Box<Object>>("an object").get(); }
     Array& as_array() { return const_cast<Array&>(std::as_const(*this).as_array()); }
     Object& as_object() { return const_cast<Object&>(std::as_const(*this).as_object()); }
 
@@ -230,7 +235,7 @@ private:
         if (const T* p = std::get_if<T>(&data_)) return *p;
         detail::fail(ErrorCode::format, "JSON: expected ", expected, ", found ", kind_name(kind()));
     }
-    std::variant<std::nullptr_t, bool, Number, std::string, detail_json::Box<Array>, detail_json::Box<Object>> data_;
+    std::variant<std::nullptr_t, bool, Number, std::string, detail::Box<Array>, detail::Box<Object>> data_;
 };
 
 struct Member {
@@ -238,8 +243,8 @@ struct Member {
     Value value;
 };
 
-inline Value::Value(Array a) : data_(detail_json::Box<Array>(std::move(a))) {}
-inline Value::Value(Object o) : data_(detail_json::Box<Object>(std::move(o))) {}
+inline Value::Value(Array a) : data_(detail::Box<Array>(std::move(a))) {}
+inline Value::Value(Object o) : data_(detail::Box<Object>(std::move(o))) {}
 
 inline constexpr int kDefaultMaxDepth = 128;
 
@@ -296,7 +301,7 @@ inline std::int64_t Value::as_int() const {
 }
 
 inline const Value* Value::find(std::string_view key) const {
-    if (const auto* box = std::get_if<detail_json::Box<Object>>(&data_))
+    if (const auto* box = std::get_if<detail::Box<Object>>(&data_))
         if (const Object* o = &box->get())
         for (const Member& m : *o)
             if (m.key == key) return &m.value;
@@ -310,7 +315,7 @@ inline const Value& Value::at(std::string_view key) const {
 }
 
 inline void Value::set(std::string key, Value value) {
-    if (is_null()) data_ = detail_json::Box<Object>(Object{});
+    if (is_null()) data_ = detail::Box<Object>(Object{});
     Object& o = as_object();
     for (Member& m : o)
         if (m.key == key) {
@@ -320,16 +325,18 @@ inline void Value::set(std::string key, Value value) {
     o.push_back(Member{std::move(key), std::move(value)});
 }
 
-namespace detail_json {
+}  // namespace qwen3::json
+
+namespace qwen3::detail {
 
 class Parser {
 public:
-    Parser(std::string_view text, std::string_view what, const ParseOptions& options)
+    Parser(std::string_view text, std::string_view what, const json::ParseOptions& options)
         : p_(text.data()), begin_(text.data()), end_(text.data() + text.size()), what_(what), options_(options) {}
 
-    Value parse_document() {
+    json::Value parse_document() {
         skip_ws();
-        Value v = parse_value(0);
+        json::Value v = parse_value(0);
         skip_ws();
         if (p_ != end_) error("unexpected text after the JSON value");
         return v;
@@ -352,7 +359,7 @@ private:
         return false;
     }
 
-    Value parse_value(int depth) {
+    json::Value parse_value(int depth) {
         if (p_ == end_) error("unexpected end of input");
         // counted before the value is built, so the tree never holds more than max_values values
         if (++values_ > options_.max_values)
@@ -360,30 +367,30 @@ private:
         switch (*p_) {
             case '{': return parse_object(depth + 1);
             case '[': return parse_array(depth + 1);
-            case '"': return Value(parse_string());
+            case '"': return json::Value(parse_string());
             case 't':
-                if (consume_literal("true")) return Value(true);
+                if (consume_literal("true")) return json::Value(true);
                 break;
             case 'f':
-                if (consume_literal("false")) return Value(false);
+                if (consume_literal("false")) return json::Value(false);
                 break;
             case 'n':
-                if (consume_literal("null")) return Value(nullptr);
+                if (consume_literal("null")) return json::Value(nullptr);
                 break;
             default:
-                if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) return Value(parse_number());
+                if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) return json::Value(parse_number());
         }
         error("expected a value");
     }
 
-    Value parse_object(int depth) {
+    json::Value parse_object(int depth) {
         if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '{'
-        Object members;
+        json::Object members;
         skip_ws();
         if (p_ != end_ && *p_ == '}') {
             ++p_;
-            return Value(std::move(members));
+            return json::Value(std::move(members));
         }
         std::unordered_set<std::string> seen;  // keys so far, kept only when unique_keys asks for it
         for (;;) {
@@ -393,13 +400,13 @@ private:
             std::string key = parse_string();
             if (options_.unique_keys && !seen.insert(key).second) {
                 p_ = key_at;
-                error("duplicate key " + quote(key));
+                error("duplicate key " + json::quote(key));
             }
             skip_ws();
             if (p_ == end_ || *p_ != ':') error("expected ':'");
             ++p_;
             skip_ws();
-            members.push_back(Member{std::move(key), parse_value(depth)});
+            members.push_back(json::Member{std::move(key), parse_value(depth)});
             skip_ws();
             if (p_ == end_) error("unterminated object");
             if (*p_ == ',') {
@@ -408,20 +415,20 @@ private:
             }
             if (*p_ == '}') {
                 ++p_;
-                return Value(std::move(members));
+                return json::Value(std::move(members));
             }
             error("expected ',' or '}'");
         }
     }
 
-    Value parse_array(int depth) {
+    json::Value parse_array(int depth) {
         if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '['
-        Array items;
+        json::Array items;
         skip_ws();
         if (p_ != end_ && *p_ == ']') {
             ++p_;
-            return Value(std::move(items));
+            return json::Value(std::move(items));
         }
         for (;;) {
             skip_ws();
@@ -434,13 +441,13 @@ private:
             }
             if (*p_ == ']') {
                 ++p_;
-                return Value(std::move(items));
+                return json::Value(std::move(items));
             }
             error("expected ',' or ']'");
         }
     }
 
-    Number parse_number() {
+    json::Number parse_number() {
         const char* start = p_;
         bool integral = true;
         if (*p_ == '-') ++p_;
@@ -465,7 +472,7 @@ private:
             if (p_ == end_ || *p_ < '0' || *p_ > '9') error("digit expected in exponent");
             while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
         }
-        Number n;
+        json::Number n;
         n.text.assign(start, p_);
         n.integral = integral;
         // from_chars gives the correctly rounded double; out-of-range values become +-inf or 0
@@ -609,11 +616,11 @@ private:
     const char* begin_;
     const char* end_;
     std::string_view what_;
-    ParseOptions options_;
+    json::ParseOptions options_;
     std::size_t values_ = 0;
 };
 
-inline void dump_to(std::string& out, const Value& v, bool python);
+inline void dump_to(std::string& out, const json::Value& v, bool python);
 
 inline void dump_string(std::string& out, std::string_view s) {
     out += '"';
@@ -641,7 +648,7 @@ inline void dump_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
-inline void dump_number(std::string& out, const Number& n, bool python) {
+inline void dump_number(std::string& out, const json::Number& n, bool python) {
     if (!python) {
         out += n.text;
         return;
@@ -651,19 +658,19 @@ inline void dump_number(std::string& out, const Number& n, bool python) {
         out += (n.text == "-0") ? "0" : n.text;
         return;
     }
-    out += python_float_repr(n.value);
+    out += json::python_float_repr(n.value);
 }
 
-inline void dump_to(std::string& out, const Value& v, bool python) {
+inline void dump_to(std::string& out, const json::Value& v, bool python) {
     switch (v.kind()) {
-        case Value::Kind::null: out += "null"; break;
-        case Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
-        case Value::Kind::number: dump_number(out, v.as_number(), python); break;
-        case Value::Kind::string: dump_string(out, v.as_string()); break;
-        case Value::Kind::array: {
+        case json::Value::Kind::null: out += "null"; break;
+        case json::Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
+        case json::Value::Kind::number: dump_number(out, v.as_number(), python); break;
+        case json::Value::Kind::string: dump_string(out, v.as_string()); break;
+        case json::Value::Kind::array: {
             out += '[';
             bool first = true;
-            for (const Value& item : v.as_array()) {
+            for (const json::Value& item : v.as_array()) {
                 if (!first) out += python ? ", " : ",";
                 first = false;
                 dump_to(out, item, python);
@@ -671,10 +678,10 @@ inline void dump_to(std::string& out, const Value& v, bool python) {
             out += ']';
             break;
         }
-        case Value::Kind::object: {
+        case json::Value::Kind::object: {
             out += '{';
             bool first = true;
-            for (const Member& m : v.as_object()) {
+            for (const json::Member& m : v.as_object()) {
                 if (!first) out += python ? ", " : ",";
                 first = false;
                 dump_string(out, m.key);
@@ -687,10 +694,12 @@ inline void dump_to(std::string& out, const Value& v, bool python) {
     }
 }
 
-}  // namespace detail_json
+}  // namespace qwen3::detail
+
+namespace qwen3::json {
 
 inline Value parse(std::string_view text, std::string_view what, const ParseOptions& options) {
-    return detail_json::Parser(text, what, options).parse_document();
+    return detail::Parser(text, what, options).parse_document();
 }
 
 inline Value parse(std::string_view text, std::string_view what, int max_depth) {
@@ -701,19 +710,19 @@ inline Value parse(std::string_view text, std::string_view what, int max_depth) 
 
 inline std::string dump(const Value& v) {
     std::string out;
-    detail_json::dump_to(out, v, false);
+    detail::dump_to(out, v, false);
     return out;
 }
 
 inline std::string dump_python(const Value& v) {
     std::string out;
-    detail_json::dump_to(out, v, true);
+    detail::dump_to(out, v, true);
     return out;
 }
 
 inline std::string quote(std::string_view s) {
     std::string out;
-    detail_json::dump_string(out, s);
+    detail::dump_string(out, s);
     return out;
 }
 
@@ -952,7 +961,9 @@ bool expects_thinking(std::span<const Message> messages, const Options& options)
 // ---------------------------------------------------------------------------------------------
 // implementation
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 inline constexpr std::string_view kThinkOpen = "<think>";
 inline constexpr std::string_view kThinkClose = "</think>";
@@ -972,7 +983,9 @@ inline bool is_word_byte(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline void ThinkSplitter::emit_reasoning(ReplyDelta& out, std::string_view text) {
     if (!reasoning_begun_) {
@@ -1056,10 +1069,12 @@ inline ReplyDelta ThinkSplitter::finish() {
     return out;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 // One <tool_call> body: {"name": "...", "arguments": ...}. Returns an empty string on success, else why not.
-inline std::string read_tool_call(std::string_view body, ToolCall& call) {
+inline std::string read_tool_call(std::string_view body, chat::ToolCall& call) {
     json::Value value;
     try {
         value = json::parse(body, "tool call");
@@ -1081,7 +1096,9 @@ inline bool only_whitespace(std::string_view s) {
     return true;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning) {
     ThinkSplitter splitter(starts_in_reasoning);
@@ -1132,7 +1149,9 @@ inline Message to_message(const ParsedReply& reply) {
     return m;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 // +1 for /think, -1 for /no_think, 0 when the text holds neither: the last one in the text.
 inline int last_soft_switch(std::string_view text) {
@@ -1147,7 +1166,9 @@ inline int last_soft_switch(std::string_view text) {
     return found;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline bool expects_thinking(const json::Value& request) {
     const json::Value* enable = request.find("enable_thinking");
@@ -1219,7 +1240,7 @@ inline bool expects_thinking(std::span<const Message> messages, const Options& o
 #include <unordered_map>
 
 
-namespace qwen3::chat::detail {
+namespace qwen3::detail {
 
 using Ref = const json::Value*;  // nullptr: Jinja's Undefined (a missing key or index)
 
@@ -1564,7 +1585,7 @@ inline json::Value rebuild_as_python(const json::Value& v) {
     return v;
 }
 
-}  // namespace qwen3::chat::detail
+}  // namespace qwen3::detail
 // ===== end of qwen3/chat/python_values.hpp =====
 
 namespace qwen3::chat {
@@ -1627,7 +1648,9 @@ inline std::vector<Segment> RenderedPrompt::segments() const {
     return out;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 class PromptWriter {
 public:
@@ -1639,16 +1662,16 @@ public:
         if (!out_.untrusted.empty() && out_.untrusted.back().end == begin) out_.untrusted.back().end = out_.text.size();
         else out_.untrusted.push_back({begin, out_.text.size()});
     }
-    RenderedPrompt take() { return std::move(out_); }
+    chat::RenderedPrompt take() { return std::move(out_); }
 
 private:
-    RenderedPrompt out_;
+    chat::RenderedPrompt out_;
 };
 
 inline Where message_where(std::size_t index, std::string_view key) { return {"messages", index, key}; }
 
 // The template text, statement by statement; comments quote the Jinja they implement.
-inline RenderedPrompt render_checked(const json::Value& request) {
+inline chat::RenderedPrompt render_checked(const json::Value& request) {
     if (!request.is_object())
         qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: the request must be a JSON object, found ",
                             json::Value::kind_name(request.kind()));
@@ -1796,7 +1819,9 @@ inline RenderedPrompt render_checked(const json::Value& request) {
     return out.take();
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline RenderedPrompt render_prompt(const json::Value& request) {
     if (detail::differs_from_python(request)) return detail::render_checked(detail::rebuild_as_python(request));
@@ -1957,8 +1982,46 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 
 #include <cerrno>
 
+// ===== qwen3/model_params.hpp =====
+// qwen3/model_params.hpp - the hyperparameters a checkpoint declares.
+//
+//     const qwen3::ModelParams& p = qwen3::Checkpoint::open(path).params();   // p.rope_theta, p.vocab, ...
+//
+// What the file says, as it says it: the format readers fill these (format/checkpoint.hpp), a model
+// checks them against its compiled configuration when it binds the file (weights.hpp), and the RoPE
+// kernel takes its frequencies from them. Not the compile-time shape (config.hpp).
+
+
+namespace qwen3 {
+
+// RoPE frequency scaling declared by the file. Qwen3 ships without scaling (native 32k/40k context)
+// and documents YaRN (factor 4, original 32768) for longer contexts.
+struct RopeScaling {
+    enum class Kind { none, linear, yarn };
+    Kind kind = Kind::none;
+    double factor = 1.0;
+    std::uint64_t original_context = 0;
+    double beta_fast = 32.0;   // YaRN: rotations per dimension above which frequencies are kept
+    double beta_slow = 1.0;    // YaRN: below which they are interpolated
+    double attention_factor = 0;  // YaRN: 0 = default 0.1 * ln(factor) + 1
+};
+
+// Hyperparameters as the file states them (validated against a compiled Config by the model).
+struct ModelParams {
+    std::string architecture;  // "qwen3"
+    std::string name;          // general.name or the folder name
+    std::uint64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
+    bool tied_embeddings = true;
+    std::uint64_t context_length = 0;  // the model's trained context (max_position_embeddings)
+    double rope_theta = 1000000.0;
+    double rms_norm_eps = 1e-6;
+    RopeScaling rope_scaling;
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/model_params.hpp =====
 // ===== qwen3/tensor.hpp =====
-// qwen3/tensor.hpp - element types and non-owning views of weight tensors.
+// qwen3/tensor.hpp - element types and non-owning views of weight tensors and matrices.
 //
 // A weight's element type is a runtime tag (DType), not a template parameter: a quantized GGUF mixes
 // types (Q4_K_M holds Q4_K, Q6_K and F32 tensors), and each kernel switches on the tag of the tensor
@@ -2082,6 +2145,23 @@ struct TensorView {
 
     std::uint64_t row_stride() const { return row_bytes(type, shape.cols()); }
     const std::byte* row(std::uint64_t r) const { return data + r * row_stride(); }
+};
+
+// A weight matrix with compile-time dimensions and a runtime element type.
+template <int Rows, int Cols>
+struct Matrix {
+    static constexpr int rows = Rows;
+    static constexpr int cols = Cols;
+    DType type = DType::f32;
+    const std::byte* data = nullptr;
+    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
+    // interleaved), when the model made one (Weights::make_decode_copies); null otherwise.
+    const std::byte* packed = nullptr;
+    // True when data points to the model's huge-page copy instead of the file (float matrices).
+    bool copied = false;
+
+    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
+    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
 };
 
 }  // namespace qwen3
@@ -2969,30 +3049,6 @@ inline std::vector<std::string> read_shard_list(const std::string& index_path) {
 
 namespace qwen3 {
 
-// RoPE frequency scaling declared by the file. Qwen3 ships without scaling (native 32k/40k context)
-// and documents YaRN (factor 4, original 32768) for longer contexts.
-struct RopeScaling {
-    enum class Kind { none, linear, yarn };
-    Kind kind = Kind::none;
-    double factor = 1.0;
-    std::uint64_t original_context = 0;
-    double beta_fast = 32.0;   // YaRN: rotations per dimension above which frequencies are kept
-    double beta_slow = 1.0;    // YaRN: below which they are interpolated
-    double attention_factor = 0;  // YaRN: 0 = default 0.1 * ln(factor) + 1
-};
-
-// Hyperparameters as the file states them (validated against a compiled Config by the model).
-struct ModelParams {
-    std::string architecture;  // "qwen3"
-    std::string name;          // general.name or the folder name
-    std::uint64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
-    bool tied_embeddings = true;
-    std::uint64_t context_length = 0;  // the model's trained context (max_position_embeddings)
-    double rope_theta = 1000000.0;
-    double rms_norm_eps = 1e-6;
-    RopeScaling rope_scaling;
-};
-
 enum class CheckpointFormat { gguf, safetensors };
 
 // config.json is a few hundred bytes; anything near this limit is not a model configuration.
@@ -3373,8 +3429,8 @@ private:
 // ===== qwen3/kernels/activation.hpp =====
 // qwen3/kernels/activation.hpp - the SwiGLU gate and elementwise helpers.
 
-// ===== qwen3/kernels/simd.hpp =====
-// qwen3/kernels/simd.hpp - the SIMD vocabulary every kernel uses.
+// ===== qwen3/detail/simd.hpp =====
+// qwen3/detail/simd.hpp - the SIMD vocabulary every kernel uses.
 //
 // Arithmetic goes through xsimd. Where xsimd 8.1 lacks an operation (widening bf16/f16 loads, a fused
 // multiply-add on AVX-512, which it emulates with a multiply and an add), a short intrinsics path is
@@ -3391,7 +3447,7 @@ private:
 #include <immintrin.h>
 #endif
 
-namespace qwen3::simd {
+namespace qwen3::detail::simd {
 
 #ifdef QWEN3_SIMD_ARCH
 using arch = QWEN3_SIMD_ARCH;
@@ -3549,10 +3605,10 @@ inline xsimd::batch<float, A> load_i8(const std::int8_t* p) {
     return xsimd::batch<float, A>::load_aligned(tmp);
 }
 
-}  // namespace qwen3::simd
-// ===== end of qwen3/kernels/simd.hpp =====
+}  // namespace qwen3::detail::simd
+// ===== end of qwen3/detail/simd.hpp =====
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // gate[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up, over N elements, in place.
 template <int N>
@@ -3576,7 +3632,7 @@ inline void add_in_place(float* x, const float* y) {
     for (int i = 0; i < N; i += L) (simd::load_f32(x + i) + simd::load_f32(y + i)).store_unaligned(x + i);
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/activation.hpp =====
 // ===== qwen3/kernels/attention.hpp =====
 // qwen3/kernels/attention.hpp - causal grouped-query attention over the KV arena.
@@ -3589,18 +3645,19 @@ inline void add_in_place(float* x, const float* y) {
 // to float rounding.
 
 
-// ===== qwen3/kv_arena.hpp =====
-// qwen3/kv_arena.hpp - the key/value cache: one allocation, sized at compile time.
+// ===== qwen3/kv_types.hpp =====
+// qwen3/kv_types.hpp - element types of the KV cache: how keys and values are stored and read back.
 //
-// The arena reserves address space for Cfg::max_context positions once (anonymous memory, never
-// resized); the OS commits pages only as positions are written, so a 32k-token arena costs RAM in
-// proportion to the tokens actually used.
+//     qwen3::Session<qwen3::Qwen3_4B, qwen3::KVF16> session(model);   // KVBF16 unless you say so
 //
-// Layout, per layer and KV head: keys in blocks of 16 positions stored transposed (for each element
-// of the head, the 16 positions side by side), so attention computes 16 scores with one multiply-add
-// per element and no horizontal sums; values as rows, one per position, which attention scales and
-// adds. The element type is a compile-time choice (KVBF16 by default; KVF32, KVF16, KVQ8_0).
-
+// A KV element type fixes the bytes of one key block (16 positions of one head) and one value row
+// (one position of one head), how f32 keys and values are written into them, and how attention reads
+// them back as f32 vectors. Where those blocks live is the arena's job (kv_arena.hpp); the arithmetic
+// over them is the attention kernel's (kernels/attention.hpp).
+//
+// Keys are stored transposed in blocks of 16 positions (for each element of the head, the 16
+// positions side by side), so attention computes 16 scores with one multiply-add per element and no
+// horizontal sums; values are rows, one per position, which attention scales and adds.
 
 
 
@@ -3609,19 +3666,13 @@ namespace qwen3 {
 // Positions per key block.
 inline constexpr int kKeyBlock = 16;
 
-namespace detail {
-// Loads 16 consecutive f32 (as 16 / lanes batches) and passes each batch with its lane offset.
-template <class Fn>
-inline void for_lanes(Fn&& fn) {
-    for (int l = 0; l < kKeyBlock; l += int(simd::lanes)) fn(l);
-}
-}  // namespace detail
+// Each element type provides, for a head of D elements:
+//   key_block_bytes<D> / value_row_bytes<D>   sizes of a key block and a value row
+//   store_key<D>(block, lane, k) / store_value<D>(row, v)   write position `lane` of a block, a row
+//   key_column<D>(block, d, lane)  element d of the block's positions [lane, lane + simd lanes) as f32
+//   value<D>(row, d)               elements [d, d + simd lanes) of a value row as f32
 
-// Each element type says how a key block and a value row are laid out, written and read back as f32.
-//   key_block_bytes / value_row_bytes   sizes for a head of D elements
-//   store_key(block, lane, k) / store_value(row, v)
-//   key_column(block, d, lane)  the 16 positions' element d (lanes [lane, lane + simd::lanes)) as f32
-//   value(row, d)               elements [d, d + simd::lanes) of a value row as f32
+// Exact: what the comparisons with llama.cpp's F32 cache use.
 struct KVF32 {
     static constexpr const char* name = "F32";
     template <int D>
@@ -3635,14 +3686,34 @@ struct KVF32 {
     }
     template <int D>
     static void store_value(std::byte* row, const float* v) { std::memcpy(row, v, std::size_t(D) * 4); }
-    static simd::fbatch key_column(const std::byte* block, int d, int lane) {
-        return simd::load_f32(reinterpret_cast<const float*>(block) + d * kKeyBlock + lane);
+    template <int D>
+    static detail::simd::fbatch key_column(const std::byte* block, int d, int lane) {
+        return detail::simd::load_f32(reinterpret_cast<const float*>(block) + d * kKeyBlock + lane);
     }
-    static simd::fbatch value(const std::byte* row, int d) { return simd::load_f32(reinterpret_cast<const float*>(row) + d); }
+    template <int D>
+    static detail::simd::fbatch value(const std::byte* row, int d) {
+        return detail::simd::load_f32(reinterpret_cast<const float*>(row) + d);
+    }
 };
 
-struct KVBF16 {
+namespace detail {
+// The two 16-bit float formats: rounding from f32 (to nearest even) and widening loads.
+struct Bf16Format {
     static constexpr const char* name = "BF16";
+    static std::uint16_t round(float f) { return simd::f32_to_bf16(f); }
+    static simd::fbatch load(const std::uint16_t* p) { return simd::load_bf16(p); }
+};
+struct F16Format {
+    static constexpr const char* name = "F16";
+    static std::uint16_t round(float f) { return simd::f32_to_f16(f); }
+    static simd::fbatch load(const std::uint16_t* p) { return simd::load_f16(p); }
+};
+}  // namespace detail
+
+// Half the memory of F32, each element rounded once to a 16-bit float format.
+template <class Format>
+struct KVHalf {
+    static constexpr const char* name = Format::name;
     template <int D>
     static constexpr std::size_t key_block_bytes = std::size_t(D) * kKeyBlock * 2;
     template <int D>
@@ -3650,40 +3721,27 @@ struct KVBF16 {
     template <int D>
     static void store_key(std::byte* block, int lane, const float* k) {
         auto* b = reinterpret_cast<std::uint16_t*>(block);
-        for (int d = 0; d < D; ++d) b[d * kKeyBlock + lane] = simd::f32_to_bf16(k[d]);
+        for (int d = 0; d < D; ++d) b[d * kKeyBlock + lane] = Format::round(k[d]);
     }
     template <int D>
     static void store_value(std::byte* row, const float* v) {
         auto* r = reinterpret_cast<std::uint16_t*>(row);
-        for (int d = 0; d < D; ++d) r[d] = simd::f32_to_bf16(v[d]);
+        for (int d = 0; d < D; ++d) r[d] = Format::round(v[d]);
     }
-    static simd::fbatch key_column(const std::byte* block, int d, int lane) {
-        return simd::load_bf16(reinterpret_cast<const std::uint16_t*>(block) + d * kKeyBlock + lane);
+    template <int D>
+    static detail::simd::fbatch key_column(const std::byte* block, int d, int lane) {
+        return Format::load(reinterpret_cast<const std::uint16_t*>(block) + d * kKeyBlock + lane);
     }
-    static simd::fbatch value(const std::byte* row, int d) { return simd::load_bf16(reinterpret_cast<const std::uint16_t*>(row) + d); }
+    template <int D>
+    static detail::simd::fbatch value(const std::byte* row, int d) {
+        return Format::load(reinterpret_cast<const std::uint16_t*>(row) + d);
+    }
 };
 
-struct KVF16 {
-    static constexpr const char* name = "F16";
-    template <int D>
-    static constexpr std::size_t key_block_bytes = std::size_t(D) * kKeyBlock * 2;
-    template <int D>
-    static constexpr std::size_t value_row_bytes = std::size_t(D) * 2;
-    template <int D>
-    static void store_key(std::byte* block, int lane, const float* k) {
-        auto* b = reinterpret_cast<std::uint16_t*>(block);
-        for (int d = 0; d < D; ++d) b[d * kKeyBlock + lane] = simd::f32_to_f16(k[d]);
-    }
-    template <int D>
-    static void store_value(std::byte* row, const float* v) {
-        auto* r = reinterpret_cast<std::uint16_t*>(row);
-        for (int d = 0; d < D; ++d) r[d] = simd::f32_to_f16(v[d]);
-    }
-    static simd::fbatch key_column(const std::byte* block, int d, int lane) {
-        return simd::load_f16(reinterpret_cast<const std::uint16_t*>(block) + d * kKeyBlock + lane);
-    }
-    static simd::fbatch value(const std::byte* row, int d) { return simd::load_f16(reinterpret_cast<const std::uint16_t*>(row) + d); }
-};
+// BF16: the default. Its rounding is below what a BF16 or quantized model already carries.
+using KVBF16 = KVHalf<detail::Bf16Format>;
+// F16: more mantissa than BF16, less range.
+using KVF16 = KVHalf<detail::F16Format>;
 
 // 8-bit keys and values: each position's head is split into blocks of 32 elements, each stored as
 // int8 with one f32 scale (max |x| / 127), as Q8_0 does. About 56% of BF16's memory.
@@ -3716,100 +3774,31 @@ struct KVQ8_0 {
         auto* q = reinterpret_cast<std::int8_t*>(row + std::size_t(D / 32) * 4);
         for (int b = 0; b < D / 32; ++b) scales[b] = quantize_block(v + b * 32, q + b * 32, 1);
     }
-    // Needs D to find the scales: the attention kernel passes it through this template.
     template <int D>
-    static simd::fbatch key_column_d(const std::byte* block, int d, int lane) {
+    static detail::simd::fbatch key_column(const std::byte* block, int d, int lane) {
         const auto* q = reinterpret_cast<const std::int8_t*>(block) + d * kKeyBlock + lane;
         const auto* scales = reinterpret_cast<const float*>(block + std::size_t(D) * kKeyBlock) + (d / 32) * kKeyBlock + lane;
-        return simd::load_i8(q) * simd::load_f32(scales);
+        return detail::simd::load_i8(q) * detail::simd::load_f32(scales);
     }
     template <int D>
-    static simd::fbatch value_d(const std::byte* row, int d) {
+    static detail::simd::fbatch value(const std::byte* row, int d) {
         const float scale = reinterpret_cast<const float*>(row)[d / 32];
         const auto* q = reinterpret_cast<const std::int8_t*>(row + std::size_t(D / 32) * 4) + d;
-        return simd::load_i8(q) * simd::fbatch(scale);
+        return detail::simd::load_i8(q) * detail::simd::fbatch(scale);
     }
 };
 
-// Element access with the head size known, for every type (Q8_0 needs it to find its scales).
-template <class KV, int D>
-inline simd::fbatch kv_key_column(const std::byte* block, int d, int lane) {
-    if constexpr (std::is_same_v<KV, KVQ8_0>) return KV::template key_column_d<D>(block, d, lane);
-    else return KV::key_column(block, d, lane);
-}
-template <class KV, int D>
-inline simd::fbatch kv_value(const std::byte* row, int d) {
-    if constexpr (std::is_same_v<KV, KVQ8_0>) return KV::template value_d<D>(row, d);
-    else return KV::value(row, d);
-}
-
-// The default element type of the KV arena: BF16 halves the memory of F32 and its rounding is below
-// what a BF16 or quantized model already carries. Define QWEN3_KV_TYPE to change it.
+// The element type of a Session's KV arena when none is named. Define QWEN3_KV_TYPE to change it
+// for a whole program.
 #ifndef QWEN3_KV_TYPE
 #define QWEN3_KV_TYPE ::qwen3::KVBF16
 #endif
 using DefaultKV = QWEN3_KV_TYPE;
 
-template <class Cfg, class KV = DefaultKV>
-class KVArena {
-public:
-    static constexpr int D = Cfg::head_dim;
-    static constexpr int blocks = (Cfg::max_context + kKeyBlock - 1) / kKeyBlock;
-    static constexpr std::size_t key_bytes_per_head = std::size_t(blocks) * KV::template key_block_bytes<D>;
-    static constexpr std::size_t value_bytes_per_head = std::size_t(blocks) * kKeyBlock * KV::template value_row_bytes<D>;
-    static constexpr std::size_t head_bytes = (key_bytes_per_head + value_bytes_per_head + 63) / 64 * 64;
-    static constexpr std::size_t bytes = std::size_t(Cfg::layers) * Cfg::kv_heads * head_bytes;
-
-    // Throws Error(io) when the address space cannot be reserved.
-    KVArena() {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED)
-            detail::fail(ErrorCode::io, "cannot reserve the KV arena of ", bytes, " bytes (", Cfg::max_context,
-                         " positions); compile a smaller max_context");
-        base_ = static_cast<std::byte*>(p);
-    }
-    ~KVArena() { ::munmap(base_, bytes); }
-    KVArena(const KVArena&) = delete;
-    KVArena& operator=(const KVArena&) = delete;
-
-    std::byte* head(int layer, int kv_head) const { return base_ + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
-    // Key block holding position p (block p / 16; the position is lane p % 16).
-    std::byte* key_block(int layer, int kv_head, int block) const {
-        return head(layer, kv_head) + std::size_t(block) * KV::template key_block_bytes<D>;
-    }
-    std::byte* value_row(int layer, int kv_head, int pos) const {
-        return head(layer, kv_head) + key_bytes_per_head + std::size_t(pos) * KV::template value_row_bytes<D>;
-    }
-
-    void store(int layer, int kv_head, int pos, const float* k, const float* v) {
-        KV::template store_key<D>(key_block(layer, kv_head, pos / kKeyBlock), pos % kKeyBlock, k);
-        KV::template store_value<D>(value_row(layer, kv_head, pos), v);
-    }
-
-    // Gives the pages of positions [from, max_context) back to the OS (after a reset or truncation).
-    void release_from(int from) {
-        const std::uintptr_t page = 4096;
-        for (int l = 0; l < Cfg::layers; ++l)
-            for (int h = 0; h < Cfg::kv_heads; ++h) {
-                auto release = [&](std::byte* begin_ptr, std::byte* end_ptr) {
-                    auto begin = (reinterpret_cast<std::uintptr_t>(begin_ptr) + page - 1) / page * page;
-                    auto end = reinterpret_cast<std::uintptr_t>(end_ptr) / page * page;
-                    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-                };
-                const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
-                release(key_block(l, h, first_block), key_block(l, h, blocks));
-                release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
-            }
-    }
-
-private:
-    std::byte* base_ = nullptr;
-};
-
 }  // namespace qwen3
-// ===== end of qwen3/kv_arena.hpp =====
+// ===== end of qwen3/kv_types.hpp =====
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
 // each key and value is read once for all of them). Query t (t < count) has its Group heads at
@@ -3868,8 +3857,8 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             fbatch s0[RC], s1[RC];
             for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
             for (int d = 0; d < D; ++d) {
-                const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
+                const fbatch k0 = KV::template key_column<D>(key_block[0], d, key_lane[0]);
+                const fbatch k1 = KV::template key_column<D>(key_block[1], d, key_lane[1]);
                 for (int i = 0; i < RC; ++i) {
                     const fbatch qd(qs[i0 + i][d]);
                     s0[i] = simd::fma(qd, k0, s0[i]);
@@ -3921,7 +3910,7 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                     a1[i] = fbatch::load_aligned(acc[i0 + i] + (c + 1) * L);
                 }
                 for (int j = 0; j < pass_valid; ++j) {
-                    const fbatch v0 = kv_value<KV, D>(value_rows[j], c * L), v1 = kv_value<KV, D>(value_rows[j], (c + 1) * L);
+                    const fbatch v0 = KV::template value<D>(value_rows[j], c * L), v1 = KV::template value<D>(value_rows[j], (c + 1) * L);
                     for (int i = 0; i < RC; ++i) {  // masked positions have p = 0
                         const fbatch w(p[i0 + i][j]);
                         a0[i] = simd::fma(w, v0, a0[i]);
@@ -3940,7 +3929,7 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/attention.hpp =====
 // ===== qwen3/kernels/linear.hpp =====
 // qwen3/kernels/linear.hpp - y = W x for one token (matvec) and Y = X W^T for many (matmul).
@@ -3948,7 +3937,8 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
 // W is a [Rows, Cols] weight matrix in any supported element type (a runtime tag: files mix types);
 // x and y are f32. Cols is a compile-time constant, so every inner loop has a fixed trip count.
 // Float weights (F32, F16, BF16) are widened to f32 and multiplied in f32, which keeps results within
-// float rounding of an f32 reference. Quantized weights dispatch to quant kernels (see quant.hpp).
+// float rounding of an f32 reference. Quantized weights dispatch to the integer kernels of arch/ (or,
+// on CPUs without them, to the reference dequantization of quant/).
 //
 // Both kernels compute rows [row_begin, row_end) only; the caller splits rows across threads. Each
 // output element is computed by one fixed sequence of operations, whatever the split.
@@ -3966,16 +3956,16 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
 // tests check this against golden blocks made by gguf-py.
 
 
-// ===== qwen3/format/quant_blocks.hpp =====
-// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
+// ===== qwen3/quant/blocks.hpp =====
+// qwen3/quant/blocks.hpp - the block layouts of ggml's quantized tensor types.
 //
 // A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
 // integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
 // those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
-// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
+// Scales are IEEE half floats stored as uint16 (see detail/simd.hpp f16_to_f32).
 
 
-namespace qwen3::quant {
+namespace qwen3::detail::quant {
 
 inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
 inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
@@ -4035,7 +4025,7 @@ struct BlockQ5_K {
 };
 
 // 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
-// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
+// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize_q6_k in dequantize.hpp).
 struct BlockQ6_K {
     std::uint8_t ql[128];
     std::uint8_t qh[64];
@@ -4068,12 +4058,10 @@ inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std:
     }
 }
 
-}  // namespace qwen3::quant
-// ===== end of qwen3/format/quant_blocks.hpp =====
+}  // namespace qwen3::detail::quant
+// ===== end of qwen3/quant/blocks.hpp =====
 
-namespace qwen3::quant {
-
-namespace detail {
+namespace qwen3::detail::quant {
 
 template <class Block>
 inline Block load_block(const std::byte* p) {
@@ -4185,9 +4173,7 @@ inline void dequantize_q8_k(const std::byte* p, float* y) {
     for (int i = 0; i < 256; ++i) y[i] = b.d * float(b.qs[i]);
 }
 
-}  // namespace detail
-
-// Whether dequantize_row knows `type`: F32, F16, BF16 and every block type of quant_blocks.hpp.
+// Whether dequantize_row knows `type`: F32, F16, BF16 and every block type of blocks.hpp.
 inline bool dequantize_supported(DType type) noexcept {
     switch (type) {
         case DType::f32: case DType::f16: case DType::bf16:
@@ -4203,10 +4189,10 @@ inline bool dequantize_supported(DType type) noexcept {
 // Error(unsupported) for a type without a definition here (dequantize_supported).
 inline void dequantize_row(DType type, const std::byte* row, float* out, std::int64_t n) {
     if (!dequantize_supported(type))
-        qwen3::detail::fail(ErrorCode::unsupported, "dequantize_row: no reference dequantization for type ", dtype_name(type));
+        fail(ErrorCode::unsupported, "dequantize_row: no reference dequantization for type ", dtype_name(type));
     const DTypeInfo& info = dtype_info(type);
     if (n < 0 || n % info.block_elems != 0)
-        qwen3::detail::fail(ErrorCode::invalid_argument, "dequantize_row: ", n, " elements of ", info.name,
+        fail(ErrorCode::invalid_argument, "dequantize_row: ", n, " elements of ", info.name,
                             " are not whole blocks of ", info.block_elems);
     const std::int64_t blocks = n / info.block_elems;
     void (*block_fn)(const std::byte*, float*) = nullptr;
@@ -4220,21 +4206,21 @@ inline void dequantize_row(DType type, const std::byte* row, float* out, std::in
                 out[i] = type == DType::f16 ? simd::f16_to_f32(h) : simd::bf16_to_f32(h);
             }
             return;
-        case DType::q8_0: block_fn = detail::dequantize_q8_0; break;
-        case DType::q4_0: block_fn = detail::dequantize_q4_0; break;
-        case DType::q4_1: block_fn = detail::dequantize_q4_1; break;
-        case DType::q5_0: block_fn = detail::dequantize_q5_0; break;
-        case DType::q5_1: block_fn = detail::dequantize_q5_1; break;
-        case DType::q4_k: block_fn = detail::dequantize_q4_k; break;
-        case DType::q5_k: block_fn = detail::dequantize_q5_k; break;
-        case DType::q6_k: block_fn = detail::dequantize_q6_k; break;
-        case DType::q8_k: block_fn = detail::dequantize_q8_k; break;
+        case DType::q8_0: block_fn = dequantize_q8_0; break;
+        case DType::q4_0: block_fn = dequantize_q4_0; break;
+        case DType::q4_1: block_fn = dequantize_q4_1; break;
+        case DType::q5_0: block_fn = dequantize_q5_0; break;
+        case DType::q5_1: block_fn = dequantize_q5_1; break;
+        case DType::q4_k: block_fn = dequantize_q4_k; break;
+        case DType::q5_k: block_fn = dequantize_q5_k; break;
+        case DType::q6_k: block_fn = dequantize_q6_k; break;
+        case DType::q8_k: block_fn = dequantize_q8_k; break;
         default: break;
     }
     for (std::int64_t i = 0; i < blocks; ++i) block_fn(row + i * info.block_bytes, out + i * info.block_elems);
 }
 
-}  // namespace qwen3::quant
+}  // namespace qwen3::detail::quant
 // ===== end of qwen3/quant/dequantize.hpp =====
 // ===== qwen3/kernels/arch/avx512_float.hpp =====
 // qwen3/kernels/arch/avx512_float.hpp - AVX-512 matrix-vector kernels for float weights (decode).
@@ -4251,7 +4237,7 @@ inline void dequantize_row(DType type, const std::byte* row, float* out, std::in
 #include <immintrin.h>
 
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 inline constexpr int kPrefetchRows = 4;  // prefetch the next group of 4 rows
 
@@ -4342,7 +4328,7 @@ void matvec_f32_f16(const std::byte* w, std::size_t stride, const float* x, floa
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif  // __AVX512F__
 // ===== end of qwen3/kernels/arch/avx512_float.hpp =====
@@ -4371,14 +4357,30 @@ void matvec_f32_f16(const std::byte* w, std::size_t stride, const float* x, floa
 // Weight blocks have odd sizes (18, 22, 34, 144, 176, 210 bytes), so loads are unaligned; the next
 // rows are prefetched (non-temporal) while a row is processed.
 
+// ===== qwen3/kernels/arch/features.hpp =====
+// qwen3/kernels/arch/features.hpp - which families of hand-written kernels this compilation gets.
+//
+// Decided once, from the compiler's target macros (the -march flags), so that no header's place in
+// the include order changes the answer. The AVX2 integer kernels serve CPUs without AVX-512 VNNI.
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #define QWEN3_HAVE_AVX512_VNNI 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define QWEN3_HAVE_AVX2_QUANT 1
+#endif
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#define QWEN3_HAVE_AVX512_BF16 1
+#endif
+// ===== end of qwen3/kernels/arch/features.hpp =====
+
+#if defined(QWEN3_HAVE_AVX512_VNNI)
 
 #include <immintrin.h>
 
 
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
 
@@ -4760,7 +4762,7 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_quant.hpp =====
@@ -4799,7 +4801,7 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 
 #include <immintrin.h>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // r[i] element j  ->  r[j] element i.
 inline void transpose_16x16(__m512i r[16]) {
@@ -4841,13 +4843,13 @@ inline __m512i bf16_pairs(const float* x) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
 // ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
 inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
@@ -4907,13 +4909,13 @@ inline void store_partials(const float* partial, int rows, int groups, int token
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
 // ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // One weight row as signed bytes in blocks of G elements: element = scale[b] * w + min_coef[b].
 template <int K, int G>
@@ -5186,7 +5188,7 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_gemm.hpp =====
@@ -5203,8 +5205,8 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 // in place) broadcast against 16 tokens. Rows are processed in blocks and the input in slices of K
 // so that a slice of every token's columns stays in L2 while a block of rows passes over it.
 
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
-#define QWEN3_HAVE_AVX512_BF16 1
+
+#if defined(QWEN3_HAVE_AVX512_BF16)
 
 #include <immintrin.h>
 
@@ -5238,7 +5240,7 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 
 #include <immintrin.h>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // r[i] element j  ->  r[j] element i.
 inline void transpose_16x16(__m512i r[16]) {
@@ -5280,13 +5282,13 @@ inline __m512i bf16_pairs(const float* x) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
 // ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
 inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
@@ -5346,13 +5348,13 @@ inline void store_partials(const float* partial, int rows, int groups, int token
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
 // ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 ran 10-25% slower).
 inline constexpr int kBf16Rows = 8;
@@ -5418,7 +5420,7 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_gemm_bf16.hpp =====
@@ -5436,67 +5438,6 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
 #include <immintrin.h>
 
 
-// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
-#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
-#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
-// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
-//
-// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
-// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
-// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
-// per 16 x 16 block.
-
-#if defined(__AVX512F__)
-
-#include <immintrin.h>
-
-namespace qwen3::kernels::avx512 {
-
-// r[i] element j  ->  r[j] element i.
-inline void transpose_16x16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
-        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
-        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
-        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
-        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-    }
-}
-
-// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
-// half of each 32-bit lane.
-inline __m512i round_to_bf16(__m512 x) {
-    const __m512i bits = _mm512_castps_si512(x);
-    const __m512i rounded = _mm512_srli_epi32(
-        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
-    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
-}
-
-// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
-inline __m512i bf16_pairs(const float* x) {
-    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
-    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-}  // namespace qwen3::kernels::avx512
-
-#endif
-#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
-// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 // ===== qwen3/kernels/arch/avx512_tile_store.hpp =====
 #ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
 #define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
@@ -5526,7 +5467,7 @@ inline __m512i bf16_pairs(const float* x) {
 
 #include <immintrin.h>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // r[i] element j  ->  r[j] element i.
 inline void transpose_16x16(__m512i r[16]) {
@@ -5568,13 +5509,13 @@ inline __m512i bf16_pairs(const float* x) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
 // ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
 inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
@@ -5634,13 +5575,74 @@ inline void store_partials(const float* partial, int rows, int groups, int token
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TILE_STORE_HPP
 // ===== end of qwen3/kernels/arch/avx512_tile_store.hpp =====
+// ===== qwen3/kernels/arch/avx512_transpose.hpp =====
+#ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+#define QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// qwen3/kernels/arch/avx512_transpose.hpp - 16 x 16 transpose of 32-bit elements.
+//
+// The prefill inputs' column forms put 16 tokens side by side (one 32-bit lane each: an f32, two
+// bf16 or four int8 values). Building them a lane at a time costs a scalar load and store per
+// element; loading 16 elements of each of 16 tokens and transposing in registers costs 64 shuffles
+// per 16 x 16 block.
 
-namespace qwen3::kernels::avx512 {
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+namespace qwen3::detail::avx512 {
+
+// r[i] element j  ->  r[j] element i.
+inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // 32-bit interleave of row pairs, within 128-bit lanes
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // u[i + e], lane L: element 4L + e of rows i .. i + 3
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {  // a 4 x 4 transpose of 128-bit lanes across u[e], u[4 + e], ...
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        r[e] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + e] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + e] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// 16 floats to bf16 (round to nearest even, NaN kept quiet: simd::f32_to_bf16's rule), in the low
+// half of each 32-bit lane.
+inline __m512i round_to_bf16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1)))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)), _mm512_set1_epi32(0x7F800000));
+    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+}
+
+// Elements 2i and 2i + 1 of x[0, 32) as bf16 in 32-bit lane i (2i in the low half).
+inline __m512i bf16_pairs(const float* x) {
+    const __m256i lo = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x)));
+    const __m256i hi = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_loadu_ps(x + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+}  // namespace qwen3::detail::avx512
+
+#endif
+#endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
+// ===== end of qwen3/kernels/arch/avx512_transpose.hpp =====
+
+namespace qwen3::detail::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
 // the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
@@ -5746,7 +5748,7 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_gemm_float.hpp =====
@@ -5797,11 +5799,9 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
 
 
 
-namespace qwen3::kernels::packed {
+namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
-
-namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -5842,8 +5842,6 @@ struct GroupWriter {
     }
 };
 
-}  // namespace detail
-
 // True for the types with a packed layout, for rows of K elements.
 template <int K>
 constexpr bool has_layout(DType type) {
@@ -5862,7 +5860,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        detail::GroupWriter w{src + offset, stride, dst + offset};
+        GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -5894,15 +5892,15 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
-}  // namespace qwen3::kernels::packed
+}  // namespace qwen3::detail::packed
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
 // ===== end of qwen3/kernels/packed_layout.hpp =====
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 using packed::kPackRows;
 
-namespace packed_detail {
+namespace packed_blocks {
 
 inline __m512i broadcast4(const std::int8_t* x) {
     std::int32_t v;
@@ -6084,14 +6082,14 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
     return acc;
 }
 
-}  // namespace packed_detail
+}  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
 using GroupDot = __m512 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
 
 template <int K>
 constexpr GroupDot group_kernel(DType type) {
-    using namespace packed_detail;
+    using namespace packed_blocks;
     if constexpr (K % 32 == 0) {
         switch (type) {
             case DType::q8_0: return group_blocks32<K, 16 * 34, 128, block_dot_q8_0>;
@@ -6135,10 +6133,25 @@ void matvec_packed(DType type, const std::byte* packed, const Input& in, float* 
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 // ===== end of qwen3/kernels/arch/avx512_packed.hpp =====
+// ===== qwen3/kernels/arch/avx2_gemm.hpp =====
+// qwen3/kernels/arch/avx2_gemm.hpp - AVX2 matrix-matrix kernel for quantized weights (prefill).
+//
+// The AVX2 counterpart of avx512_gemm.hpp: a panel of weight rows is unpacked into bytes with one
+// float scale and one offset per block (element = scale * w + min_coef), and each row's four bytes
+// at a time, broadcast, are multiplied with four bytes of 16 tokens side by side (Input's column
+// form, two 32-byte halves of 8 tokens). The products go through vpmaddubsw (unsigned weight x
+// signed input, pairs summed to int16) and are summed in int16 for as many steps as the format's
+// values allow before one vpmaddwd widens them: 8 steps for 4-bit values (a pair reaches
+// 2 x 15 x 127 = 3810), 4 for 5-bit, 2 for Q6_K (signed, |w| <= 32, times the input + 128), 1 for
+// Q8_0 (signed, as |w| with w's sign moved onto the input). For the 4-bit formats that is 9
+// multiplies per 256 products and no float work until a block ends, where a kernel that finishes
+// every block of 32 per row and token in float (as llama.cpp's AVX2 path does) needs 16 and 8 float
+// conversions. One core, 3072 x 1024 x 512 tokens: Q4_0, Q4_K 223-229 GOPS, Q6_K 169, Q8_0 130.
+
 // ===== qwen3/kernels/arch/avx2_quant.hpp =====
 // qwen3/kernels/arch/avx2_quant.hpp - AVX2 kernels for quantized weights (CPUs without AVX-512 VNNI).
 //
@@ -6153,14 +6166,14 @@ void matvec_packed(DType type, const std::byte* packed, const Input& in, float* 
 // One kernel serves decode and prefill: rows_dot<NT> unpacks a weight block once and multiplies it
 // with NT tokens, so prefill reads (and unpacks) each weight row once per 4 tokens, not per token.
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(QWEN3_HAVE_AVX512_VNNI)
-#define QWEN3_HAVE_AVX2_QUANT 1
+
+#if defined(QWEN3_HAVE_AVX2_QUANT)
 
 #include <immintrin.h>
 
 
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
 
@@ -6430,25 +6443,10 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif
 // ===== end of qwen3/kernels/arch/avx2_quant.hpp =====
-// ===== qwen3/kernels/arch/avx2_gemm.hpp =====
-// qwen3/kernels/arch/avx2_gemm.hpp - AVX2 matrix-matrix kernel for quantized weights (prefill).
-//
-// The AVX2 counterpart of avx512_gemm.hpp: a panel of weight rows is unpacked into bytes with one
-// float scale and one offset per block (element = scale * w + min_coef), and each row's four bytes
-// at a time, broadcast, are multiplied with four bytes of 16 tokens side by side (Input's column
-// form, two 32-byte halves of 8 tokens). The products go through vpmaddubsw (unsigned weight x
-// signed input, pairs summed to int16) and are summed in int16 for as many steps as the format's
-// values allow before one vpmaddwd widens them: 8 steps for 4-bit values (a pair reaches
-// 2 x 15 x 127 = 3810), 4 for 5-bit, 2 for Q6_K (signed, |w| <= 32, times the input + 128), 1 for
-// Q8_0 (signed, as |w| with w's sign moved onto the input). For the 4-bit formats that is 9
-// multiplies per 256 products and no float work until a block ends, where a kernel that finishes
-// every block of 32 per row and token in float (as llama.cpp's AVX2 path does) needs 16 and 8 float
-// conversions. One core, 3072 x 1024 x 512 tokens: Q4_0, Q4_K 223-229 GOPS, Q6_K 169, Q8_0 130.
-
 
 #if defined(QWEN3_HAVE_AVX2_QUANT)
 
@@ -6486,11 +6484,9 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 
 
 
-namespace qwen3::kernels::packed {
+namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
-
-namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -6531,8 +6527,6 @@ struct GroupWriter {
     }
 };
 
-}  // namespace detail
-
 // True for the types with a packed layout, for rows of K elements.
 template <int K>
 constexpr bool has_layout(DType type) {
@@ -6551,7 +6545,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        detail::GroupWriter w{src + offset, stride, dst + offset};
+        GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -6583,11 +6577,11 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
-}  // namespace qwen3::kernels::packed
+}  // namespace qwen3::detail::packed
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
 // ===== end of qwen3/kernels/packed_layout.hpp =====
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 // Types the column kernel handles, for rows of K elements: the six of the packed decode layout.
 template <int K>
@@ -6595,7 +6589,7 @@ constexpr bool has_column_gemm(DType type) {
     return packed::has_layout<K>(type);
 }
 
-namespace gemm_detail {
+namespace column_tiles {
 
 // One weight row as bytes in blocks of G elements: element = scale[b] * w + min_coef[b]; w is
 // unsigned, except for Q8_0 and Q6_K (signed; min_coef 0: Q6_K's blocks of 16 are finer than the
@@ -6774,14 +6768,14 @@ inline std::vector<UnpackedRow<K, G>>& unpack_buffer() {
     return rows;
 }
 
-}  // namespace gemm_detail
+}  // namespace column_tiles
 
 // Y[t][r] for every token of `in` (column form) and r in [row_begin, row_end).
 // Precondition: has_column_gemm<K>(type).
 template <int K, class Input>
 void matmul_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
                     int row_begin, int row_end) {
-    using namespace gemm_detail;
+    using namespace column_tiles;
     auto run = [&]<int G, int Steps, Operands How, bool HasMin>(auto unpack) {
         UnpackedRow<K, G>* panel = unpack_buffer<K, G>().data();
         constexpr int P = kPanelRows<K>, R = kGemmRows;
@@ -6836,7 +6830,7 @@ void matmul_columns(DType type, const std::byte* w, std::size_t stride, const In
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif
 // ===== end of qwen3/kernels/arch/avx2_gemm.hpp =====
@@ -6890,11 +6884,9 @@ void matmul_columns(DType type, const std::byte* w, std::size_t stride, const In
 
 
 
-namespace qwen3::kernels::packed {
+namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
-
-namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -6935,8 +6927,6 @@ struct GroupWriter {
     }
 };
 
-}  // namespace detail
-
 // True for the types with a packed layout, for rows of K elements.
 template <int K>
 constexpr bool has_layout(DType type) {
@@ -6955,7 +6945,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        detail::GroupWriter w{src + offset, stride, dst + offset};
+        GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -6987,15 +6977,15 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
-}  // namespace qwen3::kernels::packed
+}  // namespace qwen3::detail::packed
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
 // ===== end of qwen3/kernels/packed_layout.hpp =====
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 using packed::kPackRows;
 
-namespace packed_detail {
+namespace packed_blocks {
 
 inline __m256i broadcast4(const std::int8_t* x) {
     std::int32_t v;
@@ -7234,14 +7224,14 @@ inline Group16 group_q6_k(const std::byte* p, const std::int8_t* x, const float*
     return {acc[0], acc[1]};
 }
 
-}  // namespace packed_detail
+}  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
-using GroupDot = packed_detail::Group16 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
+using GroupDot = packed_blocks::Group16 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
 
 template <int K>
 constexpr GroupDot group_kernel(DType type) {
-    using namespace packed_detail;
+    using namespace packed_blocks;
     if constexpr (K % 32 == 0) {
         switch (type) {
             case DType::q8_0: return group_blocks32<K, 16 * 34, 0, block_dot_q8_0>;
@@ -7276,7 +7266,7 @@ void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, in
     const TokenQ8 x = token_q8(type, in, 0);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-        const packed_detail::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
+        const packed_blocks::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
         const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
         float* out = y + g * kPackRows;
         if (first == 0 && last == kPackRows) {
@@ -7291,7 +7281,7 @@ void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, in
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif
 // ===== end of qwen3/kernels/arch/avx2_packed.hpp =====
@@ -7318,7 +7308,7 @@ void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, in
 
 #include <immintrin.h>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // r[i] element j  ->  r[j] element i.
 inline void transpose_16x16(__m512i r[16]) {
@@ -7360,7 +7350,7 @@ inline __m512i bf16_pairs(const float* x) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_ARCH_AVX512_TRANSPOSE_HPP
@@ -7370,15 +7360,15 @@ inline __m512i bf16_pairs(const float* x) {
 #include <immintrin.h>
 #endif
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Whether a matmul of `tokens` tokens with quantized `weights` goes to an int8 column kernel, which
 // reads the input's column form (tokens side by side): avx512_gemm.hpp with AVX-512 VNNI for every
 // prefill, avx2_gemm.hpp on AVX2 for its six formats from one full group of 16 tokens.
 inline bool uses_column_gemm(DType weights, int tokens) {
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if defined(QWEN3_HAVE_AVX512_VNNI)
     return dtype_info(weights).block_elems > 1 && tokens > 1;
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
     switch (weights) {
         case DType::q8_0: case DType::q4_0: case DType::q5_0: case DType::q4_k: case DType::q5_k: case DType::q6_k: return tokens >= 16;
         default: return false;
@@ -7547,7 +7537,7 @@ public:
     static constexpr int kColumnGroup = 16;
     // What the column form's bytes are XORed with: 0x80 each (+128, unsigned) for the AVX-512 VNNI
     // kernel; the AVX2 kernel takes the input as vpmaddubsw's signed operand, as it is.
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if defined(QWEN3_HAVE_AVX512_VNNI)
     static constexpr std::uint32_t kColumnFlip = 0x80808080u;
 #else
     static constexpr std::uint32_t kColumnFlip = 0;
@@ -7770,7 +7760,7 @@ private:
     bool bf16_products_ = false;
 };
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/input.hpp =====
 // ===== qwen3/kernels/packed_layout.hpp =====
 #ifndef QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
@@ -7803,11 +7793,9 @@ private:
 
 
 
-namespace qwen3::kernels::packed {
+namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
-
-namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -7848,8 +7836,6 @@ struct GroupWriter {
     }
 };
 
-}  // namespace detail
-
 // True for the types with a packed layout, for rows of K elements.
 template <int K>
 constexpr bool has_layout(DType type) {
@@ -7868,7 +7854,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        detail::GroupWriter w{src + offset, stride, dst + offset};
+        GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -7900,7 +7886,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
-}  // namespace qwen3::kernels::packed
+}  // namespace qwen3::detail::packed
 #endif  // QWEN3_AMALGAMATED_QWEN3_KERNELS_PACKED_LAYOUT_HPP
 // ===== end of qwen3/kernels/packed_layout.hpp =====
 // ===== qwen3/kernels/panel_gemm.hpp =====
@@ -7924,7 +7910,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
 
 
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 inline constexpr int kPanelRows = 2 * int(simd::lanes);
 inline constexpr int kPanelTokens = 6;  // 12 accumulators + 2 panel registers + 1 broadcast of 16 AVX2 registers
@@ -8030,7 +8016,7 @@ inline bool widen_quant_avx2(DType type, const std::byte* row, int k0, int count
 // out[0, count) = elements [k0, k0 + count) of a weight row, widened to f32; k0 and count are
 // multiples of the type's block size.
 inline void widen_weights(DType type, const std::byte* row, int k0, int count, float* out) {
-    namespace d = quant::detail;
+    namespace d = quant;
     constexpr int L = int(simd::lanes);
     const std::uint16_t* halves = reinterpret_cast<const std::uint16_t*>(row) + k0;
 #if defined(QWEN3_HAVE_AVX2_QUANT)
@@ -8159,29 +8145,10 @@ void matmul_panels(DType type, const std::byte* w, std::size_t stride, const flo
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/panel_gemm.hpp =====
 
-namespace qwen3 {
-
-// A weight matrix with compile-time dimensions and a runtime element type.
-template <int Rows, int Cols>
-struct Matrix {
-    static constexpr int rows = Rows;
-    static constexpr int cols = Cols;
-    DType type = DType::f32;
-    const std::byte* data = nullptr;
-    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
-    // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
-    const std::byte* packed = nullptr;
-    // True when data points to the model's huge-page copy instead of the file (float matrices).
-    bool copied = false;
-
-    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
-    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
-};
-
-namespace kernels {
+namespace qwen3::detail {
 
 // Loads `lanes` consecutive elements of a float-typed weight row, widened to f32.
 template <DType T>
@@ -8310,10 +8277,8 @@ inline void matmul_dequantized(DType type, const std::byte* w, std::size_t strid
 }
 
 [[noreturn]] inline void unsupported_weight_type(DType t) {
-    detail::fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
+    fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
 }
-
-}  // namespace kernels
 
 // True when matvec/matmul have a kernel for weights of type t with rows of Cols elements.
 template <int Cols>
@@ -8325,86 +8290,86 @@ bool supports_matrix_type(DType t) {
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
 template <int Rows, int Cols, int MaxTokens>
-void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
+void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
     const std::size_t stride = w.row_stride();
     switch (w.type) {
 #if defined(__AVX512F__)
-        case DType::f32: return kernels::avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return kernels::avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return kernels::avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
+        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
 #else
-        case DType::f32: return kernels::matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
 #endif
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (w.packed) return kernels::avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
-            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
-                return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (avx512::has_quant_kernel<Cols>(w.type))
+                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (w.packed) return kernels::avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
-            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
-                return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (avx2::has_quant_kernel<Cols>(w.type))
+                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return kernels::matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
-            kernels::unsupported_weight_type(w.type);
+                return matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
+            unsupported_weight_type(w.type);
     }
 }
 
 // Y[t][r] = dot(X[t], W[r]) for the tokens of `in` and r in [row_begin, row_end); Y rows are
 // y_stride floats apart.
 template <int Rows, int Cols, int MaxTokens>
-void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
+void matmul(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
             int row_begin, int row_end) {
     const float* x = in.f32();
     const int tokens = in.tokens();
 #if defined(QWEN3_HAVE_AVX512_BF16)
     if (w.type == DType::bf16 && in.bf16_products())
-        return kernels::avx512::matmul_bf16_products<Cols>(w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+        return avx512::matmul_bf16_products<Cols>(w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
 #if defined(__AVX512F__)
     if (w.type == DType::f32 || w.type == DType::bf16 || w.type == DType::f16)
-        return kernels::avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+        return avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
-    if (kernels::uses_panel_gemm(w.type, tokens) && supports_matrix_type<Cols>(w.type))
-        return kernels::matmul_panels<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+    if (uses_panel_gemm(w.type, tokens) && supports_matrix_type<Cols>(w.type))
+        return matmul_panels<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
     switch (w.type) {
         case DType::f32:
-            return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         case DType::bf16:
-            return kernels::matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         case DType::f16:
-            return kernels::matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
-                return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (avx512::has_quant_kernel<Cols>(w.type))
+                return avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (kernels::uses_column_gemm(w.type, tokens) && kernels::avx2::has_column_gemm<Cols>(w.type))
-                return kernels::avx2::matmul_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
-            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
-                return kernels::avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (uses_column_gemm(w.type, tokens) && avx2::has_column_gemm<Cols>(w.type))
+                return avx2::matmul_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (avx2::has_quant_kernel<Cols>(w.type))
+                return avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
-            kernels::unsupported_weight_type(w.type);
+                return matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            unsupported_weight_type(w.type);
     }
 }
 
 // The decode layout (kernels/packed_layout.hpp): groups of 16 rows interleaved block by block, the
 // same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
-inline constexpr int kPackRows = kernels::packed::kPackRows;
+inline constexpr int kPackRows = packed::kPackRows;
 
 // True when matvec has a packed-layout kernel for weights of type t with rows of Cols elements on
 // this CPU (AVX-512 VNNI or AVX2).
 template <int Cols>
 bool has_packed_layout(DType t) {
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-    return kernels::avx512::packable<Cols>(t);
+    return avx512::packable<Cols>(t);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-    return kernels::avx2::packable<Cols>(t);
+    return avx2::packable<Cols>(t);
 #else
     (void)t;
     return false;
@@ -8416,7 +8381,7 @@ bool has_packed_layout(DType t) {
 // has_packed_layout<Cols>(w.type).
 template <int Rows, int Cols>
 void pack_row_groups(const Matrix<Rows, Cols>& w, int group_begin, int group_end, std::byte* dst) {
-    kernels::packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
+    packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
 }
 
 // Row r of W as f32 (the embedding lookup), by the format's reference definition.
@@ -8425,14 +8390,14 @@ void dequantize_row(const Matrix<Rows, Cols>& w, int r, float* out) {
     quant::dequantize_row(w.type, w.row(r), out, Cols);
 }
 
-}  // namespace qwen3
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/linear.hpp =====
 // ===== qwen3/kernels/norm.hpp =====
 // qwen3/kernels/norm.hpp - RMSNorm.
 
 
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // out = x / sqrt(mean(x^2) + eps) * weight, over N elements (out may alias x). As in the Qwen3
 // reference, x is scaled first and the weight applied to the scaled value.
@@ -8457,14 +8422,14 @@ inline void rms_norm(const float* x, const float* weight, float eps, float* out)
     for (int j = 0; j < N; j += L) (simd::load_f32(x + j) * scale * simd::load_f32(weight + j)).store_unaligned(out + j);
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/norm.hpp =====
 // ===== qwen3/kernels/rope.hpp =====
 // qwen3/kernels/rope.hpp - rotary position embedding, NeoX pairing (element i with i + head_dim/2).
 
 
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Frequencies of one model's RoPE, from the file's theta and scaling (none, linear or YaRN as
 // Hugging Face computes them). Angles are formed in double precision and rounded once to float.
@@ -8530,8 +8495,81 @@ inline void apply_rope(float* v, const float* cos, const float* sin) {
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail
 // ===== end of qwen3/kernels/rope.hpp =====
+// ===== qwen3/kv_arena.hpp =====
+// qwen3/kv_arena.hpp - the key/value cache: one allocation, sized at compile time.
+//
+// The arena reserves address space for Cfg::max_context positions once (anonymous memory, never
+// resized); the OS commits pages only as positions are written, so a 32k-token arena costs RAM in
+// proportion to the tokens actually used.
+//
+// Layout, per layer and KV head: the key blocks of all positions, then the value rows (the element
+// type, kv_types.hpp, fixes their bytes; KVBF16 unless a Session names another).
+
+
+
+
+namespace qwen3 {
+
+template <class Cfg, class KV = DefaultKV>
+class KVArena {
+public:
+    static constexpr int D = Cfg::head_dim;
+    static constexpr int blocks = (Cfg::max_context + kKeyBlock - 1) / kKeyBlock;
+    static constexpr std::size_t key_bytes_per_head = std::size_t(blocks) * KV::template key_block_bytes<D>;
+    static constexpr std::size_t value_bytes_per_head = std::size_t(blocks) * kKeyBlock * KV::template value_row_bytes<D>;
+    static constexpr std::size_t head_bytes = (key_bytes_per_head + value_bytes_per_head + 63) / 64 * 64;
+    static constexpr std::size_t bytes = std::size_t(Cfg::layers) * Cfg::kv_heads * head_bytes;
+
+    // Throws Error(io) when the address space cannot be reserved.
+    KVArena() {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            detail::fail(ErrorCode::io, "cannot reserve the KV arena of ", bytes, " bytes (", Cfg::max_context,
+                         " positions); compile a smaller max_context");
+        base_ = static_cast<std::byte*>(p);
+    }
+    ~KVArena() { ::munmap(base_, bytes); }
+    KVArena(const KVArena&) = delete;
+    KVArena& operator=(const KVArena&) = delete;
+
+    std::byte* head(int layer, int kv_head) const { return base_ + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
+    // Key block holding position p (block p / 16; the position is lane p % 16).
+    std::byte* key_block(int layer, int kv_head, int block) const {
+        return head(layer, kv_head) + std::size_t(block) * KV::template key_block_bytes<D>;
+    }
+    std::byte* value_row(int layer, int kv_head, int pos) const {
+        return head(layer, kv_head) + key_bytes_per_head + std::size_t(pos) * KV::template value_row_bytes<D>;
+    }
+
+    void store(int layer, int kv_head, int pos, const float* k, const float* v) {
+        KV::template store_key<D>(key_block(layer, kv_head, pos / kKeyBlock), pos % kKeyBlock, k);
+        KV::template store_value<D>(value_row(layer, kv_head, pos), v);
+    }
+
+    // Gives the pages of positions [from, max_context) back to the OS (after a reset or truncation).
+    void release_from(int from) {
+        const std::uintptr_t page = 4096;
+        for (int l = 0; l < Cfg::layers; ++l)
+            for (int h = 0; h < Cfg::kv_heads; ++h) {
+                auto release = [&](std::byte* begin_ptr, std::byte* end_ptr) {
+                    auto begin = (reinterpret_cast<std::uintptr_t>(begin_ptr) + page - 1) / page * page;
+                    auto end = reinterpret_cast<std::uintptr_t>(end_ptr) / page * page;
+                    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+                };
+                const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
+                release(key_block(l, h, first_block), key_block(l, h, blocks));
+                release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
+            }
+    }
+
+private:
+    std::byte* base_ = nullptr;
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/kv_arena.hpp =====
 // ===== qwen3/thread_pool.hpp =====
 // qwen3/thread_pool.hpp - a small pool for the matrix work of one forward pass.
 //
@@ -8635,8 +8673,6 @@ private:
         std::this_thread::yield();
 #endif
     }
-
-
 
     void work() {
         for (;;) {
@@ -8823,8 +8859,8 @@ struct Weights {
             for (int i = 0; i < n; ++i) {
                 switch (t.type) {
                     case DType::f32: dst[i] = reinterpret_cast<const float*>(t.data)[i]; break;
-                    case DType::bf16: dst[i] = simd::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
-                    case DType::f16: dst[i] = simd::f16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
+                    case DType::bf16: dst[i] = detail::simd::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
+                    case DType::f16: dst[i] = detail::simd::f16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
                     default:
                         detail::fail(ErrorCode::unsupported, ckpt.path(), ": norm weight ", name, " has type ",
                                      dtype_name(t.type), "; norm weights must be F32, F16 or BF16");
@@ -8878,7 +8914,7 @@ struct Weights {
         auto is_float = [](DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; };
         auto packs = [](const auto& m) {
             using M = std::remove_cvref_t<decltype(m)>;
-            return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type);
+            return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type);
         };
         auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
         auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
@@ -8948,10 +8984,10 @@ struct Weights {
             }
             MappedFile::populate_pages(m.data, bytes(m));
             constexpr int kGroupsPerTask = 64;
-            const int groups = m.rows / kPackRows;
+            const int groups = m.rows / detail::kPackRows;
             pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
                 const int begin = task * kGroupsPerTask;
-                pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
+                detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
             });
             m.packed = dst;
         });
@@ -8987,7 +9023,7 @@ private:
     template <int Rows, int Cols>
     static Matrix<Rows, Cols> matrix(const Checkpoint& ckpt, const std::string& name) {
         const TensorView& t = require(ckpt, name, make_shape(Rows, Cols));
-        if (!supports_matrix_type<Cols>(t.type))
+        if (!detail::supports_matrix_type<Cols>(t.type))
             detail::fail(ErrorCode::unsupported, ckpt.path(), ": tensor ", name, " has type ", dtype_name(t.type),
                          ", which has no matrix kernel here");
         if (row_bytes(t.type, Cols) == 0)
@@ -9035,13 +9071,13 @@ public:
     const Checkpoint& checkpoint() const { return *checkpoint_; }
     const ModelParams& params() const { return checkpoint_->params(); }
     const Weights<Cfg>& weights() const { return weights_; }
-    const kernels::Rope<Cfg::head_dim>& rope() const { return rope_; }
+    const detail::Rope<Cfg::head_dim>& rope() const { return rope_; }
     float rms_norm_eps() const { return rms_norm_eps_; }
 
 private:
     std::shared_ptr<const Checkpoint> checkpoint_;
     Weights<Cfg> weights_;
-    kernels::Rope<Cfg::head_dim> rope_;
+    detail::Rope<Cfg::head_dim> rope_;
     float rms_norm_eps_;
 };
 
@@ -9077,10 +9113,10 @@ public:
         : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
         scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
         logits_.resize(Cfg::vocab);
-        normed_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
-        attention_in_ = std::make_unique<kernels::Input<Q, kMaxBatch>>();
-        ffn_in_ = std::make_unique<kernels::Input<F, kMaxBatch>>();
-        final_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
+        normed_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
+        attention_in_ = std::make_unique<detail::Input<Q, kMaxBatch>>();
+        ffn_in_ = std::make_unique<detail::Input<F, kMaxBatch>>();
+        final_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
         const bool bf16 = precision == Precision::bf16_products;
         for (auto* in : {normed_in_.get(), final_in_.get()}) in->allow_bf16_products(bf16);
         attention_in_->allow_bf16_products(bf16);
@@ -9132,7 +9168,7 @@ private:
     // same input), as one job: their rows are concatenated and split across the pool, so q, k and v
     // (or gate and up) cost one dispatch.
     template <int Cols, int MaxTokens, int... Rows>
-    void project(kernels::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
+    void project(detail::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
         auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
         (in.prepare(targets.w.type, parallel), ...);
         constexpr int total = (Rows + ...);
@@ -9156,10 +9192,10 @@ private:
     std::unique_ptr<KVArena<Cfg, KV>> arena_;
     std::vector<float> scratch_;
     // the four distinct inputs of the projections, each prepared once per use
-    std::unique_ptr<kernels::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
-    std::unique_ptr<kernels::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
-    std::unique_ptr<kernels::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
-    std::unique_ptr<kernels::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
+    std::unique_ptr<detail::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
+    std::unique_ptr<detail::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
+    std::unique_ptr<detail::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
+    std::unique_ptr<detail::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
     std::vector<float> logits_;
     int position_ = 0;
 };
@@ -9217,7 +9253,7 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     };
 
     each_token([&](int t) {
-        dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+        detail::dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
         model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
@@ -9225,20 +9261,20 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
         each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
-                kernels::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
-                kernels::apply_rope<D>(qh, cs, cs + D / 2);
+                detail::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                detail::apply_rope<D>(qh, cs, cs + D / 2);
             }
             for (int g = 0; g < Cfg::kv_heads; ++g) {
                 float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
-                kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
-                kernels::apply_rope<D>(kh, cs, cs + D / 2);
+                detail::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                detail::apply_rope<D>(kh, cs, cs + D / 2);
                 arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
         });
@@ -9250,26 +9286,26 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
             if (n == 1)
-                kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+                detail::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
             else
-                kernels::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
+                detail::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
                                                                   attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        each_token([&](int t) { kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
+        each_token([&](int t) { detail::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
         ffn_in_->set(gate, n);
         project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
+    each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
     if (all_logits) {
         final_in_->set(x, n);
         project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
@@ -9515,13 +9551,13 @@ namespace detail {
 
 // The largest logit, checking every one for NaN and +inf on the way.
 inline float checked_max(std::span<const float> logits) {
-    using simd::fbatch;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    constexpr std::size_t L = detail::simd::lanes;
     const float* p = logits.data();
     const std::size_t n = logits.size();
     const fbatch inf(std::numeric_limits<float>::infinity());
     fbatch best(-std::numeric_limits<float>::infinity());
-    xsimd::batch_bool<float, simd::arch> invalid(false);
+    xsimd::batch_bool<float, detail::simd::arch> invalid(false);
     std::size_t i = 0;
     for (; i + L <= n; i += L) {
         fbatch x = fbatch::load_unaligned(p + i);
@@ -9661,10 +9697,10 @@ inline void Sampler::filter_top_k(std::span<const float> logits, std::size_t k) 
             threshold = heap.front().logit;
         }
     };
-    using simd::fbatch;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    constexpr std::size_t L = detail::simd::lanes;
     const fbatch inf(std::numeric_limits<float>::infinity());
-    xsimd::batch_bool<float, simd::arch> invalid(false);
+    xsimd::batch_bool<float, detail::simd::arch> invalid(false);
     for (; i + L <= n; i += L) {
         fbatch x = fbatch::load_unaligned(p + i);
         invalid = invalid | xsimd::isnan(x) | (x == inf);  // not x != x: xsimd 8.1 compares NEQ ordered
@@ -9706,9 +9742,9 @@ inline void Sampler::filter_top_k(std::span<const float> logits, std::size_t k) 
 }
 
 inline void Sampler::filter_full(std::span<const float> logits) {
-    using simd::fbatch;
-    using ibatch = xsimd::batch<std::int32_t, simd::arch>;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    using ibatch = xsimd::batch<std::int32_t, detail::simd::arch>;
+    constexpr std::size_t L = detail::simd::lanes;
     static_assert(kBlock % L == 0, "a block is whole SIMD batches");
 
     std::span<const float> source = logits;
@@ -9997,10 +10033,10 @@ inline std::vector<TokenProbability> Sampler::distribution(std::span<const float
 #include <bit>
 
 namespace qwen3 {
-
 using TokenId = std::int32_t;
+}  // namespace qwen3
 
-namespace bpe {
+namespace qwen3::detail::bpe {
 
 // ---------------------------------------------------------------------------------------------
 // GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes (controls,
@@ -10303,8 +10339,7 @@ private:
     std::vector<std::uint32_t> byte_pair_rank_ = std::vector<std::uint32_t>(65536, MergeTable::kNoRank);
 };
 
-}  // namespace bpe
-}  // namespace qwen3
+}  // namespace qwen3::detail::bpe
 // ===== end of qwen3/tokenizer/bpe.hpp =====
 
 namespace qwen3 {
@@ -10316,7 +10351,7 @@ struct ByteRange {
     bool operator==(const ByteRange&) const = default;
 };
 
-namespace tokenizer_detail {
+namespace detail {
 
 class AddedTokenMatcher {
 public:
@@ -10418,7 +10453,7 @@ private:
     unsigned char single_start_ = 0;
 };
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 }  // namespace qwen3
 // ===== end of qwen3/tokenizer/added_tokens.hpp =====
 // ===== qwen3/tokenizer/piece_cache.hpp =====
@@ -10432,7 +10467,7 @@ private:
 
 
 
-namespace qwen3::tokenizer_detail {
+namespace qwen3::detail {
 
 // A fast hash of a short byte string (8 bytes at a time, multiply-xorshift mixing).
 inline std::uint64_t hash_bytes(std::string_view s) {
@@ -10518,7 +10553,7 @@ private:
     std::uint32_t generation_ = 1;
 };
 
-}  // namespace qwen3::tokenizer_detail
+}  // namespace qwen3::detail
 // ===== end of qwen3/tokenizer/piece_cache.hpp =====
 // ===== qwen3/tokenizer/pretokenize.hpp =====
 // qwen3/tokenizer/pretokenize.hpp - the Qwen2 pre-tokenizer split, as a hand-written scanner.
@@ -10564,7 +10599,7 @@ private:
 // the script, with the inputs above.
 
 
-namespace qwen3::unicode_data {
+namespace qwen3::detail::unicode_data {
 
 inline constexpr const char kClassesVersion[] = "16.0.0";
 inline constexpr const char kNormalizationVersion[] = "9.0.0";
@@ -11510,10 +11545,10 @@ inline constexpr CaseFold kContractionFolds[] = {
     {0x17F, 's'},
 };
 
-}  // namespace qwen3::unicode_data
+}  // namespace qwen3::detail::unicode_data
 // ===== end of qwen3/tokenizer/unicode_tables.hpp =====
 
-namespace qwen3::unicode {
+namespace qwen3::detail::unicode {
 
 inline constexpr char32_t kReplacementCharacter = 0xFFFD;
 
@@ -11587,14 +11622,12 @@ inline char32_t decode_utf8(const unsigned char* p, int length) {
 // Length of a UTF-8 sequence from its (valid) lead byte.
 inline int utf8_lead_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
 
-namespace detail {
 // True when the 8 bytes at p are all ASCII.
 inline bool ascii8(const char* p) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
     return (w & 0x8080808080808080ull) == 0;
 }
-}  // namespace detail
 
 // Byte offset of the first ill-formed sequence in `text`, or text.size() when it is all well-formed.
 inline std::size_t find_invalid_utf8(std::string_view text) {
@@ -11602,7 +11635,7 @@ inline std::size_t find_invalid_utf8(std::string_view text) {
     const char* p = begin;
     const char* end = begin + text.size();
     while (p < end) {
-        if (end - p >= 8 && detail::ascii8(p)) {
+        if (end - p >= 8 && ascii8(p)) {
             p += 8;
             continue;
         }
@@ -11641,8 +11674,6 @@ inline std::string sanitize_utf8(std::string_view text) {
 // What the pre-tokenizer regex distinguishes (Unicode 16.0): \p{L}, \p{N}, \s, and the rest.
 enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, space = 3 };
 
-namespace detail {
-
 inline constexpr std::uint8_t kClassMask = 3;
 // Set when a code point is not a "stable starter" of NFC (Unicode 9.0): it has a nonzero combining
 // class, or NFC_Quick_Check is No or Maybe. Text made only of stable starters is already in NFC, and a
@@ -11662,7 +11693,7 @@ struct PropertyTable {
 
 struct NormalizationData {
     // code point -> (first, second) for canonical decompositions, sorted by code point
-    const unicode_data::Decomposition* decompositions;
+    const detail::unicode_data::Decomposition* decompositions;
     std::size_t decomposition_count;
     // (first << 21 | second) -> composite, for primary composites
     std::unordered_map<std::uint64_t, char32_t> compositions;
@@ -11674,10 +11705,10 @@ struct NormalizationData {
         if (cp > 0x10FFFF) return 0;
         return ccc_blocks[std::size_t(ccc_block_of[cp >> 8]) * 256 + (cp & 0xFF)];
     }
-    const unicode_data::Decomposition* decomposition(char32_t cp) const {
+    const detail::unicode_data::Decomposition* decomposition(char32_t cp) const {
         const auto* end = decompositions + decomposition_count;
         const auto* it = std::lower_bound(decompositions, end, cp,
-                                          [](const unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
+                                          [](const detail::unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
         return it != end && it->code_point == cp ? it : nullptr;
     }
 };
@@ -11706,12 +11737,12 @@ inline constexpr int kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCoun
 inline const NormalizationData& normalization_data() {
     static const NormalizationData data = [] {
         NormalizationData d;
-        d.decompositions = unicode_data::kDecompositions;
-        d.decomposition_count = std::size(unicode_data::kDecompositions);
-        for (const auto& e : unicode_data::kDecompositions)
+        d.decompositions = detail::unicode_data::kDecompositions;
+        d.decomposition_count = std::size(detail::unicode_data::kDecompositions);
+        for (const auto& e : detail::unicode_data::kDecompositions)
             if (e.composes) d.compositions.emplace(std::uint64_t(e.first) << 21 | e.second, e.code_point);
         build_two_stage(d.ccc_block_of, d.ccc_blocks, [](std::vector<std::uint8_t>& flat) {
-            for (const auto& r : unicode_data::kCombiningClasses)
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
                 for (char32_t c = r.first; c <= r.last; ++c) flat[c] = r.combining_class;
         });
         return d;
@@ -11727,14 +11758,14 @@ inline const PropertyTable& property_table() {
                 for (const auto& r : ranges)
                     for (char32_t c = r.first; c <= r.last; ++c) flat[c] = std::uint8_t((flat[c] & ~kClassMask) | cls);
             };
-            mark(unicode_data::kLetters, std::uint8_t(CharClass::letter));
-            mark(unicode_data::kNumbers, std::uint8_t(CharClass::number));
-            mark(unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
+            mark(detail::unicode_data::kLetters, std::uint8_t(CharClass::letter));
+            mark(detail::unicode_data::kNumbers, std::uint8_t(CharClass::number));
+            mark(detail::unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
             // NFC quick check (Unicode 9.0): nonzero class, no (decomposes, not recomposed), maybe
             // (second part of a composition, Hangul medial vowels and final consonants)
-            for (const auto& r : unicode_data::kCombiningClasses)
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
                 for (char32_t c = r.first; c <= r.last; ++c) flat[c] |= kNfcCheck;
-            for (const auto& e : unicode_data::kDecompositions) {
+            for (const auto& e : detail::unicode_data::kDecompositions) {
                 if (!e.composes) flat[e.code_point] |= kNfcCheck;
                 else flat[e.second] |= kNfcCheck;
             }
@@ -11746,20 +11777,16 @@ inline const PropertyTable& property_table() {
     return table;
 }
 
-}  // namespace detail
-
 // The class of `cp` (Unicode 16.0).
 inline CharClass char_class(char32_t cp) {
-    return CharClass(detail::property_table().get(cp) & detail::kClassMask);
+    return CharClass(property_table().get(cp) & kClassMask);
 }
 
 // The canonical combining class of `cp` (Unicode 9.0).
-inline std::uint8_t combining_class(char32_t cp) { return detail::normalization_data().combining_class(cp); }
+inline std::uint8_t combining_class(char32_t cp) { return normalization_data().combining_class(cp); }
 
 // ---------------------------------------------------------------------------------------------
 // NFC (Unicode 9.0)
-
-namespace detail {
 
 inline void decompose_into(char32_t cp, const NormalizationData& data, std::vector<char32_t>& out) {
     if (cp >= kHangulBase && cp < kHangulBase + char32_t(kHangulSCount)) {
@@ -11835,16 +11862,14 @@ inline void normalize_region(std::string_view region, std::string& out, std::vec
     for (std::size_t i = 0; i < kept; ++i) append_utf8(out, buffer[i]);
 }
 
-}  // namespace detail
-
 // True when `text` (valid UTF-8) is certainly in NFC because it holds only stable starters. False
 // only means "look closer": "q" + U+0301 is in NFC but holds a combining mark.
 inline bool is_nfc_quick(std::string_view text) {
-    const detail::PropertyTable& table = detail::property_table();
+    const PropertyTable& table = property_table();
     const char* p = text.data();
     const char* end = p + text.size();
     while (p < end) {
-        if (end - p >= 8 && detail::ascii8(p)) {
+        if (end - p >= 8 && ascii8(p)) {
             p += 8;
             continue;
         }
@@ -11854,7 +11879,7 @@ inline bool is_nfc_quick(std::string_view text) {
             continue;
         }
         int n = utf8_lead_length(c);
-        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck) return false;
+        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck) return false;
         p += n;
     }
     return true;
@@ -11863,7 +11888,7 @@ inline bool is_nfc_quick(std::string_view text) {
 // Appends the NFC form (Unicode 9.0) of `text` to `out`. Precondition: `text` is valid UTF-8. Only the
 // stretches around characters that are not stable starters are rewritten; the rest is copied.
 inline void append_nfc(std::string_view text, std::string& out) {
-    const detail::PropertyTable& table = detail::property_table();
+    const PropertyTable& table = property_table();
     std::vector<char32_t> buffer;
     const char* begin = text.data();
     const char* p = begin;
@@ -11877,7 +11902,7 @@ inline void append_nfc(std::string_view text, std::string& out) {
             continue;
         }
         int n = utf8_lead_length(c);
-        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck)) {
+        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck)) {
             boundary = p;
             p += n;
             continue;
@@ -11887,11 +11912,11 @@ inline void append_nfc(std::string_view text, std::string& out) {
         while (q < end) {
             auto b = static_cast<unsigned char>(*q);
             int m = utf8_lead_length(b);
-            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & detail::kNfcCheck)) break;
+            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & kNfcCheck)) break;
             q += m;
         }
         out.append(copied, boundary);
-        detail::normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
+        normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
         copied = boundary = p = q;
     }
     out.append(copied, end);
@@ -11905,14 +11930,12 @@ inline std::string nfc(std::string_view text) {
     return out;
 }
 
-}  // namespace qwen3::unicode
+}  // namespace qwen3::detail::unicode
 // ===== end of qwen3/tokenizer/unicode.hpp =====
 
-namespace qwen3::pretokenize {
+namespace qwen3::detail::pretokenize {
 
-namespace detail {
-
-using unicode::CharClass;
+using detail::unicode::CharClass;
 
 // One decoded character: its code point, length in bytes and class.
 struct Char {
@@ -11940,16 +11963,16 @@ class Scanner {
 public:
     explicit Scanner(std::string_view text)
         : begin_(reinterpret_cast<const unsigned char*>(text.data())), end_(begin_ + text.size()),
-          table_(unicode::detail::property_table()) {}
+          table_(detail::unicode::property_table()) {}
 
     // Reads the character at p (p <= end; valid UTF-8).
     Char at(const unsigned char* p) const {
         if (p >= end_) return {};
         unsigned char c = *p;
         if (c < 0x80) return {c, 1, kAscii.cls[c]};
-        int n = unicode::utf8_lead_length(c);
-        char32_t cp = unicode::decode_utf8(p, n);
-        return {cp, n, CharClass(table_.get(cp) & unicode::detail::kClassMask)};
+        int n = detail::unicode::utf8_lead_length(c);
+        char32_t cp = detail::unicode::decode_utf8(p, n);
+        return {cp, n, CharClass(table_.get(cp) & detail::unicode::kClassMask)};
     }
 
     // End of the run of characters of class `cls` starting at p.
@@ -11979,7 +12002,7 @@ public:
             char l = char(c.cp);
             return (l >= 'A' && l <= 'Z') ? char(l - 'A' + 'a') : l;
         }
-        for (const auto& f : unicode_data::kContractionFolds)
+        for (const auto& f : detail::unicode_data::kContractionFolds)
             if (f.code_point == c.cp) return f.letter;
         return 0;
     }
@@ -12032,17 +12055,15 @@ public:
 private:
     const unsigned char* begin_;
     const unsigned char* end_;
-    const unicode::detail::PropertyTable& table_;
+    const detail::unicode::PropertyTable& table_;
 };
-
-}  // namespace detail
 
 // Calls sink(std::string_view piece) for each piece of `text`, in order; the pieces concatenate to
 // `text`. Precondition: `text` is valid UTF-8 (the tokenizer sanitizes its input first). `text` is one
 // stretch between added tokens: its end counts as the end of text for the look-ahead (?!\S).
 template <typename Sink>
 void split(std::string_view text, Sink&& sink) {
-    detail::Scanner scanner(text);
+    Scanner scanner(text);
     const unsigned char* p = scanner.begin();
     while (p < scanner.end()) {
         const unsigned char* q = scanner.piece_end(p);
@@ -12051,7 +12072,7 @@ void split(std::string_view text, Sink&& sink) {
     }
 }
 
-}  // namespace qwen3::pretokenize
+}  // namespace qwen3::detail::pretokenize
 // ===== end of qwen3/tokenizer/pretokenize.hpp =====
 
 namespace qwen3 {
@@ -12102,7 +12123,7 @@ public:
     // Limits of this library, far above any real tokenizer; they bound memory for hostile files.
     static constexpr std::size_t kMaxTokenId = std::size_t(1) << 22;  // ids are below this
     static constexpr std::size_t kMaxTokenLength = 1024;              // bytes of one vocabulary string
-    static constexpr std::size_t kMaxAddedTokenLength = tokenizer_detail::AddedTokenMatcher::kMaxLength;
+    static constexpr std::size_t kMaxAddedTokenLength = detail::AddedTokenMatcher::kMaxLength;
 
     // --- loading (loaders.hpp) ---
 
@@ -12189,8 +12210,8 @@ private:
     // before the string, to avoid touching the strings of other pieces) and the id; kEmptySlot if empty.
     static constexpr std::uint64_t kEmptySlot = ~std::uint64_t(0);
     std::vector<std::uint64_t> piece_index_;
-    bpe::Encoder bpe_;
-    tokenizer_detail::AddedTokenMatcher added_;
+    detail::bpe::Encoder bpe_;
+    detail::AddedTokenMatcher added_;
     WellKnownTokens well_known_;
     bool normalize_nfc_ = true;
     std::uint64_t instance_ = 0;  // identifies the data for the per-thread piece caches
@@ -12222,11 +12243,11 @@ private:
 // ---------------------------------------------------------------------------------------------
 // implementation
 
-namespace tokenizer_detail {
+namespace detail {
 
 // Per-thread scratch: BPE workspace, normalization buffer and the piece cache of one tokenizer.
 struct ThreadScratch {
-    bpe::Workspace workspace;
+    detail::bpe::Workspace workspace;
     std::string normalized;
     std::unique_ptr<PieceCache> cache;
     std::uint64_t owner = 0;  // Tokenizer::instance_ whose pieces the cache holds
@@ -12248,14 +12269,14 @@ inline std::string sanitize_keeping_ranges(std::string_view text, std::vector<By
     for (const auto* p = begin; p < end;) {
         const std::size_t at = std::size_t(p - begin);
         int subpart = 0;
-        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
         if (n > 0) {
             for (int k = 0; k < n; ++k) new_offset[at + std::size_t(k)] = out.size() + std::size_t(k);
             out.append(reinterpret_cast<const char*>(p), std::size_t(n));
             p += n;
         } else {
             new_offset[at] = out.size();
-            unicode::append_utf8(out, unicode::kReplacementCharacter);
+            detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
             for (int k = 1; k < subpart; ++k) new_offset[at + std::size_t(k)] = out.size();
             p += subpart;
         }
@@ -12270,7 +12291,7 @@ inline std::uint64_t next_instance_id() {
     return ++counter;
 }
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 
 inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options) const {
     for (std::size_t i = 0; i < options.plain_ranges.size(); ++i) {
@@ -12279,11 +12300,11 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
             detail::fail(ErrorCode::invalid_argument, "tokenizer: plain range ", i, " [", r.begin, ", ", r.end,
                          ") is not sorted, disjoint and within the text of ", text.size(), " bytes");
     }
-    if (std::size_t bad = unicode::find_invalid_utf8(text); bad != text.size()) {
+    if (std::size_t bad = detail::unicode::find_invalid_utf8(text); bad != text.size()) {
         if (options.reject_invalid_utf8)
             detail::fail(ErrorCode::invalid_argument, "tokenizer: invalid UTF-8 at byte ", bad, " of the text");
         std::vector<ByteRange> ranges(options.plain_ranges.begin(), options.plain_ranges.end());
-        const std::string sanitized = tokenizer_detail::sanitize_keeping_ranges(text, ranges);
+        const std::string sanitized = detail::sanitize_keeping_ranges(text, ranges);
         EncodeOptions valid = options;
         valid.plain_ranges = ranges;
         encode_append(sanitized, out, valid);
@@ -12292,7 +12313,7 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
     std::size_t at = 0;
     if (options.match_added_tokens) {
         std::size_t plain_index = 0;
-        tokenizer_detail::AddedTokenMatcher::Match match;
+        detail::AddedTokenMatcher::Match match;
         while (added_.next(text, at, options.plain_ranges, plain_index, match)) {
             encode_stretch(text.substr(at, match.begin - at), out);
             out.push_back(match.id);
@@ -12304,19 +12325,19 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
 
 inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId>& out) const {
     if (text.empty()) return;
-    tokenizer_detail::ThreadScratch& scratch = tokenizer_detail::thread_scratch();
-    if (!scratch.cache) scratch.cache = std::make_unique<tokenizer_detail::PieceCache>();
+    detail::ThreadScratch& scratch = detail::thread_scratch();
+    if (!scratch.cache) scratch.cache = std::make_unique<detail::PieceCache>();
     if (scratch.owner != instance_) {
         scratch.cache->clear();
         scratch.owner = instance_;
     }
-    if (normalize_nfc_ && !unicode::is_nfc_quick(text)) {
+    if (normalize_nfc_ && !detail::unicode::is_nfc_quick(text)) {
         scratch.normalized.clear();
-        unicode::append_nfc(text, scratch.normalized);
+        detail::unicode::append_nfc(text, scratch.normalized);
         text = scratch.normalized;
     }
-    tokenizer_detail::PieceCache& cache = *scratch.cache;
-    bpe::Workspace& workspace = scratch.workspace;
+    detail::PieceCache& cache = *scratch.cache;
+    detail::bpe::Workspace& workspace = scratch.workspace;
     // Pieces wait in a short queue so that their cache slots are fetched from memory while earlier
     // pieces are encoded (a cache lookup is otherwise a stall on a cold line).
     constexpr std::size_t kAhead = 8;
@@ -12324,7 +12345,7 @@ inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId
     std::uint64_t hashes[kAhead];
     std::size_t head = 0, count = 0;
     auto process = [&](std::string_view piece, std::uint64_t hash) {
-        if (!tokenizer_detail::PieceCache::cacheable(piece)) {
+        if (!detail::PieceCache::cacheable(piece)) {
             bpe_.encode(piece, out, workspace);
             return;
         }
@@ -12333,10 +12354,10 @@ inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId
         bpe_.encode(piece, out, workspace);
         cache.store(piece, hash, out.data() + before, out.size() - before);
     };
-    pretokenize::split(text, [&](std::string_view piece) {
+    detail::pretokenize::split(text, [&](std::string_view piece) {
         std::uint64_t hash = 0;
-        if (tokenizer_detail::PieceCache::cacheable(piece)) {
-            hash = tokenizer_detail::hash_bytes(piece);
+        if (detail::PieceCache::cacheable(piece)) {
+            hash = detail::hash_bytes(piece);
             cache.prefetch(hash);
         }
         if (count == kAhead) {
@@ -12366,8 +12387,8 @@ inline std::string Tokenizer::decode_bytes(std::span<const TokenId> ids, bool sk
 
 inline std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
     std::string bytes = decode_bytes(ids, skip_special_tokens);
-    if (unicode::is_valid_utf8(bytes)) return bytes;
-    return unicode::sanitize_utf8(bytes);
+    if (detail::unicode::is_valid_utf8(bytes)) return bytes;
+    return detail::unicode::sanitize_utf8(bytes);
 }
 
 inline std::string_view Tokenizer::id_to_piece(TokenId id) const {
@@ -12387,7 +12408,7 @@ inline std::optional<TokenId> Tokenizer::token_id(std::string_view piece) const 
 inline std::optional<TokenId> Tokenizer::find_piece(std::string_view piece) const {
     if (piece_index_.empty()) return std::nullopt;
     const std::size_t mask = piece_index_.size() - 1;
-    const std::uint64_t hash = tokenizer_detail::hash_bytes(piece);
+    const std::uint64_t hash = detail::hash_bytes(piece);
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
         const std::uint64_t slot = piece_index_[i];
         if (slot == kEmptySlot) return std::nullopt;
@@ -12406,7 +12427,7 @@ inline std::string StreamDecoder::push(TokenId id) {
     const auto* p = begin;
     while (p < end) {
         int subpart = 0;
-        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
         if (n > 0) {
             out.append(reinterpret_cast<const char*>(p), std::size_t(n));
             p += n;
@@ -12418,7 +12439,7 @@ inline std::string StreamDecoder::push(TokenId id) {
             pending_.assign(reinterpret_cast<const char*>(p), std::size_t(subpart));
             break;
         }
-        unicode::append_utf8(out, unicode::kReplacementCharacter);
+        detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
         p += subpart;
     }
     return out;
@@ -12426,7 +12447,7 @@ inline std::string StreamDecoder::push(TokenId id) {
 
 inline std::string StreamDecoder::finish() {
     std::string out;
-    if (!pending_.empty()) unicode::append_utf8(out, unicode::kReplacementCharacter);
+    if (!pending_.empty()) detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
     pending_.clear();
     return out;
 }
@@ -12479,7 +12500,7 @@ public:
         if (piece.empty()) fail_at(where, "is an empty string");
         const std::size_t limit = kind == TokenKind::normal ? Tokenizer::kMaxTokenLength : Tokenizer::kMaxAddedTokenLength;
         if (piece.size() > limit) fail_at(where, "is ", piece.size(), " bytes long, over this library's limit of ", limit);
-        if (!unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
+        if (!detail::unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
         const std::size_t index = std::size_t(id);
         if (index >= t_.tokens_.size()) t_.tokens_.resize(index + 1);
         if (auto existing = t_.find_piece(piece)) {
@@ -12509,7 +12530,7 @@ public:
     void resolve_byte_tokens() {
         for (int b = 0; b < 256; ++b) {
             std::string piece;
-            unicode::append_utf8(piece, bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+            detail::unicode::append_utf8(piece, detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
             auto id = t_.find_piece(piece);
             if (!id || t_.tokens_[std::size_t(*id)].kind != TokenKind::normal)
                 detail::fail(ErrorCode::tokenizer, what_, ": the vocabulary has no token for byte 0x", hex2(b), " (",
@@ -12518,7 +12539,7 @@ public:
         }
     }
 
-    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, bpe::MergeTable::kMaxMerges)); }
+    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, detail::bpe::MergeTable::kMaxMerges)); }
 
     // The merge of rank `rank`: tokens `left` and `right` (vocabulary strings) into left + right.
     void add_merge(std::string_view left, std::string_view right, std::size_t rank) {
@@ -12533,8 +12554,8 @@ public:
         if (!merged)
             detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " makes ", detail::quote_file_string(joined),
                          ", which is not in the vocabulary");
-        if (rank >= bpe::MergeTable::kMaxMerges)
-            detail::fail(ErrorCode::tokenizer, what_, ": more than ", bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
+        if (rank >= detail::bpe::MergeTable::kMaxMerges)
+            detail::fail(ErrorCode::tokenizer, what_, ": more than ", detail::bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
         if (!t_.bpe_.merges().insert(*a, *b, std::uint32_t(rank), *merged))
             detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " repeats an earlier merge of the same pair");
     }
@@ -12552,7 +12573,7 @@ public:
         w.tool_response_open = find("<tool_response>");
         w.tool_response_close = find("</tool_response>");
         t_.bpe_.finish();
-        t_.instance_ = tokenizer_detail::next_instance_id();
+        t_.instance_ = detail::next_instance_id();
         return std::move(t_);
     }
 
@@ -12566,8 +12587,8 @@ public:
         const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
         const auto* end = p + piece.size();
         while (p < end) {
-            int n = unicode::utf8_lead_length(*p);
-            int b = bpe::kByteAlphabet.byte_of_char(unicode::decode_utf8(p, n));
+            int n = detail::unicode::utf8_lead_length(*p);
+            int b = detail::bpe::kByteAlphabet.byte_of_char(detail::unicode::decode_utf8(p, n));
             if (b < 0) return std::string(piece);
             bytes += char(b);
             p += n;
@@ -12616,7 +12637,7 @@ private:
     }
     void insert_index(TokenId id) {
         const std::size_t mask = t_.piece_index_.size() - 1;
-        const std::uint64_t hash = tokenizer_detail::hash_bytes(t_.id_to_piece(id));
+        const std::uint64_t hash = detail::hash_bytes(t_.id_to_piece(id));
         std::size_t i = hash & mask;
         while (t_.piece_index_[i] != Tokenizer::kEmptySlot) i = (i + 1) & mask;
         t_.piece_index_[i] = (hash >> 32) << 32 | std::uint32_t(id);
@@ -12629,7 +12650,7 @@ private:
     std::string scratch_;
 };
 
-namespace tokenizer_detail {
+namespace detail {
 
 inline const json::Value& member(const json::Value& object, std::string_view key, std::string_view where, const std::string& what) {
     if (!object.is_object())
@@ -12683,11 +12704,11 @@ inline bool check_pipeline(const json::Value& root, const std::string& what) {
     return nfc;
 }
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 
 inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text, std::string_view what_view) {
     const std::string what(what_view);
-    using tokenizer_detail::member;
+    using detail::member;
     if (json_text.size() > TokenizerBuilder::kMaxJsonBytes)
         detail::fail(ErrorCode::format, what, ": ", json_text.size(), " bytes, over the limit of ", TokenizerBuilder::kMaxJsonBytes);
     json::ParseOptions parse_options;
@@ -12699,7 +12720,7 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
     if (!root.is_object()) detail::fail(ErrorCode::format, what, ": the top level must be an object");
 
     const json::Value& model = member(root, "model", "the file", what);
-    const std::string model_type = tokenizer_detail::type_of(model);
+    const std::string model_type = detail::type_of(model);
     if (model_type != "BPE")
         detail::fail(ErrorCode::unsupported, what, ": model type ", json::quote(model_type), " (only byte-level BPE is implemented)");
     if (const json::Value* d = model.find("dropout"); d && !d->is_null())
@@ -12707,9 +12728,9 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
         if (const json::Value* v = model.find(key); v && !v->is_null() && !v->as_string().empty())
             detail::fail(ErrorCode::unsupported, what, ": BPE ", key, " is not supported");
-    if (tokenizer_detail::flag(model, "ignore_merges"))
+    if (detail::flag(model, "ignore_merges"))
         detail::fail(ErrorCode::unsupported, what, ": BPE ignore_merges is not supported");
-    const bool nfc = tokenizer_detail::check_pipeline(root, what);
+    const bool nfc = detail::check_pipeline(root, what);
 
     const json::Object& vocab = member(model, "vocab", "model", what).as_object();
     const json::Array& merges = member(model, "merges", "model", what).as_array();
@@ -12750,10 +12771,10 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
             const std::string& content = member(a, "content", where, what).as_string();
             if (!id.is_integer()) detail::fail(ErrorCode::format, what, ": ", where, ".id must be an integer");
             for (const char* key : {"single_word", "lstrip", "rstrip", "normalized"})
-                if (tokenizer_detail::flag(a, key))
+                if (detail::flag(a, key))
                     detail::fail(ErrorCode::unsupported, what, ": ", where, " ", detail::quote_file_string(content), " sets ",
                                  key, " (only tokens matched verbatim are supported)");
-            const bool special = tokenizer_detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
+            const bool special = detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
             builder.add_token(id.as_int(), content, special ? TokenKind::special : TokenKind::added, {"added_tokens", i, content});
         }
     }
@@ -13150,1454 +13171,6 @@ Conversation(const Model<Cfg>&, const Tokenizer&, ConversationOptions) -> Conver
 
 }  // namespace qwen3
 // ===== end of qwen3/generation.hpp =====
-// ===== qwen3/quant/quantize_model.hpp =====
-// qwen3/quant/quantize_model.hpp - a quantized GGUF file from a GGUF file or a Hugging Face folder.
-//
-// What `qwen3 quantize IN OUT TYPE` does, as a library call. The output is a GGUF v3 file that
-// llama.cpp loads: the input's metadata (a GGUF's copied key by key; a Hugging Face folder's built
-// by hf_metadata.hpp), then general.quantization_version = 2 and general.file_type, and the
-// tensors under their canonical names in the types mixture.hpp chooses, in llama.cpp's order.
-// A tensor already in its target type is copied unchanged; any other is decoded row by row to
-// float (dequantize.hpp) and encoded (quantize.hpp), rows spread over the threads.
-//
-// Memory: the input stays mapped, and one output tensor at a time is held (the largest is the
-// embedding, 0.3-0.8 GB for the big models), so a model larger than RAM converts.
-
-
-#include <exception>
-#include <mutex>
-
-// ===== qwen3/format/gguf_writer.hpp =====
-// qwen3/format/gguf_writer.hpp - writes GGUF v3 files (metadata, tensor table, aligned data).
-//
-// Used by `qwen3 quantize` and by tests that build malformed or synthetic files. The output follows
-// the layout llama.cpp reads: little-endian, tensors listed fastest dimension first, each tensor's
-// data starting at a multiple of general.alignment (32 unless set with set_alignment), back to back
-// in the order they were added.
-//
-// The writer refuses what the reader would refuse (invalid_argument): a rank outside 1..4, a zero
-// dimension, a row that is not whole blocks, a duplicate tensor name, a bad alignment. Metadata is
-// written as given; setting "general.alignment" with set_u32 instead of set_alignment writes the
-// key without changing the layout, which tests use to build inconsistent files.
-
-
-
-namespace qwen3::gguf {
-
-class Writer {
-public:
-    // Scalars and strings. Keys are written in the order they are first set.
-    void set_u32(std::string_view key, std::uint32_t v) { scalar(key, Type::u32, &v, 4); }
-    void set_i32(std::string_view key, std::int32_t v) { scalar(key, Type::i32, &v, 4); }
-    void set_u64(std::string_view key, std::uint64_t v) { scalar(key, Type::u64, &v, 8); }
-    void set_f32(std::string_view key, float v) { scalar(key, Type::f32, &v, 4); }
-    void set_f64(std::string_view key, double v) { scalar(key, Type::f64, &v, 8); }
-    void set_bool(std::string_view key, bool v) {
-        std::uint8_t b = v;
-        scalar(key, Type::boolean, &b, 1);
-    }
-    void set_string(std::string_view key, std::string_view v) {
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(Type::string));
-        put_string(out, v);
-    }
-    void set_strings(std::string_view key, const std::vector<std::string_view>& values) {
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(Type::array));
-        put_u32(out, std::uint32_t(Type::string));
-        put_u64(out, values.size());
-        for (std::string_view s : values) put_string(out, s);
-    }
-    void set_i32s(std::string_view key, std::span<const std::int32_t> values) {
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(Type::array));
-        put_u32(out, std::uint32_t(Type::i32));
-        put_u64(out, values.size());
-        out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
-    }
-    void set_f32s(std::string_view key, std::span<const float> values) {
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(Type::array));
-        put_u32(out, std::uint32_t(Type::f32));
-        put_u64(out, values.size());
-        out.append(reinterpret_cast<const char*>(values.data()), values.size() * 4);
-    }
-    // Copies one metadata value from a parsed file unchanged. general.alignment also sets the layout
-    // (as set_alignment), so a copied file stays consistent. Throws Error(unsupported) for an array
-    // of arrays.
-    void copy_value(std::string_view key, const Value& v) {
-        if (key == "general.alignment" && v.type != Type::array && v.is_integer() && !v.is_signed()) {
-            check_alignment(v.uint_value);
-            alignment_ = std::uint32_t(v.uint_value);
-        }
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(v.type));
-        put_payload(out, v);
-    }
-
-    // Adds a tensor whose bytes are produced later, at write time, by `fill` (so a converter can
-    // stream a model larger than memory). `shape` is outermost first, as everywhere in this library.
-    // Throws Error(invalid_argument) for a rank outside 1..4, a zero dimension, a row that is not a
-    // whole number of blocks of `type`, or a name already added.
-    using Fill = std::function<void(std::byte* out, std::uint64_t bytes)>;
-    void add_tensor(std::string name, DType type, Shape shape, Fill fill) {
-        std::uint64_t bytes = tensor_bytes(name, type, shape);
-        for (const Tensor& t : tensors_)
-            if (t.name == name) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " added twice");
-        tensors_.push_back(Tensor{std::move(name), type, shape, bytes, std::move(fill)});
-    }
-    // The bytes are copied at write time; `data` must stay valid until then and hold exactly the
-    // tensor's size (Error(invalid_argument) otherwise).
-    void add_tensor(std::string name, DType type, Shape shape, std::span<const std::byte> data) {
-        std::uint64_t bytes = tensor_bytes(name, type, shape);
-        if (data.size() != bytes)
-            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " ", shape.to_string(), " of type ",
-                         dtype_name(type), " needs ", bytes, " bytes, given ", data.size());
-        add_tensor(std::move(name), type, shape, [data](std::byte* out, std::uint64_t n) { std::memcpy(out, data.data(), n); });
-    }
-
-    // A power of two up to 1 MiB (Error(invalid_argument) otherwise); also sets general.alignment.
-    void set_alignment(std::uint32_t alignment) {
-        check_alignment(alignment);
-        alignment_ = alignment;
-        set_u32("general.alignment", alignment);
-    }
-
-    // The whole file as bytes (for small files and tests).
-    std::string to_bytes() const {
-        std::string out = header();
-        std::vector<std::byte> buffer;
-        for (const Tensor& t : tensors_) {
-            buffer.assign(t.bytes, std::byte{0});
-            t.fill(buffer.data(), t.bytes);
-            out.append(reinterpret_cast<const char*>(buffer.data()), buffer.size());
-            out.append(padding(t.bytes), '\0');
-        }
-        return out;
-    }
-
-    // Writes the file, filling one tensor at a time. Throws Error(io) on failure, and whatever a
-    // fill function throws; either way the partly written file is removed.
-    void write(const std::string& path) const {
-        struct Output {
-            std::FILE* file;
-            const std::string& path;
-            bool done = false;
-            ~Output() {
-                if (file) std::fclose(file);
-                if (!done) std::remove(path.c_str());
-            }
-        } out{std::fopen(path.c_str(), "wb"), path};
-        if (!out.file) detail::fail(ErrorCode::io, "cannot create ", path);
-        auto put = [&](const void* p, std::size_t n) {
-            if (n && std::fwrite(p, 1, n, out.file) != n) detail::fail(ErrorCode::io, "write to ", path, " failed (disk full?)");
-        };
-        std::string head = header();
-        put(head.data(), head.size());
-        std::vector<std::byte> buffer;
-        const std::string zeros(alignment_, '\0');
-        for (const Tensor& t : tensors_) {
-            buffer.assign(t.bytes, std::byte{0});
-            t.fill(buffer.data(), t.bytes);
-            put(buffer.data(), buffer.size());
-            put(zeros.data(), padding(t.bytes));
-        }
-        std::FILE* f = out.file;
-        out.file = nullptr;
-        if (std::fclose(f) != 0) detail::fail(ErrorCode::io, "closing ", path, " failed");
-        out.done = true;
-    }
-
-private:
-    struct Tensor {
-        std::string name;
-        DType type;
-        Shape shape;
-        std::uint64_t bytes;
-        Fill fill;
-    };
-
-    std::size_t padding(std::uint64_t n) const { return std::size_t((alignment_ - n % alignment_) % alignment_); }
-
-    static void check_alignment(std::uint64_t alignment) {
-        if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > kMaxAlignment)
-            detail::fail(ErrorCode::invalid_argument, "gguf writer: alignment ", alignment,
-                         " is not a power of two up to 1 MiB");
-    }
-
-    static std::uint64_t tensor_bytes(const std::string& name, DType type, const Shape& shape) {
-        if (shape.rank < 1 || shape.rank > kMaxDims)
-            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has rank ", shape.rank,
-                         " (must be 1 to ", kMaxDims, ")");
-        for (std::uint32_t d = 0; d < shape.rank; ++d)
-            if (shape.dims[d] == 0 || shape.dims[d] > kMaxDimension)
-                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " has shape ", shape.to_string());
-        std::uint64_t row = row_bytes(type, shape.cols());
-        if (row == 0)
-            detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " of type ", dtype_name(type),
-                         " cannot have rows of ", shape.cols(), " elements (not whole blocks)");
-        std::uint64_t rows = 1;
-        for (std::uint32_t d = 0; d + 1 < shape.rank; ++d) {
-            if (rows > std::uint64_t(-1) / shape.dims[d])
-                detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
-            rows *= shape.dims[d];
-        }
-        if (rows > std::uint64_t(-1) / row) detail::fail(ErrorCode::invalid_argument, "gguf writer: tensor ", name, " is too large");
-        return rows * row;
-    }
-
-    std::string header() const {
-        std::string out = "GGUF";
-        put_u32(out, 3);
-        put_u64(out, tensors_.size());
-        put_u64(out, entries_.size());
-        for (const auto& [key, payload] : entries_) {
-            put_string(out, key);
-            out += payload;
-        }
-        std::uint64_t offset = 0;
-        for (const Tensor& t : tensors_) {
-            put_string(out, t.name);
-            put_u32(out, t.shape.rank);
-            for (std::uint32_t d = t.shape.rank; d-- > 0;) put_u64(out, t.shape.dims[d]);  // fastest first
-            put_u32(out, static_cast<std::uint32_t>(t.type));
-            put_u64(out, offset);
-            offset += t.bytes + padding(t.bytes);
-        }
-        out.append(padding(out.size()), '\0');
-        return out;
-    }
-
-    std::string& entry(std::string_view key) {
-        for (auto& [k, payload] : entries_)
-            if (k == key) {
-                payload.clear();
-                return payload;
-            }
-        entries_.emplace_back(std::string(key), std::string());
-        return entries_.back().second;
-    }
-    void scalar(std::string_view key, Type type, const void* v, std::size_t n) {
-        std::string& out = entry(key);
-        put_u32(out, std::uint32_t(type));
-        out.append(static_cast<const char*>(v), n);
-    }
-    void put_payload(std::string& out, const Value& v) {
-        switch (v.type) {
-            case Type::string: put_string(out, v.string_value); break;
-            case Type::array:
-                put_u32(out, std::uint32_t(v.element_type));
-                put_u64(out, v.count);
-                if (v.element_type == Type::string)
-                    for (std::string_view s : v.strings) put_string(out, s);
-                else if (scalar_size(v.element_type))
-                    out.append(reinterpret_cast<const char*>(v.elements), v.count * scalar_size(v.element_type));
-                else
-                    detail::fail(ErrorCode::unsupported, "gguf writer: nested arrays are not copied");
-                break;
-            case Type::f32: {
-                float f = float(v.float_value);
-                out.append(reinterpret_cast<const char*>(&f), 4);
-                break;
-            }
-            case Type::f64: out.append(reinterpret_cast<const char*>(&v.float_value), 8); break;
-            default: {
-                std::size_t n = scalar_size(v.type);
-                if (v.is_signed()) out.append(reinterpret_cast<const char*>(&v.int_value), n);
-                else out.append(reinterpret_cast<const char*>(&v.uint_value), n);  // little-endian: low bytes first
-            }
-        }
-    }
-    static void put_u32(std::string& out, std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
-    static void put_u64(std::string& out, std::uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
-    static void put_string(std::string& out, std::string_view s) {
-        put_u64(out, s.size());
-        out.append(s);
-    }
-
-    std::vector<std::pair<std::string, std::string>> entries_;
-    std::vector<Tensor> tensors_;
-    std::uint32_t alignment_ = 32;
-};
-
-}  // namespace qwen3::gguf
-// ===== end of qwen3/format/gguf_writer.hpp =====
-// ===== qwen3/quant/hf_metadata.hpp =====
-// qwen3/quant/hf_metadata.hpp - the GGUF metadata of a model that comes as a Hugging Face folder.
-//
-// A GGUF file carries what a Hugging Face folder spreads over config.json, tokenizer.json and
-// tokenizer_config.json. The keys and values written here are those of llama.cpp's converter for
-// Qwen3, as /work/shared/tools/make_model.py writes them (the project's reference GGUF writer):
-//   general.architecture "qwen3", general.type "model", general.name (the folder's name);
-//   qwen3.context_length, embedding_length, block_count, feed_forward_length, attention.head_count,
-//   attention.head_count_kv, attention.key_length, attention.value_length (u32), rope.freq_base,
-//   attention.layer_norm_rms_epsilon (f32), and rope.scaling.* when config.json asks for scaling;
-//   tokenizer.ggml.model "gpt2", pre "qwen2", tokens, token_type, merges, eos/padding/bos token ids,
-//   add_bos_token false, and tokenizer.chat_template from tokenizer_config.json.
-// The vocabulary has config.json's vocab_size entries: ids tokenizer.json lacks become "[PAD<id>]"
-// with type 5 (unused); model.vocab tokens have type 1 (normal); added tokens type 3 (control) when
-// marked special or written like <|...|>, else 4 (user-defined). When vocab_size is below the
-// tokenizer's size, merges whose parts or result fall outside are dropped.
-
-
-
-
-namespace qwen3::quant {
-
-// tokenizer.json of Qwen3 is 11 MB and ~600k JSON values; these bounds are far above that.
-inline constexpr std::uint64_t kMaxTokenizerJsonBytes = 512ull << 20;
-inline constexpr std::size_t kMaxTokenizerJsonValues = 64u << 20;
-
-namespace detail {
-
-inline json::Value read_json_file(const std::string& path) {
-    MappedFile file(path);
-    if (file.size() > kMaxTokenizerJsonBytes)
-        qwen3::detail::fail(ErrorCode::format, path, ": ", file.size(), " bytes, over the limit of ", kMaxTokenizerJsonBytes);
-    json::ParseOptions options;
-    options.max_depth = 64;
-    options.max_values = kMaxTokenizerJsonValues;
-    json::Value v = json::parse(file.view(), path, options);
-    if (!v.is_object()) qwen3::detail::fail(ErrorCode::format, path, ": not a JSON object");
-    return v;
-}
-
-// `what` and `key` name the value in the message ("model.vocab", the token).
-inline std::int64_t token_id(const json::Value& v, const std::string& path, std::string_view what, std::string_view key) {
-    if (!v.is_integer() || v.as_double() < 0 || v.as_double() > double(kMaxHyperparameter))
-        qwen3::detail::fail(ErrorCode::format, path, ": ", what, " ", json::quote(key), " must have a token id (an integer from 0 to ",
-                            kMaxHyperparameter, "), found ", json::dump(v));
-    return v.as_int();
-}
-
-// llama.cpp's converter stores a space inside a merge part as U+0120 (byte-level BPE has none).
-inline std::string merge_part(std::string_view s) {
-    std::string out;
-    for (char c : s) out += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
-    return out;
-}
-
-inline bool looks_special(std::string_view text) {
-    return (text.size() >= 4 && text.substr(0, 2) == "<|" && text.substr(text.size() - 2) == "|>") || text == "<pad>" ||
-           text == "<mask>";
-}
-
-struct GgufVocabulary {
-    std::vector<std::string> tokens;
-    std::vector<std::int32_t> types;
-    std::vector<std::string> merges;
-    std::vector<std::pair<const char*, std::uint32_t>> special_ids;  // key suffix, id
-};
-
-inline GgufVocabulary vocabulary_from_tokenizer_json(const std::string& path, std::uint64_t vocab_size) {
-    constexpr std::int32_t normal = 1, control = 3, user_defined = 4, unused = 5;
-    const json::Value root = read_json_file(path);
-    const json::Value* model = root.find("model");
-    if (!model || !model->is_object()) qwen3::detail::fail(ErrorCode::format, path, ": no \"model\" object");
-    const json::Value* type = model->find("type");
-    if (!type || !type->is_string() || type->as_string() != "BPE")
-        qwen3::detail::fail(ErrorCode::unsupported, path, ": model.type must be \"BPE\" (Qwen3's byte-level BPE)");
-    const json::Value* vocab = model->find("vocab");
-    const json::Value* merges = model->find("merges");
-    if (!vocab || !vocab->is_object()) qwen3::detail::fail(ErrorCode::format, path, ": model.vocab must be an object");
-    if (!merges || !merges->is_array()) qwen3::detail::fail(ErrorCode::format, path, ": model.merges must be an array");
-
-    GgufVocabulary out;
-    std::vector<bool> present(vocab_size, false);
-    out.tokens.resize(vocab_size);
-    out.types.assign(vocab_size, unused);
-    std::unordered_map<std::string_view, std::int64_t> id_of;
-    std::unordered_set<std::int64_t> known_ids;  // every id the tokenizer defines
-    for (const json::Member& m : vocab->as_object()) {
-        const std::int64_t id = token_id(m.value, path, "model.vocab entry", m.key);
-        id_of.emplace(m.key, id);
-        known_ids.insert(id);
-        if (std::uint64_t(id) < vocab_size) {
-            out.tokens[id] = m.key;
-            out.types[id] = normal;
-            present[id] = true;
-        }
-    }
-    std::unordered_map<std::string_view, std::int64_t> added_id_of;
-    if (const json::Value* added = root.find("added_tokens")) {
-        if (!added->is_array()) qwen3::detail::fail(ErrorCode::format, path, ": added_tokens must be an array");
-        for (const json::Value& a : added->as_array()) {
-            const json::Value* id_value = a.find("id");
-            const json::Value* content = a.find("content");
-            const json::Value* special = a.find("special");
-            if (!id_value || !content || !content->is_string())
-                qwen3::detail::fail(ErrorCode::format, path, ": every added_tokens entry needs an id and a string content");
-            const std::int64_t id = token_id(*id_value, path, "added token", content->as_string());
-            known_ids.insert(id);
-            added_id_of[content->as_string()] = id;
-            if (std::uint64_t(id) >= vocab_size) continue;
-            const bool is_special = (special && special->is_bool() && special->as_bool()) || looks_special(content->as_string());
-            out.tokens[id] = content->as_string();
-            out.types[id] = is_special ? control : user_defined;
-            present[id] = true;
-        }
-    }
-    for (std::uint64_t i = 0; i < vocab_size; ++i)
-        if (!present[i]) out.tokens[i] = "[PAD" + std::to_string(i) + "]";
-
-    const bool filter = vocab_size < known_ids.size();
-    out.merges.reserve(merges->as_array().size());
-    for (const json::Value& m : merges->as_array()) {
-        std::string a, b;
-        if (m.is_string()) {
-            const std::string& s = m.as_string();
-            const std::size_t space = s.find(' ');
-            if (space == std::string::npos)
-                qwen3::detail::fail(ErrorCode::format, path, ": merge ", json::quote(s), " is not two tokens separated by a space");
-            a = s.substr(0, space);
-            b = s.substr(space + 1);
-        } else if (m.is_array() && m.as_array().size() == 2 && m.as_array()[0].is_string() && m.as_array()[1].is_string()) {
-            a = m.as_array()[0].as_string();
-            b = m.as_array()[1].as_string();
-        } else {
-            qwen3::detail::fail(ErrorCode::format, path, ": a merge must be \"a b\" or [\"a\", \"b\"], found ", json::dump(m));
-        }
-        if (filter) {
-            auto ia = id_of.find(a), ib = id_of.find(b), im = id_of.find(a + b);
-            if (ia == id_of.end() || ib == id_of.end() || im == id_of.end()) continue;
-            if (std::uint64_t(std::max({ia->second, ib->second, im->second})) >= vocab_size) continue;
-        }
-        out.merges.push_back(merge_part(a) + " " + merge_part(b));
-    }
-    for (auto [key, text] : {std::pair{"eos", "<|im_end|>"}, std::pair{"padding", "<|endoftext|>"}, std::pair{"bos", "<|endoftext|>"}}) {
-        auto it = added_id_of.find(text);
-        if (it != added_id_of.end() && std::uint64_t(it->second) < vocab_size)
-            out.special_ids.emplace_back(key, std::uint32_t(it->second));
-    }
-    return out;
-}
-
-inline bool file_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0;
-}
-
-}  // namespace detail
-
-// Adds the metadata of the Hugging Face checkpoint `checkpoint` (opened from a folder) to `w`.
-// Throws Error(io) when the folder has no tokenizer.json, Error(format) when tokenizer.json or
-// tokenizer_config.json is malformed or config.json's vocab_size disagrees with the embedding,
-// Error(unsupported) for a tokenizer other than BPE.
-inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
-    const ModelParams& p = checkpoint.params();
-    const std::string& folder = checkpoint.folder();
-    const TensorView* embedding = checkpoint.find("token_embd.weight");
-    if (!embedding || embedding->shape.rank != 2)
-        qwen3::detail::fail(ErrorCode::missing_tensor, folder, ": no 2-D model.embed_tokens.weight");
-    if (embedding->shape[0] != p.vocab)
-        qwen3::detail::fail(ErrorCode::format, folder, "/config.json: vocab_size is ", p.vocab,
-                            " but model.embed_tokens.weight has ", embedding->shape[0], " rows");
-    const std::string tokenizer_path = folder + "/tokenizer.json";
-    if (!detail::file_exists(tokenizer_path))
-        qwen3::detail::fail(ErrorCode::io, folder, ": no tokenizer.json (a GGUF file carries the tokenizer, so it is needed)");
-
-    w.set_string("general.architecture", "qwen3");
-    w.set_string("general.type", "model");
-    std::string_view name = p.name;
-    while (name.size() > 1 && name.back() == '/') name.remove_suffix(1);
-    w.set_string("general.name", name);
-    auto u32 = [&](const char* key, std::uint64_t v) { w.set_u32(key, std::uint32_t(v)); };
-    if (p.context_length) u32("qwen3.context_length", p.context_length);
-    u32("qwen3.embedding_length", p.hidden);
-    u32("qwen3.block_count", p.layers);
-    u32("qwen3.feed_forward_length", p.ffn);
-    u32("qwen3.attention.head_count", p.heads);
-    u32("qwen3.attention.head_count_kv", p.kv_heads);
-    u32("qwen3.attention.key_length", p.head_dim);
-    u32("qwen3.attention.value_length", p.head_dim);
-    w.set_f32("qwen3.rope.freq_base", float(p.rope_theta));
-    w.set_f32("qwen3.attention.layer_norm_rms_epsilon", float(p.rms_norm_eps));
-    if (p.rope_scaling.kind != RopeScaling::Kind::none) {
-        w.set_string("qwen3.rope.scaling.type", p.rope_scaling.kind == RopeScaling::Kind::yarn ? "yarn" : "linear");
-        w.set_f32("qwen3.rope.scaling.factor", float(p.rope_scaling.factor));
-        if (p.rope_scaling.original_context) u32("qwen3.rope.scaling.original_context_length", p.rope_scaling.original_context);
-    }
-
-    const detail::GgufVocabulary vocab = detail::vocabulary_from_tokenizer_json(tokenizer_path, p.vocab);
-    w.set_string("tokenizer.ggml.model", "gpt2");
-    w.set_string("tokenizer.ggml.pre", "qwen2");
-    w.set_strings("tokenizer.ggml.tokens", std::vector<std::string_view>(vocab.tokens.begin(), vocab.tokens.end()));
-    w.set_i32s("tokenizer.ggml.token_type", vocab.types);
-    w.set_strings("tokenizer.ggml.merges", std::vector<std::string_view>(vocab.merges.begin(), vocab.merges.end()));
-    for (auto [key, id] : vocab.special_ids) w.set_u32(std::string("tokenizer.ggml.") + key + "_token_id", id);
-    w.set_bool("tokenizer.ggml.add_bos_token", false);
-
-    const std::string config_path = folder + "/tokenizer_config.json";
-    if (detail::file_exists(config_path)) {
-        const json::Value config = detail::read_json_file(config_path);
-        if (const json::Value* tmpl = config.find("chat_template"); tmpl && tmpl->is_string())
-            w.set_string("tokenizer.chat_template", tmpl->as_string());
-    }
-}
-
-}  // namespace qwen3::quant
-// ===== end of qwen3/quant/hf_metadata.hpp =====
-// ===== qwen3/quant/mixture.hpp =====
-// qwen3/quant/mixture.hpp - which type each tensor of a quantized file gets.
-//
-// A file type such as Q4_K_M names a mixture, not one type: llama-quantize keeps norms in F32, gives
-// the output projection (or the tied embedding that doubles as it) Q6_K, and spends more bits on
-// some attn_v and ffn_down layers. Files made here follow the same rules, so they have the tensor
-// types of llama-quantize's files for the same input (the rules of llama.cpp 82bb485,
-// src/llama-quant.cpp, restated for the dense Qwen3 models):
-//
-//  * tensors of rank 1 are F32;
-//  * F16 / BF16 files: every matrix in that type;
-//  * output.weight, and token_embd.weight when the embeddings are tied: Q8_0 in a Q8_0 file or when
-//    its rows are not whole blocks of the file's base type, Q6_K otherwise;
-//  * Q4_K_M and Q5_K_M: attn_v and ffn_down get Q6_K in "more bits" layers: the first and last
-//    eighth of the layers and every third layer between (i < n/8, i >= 7n/8, (i - n/8) % 3 == 2,
-//    counting the tensors in llama.cpp's order);
-//  * everything else: the base type;
-//  * a K-quant type for rows that are not whole 256-element super-blocks falls back to a 32-element
-//    type: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0 (and to F16 when rows are not whole blocks of
-//    32 either; llama.cpp refuses those files, which no Qwen3 model produces).
-//
-// Tensors are listed in llama.cpp's order too (tensors outside the blocks first, then block by block,
-// each group by name), which lets a file made here equal llama-quantize's byte for byte where the
-// encodings agree (F16, BF16, Q8_0, Q4_0, Q5_0).
-
-#include <cctype>
-
-
-namespace qwen3::quant {
-
-// llama.cpp's file type numbers (general.file_type, enum llama_ftype).
-enum class FileType : std::uint32_t {
-    f16 = 1,
-    q4_0 = 2,
-    q8_0 = 7,
-    q5_0 = 8,
-    q4_k_m = 15,
-    q5_k_m = 17,
-    q6_k = 18,
-    bf16 = 32,
-};
-
-struct FileTypeInfo {
-    FileType type;
-    const char* name;  // as llama-quantize spells it
-    DType base;        // the type of most matrices
-};
-
-inline constexpr FileTypeInfo kFileTypes[] = {
-    {FileType::f16, "F16", DType::f16},       {FileType::bf16, "BF16", DType::bf16},
-    {FileType::q8_0, "Q8_0", DType::q8_0},    {FileType::q4_0, "Q4_0", DType::q4_0},
-    {FileType::q5_0, "Q5_0", DType::q5_0},    {FileType::q4_k_m, "Q4_K_M", DType::q4_k},
-    {FileType::q5_k_m, "Q5_K_M", DType::q5_k}, {FileType::q6_k, "Q6_K", DType::q6_k},
-};
-
-// The file type named `name` (case does not matter); nullptr when there is none.
-inline const FileTypeInfo* find_file_type(std::string_view name) noexcept {
-    for (const FileTypeInfo& info : kFileTypes) {
-        std::string_view known = info.name;
-        if (known.size() == name.size() &&
-            std::equal(known.begin(), known.end(), name.begin(), [](char a, char b) {
-                return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
-            }))
-            return &info;
-    }
-    return nullptr;
-}
-
-inline const FileTypeInfo& file_type_info(FileType type) {
-    for (const FileTypeInfo& info : kFileTypes)
-        if (info.type == type) return info;
-    qwen3::detail::fail(ErrorCode::invalid_argument, "unknown file type ", static_cast<std::uint32_t>(type));
-}
-
-// "F16, BF16, Q8_0, ..." for messages.
-inline std::string file_type_names() {
-    std::string out;
-    for (const FileTypeInfo& info : kFileTypes) out += (out.empty() ? "" : ", ") + std::string(info.name);
-    return out;
-}
-
-// One tensor of the output file: where its values come from and the type it is written in.
-struct PlannedTensor {
-    const TensorView* source;  // in the input checkpoint
-    DType type;
-};
-
-namespace detail {
-
-// The block number of "blk.N.*", -1 for other names (llama.cpp's order puts those first).
-inline long block_number(std::string_view name) {
-    constexpr std::string_view prefix = "blk.";
-    if (name.substr(0, prefix.size()) != prefix) return -1;
-    long n = 0;
-    std::size_t i = prefix.size();
-    if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
-    for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < 100000000; ++i) n = n * 10 + (name[i] - '0');
-    return i < name.size() && name[i] == '.' ? n : -1;
-}
-
-inline bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
-
-// llama.cpp's use_more_bits(i_layer, n_layers).
-inline bool more_bits_layer(long i, long n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
-
-// A type whose blocks fit rows of `cols` elements: K-quants fall back as llama.cpp's do.
-inline DType fit_rows(DType type, std::uint64_t cols) {
-    if (cols % dtype_info(type).block_elems == 0) return type;
-    switch (type) {
-        case DType::q4_k: type = DType::q5_0; break;
-        case DType::q5_k: type = DType::q5_1; break;
-        case DType::q6_k: type = DType::q8_0; break;
-        default: break;
-    }
-    return cols % dtype_info(type).block_elems == 0 ? type : DType::f16;
-}
-
-}  // namespace detail
-
-// The output tensors of quantizing `checkpoint` to `file_type`, in output order.
-// The checkpoint's tensors must outlive the result (it points at them).
-inline std::vector<PlannedTensor> plan_tensors(const Checkpoint& checkpoint, FileType file_type) {
-    const FileTypeInfo& info = file_type_info(file_type);
-    std::vector<const TensorView*> order;
-    for (const TensorView& t : checkpoint.tensors()) order.push_back(&t);
-    std::stable_sort(order.begin(), order.end(), [](const TensorView* a, const TensorView* b) {
-        const long la = detail::block_number(a->name), lb = detail::block_number(b->name);
-        return la != lb ? la < lb : a->name < b->name;
-    });
-
-    const bool tied = checkpoint.find("output.weight") == nullptr;
-    const bool k_mixture = file_type == FileType::q4_k_m || file_type == FileType::q5_k_m;
-    const bool quantized_base = info.base != DType::f16 && info.base != DType::bf16;
-    const long layers = long(checkpoint.params().layers);
-    long attn_v_total = 0, attn_v_seen = 0, ffn_down_seen = 0;
-    for (const TensorView* t : order)
-        if (detail::contains(t->name, "attn_v.weight")) ++attn_v_total;
-
-    std::vector<PlannedTensor> plan;
-    for (const TensorView* t : order) {
-        const std::string& name = t->name;
-        const std::uint64_t cols = t->shape.cols();
-        const bool matrix = t->shape.rank >= 2 && name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0 &&
-                            !detail::contains(name, "_norm.weight");
-        if (!matrix) {
-            plan.push_back({t, t->shape.rank < 2 ? DType::f32 : t->type});
-            continue;
-        }
-        DType type = info.base;
-        if (quantized_base) {
-            if (name == "output.weight" || (tied && name == "token_embd.weight")) {
-                if (cols % dtype_info(info.base).block_elems != 0) type = DType::q8_0;
-                else if (info.base != DType::q8_0) type = DType::q6_k;
-            } else if (detail::contains(name, "attn_v.weight")) {
-                if (k_mixture && detail::more_bits_layer(attn_v_seen, attn_v_total)) type = DType::q6_k;
-                ++attn_v_seen;
-            } else if (detail::contains(name, "ffn_down")) {
-                if (k_mixture && detail::more_bits_layer(ffn_down_seen, layers)) type = DType::q6_k;
-                ++ffn_down_seen;
-            }
-        }
-        plan.push_back({t, detail::fit_rows(type, cols)});
-    }
-    return plan;
-}
-
-}  // namespace qwen3::quant
-// ===== end of qwen3/quant/mixture.hpp =====
-// ===== qwen3/quant/quantize.hpp =====
-// qwen3/quant/quantize.hpp - floats to a weight format, one row at a time.
-//
-// The formats whose encoding ggml fixes by a formula (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: a scale from the
-// block's extreme value, then rounding) are computed exactly as ggml's reference quantizers compute
-// them, operation for operation, so their bytes equal llama-quantize's. The K-quants (Q4_K, Q5_K,
-// Q6_K) leave the choice of scales to the encoder; ours searches for the smallest squared error
-// (kquants.hpp). F16 and BF16 round to nearest even, as ggml does.
-
-
-// ===== qwen3/quant/kquants.hpp =====
-// qwen3/quant/kquants.hpp - encoders for the K-quant formats (Q4_K, Q5_K, Q6_K).
-//
-// A K-quant super-block stores 256 values as small integers q with one scale per sub-block (and, for
-// Q4_K/Q5_K, one offset), and those per-sub-block numbers are themselves 6- or 8-bit integers times
-// a half-precision super-scale. Any choice of numbers decodes; the encoder's job is to pick the ones
-// with the smallest squared error. This one works in three steps:
-//
-//  1. each sub-block alone: scan a grid of 21 step sizes around range / levels, fit scale (and
-//     offset) to each candidate's integers by least squares, keep the best, then alternate four
-//     times: re-round with the fitted scale, re-fit, keep it if the error fell;
-//  2. the super-scale maps the largest sub-block scale to the top integer; each sub-block then tries
-//     its rounded integer scale (and offset) and the neighbours +-1, measuring the exact error of
-//     the re-rounded values, since rounding the scale the nearest way is not always best;
-//  3. the super-scales are re-fitted by least squares to the chosen integers, step 2 is repeated
-//     with them, and the better of the two encodings is kept.
-// The last rounding of every value is to the nearest level of its decoded grid, so an element inside
-// its sub-block's range is off by at most half a step.
-//
-// The error minimized is plain squared error, the quantity a round trip's RMSE measures (ggml's
-// reference encoder weighs large values more). A super-block is held transposed, x[i][j] = element
-// i of sub-block j, so every sum over a sub-block is a lane-wise sum across sub-blocks: the compiler
-// vectorizes it, and the result does not depend on the vector width.
-
-
-
-namespace qwen3::quant::detail {
-
-inline constexpr float kInfinity = std::numeric_limits<float>::infinity();
-
-// The nearest integer to v (ties to even), for |v| < 2^22: adding 1.5 * 2^23 leaves no fraction bits.
-inline float nearest_integer(float v) {
-    constexpr float magic = 12582912.0f;
-    return (v + magic) - magic;
-}
-
-inline float clamp(float v, float lo, float hi) { return std::min(std::max(v, lo), hi); }
-
-// A half-precision value as the decoder will see it; throws when the value does not fit.
-inline float as_half(float v, const char* format) {
-    const float back = simd::f16_to_f32(simd::f32_to_f16(v));
-    if (!std::isfinite(back))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a super-block's scale ", v,
-                            " does not fit a half-precision float (the weights are too large for this format)");
-    return back;
-}
-
-// Refuses a super-block whose values cannot have a half-precision scale, before their squares
-// overflow the search's sums (below 2^40 they cannot, and as_half catches the rest).
-inline void check_magnitude(const float* x, const char* format) {
-    float peak = 0;
-    for (int i = 0; i < 256; ++i) peak = std::max(peak, std::fabs(x[i]));
-    if (!(peak < 0x1p40f))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a value of magnitude ", peak,
-                            " needs a scale that does not fit a half-precision float");
-}
-
-// ---- Q4_K / Q5_K: 8 sub-blocks of 32, x ~ step * q - lift, q in [0, levels], lift >= 0 -------
-//
-// The tile has 16 lanes of 16 values: lane l holds half l / 8 of sub-block l % 8, so loops run 16
-// wide like Q6_K's, and a sub-block's sum is the sum of lanes j and j + 8.
-
-using AffineTile = float[16][16];
-
-struct AffineFits {
-    float scale[8], lift[8];
-};
-
-// Step 1 for all 8 sub-blocks at once.
-inline AffineFits best_affine_fits(const AffineTile& x, float levels) {
-    float lo16[16], hi16[16], sx16[16] = {}, sxx16[16] = {};
-    for (int l = 0; l < 16; ++l) lo16[l] = hi16[l] = x[0][l];
-    for (int i = 0; i < 16; ++i)
-        for (int l = 0; l < 16; ++l) {
-            lo16[l] = std::min(lo16[l], x[i][l]);
-            hi16[l] = std::max(hi16[l], x[i][l]);
-            sx16[l] += x[i][l];
-            sxx16[l] += x[i][l] * x[i][l];
-        }
-    // A sub-block whose values all equal lo <= 0 is held by the lift alone (error 0, never replaced).
-    float lo[8], hi[8], sx[8], sxx[8], best_error[8];
-    AffineFits best;
-    for (int j = 0; j < 8; ++j) {
-        lo[j] = std::min(std::min(lo16[j], lo16[j + 8]), 0.0f);
-        hi[j] = std::max(hi16[j], hi16[j + 8]);
-        sx[j] = sx16[j] + sx16[j + 8];
-        sxx[j] = sxx16[j] + sxx16[j + 8];
-        best.scale[j] = 0;
-        best.lift[j] = -lo[j];
-        best_error[j] = hi[j] > lo[j] ? kInfinity : 0.0f;
-    }
-    // Fits scale and offset (<= 0: the format's offset only subtracts) to the integers of the
-    // candidate; at the least-squares optimum the error is sum x^2 - scale sum xq - offset sum x.
-    float offset[16], inverse_step[16];
-    auto try_candidate = [&]() {
-        float sq16[16] = {}, sqq16[16] = {}, sxq16[16] = {};
-        for (int i = 0; i < 16; ++i)
-            for (int l = 0; l < 16; ++l) {
-                const float q = nearest_integer(clamp((x[i][l] - offset[l]) * inverse_step[l], 0.0f, levels));
-                sq16[l] += q;
-                sqq16[l] += q * q;
-                sxq16[l] += x[i][l] * q;
-            }
-        for (int j = 0; j < 8; ++j) {
-            const float sq = sq16[j] + sq16[j + 8], sqq = sqq16[j] + sqq16[j + 8], sxq = sxq16[j] + sxq16[j + 8];
-            const float det = 32 * sqq - sq * sq;
-            float scale = (32 * sxq - sq * sx[j]) / det;
-            float off = (sqq * sx[j] - sq * sxq) / det;
-            if (!(det > 0 && off <= 0)) {
-                off = 0;
-                scale = sqq > 0 ? sxq / sqq : 0.0f;
-            }
-            const float error = sxx[j] - scale * sxq - off * sx[j];
-            if (scale >= 0 && error < best_error[j]) {
-                best_error[j] = error;
-                best.scale[j] = scale;
-                best.lift[j] = -off;
-            }
-        }
-    };
-    for (int step = 0; step <= 20; ++step) {  // levels - 1 ... levels + 1 steps across the range
-        for (int l = 0; l < 16; ++l) {
-            const int j = l % 8;
-            offset[l] = lo[j];
-            inverse_step[l] = hi[j] > lo[j] ? (levels - 1.0f + 0.1f * float(step)) / (hi[j] - lo[j]) : 0.0f;
-        }
-        try_candidate();
-    }
-    for (int round = 0; round < 4; ++round) {
-        for (int l = 0; l < 16; ++l) {
-            const int j = l % 8;
-            offset[l] = -best.lift[j];
-            inverse_step[l] = best.scale[j] > 0 ? 1.0f / best.scale[j] : 0.0f;
-        }
-        try_candidate();
-    }
-    return best;
-}
-
-struct AffineSuperBlock {
-    float d = 0, dmin = 0;
-    float scale[8] = {}, min[8] = {};  // the 6-bit integers, as floats
-    float error = 0;
-};
-
-// Step 2: each sub-block's integer scale and min for super-scales d and dmin, the rounded fit or a
-// neighbour, whichever re-rounds its values with the least error.
-inline AffineSuperBlock choose_sub_scales(const AffineTile& x, const AffineFits& fits, float d, float dmin, float levels) {
-    AffineSuperBlock sb;
-    sb.d = d;
-    sb.dmin = dmin;
-    float s0[8], m0[8], best_error[8];
-    for (int j = 0; j < 8; ++j) {
-        s0[j] = d > 0 ? nearest_integer(std::min(fits.scale[j] / d, 63.0f)) : 0.0f;
-        m0[j] = dmin > 0 ? nearest_integer(std::min(fits.lift[j] / dmin, 63.0f)) : 0.0f;
-        best_error[j] = kInfinity;
-    }
-    for (int ds = -1; ds <= 1; ++ds)
-        for (int dm = -1; dm <= 1; ++dm) {
-            float s[8], m[8], step[16], lift[16], inverse_step[16], error16[16] = {};
-            for (int j = 0; j < 8; ++j) {
-                s[j] = clamp(s0[j] + float(ds), 0.0f, 63.0f);
-                m[j] = clamp(m0[j] + float(dm), 0.0f, 63.0f);
-            }
-            for (int l = 0; l < 16; ++l) {
-                step[l] = d * s[l % 8];
-                lift[l] = dmin * m[l % 8];
-                inverse_step[l] = step[l] > 0 ? 1.0f / step[l] : 0.0f;
-            }
-            for (int i = 0; i < 16; ++i)
-                for (int l = 0; l < 16; ++l) {
-                    const float q = nearest_integer(clamp((x[i][l] + lift[l]) * inverse_step[l], 0.0f, levels));
-                    const float e = step[l] * q - lift[l] - x[i][l];
-                    error16[l] += e * e;
-                }
-            for (int j = 0; j < 8; ++j) {
-                const float error = error16[j] + error16[j + 8];
-                if (error < best_error[j]) {
-                    best_error[j] = error;
-                    sb.scale[j] = s[j];
-                    sb.min[j] = m[j];
-                }
-            }
-        }
-    for (int j = 0; j < 8; ++j) sb.error += best_error[j];
-    return sb;
-}
-
-// The final integers: the nearest level of each value on its sub-block's decoded grid.
-inline void affine_final_levels(const AffineTile& x, const AffineSuperBlock& sb, float levels, float (&q)[16][16]) {
-    for (int i = 0; i < 16; ++i)
-        for (int l = 0; l < 16; ++l) {
-            const float step = sb.d * sb.scale[l % 8], lift = sb.dmin * sb.min[l % 8];
-            q[i][l] = step > 0 ? nearest_integer(clamp((x[i][l] + lift) / step, 0.0f, levels)) : 0.0f;
-        }
-}
-
-// Step 3: least-squares d and dmin for the integers of `sb`: x ~ d * (scale_j q) - dmin * min_j.
-inline bool refit_super_scales(const AffineTile& x, const AffineSuperBlock& sb, float levels, float& d, float& dmin) {
-    float q[16][16];
-    affine_final_levels(x, sb, levels, q);
-    double aa = 0, ab = 0, bb = 0, xa = 0, xb = 0;
-    for (int i = 0; i < 16; ++i)
-        for (int l = 0; l < 16; ++l) {
-            const double a = double(sb.scale[l % 8]) * q[i][l], b = sb.min[l % 8];
-            aa += a * a;
-            ab += a * b;
-            bb += b * b;
-            xa += x[i][l] * a;
-            xb += x[i][l] * b;
-        }
-    if (!(aa > 0)) return false;
-    const double det = aa * bb - ab * ab;  // minimize sum (x - d a + dmin b)^2
-    double new_d = xa / aa, new_dmin = 0;
-    if (det > 1e-12 * aa * bb) {
-        new_d = (xa * bb - xb * ab) / det;
-        new_dmin = (xa * ab - xb * aa) / det;
-        if (new_dmin < 0) {
-            new_d = xa / aa;
-            new_dmin = 0;
-        }
-    }
-    if (!(new_d > 0)) return false;
-    d = float(new_d);
-    dmin = float(new_dmin);
-    return true;
-}
-
-// Encodes 256 values; q receives the integers in element order.
-inline AffineSuperBlock encode_affine_super_block(const float* values, float levels, const char* format, std::uint8_t* q) {
-    check_magnitude(values, format);
-    AffineTile x;
-    for (int j = 0; j < 8; ++j)
-        for (int i = 0; i < 32; ++i) x[i % 16][j + 8 * (i / 16)] = values[32 * j + i];
-    const AffineFits fits = best_affine_fits(x, levels);
-    float max_scale = 0, max_lift = 0;
-    for (int j = 0; j < 8; ++j) {
-        max_scale = std::max(max_scale, fits.scale[j]);
-        max_lift = std::max(max_lift, fits.lift[j]);
-    }
-    AffineSuperBlock best = choose_sub_scales(x, fits, as_half(max_scale / 63, format), as_half(max_lift / 63, format), levels);
-    float d, dmin;
-    if (best.error > 0 && refit_super_scales(x, best, levels, d, dmin)) {
-        AffineSuperBlock refit = choose_sub_scales(x, fits, as_half(d, format), as_half(dmin, format), levels);
-        if (refit.error < best.error) best = refit;
-    }
-    float levels_out[16][16];
-    affine_final_levels(x, best, levels, levels_out);
-    for (int j = 0; j < 8; ++j)
-        for (int i = 0; i < 32; ++i) q[32 * j + i] = std::uint8_t(levels_out[i % 16][j + 8 * (i / 16)]);
-    return best;
-}
-
-// Packs eight 6-bit scales and mins as scale_min_k4 (quant_blocks.hpp) reads them.
-inline void pack_scales_k4(const AffineSuperBlock& sb, std::uint8_t* out) {
-    std::uint8_t s[8], m[8];
-    for (int j = 0; j < 8; ++j) {
-        s[j] = std::uint8_t(sb.scale[j]);
-        m[j] = std::uint8_t(sb.min[j]);
-    }
-    for (int j = 0; j < 4; ++j) {
-        out[j] = std::uint8_t(s[j] | (s[j + 4] >> 4) << 6);
-        out[j + 4] = std::uint8_t(m[j] | (m[j + 4] >> 4) << 6);
-        out[j + 8] = std::uint8_t((s[j + 4] & 0xF) | (m[j + 4] & 0xF) << 4);
-    }
-}
-
-inline void encode_q4_k(const float* x, std::byte* out) {
-    std::uint8_t q[256];
-    const AffineSuperBlock sb = encode_affine_super_block(x, 15, "Q4_K", q);
-    BlockQ4_K b{};
-    b.d = simd::f32_to_f16(sb.d);
-    b.dmin = simd::f32_to_f16(sb.dmin);
-    pack_scales_k4(sb, b.scales);
-    for (int c = 0; c < 4; ++c)
-        for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = std::uint8_t(q[64 * c + l] | q[64 * c + 32 + l] << 4);
-    std::memcpy(out, &b, sizeof b);
-}
-
-inline void encode_q5_k(const float* x, std::byte* out) {
-    std::uint8_t q[256];
-    const AffineSuperBlock sb = encode_affine_super_block(x, 31, "Q5_K", q);
-    BlockQ5_K b{};
-    b.d = simd::f32_to_f16(sb.d);
-    b.dmin = simd::f32_to_f16(sb.dmin);
-    pack_scales_k4(sb, b.scales);
-    for (int c = 0; c < 4; ++c)
-        for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = std::uint8_t((q[64 * c + l] & 0xF) | (q[64 * c + 32 + l] & 0xF) << 4);
-    for (int j = 0; j < 8; ++j)
-        for (int l = 0; l < 32; ++l) b.qh[l] = std::uint8_t(b.qh[l] | ((q[32 * j + l] >> 4) & 1) << j);
-    std::memcpy(out, &b, sizeof b);
-}
-
-// ---- Q6_K: 16 groups of 16, x ~ step * q, q in [-32, 31], step = d * int8 ----------------------
-
-using SymmetricTile = float[16][16];
-
-// Step 1 for all 16 groups: the value of largest magnitude goes to the long end of [-32, 31].
-inline void best_symmetric_fits(const SymmetricTile& x, float (&scale)[16]) {
-    float peak[16] = {}, sxx[16] = {}, best_error[16], inverse_step[16];
-    for (int i = 0; i < 16; ++i)
-        for (int g = 0; g < 16; ++g) {
-            if (std::fabs(x[i][g]) > std::fabs(peak[g])) peak[g] = x[i][g];
-            sxx[g] += x[i][g] * x[i][g];
-        }
-    for (int g = 0; g < 16; ++g) {
-        scale[g] = 0;
-        best_error[g] = sxx[g];  // the error of scale 0
-    }
-    // At the least-squares scale sum xq / sum q^2 the error is sum x^2 - scale * sum xq.
-    auto try_candidate = [&]() {
-        float sqq[16] = {}, sxq[16] = {};
-        for (int i = 0; i < 16; ++i)
-            for (int g = 0; g < 16; ++g) {
-                const float q = nearest_integer(clamp(x[i][g] * inverse_step[g], -32.0f, 31.0f));
-                sqq[g] += q * q;
-                sxq[g] += x[i][g] * q;
-            }
-        for (int g = 0; g < 16; ++g) {
-            const float s = sqq[g] > 0 ? sxq[g] / sqq[g] : 0.0f;
-            const float error = sxx[g] - s * sxq[g];
-            if (error < best_error[g]) {
-                best_error[g] = error;
-                scale[g] = s;
-            }
-        }
-    };
-    for (int step = 0; step <= 20; ++step) {  // the peak at -31 ... -33 steps
-        for (int g = 0; g < 16; ++g) inverse_step[g] = peak[g] != 0 ? -(31.0f + 0.1f * float(step)) / peak[g] : 0.0f;
-        try_candidate();
-    }
-    for (int round = 0; round < 4; ++round) {
-        for (int g = 0; g < 16; ++g) inverse_step[g] = scale[g] != 0 ? 1.0f / scale[g] : 0.0f;
-        try_candidate();
-    }
-}
-
-struct SymmetricSuperBlock {
-    float d = 0;
-    float scale[16] = {};  // the int8 integers, as floats
-    float error = 0;
-};
-
-inline SymmetricSuperBlock choose_group_scales(const SymmetricTile& x, const float (&fit)[16], float d) {
-    SymmetricSuperBlock sb;
-    sb.d = d;
-    float s0[16], best_error[16];
-    for (int g = 0; g < 16; ++g) {
-        s0[g] = d != 0 ? nearest_integer(clamp(fit[g] / d, -128.0f, 127.0f)) : 0.0f;
-        best_error[g] = kInfinity;
-    }
-    for (int ds = -1; ds <= 1; ++ds) {
-        float s[16], step[16], inverse_step[16], error[16] = {};
-        for (int g = 0; g < 16; ++g) {
-            s[g] = clamp(s0[g] + float(ds), -128.0f, 127.0f);
-            step[g] = d * s[g];
-            inverse_step[g] = step[g] != 0 ? 1.0f / step[g] : 0.0f;
-        }
-        for (int i = 0; i < 16; ++i)
-            for (int g = 0; g < 16; ++g) {
-                const float e = step[g] * nearest_integer(clamp(x[i][g] * inverse_step[g], -32.0f, 31.0f)) - x[i][g];
-                error[g] += e * e;
-            }
-        for (int g = 0; g < 16; ++g)
-            if (error[g] < best_error[g]) {
-                best_error[g] = error[g];
-                sb.scale[g] = s[g];
-            }
-    }
-    for (int g = 0; g < 16; ++g) sb.error += best_error[g];
-    return sb;
-}
-
-inline void symmetric_final_levels(const SymmetricTile& x, const SymmetricSuperBlock& sb, float (&q)[16][16]) {
-    for (int i = 0; i < 16; ++i)
-        for (int g = 0; g < 16; ++g) {
-            const float step = sb.d * sb.scale[g];
-            q[i][g] = step != 0 ? nearest_integer(clamp(x[i][g] / step, -32.0f, 31.0f)) : 0.0f;
-        }
-}
-
-inline void encode_q6_k(const float* values, std::byte* out) {
-    check_magnitude(values, "Q6_K");
-    SymmetricTile x;
-    for (int g = 0; g < 16; ++g)
-        for (int i = 0; i < 16; ++i) x[i][g] = values[16 * g + i];
-    float fit[16];
-    best_symmetric_fits(x, fit);
-    float peak = 0;
-    for (int g = 0; g < 16; ++g)
-        if (std::fabs(fit[g]) > std::fabs(peak)) peak = fit[g];
-    // The largest scale takes -128, the long end of int8, as each group's peak took -32.
-    SymmetricSuperBlock best = choose_group_scales(x, fit, peak != 0 ? as_half(peak / -128, "Q6_K") : 0.0f);
-    float q[16][16];
-    if (best.error > 0 && best.d != 0) {  // step 3: least-squares super-scale for the chosen integers
-        symmetric_final_levels(x, best, q);
-        double aa = 0, xa = 0;
-        for (int i = 0; i < 16; ++i)
-            for (int g = 0; g < 16; ++g) {
-                const double a = double(best.scale[g]) * q[i][g];
-                aa += a * a;
-                xa += x[i][g] * a;
-            }
-        if (aa > 0) {
-            SymmetricSuperBlock refit = choose_group_scales(x, fit, as_half(float(xa / aa), "Q6_K"));
-            if (refit.error < best.error) best = refit;
-        }
-    }
-    symmetric_final_levels(x, best, q);
-    std::uint8_t level[256];  // q + 32, element order
-    for (int g = 0; g < 16; ++g)
-        for (int i = 0; i < 16; ++i) level[16 * g + i] = std::uint8_t(32 + int(q[i][g]));
-    BlockQ6_K b{};
-    for (int h = 0; h < 2; ++h) {
-        const std::uint8_t* L = level + 128 * h;
-        for (int l = 0; l < 32; ++l) {
-            b.ql[64 * h + l] = std::uint8_t((L[l] & 0xF) | (L[l + 64] & 0xF) << 4);
-            b.ql[64 * h + l + 32] = std::uint8_t((L[l + 32] & 0xF) | (L[l + 96] & 0xF) << 4);
-            b.qh[32 * h + l] = std::uint8_t(L[l] >> 4 | (L[l + 32] >> 4) << 2 | (L[l + 64] >> 4) << 4 | (L[l + 96] >> 4) << 6);
-        }
-    }
-    for (int g = 0; g < 16; ++g) b.scales[g] = std::int8_t(best.scale[g]);
-    b.d = simd::f32_to_f16(best.d);
-    std::memcpy(out, &b, sizeof b);
-}
-
-}  // namespace qwen3::quant::detail
-// ===== end of qwen3/quant/kquants.hpp =====
-
-namespace qwen3::quant {
-
-namespace detail {
-
-// Returns x unchanged, but opaque to the optimizer, so a product passed through here is rounded to
-// float before it enters a sum. GCC (-ffp-contract=fast, its default outside strict ISO mode) and
-// Clang (within one expression) would otherwise fuse `x * id + 8.5f` into one FMA and skip the
-// rounding of the product that ggml's reference quantizers (built without FMA) include.
-inline float rounded(float x) {
-#if defined(__GNUC__) && defined(__x86_64__)
-    __asm__("" : "+x"(x));
-#elif defined(__GNUC__) && defined(__aarch64__)
-    __asm__("" : "+w"(x));
-#elif defined(__GNUC__)
-    __asm__("" : "+m"(x));
-#endif
-    return x;
-}
-
-// The largest magnitude of a block and the first value that has it (its sign chooses the scale's).
-inline void block_peak(const float* x, int n, float& magnitude, float& value) {
-    magnitude = 0;
-    value = 0;
-    for (int i = 0; i < n; ++i)
-        if (magnitude < std::fabs(x[i])) {
-            magnitude = std::fabs(x[i]);
-            value = x[i];
-        }
-}
-
-// The byte that ggml's C code stores when it converts a float to an 8-bit integer on x86: a
-// truncating 32-bit conversion whose low byte is kept, where a value outside the int32 range (or
-// NaN: a block of subnormals makes 1/d infinite) converts to INT_MIN, low byte 0. Computed without
-// the undefined behaviour of converting such a float directly (found by UBSan on the golden rows).
-inline std::uint8_t ggml_byte(float v) {
-    if (!(std::fabs(v) < 2147483648.0f)) return 0;
-    return std::uint8_t(std::uint32_t(std::int32_t(v)));
-}
-
-inline std::uint16_t half_scale(float d, const char* format) {
-    const std::uint16_t h = simd::f32_to_f16(d);
-    if (!std::isfinite(simd::f16_to_f32(h)))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a block's scale ", d,
-                            " does not fit a half-precision float (the weights are too large for this format)");
-    return h;
-}
-
-inline void encode_q8_0(const float* x, std::byte* out) {
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    BlockQ8_0 b;
-    b.d = half_scale(d, "Q8_0");
-    for (int i = 0; i < 32; ++i) b.qs[i] = std::int8_t(ggml_byte(std::round(x[i] * id)));  // half away from zero, as roundf
-    std::memcpy(out, &b, sizeof b);
-}
-
-// Q4_0 / Q5_0: the peak value maps to -2^(bits-1); the others truncate (x / d + 2^(bits-1) + 0.5).
-inline void encode_q4_0(const float* x, std::byte* out) {
-    float amax, peak;
-    block_peak(x, 32, amax, peak);
-    const float d = peak / -8;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    BlockQ4_0 b;
-    b.d = half_scale(d, "Q4_0");
-    for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(15, int(std::int8_t(ggml_byte(rounded(x[i] * id) + 8.5f))));
-        const int q1 = std::min(15, int(std::int8_t(ggml_byte(rounded(x[i + 16] * id) + 8.5f))));
-        b.qs[i] = std::uint8_t(q0 | q1 << 4);
-    }
-    std::memcpy(out, &b, sizeof b);
-}
-
-inline void encode_q5_0(const float* x, std::byte* out) {
-    float amax, peak;
-    block_peak(x, 32, amax, peak);
-    const float d = peak / -16;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    BlockQ5_0 b;
-    b.d = half_scale(d, "Q5_0");
-    std::uint32_t high = 0;
-    for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(31, int(std::int8_t(ggml_byte(rounded(x[i] * id) + 16.5f))));
-        const int q1 = std::min(31, int(std::int8_t(ggml_byte(rounded(x[i + 16] * id) + 16.5f))));
-        b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
-        high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
-    }
-    std::memcpy(b.qh, &high, 4);
-    std::memcpy(out, &b, sizeof b);
-}
-
-// Q4_1 / Q5_1: min and (max - min) / levels; truncate ((x - min) / d + 0.5).
-inline void encode_q4_1(const float* x, std::byte* out) {
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < 32; ++i) {
-        lo = std::min(lo, x[i]);
-        hi = std::max(hi, x[i]);
-    }
-    const float d = (hi - lo) / 15;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    BlockQ4_1 b;
-    b.d = half_scale(d, "Q4_1");
-    b.m = half_scale(lo, "Q4_1");
-    for (int i = 0; i < 16; ++i) {
-        const int q0 = std::min(15, int(std::int8_t(ggml_byte(rounded((x[i] - lo) * id) + 0.5f))));
-        const int q1 = std::min(15, int(std::int8_t(ggml_byte(rounded((x[i + 16] - lo) * id) + 0.5f))));
-        b.qs[i] = std::uint8_t(q0 | q1 << 4);
-    }
-    std::memcpy(out, &b, sizeof b);
-}
-
-inline void encode_q5_1(const float* x, std::byte* out) {
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < 32; ++i) {
-        lo = std::min(lo, x[i]);
-        hi = std::max(hi, x[i]);
-    }
-    const float d = (hi - lo) / 31;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
-    BlockQ5_1 b;
-    b.d = half_scale(d, "Q5_1");
-    b.m = half_scale(lo, "Q5_1");
-    std::uint32_t high = 0;
-    for (int i = 0; i < 16; ++i) {
-        const int q0 = ggml_byte(rounded((x[i] - lo) * id) + 0.5f);
-        const int q1 = ggml_byte(rounded((x[i + 16] - lo) * id) + 0.5f);
-        b.qs[i] = std::uint8_t((q0 & 0xF) | (q1 & 0xF) << 4);
-        high |= std::uint32_t(q0 >> 4 & 1) << i | std::uint32_t(q1 >> 4 & 1) << (i + 16);
-    }
-    std::memcpy(b.qh, &high, 4);
-    std::memcpy(out, &b, sizeof b);
-}
-
-}  // namespace detail
-
-// Whether quantize_row can write `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
-// (Q8_K is an activation format, made by the kernels themselves.)
-inline bool quantize_supported(DType type) noexcept {
-    switch (type) {
-        case DType::f32: case DType::f16: case DType::bf16:
-        case DType::q8_0: case DType::q4_0: case DType::q4_1: case DType::q5_0: case DType::q5_1:
-        case DType::q4_k: case DType::q5_k: case DType::q6_k: return true;
-        default: return false;
-    }
-}
-
-// Encodes x[0 .. n) as `type` into out (row_bytes(type, n) bytes, any alignment).
-// Deterministic: the same input gives the same bytes whatever the thread or call order.
-// Throws Error(invalid_argument) when n is negative or not a multiple of the type's block size, when
-// a block type is asked to hold a NaN or infinity, or when a block's scale overflows half precision;
-// Error(unsupported) for a type quantize_supported rejects. On a throw, `out` may be partly written.
-inline void quantize_row(DType type, const float* x, std::byte* out, std::int64_t n) {
-    if (!quantize_supported(type))
-        qwen3::detail::fail(ErrorCode::unsupported, "quantize_row: cannot encode type ", dtype_name(type));
-    const DTypeInfo& info = dtype_info(type);
-    if (n < 0 || n % info.block_elems != 0)
-        qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: ", n, " elements of ", info.name,
-                            " are not whole blocks of ", info.block_elems);
-    switch (type) {
-        case DType::f32: std::memcpy(out, x, std::size_t(n) * 4); return;
-        case DType::f16:
-        case DType::bf16:
-            for (std::int64_t i = 0; i < n; ++i) {
-                const std::uint16_t h = type == DType::f16 ? simd::f32_to_f16(x[i]) : simd::f32_to_bf16(x[i]);
-                std::memcpy(out + 2 * i, &h, 2);
-            }
-            return;
-        default: break;
-    }
-    for (std::int64_t i = 0; i < n; ++i)
-        if (!std::isfinite(x[i]))
-            qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: element ", i, " is ", x[i], "; ", info.name,
-                                " holds finite values only");
-    void (*encode)(const float*, std::byte*) = nullptr;
-    switch (type) {
-        case DType::q8_0: encode = detail::encode_q8_0; break;
-        case DType::q4_0: encode = detail::encode_q4_0; break;
-        case DType::q4_1: encode = detail::encode_q4_1; break;
-        case DType::q5_0: encode = detail::encode_q5_0; break;
-        case DType::q5_1: encode = detail::encode_q5_1; break;
-        case DType::q4_k: encode = detail::encode_q4_k; break;
-        case DType::q5_k: encode = detail::encode_q5_k; break;
-        case DType::q6_k: encode = detail::encode_q6_k; break;
-        default: break;
-    }
-    const std::int64_t blocks = n / info.block_elems;
-    for (std::int64_t i = 0; i < blocks; ++i) encode(x + i * info.block_elems, out + i * info.block_bytes);
-}
-
-}  // namespace qwen3::quant
-// ===== end of qwen3/quant/quantize.hpp =====
-
-namespace qwen3::quant {
-
-// llama.cpp's GGML_QNT_VERSION: the generation of the quantized block layouts.
-inline constexpr std::uint32_t kQuantizationVersion = 2;
-
-struct TensorReport {
-    std::size_t index = 0, count = 0;  // this is tensor index + 1 of count
-    std::string_view name;
-    Shape shape;
-    DType from = DType::f32, to = DType::f32;
-    std::uint64_t bytes_in = 0, bytes_out = 0;
-    double seconds = 0;
-};
-
-struct QuantizeOptions {
-    int threads = default_thread_count();
-    // Called after each tensor has been converted, before its bytes are written.
-    std::function<void(const TensorReport&)> on_tensor;
-};
-
-struct QuantizeResult {
-    std::vector<std::pair<std::string, DType>> tensor_types;  // in file order
-    std::uint64_t bytes_in = 0, bytes_out = 0;                 // tensor data
-};
-
-namespace detail {
-
-// The canonical tensors of a Qwen3 model with `layers` blocks (output.weight only when untied).
-inline void require_model_tensors(const Checkpoint& c) {
-    static constexpr const char* per_layer[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_q_norm",
-                                                 "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-    auto need = [&](const std::string& name) {
-        if (!c.find(name)) qwen3::detail::fail(ErrorCode::missing_tensor, c.path(), ": no tensor ", name, " (not a complete Qwen3 model)");
-    };
-    need("token_embd.weight");
-    need("output_norm.weight");
-    for (std::uint64_t i = 0; i < c.params().layers; ++i)
-        for (const char* part : per_layer) need("blk." + std::to_string(i) + "." + part + ".weight");
-}
-
-// Decodes and re-encodes the rows of `src` as `to` into `out`, spread over `pool`.
-inline void convert_tensor(const TensorView& src, DType to, std::byte* out, ThreadPool& pool) {
-    if (src.type == to) {
-        std::memcpy(out, src.data, src.bytes);
-        return;
-    }
-    if (!dequantize_supported(src.type))
-        qwen3::detail::fail(ErrorCode::unsupported, "tensor ", src.name, ": cannot convert from ", dtype_name(src.type), " to ",
-                            dtype_name(to), " (no decoder for ", dtype_name(src.type), ")");
-    const std::uint64_t cols = src.shape.cols(), rows = src.shape.rows();
-    const std::uint64_t in_stride = row_bytes(src.type, cols), out_stride = row_bytes(to, cols);
-    // ~64k elements per task: enough work to amortize dispatch, small enough to balance threads
-    const std::uint64_t per_task = std::max<std::uint64_t>({1, (1u << 16) / std::max<std::uint64_t>(cols, 1), rows / (1u << 30)});
-    const int tasks = int((rows + per_task - 1) / per_task);
-    std::mutex mutex;
-    std::exception_ptr error;
-    pool.run(tasks, [&](int task) {
-        std::uint64_t r = std::uint64_t(task) * per_task;
-        try {
-            std::vector<float> row(cols);
-            for (const std::uint64_t end = std::min(rows, r + per_task); r < end; ++r) {
-                dequantize_row(src.type, src.data + r * in_stride, row.data(), std::int64_t(cols));
-                quantize_row(to, row.data(), out + r * out_stride, std::int64_t(cols));
-            }
-        } catch (const Error& e) {
-            std::lock_guard<std::mutex> lock(mutex);
-            if (!error)
-                error = std::make_exception_ptr(Error(e.code(), "tensor " + src.name + " row " + std::to_string(r) + ": " + e.what()));
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(mutex);
-            if (!error) error = std::current_exception();
-        }
-    });
-    if (error) std::rethrow_exception(error);
-}
-
-inline bool same_file(const std::string& a, const std::string& b) {
-    struct stat sa {}, sb {};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-inline void check_output_path(const std::string& output, const Checkpoint& input) {
-    struct stat st {};
-    if (::stat(output.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-        qwen3::detail::fail(ErrorCode::io, "cannot write ", output, ": it is a directory");
-    if (input.format() == CheckpointFormat::gguf && same_file(output, input.path()))
-        qwen3::detail::fail(ErrorCode::invalid_argument, "the output ", output, " is the input file; choose another path");
-    const std::size_t slash = output.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : output.substr(0, slash);
-    if (::access(dir.c_str(), W_OK) != 0)
-        qwen3::detail::fail(ErrorCode::io, "cannot write ", output, ": directory ", dir, " ", std::strerror(errno));
-}
-
-}  // namespace detail
-
-// Writes `checkpoint` quantized to `file_type` as a GGUF file at `output` (replacing any file there).
-// Throws Error(missing_tensor) when a tensor of a Qwen3 model is absent; Error(io) when `output`
-// cannot be written (a partly written file is removed); Error(invalid_argument) when `output` is the
-// input file, or a weight holds NaN/infinity or a value too large for the format's scales (naming
-// the tensor and row); Error(unsupported) for an input tensor type that has no decoder; and what
-// add_hf_metadata throws for a Hugging Face folder.
-inline QuantizeResult quantize_checkpoint(const Checkpoint& checkpoint, const std::string& output, FileType file_type,
-                                          const QuantizeOptions& options = {}) {
-    detail::require_model_tensors(checkpoint);
-    detail::check_output_path(output, checkpoint);
-    const std::vector<PlannedTensor> plan = plan_tensors(checkpoint, file_type);
-
-    gguf::Writer writer;
-    if (const gguf::File* file = checkpoint.gguf_file()) {
-        for (const auto& [key, value] : file->metadata()) {
-            if (key == "general.file_type" || key == "general.quantization_version" || key.substr(0, 6) == "split.") continue;
-            writer.copy_value(key, value);
-        }
-    } else {
-        add_hf_metadata(writer, checkpoint);
-    }
-    writer.set_u32("general.quantization_version", kQuantizationVersion);
-    writer.set_u32("general.file_type", static_cast<std::uint32_t>(file_type));
-
-    ThreadPool pool(std::max(1, options.threads));
-    QuantizeResult result;
-    for (std::size_t i = 0; i < plan.size(); ++i) {
-        const PlannedTensor& t = plan[i];
-        const std::uint64_t out_bytes = row_bytes(t.type, t.source->shape.cols()) * t.source->shape.rows();
-        result.tensor_types.emplace_back(t.source->name, t.type);
-        result.bytes_in += t.source->bytes;
-        result.bytes_out += out_bytes;
-        writer.add_tensor(t.source->name, t.type, t.source->shape, [&, i, out_bytes](std::byte* out, std::uint64_t bytes) {
-            const auto start = std::chrono::steady_clock::now();
-            if (bytes != out_bytes)
-                qwen3::detail::fail(ErrorCode::invalid_argument, "tensor ", plan[i].source->name, ": ", bytes, " bytes, expected ", out_bytes);
-            detail::convert_tensor(*plan[i].source, plan[i].type, out, pool);
-            if (options.on_tensor) {
-                TensorReport report;
-                report.index = i + 1;
-                report.count = plan.size();
-                report.name = plan[i].source->name;
-                report.shape = plan[i].source->shape;
-                report.from = plan[i].source->type;
-                report.to = plan[i].type;
-                report.bytes_in = plan[i].source->bytes;
-                report.bytes_out = out_bytes;
-                report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-                options.on_tensor(report);
-            }
-        });
-    }
-    writer.write(output);
-    return result;
-}
-
-// Opens `input` (a .gguf file or a Hugging Face folder) and quantizes it (quantize_checkpoint).
-// Also throws what Checkpoint::open throws: Error(unsupported) for a model that is not Qwen3.
-inline QuantizeResult quantize_model(const std::string& input, const std::string& output, FileType file_type,
-                                     const QuantizeOptions& options = {}) {
-    const Checkpoint checkpoint = Checkpoint::open(input);
-    return quantize_checkpoint(checkpoint, output, file_type, options);
-}
-
-}  // namespace qwen3::quant
-// ===== end of qwen3/quant/quantize_model.hpp =====
 // ===== qwen3/variant.hpp =====
 // qwen3/variant.hpp - pick, at run time, the compiled configuration that fits a file.
 //

@@ -17,7 +17,7 @@
 
 #include <qwen3/format/gguf_writer.hpp>
 #include <qwen3/format/checkpoint.hpp>
-#include <qwen3/kernels/simd.hpp>
+#include <qwen3/detail/simd.hpp>
 #include <qwen3/tensor.hpp>
 #include <qwen3/thread_pool.hpp>
 
@@ -115,7 +115,7 @@ inline qwen3::Checkpoint make_random_model(const RandomModelSpec& spec, qwen3::T
             for (std::uint64_t e = begin; e < end; ++e) {
                 const float v = generated_value(s0, e, s.kind);
                 if (s.type == qwen3::DType::bf16) {
-                    const std::uint16_t b = qwen3::simd::f32_to_bf16(v);
+                    const std::uint16_t b = qwen3::detail::simd::f32_to_bf16(v);
                     std::memcpy(dst + e * 2, &b, 2);
                 } else {
                     std::memcpy(dst + e * 4, &v, 4);

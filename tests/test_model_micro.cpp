@@ -3,7 +3,7 @@
 
 #include <cmath>
 #include <qwen3/model.hpp>
-#include <qwen3/quant/quantize_model.hpp>
+#include <qwen3/quantize.hpp>
 
 #include "golden.hpp"
 

@@ -17,8 +17,8 @@
 #include <qwen3/format/gguf.hpp>
 #include <qwen3/format/gguf_writer.hpp>
 #include <qwen3/quant/dequantize.hpp>
-#include <qwen3/quant/quantize.hpp>
-#include <qwen3/quant/quantize_model.hpp>
+#include <qwen3/quant/encode.hpp>
+#include <qwen3/quantize.hpp>
 
 #include "support.hpp"
 
@@ -117,8 +117,8 @@ RoundTrip round_trip(DType type, const std::vector<float>& x) {
     rt.encoded.resize(row * kRows);
     rt.decoded.resize(x.size());
     for (int r = 0; r < kRows; ++r) {
-        qwen3::quant::quantize_row(type, x.data() + std::size_t(r) * kCols, rt.encoded.data() + r * row, kCols);
-        qwen3::quant::dequantize_row(type, rt.encoded.data() + r * row, rt.decoded.data() + std::size_t(r) * kCols, kCols);
+        qwen3::detail::quant::quantize_row(type, x.data() + std::size_t(r) * kCols, rt.encoded.data() + r * row, kCols);
+        qwen3::detail::quant::dequantize_row(type, rt.encoded.data() + r * row, rt.decoded.data() + std::size_t(r) * kCols, kCols);
     }
     return rt;
 }
@@ -132,7 +132,7 @@ double rmse(const std::vector<float>& a, const std::vector<float>& b) {
 float half(const std::byte* p) {
     std::uint16_t h;
     std::memcpy(&h, p, 2);
-    return qwen3::simd::f16_to_f32(h);
+    return qwen3::detail::simd::f16_to_f32(h);
 }
 
 // |d - half(d)| for the float scale d an encoder computed and stored as the half h.
@@ -170,7 +170,7 @@ TEST_CASE("dequantize_row decodes gguf-py's golden blocks bit for bit, for every
         REQUIRE(expected.size() == blocks.size() / info.block_bytes * info.block_elems);
         std::vector<float> got(expected.size(), -12345.0f);
         // decoded as one long row and block by block: the result must not depend on the split
-        qwen3::quant::dequantize_row(g.type, blocks.data(), got.data(), std::int64_t(got.size()));
+        qwen3::detail::quant::dequantize_row(g.type, blocks.data(), got.data(), std::int64_t(got.size()));
         std::size_t wrong = 0, first = 0;
         for (std::size_t i = 0; i < got.size(); ++i)
             if (!same_float(got[i], expected[i]) && wrong++ == 0) first = i;
@@ -178,7 +178,7 @@ TEST_CASE("dequantize_row decodes gguf-py's golden blocks bit for bit, for every
         CHECK(wrong == 0);
         std::vector<float> one(info.block_elems);
         for (std::size_t b = 0; b < blocks.size() / info.block_bytes; ++b) {
-            qwen3::quant::dequantize_row(g.type, blocks.data() + b * info.block_bytes, one.data(), info.block_elems);
+            qwen3::detail::quant::dequantize_row(g.type, blocks.data() + b * info.block_bytes, one.data(), info.block_elems);
             for (std::uint32_t i = 0; i < info.block_elems; ++i)
                 if (!same_float(one[i], expected[b * info.block_elems + i])) ++wrong;
         }
@@ -189,11 +189,11 @@ TEST_CASE("dequantize_row decodes gguf-py's golden blocks bit for bit, for every
 TEST_CASE("dequantize_row refuses rows that are not whole blocks and types it cannot decode") {
     std::byte block[256] = {};
     float out[512];
-    CHECK(test::throws_error([&] { qwen3::quant::dequantize_row(DType::q4_k, block, out, 128); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::dequantize_row(DType::q4_k, block, out, 128); },
                              qwen3::ErrorCode::invalid_argument, "not whole blocks"));
-    CHECK(test::throws_error([&] { qwen3::quant::dequantize_row(DType::q8_0, block, out, -32); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::dequantize_row(DType::q8_0, block, out, -32); },
                              qwen3::ErrorCode::invalid_argument, "not whole blocks"));
-    CHECK(test::throws_error([&] { qwen3::quant::dequantize_row(DType::q2_k, block, out, 256); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::dequantize_row(DType::q2_k, block, out, 256); },
                              qwen3::ErrorCode::unsupported, "Q2_K"));
 }
 
@@ -206,7 +206,7 @@ TEST_CASE("quantize_row encodes byte for byte as ggml's reference quantizers (gg
         REQUIRE(x.size() % info.block_elems == 0);
         REQUIRE(expected.size() == x.size() / info.block_elems * info.block_bytes);
         std::vector<std::byte> got(expected.size(), std::byte{0xAA});
-        qwen3::quant::quantize_row(g.type, x.data(), got.data(), std::int64_t(x.size()));
+        qwen3::detail::quant::quantize_row(g.type, x.data(), got.data(), std::int64_t(x.size()));
         std::size_t wrong = 0, first = 0;
         for (std::size_t i = 0; i < got.size(); ++i)
             if (got[i] != expected[i] && wrong++ == 0) first = i;
@@ -220,19 +220,19 @@ TEST_CASE("quantize_row refuses non-finite values, unencodable types and partial
     std::vector<std::byte> out(qwen3::row_bytes(DType::q6_k, 256));
     x[77] = std::numeric_limits<float>::quiet_NaN();
     for (DType t : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k})
-        CHECK(test::throws_error([&] { qwen3::quant::quantize_row(t, x.data(), out.data(), 256); },
+        CHECK(test::throws_error([&] { qwen3::detail::quant::quantize_row(t, x.data(), out.data(), 256); },
                                  qwen3::ErrorCode::invalid_argument, "element 77"));
     x[77] = std::numeric_limits<float>::infinity();
-    CHECK(test::throws_error([&] { qwen3::quant::quantize_row(DType::q4_k, x.data(), out.data(), 256); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::quantize_row(DType::q4_k, x.data(), out.data(), 256); },
                              qwen3::ErrorCode::invalid_argument, "element 77"));
     x[77] = 3e38f;  // finite, but its scale overflows half precision
     for (DType t : {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k})
-        CHECK(test::throws_error([&] { qwen3::quant::quantize_row(t, x.data(), out.data(), 256); },
+        CHECK(test::throws_error([&] { qwen3::detail::quant::quantize_row(t, x.data(), out.data(), 256); },
                                  qwen3::ErrorCode::invalid_argument, "half-precision"));
     x[77] = 0;
-    CHECK(test::throws_error([&] { qwen3::quant::quantize_row(DType::q6_k, x.data(), out.data(), 128); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::quantize_row(DType::q6_k, x.data(), out.data(), 128); },
                              qwen3::ErrorCode::invalid_argument, "not whole blocks"));
-    CHECK(test::throws_error([&] { qwen3::quant::quantize_row(DType::q8_k, x.data(), out.data(), 256); },
+    CHECK(test::throws_error([&] { qwen3::detail::quant::quantize_row(DType::q8_k, x.data(), out.data(), 256); },
                              qwen3::ErrorCode::unsupported, "Q8_K"));
 }
 
@@ -282,16 +282,16 @@ TEST_CASE("round trips stay within the error each format's definition allows") {
                 for (int j = 0; j < groups; ++j) {
                     float step, lowest, highest;  // the sub-block's grid
                     if (type == DType::q6_k) {
-                        qwen3::quant::BlockQ6_K q;
+                        qwen3::detail::quant::BlockQ6_K q;
                         std::memcpy(&q, block, sizeof q);
-                        step = qwen3::simd::f16_to_f32(q.d) * float(q.scales[j]);
+                        step = qwen3::detail::simd::f16_to_f32(q.d) * float(q.scales[j]);
                         lowest = std::min(-32 * step, 31 * step);
                         highest = std::max(-32 * step, 31 * step);
                         step = std::fabs(step);
                     } else {
                         std::uint8_t sc, m;
                         const auto* scales = reinterpret_cast<const std::uint8_t*>(block) + 4;
-                        qwen3::quant::scale_min_k4(j, scales, sc, m);
+                        qwen3::detail::quant::scale_min_k4(j, scales, sc, m);
                         step = half(block) * float(sc);
                         lowest = -half(block + 2) * float(m);
                         highest = step * (type == DType::q4_k ? 15 : 31) + lowest;

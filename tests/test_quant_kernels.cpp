@@ -28,7 +28,7 @@ std::vector<std::byte> random_rows(DType type, int rows, int cols, std::uint64_t
         std::normal_distribution<float> value(0.f, 0.02f);
         for (std::size_t i = 0; i < std::size_t(rows) * std::size_t(cols); ++i) {
             const float v = value(rng);
-            const std::uint16_t h = type == DType::f16 ? qwen3::simd::f32_to_f16(v) : qwen3::simd::f32_to_bf16(v);
+            const std::uint16_t h = type == DType::f16 ? qwen3::detail::simd::f32_to_f16(v) : qwen3::detail::simd::f32_to_bf16(v);
             if (type == DType::f32) std::memcpy(data.data() + 4 * i, &v, 4);
             else std::memcpy(data.data() + 2 * i, &h, 2);
         }
@@ -38,7 +38,7 @@ std::vector<std::byte> random_rows(DType type, int rows, int cols, std::uint64_t
     const auto& info = qwen3::dtype_info(type);
     std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
     auto set_half = [&](std::size_t at, float v) {
-        const std::uint16_t h = qwen3::simd::f32_to_f16(v);
+        const std::uint16_t h = qwen3::detail::simd::f32_to_f16(v);
         std::memcpy(data.data() + at, &h, 2);
     };
     for (std::size_t at = 0; at < data.size(); at += info.block_bytes) {
@@ -80,17 +80,17 @@ void check_type(DType type, int rows, int tokens) {
     const auto weights = random_rows(type, rows, K, 17);
     const qwen3::Matrix<1 << 20, K> w{type, weights.data()};
     std::vector<std::vector<float>> dequantized(static_cast<std::size_t>(rows), std::vector<float>(K));
-    for (int r = 0; r < rows; ++r) qwen3::quant::dequantize_row(type, w.row(r), dequantized[std::size_t(r)].data(), K);
+    for (int r = 0; r < rows; ++r) qwen3::detail::quant::dequantize_row(type, w.row(r), dequantized[std::size_t(r)].data(), K);
 
     const bool k_quant = qwen3::dtype_info(type).block_elems == 256;
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-    const bool int8_kernel = qwen3::kernels::avx512::has_quant_kernel<K>(type);
+    const bool int8_kernel = qwen3::detail::avx512::has_quant_kernel<K>(type);
     const int prefill_block = 32;  // the column kernels read the input quantized per 32
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-    const bool int8_kernel = qwen3::kernels::avx2::has_quant_kernel<K>(type);
+    const bool int8_kernel = qwen3::detail::avx2::has_quant_kernel<K>(type);
     // the column kernels read the input quantized per 32; the decode forms, 4 tokens at a time, per
     // 256 for K-quants
-    const int prefill_block = qwen3::kernels::uses_column_gemm(type, tokens) || !k_quant ? 32 : 256;
+    const int prefill_block = qwen3::detail::uses_column_gemm(type, tokens) || !k_quant ? 32 : 256;
 #else
     const int prefill_block = 32;
     const bool int8_kernel = false;  // the portable path: dequantize, then f32
@@ -102,20 +102,20 @@ void check_type(DType type, int rows, int tokens) {
     };
     // prefill with enough tokens widens the weights to f32 panels and reads the float input
 #if defined(QWEN3_HAVE_AVX2_QUANT)
-    const bool prefill_int8 = (qwen3::kernels::uses_column_gemm(type, tokens) && qwen3::kernels::avx2::has_column_gemm<K>(type)) ||
-                              (int8_kernel && !qwen3::kernels::uses_panel_gemm(type, tokens));
+    const bool prefill_int8 = (qwen3::detail::uses_column_gemm(type, tokens) && qwen3::detail::avx2::has_column_gemm<K>(type)) ||
+                              (int8_kernel && !qwen3::detail::uses_panel_gemm(type, tokens));
 #else
-    const bool prefill_int8 = int8_kernel && !qwen3::kernels::uses_panel_gemm(type, tokens);
+    const bool prefill_int8 = int8_kernel && !qwen3::detail::uses_panel_gemm(type, tokens);
 #endif
     CAPTURE(tokens);
     CAPTURE(prefill_int8);
-    auto in = std::make_unique<qwen3::kernels::Input<K, 128>>();
+    auto in = std::make_unique<qwen3::detail::Input<K, 128>>();
     const std::vector<float> x = random_input(K * tokens, 5);
 
     // the decode layout of 16-row groups, where this CPU has one: the same products, in place of w's
-    const bool packed = rows % qwen3::kPackRows == 0 && qwen3::has_packed_layout<K>(type);
+    const bool packed = rows % qwen3::detail::kPackRows == 0 && qwen3::detail::has_packed_layout<K>(type);
     std::vector<std::byte> packed_bytes(packed ? weights.size() : 0);
-    if (packed) qwen3::pack_row_groups(w, 0, rows / qwen3::kPackRows, packed_bytes.data());
+    if (packed) qwen3::detail::pack_row_groups(w, 0, rows / qwen3::detail::kPackRows, packed_bytes.data());
     qwen3::Matrix<1 << 20, K> wp = w;
     wp.packed = packed ? packed_bytes.data() : nullptr;
     CAPTURE(packed);
@@ -127,10 +127,10 @@ void check_type(DType type, int rows, int tokens) {
         const float* xt = x.data() + std::size_t(t) * K;
         in->set(xt, 1);
         in->prepare(type);
-        qwen3::matvec(wp, *in, y.data(), 0, rows);
+        qwen3::detail::matvec(wp, *in, y.data(), 0, rows);
         if (packed && rows > 8) {  // a range that starts and ends inside groups leaves the rest alone
             std::vector<float> part(static_cast<std::size_t>(rows), -1.f);
-            qwen3::matvec(wp, *in, part.data(), 3, rows - 5);
+            qwen3::detail::matvec(wp, *in, part.data(), 3, rows - 5);
             for (int r = 0; r < rows; ++r) CHECK(part[std::size_t(r)] == (r >= 3 && r < rows - 5 ? y[std::size_t(r)] : -1.f));
         }
         const std::vector<double> xq = effective_input(xt, k_quant ? 256 : 32);
@@ -154,7 +154,7 @@ void check_type(DType type, int rows, int tokens) {
     std::vector<float> yy(static_cast<std::size_t>(rows) * tokens);
     in->set(x.data(), tokens);
     in->prepare(type);
-    qwen3::matmul(w, *in, yy.data(), std::size_t(rows), 0, rows);
+    qwen3::detail::matmul(w, *in, yy.data(), std::size_t(rows), 0, rows);
     double worst_prefill = 0;
     for (int t = 0; t < tokens; ++t) {
         const float* xt = x.data() + std::size_t(t) * K;
@@ -172,7 +172,7 @@ void check_type(DType type, int rows, int tokens) {
     if (rows > 8) {  // a row range that starts and ends inside tiles writes those rows only
         // (the portable kernels group rows differently at a range's edge, so sums may round apart)
         std::vector<float> part(yy.size(), -1.f);
-        qwen3::matmul(w, *in, part.data(), std::size_t(rows), 3, rows - 5);
+        qwen3::detail::matmul(w, *in, part.data(), std::size_t(rows), 3, rows - 5);
         float largest = 0;
         for (float v : yy) largest = std::max(largest, std::fabs(v));
         int wrong = 0;
@@ -186,7 +186,7 @@ void check_type(DType type, int rows, int tokens) {
 
     // the portable path (dequantize, then f32) against the dequantized weights and the float input
     std::vector<float> yp(static_cast<std::size_t>(rows) * tokens);
-    qwen3::kernels::matmul_dequantized<K>(type, weights.data(), w.row_stride(), x.data(), tokens, yp.data(), std::size_t(rows), 0, rows);
+    qwen3::detail::matmul_dequantized<K>(type, weights.data(), w.row_stride(), x.data(), tokens, yp.data(), std::size_t(rows), 0, rows);
     double worst_portable = 0;
     for (int t = 0; t < tokens; ++t)
         for (int r = 0; r < rows; ++r) {
@@ -244,12 +244,12 @@ void check_float_prefill(DType type, int rows, int tokens, int begin, int end, b
     const qwen3::Matrix<1 << 20, K> w{type, weights.data()};
     std::vector<float> row(K);
     const std::vector<float> x = random_input(K * tokens, 29);
-    auto in = std::make_unique<qwen3::kernels::Input<K, 128>>();
+    auto in = std::make_unique<qwen3::detail::Input<K, 128>>();
     in->allow_bf16_products(bf16_products);
     in->set(x.data(), tokens);
     in->prepare(type);
     std::vector<float> y(std::size_t(rows) * tokens, -7.f);
-    qwen3::matmul(w, *in, y.data(), std::size_t(rows), begin, end);
+    qwen3::detail::matmul(w, *in, y.data(), std::size_t(rows), begin, end);
 #if defined(QWEN3_HAVE_AVX512_BF16)
     const bool rounded = bf16_products && type == DType::bf16;  // elsewhere the f32 path serves it
 #else
@@ -257,7 +257,7 @@ void check_float_prefill(DType type, int rows, int tokens, int begin, int end, b
 #endif
     double worst = 0;
     for (int r = 0; r < rows; ++r) {
-        qwen3::quant::dequantize_row(type, w.row(r), row.data(), K);
+        qwen3::detail::quant::dequantize_row(type, w.row(r), row.data(), K);
         for (int t = 0; t < tokens; ++t) {
             const float got = y[std::size_t(t) * rows + r];
             if (r < begin || r >= end) {
@@ -267,7 +267,7 @@ void check_float_prefill(DType type, int rows, int tokens, int begin, int end, b
             double ref = 0, magnitude = 0;
             for (int k = 0; k < K; ++k) {
                 const float xk = x[std::size_t(t) * K + k];
-                const double p = double(row[k]) * (rounded ? qwen3::simd::bf16_to_f32(qwen3::simd::f32_to_bf16(xk)) : xk);
+                const double p = double(row[k]) * (rounded ? qwen3::detail::simd::bf16_to_f32(qwen3::detail::simd::f32_to_bf16(xk)) : xk);
                 ref += p;
                 magnitude += std::fabs(p);
             }
@@ -298,8 +298,8 @@ TEST_CASE("prefill column forms hold every token's values side by side, as defin
     const std::uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x7FC00001u, 0xFFA00000u, 0x7F800000u, 0xFF800000u,
                                      0x00000001u, 0x8000FFFFu, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F80FFFFu, 0x00000000u};
     for (std::size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[i * 37], &special[i], 4);
-    auto in = std::make_unique<qwen3::kernels::Input<K, 32>>();
-    [[maybe_unused]] constexpr int G = qwen3::kernels::Input<K, 32>::kColumnGroup;
+    auto in = std::make_unique<qwen3::detail::Input<K, 32>>();
+    [[maybe_unused]] constexpr int G = qwen3::detail::Input<K, 32>::kColumnGroup;
     [[maybe_unused]] auto token_value = [&](int t, int k) { return t < T ? x[std::size_t(t) * K + k] : 0.f; };
     in->set(x.data(), T);
 #if defined(__AVX512F__)
@@ -318,8 +318,8 @@ TEST_CASE("prefill column forms hold every token's values side by side, as defin
         for (int p = 0; p < K / 2; ++p)
             for (int lane = 0; lane < G; ++lane) {
                 const int t = g * G + lane;
-                const std::uint32_t want = t < T ? qwen3::simd::f32_to_bf16(token_value(t, 2 * p)) |
-                                                       std::uint32_t(qwen3::simd::f32_to_bf16(token_value(t, 2 * p + 1))) << 16
+                const std::uint32_t want = t < T ? qwen3::detail::simd::f32_to_bf16(token_value(t, 2 * p)) |
+                                                       std::uint32_t(qwen3::detail::simd::f32_to_bf16(token_value(t, 2 * p + 1))) << 16
                                                  : 0u;
                 CHECK(in->bf16_columns(g)[p * G + lane] == want);
             }

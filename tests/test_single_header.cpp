@@ -9,6 +9,7 @@
 #include <cstring>
 #include <qwen3/format/gguf_writer.hpp>
 #include <qwen3/model.hpp>
+#include <qwen3/quantize.hpp>
 #include <sstream>
 
 #include "golden.hpp"
@@ -113,4 +114,18 @@ TEST_CASE("single header: tiny model (full vocabulary) logits are identical to t
     const test::Golden g = test::load_golden("tiny", "short5", Cfg::vocab);
     compare<Cfg, qwen3::KVF32>("tiny", path, model, g, 2, "f32");
     compare<Cfg, qwen3::DefaultKV>("tiny", path, model, g, 1, "default");
+}
+
+TEST_CASE("single header: the quantizer edition writes the same Q4_K_M file as the multi-header quantizer") {
+    test::TempDir dir;
+    const std::string in = test::data_path("qwen3-micro-f32.gguf"), single = dir.file("single.gguf"), multi = dir.file("multi.gguf");
+    const std::string cmd = std::string("\"") + QWEN3_SINGLE_HEADER_QUANTIZE + "\" \"" + in + "\" \"" + single + "\" Q4_K_M";
+    INFO("command: " << cmd);
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    qwen3::quant::QuantizeOptions options;
+    options.threads = 2;
+    qwen3::quant::quantize_model(in, multi, qwen3::quant::FileType::q4_k_m, options);
+    const std::string a = test::read_file(single), b = test::read_file(multi);
+    CHECK(a.size() == b.size());
+    CHECK(a == b);
 }

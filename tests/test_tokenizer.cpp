@@ -25,7 +25,7 @@ std::string concat_stream(const qwen3::Tokenizer& tok, const std::vector<TokenId
     std::string out;
     for (TokenId id : ids) {
         std::string piece = stream.push(id);
-        CHECK(qwen3::unicode::is_valid_utf8(piece));
+        CHECK(qwen3::detail::unicode::is_valid_utf8(piece));
         out += piece;
     }
     return out + stream.finish();
@@ -92,7 +92,7 @@ TEST_CASE("tokenizer: invalid UTF-8 reads as U+FFFD per maximal subpart, as the 
         const std::string bytes = from_hex(c.at("hex").as_string());
         INFO("bytes ", c.at("hex").as_string());
         CHECK(test::ids_difference(tok.encode(bytes), test::ids_of(c.at("ids"))) == "");
-        if (!qwen3::unicode::is_valid_utf8(bytes)) {
+        if (!qwen3::detail::unicode::is_valid_utf8(bytes)) {
             qwen3::EncodeOptions strict;
             strict.reject_invalid_utf8 = true;
             CHECK(test::throws_error([&] { tok.encode(bytes, strict); }, qwen3::ErrorCode::invalid_argument, "invalid UTF-8 at byte"));
@@ -142,8 +142,8 @@ TEST_CASE("tokenizer: NFC (Unicode 9.0) equals Hugging Face's normalizer") {
         if (c.at("kind").as_string() != "nfc") continue;
         const std::string& text = c.at("text").as_string();
         INFO(json::quote(text));
-        CHECK(qwen3::unicode::nfc(text) == c.at("nfc").as_string());
-        if (qwen3::unicode::is_nfc_quick(text)) CHECK(text == c.at("nfc").as_string());
+        CHECK(qwen3::detail::unicode::nfc(text) == c.at("nfc").as_string());
+        if (qwen3::detail::unicode::is_nfc_quick(text)) CHECK(text == c.at("nfc").as_string());
         ++n;
     }
     CHECK(n > 400);
@@ -198,7 +198,7 @@ std::string xorshift_text(const std::string& kind, std::uint32_t seed, std::size
     std::string text;
     while (text.size() < min_bytes) {
         if (kind == "letters") text += char('a' + below(26));
-        else if (kind == "cjk") qwen3::unicode::append_utf8(text, char32_t(0x4E00 + below(20000)));
+        else if (kind == "cjk") qwen3::detail::unicode::append_utf8(text, char32_t(0x4E00 + below(20000)));
         else text += words[below(12)];
     }
     return text;

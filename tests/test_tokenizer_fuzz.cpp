@@ -29,7 +29,7 @@ std::string random_unicode(std::mt19937_64& rng, std::size_t chars) {
             default: c = char32_t(rng() % 0x110000); break;
         }
         if (c >= 0xD800 && c < 0xE000) c = 'x';
-        qwen3::unicode::append_utf8(s, c);
+        qwen3::detail::unicode::append_utf8(s, c);
         if (rng() % 40 == 0) s += test::added_token_texts()[rng() % test::added_token_texts().size()];
     }
     return s;
@@ -48,7 +48,7 @@ std::string random_bytes(std::mt19937_64& rng, std::size_t n) {
 void check_round_trip(const qwen3::Tokenizer& tok, const std::string& text) {
     const std::vector<TokenId> ids = tok.encode(text);
     for (TokenId id : ids) REQUIRE(tok.kind(id) != qwen3::TokenKind::none);
-    const std::string expected = test::expected_round_trip(qwen3::unicode::sanitize_utf8(text));
+    const std::string expected = test::expected_round_trip(qwen3::detail::unicode::sanitize_utf8(text));
     REQUIRE(tok.decode(ids) == expected);
 }
 
@@ -67,7 +67,7 @@ TEST_CASE("tokenizer: random Unicode text and random bytes round-trip to their n
         INFO(test::show_ids(std::vector<TokenId>(bytes.begin(), bytes.end())));
         check_round_trip(tok, bytes);
         // the documented reading: the same ids as the text with U+FFFD in place of each ill-formed part
-        CHECK(tok.encode(bytes) == tok.encode(qwen3::unicode::sanitize_utf8(bytes)));
+        CHECK(tok.encode(bytes) == tok.encode(qwen3::detail::unicode::sanitize_utf8(bytes)));
     }
 }
 
@@ -80,7 +80,7 @@ TEST_CASE("tokenizer: 1 MB inputs (one word, one character repeated, spaces, dig
     std::vector<std::string> inputs = {word, std::string(n, 'a'), std::string(n, ' '), std::string(n, '\n'), std::string(n, '7'),
                                        std::string(n, '!')};
     std::string cjk, mixed;
-    while (cjk.size() < n) qwen3::unicode::append_utf8(cjk, char32_t(0x4E00 + rng() % 20000));
+    while (cjk.size() < n) qwen3::detail::unicode::append_utf8(cjk, char32_t(0x4E00 + rng() % 20000));
     while (mixed.size() < n) mixed += random_unicode(rng, 64);
     inputs.push_back(cjk);
     inputs.push_back(mixed);
@@ -101,7 +101,7 @@ TEST_CASE("tokenizer: the stream decoder emits a character split across tokens w
     const qwen3::Tokenizer& tok = test::qwen3_tokenizer();
     auto byte_token = [&](unsigned char b) {
         std::string piece;
-        qwen3::unicode::append_utf8(piece, qwen3::bpe::kByteAlphabet.char_of_byte[b]);
+        qwen3::detail::unicode::append_utf8(piece, qwen3::detail::bpe::kByteAlphabet.char_of_byte[b]);
         return *tok.token_id(piece);
     };
     qwen3::StreamDecoder stream(tok);
@@ -136,7 +136,7 @@ TEST_CASE("tokenizer: the stream decoder emits a character split across tokens w
     std::string joined;
     for (TokenId id : ids) {
         std::string piece = all.push(id);
-        REQUIRE(qwen3::unicode::is_valid_utf8(piece));
+        REQUIRE(qwen3::detail::unicode::is_valid_utf8(piece));
         joined += piece;
     }
     joined += all.finish();

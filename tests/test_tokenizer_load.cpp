@@ -64,7 +64,7 @@ json::Value small_tokenizer() {
     json::Object vocab;
     for (int b = 0; b < 256; ++b) {
         std::string piece;
-        qwen3::unicode::append_utf8(piece, qwen3::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+        qwen3::detail::unicode::append_utf8(piece, qwen3::detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
         vocab.push_back({piece, json::Value::integer(b)});
     }
     vocab.push_back({"Ġt", json::Value::integer(256)});
@@ -148,7 +148,7 @@ std::string small_gguf(const test::TempDir& dir, const GgufEdit& edit,
     std::vector<std::int32_t> types;
     for (int b = 0; b < 256; ++b) {
         std::string piece;
-        qwen3::unicode::append_utf8(piece, qwen3::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+        qwen3::detail::unicode::append_utf8(piece, qwen3::detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
         tokens.push_back(piece);
         types.push_back(1);
     }
@@ -213,7 +213,7 @@ TEST_CASE("tokenizer: the micro model's 4096-token GGUF vocabulary loads and rou
         const std::vector<TokenId> ids = tok.encode(text);
         for (TokenId id : ids) REQUIRE((id >= 0 && id < 4096));
         // no added tokens in this vocabulary: the whole text is one stretch
-        CHECK(tok.decode(ids) == qwen3::unicode::nfc(text));
+        CHECK(tok.decode(ids) == qwen3::detail::unicode::nfc(text));
     }
     // the first 4096 ids are the same tokens as in the full vocabulary
     for (TokenId id = 0; id < 4096; ++id) REQUIRE(tok.id_to_piece(id) == test::qwen3_tokenizer().id_to_piece(id));

@@ -60,12 +60,12 @@ inline std::string expected_round_trip(std::string_view text) {
             stretch += text[i++];
             continue;
         }
-        out += qwen3::unicode::nfc(stretch);
+        out += qwen3::detail::unicode::nfc(stretch);
         stretch.clear();
         out += text.substr(i, best);
         i += best;
     }
-    return out + qwen3::unicode::nfc(stretch);
+    return out + qwen3::detail::unicode::nfc(stretch);
 }
 
 // "" when the id lists are equal, else where they first differ (for failure messages).

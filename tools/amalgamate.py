@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes single_include/qwen3.hpp: the whole library (everything include/qwen3/qwen3.hpp includes)
-as one header, for projects that want to copy a single file.
+"""Writes the single-header editions of the library, for projects that want to copy files instead of
+include/: single_include/qwen3.hpp (everything include/qwen3/qwen3.hpp includes: loading, running,
+tokenizing, chat) and single_include/qwen3_quantize.hpp (the quantizer of include/qwen3/quantize.hpp,
+which includes "qwen3.hpp" and holds only the headers that one does not).
 
-    python3 tools/amalgamate.py            # regenerate single_include/qwen3.hpp
-    python3 tools/amalgamate.py --check    # exit 1 when the committed file is out of date (CI)
+    python3 tools/amalgamate.py            # regenerate both
+    python3 tools/amalgamate.py --check    # exit 1 when a committed file is out of date (CI)
 
 How headers are joined, so the result compiles exactly like `#include <qwen3/qwen3.hpp>`:
   - A project header (`#include "..."` resolved from the including file's folder or from include/,
@@ -29,6 +31,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UMBRELLA = "qwen3/qwen3.hpp"
 OUTPUT = "single_include/qwen3.hpp"
+# The quantizer's edition: generated when include/ has its umbrella; it starts by including OUTPUT.
+QUANTIZE_UMBRELLA = "qwen3/quantize.hpp"
+QUANTIZE_OUTPUT = "single_include/qwen3_quantize.hpp"
 # Headers deliberately outside the umbrella: the C interface's implementation defines extern "C"
 # functions, so a program includes it in exactly one translation unit (see include/qwen3.h).
 NOT_IN_SINGLE_HEADER = {"qwen3.h", "qwen3/c_api.hpp"}
@@ -234,54 +239,63 @@ def all_headers(include_dir):
     return found
 
 
+def banner(root, umbrella, files, extra):
+    return [
+        f"// {os.path.basename(OUTPUT if umbrella == UMBRELLA else QUANTIZE_OUTPUT)} {project_version(root)} - "
+        "single-header edition of the qwen3.hpp library.",
+        "//",
+        f"// GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/{umbrella} and the",
+        f"// headers it includes ({len(files)} files); regenerate after changing include/ with",
+        "//",
+        "//     python3 tools/amalgamate.py",
+        "//",
+    ] + extra + ["#pragma once", ""]
+
+
 def generate(root):
     """Returns (text, inlined header keys, headers under include/ that the umbrella does not reach)."""
+    editions = generate_all(root)
+    _, text, files = editions[0]
+    return text, files, unreached_headers(root, editions)
+
+
+def generate_all(root):
+    """The editions: a list of (output path relative to root, text, inlined header keys)."""
     include_dir = os.path.join(root, "include")
     if not os.path.isfile(os.path.join(include_dir, UMBRELLA)):
         raise AmalgamateError(f"include/{UMBRELLA} not found under {root}")
     a = Amalgamator(include_dir)
     a.emit_header(UMBRELLA, 0)
     body = "\n".join(a.out) + "\n"
-    header = [
-        f"// qwen3.hpp {project_version(root)} - single-header edition of the qwen3.hpp library.",
-        "//",
-        "// GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the",
-        f"// headers it includes ({len(a.files)} files); regenerate after changing include/ with",
-        "//",
-        "//     python3 tools/amalgamate.py",
-        "//",
+    header = banner(root, UMBRELLA, a.files, [
         "// It is the same code as `#include <qwen3/qwen3.hpp>`: use one or the other in a program, not",
         "// both. Needs C++20, xsimd (header-only) and threads (-pthread); see docs/options.md for the",
         "// compile-time options (QWEN3_SIMD_ARCH, QWEN3_KV_TYPE, QWEN3_DEFAULT_MAX_CONTEXT, ...).",
-        "#pragma once",
-        "",
-    ]
-    unreached = [h for h in all_headers(include_dir) if h not in a.files and h not in NOT_IN_SINGLE_HEADER]
-    return "\n".join(header) + body, a.files, unreached
+    ])
+    editions = [(OUTPUT, "\n".join(header) + body, list(a.files))]
+    if os.path.isfile(os.path.join(include_dir, QUANTIZE_UMBRELLA)):
+        # the state after the first edition is what `#include "qwen3.hpp"` leaves behind
+        first = list(a.files)
+        a.out, a.files = [], []
+        a.emit_header(QUANTIZE_UMBRELLA, 0)
+        header = banner(root, QUANTIZE_UMBRELLA, a.files, [
+            "// The quantizer (`#include <qwen3/quantize.hpp>`): keep qwen3.hpp beside it, which it includes",
+            "// first; this file holds only the headers qwen3.hpp does not.",
+        ])
+        text = "\n".join(header) + '#include "qwen3.hpp"\n\n' + "\n".join(a.out) + "\n"
+        editions.append((QUANTIZE_OUTPUT, text, first + [f for f in a.files if f not in first]))
+    return editions
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(description="Generate (or check) single_include/qwen3.hpp from include/.")
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 when the output file differs from what would be generated")
-    parser.add_argument("--root", default=ROOT, help="repository root (default: this script's parent folder)")
-    parser.add_argument("--output", help=f"file to write or check (default: ROOT/{OUTPUT})")
-    args = parser.parse_args(argv)
-    output = args.output or os.path.join(args.root, OUTPUT)
-    try:
-        text, files, unreached = generate(args.root)
-    except AmalgamateError as e:
-        print(f"amalgamate.py: error: {e}", file=sys.stderr)
-        return 2
-    data = text.encode("utf-8")
-    for h in unreached:
-        print(f"amalgamate.py: warning: include/{h} is not reached from include/{UMBRELLA}, so the single "
-              "header does not contain it", file=sys.stderr)
-    if len(data) > SIZE_LIMIT:
-        print(f"amalgamate.py: warning: the single header is {len(data)} bytes, over the {SIZE_LIMIT} byte "
-              "budget for a committed file", file=sys.stderr)
-    shown = os.path.relpath(output, args.root) if os.path.abspath(output).startswith(os.path.abspath(args.root) + os.sep) else output
-    if args.check:
+def unreached_headers(root, editions):
+    reached = {f for _, _, files in editions for f in files}
+    return [h for h in all_headers(os.path.join(root, "include")) if h not in reached and h not in NOT_IN_SINGLE_HEADER]
+
+
+def check_or_write(root, output, data, files, check):
+    """Returns 0 when `output` holds `data` (or was written), 1 when --check finds it stale."""
+    shown = os.path.relpath(output, root) if os.path.abspath(output).startswith(os.path.abspath(root) + os.sep) else output
+    if check:
         try:
             with open(output, "rb") as f:
                 current = f.read()
@@ -310,6 +324,32 @@ def main(argv):
             f.write(data)
     print(f"{'unchanged' if unchanged else 'wrote'} {shown} ({len(files)} headers, {len(data)} bytes)")
     return 0
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description="Generate (or check) the single headers in single_include/ from include/.")
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 when an output file differs from what would be generated")
+    parser.add_argument("--root", default=ROOT, help="repository root (default: this script's parent folder)")
+    parser.add_argument("--output-dir", help="folder to write or check the files in (default: ROOT/single_include)")
+    args = parser.parse_args(argv)
+    try:
+        editions = generate_all(args.root)
+    except AmalgamateError as e:
+        print(f"amalgamate.py: error: {e}", file=sys.stderr)
+        return 2
+    for h in unreached_headers(args.root, editions):
+        print(f"amalgamate.py: warning: include/{h} is not reached from include/{UMBRELLA} or include/{QUANTIZE_UMBRELLA}, "
+              "so no single header contains it", file=sys.stderr)
+    status = 0
+    for output, text, files in editions:
+        data = text.encode("utf-8")
+        if len(data) > SIZE_LIMIT:
+            print(f"amalgamate.py: warning: {output} is {len(data)} bytes, over the {SIZE_LIMIT} byte "
+                  "budget for a committed file", file=sys.stderr)
+        path = os.path.join(args.output_dir, os.path.basename(output)) if args.output_dir else os.path.join(args.root, output)
+        status = max(status, check_or_write(args.root, path, data, files, args.check))
+    return status
 
 
 if __name__ == "__main__":

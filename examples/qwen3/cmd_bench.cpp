@@ -61,15 +61,15 @@ double measure_bandwidth(int threads) {
         const auto t0 = std::chrono::steady_clock::now();
         pool.run(threads, [&](int t) {
             const std::size_t begin = n / std::size_t(threads) * std::size_t(t), end = t + 1 == threads ? n : begin + n / std::size_t(threads);
-            qwen3::simd::fbatch a(0.f), b(0.f), c(0.f), d(0.f);
-            constexpr std::size_t L = qwen3::simd::lanes;
+            qwen3::detail::simd::fbatch a(0.f), b(0.f), c(0.f), d(0.f);
+            constexpr std::size_t L = qwen3::detail::simd::lanes;
             for (std::size_t i = begin; i + 4 * L <= end; i += 4 * L) {
-                a += qwen3::simd::load_f32(&data[i]);
-                b += qwen3::simd::load_f32(&data[i + L]);
-                c += qwen3::simd::load_f32(&data[i + 2 * L]);
-                d += qwen3::simd::load_f32(&data[i + 3 * L]);
+                a += qwen3::detail::simd::load_f32(&data[i]);
+                b += qwen3::detail::simd::load_f32(&data[i + L]);
+                c += qwen3::detail::simd::load_f32(&data[i + 2 * L]);
+                d += qwen3::detail::simd::load_f32(&data[i + 3 * L]);
             }
-            sums[std::size_t(t) * 16] = qwen3::simd::sum(a + b + c + d);
+            sums[std::size_t(t) * 16] = qwen3::detail::simd::sum(a + b + c + d);
         });
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include <qwen3/quant/quantize_model.hpp>
+#include <qwen3/quantize.hpp>
 
 #include "cli.hpp"
 #include "commands.hpp"

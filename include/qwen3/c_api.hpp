@@ -46,7 +46,7 @@ struct qwen3_model {
     qwen3_tokenizer tokenizer;
 };
 
-namespace qwen3::c_api {
+namespace qwen3::detail::c_api {
 
 thread_local std::string last_error;
 
@@ -163,18 +163,18 @@ struct ModelOf final : qwen3_model {
     std::unique_ptr<Conversation<Cfg>> conversation;
 };
 
-}  // namespace qwen3::c_api
+}  // namespace qwen3::detail::c_api
 
 extern "C" {
 
-const char* qwen3_last_error(void) { return qwen3::c_api::last_error.c_str(); }
+const char* qwen3_last_error(void) { return qwen3::detail::c_api::last_error.c_str(); }
 
 const char* qwen3_version(void) { return "0.1.0"; }
 
 void qwen3_string_free(char* s) { std::free(s); }
 
 qwen3_tokenizer* qwen3_tokenizer_load(const char* path) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     qwen3_tokenizer* out = nullptr;
     guarded([&] {
         if (!path) return null_argument("qwen3_tokenizer_load", "path");
@@ -192,7 +192,7 @@ size_t qwen3_tokenizer_vocab_size(const qwen3_tokenizer* tokenizer) {
 
 qwen3_status qwen3_tokenize(const qwen3_tokenizer* tokenizer, const char* text, size_t length, int plain, int32_t* ids,
                             size_t capacity, size_t* count) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     return guarded([&] {
         if (!tokenizer) return null_argument("qwen3_tokenize", "tokenizer");
         if (!text && length > 0) return null_argument("qwen3_tokenize", "text");
@@ -213,7 +213,7 @@ qwen3_status qwen3_tokenize(const qwen3_tokenizer* tokenizer, const char* text, 
 
 qwen3_status qwen3_detokenize(const qwen3_tokenizer* tokenizer, const int32_t* ids, size_t count, int skip_special,
                               char** text) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     return guarded([&] {
         if (!tokenizer) return null_argument("qwen3_detokenize", "tokenizer");
         if (!ids && count > 0) return null_argument("qwen3_detokenize", "ids");
@@ -226,7 +226,7 @@ qwen3_status qwen3_detokenize(const qwen3_tokenizer* tokenizer, const int32_t* i
 }
 
 qwen3_model* qwen3_model_load(const char* path, int threads) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     qwen3_model* out = nullptr;
     guarded([&] {
         if (!path) return null_argument("qwen3_model_load", "path");
@@ -253,7 +253,7 @@ size_t qwen3_model_vocab_size(const qwen3_model* model) { return model ? model->
 size_t qwen3_model_max_context(const qwen3_model* model) { return model ? model->max_context() : 0; }
 
 qwen3_status qwen3_model_logits(qwen3_model* model, const int32_t* ids, size_t count, float* logits, size_t capacity) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     return guarded([&] {
         if (!model) return null_argument("qwen3_model_logits", "model");
         if (!ids || count == 0) return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_model_logits: no ids given");
@@ -268,13 +268,13 @@ qwen3_status qwen3_model_logits(qwen3_model* model, const int32_t* ids, size_t c
     });
 }
 
-qwen3_sampling qwen3_sampling_greedy(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::greedy()); }
-qwen3_sampling qwen3_sampling_thinking(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::thinking()); }
-qwen3_sampling qwen3_sampling_non_thinking(void) { return qwen3::c_api::c_sampling(qwen3::SamplerParams::non_thinking()); }
+qwen3_sampling qwen3_sampling_greedy(void) { return qwen3::detail::c_api::c_sampling(qwen3::SamplerParams::greedy()); }
+qwen3_sampling qwen3_sampling_thinking(void) { return qwen3::detail::c_api::c_sampling(qwen3::SamplerParams::thinking()); }
+qwen3_sampling qwen3_sampling_non_thinking(void) { return qwen3::detail::c_api::c_sampling(qwen3::SamplerParams::non_thinking()); }
 
 qwen3_status qwen3_generate(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
                             qwen3_on_text on_text, void* user, char** text) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     if (text) *text = nullptr;
     return guarded([&] {
         if (!model) return null_argument("qwen3_generate", "model");
@@ -295,12 +295,12 @@ qwen3_status qwen3_generate(qwen3_model* model, const char* prompt, int32_t max_
 
 qwen3_status qwen3_chat(qwen3_model* model, const char* user_message, int enable_thinking, const qwen3_sampling* sampling,
                         qwen3_on_text on_text, void* user, char** answer) {
-    using namespace qwen3::c_api;
+    using namespace qwen3::detail::c_api;
     if (answer) *answer = nullptr;
     return guarded([&] {
         if (!model) return null_argument("qwen3_chat", "model");
         if (!user_message) return null_argument("qwen3_chat", "user_message");
-        if (!qwen3::unicode::is_valid_utf8(user_message))
+        if (!qwen3::detail::unicode::is_valid_utf8(user_message))
             return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_chat: the user message is not valid UTF-8");
         const qwen3::SamplerParams params = sampling ? sampler_params(*sampling) : qwen3::SamplerParams{};
         qwen3::OnReply stream;

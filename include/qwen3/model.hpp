@@ -65,13 +65,13 @@ public:
     const Checkpoint& checkpoint() const { return *checkpoint_; }
     const ModelParams& params() const { return checkpoint_->params(); }
     const Weights<Cfg>& weights() const { return weights_; }
-    const kernels::Rope<Cfg::head_dim>& rope() const { return rope_; }
+    const detail::Rope<Cfg::head_dim>& rope() const { return rope_; }
     float rms_norm_eps() const { return rms_norm_eps_; }
 
 private:
     std::shared_ptr<const Checkpoint> checkpoint_;
     Weights<Cfg> weights_;
-    kernels::Rope<Cfg::head_dim> rope_;
+    detail::Rope<Cfg::head_dim> rope_;
     float rms_norm_eps_;
 };
 
@@ -107,10 +107,10 @@ public:
         : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
         scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
         logits_.resize(Cfg::vocab);
-        normed_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
-        attention_in_ = std::make_unique<kernels::Input<Q, kMaxBatch>>();
-        ffn_in_ = std::make_unique<kernels::Input<F, kMaxBatch>>();
-        final_in_ = std::make_unique<kernels::Input<H, kMaxBatch>>();
+        normed_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
+        attention_in_ = std::make_unique<detail::Input<Q, kMaxBatch>>();
+        ffn_in_ = std::make_unique<detail::Input<F, kMaxBatch>>();
+        final_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
         const bool bf16 = precision == Precision::bf16_products;
         for (auto* in : {normed_in_.get(), final_in_.get()}) in->allow_bf16_products(bf16);
         attention_in_->allow_bf16_products(bf16);
@@ -162,7 +162,7 @@ private:
     // same input), as one job: their rows are concatenated and split across the pool, so q, k and v
     // (or gate and up) cost one dispatch.
     template <int Cols, int MaxTokens, int... Rows>
-    void project(kernels::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
+    void project(detail::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
         auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
         (in.prepare(targets.w.type, parallel), ...);
         constexpr int total = (Rows + ...);
@@ -186,10 +186,10 @@ private:
     std::unique_ptr<KVArena<Cfg, KV>> arena_;
     std::vector<float> scratch_;
     // the four distinct inputs of the projections, each prepared once per use
-    std::unique_ptr<kernels::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
-    std::unique_ptr<kernels::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
-    std::unique_ptr<kernels::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
-    std::unique_ptr<kernels::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
+    std::unique_ptr<detail::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
+    std::unique_ptr<detail::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
+    std::unique_ptr<detail::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
+    std::unique_ptr<detail::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
     std::vector<float> logits_;
     int position_ = 0;
 };
@@ -247,7 +247,7 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     };
 
     each_token([&](int t) {
-        dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+        detail::dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
         model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
@@ -255,20 +255,20 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
         each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
-                kernels::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
-                kernels::apply_rope<D>(qh, cs, cs + D / 2);
+                detail::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                detail::apply_rope<D>(qh, cs, cs + D / 2);
             }
             for (int g = 0; g < Cfg::kv_heads; ++g) {
                 float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
-                kernels::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
-                kernels::apply_rope<D>(kh, cs, cs + D / 2);
+                detail::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                detail::apply_rope<D>(kh, cs, cs + D / 2);
                 arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
         });
@@ -280,26 +280,26 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
             if (n == 1)
-                kernels::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+                detail::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
             else
-                kernels::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
+                detail::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
                                                                   attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
         });
         attention_in_->set(attn, n);
         project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
         normed_in_->set(h, n);
         project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        each_token([&](int t) { kernels::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
+        each_token([&](int t) { detail::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
         ffn_in_->set(gate, n);
         project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        each_token([&](int t) { kernels::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    each_token([&](int t) { kernels::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
+    each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
     if (all_logits) {
         final_in_->set(x, n);
         project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});

@@ -1,7 +1,8 @@
-// qwen3.hpp - the whole library: include this one header.
+// qwen3.hpp - the library for programs that run Qwen3 models: include this one header.
 //
 // Load a Qwen3 dense checkpoint (GGUF or a Hugging Face folder), tokenize, run the model, sample and
 // stream text. Model dimensions are compile-time configurations (config.hpp); weights are memory-mapped.
+// Converting and quantizing files is the quantizer's job: <qwen3/quantize.hpp>.
 #pragma once
 
 #include "chat.hpp"
@@ -10,7 +11,6 @@
 #include "format/checkpoint.hpp"
 #include "generation.hpp"
 #include "model.hpp"
-#include "quant/quantize_model.hpp"
 #include "sampler.hpp"
 #include "tokenizer.hpp"
 #include "variant.hpp"

@@ -45,8 +45,8 @@
 #include <utility>
 #include <vector>
 
+#include "detail/simd.hpp"
 #include "error.hpp"
-#include "kernels/simd.hpp"
 
 namespace qwen3 {
 
@@ -229,13 +229,13 @@ namespace detail {
 
 // The largest logit, checking every one for NaN and +inf on the way.
 inline float checked_max(std::span<const float> logits) {
-    using simd::fbatch;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    constexpr std::size_t L = detail::simd::lanes;
     const float* p = logits.data();
     const std::size_t n = logits.size();
     const fbatch inf(std::numeric_limits<float>::infinity());
     fbatch best(-std::numeric_limits<float>::infinity());
-    xsimd::batch_bool<float, simd::arch> invalid(false);
+    xsimd::batch_bool<float, detail::simd::arch> invalid(false);
     std::size_t i = 0;
     for (; i + L <= n; i += L) {
         fbatch x = fbatch::load_unaligned(p + i);
@@ -375,10 +375,10 @@ inline void Sampler::filter_top_k(std::span<const float> logits, std::size_t k) 
             threshold = heap.front().logit;
         }
     };
-    using simd::fbatch;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    constexpr std::size_t L = detail::simd::lanes;
     const fbatch inf(std::numeric_limits<float>::infinity());
-    xsimd::batch_bool<float, simd::arch> invalid(false);
+    xsimd::batch_bool<float, detail::simd::arch> invalid(false);
     for (; i + L <= n; i += L) {
         fbatch x = fbatch::load_unaligned(p + i);
         invalid = invalid | xsimd::isnan(x) | (x == inf);  // not x != x: xsimd 8.1 compares NEQ ordered
@@ -420,9 +420,9 @@ inline void Sampler::filter_top_k(std::span<const float> logits, std::size_t k) 
 }
 
 inline void Sampler::filter_full(std::span<const float> logits) {
-    using simd::fbatch;
-    using ibatch = xsimd::batch<std::int32_t, simd::arch>;
-    constexpr std::size_t L = simd::lanes;
+    using detail::simd::fbatch;
+    using ibatch = xsimd::batch<std::int32_t, detail::simd::arch>;
+    constexpr std::size_t L = detail::simd::lanes;
     static_assert(kBlock % L == 0, "a block is whole SIMD batches");
 
     std::span<const float> source = logits;

@@ -1,4 +1,4 @@
-// qwen3/tensor.hpp - element types and non-owning views of weight tensors.
+// qwen3/tensor.hpp - element types and non-owning views of weight tensors and matrices.
 //
 // A weight's element type is a runtime tag (DType), not a template parameter: a quantized GGUF mixes
 // types (Q4_K_M holds Q4_K, Q6_K and F32 tensors), and each kernel switches on the tag of the tensor
@@ -128,6 +128,23 @@ struct TensorView {
 
     std::uint64_t row_stride() const { return row_bytes(type, shape.cols()); }
     const std::byte* row(std::uint64_t r) const { return data + r * row_stride(); }
+};
+
+// A weight matrix with compile-time dimensions and a runtime element type.
+template <int Rows, int Cols>
+struct Matrix {
+    static constexpr int rows = Rows;
+    static constexpr int cols = Cols;
+    DType type = DType::f32;
+    const std::byte* data = nullptr;
+    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
+    // interleaved), when the model made one (Weights::make_decode_copies); null otherwise.
+    const std::byte* packed = nullptr;
+    // True when data points to the model's huge-page copy instead of the file (float matrices).
+    bool copied = false;
+
+    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
+    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
 };
 
 }  // namespace qwen3

@@ -107,8 +107,6 @@ private:
 #endif
     }
 
-
-
     void work() {
         for (;;) {
             int i = next_.fetch_add(1, std::memory_order_relaxed);

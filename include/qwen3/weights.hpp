@@ -22,11 +22,11 @@
 #endif
 
 #include "config.hpp"
+#include "detail/simd.hpp"
 #include "error.hpp"
 #include "format/checkpoint.hpp"
 #include "format/mmap.hpp"
 #include "kernels/linear.hpp"
-#include "kernels/simd.hpp"
 #include "tensor.hpp"
 #include "thread_pool.hpp"
 
@@ -153,8 +153,8 @@ struct Weights {
             for (int i = 0; i < n; ++i) {
                 switch (t.type) {
                     case DType::f32: dst[i] = reinterpret_cast<const float*>(t.data)[i]; break;
-                    case DType::bf16: dst[i] = simd::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
-                    case DType::f16: dst[i] = simd::f16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
+                    case DType::bf16: dst[i] = detail::simd::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
+                    case DType::f16: dst[i] = detail::simd::f16_to_f32(reinterpret_cast<const std::uint16_t*>(t.data)[i]); break;
                     default:
                         detail::fail(ErrorCode::unsupported, ckpt.path(), ": norm weight ", name, " has type ",
                                      dtype_name(t.type), "; norm weights must be F32, F16 or BF16");
@@ -208,7 +208,7 @@ struct Weights {
         auto is_float = [](DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; };
         auto packs = [](const auto& m) {
             using M = std::remove_cvref_t<decltype(m)>;
-            return M::rows % kPackRows == 0 && has_packed_layout<M::cols>(m.type);
+            return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type);
         };
         auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
         auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
@@ -278,10 +278,10 @@ struct Weights {
             }
             MappedFile::populate_pages(m.data, bytes(m));
             constexpr int kGroupsPerTask = 64;
-            const int groups = m.rows / kPackRows;
+            const int groups = m.rows / detail::kPackRows;
             pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
                 const int begin = task * kGroupsPerTask;
-                pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
+                detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
             });
             m.packed = dst;
         });
@@ -317,7 +317,7 @@ private:
     template <int Rows, int Cols>
     static Matrix<Rows, Cols> matrix(const Checkpoint& ckpt, const std::string& name) {
         const TensorView& t = require(ckpt, name, make_shape(Rows, Cols));
-        if (!supports_matrix_type<Cols>(t.type))
+        if (!detail::supports_matrix_type<Cols>(t.type))
             detail::fail(ErrorCode::unsupported, ckpt.path(), ": tensor ", name, " has type ", dtype_name(t.type),
                          ", which has no matrix kernel here");
         if (row_bytes(t.type, Cols) == 0)

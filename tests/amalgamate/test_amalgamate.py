@@ -103,6 +103,32 @@ class SameAsSeparateHeaders(unittest.TestCase):
             "qwen3/b.hpp": '#pragma once\n#include "a/a.hpp"\ninline int b() { return 7; }\n',
         }, '#include <cstdio>\nint main() { std::printf("%d %d\\n", a(), b()); }\n')
 
+    def test_quantizer_edition_includes_qwen3_hpp_and_holds_only_what_it_lacks(self):
+        tree = Tree({
+            "qwen3/qwen3.hpp": '#pragma once\n#include "core.hpp"\n',
+            "qwen3/core.hpp": "#pragma once\n#include <cstdio>\ninline int core() { return 40; }\n",
+            "qwen3/quantize.hpp": '#pragma once\n#include "core.hpp"\n#include "extra.hpp"\n',
+            "qwen3/extra.hpp": "#pragma once\n#include <cstdio>\ninline int extra() { return core() + 2; }\n",
+        })
+        body = '#include <cstdio>\nint main() { std::printf("%d %d\\n", core(), extra()); }\n'
+        try:
+            rc, log = tree.amalgamate()
+            self.assertEqual(rc, 0, log)
+            multi = tree.program_output("#include <qwen3/quantize.hpp>\n#include <qwen3/qwen3.hpp>\n" + body,
+                                        os.path.join(tree.root, "include"), ())
+            single = tree.program_output("#include <qwen3_quantize.hpp>\n#include <qwen3.hpp>\n" + body,
+                                         os.path.join(tree.root, "single_include"), ())
+            self.assertEqual(single, multi)
+            self.assertEqual(multi, "40 42\n")
+            with open(os.path.join(tree.root, "single_include", "qwen3_quantize.hpp"), encoding="utf-8") as f:
+                text = f.read()
+            self.assertIn('#include "qwen3.hpp"', text)
+            self.assertNotIn("inline int core", text)
+            self.assertNotIn("#include <cstdio>", text)
+            self.assertIn("inline int extra", text)
+        finally:
+            tree.close()
+
 
 class Messages(unittest.TestCase):
     def test_check_reports_a_stale_or_missing_file_and_accepts_a_fresh_one(self):

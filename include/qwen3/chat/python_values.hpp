@@ -21,7 +21,7 @@
 #include "../error.hpp"
 #include "../format/json.hpp"
 
-namespace qwen3::chat::detail {
+namespace qwen3::detail {
 
 using Ref = const json::Value*;  // nullptr: Jinja's Undefined (a missing key or index)
 
@@ -366,4 +366,4 @@ inline json::Value rebuild_as_python(const json::Value& v) {
     return v;
 }
 
-}  // namespace qwen3::chat::detail
+}  // namespace qwen3::detail

@@ -105,7 +105,9 @@ bool expects_thinking(std::span<const Message> messages, const Options& options)
 // ---------------------------------------------------------------------------------------------
 // implementation
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 inline constexpr std::string_view kThinkOpen = "<think>";
 inline constexpr std::string_view kThinkClose = "</think>";
@@ -125,7 +127,9 @@ inline bool is_word_byte(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline void ThinkSplitter::emit_reasoning(ReplyDelta& out, std::string_view text) {
     if (!reasoning_begun_) {
@@ -209,10 +213,12 @@ inline ReplyDelta ThinkSplitter::finish() {
     return out;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 // One <tool_call> body: {"name": "...", "arguments": ...}. Returns an empty string on success, else why not.
-inline std::string read_tool_call(std::string_view body, ToolCall& call) {
+inline std::string read_tool_call(std::string_view body, chat::ToolCall& call) {
     json::Value value;
     try {
         value = json::parse(body, "tool call");
@@ -234,7 +240,9 @@ inline bool only_whitespace(std::string_view s) {
     return true;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning) {
     ThinkSplitter splitter(starts_in_reasoning);
@@ -285,7 +293,9 @@ inline Message to_message(const ParsedReply& reply) {
     return m;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 // +1 for /think, -1 for /no_think, 0 when the text holds neither: the last one in the text.
 inline int last_soft_switch(std::string_view text) {
@@ -300,7 +310,9 @@ inline int last_soft_switch(std::string_view text) {
     return found;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline bool expects_thinking(const json::Value& request) {
     const json::Value* enable = request.find("enable_thinking");

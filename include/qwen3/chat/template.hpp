@@ -96,7 +96,9 @@ inline std::vector<Segment> RenderedPrompt::segments() const {
     return out;
 }
 
-namespace detail {
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
 
 class PromptWriter {
 public:
@@ -108,16 +110,16 @@ public:
         if (!out_.untrusted.empty() && out_.untrusted.back().end == begin) out_.untrusted.back().end = out_.text.size();
         else out_.untrusted.push_back({begin, out_.text.size()});
     }
-    RenderedPrompt take() { return std::move(out_); }
+    chat::RenderedPrompt take() { return std::move(out_); }
 
 private:
-    RenderedPrompt out_;
+    chat::RenderedPrompt out_;
 };
 
 inline Where message_where(std::size_t index, std::string_view key) { return {"messages", index, key}; }
 
 // The template text, statement by statement; comments quote the Jinja they implement.
-inline RenderedPrompt render_checked(const json::Value& request) {
+inline chat::RenderedPrompt render_checked(const json::Value& request) {
     if (!request.is_object())
         qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: the request must be a JSON object, found ",
                             json::Value::kind_name(request.kind()));
@@ -265,7 +267,9 @@ inline RenderedPrompt render_checked(const json::Value& request) {
     return out.take();
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
 
 inline RenderedPrompt render_prompt(const json::Value& request) {
     if (detail::differs_from_python(request)) return detail::render_checked(detail::rebuild_as_python(request));

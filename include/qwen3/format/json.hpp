@@ -41,7 +41,9 @@ struct Member;
 using Array = std::vector<Value>;
 using Object = std::vector<Member>;
 
-namespace detail_json {
+}  // namespace qwen3::json
+
+namespace qwen3::detail {
 // Arrays and objects live behind a pointer with value semantics: a Value holding a vector of an
 // incomplete type is not portable (clang's libstdc++ checks reject it).
 template <class T>
@@ -61,7 +63,9 @@ public:
 private:
     std::unique_ptr<T> p_;
 };
-}  // namespace detail_json
+}  // namespace qwen3::detail
+
+namespace qwen3::json {
 
 // A number keeps the text it was written as: integers of any length print back unchanged, and a
 // reader can tell 1 from 1.0 (Python's json does, and the chat template prints what Python prints).
@@ -101,8 +105,8 @@ public:
     std::int64_t as_int() const;
     const Number& as_number() const { return get<Number>("a number"); }
     const std::string& as_string() const { return get<std::string>("a string"); }
-    const Array& as_array() const { return get<detail_json::Box<Array>>("an array").get(); }
-    const Object& as_object() const { return get<detail_json::Box<Object>>("an object").get(); }
+    const Array& as_array() const { return get<detail::Box<Array>>("an array").get(); }
+    const Object& as_object() const { return get<detail::Box<Object>>("an object").get(); }
     Array& as_array() { return const_cast<Array&>(std::as_const(*this).as_array()); }
     Object& as_object() { return const_cast<Object&>(std::as_const(*this).as_object()); }
 
@@ -122,7 +126,7 @@ private:
         if (const T* p = std::get_if<T>(&data_)) return *p;
         detail::fail(ErrorCode::format, "JSON: expected ", expected, ", found ", kind_name(kind()));
     }
-    std::variant<std::nullptr_t, bool, Number, std::string, detail_json::Box<Array>, detail_json::Box<Object>> data_;
+    std::variant<std::nullptr_t, bool, Number, std::string, detail::Box<Array>, detail::Box<Object>> data_;
 };
 
 struct Member {
@@ -130,8 +134,8 @@ struct Member {
     Value value;
 };
 
-inline Value::Value(Array a) : data_(detail_json::Box<Array>(std::move(a))) {}
-inline Value::Value(Object o) : data_(detail_json::Box<Object>(std::move(o))) {}
+inline Value::Value(Array a) : data_(detail::Box<Array>(std::move(a))) {}
+inline Value::Value(Object o) : data_(detail::Box<Object>(std::move(o))) {}
 
 inline constexpr int kDefaultMaxDepth = 128;
 
@@ -188,7 +192,7 @@ inline std::int64_t Value::as_int() const {
 }
 
 inline const Value* Value::find(std::string_view key) const {
-    if (const auto* box = std::get_if<detail_json::Box<Object>>(&data_))
+    if (const auto* box = std::get_if<detail::Box<Object>>(&data_))
         if (const Object* o = &box->get())
         for (const Member& m : *o)
             if (m.key == key) return &m.value;
@@ -202,7 +206,7 @@ inline const Value& Value::at(std::string_view key) const {
 }
 
 inline void Value::set(std::string key, Value value) {
-    if (is_null()) data_ = detail_json::Box<Object>(Object{});
+    if (is_null()) data_ = detail::Box<Object>(Object{});
     Object& o = as_object();
     for (Member& m : o)
         if (m.key == key) {
@@ -212,16 +216,18 @@ inline void Value::set(std::string key, Value value) {
     o.push_back(Member{std::move(key), std::move(value)});
 }
 
-namespace detail_json {
+}  // namespace qwen3::json
+
+namespace qwen3::detail {
 
 class Parser {
 public:
-    Parser(std::string_view text, std::string_view what, const ParseOptions& options)
+    Parser(std::string_view text, std::string_view what, const json::ParseOptions& options)
         : p_(text.data()), begin_(text.data()), end_(text.data() + text.size()), what_(what), options_(options) {}
 
-    Value parse_document() {
+    json::Value parse_document() {
         skip_ws();
-        Value v = parse_value(0);
+        json::Value v = parse_value(0);
         skip_ws();
         if (p_ != end_) error("unexpected text after the JSON value");
         return v;
@@ -244,7 +250,7 @@ private:
         return false;
     }
 
-    Value parse_value(int depth) {
+    json::Value parse_value(int depth) {
         if (p_ == end_) error("unexpected end of input");
         // counted before the value is built, so the tree never holds more than max_values values
         if (++values_ > options_.max_values)
@@ -252,30 +258,30 @@ private:
         switch (*p_) {
             case '{': return parse_object(depth + 1);
             case '[': return parse_array(depth + 1);
-            case '"': return Value(parse_string());
+            case '"': return json::Value(parse_string());
             case 't':
-                if (consume_literal("true")) return Value(true);
+                if (consume_literal("true")) return json::Value(true);
                 break;
             case 'f':
-                if (consume_literal("false")) return Value(false);
+                if (consume_literal("false")) return json::Value(false);
                 break;
             case 'n':
-                if (consume_literal("null")) return Value(nullptr);
+                if (consume_literal("null")) return json::Value(nullptr);
                 break;
             default:
-                if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) return Value(parse_number());
+                if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) return json::Value(parse_number());
         }
         error("expected a value");
     }
 
-    Value parse_object(int depth) {
+    json::Value parse_object(int depth) {
         if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '{'
-        Object members;
+        json::Object members;
         skip_ws();
         if (p_ != end_ && *p_ == '}') {
             ++p_;
-            return Value(std::move(members));
+            return json::Value(std::move(members));
         }
         std::unordered_set<std::string> seen;  // keys so far, kept only when unique_keys asks for it
         for (;;) {
@@ -285,13 +291,13 @@ private:
             std::string key = parse_string();
             if (options_.unique_keys && !seen.insert(key).second) {
                 p_ = key_at;
-                error("duplicate key " + quote(key));
+                error("duplicate key " + json::quote(key));
             }
             skip_ws();
             if (p_ == end_ || *p_ != ':') error("expected ':'");
             ++p_;
             skip_ws();
-            members.push_back(Member{std::move(key), parse_value(depth)});
+            members.push_back(json::Member{std::move(key), parse_value(depth)});
             skip_ws();
             if (p_ == end_) error("unterminated object");
             if (*p_ == ',') {
@@ -300,20 +306,20 @@ private:
             }
             if (*p_ == '}') {
                 ++p_;
-                return Value(std::move(members));
+                return json::Value(std::move(members));
             }
             error("expected ',' or '}'");
         }
     }
 
-    Value parse_array(int depth) {
+    json::Value parse_array(int depth) {
         if (depth > options_.max_depth) error("nesting deeper than the limit of " + std::to_string(options_.max_depth));
         ++p_;  // '['
-        Array items;
+        json::Array items;
         skip_ws();
         if (p_ != end_ && *p_ == ']') {
             ++p_;
-            return Value(std::move(items));
+            return json::Value(std::move(items));
         }
         for (;;) {
             skip_ws();
@@ -326,13 +332,13 @@ private:
             }
             if (*p_ == ']') {
                 ++p_;
-                return Value(std::move(items));
+                return json::Value(std::move(items));
             }
             error("expected ',' or ']'");
         }
     }
 
-    Number parse_number() {
+    json::Number parse_number() {
         const char* start = p_;
         bool integral = true;
         if (*p_ == '-') ++p_;
@@ -357,7 +363,7 @@ private:
             if (p_ == end_ || *p_ < '0' || *p_ > '9') error("digit expected in exponent");
             while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
         }
-        Number n;
+        json::Number n;
         n.text.assign(start, p_);
         n.integral = integral;
         // from_chars gives the correctly rounded double; out-of-range values become +-inf or 0
@@ -501,11 +507,11 @@ private:
     const char* begin_;
     const char* end_;
     std::string_view what_;
-    ParseOptions options_;
+    json::ParseOptions options_;
     std::size_t values_ = 0;
 };
 
-inline void dump_to(std::string& out, const Value& v, bool python);
+inline void dump_to(std::string& out, const json::Value& v, bool python);
 
 inline void dump_string(std::string& out, std::string_view s) {
     out += '"';
@@ -533,7 +539,7 @@ inline void dump_string(std::string& out, std::string_view s) {
     out += '"';
 }
 
-inline void dump_number(std::string& out, const Number& n, bool python) {
+inline void dump_number(std::string& out, const json::Number& n, bool python) {
     if (!python) {
         out += n.text;
         return;
@@ -543,19 +549,19 @@ inline void dump_number(std::string& out, const Number& n, bool python) {
         out += (n.text == "-0") ? "0" : n.text;
         return;
     }
-    out += python_float_repr(n.value);
+    out += json::python_float_repr(n.value);
 }
 
-inline void dump_to(std::string& out, const Value& v, bool python) {
+inline void dump_to(std::string& out, const json::Value& v, bool python) {
     switch (v.kind()) {
-        case Value::Kind::null: out += "null"; break;
-        case Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
-        case Value::Kind::number: dump_number(out, v.as_number(), python); break;
-        case Value::Kind::string: dump_string(out, v.as_string()); break;
-        case Value::Kind::array: {
+        case json::Value::Kind::null: out += "null"; break;
+        case json::Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
+        case json::Value::Kind::number: dump_number(out, v.as_number(), python); break;
+        case json::Value::Kind::string: dump_string(out, v.as_string()); break;
+        case json::Value::Kind::array: {
             out += '[';
             bool first = true;
-            for (const Value& item : v.as_array()) {
+            for (const json::Value& item : v.as_array()) {
                 if (!first) out += python ? ", " : ",";
                 first = false;
                 dump_to(out, item, python);
@@ -563,10 +569,10 @@ inline void dump_to(std::string& out, const Value& v, bool python) {
             out += ']';
             break;
         }
-        case Value::Kind::object: {
+        case json::Value::Kind::object: {
             out += '{';
             bool first = true;
-            for (const Member& m : v.as_object()) {
+            for (const json::Member& m : v.as_object()) {
                 if (!first) out += python ? ", " : ",";
                 first = false;
                 dump_string(out, m.key);
@@ -579,10 +585,12 @@ inline void dump_to(std::string& out, const Value& v, bool python) {
     }
 }
 
-}  // namespace detail_json
+}  // namespace qwen3::detail
+
+namespace qwen3::json {
 
 inline Value parse(std::string_view text, std::string_view what, const ParseOptions& options) {
-    return detail_json::Parser(text, what, options).parse_document();
+    return detail::Parser(text, what, options).parse_document();
 }
 
 inline Value parse(std::string_view text, std::string_view what, int max_depth) {
@@ -593,19 +601,19 @@ inline Value parse(std::string_view text, std::string_view what, int max_depth) 
 
 inline std::string dump(const Value& v) {
     std::string out;
-    detail_json::dump_to(out, v, false);
+    detail::dump_to(out, v, false);
     return out;
 }
 
 inline std::string dump_python(const Value& v) {
     std::string out;
-    detail_json::dump_to(out, v, true);
+    detail::dump_to(out, v, true);
     return out;
 }
 
 inline std::string quote(std::string_view s) {
     std::string out;
-    detail_json::dump_string(out, s);
+    detail::dump_string(out, s);
     return out;
 }
 

@@ -1,9 +1,9 @@
 // qwen3/kernels/activation.hpp - the SwiGLU gate and elementwise helpers.
 #pragma once
 
-#include "simd.hpp"
+#include "../detail/simd.hpp"
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // gate[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up, over N elements, in place.
 template <int N>
@@ -27,4 +27,4 @@ inline void add_in_place(float* x, const float* y) {
     for (int i = 0; i < N; i += L) (simd::load_f32(x + i) + simd::load_f32(y + i)).store_unaligned(x + i);
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

@@ -13,10 +13,10 @@
 #include <cstddef>
 #include <limits>
 
-#include "../kv_arena.hpp"
-#include "simd.hpp"
+#include "../detail/simd.hpp"
+#include "../kv_types.hpp"
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
 // each key and value is read once for all of them). Query t (t < count) has its Group heads at
@@ -75,8 +75,8 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
             fbatch s0[RC], s1[RC];
             for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
             for (int d = 0; d < D; ++d) {
-                const fbatch k0 = kv_key_column<KV, D>(key_block[0], d, key_lane[0]);
-                const fbatch k1 = kv_key_column<KV, D>(key_block[1], d, key_lane[1]);
+                const fbatch k0 = KV::template key_column<D>(key_block[0], d, key_lane[0]);
+                const fbatch k1 = KV::template key_column<D>(key_block[1], d, key_lane[1]);
                 for (int i = 0; i < RC; ++i) {
                     const fbatch qd(qs[i0 + i][d]);
                     s0[i] = simd::fma(qd, k0, s0[i]);
@@ -128,7 +128,7 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                     a1[i] = fbatch::load_aligned(acc[i0 + i] + (c + 1) * L);
                 }
                 for (int j = 0; j < pass_valid; ++j) {
-                    const fbatch v0 = kv_value<KV, D>(value_rows[j], c * L), v1 = kv_value<KV, D>(value_rows[j], (c + 1) * L);
+                    const fbatch v0 = KV::template value<D>(value_rows[j], c * L), v1 = KV::template value<D>(value_rows[j], (c + 1) * L);
                     for (int i = 0; i < RC; ++i) {  // masked positions have p = 0
                         const fbatch w(p[i0 + i][j]);
                         a0[i] = simd::fma(w, v0, a0[i]);
@@ -147,4 +147,4 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

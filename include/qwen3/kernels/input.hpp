@@ -12,24 +12,25 @@
 #include <cstring>
 #include <vector>
 
-#include "../format/quant_blocks.hpp"
+#include "../detail/simd.hpp"
+#include "../quant/blocks.hpp"
 #include "../tensor.hpp"
-#include "simd.hpp"
 #include "arch/avx512_transpose.hpp"
+#include "arch/features.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Whether a matmul of `tokens` tokens with quantized `weights` goes to an int8 column kernel, which
 // reads the input's column form (tokens side by side): avx512_gemm.hpp with AVX-512 VNNI for every
 // prefill, avx2_gemm.hpp on AVX2 for its six formats from one full group of 16 tokens.
 inline bool uses_column_gemm(DType weights, int tokens) {
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if defined(QWEN3_HAVE_AVX512_VNNI)
     return dtype_info(weights).block_elems > 1 && tokens > 1;
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#elif defined(QWEN3_HAVE_AVX2_QUANT)
     switch (weights) {
         case DType::q8_0: case DType::q4_0: case DType::q5_0: case DType::q4_k: case DType::q5_k: case DType::q6_k: return tokens >= 16;
         default: return false;
@@ -198,7 +199,7 @@ public:
     static constexpr int kColumnGroup = 16;
     // What the column form's bytes are XORed with: 0x80 each (+128, unsigned) for the AVX-512 VNNI
     // kernel; the AVX2 kernel takes the input as vpmaddubsw's signed operand, as it is.
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+#if defined(QWEN3_HAVE_AVX512_VNNI)
     static constexpr std::uint32_t kColumnFlip = 0x80808080u;
 #else
     static constexpr std::uint32_t kColumnFlip = 0;
@@ -421,4 +422,4 @@ private:
     bool bf16_products_ = false;
 };
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

@@ -3,7 +3,8 @@
 // W is a [Rows, Cols] weight matrix in any supported element type (a runtime tag: files mix types);
 // x and y are f32. Cols is a compile-time constant, so every inner loop has a fixed trip count.
 // Float weights (F32, F16, BF16) are widened to f32 and multiplied in f32, which keeps results within
-// float rounding of an f32 reference. Quantized weights dispatch to quant kernels (see quant.hpp).
+// float rounding of an f32 reference. Quantized weights dispatch to the integer kernels of arch/ (or,
+// on CPUs without them, to the reference dequantization of quant/).
 //
 // Both kernels compute rows [row_begin, row_end) only; the caller splits rows across threads. Each
 // output element is computed by one fixed sequence of operations, whatever the split.
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../detail/simd.hpp"
 #include "../error.hpp"
 #include "../quant/dequantize.hpp"
 #include "../tensor.hpp"
@@ -23,34 +25,14 @@
 #include "arch/avx512_gemm_float.hpp"
 #include "arch/avx512_packed.hpp"
 #include "arch/avx512_quant.hpp"
-#include "arch/avx2_quant.hpp"   // after avx512_quant.hpp: used only where AVX-512 VNNI is not
-#include "arch/avx2_gemm.hpp"    // likewise
-#include "arch/avx2_packed.hpp"  // likewise
+#include "arch/avx2_gemm.hpp"
+#include "arch/avx2_packed.hpp"
+#include "arch/avx2_quant.hpp"
 #include "input.hpp"
 #include "packed_layout.hpp"
 #include "panel_gemm.hpp"
-#include "simd.hpp"
 
-namespace qwen3 {
-
-// A weight matrix with compile-time dimensions and a runtime element type.
-template <int Rows, int Cols>
-struct Matrix {
-    static constexpr int rows = Rows;
-    static constexpr int cols = Cols;
-    DType type = DType::f32;
-    const std::byte* data = nullptr;
-    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
-    // interleaved), when the model made one (Weights::pack_for_decode); null otherwise.
-    const std::byte* packed = nullptr;
-    // True when data points to the model's huge-page copy instead of the file (float matrices).
-    bool copied = false;
-
-    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
-    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
-};
-
-namespace kernels {
+namespace qwen3::detail {
 
 // Loads `lanes` consecutive elements of a float-typed weight row, widened to f32.
 template <DType T>
@@ -179,10 +161,8 @@ inline void matmul_dequantized(DType type, const std::byte* w, std::size_t strid
 }
 
 [[noreturn]] inline void unsupported_weight_type(DType t) {
-    detail::fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
+    fail(ErrorCode::unsupported, "no matrix kernel for weight type ", dtype_name(t));
 }
-
-}  // namespace kernels
 
 // True when matvec/matmul have a kernel for weights of type t with rows of Cols elements.
 template <int Cols>
@@ -194,86 +174,86 @@ bool supports_matrix_type(DType t) {
 
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
 template <int Rows, int Cols, int MaxTokens>
-void matvec(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
+void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
     const std::size_t stride = w.row_stride();
     switch (w.type) {
 #if defined(__AVX512F__)
-        case DType::f32: return kernels::avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return kernels::avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return kernels::avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
+        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
 #else
-        case DType::f32: return kernels::matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return kernels::matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return kernels::matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
 #endif
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (w.packed) return kernels::avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
-            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
-                return kernels::avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (avx512::has_quant_kernel<Cols>(w.type))
+                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (w.packed) return kernels::avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
-            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
-                return kernels::avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (avx2::has_quant_kernel<Cols>(w.type))
+                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return kernels::matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
-            kernels::unsupported_weight_type(w.type);
+                return matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
+            unsupported_weight_type(w.type);
     }
 }
 
 // Y[t][r] = dot(X[t], W[r]) for the tokens of `in` and r in [row_begin, row_end); Y rows are
 // y_stride floats apart.
 template <int Rows, int Cols, int MaxTokens>
-void matmul(const Matrix<Rows, Cols>& w, const kernels::Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
+void matmul(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
             int row_begin, int row_end) {
     const float* x = in.f32();
     const int tokens = in.tokens();
 #if defined(QWEN3_HAVE_AVX512_BF16)
     if (w.type == DType::bf16 && in.bf16_products())
-        return kernels::avx512::matmul_bf16_products<Cols>(w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+        return avx512::matmul_bf16_products<Cols>(w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
 #if defined(__AVX512F__)
     if (w.type == DType::f32 || w.type == DType::bf16 || w.type == DType::f16)
-        return kernels::avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+        return avx512::matmul_float_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
-    if (kernels::uses_panel_gemm(w.type, tokens) && supports_matrix_type<Cols>(w.type))
-        return kernels::matmul_panels<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+    if (uses_panel_gemm(w.type, tokens) && supports_matrix_type<Cols>(w.type))
+        return matmul_panels<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
     switch (w.type) {
         case DType::f32:
-            return kernels::matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::f32>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         case DType::bf16:
-            return kernels::matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::bf16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         case DType::f16:
-            return kernels::matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            return matmul_float<Cols, DType::f16>(w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (kernels::avx512::has_quant_kernel<Cols>(w.type))
-                return kernels::avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (avx512::has_quant_kernel<Cols>(w.type))
+                return avx512::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (kernels::uses_column_gemm(w.type, tokens) && kernels::avx2::has_column_gemm<Cols>(w.type))
-                return kernels::avx2::matmul_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
-            if (kernels::avx2::has_quant_kernel<Cols>(w.type))
-                return kernels::avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (uses_column_gemm(w.type, tokens) && avx2::has_column_gemm<Cols>(w.type))
+                return avx2::matmul_columns<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
+            if (avx2::has_quant_kernel<Cols>(w.type))
+                return avx2::matmul_quant<Cols>(w.type, w.data, w.row_stride(), in, y, y_stride, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return kernels::matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
-            kernels::unsupported_weight_type(w.type);
+                return matmul_dequantized<Cols>(w.type, w.data, w.row_stride(), x, tokens, y, y_stride, row_begin, row_end);
+            unsupported_weight_type(w.type);
     }
 }
 
 // The decode layout (kernels/packed_layout.hpp): groups of 16 rows interleaved block by block, the
 // same bytes reordered. Where it exists, matvec reads w.packed instead of w.data.
-inline constexpr int kPackRows = kernels::packed::kPackRows;
+inline constexpr int kPackRows = packed::kPackRows;
 
 // True when matvec has a packed-layout kernel for weights of type t with rows of Cols elements on
 // this CPU (AVX-512 VNNI or AVX2).
 template <int Cols>
 bool has_packed_layout(DType t) {
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-    return kernels::avx512::packable<Cols>(t);
+    return avx512::packable<Cols>(t);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-    return kernels::avx2::packable<Cols>(t);
+    return avx2::packable<Cols>(t);
 #else
     (void)t;
     return false;
@@ -285,7 +265,7 @@ bool has_packed_layout(DType t) {
 // has_packed_layout<Cols>(w.type).
 template <int Rows, int Cols>
 void pack_row_groups(const Matrix<Rows, Cols>& w, int group_begin, int group_end, std::byte* dst) {
-    kernels::packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
+    packed::pack_groups<Cols>(w.type, w.data, w.row_stride(), group_begin, group_end, dst);
 }
 
 // Row r of W as f32 (the embedding lookup), by the format's reference definition.
@@ -294,4 +274,4 @@ void dequantize_row(const Matrix<Rows, Cols>& w, int r, float* out) {
     quant::dequantize_row(w.type, w.row(r), out, Cols);
 }
 
-}  // namespace qwen3
+}  // namespace qwen3::detail

@@ -3,9 +3,9 @@
 
 #include <cmath>
 
-#include "simd.hpp"
+#include "../detail/simd.hpp"
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // out = x / sqrt(mean(x^2) + eps) * weight, over N elements (out may alias x). As in the Qwen3
 // reference, x is scaled first and the weight applied to the scaled value.
@@ -30,4 +30,4 @@ inline void rms_norm(const float* x, const float* weight, float eps, float* out)
     for (int j = 0; j < N; j += L) (simd::load_f32(x + j) * scale * simd::load_f32(weight + j)).store_unaligned(out + j);
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

@@ -29,14 +29,12 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../format/quant_blocks.hpp"
+#include "../quant/blocks.hpp"
 #include "../tensor.hpp"
 
-namespace qwen3::kernels::packed {
+namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
-
-namespace detail {
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -77,8 +75,6 @@ struct GroupWriter {
     }
 };
 
-}  // namespace detail
-
 // True for the types with a packed layout, for rows of K elements.
 template <int K>
 constexpr bool has_layout(DType type) {
@@ -97,7 +93,7 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     using namespace quant;
     for (int g = group_begin; g < group_end; ++g) {
         const std::size_t offset = std::size_t(g) * kPackRows * stride;
-        detail::GroupWriter w{src + offset, stride, dst + offset};
+        GroupWriter w{src + offset, stride, dst + offset};
         switch (type) {
             case DType::q8_0:
                 for (int b = 0; b < K / 32; ++b) w.halves(b, &BlockQ8_0::d), w.interleave(b, &BlockQ8_0::qs, 0x80808080u);
@@ -129,4 +125,4 @@ void pack_groups(DType type, const std::byte* src, std::size_t stride, int group
     }
 }
 
-}  // namespace qwen3::kernels::packed
+}  // namespace qwen3::detail::packed

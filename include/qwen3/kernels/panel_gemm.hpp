@@ -22,12 +22,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "../detail/simd.hpp"
 #include "../quant/dequantize.hpp"
 #include "../tensor.hpp"
 #include "arch/avx2_quant.hpp"
-#include "simd.hpp"
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 inline constexpr int kPanelRows = 2 * int(simd::lanes);
 inline constexpr int kPanelTokens = 6;  // 12 accumulators + 2 panel registers + 1 broadcast of 16 AVX2 registers
@@ -133,7 +133,7 @@ inline bool widen_quant_avx2(DType type, const std::byte* row, int k0, int count
 // out[0, count) = elements [k0, k0 + count) of a weight row, widened to f32; k0 and count are
 // multiples of the type's block size.
 inline void widen_weights(DType type, const std::byte* row, int k0, int count, float* out) {
-    namespace d = quant::detail;
+    namespace d = quant;
     constexpr int L = int(simd::lanes);
     const std::uint16_t* halves = reinterpret_cast<const std::uint16_t*>(row) + k0;
 #if defined(QWEN3_HAVE_AVX2_QUANT)
@@ -262,4 +262,4 @@ void matmul_panels(DType type, const std::byte* w, std::size_t stride, const flo
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

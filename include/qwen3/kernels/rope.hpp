@@ -4,9 +4,9 @@
 #include <cmath>
 #include <vector>
 
-#include "../format/checkpoint.hpp"
+#include "../model_params.hpp"
 
-namespace qwen3::kernels {
+namespace qwen3::detail {
 
 // Frequencies of one model's RoPE, from the file's theta and scaling (none, linear or YaRN as
 // Hugging Face computes them). Angles are formed in double precision and rounded once to float.
@@ -72,4 +72,4 @@ inline void apply_rope(float* v, const float* cos, const float* sin) {
     }
 }
 
-}  // namespace qwen3::kernels
+}  // namespace qwen3::detail

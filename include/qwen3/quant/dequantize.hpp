@@ -13,14 +13,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../detail/simd.hpp"
 #include "../error.hpp"
-#include "../format/quant_blocks.hpp"
-#include "../kernels/simd.hpp"
 #include "../tensor.hpp"
+#include "blocks.hpp"
 
-namespace qwen3::quant {
-
-namespace detail {
+namespace qwen3::detail::quant {
 
 template <class Block>
 inline Block load_block(const std::byte* p) {
@@ -132,9 +130,7 @@ inline void dequantize_q8_k(const std::byte* p, float* y) {
     for (int i = 0; i < 256; ++i) y[i] = b.d * float(b.qs[i]);
 }
 
-}  // namespace detail
-
-// Whether dequantize_row knows `type`: F32, F16, BF16 and every block type of quant_blocks.hpp.
+// Whether dequantize_row knows `type`: F32, F16, BF16 and every block type of blocks.hpp.
 inline bool dequantize_supported(DType type) noexcept {
     switch (type) {
         case DType::f32: case DType::f16: case DType::bf16:
@@ -150,10 +146,10 @@ inline bool dequantize_supported(DType type) noexcept {
 // Error(unsupported) for a type without a definition here (dequantize_supported).
 inline void dequantize_row(DType type, const std::byte* row, float* out, std::int64_t n) {
     if (!dequantize_supported(type))
-        qwen3::detail::fail(ErrorCode::unsupported, "dequantize_row: no reference dequantization for type ", dtype_name(type));
+        fail(ErrorCode::unsupported, "dequantize_row: no reference dequantization for type ", dtype_name(type));
     const DTypeInfo& info = dtype_info(type);
     if (n < 0 || n % info.block_elems != 0)
-        qwen3::detail::fail(ErrorCode::invalid_argument, "dequantize_row: ", n, " elements of ", info.name,
+        fail(ErrorCode::invalid_argument, "dequantize_row: ", n, " elements of ", info.name,
                             " are not whole blocks of ", info.block_elems);
     const std::int64_t blocks = n / info.block_elems;
     void (*block_fn)(const std::byte*, float*) = nullptr;
@@ -167,18 +163,18 @@ inline void dequantize_row(DType type, const std::byte* row, float* out, std::in
                 out[i] = type == DType::f16 ? simd::f16_to_f32(h) : simd::bf16_to_f32(h);
             }
             return;
-        case DType::q8_0: block_fn = detail::dequantize_q8_0; break;
-        case DType::q4_0: block_fn = detail::dequantize_q4_0; break;
-        case DType::q4_1: block_fn = detail::dequantize_q4_1; break;
-        case DType::q5_0: block_fn = detail::dequantize_q5_0; break;
-        case DType::q5_1: block_fn = detail::dequantize_q5_1; break;
-        case DType::q4_k: block_fn = detail::dequantize_q4_k; break;
-        case DType::q5_k: block_fn = detail::dequantize_q5_k; break;
-        case DType::q6_k: block_fn = detail::dequantize_q6_k; break;
-        case DType::q8_k: block_fn = detail::dequantize_q8_k; break;
+        case DType::q8_0: block_fn = dequantize_q8_0; break;
+        case DType::q4_0: block_fn = dequantize_q4_0; break;
+        case DType::q4_1: block_fn = dequantize_q4_1; break;
+        case DType::q5_0: block_fn = dequantize_q5_0; break;
+        case DType::q5_1: block_fn = dequantize_q5_1; break;
+        case DType::q4_k: block_fn = dequantize_q4_k; break;
+        case DType::q5_k: block_fn = dequantize_q5_k; break;
+        case DType::q6_k: block_fn = dequantize_q6_k; break;
+        case DType::q8_k: block_fn = dequantize_q8_k; break;
         default: break;
     }
     for (std::int64_t i = 0; i < blocks; ++i) block_fn(row + i * info.block_bytes, out + i * info.block_elems);
 }
 
-}  // namespace qwen3::quant
+}  // namespace qwen3::detail::quant

@@ -28,11 +28,11 @@
 #include <cstring>
 #include <limits>
 
+#include "../detail/simd.hpp"
 #include "../error.hpp"
-#include "../format/quant_blocks.hpp"
-#include "../kernels/simd.hpp"
+#include "blocks.hpp"
 
-namespace qwen3::quant::detail {
+namespace qwen3::detail::quant {
 
 inline constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
@@ -48,7 +48,7 @@ inline float clamp(float v, float lo, float hi) { return std::min(std::max(v, lo
 inline float as_half(float v, const char* format) {
     const float back = simd::f16_to_f32(simd::f32_to_f16(v));
     if (!std::isfinite(back))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a super-block's scale ", v,
+        fail(ErrorCode::invalid_argument, format, ": a super-block's scale ", v,
                             " does not fit a half-precision float (the weights are too large for this format)");
     return back;
 }
@@ -59,7 +59,7 @@ inline void check_magnitude(const float* x, const char* format) {
     float peak = 0;
     for (int i = 0; i < 256; ++i) peak = std::max(peak, std::fabs(x[i]));
     if (!(peak < 0x1p40f))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a value of magnitude ", peak,
+        fail(ErrorCode::invalid_argument, format, ": a value of magnitude ", peak,
                             " needs a scale that does not fit a half-precision float");
 }
 
@@ -259,7 +259,7 @@ inline AffineSuperBlock encode_affine_super_block(const float* values, float lev
     return best;
 }
 
-// Packs eight 6-bit scales and mins as scale_min_k4 (quant_blocks.hpp) reads them.
+// Packs eight 6-bit scales and mins as scale_min_k4 (blocks.hpp) reads them.
 inline void pack_scales_k4(const AffineSuperBlock& sb, std::uint8_t* out) {
     std::uint8_t s[8], m[8];
     for (int j = 0; j < 8; ++j) {
@@ -432,4 +432,4 @@ inline void encode_q6_k(const float* values, std::byte* out) {
     std::memcpy(out, &b, sizeof b);
 }
 
-}  // namespace qwen3::quant::detail
+}  // namespace qwen3::detail::quant

@@ -30,7 +30,7 @@ struct ByteRange {
     bool operator==(const ByteRange&) const = default;
 };
 
-namespace tokenizer_detail {
+namespace detail {
 
 class AddedTokenMatcher {
 public:
@@ -132,5 +132,5 @@ private:
     unsigned char single_start_ = 0;
 };
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 }  // namespace qwen3

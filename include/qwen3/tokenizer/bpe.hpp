@@ -25,10 +25,10 @@
 #include <vector>
 
 namespace qwen3 {
-
 using TokenId = std::int32_t;
+}  // namespace qwen3
 
-namespace bpe {
+namespace qwen3::detail::bpe {
 
 // ---------------------------------------------------------------------------------------------
 // GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes (controls,
@@ -331,5 +331,4 @@ private:
     std::vector<std::uint32_t> byte_pair_rank_ = std::vector<std::uint32_t>(65536, MergeTable::kNoRank);
 };
 
-}  // namespace bpe
-}  // namespace qwen3
+}  // namespace qwen3::detail::bpe

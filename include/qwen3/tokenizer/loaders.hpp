@@ -79,7 +79,7 @@ public:
         if (piece.empty()) fail_at(where, "is an empty string");
         const std::size_t limit = kind == TokenKind::normal ? Tokenizer::kMaxTokenLength : Tokenizer::kMaxAddedTokenLength;
         if (piece.size() > limit) fail_at(where, "is ", piece.size(), " bytes long, over this library's limit of ", limit);
-        if (!unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
+        if (!detail::unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
         const std::size_t index = std::size_t(id);
         if (index >= t_.tokens_.size()) t_.tokens_.resize(index + 1);
         if (auto existing = t_.find_piece(piece)) {
@@ -109,7 +109,7 @@ public:
     void resolve_byte_tokens() {
         for (int b = 0; b < 256; ++b) {
             std::string piece;
-            unicode::append_utf8(piece, bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+            detail::unicode::append_utf8(piece, detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
             auto id = t_.find_piece(piece);
             if (!id || t_.tokens_[std::size_t(*id)].kind != TokenKind::normal)
                 detail::fail(ErrorCode::tokenizer, what_, ": the vocabulary has no token for byte 0x", hex2(b), " (",
@@ -118,7 +118,7 @@ public:
         }
     }
 
-    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, bpe::MergeTable::kMaxMerges)); }
+    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, detail::bpe::MergeTable::kMaxMerges)); }
 
     // The merge of rank `rank`: tokens `left` and `right` (vocabulary strings) into left + right.
     void add_merge(std::string_view left, std::string_view right, std::size_t rank) {
@@ -133,8 +133,8 @@ public:
         if (!merged)
             detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " makes ", detail::quote_file_string(joined),
                          ", which is not in the vocabulary");
-        if (rank >= bpe::MergeTable::kMaxMerges)
-            detail::fail(ErrorCode::tokenizer, what_, ": more than ", bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
+        if (rank >= detail::bpe::MergeTable::kMaxMerges)
+            detail::fail(ErrorCode::tokenizer, what_, ": more than ", detail::bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
         if (!t_.bpe_.merges().insert(*a, *b, std::uint32_t(rank), *merged))
             detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " repeats an earlier merge of the same pair");
     }
@@ -152,7 +152,7 @@ public:
         w.tool_response_open = find("<tool_response>");
         w.tool_response_close = find("</tool_response>");
         t_.bpe_.finish();
-        t_.instance_ = tokenizer_detail::next_instance_id();
+        t_.instance_ = detail::next_instance_id();
         return std::move(t_);
     }
 
@@ -166,8 +166,8 @@ public:
         const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
         const auto* end = p + piece.size();
         while (p < end) {
-            int n = unicode::utf8_lead_length(*p);
-            int b = bpe::kByteAlphabet.byte_of_char(unicode::decode_utf8(p, n));
+            int n = detail::unicode::utf8_lead_length(*p);
+            int b = detail::bpe::kByteAlphabet.byte_of_char(detail::unicode::decode_utf8(p, n));
             if (b < 0) return std::string(piece);
             bytes += char(b);
             p += n;
@@ -216,7 +216,7 @@ private:
     }
     void insert_index(TokenId id) {
         const std::size_t mask = t_.piece_index_.size() - 1;
-        const std::uint64_t hash = tokenizer_detail::hash_bytes(t_.id_to_piece(id));
+        const std::uint64_t hash = detail::hash_bytes(t_.id_to_piece(id));
         std::size_t i = hash & mask;
         while (t_.piece_index_[i] != Tokenizer::kEmptySlot) i = (i + 1) & mask;
         t_.piece_index_[i] = (hash >> 32) << 32 | std::uint32_t(id);
@@ -229,7 +229,7 @@ private:
     std::string scratch_;
 };
 
-namespace tokenizer_detail {
+namespace detail {
 
 inline const json::Value& member(const json::Value& object, std::string_view key, std::string_view where, const std::string& what) {
     if (!object.is_object())
@@ -283,11 +283,11 @@ inline bool check_pipeline(const json::Value& root, const std::string& what) {
     return nfc;
 }
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 
 inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text, std::string_view what_view) {
     const std::string what(what_view);
-    using tokenizer_detail::member;
+    using detail::member;
     if (json_text.size() > TokenizerBuilder::kMaxJsonBytes)
         detail::fail(ErrorCode::format, what, ": ", json_text.size(), " bytes, over the limit of ", TokenizerBuilder::kMaxJsonBytes);
     json::ParseOptions parse_options;
@@ -299,7 +299,7 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
     if (!root.is_object()) detail::fail(ErrorCode::format, what, ": the top level must be an object");
 
     const json::Value& model = member(root, "model", "the file", what);
-    const std::string model_type = tokenizer_detail::type_of(model);
+    const std::string model_type = detail::type_of(model);
     if (model_type != "BPE")
         detail::fail(ErrorCode::unsupported, what, ": model type ", json::quote(model_type), " (only byte-level BPE is implemented)");
     if (const json::Value* d = model.find("dropout"); d && !d->is_null())
@@ -307,9 +307,9 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
         if (const json::Value* v = model.find(key); v && !v->is_null() && !v->as_string().empty())
             detail::fail(ErrorCode::unsupported, what, ": BPE ", key, " is not supported");
-    if (tokenizer_detail::flag(model, "ignore_merges"))
+    if (detail::flag(model, "ignore_merges"))
         detail::fail(ErrorCode::unsupported, what, ": BPE ignore_merges is not supported");
-    const bool nfc = tokenizer_detail::check_pipeline(root, what);
+    const bool nfc = detail::check_pipeline(root, what);
 
     const json::Object& vocab = member(model, "vocab", "model", what).as_object();
     const json::Array& merges = member(model, "merges", "model", what).as_array();
@@ -350,10 +350,10 @@ inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text,
             const std::string& content = member(a, "content", where, what).as_string();
             if (!id.is_integer()) detail::fail(ErrorCode::format, what, ": ", where, ".id must be an integer");
             for (const char* key : {"single_word", "lstrip", "rstrip", "normalized"})
-                if (tokenizer_detail::flag(a, key))
+                if (detail::flag(a, key))
                     detail::fail(ErrorCode::unsupported, what, ": ", where, " ", detail::quote_file_string(content), " sets ",
                                  key, " (only tokens matched verbatim are supported)");
-            const bool special = tokenizer_detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
+            const bool special = detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
             builder.add_token(id.as_int(), content, special ? TokenKind::special : TokenKind::added, {"added_tokens", i, content});
         }
     }

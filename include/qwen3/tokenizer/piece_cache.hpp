@@ -15,7 +15,7 @@
 
 #include "bpe.hpp"
 
-namespace qwen3::tokenizer_detail {
+namespace qwen3::detail {
 
 // A fast hash of a short byte string (8 bytes at a time, multiply-xorshift mixing).
 inline std::uint64_t hash_bytes(std::string_view s) {
@@ -101,4 +101,4 @@ private:
     std::uint32_t generation_ = 1;
 };
 
-}  // namespace qwen3::tokenizer_detail
+}  // namespace qwen3::detail

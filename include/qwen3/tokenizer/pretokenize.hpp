@@ -20,11 +20,9 @@
 
 #include "unicode.hpp"
 
-namespace qwen3::pretokenize {
+namespace qwen3::detail::pretokenize {
 
-namespace detail {
-
-using unicode::CharClass;
+using detail::unicode::CharClass;
 
 // One decoded character: its code point, length in bytes and class.
 struct Char {
@@ -52,16 +50,16 @@ class Scanner {
 public:
     explicit Scanner(std::string_view text)
         : begin_(reinterpret_cast<const unsigned char*>(text.data())), end_(begin_ + text.size()),
-          table_(unicode::detail::property_table()) {}
+          table_(detail::unicode::property_table()) {}
 
     // Reads the character at p (p <= end; valid UTF-8).
     Char at(const unsigned char* p) const {
         if (p >= end_) return {};
         unsigned char c = *p;
         if (c < 0x80) return {c, 1, kAscii.cls[c]};
-        int n = unicode::utf8_lead_length(c);
-        char32_t cp = unicode::decode_utf8(p, n);
-        return {cp, n, CharClass(table_.get(cp) & unicode::detail::kClassMask)};
+        int n = detail::unicode::utf8_lead_length(c);
+        char32_t cp = detail::unicode::decode_utf8(p, n);
+        return {cp, n, CharClass(table_.get(cp) & detail::unicode::kClassMask)};
     }
 
     // End of the run of characters of class `cls` starting at p.
@@ -91,7 +89,7 @@ public:
             char l = char(c.cp);
             return (l >= 'A' && l <= 'Z') ? char(l - 'A' + 'a') : l;
         }
-        for (const auto& f : unicode_data::kContractionFolds)
+        for (const auto& f : detail::unicode_data::kContractionFolds)
             if (f.code_point == c.cp) return f.letter;
         return 0;
     }
@@ -144,17 +142,15 @@ public:
 private:
     const unsigned char* begin_;
     const unsigned char* end_;
-    const unicode::detail::PropertyTable& table_;
+    const detail::unicode::PropertyTable& table_;
 };
-
-}  // namespace detail
 
 // Calls sink(std::string_view piece) for each piece of `text`, in order; the pieces concatenate to
 // `text`. Precondition: `text` is valid UTF-8 (the tokenizer sanitizes its input first). `text` is one
 // stretch between added tokens: its end counts as the end of text for the look-ahead (?!\S).
 template <typename Sink>
 void split(std::string_view text, Sink&& sink) {
-    detail::Scanner scanner(text);
+    Scanner scanner(text);
     const unsigned char* p = scanner.begin();
     while (p < scanner.end()) {
         const unsigned char* q = scanner.piece_end(p);
@@ -163,4 +159,4 @@ void split(std::string_view text, Sink&& sink) {
     }
 }
 
-}  // namespace qwen3::pretokenize
+}  // namespace qwen3::detail::pretokenize

@@ -86,7 +86,7 @@ public:
     // Limits of this library, far above any real tokenizer; they bound memory for hostile files.
     static constexpr std::size_t kMaxTokenId = std::size_t(1) << 22;  // ids are below this
     static constexpr std::size_t kMaxTokenLength = 1024;              // bytes of one vocabulary string
-    static constexpr std::size_t kMaxAddedTokenLength = tokenizer_detail::AddedTokenMatcher::kMaxLength;
+    static constexpr std::size_t kMaxAddedTokenLength = detail::AddedTokenMatcher::kMaxLength;
 
     // --- loading (loaders.hpp) ---
 
@@ -173,8 +173,8 @@ private:
     // before the string, to avoid touching the strings of other pieces) and the id; kEmptySlot if empty.
     static constexpr std::uint64_t kEmptySlot = ~std::uint64_t(0);
     std::vector<std::uint64_t> piece_index_;
-    bpe::Encoder bpe_;
-    tokenizer_detail::AddedTokenMatcher added_;
+    detail::bpe::Encoder bpe_;
+    detail::AddedTokenMatcher added_;
     WellKnownTokens well_known_;
     bool normalize_nfc_ = true;
     std::uint64_t instance_ = 0;  // identifies the data for the per-thread piece caches
@@ -206,11 +206,11 @@ private:
 // ---------------------------------------------------------------------------------------------
 // implementation
 
-namespace tokenizer_detail {
+namespace detail {
 
 // Per-thread scratch: BPE workspace, normalization buffer and the piece cache of one tokenizer.
 struct ThreadScratch {
-    bpe::Workspace workspace;
+    detail::bpe::Workspace workspace;
     std::string normalized;
     std::unique_ptr<PieceCache> cache;
     std::uint64_t owner = 0;  // Tokenizer::instance_ whose pieces the cache holds
@@ -232,14 +232,14 @@ inline std::string sanitize_keeping_ranges(std::string_view text, std::vector<By
     for (const auto* p = begin; p < end;) {
         const std::size_t at = std::size_t(p - begin);
         int subpart = 0;
-        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
         if (n > 0) {
             for (int k = 0; k < n; ++k) new_offset[at + std::size_t(k)] = out.size() + std::size_t(k);
             out.append(reinterpret_cast<const char*>(p), std::size_t(n));
             p += n;
         } else {
             new_offset[at] = out.size();
-            unicode::append_utf8(out, unicode::kReplacementCharacter);
+            detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
             for (int k = 1; k < subpart; ++k) new_offset[at + std::size_t(k)] = out.size();
             p += subpart;
         }
@@ -254,7 +254,7 @@ inline std::uint64_t next_instance_id() {
     return ++counter;
 }
 
-}  // namespace tokenizer_detail
+}  // namespace detail
 
 inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options) const {
     for (std::size_t i = 0; i < options.plain_ranges.size(); ++i) {
@@ -263,11 +263,11 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
             detail::fail(ErrorCode::invalid_argument, "tokenizer: plain range ", i, " [", r.begin, ", ", r.end,
                          ") is not sorted, disjoint and within the text of ", text.size(), " bytes");
     }
-    if (std::size_t bad = unicode::find_invalid_utf8(text); bad != text.size()) {
+    if (std::size_t bad = detail::unicode::find_invalid_utf8(text); bad != text.size()) {
         if (options.reject_invalid_utf8)
             detail::fail(ErrorCode::invalid_argument, "tokenizer: invalid UTF-8 at byte ", bad, " of the text");
         std::vector<ByteRange> ranges(options.plain_ranges.begin(), options.plain_ranges.end());
-        const std::string sanitized = tokenizer_detail::sanitize_keeping_ranges(text, ranges);
+        const std::string sanitized = detail::sanitize_keeping_ranges(text, ranges);
         EncodeOptions valid = options;
         valid.plain_ranges = ranges;
         encode_append(sanitized, out, valid);
@@ -276,7 +276,7 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
     std::size_t at = 0;
     if (options.match_added_tokens) {
         std::size_t plain_index = 0;
-        tokenizer_detail::AddedTokenMatcher::Match match;
+        detail::AddedTokenMatcher::Match match;
         while (added_.next(text, at, options.plain_ranges, plain_index, match)) {
             encode_stretch(text.substr(at, match.begin - at), out);
             out.push_back(match.id);
@@ -288,19 +288,19 @@ inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>
 
 inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId>& out) const {
     if (text.empty()) return;
-    tokenizer_detail::ThreadScratch& scratch = tokenizer_detail::thread_scratch();
-    if (!scratch.cache) scratch.cache = std::make_unique<tokenizer_detail::PieceCache>();
+    detail::ThreadScratch& scratch = detail::thread_scratch();
+    if (!scratch.cache) scratch.cache = std::make_unique<detail::PieceCache>();
     if (scratch.owner != instance_) {
         scratch.cache->clear();
         scratch.owner = instance_;
     }
-    if (normalize_nfc_ && !unicode::is_nfc_quick(text)) {
+    if (normalize_nfc_ && !detail::unicode::is_nfc_quick(text)) {
         scratch.normalized.clear();
-        unicode::append_nfc(text, scratch.normalized);
+        detail::unicode::append_nfc(text, scratch.normalized);
         text = scratch.normalized;
     }
-    tokenizer_detail::PieceCache& cache = *scratch.cache;
-    bpe::Workspace& workspace = scratch.workspace;
+    detail::PieceCache& cache = *scratch.cache;
+    detail::bpe::Workspace& workspace = scratch.workspace;
     // Pieces wait in a short queue so that their cache slots are fetched from memory while earlier
     // pieces are encoded (a cache lookup is otherwise a stall on a cold line).
     constexpr std::size_t kAhead = 8;
@@ -308,7 +308,7 @@ inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId
     std::uint64_t hashes[kAhead];
     std::size_t head = 0, count = 0;
     auto process = [&](std::string_view piece, std::uint64_t hash) {
-        if (!tokenizer_detail::PieceCache::cacheable(piece)) {
+        if (!detail::PieceCache::cacheable(piece)) {
             bpe_.encode(piece, out, workspace);
             return;
         }
@@ -317,10 +317,10 @@ inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId
         bpe_.encode(piece, out, workspace);
         cache.store(piece, hash, out.data() + before, out.size() - before);
     };
-    pretokenize::split(text, [&](std::string_view piece) {
+    detail::pretokenize::split(text, [&](std::string_view piece) {
         std::uint64_t hash = 0;
-        if (tokenizer_detail::PieceCache::cacheable(piece)) {
-            hash = tokenizer_detail::hash_bytes(piece);
+        if (detail::PieceCache::cacheable(piece)) {
+            hash = detail::hash_bytes(piece);
             cache.prefetch(hash);
         }
         if (count == kAhead) {
@@ -350,8 +350,8 @@ inline std::string Tokenizer::decode_bytes(std::span<const TokenId> ids, bool sk
 
 inline std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
     std::string bytes = decode_bytes(ids, skip_special_tokens);
-    if (unicode::is_valid_utf8(bytes)) return bytes;
-    return unicode::sanitize_utf8(bytes);
+    if (detail::unicode::is_valid_utf8(bytes)) return bytes;
+    return detail::unicode::sanitize_utf8(bytes);
 }
 
 inline std::string_view Tokenizer::id_to_piece(TokenId id) const {
@@ -371,7 +371,7 @@ inline std::optional<TokenId> Tokenizer::token_id(std::string_view piece) const 
 inline std::optional<TokenId> Tokenizer::find_piece(std::string_view piece) const {
     if (piece_index_.empty()) return std::nullopt;
     const std::size_t mask = piece_index_.size() - 1;
-    const std::uint64_t hash = tokenizer_detail::hash_bytes(piece);
+    const std::uint64_t hash = detail::hash_bytes(piece);
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
         const std::uint64_t slot = piece_index_[i];
         if (slot == kEmptySlot) return std::nullopt;
@@ -390,7 +390,7 @@ inline std::string StreamDecoder::push(TokenId id) {
     const auto* p = begin;
     while (p < end) {
         int subpart = 0;
-        int n = unicode::utf8_sequence_length(p, end, &subpart);
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
         if (n > 0) {
             out.append(reinterpret_cast<const char*>(p), std::size_t(n));
             p += n;
@@ -402,7 +402,7 @@ inline std::string StreamDecoder::push(TokenId id) {
             pending_.assign(reinterpret_cast<const char*>(p), std::size_t(subpart));
             break;
         }
-        unicode::append_utf8(out, unicode::kReplacementCharacter);
+        detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
         p += subpart;
     }
     return out;
@@ -410,7 +410,7 @@ inline std::string StreamDecoder::push(TokenId id) {
 
 inline std::string StreamDecoder::finish() {
     std::string out;
-    if (!pending_.empty()) unicode::append_utf8(out, unicode::kReplacementCharacter);
+    if (!pending_.empty()) detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
     pending_.clear();
     return out;
 }

@@ -21,7 +21,7 @@
 
 #include "unicode_tables.hpp"
 
-namespace qwen3::unicode {
+namespace qwen3::detail::unicode {
 
 inline constexpr char32_t kReplacementCharacter = 0xFFFD;
 
@@ -95,14 +95,12 @@ inline char32_t decode_utf8(const unsigned char* p, int length) {
 // Length of a UTF-8 sequence from its (valid) lead byte.
 inline int utf8_lead_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
 
-namespace detail {
 // True when the 8 bytes at p are all ASCII.
 inline bool ascii8(const char* p) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
     return (w & 0x8080808080808080ull) == 0;
 }
-}  // namespace detail
 
 // Byte offset of the first ill-formed sequence in `text`, or text.size() when it is all well-formed.
 inline std::size_t find_invalid_utf8(std::string_view text) {
@@ -110,7 +108,7 @@ inline std::size_t find_invalid_utf8(std::string_view text) {
     const char* p = begin;
     const char* end = begin + text.size();
     while (p < end) {
-        if (end - p >= 8 && detail::ascii8(p)) {
+        if (end - p >= 8 && ascii8(p)) {
             p += 8;
             continue;
         }
@@ -149,8 +147,6 @@ inline std::string sanitize_utf8(std::string_view text) {
 // What the pre-tokenizer regex distinguishes (Unicode 16.0): \p{L}, \p{N}, \s, and the rest.
 enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, space = 3 };
 
-namespace detail {
-
 inline constexpr std::uint8_t kClassMask = 3;
 // Set when a code point is not a "stable starter" of NFC (Unicode 9.0): it has a nonzero combining
 // class, or NFC_Quick_Check is No or Maybe. Text made only of stable starters is already in NFC, and a
@@ -170,7 +166,7 @@ struct PropertyTable {
 
 struct NormalizationData {
     // code point -> (first, second) for canonical decompositions, sorted by code point
-    const unicode_data::Decomposition* decompositions;
+    const detail::unicode_data::Decomposition* decompositions;
     std::size_t decomposition_count;
     // (first << 21 | second) -> composite, for primary composites
     std::unordered_map<std::uint64_t, char32_t> compositions;
@@ -182,10 +178,10 @@ struct NormalizationData {
         if (cp > 0x10FFFF) return 0;
         return ccc_blocks[std::size_t(ccc_block_of[cp >> 8]) * 256 + (cp & 0xFF)];
     }
-    const unicode_data::Decomposition* decomposition(char32_t cp) const {
+    const detail::unicode_data::Decomposition* decomposition(char32_t cp) const {
         const auto* end = decompositions + decomposition_count;
         const auto* it = std::lower_bound(decompositions, end, cp,
-                                          [](const unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
+                                          [](const detail::unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
         return it != end && it->code_point == cp ? it : nullptr;
     }
 };
@@ -214,12 +210,12 @@ inline constexpr int kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCoun
 inline const NormalizationData& normalization_data() {
     static const NormalizationData data = [] {
         NormalizationData d;
-        d.decompositions = unicode_data::kDecompositions;
-        d.decomposition_count = std::size(unicode_data::kDecompositions);
-        for (const auto& e : unicode_data::kDecompositions)
+        d.decompositions = detail::unicode_data::kDecompositions;
+        d.decomposition_count = std::size(detail::unicode_data::kDecompositions);
+        for (const auto& e : detail::unicode_data::kDecompositions)
             if (e.composes) d.compositions.emplace(std::uint64_t(e.first) << 21 | e.second, e.code_point);
         build_two_stage(d.ccc_block_of, d.ccc_blocks, [](std::vector<std::uint8_t>& flat) {
-            for (const auto& r : unicode_data::kCombiningClasses)
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
                 for (char32_t c = r.first; c <= r.last; ++c) flat[c] = r.combining_class;
         });
         return d;
@@ -235,14 +231,14 @@ inline const PropertyTable& property_table() {
                 for (const auto& r : ranges)
                     for (char32_t c = r.first; c <= r.last; ++c) flat[c] = std::uint8_t((flat[c] & ~kClassMask) | cls);
             };
-            mark(unicode_data::kLetters, std::uint8_t(CharClass::letter));
-            mark(unicode_data::kNumbers, std::uint8_t(CharClass::number));
-            mark(unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
+            mark(detail::unicode_data::kLetters, std::uint8_t(CharClass::letter));
+            mark(detail::unicode_data::kNumbers, std::uint8_t(CharClass::number));
+            mark(detail::unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
             // NFC quick check (Unicode 9.0): nonzero class, no (decomposes, not recomposed), maybe
             // (second part of a composition, Hangul medial vowels and final consonants)
-            for (const auto& r : unicode_data::kCombiningClasses)
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
                 for (char32_t c = r.first; c <= r.last; ++c) flat[c] |= kNfcCheck;
-            for (const auto& e : unicode_data::kDecompositions) {
+            for (const auto& e : detail::unicode_data::kDecompositions) {
                 if (!e.composes) flat[e.code_point] |= kNfcCheck;
                 else flat[e.second] |= kNfcCheck;
             }
@@ -254,20 +250,16 @@ inline const PropertyTable& property_table() {
     return table;
 }
 
-}  // namespace detail
-
 // The class of `cp` (Unicode 16.0).
 inline CharClass char_class(char32_t cp) {
-    return CharClass(detail::property_table().get(cp) & detail::kClassMask);
+    return CharClass(property_table().get(cp) & kClassMask);
 }
 
 // The canonical combining class of `cp` (Unicode 9.0).
-inline std::uint8_t combining_class(char32_t cp) { return detail::normalization_data().combining_class(cp); }
+inline std::uint8_t combining_class(char32_t cp) { return normalization_data().combining_class(cp); }
 
 // ---------------------------------------------------------------------------------------------
 // NFC (Unicode 9.0)
-
-namespace detail {
 
 inline void decompose_into(char32_t cp, const NormalizationData& data, std::vector<char32_t>& out) {
     if (cp >= kHangulBase && cp < kHangulBase + char32_t(kHangulSCount)) {
@@ -343,16 +335,14 @@ inline void normalize_region(std::string_view region, std::string& out, std::vec
     for (std::size_t i = 0; i < kept; ++i) append_utf8(out, buffer[i]);
 }
 
-}  // namespace detail
-
 // True when `text` (valid UTF-8) is certainly in NFC because it holds only stable starters. False
 // only means "look closer": "q" + U+0301 is in NFC but holds a combining mark.
 inline bool is_nfc_quick(std::string_view text) {
-    const detail::PropertyTable& table = detail::property_table();
+    const PropertyTable& table = property_table();
     const char* p = text.data();
     const char* end = p + text.size();
     while (p < end) {
-        if (end - p >= 8 && detail::ascii8(p)) {
+        if (end - p >= 8 && ascii8(p)) {
             p += 8;
             continue;
         }
@@ -362,7 +352,7 @@ inline bool is_nfc_quick(std::string_view text) {
             continue;
         }
         int n = utf8_lead_length(c);
-        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck) return false;
+        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck) return false;
         p += n;
     }
     return true;
@@ -371,7 +361,7 @@ inline bool is_nfc_quick(std::string_view text) {
 // Appends the NFC form (Unicode 9.0) of `text` to `out`. Precondition: `text` is valid UTF-8. Only the
 // stretches around characters that are not stable starters are rewritten; the rest is copied.
 inline void append_nfc(std::string_view text, std::string& out) {
-    const detail::PropertyTable& table = detail::property_table();
+    const PropertyTable& table = property_table();
     std::vector<char32_t> buffer;
     const char* begin = text.data();
     const char* p = begin;
@@ -385,7 +375,7 @@ inline void append_nfc(std::string_view text, std::string& out) {
             continue;
         }
         int n = utf8_lead_length(c);
-        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & detail::kNfcCheck)) {
+        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck)) {
             boundary = p;
             p += n;
             continue;
@@ -395,11 +385,11 @@ inline void append_nfc(std::string_view text, std::string& out) {
         while (q < end) {
             auto b = static_cast<unsigned char>(*q);
             int m = utf8_lead_length(b);
-            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & detail::kNfcCheck)) break;
+            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & kNfcCheck)) break;
             q += m;
         }
         out.append(copied, boundary);
-        detail::normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
+        normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
         copied = boundary = p = q;
     }
     out.append(copied, end);
@@ -413,4 +403,4 @@ inline std::string nfc(std::string_view text) {
     return out;
 }
 
-}  // namespace qwen3::unicode
+}  // namespace qwen3::detail::unicode

@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-namespace qwen3::unicode_data {
+namespace qwen3::detail::unicode_data {
 
 inline constexpr const char kClassesVersion[] = "16.0.0";
 inline constexpr const char kNormalizationVersion[] = "9.0.0";
@@ -959,4 +959,4 @@ inline constexpr CaseFold kContractionFolds[] = {
     {0x17F, 's'},
 };
 
-}  // namespace qwen3::unicode_data
+}  // namespace qwen3::detail::unicode_data

@@ -13,7 +13,7 @@
 // conversions. One core, 3072 x 1024 x 512 tokens: Q4_0, Q4_K 223-229 GOPS, Q6_K 169, Q8_0 130.
 #pragma once
 
-#include "avx2_quant.hpp"  // QWEN3_HAVE_AVX2_QUANT
+#include "avx2_quant.hpp"
 
 #if defined(QWEN3_HAVE_AVX2_QUANT)
 
@@ -26,11 +26,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "../../format/quant_blocks.hpp"
+#include "../../quant/blocks.hpp"
 #include "../../tensor.hpp"
 #include "../packed_layout.hpp"
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 // Types the column kernel handles, for rows of K elements: the six of the packed decode layout.
 template <int K>
@@ -38,7 +38,7 @@ constexpr bool has_column_gemm(DType type) {
     return packed::has_layout<K>(type);
 }
 
-namespace gemm_detail {
+namespace column_tiles {
 
 // One weight row as bytes in blocks of G elements: element = scale[b] * w + min_coef[b]; w is
 // unsigned, except for Q8_0 and Q6_K (signed; min_coef 0: Q6_K's blocks of 16 are finer than the
@@ -217,14 +217,14 @@ inline std::vector<UnpackedRow<K, G>>& unpack_buffer() {
     return rows;
 }
 
-}  // namespace gemm_detail
+}  // namespace column_tiles
 
 // Y[t][r] for every token of `in` (column form) and r in [row_begin, row_end).
 // Precondition: has_column_gemm<K>(type).
 template <int K, class Input>
 void matmul_columns(DType type, const std::byte* w, std::size_t stride, const Input& in, float* y, std::size_t y_stride,
                     int row_begin, int row_end) {
-    using namespace gemm_detail;
+    using namespace column_tiles;
     auto run = [&]<int G, int Steps, Operands How, bool HasMin>(auto unpack) {
         UnpackedRow<K, G>* panel = unpack_buffer<K, G>().data();
         constexpr int P = kPanelRows<K>, R = kGemmRows;
@@ -279,6 +279,6 @@ void matmul_columns(DType type, const std::byte* w, std::size_t stride, const In
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif

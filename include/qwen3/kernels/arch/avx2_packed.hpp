@@ -11,7 +11,7 @@
 // the int16 pair sum. No int16 sum saturates: the largest pair is 2 x 128 x 127.
 #pragma once
 
-#include "avx2_quant.hpp"  // QWEN3_HAVE_AVX2_QUANT
+#include "avx2_quant.hpp"
 
 #if defined(QWEN3_HAVE_AVX2_QUANT)
 
@@ -25,11 +25,11 @@
 #include "../../tensor.hpp"
 #include "../packed_layout.hpp"
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 using packed::kPackRows;
 
-namespace packed_detail {
+namespace packed_blocks {
 
 inline __m256i broadcast4(const std::int8_t* x) {
     std::int32_t v;
@@ -268,14 +268,14 @@ inline Group16 group_q6_k(const std::byte* p, const std::int8_t* x, const float*
     return {acc[0], acc[1]};
 }
 
-}  // namespace packed_detail
+}  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
-using GroupDot = packed_detail::Group16 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
+using GroupDot = packed_blocks::Group16 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
 
 template <int K>
 constexpr GroupDot group_kernel(DType type) {
-    using namespace packed_detail;
+    using namespace packed_blocks;
     if constexpr (K % 32 == 0) {
         switch (type) {
             case DType::q8_0: return group_blocks32<K, 16 * 34, 0, block_dot_q8_0>;
@@ -310,7 +310,7 @@ void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, in
     const TokenQ8 x = token_q8(type, in, 0);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-        const packed_detail::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
+        const packed_blocks::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
         const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
         float* out = y + g * kPackRows;
         if (first == 0 && last == kPackRows) {
@@ -325,6 +325,6 @@ void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, in
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif

@@ -12,8 +12,9 @@
 // with NT tokens, so prefill reads (and unpacks) each weight row once per 4 tokens, not per token.
 #pragma once
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(QWEN3_HAVE_AVX512_VNNI)
-#define QWEN3_HAVE_AVX2_QUANT 1
+#include "features.hpp"
+
+#if defined(QWEN3_HAVE_AVX2_QUANT)
 
 #include <immintrin.h>
 
@@ -22,10 +23,10 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../../format/quant_blocks.hpp"
+#include "../../quant/blocks.hpp"
 #include "../../tensor.hpp"
 
-namespace qwen3::kernels::avx2 {
+namespace qwen3::detail::avx2 {
 
 inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
 
@@ -295,6 +296,6 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx2
+}  // namespace qwen3::detail::avx2
 
 #endif

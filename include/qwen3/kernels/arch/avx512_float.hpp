@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 inline constexpr int kPrefetchRows = 4;  // prefetch the next group of 4 rows
 
@@ -106,6 +106,6 @@ void matvec_f32_f16(const std::byte* w, std::size_t stride, const float* x, floa
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif  // __AVX512F__

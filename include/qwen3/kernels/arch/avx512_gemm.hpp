@@ -9,7 +9,7 @@
 // be the unsigned operand; 128 * sum(w) per block takes the offset back out.
 #pragma once
 
-#include "avx512_quant.hpp"  // defines QWEN3_HAVE_AVX512_VNNI where the instructions exist
+#include "avx512_quant.hpp"
 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
 
@@ -21,11 +21,11 @@
 #include <cstring>
 #include <vector>
 
-#include "../../format/quant_blocks.hpp"
+#include "../../quant/blocks.hpp"
 #include "../../tensor.hpp"
 #include "avx512_tile_store.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // One weight row as signed bytes in blocks of G elements: element = scale[b] * w + min_coef[b].
 template <int K, int G>
@@ -298,6 +298,6 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

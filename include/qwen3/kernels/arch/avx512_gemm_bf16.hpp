@@ -11,8 +11,9 @@
 // so that a slice of every token's columns stays in L2 while a block of rows passes over it.
 #pragma once
 
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
-#define QWEN3_HAVE_AVX512_BF16 1
+#include "features.hpp"
+
+#if defined(QWEN3_HAVE_AVX512_BF16)
 
 #include <immintrin.h>
 
@@ -24,7 +25,7 @@
 
 #include "avx512_tile_store.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 ran 10-25% slower).
 inline constexpr int kBf16Rows = 8;
@@ -90,6 +91,6 @@ void matmul_bf16_products(const std::byte* w, std::size_t stride, const Input& i
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

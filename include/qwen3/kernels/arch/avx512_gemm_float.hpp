@@ -16,12 +16,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "../../detail/simd.hpp"
 #include "../../tensor.hpp"
-#include "../simd.hpp"
-#include "avx512_transpose.hpp"
 #include "avx512_tile_store.hpp"
+#include "avx512_transpose.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
 // the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
@@ -127,6 +127,6 @@ void matmul_float_columns(DType type, const std::byte* w, std::size_t stride, co
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

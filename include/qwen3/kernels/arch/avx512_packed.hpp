@@ -8,7 +8,7 @@
 // lanes of an accumulator (no horizontal sums).
 #pragma once
 
-#include "avx512_quant.hpp"  // QWEN3_HAVE_AVX512_VNNI
+#include "avx512_quant.hpp"
 
 #if defined(QWEN3_HAVE_AVX512_VNNI)
 
@@ -19,15 +19,15 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../../format/quant_blocks.hpp"
+#include "../../quant/blocks.hpp"
 #include "../../tensor.hpp"
 #include "../packed_layout.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 using packed::kPackRows;
 
-namespace packed_detail {
+namespace packed_blocks {
 
 inline __m512i broadcast4(const std::int8_t* x) {
     std::int32_t v;
@@ -209,14 +209,14 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
     return acc;
 }
 
-}  // namespace packed_detail
+}  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
 using GroupDot = __m512 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
 
 template <int K>
 constexpr GroupDot group_kernel(DType type) {
-    using namespace packed_detail;
+    using namespace packed_blocks;
     if constexpr (K % 32 == 0) {
         switch (type) {
             case DType::q8_0: return group_blocks32<K, 16 * 34, 128, block_dot_q8_0>;
@@ -260,6 +260,6 @@ void matvec_packed(DType type, const std::byte* packed, const Input& in, float* 
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

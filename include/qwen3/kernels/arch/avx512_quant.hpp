@@ -12,8 +12,9 @@
 // rows are prefetched (non-temporal) while a row is processed.
 #pragma once
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
-#define QWEN3_HAVE_AVX512_VNNI 1
+#include "features.hpp"
+
+#if defined(QWEN3_HAVE_AVX512_VNNI)
 
 #include <immintrin.h>
 
@@ -22,9 +23,9 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../../format/quant_blocks.hpp"
+#include "../../quant/blocks.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
 
@@ -406,6 +407,6 @@ void matvec_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "avx512_transpose.hpp"
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // Y[t][0..3] = rows[0..3] lane t, for t in [0, 16); y points at token 0, row 0.
 inline void store_four_rows(const __m512 rows[4], float* y, std::size_t y_stride) {
@@ -75,6 +75,6 @@ inline void store_partials(const float* partial, int rows, int groups, int token
     }
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

@@ -10,7 +10,7 @@
 
 #include <immintrin.h>
 
-namespace qwen3::kernels::avx512 {
+namespace qwen3::detail::avx512 {
 
 // r[i] element j  ->  r[j] element i.
 inline void transpose_16x16(__m512i r[16]) {
@@ -52,6 +52,6 @@ inline __m512i bf16_pairs(const float* x) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-}  // namespace qwen3::kernels::avx512
+}  // namespace qwen3::detail::avx512
 
 #endif

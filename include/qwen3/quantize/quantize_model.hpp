@@ -5,7 +5,7 @@
 // by hf_metadata.hpp), then general.quantization_version = 2 and general.file_type, and the
 // tensors under their canonical names in the types mixture.hpp chooses, in llama.cpp's order.
 // A tensor already in its target type is copied unchanged; any other is decoded row by row to
-// float (dequantize.hpp) and encoded (quantize.hpp), rows spread over the threads.
+// float (quant/dequantize.hpp) and encoded (quant/encode.hpp), rows spread over the threads.
 //
 // Memory: the input stays mapped, and one output tensor at a time is held (the largest is the
 // embedding, 0.3-0.8 GB for the big models), so a model larger than RAM converts.
@@ -29,12 +29,12 @@
 #include "../error.hpp"
 #include "../format/checkpoint.hpp"
 #include "../format/gguf_writer.hpp"
+#include "../quant/dequantize.hpp"
+#include "../quant/encode.hpp"
 #include "../tensor.hpp"
 #include "../thread_pool.hpp"
-#include "dequantize.hpp"
 #include "hf_metadata.hpp"
 #include "mixture.hpp"
-#include "quantize.hpp"
 
 namespace qwen3::quant {
 
@@ -61,7 +61,9 @@ struct QuantizeResult {
     std::uint64_t bytes_in = 0, bytes_out = 0;                 // tensor data
 };
 
-namespace detail {
+}  // namespace qwen3::quant
+
+namespace qwen3::detail {
 
 // The canonical tensors of a Qwen3 model with `layers` blocks (output.weight only when untied).
 inline void require_model_tensors(const Checkpoint& c) {
@@ -82,7 +84,7 @@ inline void convert_tensor(const TensorView& src, DType to, std::byte* out, Thre
         std::memcpy(out, src.data, src.bytes);
         return;
     }
-    if (!dequantize_supported(src.type))
+    if (!quant::dequantize_supported(src.type))
         qwen3::detail::fail(ErrorCode::unsupported, "tensor ", src.name, ": cannot convert from ", dtype_name(src.type), " to ",
                             dtype_name(to), " (no decoder for ", dtype_name(src.type), ")");
     const std::uint64_t cols = src.shape.cols(), rows = src.shape.rows();
@@ -97,8 +99,8 @@ inline void convert_tensor(const TensorView& src, DType to, std::byte* out, Thre
         try {
             std::vector<float> row(cols);
             for (const std::uint64_t end = std::min(rows, r + per_task); r < end; ++r) {
-                dequantize_row(src.type, src.data + r * in_stride, row.data(), std::int64_t(cols));
-                quantize_row(to, row.data(), out + r * out_stride, std::int64_t(cols));
+                quant::dequantize_row(src.type, src.data + r * in_stride, row.data(), std::int64_t(cols));
+                quant::quantize_row(to, row.data(), out + r * out_stride, std::int64_t(cols));
             }
         } catch (const Error& e) {
             std::lock_guard<std::mutex> lock(mutex);
@@ -129,7 +131,9 @@ inline void check_output_path(const std::string& output, const Checkpoint& input
         qwen3::detail::fail(ErrorCode::io, "cannot write ", output, ": directory ", dir, " ", std::strerror(errno));
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::quant {
 
 // Writes `checkpoint` quantized to `file_type` as a GGUF file at `output` (replacing any file there).
 // Throws Error(missing_tensor) when a tensor of a Qwen3 model is absent; Error(io) when `output`

@@ -93,7 +93,9 @@ struct PlannedTensor {
     DType type;
 };
 
-namespace detail {
+}  // namespace qwen3::quant
+
+namespace qwen3::detail {
 
 // The block number of "blk.N.*", -1 for other names (llama.cpp's order puts those first).
 inline long block_number(std::string_view name) {
@@ -123,7 +125,9 @@ inline DType fit_rows(DType type, std::uint64_t cols) {
     return cols % dtype_info(type).block_elems == 0 ? type : DType::f16;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::quant {
 
 // The output tensors of quantizing `checkpoint` to `file_type`, in output order.
 // The checkpoint's tensors must outlive the result (it points at them).

@@ -1,4 +1,4 @@
-// qwen3/kernels/simd.hpp - the SIMD vocabulary every kernel uses.
+// qwen3/detail/simd.hpp - the SIMD vocabulary every kernel uses.
 //
 // Arithmetic goes through xsimd. Where xsimd 8.1 lacks an operation (widening bf16/f16 loads, a fused
 // multiply-add on AVX-512, which it emulates with a multiply and an add), a short intrinsics path is
@@ -20,7 +20,7 @@
 #include <immintrin.h>
 #endif
 
-namespace qwen3::simd {
+namespace qwen3::detail::simd {
 
 #ifdef QWEN3_SIMD_ARCH
 using arch = QWEN3_SIMD_ARCH;
@@ -178,4 +178,4 @@ inline xsimd::batch<float, A> load_i8(const std::int8_t* p) {
     return xsimd::batch<float, A>::load_aligned(tmp);
 }
 
-}  // namespace qwen3::simd
+}  // namespace qwen3::detail::simd

@@ -1,15 +1,15 @@
-// qwen3/format/quant_blocks.hpp - the block layouts of ggml's quantized tensor types.
+// qwen3/quant/blocks.hpp - the block layouts of ggml's quantized tensor types.
 //
 // A quantized row is a sequence of blocks; each block holds a fixed number of elements as small
 // integers plus the scales that turn them back into floats. The layouts below are byte-for-byte
 // those of the GGUF format (ggml's definitions), so a mapped GGUF tensor is an array of these structs.
-// Scales are IEEE half floats stored as uint16 (see kernels/simd.hpp f16_to_f32).
+// Scales are IEEE half floats stored as uint16 (see detail/simd.hpp f16_to_f32).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace qwen3::quant {
+namespace qwen3::detail::quant {
 
 inline constexpr int kBlock32 = 32;   // elements of a Q4_0 / Q5_0 / Q8_0 block
 inline constexpr int kSuperBlock = 256;  // elements of a K-quant super-block
@@ -69,7 +69,7 @@ struct BlockQ5_K {
 };
 
 // 256 elements in 16 groups of 16 with int8 scales: x = d * scales_j * (q - 32), q 6-bit: 4 low bits
-// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize in quant.hpp).
+// in ql, 2 high bits in qh (two chunks of 128 elements; see dequantize_q6_k in dequantize.hpp).
 struct BlockQ6_K {
     std::uint8_t ql[128];
     std::uint8_t qh[64];
@@ -102,4 +102,4 @@ inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& scale, std:
     }
 }
 
-}  // namespace qwen3::quant
+}  // namespace qwen3::detail::quant

@@ -1,4 +1,4 @@
-// qwen3/quant/quantize.hpp - floats to a weight format, one row at a time.
+// qwen3/quant/encode.hpp - floats to a weight format, one row at a time.
 //
 // The formats whose encoding ggml fixes by a formula (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: a scale from the
 // block's extreme value, then rounding) are computed exactly as ggml's reference quantizers compute
@@ -12,16 +12,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../detail/simd.hpp"
 #include "../error.hpp"
-#include "../format/quant_blocks.hpp"
-#include "../kernels/simd.hpp"
 #include "../tensor.hpp"
+#include "blocks.hpp"
 #include "dequantize.hpp"
 #include "kquants.hpp"
 
-namespace qwen3::quant {
-
-namespace detail {
+namespace qwen3::detail::quant {
 
 // Returns x unchanged, but opaque to the optimizer, so a product passed through here is rounded to
 // float before it enters a sum. GCC (-ffp-contract=fast, its default outside strict ISO mode) and
@@ -61,7 +59,7 @@ inline std::uint8_t ggml_byte(float v) {
 inline std::uint16_t half_scale(float d, const char* format) {
     const std::uint16_t h = simd::f32_to_f16(d);
     if (!std::isfinite(simd::f16_to_f32(h)))
-        qwen3::detail::fail(ErrorCode::invalid_argument, format, ": a block's scale ", d,
+        fail(ErrorCode::invalid_argument, format, ": a block's scale ", d,
                             " does not fit a half-precision float (the weights are too large for this format)");
     return h;
 }
@@ -153,8 +151,6 @@ inline void encode_q5_1(const float* x, std::byte* out) {
     std::memcpy(out, &b, sizeof b);
 }
 
-}  // namespace detail
-
 // Whether quantize_row can write `type`: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 // (Q8_K is an activation format, made by the kernels themselves.)
 inline bool quantize_supported(DType type) noexcept {
@@ -173,10 +169,10 @@ inline bool quantize_supported(DType type) noexcept {
 // Error(unsupported) for a type quantize_supported rejects. On a throw, `out` may be partly written.
 inline void quantize_row(DType type, const float* x, std::byte* out, std::int64_t n) {
     if (!quantize_supported(type))
-        qwen3::detail::fail(ErrorCode::unsupported, "quantize_row: cannot encode type ", dtype_name(type));
+        fail(ErrorCode::unsupported, "quantize_row: cannot encode type ", dtype_name(type));
     const DTypeInfo& info = dtype_info(type);
     if (n < 0 || n % info.block_elems != 0)
-        qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: ", n, " elements of ", info.name,
+        fail(ErrorCode::invalid_argument, "quantize_row: ", n, " elements of ", info.name,
                             " are not whole blocks of ", info.block_elems);
     switch (type) {
         case DType::f32: std::memcpy(out, x, std::size_t(n) * 4); return;
@@ -191,22 +187,22 @@ inline void quantize_row(DType type, const float* x, std::byte* out, std::int64_
     }
     for (std::int64_t i = 0; i < n; ++i)
         if (!std::isfinite(x[i]))
-            qwen3::detail::fail(ErrorCode::invalid_argument, "quantize_row: element ", i, " is ", x[i], "; ", info.name,
+            fail(ErrorCode::invalid_argument, "quantize_row: element ", i, " is ", x[i], "; ", info.name,
                                 " holds finite values only");
     void (*encode)(const float*, std::byte*) = nullptr;
     switch (type) {
-        case DType::q8_0: encode = detail::encode_q8_0; break;
-        case DType::q4_0: encode = detail::encode_q4_0; break;
-        case DType::q4_1: encode = detail::encode_q4_1; break;
-        case DType::q5_0: encode = detail::encode_q5_0; break;
-        case DType::q5_1: encode = detail::encode_q5_1; break;
-        case DType::q4_k: encode = detail::encode_q4_k; break;
-        case DType::q5_k: encode = detail::encode_q5_k; break;
-        case DType::q6_k: encode = detail::encode_q6_k; break;
+        case DType::q8_0: encode = encode_q8_0; break;
+        case DType::q4_0: encode = encode_q4_0; break;
+        case DType::q4_1: encode = encode_q4_1; break;
+        case DType::q5_0: encode = encode_q5_0; break;
+        case DType::q5_1: encode = encode_q5_1; break;
+        case DType::q4_k: encode = encode_q4_k; break;
+        case DType::q5_k: encode = encode_q5_k; break;
+        case DType::q6_k: encode = encode_q6_k; break;
         default: break;
     }
     const std::int64_t blocks = n / info.block_elems;
     for (std::int64_t i = 0; i < blocks; ++i) encode(x + i * info.block_elems, out + i * info.block_bytes);
 }
 
-}  // namespace qwen3::quant
+}  // namespace qwen3::detail::quant

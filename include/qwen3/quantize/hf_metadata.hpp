@@ -31,13 +31,11 @@
 #include "../format/json.hpp"
 #include "../format/mmap.hpp"
 
-namespace qwen3::quant {
+namespace qwen3::detail {
 
 // tokenizer.json of Qwen3 is 11 MB and ~600k JSON values; these bounds are far above that.
 inline constexpr std::uint64_t kMaxTokenizerJsonBytes = 512ull << 20;
 inline constexpr std::size_t kMaxTokenizerJsonValues = 64u << 20;
-
-namespace detail {
 
 inline json::Value read_json_file(const std::string& path) {
     MappedFile file(path);
@@ -166,7 +164,9 @@ inline bool file_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
-}  // namespace detail
+}  // namespace qwen3::detail
+
+namespace qwen3::quant {
 
 // Adds the metadata of the Hugging Face checkpoint `checkpoint` (opened from a folder) to `w`.
 // Throws Error(io) when the folder has no tokenizer.json, Error(format) when tokenizer.json or
