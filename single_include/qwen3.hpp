@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (55 files); regenerate after changing include/ with
+// headers it includes (58 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -1975,8 +1975,9 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 //
 // What is checked here: that the files are well formed (the format readers), that the architecture
 // is "qwen3", that every hyperparameter is present where required, an integer from 0 to 2^31 - 1 or a
-// finite number, and that a sharded folder's index agrees with its shards. Whether the values and
-// tensors fit a compiled configuration is checked when a model binds the checkpoint (weights.hpp).
+// finite number (gguf_params.hpp, hf_config.hpp), and that a sharded folder's index agrees with its
+// shards. Whether the values and tensors fit a compiled configuration is checked when a model binds
+// the checkpoint (weights.hpp).
 
 #include <sys/stat.h>
 
@@ -2228,7 +2229,7 @@ public:
             data_ = static_cast<const std::byte*>(p);
 #if defined(MADV_HUGEPAGE)
             // pages read through this mapping may come in as huge pages (kernels with large folios
-            // in the page cache): decode streams gigabytes, and 4 KiB pages cost it 1.3x here
+            // in the page cache): decode streams gigabytes, and 4 KiB pages slow it down
             ::madvise(p, size_, MADV_HUGEPAGE);
 #endif
         }
@@ -2793,6 +2794,27 @@ private:
 
 }  // namespace qwen3::gguf
 // ===== end of qwen3/format/gguf.hpp =====
+// ===== qwen3/format/gguf_params.hpp =====
+// qwen3/format/gguf_params.hpp - the hyperparameters of a Qwen3 GGUF file, from its metadata.
+//
+//     const ModelParams p = detail::read_gguf_params(gguf::File(path));
+//
+// llama.cpp's keys (qwen3.embedding_length, qwen3.rope.freq_base, ...) with its defaults where a key
+// may be absent; the vocabulary size falls back to the embedding's rows and the embeddings count as
+// tied when the file has no output.weight. Reading the file is gguf.hpp's job.
+
+
+// ===== qwen3/format/hf_config.hpp =====
+// qwen3/format/hf_config.hpp - what a Hugging Face folder's config.json says, and its tensor names.
+//
+//     const detail::HfConfig c = detail::read_hf_config(folder + "/config.json", "Qwen3-4B");
+//
+// Reads config.json strictly (bounded size and depth, unique keys) into ModelParams, with RoPE
+// scaling in either of transformers' spellings, and maps Hugging Face tensor names to the canonical
+// GGUF-style names the rest of the library uses. Finding and checking the shards is the checkpoint's
+// job (checkpoint.hpp).
+
+
 // ===== qwen3/format/safetensors.hpp =====
 // qwen3/format/safetensors.hpp - a bounds-checked reader of Hugging Face safetensors files.
 //
@@ -2854,8 +2876,8 @@ inline std::uint64_t dtype_bits(std::string_view dtype) {
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 // JSON values a header (or an index) may hold. A tensor entry takes at most 11 (the entry, dtype,
 // shape and 4 dimensions, offsets and 2 numbers), so this allows ~95,000 tensors per file while
-// capping the parsed tree at about 100 MB however the header is written (measured peak for 2^20
-// values: 66 MB as [0,0,...], 104 MB as {"":0,...}), plus the strings' bytes, at most the header's.
+// capping the parsed tree at about 100 MB however the header is written (the densest spelling,
+// {"":0,...}, is the largest), plus the strings' bytes, at most the header's.
 inline constexpr std::size_t kMaxHeaderValues = 1u << 20;
 // A valid header nests 3 deep (root, entry, shape); __metadata__ is an object of strings.
 inline constexpr int kMaxHeaderDepth = 8;
@@ -3047,14 +3069,234 @@ inline std::vector<std::string> read_shard_list(const std::string& index_path) {
 }  // namespace qwen3::safetensors
 // ===== end of qwen3/format/safetensors.hpp =====
 
-namespace qwen3 {
-
-enum class CheckpointFormat { gguf, safetensors };
+namespace qwen3::detail {
 
 // config.json is a few hundred bytes; anything near this limit is not a model configuration.
 inline constexpr std::uint64_t kMaxConfigBytes = 16u << 20;
 // Integer hyperparameters above this fit no compiled configuration (its dimensions are int).
 inline constexpr std::uint64_t kMaxHyperparameter = 2147483647;
+
+// A hyperparameter from config.json: an integer 0 .. kMaxHyperparameter (1024.0 is accepted as 1024,
+// as Python would), or a finite number. Throws Error(format) naming the file and key.
+inline std::uint64_t config_uint(const json::Value& v, const std::string& file, std::string_view key) {
+    std::uint64_t out = 0;
+    if (json_uint_at_most(v, kMaxHyperparameter, out)) return out;
+    if (v.is_number() && !v.is_integer()) {
+        double d = v.as_double();
+        if (d >= 0 && d <= double(kMaxHyperparameter) && std::floor(d) == d) return std::uint64_t(d);
+    }
+    fail(ErrorCode::format, file, ": \"", key, "\" must be an integer from 0 to ", kMaxHyperparameter, ", found ",
+         json::dump(v));
+}
+
+inline double config_real(const json::Value& v, const std::string& file, std::string_view key) {
+    if (!v.is_number() || !std::isfinite(v.as_double()))
+        fail(ErrorCode::format, file, ": \"", key, "\" must be a finite number, found ", json::dump(v));
+    return v.as_double();
+}
+
+// Reads a small JSON file of a Hugging Face folder strictly (unique keys, bounded size and depth).
+inline json::Value read_config_json(const std::string& file) {
+    MappedFile mapped(file);
+    if (mapped.size() > kMaxConfigBytes)
+        fail(ErrorCode::format, file, ": ", mapped.size(), " bytes, over the limit of ", kMaxConfigBytes,
+             " for a model configuration");
+    json::ParseOptions options;
+    options.max_depth = 32;
+    options.max_values = safetensors::kMaxHeaderValues;
+    options.unique_keys = true;  // Python would keep the last of two values, Value::find the first
+    json::Value cfg = json::parse(mapped.view(), file, options);
+    if (!cfg.is_object()) fail(ErrorCode::format, file, ": not a JSON object");
+    return cfg;
+}
+
+// RoPE theta and scaling from a "rope_scaling" object (transformers 4) or "rope_parameters"
+// (transformers 5, which also moves rope_theta there). The type is "rope_type" (or the older "type").
+inline void read_hf_rope(const json::Value& cfg, const std::string& config_path, ModelParams& p) {
+    const json::Value* params = cfg.find("rope_parameters");
+    if (params && !params->is_null() && !params->is_object())
+        fail(ErrorCode::format, config_path, ": \"rope_parameters\" must be an object or null");
+    if (params && params->is_null()) params = nullptr;
+    if (const json::Value* theta = cfg.find("rope_theta"); theta && !theta->is_null())
+        p.rope_theta = config_real(*theta, config_path, "rope_theta");
+    else if (const json::Value* inner = params ? params->find("rope_theta") : nullptr; inner && !inner->is_null())
+        p.rope_theta = config_real(*inner, config_path, "rope_parameters.rope_theta");
+    else
+        p.rope_theta = 10000.0;  // transformers' Qwen3Config default
+
+    const json::Value* rs = cfg.find("rope_scaling");
+    std::string section = "rope_scaling";
+    if (!rs || rs->is_null()) rs = params, section = "rope_parameters";
+    if (!rs || rs->is_null()) return;
+    if (!rs->is_object()) fail(ErrorCode::format, config_path, ": \"rope_scaling\" must be an object or null");
+    const json::Value* type = rs->find("rope_type");
+    if (!type) type = rs->find("type");
+    if (!type || !type->is_string()) fail(ErrorCode::format, config_path, ": ", section, " needs a string \"rope_type\"");
+    const std::string& kind = type->as_string();
+    if (kind == "default") return;
+    if (kind != "yarn" && kind != "linear")
+        fail(ErrorCode::unsupported, config_path, ": ", section, " type ", json::quote(kind),
+             " is not supported (default, linear and yarn are)");
+    auto real = [&](const char* key, double fallback) {
+        const json::Value* v = rs->find(key);
+        return !v || v->is_null() ? fallback : config_real(*v, config_path, section + "." + key);
+    };
+    p.rope_scaling.kind = kind == "yarn" ? RopeScaling::Kind::yarn : RopeScaling::Kind::linear;
+    p.rope_scaling.factor = real("factor", 1.0);
+    const json::Value* original = rs->find("original_max_position_embeddings");
+    p.rope_scaling.original_context = !original || original->is_null()
+                                          ? p.context_length
+                                          : config_uint(*original, config_path, section + ".original_max_position_embeddings");
+    p.rope_scaling.beta_fast = real("beta_fast", 32.0);
+    p.rope_scaling.beta_slow = real("beta_slow", 1.0);
+    p.rope_scaling.attention_factor = real("attention_factor", 0.0);
+}
+
+struct HfConfig {
+    ModelParams params;                        // tied_embeddings as the file says it, when it does
+    std::optional<bool> tie_word_embeddings;   // absent: the tensors decide (lm_head present or not)
+};
+
+// config.json of a Qwen3 folder as ModelParams. Throws Error(io) when it cannot be read,
+// Error(format) for a malformed file or a missing or out-of-range hyperparameter, Error(unsupported)
+// for another model_type or RoPE scaling type.
+inline HfConfig read_hf_config(const std::string& config_path, std::string model_name) {
+    const json::Value cfg = read_config_json(config_path);
+    HfConfig out;
+    ModelParams& p = out.params;
+    auto get_uint = [&](const char* key, std::optional<std::uint64_t> fallback) -> std::uint64_t {
+        const json::Value* v = cfg.find(key);
+        if (!v || v->is_null()) {
+            if (fallback) return *fallback;
+            fail(ErrorCode::format, config_path, ": missing \"", key, "\"");
+        }
+        return config_uint(*v, config_path, key);
+    };
+    auto get_real = [&](const char* key, double fallback) {
+        const json::Value* v = cfg.find(key);
+        return !v || v->is_null() ? fallback : config_real(*v, config_path, key);
+    };
+    const json::Value* model_type = cfg.find("model_type");
+    if (!model_type || !model_type->is_string())
+        fail(ErrorCode::format, config_path, ": missing or non-string \"model_type\"");
+    p.architecture = model_type->as_string();
+    if (p.architecture != "qwen3")
+        fail(ErrorCode::unsupported, config_path, ": model_type is ", json::quote(p.architecture),
+             "; this library runs Qwen3 dense models (\"qwen3\")");
+    p.name = std::move(model_name);
+    p.hidden = get_uint("hidden_size", std::nullopt);
+    p.layers = get_uint("num_hidden_layers", std::nullopt);
+    p.heads = get_uint("num_attention_heads", std::nullopt);
+    p.kv_heads = get_uint("num_key_value_heads", p.heads);
+    p.head_dim = get_uint("head_dim", p.heads ? p.hidden / p.heads : 0);
+    p.ffn = get_uint("intermediate_size", std::nullopt);
+    p.vocab = get_uint("vocab_size", std::nullopt);
+    p.context_length = get_uint("max_position_embeddings", 0);
+    p.rms_norm_eps = get_real("rms_norm_eps", 1e-6);
+    read_hf_rope(cfg, config_path, p);
+    if (const json::Value* tie = cfg.find("tie_word_embeddings"); tie && !tie->is_null()) {
+        if (!tie->is_bool())
+            fail(ErrorCode::format, config_path, ": \"tie_word_embeddings\" must be true or false, found ", json::dump(*tie));
+        out.tie_word_embeddings = tie->as_bool();
+        p.tied_embeddings = tie->as_bool();
+    }
+    return out;
+}
+
+// The canonical (GGUF-style) name of a Hugging Face tensor name; "" for names the model does not use.
+inline std::string canonical_tensor_name(std::string_view hf) {
+    static const std::pair<std::string_view, std::string_view> layer_parts[] = {
+        {"input_layernorm.weight", "attn_norm.weight"},
+        {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},
+        {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"},
+        {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+        {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+        {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},
+        {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"},
+    };
+    if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+    if (hf == "model.norm.weight") return "output_norm.weight";
+    if (hf == "lm_head.weight") return "output.weight";
+    constexpr std::string_view prefix = "model.layers.";
+    if (hf.substr(0, prefix.size()) != prefix) return "";
+    std::string_view rest = hf.substr(prefix.size());
+    std::size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string_view::npos || dot > 6) return "";
+    for (std::size_t i = 0; i < dot; ++i)
+        if (rest[i] < '0' || rest[i] > '9') return "";
+    std::string_view layer = rest.substr(0, dot), part = rest.substr(dot + 1);
+    for (auto& [from, to] : layer_parts)
+        if (part == from) return "blk." + std::string(layer) + "." + std::string(to);
+    return "";
+}
+
+}  // namespace qwen3::detail
+// ===== end of qwen3/format/hf_config.hpp =====
+
+namespace qwen3::detail {
+
+// Throws Error(format) for a missing required key, a value of the wrong type, an integer over
+// kMaxHyperparameter or a number that is not finite; Error(unsupported) for another architecture,
+// differing key and value lengths, or a RoPE scaling type other than none, linear and yarn.
+inline ModelParams read_gguf_params(const gguf::File& f) {
+    const std::string& path = f.path();
+    ModelParams p;
+    p.architecture = std::string(f.require_string("general.architecture"));
+    if (p.architecture != "qwen3")
+        fail(ErrorCode::unsupported, path, ": architecture is ", quote_file_string(p.architecture),
+             "; this library runs Qwen3 dense models (\"qwen3\")");
+    auto uint = [&](const char* key, std::optional<std::uint64_t> fallback) -> std::uint64_t {
+        std::uint64_t v = fallback && !f.find(key) ? *fallback : f.require_uint(key);
+        if (v > kMaxHyperparameter)
+            fail(ErrorCode::format, path, ": metadata ", key, " is ", v, ", over the limit of ", kMaxHyperparameter);
+        return v;
+    };
+    auto real = [&](const char* key, std::optional<double> fallback) -> double {
+        double v = fallback && !f.find(key) ? *fallback : f.require_float(key);
+        if (!std::isfinite(v)) fail(ErrorCode::format, path, ": metadata ", key, " is ", v, ", not a finite number");
+        return v;
+    };
+    p.name = std::string(f.get_string("general.name", ""));
+    p.hidden = uint("qwen3.embedding_length", std::nullopt);
+    p.layers = uint("qwen3.block_count", std::nullopt);
+    p.heads = uint("qwen3.attention.head_count", std::nullopt);
+    p.kv_heads = uint("qwen3.attention.head_count_kv", p.heads);
+    p.head_dim = uint("qwen3.attention.key_length", p.heads ? p.hidden / p.heads : 0);
+    std::uint64_t value_length = uint("qwen3.attention.value_length", p.head_dim);
+    if (value_length != p.head_dim)
+        fail(ErrorCode::unsupported, path, ": key_length ", p.head_dim, " differs from value_length ", value_length);
+    p.ffn = uint("qwen3.feed_forward_length", std::nullopt);
+    p.context_length = uint("qwen3.context_length", 0);
+    p.rope_theta = real("qwen3.rope.freq_base", 10000.0);
+    p.rms_norm_eps = real("qwen3.attention.layer_norm_rms_epsilon", std::nullopt);
+    std::string_view scaling = f.get_string("qwen3.rope.scaling.type", "none");
+    if (scaling == "yarn" || scaling == "linear") {
+        p.rope_scaling.kind = scaling == "yarn" ? RopeScaling::Kind::yarn : RopeScaling::Kind::linear;
+        p.rope_scaling.factor = real("qwen3.rope.scaling.factor", std::nullopt);
+        p.rope_scaling.original_context = uint("qwen3.rope.scaling.original_context_length", p.context_length);
+        p.rope_scaling.beta_fast = real("qwen3.rope.scaling.yarn_beta_fast", 32.0);
+        p.rope_scaling.beta_slow = real("qwen3.rope.scaling.yarn_beta_slow", 1.0);
+        p.rope_scaling.attention_factor = real("qwen3.rope.scaling.attn_factor", 0.0);
+    } else if (scaling != "none" && !scaling.empty()) {
+        fail(ErrorCode::unsupported, path, ": RoPE scaling ", quote_file_string(scaling),
+             " is not supported (none, linear and yarn are)");
+    }
+    const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+    p.vocab = uint("qwen3.vocab_size", embd && embd->shape.rank == 2 ? embd->shape[0] : 0);
+    p.tied_embeddings = f.find_tensor("output.weight") == nullptr;
+    return p;
+}
+
+}  // namespace qwen3::detail
+// ===== end of qwen3/format/gguf_params.hpp =====
+
+namespace qwen3 {
+
+enum class CheckpointFormat { gguf, safetensors };
 
 class Checkpoint {
 public:
@@ -3106,9 +3348,7 @@ public:
     // Throws Error(invalid_argument) when two tensors have the same name.
     static Checkpoint in_memory(ModelParams params, std::vector<TensorView> tensors, std::shared_ptr<const void> keep_alive,
                                 std::string name = "(in memory)") {
-        Checkpoint c;
-        c.format_ = CheckpointFormat::gguf;
-        c.path_ = std::move(name);
+        Checkpoint c(CheckpointFormat::gguf, std::move(name));
         c.params_ = std::move(params);
         for (TensorView& t : tensors) {
             if (c.find(t.name)) detail::fail(ErrorCode::invalid_argument, c.path_, ": tensor ", t.name, " given twice");
@@ -3119,218 +3359,43 @@ public:
     }
 
     // Maps a Hugging Face tensor name to the canonical name; "" for names the model does not use.
-    static std::string canonical_name(std::string_view hf) {
-        static const std::pair<std::string_view, std::string_view> layer_parts[] = {
-            {"input_layernorm.weight", "attn_norm.weight"},
-            {"self_attn.q_proj.weight", "attn_q.weight"},
-            {"self_attn.k_proj.weight", "attn_k.weight"},
-            {"self_attn.v_proj.weight", "attn_v.weight"},
-            {"self_attn.o_proj.weight", "attn_output.weight"},
-            {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-            {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-            {"post_attention_layernorm.weight", "ffn_norm.weight"},
-            {"mlp.gate_proj.weight", "ffn_gate.weight"},
-            {"mlp.up_proj.weight", "ffn_up.weight"},
-            {"mlp.down_proj.weight", "ffn_down.weight"},
-        };
-        if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-        if (hf == "model.norm.weight") return "output_norm.weight";
-        if (hf == "lm_head.weight") return "output.weight";
-        constexpr std::string_view prefix = "model.layers.";
-        if (hf.substr(0, prefix.size()) != prefix) return "";
-        std::string_view rest = hf.substr(prefix.size());
-        std::size_t dot = rest.find('.');
-        if (dot == 0 || dot == std::string_view::npos || dot > 6) return "";
-        for (std::size_t i = 0; i < dot; ++i)
-            if (rest[i] < '0' || rest[i] > '9') return "";
-        std::string_view layer = rest.substr(0, dot), part = rest.substr(dot + 1);
-        for (auto& [from, to] : layer_parts)
-            if (part == from) return "blk." + std::string(layer) + "." + std::string(to);
-        return "";
-    }
+    static std::string canonical_name(std::string_view hf) { return detail::canonical_tensor_name(hf); }
 
 private:
+    Checkpoint() = default;
+    Checkpoint(CheckpointFormat format, std::string path) : format_(format), path_(std::move(path)) {}
+
     static Checkpoint open_gguf(const std::string& path) {
-        Checkpoint c;
-        c.format_ = CheckpointFormat::gguf;
-        c.path_ = path;
+        Checkpoint c(CheckpointFormat::gguf, path);
         c.gguf_ = std::make_shared<gguf::File>(path);
-        const gguf::File& f = *c.gguf_;
-        ModelParams& p = c.params_;
-        p.architecture = std::string(f.require_string("general.architecture"));
-        if (p.architecture != "qwen3")
-            detail::fail(ErrorCode::unsupported, path, ": architecture is ", detail::quote_file_string(p.architecture),
-                         "; this library runs Qwen3 dense models (\"qwen3\")");
-        auto uint = [&](const char* key, std::optional<std::uint64_t> fallback) -> std::uint64_t {
-            std::uint64_t v = fallback && !f.find(key) ? *fallback : f.require_uint(key);
-            if (v > kMaxHyperparameter)
-                detail::fail(ErrorCode::format, path, ": metadata ", key, " is ", v, ", over the limit of ", kMaxHyperparameter);
-            return v;
-        };
-        auto real = [&](const char* key, std::optional<double> fallback) -> double {
-            double v = fallback && !f.find(key) ? *fallback : f.require_float(key);
-            if (!std::isfinite(v)) detail::fail(ErrorCode::format, path, ": metadata ", key, " is ", v, ", not a finite number");
-            return v;
-        };
-        p.name = std::string(f.get_string("general.name", ""));
-        p.hidden = uint("qwen3.embedding_length", std::nullopt);
-        p.layers = uint("qwen3.block_count", std::nullopt);
-        p.heads = uint("qwen3.attention.head_count", std::nullopt);
-        p.kv_heads = uint("qwen3.attention.head_count_kv", p.heads);
-        p.head_dim = uint("qwen3.attention.key_length", p.heads ? p.hidden / p.heads : 0);
-        std::uint64_t value_length = uint("qwen3.attention.value_length", p.head_dim);
-        if (value_length != p.head_dim)
-            detail::fail(ErrorCode::unsupported, path, ": key_length ", p.head_dim, " differs from value_length ", value_length);
-        p.ffn = uint("qwen3.feed_forward_length", std::nullopt);
-        p.context_length = uint("qwen3.context_length", 0);
-        p.rope_theta = real("qwen3.rope.freq_base", 10000.0);
-        p.rms_norm_eps = real("qwen3.attention.layer_norm_rms_epsilon", std::nullopt);
-        std::string_view scaling = f.get_string("qwen3.rope.scaling.type", "none");
-        if (scaling == "yarn" || scaling == "linear") {
-            p.rope_scaling.kind = scaling == "yarn" ? RopeScaling::Kind::yarn : RopeScaling::Kind::linear;
-            p.rope_scaling.factor = real("qwen3.rope.scaling.factor", std::nullopt);
-            p.rope_scaling.original_context = uint("qwen3.rope.scaling.original_context_length", p.context_length);
-            p.rope_scaling.beta_fast = real("qwen3.rope.scaling.yarn_beta_fast", 32.0);
-            p.rope_scaling.beta_slow = real("qwen3.rope.scaling.yarn_beta_slow", 1.0);
-            p.rope_scaling.attention_factor = real("qwen3.rope.scaling.attn_factor", 0.0);
-        } else if (scaling != "none" && !scaling.empty()) {
-            detail::fail(ErrorCode::unsupported, path, ": RoPE scaling ", detail::quote_file_string(scaling),
-                         " is not supported (none, linear and yarn are)");
-        }
-        for (const gguf::TensorInfo& t : f.tensors())
-            c.add(TensorView{t.name, t.type, t.shape, t.data, t.bytes});
-        const TensorView* embd = c.find("token_embd.weight");
-        p.vocab = uint("qwen3.vocab_size", embd && embd->shape.rank == 2 ? embd->shape[0] : 0);
-        p.tied_embeddings = c.find("output.weight") == nullptr;
+        c.params_ = detail::read_gguf_params(*c.gguf_);
+        for (const gguf::TensorInfo& t : c.gguf_->tensors()) c.add(TensorView{t.name, t.type, t.shape, t.data, t.bytes});
         return c;
     }
 
-    // A hyperparameter from config.json: an integer 0 .. kMaxHyperparameter (1024.0 is accepted as
-    // 1024, as Python would), or a finite number.
-    static std::uint64_t config_uint(const json::Value& v, const std::string& file, std::string_view key) {
-        std::uint64_t out = 0;
-        if (detail::json_uint_at_most(v, kMaxHyperparameter, out)) return out;
-        if (v.is_number() && !v.is_integer()) {
-            double d = v.as_double();
-            if (d >= 0 && d <= double(kMaxHyperparameter) && std::floor(d) == d) return std::uint64_t(d);
-        }
-        detail::fail(ErrorCode::format, file, ": \"", key, "\" must be an integer from 0 to ", kMaxHyperparameter,
-                     ", found ", json::dump(v));
-    }
-    static double config_real(const json::Value& v, const std::string& file, std::string_view key) {
-        if (!v.is_number() || !std::isfinite(v.as_double()))
-            detail::fail(ErrorCode::format, file, ": \"", key, "\" must be a finite number, found ", json::dump(v));
-        return v.as_double();
-    }
-
-    // Reads a small JSON file of a Hugging Face folder strictly (unique keys, bounded size and depth).
-    static json::Value read_config_json(const std::string& file) {
-        MappedFile mapped(file);
-        if (mapped.size() > kMaxConfigBytes)
-            detail::fail(ErrorCode::format, file, ": ", mapped.size(), " bytes, over the limit of ", kMaxConfigBytes,
-                         " for a model configuration");
-        json::ParseOptions options;
-        options.max_depth = 32;
-        options.max_values = safetensors::kMaxHeaderValues;
-        options.unique_keys = true;  // Python would keep the last of two values, Value::find the first
-        json::Value cfg = json::parse(mapped.view(), file, options);
-        if (!cfg.is_object()) detail::fail(ErrorCode::format, file, ": not a JSON object");
-        return cfg;
-    }
-
-    // RoPE scaling from a "rope_scaling" object (transformers 4) or "rope_parameters" (transformers 5,
-    // which also moves rope_theta there). The type is "rope_type" (or the older "type").
-    static void read_rope(const json::Value& cfg, const std::string& config_path, ModelParams& p) {
-        const json::Value* params = cfg.find("rope_parameters");
-        if (params && !params->is_null() && !params->is_object())
-            detail::fail(ErrorCode::format, config_path, ": \"rope_parameters\" must be an object or null");
-        if (params && params->is_null()) params = nullptr;
-        if (const json::Value* theta = cfg.find("rope_theta"); theta && !theta->is_null())
-            p.rope_theta = config_real(*theta, config_path, "rope_theta");
-        else if (const json::Value* inner = params ? params->find("rope_theta") : nullptr; inner && !inner->is_null())
-            p.rope_theta = config_real(*inner, config_path, "rope_parameters.rope_theta");
-        else
-            p.rope_theta = 10000.0;  // transformers' Qwen3Config default
-
-        const json::Value* rs = cfg.find("rope_scaling");
-        std::string section = "rope_scaling";
-        if (!rs || rs->is_null()) rs = params, section = "rope_parameters";
-        if (!rs || rs->is_null()) return;
-        if (!rs->is_object()) detail::fail(ErrorCode::format, config_path, ": \"rope_scaling\" must be an object or null");
-        const json::Value* type = rs->find("rope_type");
-        if (!type) type = rs->find("type");
-        if (!type || !type->is_string())
-            detail::fail(ErrorCode::format, config_path, ": ", section, " needs a string \"rope_type\"");
-        const std::string& kind = type->as_string();
-        if (kind == "default") return;
-        if (kind != "yarn" && kind != "linear")
-            detail::fail(ErrorCode::unsupported, config_path, ": ", section, " type ", json::quote(kind),
-                         " is not supported (default, linear and yarn are)");
-        auto real = [&](const char* key, double fallback) {
-            const json::Value* v = rs->find(key);
-            return !v || v->is_null() ? fallback : config_real(*v, config_path, section + "." + key);
-        };
-        p.rope_scaling.kind = kind == "yarn" ? RopeScaling::Kind::yarn : RopeScaling::Kind::linear;
-        p.rope_scaling.factor = real("factor", 1.0);
-        const json::Value* original = rs->find("original_max_position_embeddings");
-        p.rope_scaling.original_context = !original || original->is_null()
-                                              ? p.context_length
-                                              : config_uint(*original, config_path, section + ".original_max_position_embeddings");
-        p.rope_scaling.beta_fast = real("beta_fast", 32.0);
-        p.rope_scaling.beta_slow = real("beta_slow", 1.0);
-        p.rope_scaling.attention_factor = real("attention_factor", 0.0);
-    }
-
     static Checkpoint open_hf_folder(const std::string& folder) {
-        Checkpoint c;
-        c.format_ = CheckpointFormat::safetensors;
-        c.path_ = folder;
+        Checkpoint c(CheckpointFormat::safetensors, folder);
         c.folder_ = folder;
         const std::string config_path = folder + "/config.json";
         struct stat st {};
         if (::stat(config_path.c_str(), &st) != 0)
             detail::fail(ErrorCode::io, folder, ": no config.json (neither a GGUF file nor a Hugging Face model folder)");
-        const json::Value cfg = read_config_json(config_path);
-        ModelParams& p = c.params_;
-        auto get_uint = [&](const char* key, std::optional<std::uint64_t> fallback) -> std::uint64_t {
-            const json::Value* v = cfg.find(key);
-            if (!v || v->is_null()) {
-                if (fallback) return *fallback;
-                detail::fail(ErrorCode::format, config_path, ": missing \"", key, "\"");
-            }
-            return config_uint(*v, config_path, key);
-        };
-        auto get_real = [&](const char* key, double fallback) {
-            const json::Value* v = cfg.find(key);
-            return !v || v->is_null() ? fallback : config_real(*v, config_path, key);
-        };
-        const json::Value* model_type = cfg.find("model_type");
-        if (!model_type || !model_type->is_string())
-            detail::fail(ErrorCode::format, config_path, ": missing or non-string \"model_type\"");
-        p.architecture = model_type->as_string();
-        if (p.architecture != "qwen3")
-            detail::fail(ErrorCode::unsupported, config_path, ": model_type is ", json::quote(p.architecture),
-                         "; this library runs Qwen3 dense models (\"qwen3\")");
-        std::size_t slash = folder.find_last_of('/', folder.size() > 1 ? folder.size() - 2 : 0);
-        p.name = slash == std::string::npos ? folder : folder.substr(slash + 1);
-        p.hidden = get_uint("hidden_size", std::nullopt);
-        p.layers = get_uint("num_hidden_layers", std::nullopt);
-        p.heads = get_uint("num_attention_heads", std::nullopt);
-        p.kv_heads = get_uint("num_key_value_heads", p.heads);
-        p.head_dim = get_uint("head_dim", p.heads ? p.hidden / p.heads : 0);
-        p.ffn = get_uint("intermediate_size", std::nullopt);
-        p.vocab = get_uint("vocab_size", std::nullopt);
-        p.context_length = get_uint("max_position_embeddings", 0);
-        p.rms_norm_eps = get_real("rms_norm_eps", 1e-6);
-        read_rope(cfg, config_path, p);
-        const json::Value* tie = cfg.find("tie_word_embeddings");
-        if (tie && !tie->is_null() && !tie->is_bool())
-            detail::fail(ErrorCode::format, config_path, ": \"tie_word_embeddings\" must be true or false, found ",
-                         json::dump(*tie));
+        const std::size_t slash = folder.find_last_of('/', folder.size() > 1 ? folder.size() - 2 : 0);
+        detail::HfConfig config = detail::read_hf_config(config_path, slash == std::string::npos ? folder : folder.substr(slash + 1));
+        c.params_ = std::move(config.params);
+        c.add_safetensors_tensors(folder);
+        c.params_.tied_embeddings = config.tie_word_embeddings.value_or(c.find("output.weight") == nullptr);
+        // Some exports store lm_head even when tied; the tie decides and the copy is dropped.
+        if (c.params_.tied_embeddings) c.remove("output.weight");
+        return c;
+    }
 
-        // The shards: those the index names, or the single model.safetensors.
+    // Maps the shards (those model.safetensors.index.json names, or the single model.safetensors)
+    // and adds the tensors the model uses, checking that the index and the shards agree.
+    void add_safetensors_tensors(const std::string& folder) {
         std::optional<safetensors::Index> index;
         const std::string index_path = folder + "/model.safetensors.index.json";
+        struct stat st {};
         if (::stat(index_path.c_str(), &st) == 0) index = safetensors::read_index(index_path);
         const std::vector<std::string> names = index ? index->shards : std::vector<std::string>{"model.safetensors"};
         std::unordered_map<std::string, std::size_t> shard_of;  // canonical name -> shard it came from
@@ -3338,7 +3403,7 @@ private:
             const std::string file = folder + "/" + names[s];
             auto shard = std::make_shared<safetensors::File>(file);
             for (const safetensors::TensorInfo& t : shard->tensors()) {
-                std::string name = canonical_name(t.name);
+                std::string name = detail::canonical_tensor_name(t.name);
                 if (name.empty()) continue;  // not a weight the model uses (e.g. rotary_emb.inv_freq)
                 if (auto [it, added] = shard_of.emplace(name, s); !added)
                     detail::fail(ErrorCode::format, file, ": tensor ", t.name, " appears in more than one shard (also in ",
@@ -3354,20 +3419,15 @@ private:
                 if (!t.supported)
                     detail::fail(ErrorCode::unsupported, file, ": tensor ", t.name, " has dtype ", t.dtype,
                                  "; supported are F32, F16 and BF16");
-                c.add(TensorView{name, t.type, t.shape, t.data, t.bytes});
+                add(TensorView{name, t.type, t.shape, t.data, t.bytes});
             }
-            c.shards_.push_back(std::move(shard));
+            shards_.push_back(std::move(shard));
         }
         if (index)
             for (const auto& [hf_name, s] : index->shard_of)
-                if (std::string name = canonical_name(hf_name); !name.empty() && !c.find(name))
+                if (std::string name = detail::canonical_tensor_name(hf_name); !name.empty() && !find(name))
                     detail::fail(ErrorCode::format, index_path, ": lists tensor ", hf_name, " in ", names[s],
                                  ", which does not hold it");
-
-        p.tied_embeddings = tie && tie->is_bool() ? tie->as_bool() : c.find("output.weight") == nullptr;
-        // Some exports store lm_head even when tied; the tie decides and the copy is dropped.
-        if (p.tied_embeddings) c.remove("output.weight");
-        return c;
     }
 
     void remove(std::string_view canonical_name) {
@@ -5356,7 +5416,7 @@ inline void store_partials(const float* partial, int rows, int groups, int token
 
 namespace qwen3::detail::avx512 {
 
-// Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 ran 10-25% slower).
+// Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 measured slower).
 inline constexpr int kBf16Rows = 8;
 inline constexpr int kBf16Groups = 2;
 inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' columns is 256 KB
@@ -5645,8 +5705,8 @@ inline __m512i bf16_pairs(const float* x) {
 namespace qwen3::detail::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
-// the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
-// at about 100 GFLOP/s on one Zen 5 core, 8 x 2 at 160-190: bench_kernels, matmul512.)
+// the two FMA ports, and each input load feeds eight FMAs (4 x 2 measured much slower; see
+// docs/performance.md).
 inline constexpr int kFloatRows = 8;
 inline constexpr int kFloatGroups = 2;
 
@@ -5680,7 +5740,7 @@ inline void float_column_tile(const float* w, const Input& in, int group, int k0
 
 // Rows per block: the partial sums of a block's rows for every token stay in L2 across the slices,
 // and the whole input passes once per block, so long rows (the FFN's down projection, whose input
-// does not fit in L2) take larger blocks: at K = 9728, 64 rows ran at 161 GFLOP/s and 128 at 177.
+// does not fit in L2) take larger blocks (measured faster at K = 9728).
 template <int K>
 inline constexpr int kBlockRows = K >= 8192 ? 128 : 64;
 
@@ -5803,6 +5863,33 @@ namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
 
+// The four input bytes that one 32-bit lane multiplies, as one integer to broadcast to every lane.
+inline std::int32_t four_bytes(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return v;
+}
+
+// How far ahead of the block being read the decode kernels prefetch the packed stream: the distance
+// that measured best for each family (docs/performance.md), or QWEN3_PACKED_PREFETCH for experiments.
+template <int Measured>
+inline constexpr int kPrefetchDistance =
+#if defined(QWEN3_PACKED_PREFETCH)
+    QWEN3_PACKED_PREFETCH;
+#else
+    Measured;
+#endif
+
+// Asks for the `bytes` that lie `Distance` bytes past p to be brought into the L1 cache.
+template <int Distance>
+inline void prefetch_stream(const std::byte* p, int bytes) {
+#if defined(__GNUC__)
+    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(p + Distance + off, 0, 3);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
     std::memcpy(&v, src, 4);
@@ -5902,11 +5989,7 @@ using packed::kPackRows;
 
 namespace packed_blocks {
 
-inline __m512i broadcast4(const std::int8_t* x) {
-    std::int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm512_set1_epi32(v);
-}
+inline __m512i broadcast4(const std::int8_t* x) { return _mm512_set1_epi32(packed::four_bytes(x)); }
 
 inline __m512 halves16(const std::byte* p) {  // 16 f16 values
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -5914,18 +5997,8 @@ inline __m512 halves16(const std::byte* p) {  // 16 f16 values
 
 inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
 
-// How far ahead of the block being read the stream is prefetched (QWEN3_PACKED_PREFETCH sets it for
-// experiments). 4096 measured no better overall: 0.6B tg128, alternated 2-5 times per case, Q8_0
-// with 2 threads slower in all five pairs (-1% to -14%), Q4_0 and Q4_K_M from -9% to +30%.
-#if defined(QWEN3_PACKED_PREFETCH)
-inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
-#else
-inline constexpr int kPrefetchBytes = 2048;
-#endif
-
-inline void prefetch(const std::byte* p, int bytes) {
-    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
-}
+// Doubling the distance measured no better here overall (Q8_0 with 2 threads slower).
+inline void prefetch(const std::byte* p, int bytes) { packed::prefetch_stream<packed::kPrefetchDistance<2048>>(p, bytes); }
 
 // One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
 // xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
@@ -6150,7 +6223,7 @@ void matvec_packed(DType type, const std::byte* packed, const Input& in, float* 
 // Q8_0 (signed, as |w| with w's sign moved onto the input). For the 4-bit formats that is 9
 // multiplies per 256 products and no float work until a block ends, where a kernel that finishes
 // every block of 32 per row and token in float (as llama.cpp's AVX2 path does) needs 16 and 8 float
-// conversions. One core, 3072 x 1024 x 512 tokens: Q4_0, Q4_K 223-229 GOPS, Q6_K 169, Q8_0 130.
+// conversions.
 
 // ===== qwen3/kernels/arch/avx2_quant.hpp =====
 // qwen3/kernels/arch/avx2_quant.hpp - AVX2 kernels for quantized weights (CPUs without AVX-512 VNNI).
@@ -6487,6 +6560,33 @@ void matmul_quant(DType type, const std::byte* w, std::size_t stride, const Inpu
 namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
+
+// The four input bytes that one 32-bit lane multiplies, as one integer to broadcast to every lane.
+inline std::int32_t four_bytes(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return v;
+}
+
+// How far ahead of the block being read the decode kernels prefetch the packed stream: the distance
+// that measured best for each family (docs/performance.md), or QWEN3_PACKED_PREFETCH for experiments.
+template <int Measured>
+inline constexpr int kPrefetchDistance =
+#if defined(QWEN3_PACKED_PREFETCH)
+    QWEN3_PACKED_PREFETCH;
+#else
+    Measured;
+#endif
+
+// Asks for the `bytes` that lie `Distance` bytes past p to be brought into the L1 cache.
+template <int Distance>
+inline void prefetch_stream(const std::byte* p, int bytes) {
+#if defined(__GNUC__)
+    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(p + Distance + off, 0, 3);
+#else
+    (void)p, (void)bytes;
+#endif
+}
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -6888,6 +6988,33 @@ namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
 
+// The four input bytes that one 32-bit lane multiplies, as one integer to broadcast to every lane.
+inline std::int32_t four_bytes(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return v;
+}
+
+// How far ahead of the block being read the decode kernels prefetch the packed stream: the distance
+// that measured best for each family (docs/performance.md), or QWEN3_PACKED_PREFETCH for experiments.
+template <int Measured>
+inline constexpr int kPrefetchDistance =
+#if defined(QWEN3_PACKED_PREFETCH)
+    QWEN3_PACKED_PREFETCH;
+#else
+    Measured;
+#endif
+
+// Asks for the `bytes` that lie `Distance` bytes past p to be brought into the L1 cache.
+template <int Distance>
+inline void prefetch_stream(const std::byte* p, int bytes) {
+#if defined(__GNUC__)
+    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(p + Distance + off, 0, 3);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
     std::memcpy(&v, src, 4);
@@ -6987,11 +7114,7 @@ using packed::kPackRows;
 
 namespace packed_blocks {
 
-inline __m256i broadcast4(const std::int8_t* x) {
-    std::int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm256_set1_epi32(v);
-}
+inline __m256i broadcast4(const std::int8_t* x) { return _mm256_set1_epi32(packed::four_bytes(x)); }
 
 inline __m256 halves8(const std::byte* p) {  // 8 f16 values
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -7033,19 +7156,8 @@ inline __m256i times_scalar_signed(__m128i bytes8, std::int32_t v) {
     return _mm256_madd_epi16(_mm256_cvtepi8_epi32(bytes8), _mm256_set1_epi32(v & 0xFFFF));
 }
 
-// How far ahead of the block being read the stream is prefetched (QWEN3_PACKED_PREFETCH sets it for
-// experiments): twice the AVX-512 kernels' distance, as these take longer over each line. 0.6B
-// tg128, alternated twice against 2048: one thread Q4_0 56.7 -> 63.7 and 56.0 -> 64.2 t/s, Q4_K_M
-// 50.9 -> 54.5 and 47.3 -> 54.2, Q8_0 +4% and 0%; two threads 0 to +12%, never slower.
-#if defined(QWEN3_PACKED_PREFETCH)
-inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
-#else
-inline constexpr int kPrefetchBytes = 4096;
-#endif
-
-inline void prefetch(const std::byte* p, int bytes) {
-    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
-}
+// Twice the AVX-512 kernels' distance: these spend about twice as long on each cache line.
+inline void prefetch(const std::byte* p, int bytes) { packed::prefetch_stream<packed::kPrefetchDistance<4096>>(p, bytes); }
 
 // A group's 16 results: rows 0-7 and rows 8-15.
 struct Group16 {
@@ -7382,8 +7494,8 @@ inline bool uses_column_gemm(DType weights, int tokens) {
 
 // Whether a matmul of `tokens` tokens with `weights` goes to the panel kernels (panel_gemm.hpp),
 // which read f32 rows: on CPUs without AVX-512, with enough tokens to repay widening each panel
-// (bench_kernels matmul128 with 32 and 64 tokens, Zen 3: BF16 and Q4 formats gain from 32 tokens,
-// Q8_0 and Q6_K, whose int8 kernels are the fastest, from 64), unless an int8 column kernel takes them.
+// (measured with bench_kernels: BF16 and Q4 formats gain from 32 tokens, Q8_0 and Q6_K, whose int8
+// kernels are the fastest, from 64), unless an int8 column kernel takes them.
 inline bool uses_panel_gemm(DType weights, int tokens) {
 #if defined(__AVX512F__)
     (void)weights;
@@ -7516,7 +7628,7 @@ public:
     }
 
     // BF16 form: per 32-element chunk, the 16 even-indexed values then the 16 odd-indexed ones, so a
-    // kernel can widen 32 bf16 weights with one shift and one mask (see linear.hpp).
+    // kernel can widen 32 bf16 weights with one shift and one mask (see arch/avx512_float.hpp).
     const float* pairs(int t) const { return pairs_.data() + std::size_t(t) * K; }
     // Q8 forms: int8 values of token t, and per-block scales (x ~ scale * q) and sums of q.
     const std::int8_t* q8(int t) const { return q8_.data() + std::size_t(t) * K; }
@@ -7796,6 +7908,33 @@ private:
 namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
+
+// The four input bytes that one 32-bit lane multiplies, as one integer to broadcast to every lane.
+inline std::int32_t four_bytes(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return v;
+}
+
+// How far ahead of the block being read the decode kernels prefetch the packed stream: the distance
+// that measured best for each family (docs/performance.md), or QWEN3_PACKED_PREFETCH for experiments.
+template <int Measured>
+inline constexpr int kPrefetchDistance =
+#if defined(QWEN3_PACKED_PREFETCH)
+    QWEN3_PACKED_PREFETCH;
+#else
+    Measured;
+#endif
+
+// Asks for the `bytes` that lie `Distance` bytes past p to be brought into the L1 cache.
+template <int Distance>
+inline void prefetch_stream(const std::byte* p, int bytes) {
+#if defined(__GNUC__)
+    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(p + Distance + off, 0, 3);
+#else
+    (void)p, (void)bytes;
+#endif
+}
 
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
@@ -8166,7 +8305,7 @@ inline float weight_scalar(const std::byte* row, int k) {
 }
 
 // Asks for `bytes` at p to be brought into cache: the hardware prefetchers lose time at the start of
-// every row (Q8_0 decode 11 -> 17 GB/s with it, bench in the commit that added it).
+// every row.
 inline void prefetch_ahead(const std::byte* p, std::size_t bytes) {
 #if defined(__GNUC__)
     for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
@@ -8177,9 +8316,8 @@ inline void prefetch_ahead(const std::byte* p, std::size_t bytes) {
 }
 
 // y[r] = dot(W[r], x), one row at a time with four accumulators (one chain of dependent FMAs would
-// be bound by their latency). Rows are read one after the other, a single sequential stream: on
-// the AVX2 machines measured (Zen 3) that reads faster than several rows side by side, which would
-// share each load of x (bench_kernels matvec BF16: 11-12 GB/s against 8 GB/s for four rows at once).
+// be bound by their latency). Rows are read one after the other, a single sequential stream, which
+// measured faster on AVX2 than several rows side by side sharing each load of x.
 template <int K, DType T>
 inline void matvec_float(const std::byte* w, std::size_t stride, const float* x, float* y, int row_begin, int row_end) {
     using simd::fbatch;
@@ -8202,8 +8340,8 @@ inline void matvec_float(const std::byte* w, std::size_t stride, const float* x,
 }
 
 // Tile of the matmul micro-kernel: kTileRows weight rows x kTileTokens tokens of accumulators.
-// With 16 AVX2 registers, 2 x 6 (12 accumulators) beats 4 x 2 by 12% on BF16 weights (Zen 3, a
-// 6144 x 1024 matrix, 48 tokens: 45.7 against 40.8 GFLOP/s one thread); rows come in multiples of 16.
+// With 16 AVX2 registers, 2 x 6 (12 accumulators) measured faster than 4 x 2 on BF16 weights; rows
+// come in multiples of 16.
 inline constexpr int kTileRows = simd::is_avx512 ? 4 : 2;
 inline constexpr int kTileTokens = 6;
 // Tokens per cache block: a block of X (tokens x Cols f32) should stay in L2 while weight rows stream.
@@ -8508,7 +8646,108 @@ inline void apply_rope(float* v, const float* cos, const float* sin) {
 // type, kv_types.hpp, fixes their bytes; KVBF16 unless a Session names another).
 
 
+// ===== qwen3/detail/platform.hpp =====
+// qwen3/detail/platform.hpp - what the library asks of the operating system about memory.
+//
+// How much memory is available, how many file pages a process maps with huge pages, an allocation
+// backed by huge pages, and address space reserved now and committed as it is touched. Linux does
+// all of it; elsewhere the queries answer "unknown" (0) and the allocations are plain ones.
+// (Mapping files is format/mmap.hpp's job.)
 
+
+#if defined(__unix__) || defined(__APPLE__)
+#endif
+
+
+namespace qwen3::detail {
+
+// A "Key: N kB" line of a /proc file, in bytes; 0 when the file or the line is missing.
+inline std::size_t proc_kib_field(const char* path, const char* key) {
+    std::size_t bytes = 0;
+#if defined(__linux__)
+    if (std::FILE* f = std::fopen(path, "r")) {
+        char line[256];
+        const std::size_t key_length = std::strlen(key);
+        while (std::fgets(line, sizeof line, f)) {
+            unsigned long long kib = 0;
+            if (std::strncmp(line, key, key_length) == 0 && line[key_length] == ':' &&
+                std::sscanf(line + key_length + 1, " %llu kB", &kib) == 1) {
+                bytes = std::size_t(kib) * 1024;
+                break;
+            }
+        }
+        std::fclose(f);
+    }
+#else
+    (void)path, (void)key;
+#endif
+    return bytes;
+}
+
+// Memory the system can give without swapping (MemAvailable), in bytes; 0 when unknown.
+inline std::size_t available_memory() { return proc_kib_field("/proc/meminfo", "MemAvailable"); }
+
+// Bytes of file pages this process maps with huge (2 MiB) page table entries; 0 when unknown.
+inline std::size_t file_pages_mapped_huge() { return proc_kib_field("/proc/self/smaps_rollup", "FilePmdMapped"); }
+
+inline constexpr std::size_t kHugePage = std::size_t(2) << 20;
+
+// An allocation of whole 2 MiB pages, with transparent huge pages requested (fewer TLB misses while
+// decode streams it) and every page faulted in by one call rather than one fault per 4 KiB.
+class HugePageBuffer {
+public:
+    HugePageBuffer() = default;
+    // Throws Error(unsupported) when the allocation fails.
+    explicit HugePageBuffer(std::size_t bytes) : bytes_((bytes + kHugePage - 1) / kHugePage * kHugePage) {
+        auto* p = static_cast<std::byte*>(std::aligned_alloc(kHugePage, bytes_));
+        if (!p) fail(ErrorCode::unsupported, "could not allocate ", bytes_, " bytes for a copy of the weights");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        ::madvise(p, bytes_, MADV_HUGEPAGE);
+#endif
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+        ::madvise(p, bytes_, MADV_POPULATE_WRITE);
+#endif
+        data_ = std::shared_ptr<std::byte>(p, [](std::byte* q) { std::free(q); });
+    }
+    std::byte* data() const { return data_.get(); }
+    std::size_t size() const { return bytes_; }
+
+private:
+    std::shared_ptr<std::byte> data_;
+    std::size_t bytes_ = 0;
+};
+
+// Address space of `bytes`, reserved at once and backed by memory only where it is written (the
+// KV arena). Throws Error(io) when the address space cannot be reserved, naming `purpose`.
+class ReservedMemory {
+public:
+    ReservedMemory(std::size_t bytes, std::string_view purpose) : bytes_(bytes) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) fail(ErrorCode::io, "cannot reserve ", bytes, " bytes of address space for ", purpose);
+        base_ = static_cast<std::byte*>(p);
+    }
+    ~ReservedMemory() { ::munmap(base_, bytes_); }
+    ReservedMemory(const ReservedMemory&) = delete;
+    ReservedMemory& operator=(const ReservedMemory&) = delete;
+
+    std::byte* data() const { return base_; }
+    std::size_t size() const { return bytes_; }
+
+    // Gives the whole pages inside [begin, end) back to the system; they read as zeros afterwards.
+    void release(std::byte* begin, std::byte* end) const {
+        const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
+        const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(end) / page * page;
+        if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    }
+
+private:
+    std::byte* base_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+}  // namespace qwen3::detail
+// ===== end of qwen3/detail/platform.hpp =====
 
 namespace qwen3 {
 
@@ -8523,18 +8762,11 @@ public:
     static constexpr std::size_t bytes = std::size_t(Cfg::layers) * Cfg::kv_heads * head_bytes;
 
     // Throws Error(io) when the address space cannot be reserved.
-    KVArena() {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED)
-            detail::fail(ErrorCode::io, "cannot reserve the KV arena of ", bytes, " bytes (", Cfg::max_context,
-                         " positions); compile a smaller max_context");
-        base_ = static_cast<std::byte*>(p);
-    }
-    ~KVArena() { ::munmap(base_, bytes); }
-    KVArena(const KVArena&) = delete;
-    KVArena& operator=(const KVArena&) = delete;
+    KVArena()
+        : memory_(bytes, "the KV arena of " + std::to_string(Cfg::max_context) +
+                             " positions (compile a smaller max_context)") {}
 
-    std::byte* head(int layer, int kv_head) const { return base_ + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
+    std::byte* head(int layer, int kv_head) const { return memory_.data() + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
     // Key block holding position p (block p / 16; the position is lane p % 16).
     std::byte* key_block(int layer, int kv_head, int block) const {
         return head(layer, kv_head) + std::size_t(block) * KV::template key_block_bytes<D>;
@@ -8550,22 +8782,16 @@ public:
 
     // Gives the pages of positions [from, max_context) back to the OS (after a reset or truncation).
     void release_from(int from) {
-        const std::uintptr_t page = 4096;
+        const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
         for (int l = 0; l < Cfg::layers; ++l)
             for (int h = 0; h < Cfg::kv_heads; ++h) {
-                auto release = [&](std::byte* begin_ptr, std::byte* end_ptr) {
-                    auto begin = (reinterpret_cast<std::uintptr_t>(begin_ptr) + page - 1) / page * page;
-                    auto end = reinterpret_cast<std::uintptr_t>(end_ptr) / page * page;
-                    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-                };
-                const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
-                release(key_block(l, h, first_block), key_block(l, h, blocks));
-                release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
+                memory_.release(key_block(l, h, first_block), key_block(l, h, blocks));
+                memory_.release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
             }
     }
 
 private:
-    std::byte* base_ = nullptr;
+    detail::ReservedMemory memory_;
 };
 
 }  // namespace qwen3
@@ -8728,12 +8954,9 @@ private:
 // configuration, and every tensor's presence, shape and element type. A mismatch is an Error that
 // names the tensor, the expected and found shapes, and which compiled variant would fit the file.
 // Matrices stay in the mapped file (zero copy); the small 1-D norm weights are widened to f32.
-// pack_for_decode() may copy the matrices into huge pages (the quantized ones in the decode kernels'
-// layout).
+// make_decode_copies() may copy the matrices into huge pages (the quantized ones in the decode
+// kernels' layout).
 
-
-#if defined(__linux__)
-#endif
 
 
 namespace qwen3 {
@@ -8765,34 +8988,6 @@ inline std::string variant_hint(const ModelParams& p) {
            ", " + (file.tied_embeddings ? "true" : "false") + ">";
 }
 
-// A "Key: N kB" line of a /proc file, in bytes; 0 when the file or the line is missing.
-inline std::size_t proc_kib_field(const char* path, const char* key) {
-    std::size_t bytes = 0;
-#if defined(__linux__)
-    if (std::FILE* f = std::fopen(path, "r")) {
-        char line[256];
-        const std::size_t key_length = std::strlen(key);
-        while (std::fgets(line, sizeof line, f)) {
-            unsigned long long kib = 0;
-            if (std::strncmp(line, key, key_length) == 0 && line[key_length] == ':' &&
-                std::sscanf(line + key_length + 1, " %llu kB", &kib) == 1) {
-                bytes = std::size_t(kib) * 1024;
-                break;
-            }
-        }
-        std::fclose(f);
-    }
-#else
-    (void)path, (void)key;
-#endif
-    return bytes;
-}
-
-inline std::size_t available_memory() { return proc_kib_field("/proc/meminfo", "MemAvailable"); }
-
-// File pages this process maps with huge (2 MiB) page table entries.
-inline std::size_t file_pages_mapped_huge() { return proc_kib_field("/proc/self/smaps_rollup", "FilePmdMapped"); }
-
 }  // namespace detail
 
 // Throws Error(config_mismatch) when the file's hyperparameters differ from Cfg's, listing both and
@@ -8814,9 +9009,17 @@ void check_params(const Checkpoint& ckpt) {
         detail::fail(ErrorCode::format, ckpt.path(), ": RoPE scaling needs a finite factor >= 1 and an original context");
 }
 
-// Below a few GB the page tables of 4 KiB pages stay in cache: a 0.6B BF16 model (1.2 GB) decoded
-// as fast from small file pages as from a huge-page copy, which only cost load time.
-inline constexpr std::size_t kFloatCopyMinimum = std::size_t(2) << 30;
+// Thresholds of Weights::make_decode_copies: tuning knobs for experiments and tests, whose defaults
+// are the measured choices (docs/performance.md).
+struct DecodeCopyTuning {
+    // Float matrices are copied into huge pages only from this total size: below a few GB the page
+    // tables of 4 KiB pages stay in cache and a copy only costs load time.
+    std::size_t float_copy_minimum = std::size_t(2) << 30;
+    // ... and only when fewer than this share of their file pages came in as huge pages.
+    double float_copy_huge_share = 0.5;
+    // Memory left free after the copies (and the file pages prefill still reads), or nothing is copied.
+    std::size_t memory_reserve = std::size_t(1) << 30;
+};
 
 template <class Cfg>
 struct LayerWeights {
@@ -8840,8 +9043,14 @@ struct Weights {
     const float* output_norm = nullptr;      // [hidden]
     Matrix<Cfg::vocab, Cfg::hidden> output;  // the embedding itself when tied
     std::vector<float> norm_storage;         // f32 copies of every norm weight
-    std::shared_ptr<std::byte> copy_storage;  // pack_for_decode's huge-page copies (quantized ones in the decode layout)
-    std::size_t copy_bytes = 0;
+    std::vector<detail::HugePageBuffer> copies;  // make_decode_copies's (quantized ones in the decode layout)
+
+    // Bytes held by copies of the weights.
+    std::size_t copied_bytes() const {
+        std::size_t n = 0;
+        for (const detail::HugePageBuffer& c : copies) n += c.size();
+        return n;
+    }
 
     // Binds `ckpt` (which must outlive the Weights). Throws Error(config_mismatch), Error(missing_tensor),
     // Error(shape_mismatch) or Error(unsupported) naming the first problem found.
@@ -8889,110 +9098,40 @@ struct Weights {
         return w;
     }
 
-    // Copies the matrices decode streams into one allocation of anonymous memory with transparent
-    // huge pages requested, where that makes decode faster:
-    //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
-    //    (kFloatCopyMinimum by default) and the kernel maps fewer than half of their file pages with
-    //    huge pages (a file just written or copied sits in the page cache in small pages; decode
-    //    streaming a 4B BF16 model through 4 KiB pages ran 1.3x slower here, see README). Prefill
-    //    and decode then both read the copy, and the file's pages are released from the mapping,
-    //    so the memory stays one copy;
-    //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
-    //    Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy, prefill keeps reading
-    //    the file, so these cost their size a second time.
-    // Nothing is copied when MemAvailable (/proc/meminfo) cannot hold the copies and the file pages
-    // prefill still reads, with 1 GiB to spare: decode then reads the mapped file in place. Returns
-    // the bytes allocated (0: nothing copied). Throws Error(unsupported) when the allocation fails.
-    std::size_t pack_for_decode(int threads = default_thread_count(), std::size_t float_copy_minimum = kFloatCopyMinimum) {
-        auto each_matrix = [&](auto&& fn) {
-            for (LayerWeights<Cfg>& L : layers) {
-                fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
-                fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
-            }
-            fn(output);  // an untied token_embd is only looked up by row, in the file
-        };
-        auto is_float = [](DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; };
-        auto packs = [](const auto& m) {
-            using M = std::remove_cvref_t<decltype(m)>;
-            return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type);
-        };
-        auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
-        auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
-
-        std::size_t float_in_file = 0;
-        each_matrix([&](auto& m) {
-            if (is_float(m.type) && !m.copied) float_in_file += bytes(m);
+    // Copies the matrices decode streams into one allocation of huge pages, where that makes decode
+    // faster:
+    //  - float matrices (F32, F16, BF16) unchanged, when they total tuning.float_copy_minimum bytes
+    //    or more and the kernel maps few of their file pages with huge pages (a file just written or
+    //    copied sits in the page cache in small pages, which slow decode down). Prefill and decode
+    //    then both read the copy, and the file's pages are released, so memory stays one copy;
+    //  - quantized matrices with a decode layout on this CPU (detail::has_packed_layout: Q8_0, Q4_0,
+    //    Q5_0, Q4_K, Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy,
+    //    prefill keeps reading the file, so these cost their size a second time.
+    // Nothing is copied when MemAvailable cannot hold the copies and the file pages prefill still
+    // reads, with tuning.memory_reserve to spare. Returns the bytes allocated (0: nothing copied).
+    // Throws Error(unsupported) when the allocation fails.
+    std::size_t make_decode_copies(int threads = default_thread_count(), const DecodeCopyTuning& tuning = {}) {
+        const bool copy_floats = float_copies_pay(tuning);
+        auto wanted = [&](const auto& m) { return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m)); };
+        std::size_t float_bytes = 0, packed_bytes = 0;
+        each_decode_matrix([&](auto& m) {
+            if (wanted(m)) (is_float(m.type) ? float_bytes : packed_bytes) += copy_size(m);
         });
-        bool copy_floats = false;
-        if (float_in_file > 0 && float_in_file >= float_copy_minimum) {
-            // map the float matrices' pages now (one call each, not a fault per page) and see how
-            // many the kernel mapped with huge pages
-            const std::size_t huge_before = detail::file_pages_mapped_huge();
-            each_matrix([&](auto& m) {
-                if (is_float(m.type) && !m.copied) MappedFile::populate_pages(m.data, bytes(m));
-            });
-            const std::size_t huge_after = detail::file_pages_mapped_huge();
-            const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
-            // the copy costs seconds per GB at load and gains in proportion to the small pages: a file
-            // just written has none in huge pages, one read back after memory pressure most of them
-            copy_floats = mapped_huge < float_in_file / 2;
-        }
-
-        auto wanted = [&](const auto& m) {
-            return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m));
-        };
-        std::size_t float_bytes = 0, packed_total = 0;
-        each_matrix([&](auto& m) {
-            if (wanted(m)) (is_float(m.type) ? float_bytes : packed_total) += copy_size(m);
-        });
-        const std::size_t total = float_bytes + packed_total;
-        if (total == 0) return 0;
-        constexpr std::size_t kGiB = std::size_t(1) << 30;
-        if (const std::size_t available = detail::available_memory(); available && total + packed_total + kGiB > available)
+        if (float_bytes + packed_bytes == 0) return 0;
+        if (const std::size_t available = detail::available_memory();
+            available && float_bytes + 2 * packed_bytes + tuning.memory_reserve > available)
             return 0;
-        constexpr std::size_t kHugePage = std::size_t(2) << 20;
-        const std::size_t allocated = (total + kHugePage - 1) / kHugePage * kHugePage;
-        auto* base = static_cast<std::byte*>(std::aligned_alloc(kHugePage, allocated));
-        if (!base)
-            detail::fail(ErrorCode::unsupported, "could not allocate ", allocated, " bytes for the decode copy of the weights");
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-        ::madvise(base, allocated, MADV_HUGEPAGE);  // fewer TLB misses while decode streams the weights
-#endif
-#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-        ::madvise(base, allocated, MADV_POPULATE_WRITE);  // all pages in one call, not a fault per page
-#endif
-        copy_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
-        copy_bytes = allocated;
+        const detail::HugePageBuffer& buffer = copies.emplace_back(float_bytes + packed_bytes);
         ThreadPool pool(threads);
-        std::size_t used = 0;
-        each_matrix([&](auto& m) {
+        std::byte* next = buffer.data();
+        each_decode_matrix([&](auto& m) {
             if (!wanted(m)) return;
-            std::byte* dst = base + used;
-            used += copy_size(m);
-            if (is_float(m.type)) {
-                constexpr int kRowsPerTask = 256;
-                const std::size_t stride = m.row_stride();
-                pool.run((m.rows + kRowsPerTask - 1) / kRowsPerTask, [&](int task) {
-                    const std::size_t begin = std::size_t(task) * kRowsPerTask;
-                    const std::size_t rows = std::min<std::size_t>(kRowsPerTask, m.rows - begin);
-                    std::memcpy(dst + begin * stride, m.data + begin * stride, rows * stride);
-                });
-                MappedFile::release_pages(m.data, bytes(m));
-                m.data = dst;
-                m.copied = true;
-                return;
-            }
-            MappedFile::populate_pages(m.data, bytes(m));
-            constexpr int kGroupsPerTask = 64;
-            const int groups = m.rows / detail::kPackRows;
-            pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
-                const int begin = task * kGroupsPerTask;
-                detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
-            });
-            m.packed = dst;
+            if (is_float(m.type)) copy_float_matrix(m, next, pool);
+            else pack_matrix(m, next, pool);
+            next += copy_size(m);
         });
         if (Cfg::tied_embeddings && output.copied) token_embd.data = output.data;  // the lookup reads the copy too
-        return allocated;
+        return buffer.size();
     }
 
     // Bytes of weights read to produce one token (every matrix once, the output matrix whole).
@@ -9008,6 +9147,70 @@ struct Weights {
     }
 
 private:
+    static bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+    template <class M>
+    static bool packs(const M& m) { return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type); }
+    template <class M>
+    static std::size_t matrix_bytes(const M& m) { return m.row_stride() * std::size_t(M::rows); }
+    template <class M>
+    static std::size_t copy_size(const M& m) { return (matrix_bytes(m) + 63) / 64 * 64; }  // whole cache lines
+
+    // fn(matrix) for every matrix decode streams (an untied token_embd is only looked up by row).
+    template <class Fn>
+    void each_decode_matrix(Fn&& fn) {
+        for (LayerWeights<Cfg>& L : layers) {
+            fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
+            fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
+        }
+        fn(output);
+    }
+
+    // Whether the float matrices still read from the file are large enough, and mapped with few
+    // enough huge pages, for a huge-page copy to speed decode up. Maps their pages to find out.
+    bool float_copies_pay(const DecodeCopyTuning& tuning) {
+        std::size_t in_file = 0;
+        each_decode_matrix([&](auto& m) {
+            if (is_float(m.type) && !m.copied) in_file += matrix_bytes(m);
+        });
+        if (in_file == 0 || in_file < tuning.float_copy_minimum) return false;
+        // map the pages now (one call per matrix, not a fault per page) and see how many came in huge
+        const std::size_t huge_before = detail::file_pages_mapped_huge();
+        each_decode_matrix([&](auto& m) {
+            if (is_float(m.type) && !m.copied) MappedFile::populate_pages(m.data, matrix_bytes(m));
+        });
+        const std::size_t huge_after = detail::file_pages_mapped_huge();
+        const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
+        return double(mapped_huge) < tuning.float_copy_huge_share * double(in_file);
+    }
+
+    // m's rows copied unchanged to dst, which m then reads; the file's pages are released.
+    template <class M>
+    static void copy_float_matrix(M& m, std::byte* dst, ThreadPool& pool) {
+        constexpr int kRowsPerTask = 256;
+        const std::size_t stride = m.row_stride();
+        pool.run((M::rows + kRowsPerTask - 1) / kRowsPerTask, [&](int task) {
+            const std::size_t begin = std::size_t(task) * kRowsPerTask;
+            const std::size_t rows = std::min<std::size_t>(kRowsPerTask, M::rows - begin);
+            std::memcpy(dst + begin * stride, m.data + begin * stride, rows * stride);
+        });
+        MappedFile::release_pages(m.data, matrix_bytes(m));
+        m.data = dst;
+        m.copied = true;
+    }
+
+    // m in the decode layout at dst, which decode then reads (prefill keeps reading the file).
+    template <class M>
+    static void pack_matrix(M& m, std::byte* dst, ThreadPool& pool) {
+        MappedFile::populate_pages(m.data, matrix_bytes(m));
+        constexpr int kGroupsPerTask = 64;
+        const int groups = M::rows / detail::kPackRows;
+        pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
+            const int begin = task * kGroupsPerTask;
+            detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
+        });
+        m.packed = dst;
+    }
+
     static const TensorView& require(const Checkpoint& ckpt, const std::string& name, const Shape& expected) {
         const TensorView* t = ckpt.find(name);
         if (!t)
@@ -9040,16 +9243,15 @@ namespace qwen3 {
 
 // How a Model prepares its weights.
 struct ModelOptions {
-    // Copy the matrices into huge-page memory at load (Weights::pack_for_decode): float ones (F32,
-    // F16, BF16) unchanged when the file's pages are small pages, read by prefill and decode, the
-    // file's pages released; quantized ones in the decode kernels' layout of 16-row groups where this
-    // CPU has one (AVX-512 VNNI or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is
-    // then up to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
+    // Copy weights at load into memory laid out for decode (Weights::make_decode_copies): quantized
+    // matrices into the decode kernels' layout of 16-row groups where this CPU has one (AVX-512 VNNI
+    // or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), which decodes up to twice as fast per core and
+    // costs memory as large as those matrices; float matrices of large models into huge pages when
+    // the file's pages are small ones (the file's pages are then released). Skipped when
     // MemAvailable cannot hold the copies. Off: everything reads the mapped file in place.
-    bool pack_for_decode = true;
-    // Float matrices are copied only when they total this many bytes (and the file is not already
-    // mapped with huge pages).
-    std::size_t float_copy_minimum = kFloatCopyMinimum;
+    bool copy_for_decode = true;
+    // Tuning knobs of those copies, for experiments and tests; the defaults are the measured choices.
+    DecodeCopyTuning copy_tuning = {};
 };
 
 template <class Cfg>
@@ -9065,7 +9267,7 @@ public:
           weights_(Weights<Cfg>::bind(*checkpoint_)),
           rope_(checkpoint_->params().rope_theta, checkpoint_->params().rope_scaling),
           rms_norm_eps_(float(checkpoint_->params().rms_norm_eps)) {
-        if (options.pack_for_decode) weights_.pack_for_decode(default_thread_count(), options.float_copy_minimum);
+        if (options.copy_for_decode) weights_.make_decode_copies(default_thread_count(), options.copy_tuning);
     }
 
     const Checkpoint& checkpoint() const { return *checkpoint_; }

@@ -56,6 +56,20 @@ inline std::vector<float> read_floats(const std::string& path) {
 
 inline qwen3::json::Value read_json(const std::string& path) { return qwen3::json::parse(read_file(path), path); }
 
+// One JSON value per line of a tests/data file (JSON Lines); empty lines are skipped.
+inline std::vector<qwen3::json::Value> read_jsonl(const std::string& relative) {
+    const std::string text = read_file(data_path(relative));
+    std::vector<qwen3::json::Value> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        if (end > start) out.push_back(qwen3::json::parse(std::string_view(text).substr(start, end - start), relative));
+        start = end + 1;
+    }
+    return out;
+}
+
 // Runs `fn`, expecting a qwen3::Error of `code` whose message contains `needle`.
 template <typename Fn>
 bool throws_error(Fn&& fn, qwen3::ErrorCode code, const std::string& needle, std::string* message = nullptr) {

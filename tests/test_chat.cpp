@@ -18,19 +18,6 @@ namespace json = qwen3::json;
 
 namespace {
 
-std::vector<json::Value> read_cases(const std::string& relative) {
-    const std::string text = test::read_file(test::data_path(relative));
-    std::vector<json::Value> cases;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        std::size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        if (end > start) cases.push_back(json::parse(std::string_view(text).substr(start, end - start), relative));
-        start = end + 1;
-    }
-    return cases;
-}
-
 // The template's own text: every trusted segment must be made of these pieces (the string literals
 // of qwen3_chat_template.jinja, and the role names it concatenates).
 const std::vector<std::string_view> kTemplateLiterals = {
@@ -93,7 +80,7 @@ void check_ranges(const json::Value& request, const chat::RenderedPrompt& prompt
 }  // namespace
 
 TEST_CASE("chat template: every shared fixture renders byte-identical to Hugging Face's Jinja") {
-    const auto cases = read_cases("chat/cases.jsonl");
+    const auto cases = test::read_jsonl("chat/cases.jsonl");
     CHECK(cases.size() == 31);
     for (std::size_t i = 0; i < cases.size(); ++i) {
         CAPTURE(i);
@@ -105,7 +92,7 @@ TEST_CASE("chat template: every shared fixture renders byte-identical to Hugging
 }
 
 TEST_CASE("chat template: every extra case matches Jinja, including where Jinja raises") {
-    const auto cases = read_cases("chat/cases_extra.jsonl");
+    const auto cases = test::read_jsonl("chat/cases_extra.jsonl");
     CHECK(cases.size() > 500);
     std::size_t errors = 0;
     for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -170,7 +157,7 @@ TEST_CASE("chat template: content cannot forge control tokens; they stay inside 
 }
 
 TEST_CASE("chat template: the typed API renders as the equivalent JSON fixtures do") {
-    const auto cases = read_cases("chat/cases.jsonl");
+    const auto cases = test::read_jsonl("chat/cases.jsonl");
     using chat::Message;
     // case 7: system + user, thinking off
     std::vector<Message> m7 = {Message::system("Answer in one word."), Message::user("Capital of France?")};

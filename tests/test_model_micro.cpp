@@ -21,7 +21,7 @@ TEST_CASE("micro model from GGUF matches llama.cpp logits and greedy tokens") {
 
 TEST_CASE("micro model read from a huge-page copy of its F32 matrices matches llama.cpp") {
     // by default only large models get the copy; a minimum of 0 bytes gives the micro model one
-    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"), qwen3::ModelOptions{.float_copy_minimum = 0});
+    qwen3::Model<Cfg> model(test::data_path("qwen3-micro-f32.gguf"), qwen3::ModelOptions{.copy_tuning = {.float_copy_minimum = 0}});
     REQUIRE(model.weights().layers[0].ffn_up.copied);
     REQUIRE(model.weights().output.copied);
     CHECK(model.weights().token_embd.data == model.weights().output.data);  // tied: the lookup reads the copy
@@ -155,7 +155,7 @@ TEST_CASE("quantized micro models stay close to llama.cpp's F32 logits, in prefi
     for (auto [file_type, bound] : cases) {
         const std::string path = dir.file("micro-quantized.gguf");
         qwen3::quant::quantize_model(test::data_path("qwen3-micro-f32.gguf"), path, file_type);
-        qwen3::Model<Cfg> model(path), unpacked(path, qwen3::ModelOptions{.pack_for_decode = false});
+        qwen3::Model<Cfg> model(path), unpacked(path, qwen3::ModelOptions{.copy_for_decode = false});
         CAPTURE(int(file_type));
         qwen3::Session<Cfg, qwen3::KVF32> prefill(model), decode(model), decode_in_place(unpacked);
         std::vector<float> all(g.logits.size());

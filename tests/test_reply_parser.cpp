@@ -16,19 +16,6 @@ namespace json = qwen3::json;
 
 namespace {
 
-std::vector<json::Value> read_cases(const std::string& relative) {
-    const std::string text = test::read_file(test::data_path(relative));
-    std::vector<json::Value> cases;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        std::size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        if (end > start) cases.push_back(json::parse(std::string_view(text).substr(start, end - start), relative));
-        start = end + 1;
-    }
-    return cases;
-}
-
 struct Split {
     std::string reasoning, answer;
     bool thought, closed;
@@ -142,7 +129,7 @@ TEST_CASE("reply parser: assistant turns rendered by the real template parse bac
     // "<|im_end|>") must give back the tool calls it was rendered from, and its content when the
     // message held no think block.
     std::size_t checked_calls = 0;
-    for (const json::Value& c : read_cases("chat/cases.jsonl")) {
+    for (const json::Value& c : test::read_jsonl("chat/cases.jsonl")) {
         const std::string& rendered = c.at("rendered").as_string();
         std::vector<std::string_view> turns;
         const std::string_view open = "<|im_start|>assistant\n";
@@ -178,7 +165,7 @@ TEST_CASE("reply parser: assistant turns rendered by the real template parse bac
 
 TEST_CASE("reply parser: a parsed reply re-renders as the model wrote it") {
     // fixture 12: the last assistant turn of [user "Hi", assistant "<think>...</think>\n\nHello!"]
-    const auto cases = read_cases("chat/cases.jsonl");
+    const auto cases = test::read_jsonl("chat/cases.jsonl");
     const chat::ParsedReply reply = chat::parse_reply("<think>\nThe user greets me.\n</think>\n\nHello!");
     std::vector<chat::Message> history = {chat::Message::user("Hi"), chat::to_message(reply)};
     CHECK(chat::render_prompt(history, {.add_generation_prompt = false}).text == cases[12].at("rendered").as_string());

@@ -17,19 +17,6 @@ inline const qwen3::Tokenizer& qwen3_tokenizer() {
     return tokenizer;
 }
 
-inline std::vector<qwen3::json::Value> read_jsonl(const std::string& relative) {
-    const std::string text = read_file(data_path(relative));
-    std::vector<qwen3::json::Value> out;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        std::size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        if (end > start) out.push_back(qwen3::json::parse(std::string_view(text).substr(start, end - start), relative));
-        start = end + 1;
-    }
-    return out;
-}
-
 inline std::vector<qwen3::TokenId> ids_of(const qwen3::json::Value& array) {
     std::vector<qwen3::TokenId> ids;
     for (const qwen3::json::Value& v : array.as_array()) ids.push_back(qwen3::TokenId(v.as_int()));

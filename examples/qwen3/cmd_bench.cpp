@@ -1,4 +1,4 @@
-// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-pack]
+// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-copy]
 // Prompt processing (one prefill of p tokens) and text generation (n decode steps from an empty
 // context), as llama-bench measures them: a warm-up run, then mean and spread over the repeats.
 #include <chrono>
@@ -82,7 +82,7 @@ int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
                     {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false},
-                    {"--no-pack", "", false}});
+                    {"--no-copy", "", false}});
     if (args.has("--bandwidth")) {
         const int t = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
         const double gbs = measure_bandwidth(t);
@@ -101,9 +101,9 @@ int run_bench(int argc, char** argv) {
     const std::string path = ckpt.path(), format = weight_format(ckpt);
     return qwen3::with_variant<tool::Variants>(ckpt.params(), [&]<class Cfg>() {
         const auto load_start = std::chrono::steady_clock::now();
-        qwen3::Model<Cfg> model(std::move(ckpt), qwen3::ModelOptions{.pack_for_decode = !args.has("--no-pack")});
-        if (!json && model.weights().copy_bytes)
-            std::fprintf(stderr, "model bound, %.1f MB of weights copied into huge pages (quantized ones in the decode layout): %.2f s\n", double(model.weights().copy_bytes) / 1e6,
+        qwen3::Model<Cfg> model(std::move(ckpt), qwen3::ModelOptions{.copy_for_decode = !args.has("--no-copy")});
+        if (!json && model.weights().copied_bytes())
+            std::fprintf(stderr, "model bound, %.1f MB of weights copied into huge pages (quantized ones in the decode layout): %.2f s\n", double(model.weights().copied_bytes()) / 1e6,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
         qwen3::Session session(model, qwen3::SessionOptions{threads, args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact});
         if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)

@@ -8,13 +8,10 @@
 // type, kv_types.hpp, fixes their bytes; KVBF16 unless a Session names another).
 #pragma once
 
-#include <sys/mman.h>
-
-#include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <cstring>
+#include <string>
 
+#include "detail/platform.hpp"
 #include "error.hpp"
 #include "kv_types.hpp"
 
@@ -31,18 +28,11 @@ public:
     static constexpr std::size_t bytes = std::size_t(Cfg::layers) * Cfg::kv_heads * head_bytes;
 
     // Throws Error(io) when the address space cannot be reserved.
-    KVArena() {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED)
-            detail::fail(ErrorCode::io, "cannot reserve the KV arena of ", bytes, " bytes (", Cfg::max_context,
-                         " positions); compile a smaller max_context");
-        base_ = static_cast<std::byte*>(p);
-    }
-    ~KVArena() { ::munmap(base_, bytes); }
-    KVArena(const KVArena&) = delete;
-    KVArena& operator=(const KVArena&) = delete;
+    KVArena()
+        : memory_(bytes, "the KV arena of " + std::to_string(Cfg::max_context) +
+                             " positions (compile a smaller max_context)") {}
 
-    std::byte* head(int layer, int kv_head) const { return base_ + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
+    std::byte* head(int layer, int kv_head) const { return memory_.data() + (std::size_t(layer) * Cfg::kv_heads + kv_head) * head_bytes; }
     // Key block holding position p (block p / 16; the position is lane p % 16).
     std::byte* key_block(int layer, int kv_head, int block) const {
         return head(layer, kv_head) + std::size_t(block) * KV::template key_block_bytes<D>;
@@ -58,22 +48,16 @@ public:
 
     // Gives the pages of positions [from, max_context) back to the OS (after a reset or truncation).
     void release_from(int from) {
-        const std::uintptr_t page = 4096;
+        const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
         for (int l = 0; l < Cfg::layers; ++l)
             for (int h = 0; h < Cfg::kv_heads; ++h) {
-                auto release = [&](std::byte* begin_ptr, std::byte* end_ptr) {
-                    auto begin = (reinterpret_cast<std::uintptr_t>(begin_ptr) + page - 1) / page * page;
-                    auto end = reinterpret_cast<std::uintptr_t>(end_ptr) / page * page;
-                    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-                };
-                const int first_block = (from + kKeyBlock - 1) / kKeyBlock;
-                release(key_block(l, h, first_block), key_block(l, h, blocks));
-                release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
+                memory_.release(key_block(l, h, first_block), key_block(l, h, blocks));
+                memory_.release(value_row(l, h, from), value_row(l, h, blocks * kKeyBlock));
             }
     }
 
 private:
-    std::byte* base_ = nullptr;
+    detail::ReservedMemory memory_;
 };
 
 }  // namespace qwen3

@@ -34,16 +34,15 @@ namespace qwen3 {
 
 // How a Model prepares its weights.
 struct ModelOptions {
-    // Copy the matrices into huge-page memory at load (Weights::pack_for_decode): float ones (F32,
-    // F16, BF16) unchanged when the file's pages are small pages, read by prefill and decode, the
-    // file's pages released; quantized ones in the decode kernels' layout of 16-row groups where this
-    // CPU has one (AVX-512 VNNI or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), read by decode, which is
-    // then up to twice as fast per core, at the cost of memory as large as those matrices. Skipped when
+    // Copy weights at load into memory laid out for decode (Weights::make_decode_copies): quantized
+    // matrices into the decode kernels' layout of 16-row groups where this CPU has one (AVX-512 VNNI
+    // or AVX2; Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), which decodes up to twice as fast per core and
+    // costs memory as large as those matrices; float matrices of large models into huge pages when
+    // the file's pages are small ones (the file's pages are then released). Skipped when
     // MemAvailable cannot hold the copies. Off: everything reads the mapped file in place.
-    bool pack_for_decode = true;
-    // Float matrices are copied only when they total this many bytes (and the file is not already
-    // mapped with huge pages).
-    std::size_t float_copy_minimum = kFloatCopyMinimum;
+    bool copy_for_decode = true;
+    // Tuning knobs of those copies, for experiments and tests; the defaults are the measured choices.
+    DecodeCopyTuning copy_tuning = {};
 };
 
 template <class Cfg>
@@ -59,7 +58,7 @@ public:
           weights_(Weights<Cfg>::bind(*checkpoint_)),
           rope_(checkpoint_->params().rope_theta, checkpoint_->params().rope_scaling),
           rms_norm_eps_(float(checkpoint_->params().rms_norm_eps)) {
-        if (options.pack_for_decode) weights_.pack_for_decode(default_thread_count(), options.float_copy_minimum);
+        if (options.copy_for_decode) weights_.make_decode_copies(default_thread_count(), options.copy_tuning);
     }
 
     const Checkpoint& checkpoint() const { return *checkpoint_; }

@@ -4,8 +4,8 @@
 // configuration, and every tensor's presence, shape and element type. A mismatch is an Error that
 // names the tensor, the expected and found shapes, and which compiled variant would fit the file.
 // Matrices stay in the mapped file (zero copy); the small 1-D norm weights are widened to f32.
-// pack_for_decode() may copy the matrices into huge pages (the quantized ones in the decode kernels'
-// layout).
+// make_decode_copies() may copy the matrices into huge pages (the quantized ones in the decode
+// kernels' layout).
 #pragma once
 
 #include <array>
@@ -17,11 +17,8 @@
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "config.hpp"
+#include "detail/platform.hpp"
 #include "detail/simd.hpp"
 #include "error.hpp"
 #include "format/checkpoint.hpp"
@@ -59,34 +56,6 @@ inline std::string variant_hint(const ModelParams& p) {
            ", " + (file.tied_embeddings ? "true" : "false") + ">";
 }
 
-// A "Key: N kB" line of a /proc file, in bytes; 0 when the file or the line is missing.
-inline std::size_t proc_kib_field(const char* path, const char* key) {
-    std::size_t bytes = 0;
-#if defined(__linux__)
-    if (std::FILE* f = std::fopen(path, "r")) {
-        char line[256];
-        const std::size_t key_length = std::strlen(key);
-        while (std::fgets(line, sizeof line, f)) {
-            unsigned long long kib = 0;
-            if (std::strncmp(line, key, key_length) == 0 && line[key_length] == ':' &&
-                std::sscanf(line + key_length + 1, " %llu kB", &kib) == 1) {
-                bytes = std::size_t(kib) * 1024;
-                break;
-            }
-        }
-        std::fclose(f);
-    }
-#else
-    (void)path, (void)key;
-#endif
-    return bytes;
-}
-
-inline std::size_t available_memory() { return proc_kib_field("/proc/meminfo", "MemAvailable"); }
-
-// File pages this process maps with huge (2 MiB) page table entries.
-inline std::size_t file_pages_mapped_huge() { return proc_kib_field("/proc/self/smaps_rollup", "FilePmdMapped"); }
-
 }  // namespace detail
 
 // Throws Error(config_mismatch) when the file's hyperparameters differ from Cfg's, listing both and
@@ -108,9 +77,17 @@ void check_params(const Checkpoint& ckpt) {
         detail::fail(ErrorCode::format, ckpt.path(), ": RoPE scaling needs a finite factor >= 1 and an original context");
 }
 
-// Below a few GB the page tables of 4 KiB pages stay in cache: a 0.6B BF16 model (1.2 GB) decoded
-// as fast from small file pages as from a huge-page copy, which only cost load time.
-inline constexpr std::size_t kFloatCopyMinimum = std::size_t(2) << 30;
+// Thresholds of Weights::make_decode_copies: tuning knobs for experiments and tests, whose defaults
+// are the measured choices (docs/performance.md).
+struct DecodeCopyTuning {
+    // Float matrices are copied into huge pages only from this total size: below a few GB the page
+    // tables of 4 KiB pages stay in cache and a copy only costs load time.
+    std::size_t float_copy_minimum = std::size_t(2) << 30;
+    // ... and only when fewer than this share of their file pages came in as huge pages.
+    double float_copy_huge_share = 0.5;
+    // Memory left free after the copies (and the file pages prefill still reads), or nothing is copied.
+    std::size_t memory_reserve = std::size_t(1) << 30;
+};
 
 template <class Cfg>
 struct LayerWeights {
@@ -134,8 +111,14 @@ struct Weights {
     const float* output_norm = nullptr;      // [hidden]
     Matrix<Cfg::vocab, Cfg::hidden> output;  // the embedding itself when tied
     std::vector<float> norm_storage;         // f32 copies of every norm weight
-    std::shared_ptr<std::byte> copy_storage;  // pack_for_decode's huge-page copies (quantized ones in the decode layout)
-    std::size_t copy_bytes = 0;
+    std::vector<detail::HugePageBuffer> copies;  // make_decode_copies's (quantized ones in the decode layout)
+
+    // Bytes held by copies of the weights.
+    std::size_t copied_bytes() const {
+        std::size_t n = 0;
+        for (const detail::HugePageBuffer& c : copies) n += c.size();
+        return n;
+    }
 
     // Binds `ckpt` (which must outlive the Weights). Throws Error(config_mismatch), Error(missing_tensor),
     // Error(shape_mismatch) or Error(unsupported) naming the first problem found.
@@ -183,110 +166,40 @@ struct Weights {
         return w;
     }
 
-    // Copies the matrices decode streams into one allocation of anonymous memory with transparent
-    // huge pages requested, where that makes decode faster:
-    //  - float matrices (F32, F16, BF16) unchanged, when they total float_copy_minimum bytes or more
-    //    (kFloatCopyMinimum by default) and the kernel maps fewer than half of their file pages with
-    //    huge pages (a file just written or copied sits in the page cache in small pages; decode
-    //    streaming a 4B BF16 model through 4 KiB pages ran 1.3x slower here, see README). Prefill
-    //    and decode then both read the copy, and the file's pages are released from the mapping,
-    //    so the memory stays one copy;
-    //  - matrices with a packed decode layout on this CPU (has_packed_layout: Q8_0, Q4_0, Q5_0, Q4_K,
-    //    Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy, prefill keeps reading
-    //    the file, so these cost their size a second time.
-    // Nothing is copied when MemAvailable (/proc/meminfo) cannot hold the copies and the file pages
-    // prefill still reads, with 1 GiB to spare: decode then reads the mapped file in place. Returns
-    // the bytes allocated (0: nothing copied). Throws Error(unsupported) when the allocation fails.
-    std::size_t pack_for_decode(int threads = default_thread_count(), std::size_t float_copy_minimum = kFloatCopyMinimum) {
-        auto each_matrix = [&](auto&& fn) {
-            for (LayerWeights<Cfg>& L : layers) {
-                fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
-                fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
-            }
-            fn(output);  // an untied token_embd is only looked up by row, in the file
-        };
-        auto is_float = [](DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; };
-        auto packs = [](const auto& m) {
-            using M = std::remove_cvref_t<decltype(m)>;
-            return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type);
-        };
-        auto bytes = [](const auto& m) { return m.row_stride() * std::size_t(m.rows); };
-        auto copy_size = [&](const auto& m) { return (bytes(m) + 63) / 64 * 64; };  // rounded up to a cache line
-
-        std::size_t float_in_file = 0;
-        each_matrix([&](auto& m) {
-            if (is_float(m.type) && !m.copied) float_in_file += bytes(m);
+    // Copies the matrices decode streams into one allocation of huge pages, where that makes decode
+    // faster:
+    //  - float matrices (F32, F16, BF16) unchanged, when they total tuning.float_copy_minimum bytes
+    //    or more and the kernel maps few of their file pages with huge pages (a file just written or
+    //    copied sits in the page cache in small pages, which slow decode down). Prefill and decode
+    //    then both read the copy, and the file's pages are released, so memory stays one copy;
+    //  - quantized matrices with a decode layout on this CPU (detail::has_packed_layout: Q8_0, Q4_0,
+    //    Q5_0, Q4_K, Q5_K, Q6_K with AVX-512 VNNI or AVX2) in that layout: decode reads the copy,
+    //    prefill keeps reading the file, so these cost their size a second time.
+    // Nothing is copied when MemAvailable cannot hold the copies and the file pages prefill still
+    // reads, with tuning.memory_reserve to spare. Returns the bytes allocated (0: nothing copied).
+    // Throws Error(unsupported) when the allocation fails.
+    std::size_t make_decode_copies(int threads = default_thread_count(), const DecodeCopyTuning& tuning = {}) {
+        const bool copy_floats = float_copies_pay(tuning);
+        auto wanted = [&](const auto& m) { return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m)); };
+        std::size_t float_bytes = 0, packed_bytes = 0;
+        each_decode_matrix([&](auto& m) {
+            if (wanted(m)) (is_float(m.type) ? float_bytes : packed_bytes) += copy_size(m);
         });
-        bool copy_floats = false;
-        if (float_in_file > 0 && float_in_file >= float_copy_minimum) {
-            // map the float matrices' pages now (one call each, not a fault per page) and see how
-            // many the kernel mapped with huge pages
-            const std::size_t huge_before = detail::file_pages_mapped_huge();
-            each_matrix([&](auto& m) {
-                if (is_float(m.type) && !m.copied) MappedFile::populate_pages(m.data, bytes(m));
-            });
-            const std::size_t huge_after = detail::file_pages_mapped_huge();
-            const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
-            // the copy costs seconds per GB at load and gains in proportion to the small pages: a file
-            // just written has none in huge pages, one read back after memory pressure most of them
-            copy_floats = mapped_huge < float_in_file / 2;
-        }
-
-        auto wanted = [&](const auto& m) {
-            return !m.packed && !m.copied && (is_float(m.type) ? copy_floats : packs(m));
-        };
-        std::size_t float_bytes = 0, packed_total = 0;
-        each_matrix([&](auto& m) {
-            if (wanted(m)) (is_float(m.type) ? float_bytes : packed_total) += copy_size(m);
-        });
-        const std::size_t total = float_bytes + packed_total;
-        if (total == 0) return 0;
-        constexpr std::size_t kGiB = std::size_t(1) << 30;
-        if (const std::size_t available = detail::available_memory(); available && total + packed_total + kGiB > available)
+        if (float_bytes + packed_bytes == 0) return 0;
+        if (const std::size_t available = detail::available_memory();
+            available && float_bytes + 2 * packed_bytes + tuning.memory_reserve > available)
             return 0;
-        constexpr std::size_t kHugePage = std::size_t(2) << 20;
-        const std::size_t allocated = (total + kHugePage - 1) / kHugePage * kHugePage;
-        auto* base = static_cast<std::byte*>(std::aligned_alloc(kHugePage, allocated));
-        if (!base)
-            detail::fail(ErrorCode::unsupported, "could not allocate ", allocated, " bytes for the decode copy of the weights");
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-        ::madvise(base, allocated, MADV_HUGEPAGE);  // fewer TLB misses while decode streams the weights
-#endif
-#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-        ::madvise(base, allocated, MADV_POPULATE_WRITE);  // all pages in one call, not a fault per page
-#endif
-        copy_storage = std::shared_ptr<std::byte>(base, [](std::byte* p) { std::free(p); });
-        copy_bytes = allocated;
+        const detail::HugePageBuffer& buffer = copies.emplace_back(float_bytes + packed_bytes);
         ThreadPool pool(threads);
-        std::size_t used = 0;
-        each_matrix([&](auto& m) {
+        std::byte* next = buffer.data();
+        each_decode_matrix([&](auto& m) {
             if (!wanted(m)) return;
-            std::byte* dst = base + used;
-            used += copy_size(m);
-            if (is_float(m.type)) {
-                constexpr int kRowsPerTask = 256;
-                const std::size_t stride = m.row_stride();
-                pool.run((m.rows + kRowsPerTask - 1) / kRowsPerTask, [&](int task) {
-                    const std::size_t begin = std::size_t(task) * kRowsPerTask;
-                    const std::size_t rows = std::min<std::size_t>(kRowsPerTask, m.rows - begin);
-                    std::memcpy(dst + begin * stride, m.data + begin * stride, rows * stride);
-                });
-                MappedFile::release_pages(m.data, bytes(m));
-                m.data = dst;
-                m.copied = true;
-                return;
-            }
-            MappedFile::populate_pages(m.data, bytes(m));
-            constexpr int kGroupsPerTask = 64;
-            const int groups = m.rows / detail::kPackRows;
-            pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
-                const int begin = task * kGroupsPerTask;
-                detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
-            });
-            m.packed = dst;
+            if (is_float(m.type)) copy_float_matrix(m, next, pool);
+            else pack_matrix(m, next, pool);
+            next += copy_size(m);
         });
         if (Cfg::tied_embeddings && output.copied) token_embd.data = output.data;  // the lookup reads the copy too
-        return allocated;
+        return buffer.size();
     }
 
     // Bytes of weights read to produce one token (every matrix once, the output matrix whole).
@@ -302,6 +215,70 @@ struct Weights {
     }
 
 private:
+    static bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+    template <class M>
+    static bool packs(const M& m) { return M::rows % detail::kPackRows == 0 && detail::has_packed_layout<M::cols>(m.type); }
+    template <class M>
+    static std::size_t matrix_bytes(const M& m) { return m.row_stride() * std::size_t(M::rows); }
+    template <class M>
+    static std::size_t copy_size(const M& m) { return (matrix_bytes(m) + 63) / 64 * 64; }  // whole cache lines
+
+    // fn(matrix) for every matrix decode streams (an untied token_embd is only looked up by row).
+    template <class Fn>
+    void each_decode_matrix(Fn&& fn) {
+        for (LayerWeights<Cfg>& L : layers) {
+            fn(L.attn_q), fn(L.attn_k), fn(L.attn_v), fn(L.attn_output);
+            fn(L.ffn_gate), fn(L.ffn_up), fn(L.ffn_down);
+        }
+        fn(output);
+    }
+
+    // Whether the float matrices still read from the file are large enough, and mapped with few
+    // enough huge pages, for a huge-page copy to speed decode up. Maps their pages to find out.
+    bool float_copies_pay(const DecodeCopyTuning& tuning) {
+        std::size_t in_file = 0;
+        each_decode_matrix([&](auto& m) {
+            if (is_float(m.type) && !m.copied) in_file += matrix_bytes(m);
+        });
+        if (in_file == 0 || in_file < tuning.float_copy_minimum) return false;
+        // map the pages now (one call per matrix, not a fault per page) and see how many came in huge
+        const std::size_t huge_before = detail::file_pages_mapped_huge();
+        each_decode_matrix([&](auto& m) {
+            if (is_float(m.type) && !m.copied) MappedFile::populate_pages(m.data, matrix_bytes(m));
+        });
+        const std::size_t huge_after = detail::file_pages_mapped_huge();
+        const std::size_t mapped_huge = huge_after > huge_before ? huge_after - huge_before : 0;
+        return double(mapped_huge) < tuning.float_copy_huge_share * double(in_file);
+    }
+
+    // m's rows copied unchanged to dst, which m then reads; the file's pages are released.
+    template <class M>
+    static void copy_float_matrix(M& m, std::byte* dst, ThreadPool& pool) {
+        constexpr int kRowsPerTask = 256;
+        const std::size_t stride = m.row_stride();
+        pool.run((M::rows + kRowsPerTask - 1) / kRowsPerTask, [&](int task) {
+            const std::size_t begin = std::size_t(task) * kRowsPerTask;
+            const std::size_t rows = std::min<std::size_t>(kRowsPerTask, M::rows - begin);
+            std::memcpy(dst + begin * stride, m.data + begin * stride, rows * stride);
+        });
+        MappedFile::release_pages(m.data, matrix_bytes(m));
+        m.data = dst;
+        m.copied = true;
+    }
+
+    // m in the decode layout at dst, which decode then reads (prefill keeps reading the file).
+    template <class M>
+    static void pack_matrix(M& m, std::byte* dst, ThreadPool& pool) {
+        MappedFile::populate_pages(m.data, matrix_bytes(m));
+        constexpr int kGroupsPerTask = 64;
+        const int groups = M::rows / detail::kPackRows;
+        pool.run((groups + kGroupsPerTask - 1) / kGroupsPerTask, [&](int task) {
+            const int begin = task * kGroupsPerTask;
+            detail::pack_row_groups(m, begin, std::min(groups, begin + kGroupsPerTask), dst);
+        });
+        m.packed = dst;
+    }
+
     static const TensorView& require(const Checkpoint& ckpt, const std::string& name, const Shape& expected) {
         const TensorView* t = ckpt.find(name);
         if (!t)

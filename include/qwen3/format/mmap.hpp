@@ -52,7 +52,7 @@ public:
             data_ = static_cast<const std::byte*>(p);
 #if defined(MADV_HUGEPAGE)
             // pages read through this mapping may come in as huge pages (kernels with large folios
-            // in the page cache): decode streams gigabytes, and 4 KiB pages cost it 1.3x here
+            // in the page cache): decode streams gigabytes, and 4 KiB pages slow it down
             ::madvise(p, size_, MADV_HUGEPAGE);
 #endif
         }

@@ -73,8 +73,8 @@ inline std::uint64_t dtype_bits(std::string_view dtype) {
 inline constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
 // JSON values a header (or an index) may hold. A tensor entry takes at most 11 (the entry, dtype,
 // shape and 4 dimensions, offsets and 2 numbers), so this allows ~95,000 tensors per file while
-// capping the parsed tree at about 100 MB however the header is written (measured peak for 2^20
-// values: 66 MB as [0,0,...], 104 MB as {"":0,...}), plus the strings' bytes, at most the header's.
+// capping the parsed tree at about 100 MB however the header is written (the densest spelling,
+// {"":0,...}, is the largest), plus the strings' bytes, at most the header's.
 inline constexpr std::size_t kMaxHeaderValues = 1u << 20;
 // A valid header nests 3 deep (root, entry, shape); __metadata__ is an object of strings.
 inline constexpr int kMaxHeaderDepth = 8;

@@ -44,8 +44,8 @@ inline bool uses_column_gemm(DType weights, int tokens) {
 
 // Whether a matmul of `tokens` tokens with `weights` goes to the panel kernels (panel_gemm.hpp),
 // which read f32 rows: on CPUs without AVX-512, with enough tokens to repay widening each panel
-// (bench_kernels matmul128 with 32 and 64 tokens, Zen 3: BF16 and Q4 formats gain from 32 tokens,
-// Q8_0 and Q6_K, whose int8 kernels are the fastest, from 64), unless an int8 column kernel takes them.
+// (measured with bench_kernels: BF16 and Q4 formats gain from 32 tokens, Q8_0 and Q6_K, whose int8
+// kernels are the fastest, from 64), unless an int8 column kernel takes them.
 inline bool uses_panel_gemm(DType weights, int tokens) {
 #if defined(__AVX512F__)
     (void)weights;
@@ -178,7 +178,7 @@ public:
     }
 
     // BF16 form: per 32-element chunk, the 16 even-indexed values then the 16 odd-indexed ones, so a
-    // kernel can widen 32 bf16 weights with one shift and one mask (see linear.hpp).
+    // kernel can widen 32 bf16 weights with one shift and one mask (see arch/avx512_float.hpp).
     const float* pairs(int t) const { return pairs_.data() + std::size_t(t) * K; }
     // Q8 forms: int8 values of token t, and per-block scales (x ~ scale * q) and sums of q.
     const std::int8_t* q8(int t) const { return q8_.data() + std::size_t(t) * K; }

@@ -50,7 +50,7 @@ inline float weight_scalar(const std::byte* row, int k) {
 }
 
 // Asks for `bytes` at p to be brought into cache: the hardware prefetchers lose time at the start of
-// every row (Q8_0 decode 11 -> 17 GB/s with it, bench in the commit that added it).
+// every row.
 inline void prefetch_ahead(const std::byte* p, std::size_t bytes) {
 #if defined(__GNUC__)
     for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
@@ -61,9 +61,8 @@ inline void prefetch_ahead(const std::byte* p, std::size_t bytes) {
 }
 
 // y[r] = dot(W[r], x), one row at a time with four accumulators (one chain of dependent FMAs would
-// be bound by their latency). Rows are read one after the other, a single sequential stream: on
-// the AVX2 machines measured (Zen 3) that reads faster than several rows side by side, which would
-// share each load of x (bench_kernels matvec BF16: 11-12 GB/s against 8 GB/s for four rows at once).
+// be bound by their latency). Rows are read one after the other, a single sequential stream, which
+// measured faster on AVX2 than several rows side by side sharing each load of x.
 template <int K, DType T>
 inline void matvec_float(const std::byte* w, std::size_t stride, const float* x, float* y, int row_begin, int row_end) {
     using simd::fbatch;
@@ -86,8 +85,8 @@ inline void matvec_float(const std::byte* w, std::size_t stride, const float* x,
 }
 
 // Tile of the matmul micro-kernel: kTileRows weight rows x kTileTokens tokens of accumulators.
-// With 16 AVX2 registers, 2 x 6 (12 accumulators) beats 4 x 2 by 12% on BF16 weights (Zen 3, a
-// 6144 x 1024 matrix, 48 tokens: 45.7 against 40.8 GFLOP/s one thread); rows come in multiples of 16.
+// With 16 AVX2 registers, 2 x 6 (12 accumulators) measured faster than 4 x 2 on BF16 weights; rows
+// come in multiples of 16.
 inline constexpr int kTileRows = simd::is_avx512 ? 4 : 2;
 inline constexpr int kTileTokens = 6;
 // Tokens per cache block: a block of X (tokens x Cols f32) should stay in L2 while weight rows stream.

@@ -36,6 +36,33 @@ namespace qwen3::detail::packed {
 
 inline constexpr int kPackRows = 16;
 
+// The four input bytes that one 32-bit lane multiplies, as one integer to broadcast to every lane.
+inline std::int32_t four_bytes(const std::int8_t* x) {
+    std::int32_t v;
+    std::memcpy(&v, x, 4);
+    return v;
+}
+
+// How far ahead of the block being read the decode kernels prefetch the packed stream: the distance
+// that measured best for each family (docs/performance.md), or QWEN3_PACKED_PREFETCH for experiments.
+template <int Measured>
+inline constexpr int kPrefetchDistance =
+#if defined(QWEN3_PACKED_PREFETCH)
+    QWEN3_PACKED_PREFETCH;
+#else
+    Measured;
+#endif
+
+// Asks for the `bytes` that lie `Distance` bytes past p to be brought into the L1 cache.
+template <int Distance>
+inline void prefetch_stream(const std::byte* p, int bytes) {
+#if defined(__GNUC__)
+    for (int off = 0; off < bytes; off += 64) __builtin_prefetch(p + Distance + off, 0, 3);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 inline void put4(std::byte* dst, const void* src, std::uint32_t flip = 0) {
     std::uint32_t v;
     std::memcpy(&v, src, 4);

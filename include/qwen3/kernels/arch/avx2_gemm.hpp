@@ -10,7 +10,7 @@
 // Q8_0 (signed, as |w| with w's sign moved onto the input). For the 4-bit formats that is 9
 // multiplies per 256 products and no float work until a block ends, where a kernel that finishes
 // every block of 32 per row and token in float (as llama.cpp's AVX2 path does) needs 16 and 8 float
-// conversions. One core, 3072 x 1024 x 512 tokens: Q4_0, Q4_K 223-229 GOPS, Q6_K 169, Q8_0 130.
+// conversions.
 #pragma once
 
 #include "avx2_quant.hpp"

@@ -31,11 +31,7 @@ using packed::kPackRows;
 
 namespace packed_blocks {
 
-inline __m256i broadcast4(const std::int8_t* x) {
-    std::int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm256_set1_epi32(v);
-}
+inline __m256i broadcast4(const std::int8_t* x) { return _mm256_set1_epi32(packed::four_bytes(x)); }
 
 inline __m256 halves8(const std::byte* p) {  // 8 f16 values
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -77,19 +73,8 @@ inline __m256i times_scalar_signed(__m128i bytes8, std::int32_t v) {
     return _mm256_madd_epi16(_mm256_cvtepi8_epi32(bytes8), _mm256_set1_epi32(v & 0xFFFF));
 }
 
-// How far ahead of the block being read the stream is prefetched (QWEN3_PACKED_PREFETCH sets it for
-// experiments): twice the AVX-512 kernels' distance, as these take longer over each line. 0.6B
-// tg128, alternated twice against 2048: one thread Q4_0 56.7 -> 63.7 and 56.0 -> 64.2 t/s, Q4_K_M
-// 50.9 -> 54.5 and 47.3 -> 54.2, Q8_0 +4% and 0%; two threads 0 to +12%, never slower.
-#if defined(QWEN3_PACKED_PREFETCH)
-inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
-#else
-inline constexpr int kPrefetchBytes = 4096;
-#endif
-
-inline void prefetch(const std::byte* p, int bytes) {
-    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
-}
+// Twice the AVX-512 kernels' distance: these spend about twice as long on each cache line.
+inline void prefetch(const std::byte* p, int bytes) { packed::prefetch_stream<packed::kPrefetchDistance<4096>>(p, bytes); }
 
 // A group's 16 results: rows 0-7 and rows 8-15.
 struct Group16 {

@@ -27,7 +27,7 @@
 
 namespace qwen3::detail::avx512 {
 
-// Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 ran 10-25% slower).
+// Tiles of 8 rows x 2 groups of 16 tokens (16 accumulators; 4 x 3 measured slower).
 inline constexpr int kBf16Rows = 8;
 inline constexpr int kBf16Groups = 2;
 inline constexpr int kBf16SliceK = 256;  // elements; a slice of 512 tokens' columns is 256 KB

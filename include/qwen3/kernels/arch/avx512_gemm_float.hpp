@@ -24,8 +24,8 @@
 namespace qwen3::detail::avx512 {
 
 // A tile is kFloatRows rows by two groups of 16 tokens: 16 accumulators, twice the FMA latency times
-// the two FMA ports, and each input load feeds eight FMAs. (4 rows x 2 groups, the earlier shape, ran
-// at about 100 GFLOP/s on one Zen 5 core, 8 x 2 at 160-190: bench_kernels, matmul512.)
+// the two FMA ports, and each input load feeds eight FMAs (4 x 2 measured much slower; see
+// docs/performance.md).
 inline constexpr int kFloatRows = 8;
 inline constexpr int kFloatGroups = 2;
 
@@ -59,7 +59,7 @@ inline void float_column_tile(const float* w, const Input& in, int group, int k0
 
 // Rows per block: the partial sums of a block's rows for every token stay in L2 across the slices,
 // and the whole input passes once per block, so long rows (the FFN's down projection, whose input
-// does not fit in L2) take larger blocks: at K = 9728, 64 rows ran at 161 GFLOP/s and 128 at 177.
+// does not fit in L2) take larger blocks (measured faster at K = 9728).
 template <int K>
 inline constexpr int kBlockRows = K >= 8192 ? 128 : 64;
 

@@ -29,11 +29,7 @@ using packed::kPackRows;
 
 namespace packed_blocks {
 
-inline __m512i broadcast4(const std::int8_t* x) {
-    std::int32_t v;
-    std::memcpy(&v, x, 4);
-    return _mm512_set1_epi32(v);
-}
+inline __m512i broadcast4(const std::int8_t* x) { return _mm512_set1_epi32(packed::four_bytes(x)); }
 
 inline __m512 halves16(const std::byte* p) {  // 16 f16 values
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -41,18 +37,8 @@ inline __m512 halves16(const std::byte* p) {  // 16 f16 values
 
 inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
 
-// How far ahead of the block being read the stream is prefetched (QWEN3_PACKED_PREFETCH sets it for
-// experiments). 4096 measured no better overall: 0.6B tg128, alternated 2-5 times per case, Q8_0
-// with 2 threads slower in all five pairs (-1% to -14%), Q4_0 and Q4_K_M from -9% to +30%.
-#if defined(QWEN3_PACKED_PREFETCH)
-inline constexpr int kPrefetchBytes = QWEN3_PACKED_PREFETCH;
-#else
-inline constexpr int kPrefetchBytes = 2048;
-#endif
-
-inline void prefetch(const std::byte* p, int bytes) {
-    for (int off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + off), _MM_HINT_T0);
-}
+// Doubling the distance measured no better here overall (Q8_0 with 2 threads slower).
+inline void prefetch(const std::byte* p, int bytes) { packed::prefetch_stream<packed::kPrefetchDistance<2048>>(p, bytes); }
 
 // One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
 // xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
