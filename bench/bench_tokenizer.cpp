@@ -1,11 +1,11 @@
 // Tokenizer throughput, one thread: encode MB/s and tokens/s on the deterministic corpora of
-// shared/tools/gen_bench_corpus.py, load times, and linear scaling on one long word.
+// tools/gen_tokenizer_corpus.py, load times, and linear scaling on one long word.
 //
 // usage: bench_tokenizer CORPUS_DIR [TOKENIZER_JSON]
-//   CORPUS_DIR holds english.txt and mixed.txt (python3 shared/tools/gen_bench_corpus.py CORPUS_DIR 10).
+//   CORPUS_DIR holds english.txt and mixed.txt (python3 tools/gen_tokenizer_corpus.py CORPUS_DIR 10).
 //   TOKENIZER_JSON defaults to tests/data/tokenizer/tokenizer.json.
 //
-// "chunked" encodes the text in ~2 KB pieces cut at spaces exactly as shared/tools/bench_hf_tokenizer.js
+// "chunked" encodes the text in ~2 KB pieces cut at spaces exactly as tools/bench_hf_tokenizer.mjs
 // cuts them for Hugging Face (positions counted in UTF-16 units, as JavaScript's slice does), so the
 // token counts and MB/s compare with that script's output measured in the same session; "whole"
 // encodes the file in one call. Best of 3 passes, as the script does.
@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
@@ -35,7 +36,7 @@ double thread_seconds() {
     return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
 }
 
-// Chunk boundaries of bench_hf_tokenizer.js: from i, go 2048 UTF-16 units, then on to the next space,
+// Chunk boundaries of tools/bench_hf_tokenizer.mjs: from i, go 2048 UTF-16 units, then on to the next space,
 // at most to i + 2300. Returned as byte offsets (a boundary inside a surrogate pair, possible in
 // JavaScript only when no space follows within 300 units, moves to the end of that character).
 std::vector<std::string_view> js_chunks(std::string_view text) {
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
             tok.emplace(qwen3::Tokenizer::from_tokenizer_json(tokenizer_json));
             json_load = std::min(json_load, seconds_since(t));
         }
-        const std::string gguf_path = "/tmp/bench_tokenizer_vocab.gguf";
+        const std::string gguf_path = (std::filesystem::temp_directory_path() / "bench_tokenizer_vocab.gguf").string();
         write_vocab_gguf(tokenizer_json, gguf_path);
         for (int rep = 0; rep < 3; ++rep) {
             Clock::time_point t = Clock::now();

