@@ -1,5 +1,6 @@
 // The tiny random model (full 151,936-token vocabulary, BF16 embedding) against llama.cpp, rebuilt
-// in memory from make_model.py's generator; and the loaders' checks of shapes against the variant.
+// in memory by random_model.hpp: prompts with control tokens, decode steps through <think> and
+// </think>, greedy tokens; and the loaders' checks of shapes against the variant.
 #include <doctest/doctest.h>
 
 #include <qwen3/model.hpp>
@@ -9,7 +10,7 @@
 
 using Cfg = qwen3::Qwen3_Tiny;
 
-TEST_CASE("tiny model (BF16 embedding widened to f32) matches llama.cpp on every prompt") {
+TEST_CASE("tiny model (BF16 embedding widened to f32) matches llama.cpp on every prompt and decode step") {
     qwen3::ThreadPool pool(2);
     qwen3::Model<Cfg> model(test::make_random_model(test::tiny_spec(), pool));
     for (const char* name : {"short5", "chat_special", "long64"}) {

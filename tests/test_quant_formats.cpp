@@ -58,7 +58,7 @@ const Golden kEncodeGoldens[] = {
     {"q4_1", DType::q4_1}, {"q5_0", DType::q5_0}, {"q5_1", DType::q5_1},
 };
 
-// ---- deterministic test data (the generator of /tmp/qgen/kquant_rmse.cpp, which produced the
+// ---- deterministic test data (the generator of the C++ driver that produced the
 // llama.cpp reference numbers from the same values) ----
 
 constexpr int kRows = 64, kCols = 4096;
@@ -322,11 +322,14 @@ TEST_CASE("K-quant encodings are at least as accurate as llama.cpp's on the same
         }
 }
 
-TEST_CASE("qwen3 quantize on the micro model gives llama-quantize's tensor types, and its bytes where encodings are fixed") {
+TEST_CASE("quantize_model on the micro model gives llama-quantize's tensor types, and its bytes where encodings are fixed") {
+    // (test_cli runs the same through the `qwen3 quantize` program)
     const qwen3::json::Value reference = test::read_json(test::data_path("quant/micro_llamacpp.json"));
     const std::string input = test::data_path("qwen3-micro-f32.gguf");
     test::TempDir dir;
+    int files = 0, byte_exact = 0;
     for (const qwen3::json::Member& entry : reference.as_object()) {
+        ++files;
         CAPTURE(entry.key);
         const qwen3::quant::FileTypeInfo* type = qwen3::quant::find_file_type(entry.key);
         REQUIRE(type != nullptr);
@@ -351,8 +354,11 @@ TEST_CASE("qwen3 quantize on the micro model gives llama-quantize's tensor types
         if (const qwen3::json::Value* hash = entry.value.find("fnv1a64")) {
             CHECK(std::filesystem::file_size(output) == std::uint64_t(entry.value.at("bytes").as_int()));
             CHECK(hex64(fnv1a64_file(output)) == hash->as_string());
+            ++byte_exact;
         }
     }
+    CHECK(files == 8);       // F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_M, Q5_K_M, Q6_K
+    CHECK(byte_exact == 5);  // all but the K-quant mixtures, whose encoders are searches llama.cpp does its own way
 }
 
 TEST_CASE("a Hugging Face folder quantizes to the file its GGUF twin gives, tokenizer included") {

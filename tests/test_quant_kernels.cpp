@@ -291,51 +291,87 @@ TEST_CASE("float prefill tiles: partial blocks, row ranges, long rows, bf16 prod
     check_float_prefill<96>(DType::bf16, 19, 33, 0, 19, true);    // a row shorter than a slice
 }
 
-TEST_CASE("prefill column forms hold every token's values side by side, as defined") {
-    constexpr int K = 128, T = 21;  // a full group of 16 tokens and a partial one
-    std::vector<float> x = random_input(K * T, 31);
-    // values where rounding to bf16 is delicate: ties, NaN, infinities, subnormals, the largest finite
+// Which column forms this build's kernels read (the other cases are reported as skipped).
+#if defined(__AVX512F__)
+constexpr bool kFloatColumns = true;
+#else
+constexpr bool kFloatColumns = false;
+#endif
+#if defined(QWEN3_HAVE_AVX512_BF16)
+constexpr bool kBf16Columns = true;
+#else
+constexpr bool kBf16Columns = false;
+#endif
+#if defined(QWEN3_HAVE_AVX512_VNNI) || defined(QWEN3_HAVE_AVX2_QUANT)
+constexpr bool kInt8Columns = true;
+#else
+constexpr bool kInt8Columns = false;
+#endif
+
+namespace {
+constexpr int kColumnsK = 128, kColumnsT = 21;  // a full group of 16 tokens and a partial one
+using ColumnInput = qwen3::detail::Input<kColumnsK, 32>;
+constexpr int kColumnGroup = ColumnInput::kColumnGroup;
+
+// Input rows with values where rounding to bf16 is delicate: ties, NaN, infinities, subnormals, the
+// largest finite.
+std::vector<float> column_test_input() {
+    std::vector<float> x = random_input(kColumnsK * kColumnsT, 31);
     const std::uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x7FC00001u, 0xFFA00000u, 0x7F800000u, 0xFF800000u,
                                      0x00000001u, 0x8000FFFFu, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x3F80FFFFu, 0x00000000u};
     for (std::size_t i = 0; i < std::size(special); ++i) std::memcpy(&x[i * 37], &special[i], 4);
-    auto in = std::make_unique<qwen3::detail::Input<K, 32>>();
-    [[maybe_unused]] constexpr int G = qwen3::detail::Input<K, 32>::kColumnGroup;
-    [[maybe_unused]] auto token_value = [&](int t, int k) { return t < T ? x[std::size_t(t) * K + k] : 0.f; };
-    in->set(x.data(), T);
-#if defined(__AVX512F__)
-    in->prepare(DType::f32);  // f32 columns
+    return x;
+}
+float token_value(const std::vector<float>& x, int t, int k) { return t < kColumnsT ? x[std::size_t(t) * kColumnsK + k] : 0.f; }
+}  // namespace
+
+TEST_CASE("prefill f32 column form holds every token's values side by side, bit for bit" * doctest::skip(!kFloatColumns)) {
+    const std::vector<float> x = column_test_input();
+    auto in = std::make_unique<ColumnInput>();
+    in->set(x.data(), kColumnsT);
+    in->prepare(DType::f32);
     for (int g = 0; g < 2; ++g)
-        for (int k = 0; k < K; ++k)
-            for (int lane = 0; lane < G; ++lane) {
-                const float want = token_value(g * G + lane, k), got = in->float_columns(g)[k * G + lane];
+        for (int k = 0; k < kColumnsK; ++k)
+            for (int lane = 0; lane < kColumnGroup; ++lane) {
+                const float want = token_value(x, g * kColumnGroup + lane, k), got = in->float_columns(g)[k * kColumnGroup + lane];
                 CHECK(std::memcmp(&want, &got, 4) == 0);
             }
-#endif
-#if defined(QWEN3_HAVE_AVX512_BF16)
+}
+
+TEST_CASE("prefill bf16 column form holds pairs of each token's values rounded to bf16" * doctest::skip(!kBf16Columns)) {
+    const std::vector<float> x = column_test_input();
+    auto in = std::make_unique<ColumnInput>();
+    in->set(x.data(), kColumnsT);
     in->allow_bf16_products(true);
-    in->prepare(DType::bf16);  // bf16 columns
+    in->prepare(DType::bf16);
     for (int g = 0; g < 2; ++g)
-        for (int p = 0; p < K / 2; ++p)
-            for (int lane = 0; lane < G; ++lane) {
-                const int t = g * G + lane;
-                const std::uint32_t want = t < T ? qwen3::detail::simd::f32_to_bf16(token_value(t, 2 * p)) |
-                                                       std::uint32_t(qwen3::detail::simd::f32_to_bf16(token_value(t, 2 * p + 1))) << 16
-                                                 : 0u;
-                CHECK(in->bf16_columns(g)[p * G + lane] == want);
+        for (int p = 0; p < kColumnsK / 2; ++p)
+            for (int lane = 0; lane < kColumnGroup; ++lane) {
+                const int t = g * kColumnGroup + lane;
+                const std::uint32_t want = t < kColumnsT ? qwen3::detail::simd::f32_to_bf16(token_value(x, t, 2 * p)) |
+                                                               std::uint32_t(qwen3::detail::simd::f32_to_bf16(token_value(x, t, 2 * p + 1))) << 16
+                                                         : 0u;
+                CHECK(in->bf16_columns(g)[p * kColumnGroup + lane] == want);
             }
-#endif
-#if defined(QWEN3_HAVE_AVX512_VNNI)
+}
+
+TEST_CASE("prefill int8 column form holds each token's quantized values, four per lane" * doctest::skip(!kInt8Columns)) {
+    std::vector<float> x = column_test_input();
     std::fill(x.begin(), x.begin() + 12 * 37 + 1, 0.5f);  // int8 quantization wants finite values
-    in->set(x.data(), T);
-    in->prepare(DType::q8_0);  // int8 columns, each value offset by +128
+    auto in = std::make_unique<ColumnInput>();
+    in->set(x.data(), kColumnsT);
+    in->prepare(DType::q8_0);
+    // AVX-512 VNNI reads the values offset by +128 (its unsigned operand), AVX2 as they are
+    const std::uint8_t flip = std::uint8_t(ColumnInput::kColumnFlip & 0xFF);
+    CHECK(ColumnInput::kColumnFlip == flip * 0x01010101u);
     for (int g = 0; g < 2; ++g)
-        for (int k = 0; k < K; ++k)
-            for (int lane = 0; lane < G; ++lane) {
-                const int t = g * G + lane;
-                const std::uint8_t want = t < T ? std::uint8_t(in->q8(t)[k] + 128) : 128;
-                CHECK(in->columns(g)[(k / 4 * G + lane) * 4 + k % 4] == want);
+        for (int k = 0; k < kColumnsK; ++k)
+            for (int lane = 0; lane < kColumnGroup; ++lane) {
+                const int t = g * kColumnGroup + lane;
+                const std::uint8_t want = t < kColumnsT ? std::uint8_t(std::uint8_t(in->q8(t)[k]) ^ flip) : flip;
+                CHECK(in->columns(g)[(k / 4 * kColumnGroup + lane) * 4 + k % 4] == want);
             }
-    const std::vector<double> xq = quantized_input(x.data(), K, 32);  // and the int8 rows are x's quantization
-    for (int k = 0; k < K; ++k) CHECK(double(in->q8(0)[k]) * double(in->scales32(0)[k / 32]) == doctest::Approx(xq[std::size_t(k)]));
-#endif
+    const std::vector<double> xq = quantized_input(x.data(), kColumnsK, 32);  // and the int8 rows are x's quantization
+    for (int k = 0; k < kColumnsK; ++k)
+        CHECK(double(in->q8(0)[k]) * double(in->scales32(0)[k / 32]) == doctest::Approx(xq[std::size_t(k)]));
 }

@@ -124,11 +124,12 @@ TEST_CASE("reply parser: the splitter reports its state while streaming") {
     CHECK(d.answer == "Answer");
 }
 
-TEST_CASE("reply parser: assistant turns rendered by the real template parse back to their message") {
+TEST_CASE("reply parser: assistant turns rendered by the real template parse back to their message, streamed or whole") {
     // In every fixture, each assistant turn's text (between "<|im_start|>assistant\n" and
     // "<|im_end|>") must give back the tool calls it was rendered from, and its content when the
-    // message held no think block.
-    std::size_t checked_calls = 0;
+    // message held no think block; streamed through the splitter in pieces of 3 bytes, it must give
+    // parse_reply's reasoning, and its content where the turn holds no tool call.
+    std::size_t checked_calls = 0, streamed = 0;
     for (const json::Value& c : test::read_jsonl("chat/cases.jsonl")) {
         const std::string& rendered = c.at("rendered").as_string();
         std::vector<std::string_view> turns;
@@ -142,9 +143,25 @@ TEST_CASE("reply parser: assistant turns rendered by the real template parse bac
         for (const json::Value& m : c.at("messages").as_array()) {
             if (m.at("role").as_string() != "assistant") continue;
             REQUIRE(turn < turns.size());
-            const chat::ParsedReply parsed = chat::parse_reply(turns[turn++]);
-            CAPTURE(std::string(turns[turn - 1]));
+            const std::string_view text = turns[turn++];
+            const chat::ParsedReply parsed = chat::parse_reply(text);
+            CAPTURE(std::string(text));
             CHECK(parsed.invalid_tool_calls.empty());
+            chat::ThinkSplitter splitter;
+            std::string reasoning, answer;
+            for (std::size_t at = 0; at < text.size(); at += 3) {
+                const chat::ReplyDelta d = splitter.feed(text.substr(at, 3));
+                reasoning += d.reasoning;
+                answer += d.answer;
+            }
+            const chat::ReplyDelta last = splitter.finish();
+            reasoning += last.reasoning;
+            answer += last.answer;
+            CHECK(reasoning == parsed.reasoning);
+            CHECK(splitter.thought() == parsed.thought);
+            if (parsed.tool_calls.empty()) CHECK(answer == parsed.content);
+            else CHECK(answer.rfind(parsed.content, 0) == 0);  // the tool-call blocks follow the content
+            ++streamed;
             const std::string& content = m.at("content").as_string();
             if (content.find("</think>") == std::string::npos) CHECK(parsed.content == content);
             const json::Value* calls = m.find("tool_calls");
@@ -160,7 +177,8 @@ TEST_CASE("reply parser: assistant turns rendered by the real template parse bac
             }
         }
     }
-    CHECK(checked_calls >= 6);
+    CHECK(checked_calls == 7);
+    CHECK(streamed == 21);
 }
 
 TEST_CASE("reply parser: a parsed reply re-renders as the model wrote it") {

@@ -356,6 +356,38 @@ TEST_CASE("sampler: draw frequencies follow the kept distribution (chi-square, f
     }
 }
 
+TEST_CASE("sampler: tokens top-k, top-p and min-p exclude are never drawn; the kept ones follow their share (chi-square)") {
+    // 64 tokens: five with probabilities 0.4, 0.2, 0.1, 0.05, 0.05 and 59 with 0.2 / 59 each. Each
+    // filter below keeps exactly the first three (renormalized: 4/7, 2/7, 1/7):
+    //   top-k 3; top-p 0.65 (0.4 + 0.2 < 0.65 <= 0.4 + 0.2 + 0.1); min-p 0.2 (0.1 >= 0.2 x 0.4 > 0.05);
+    //   top-k 40 (the five and 35 of the rest, renormalized by 0.9186), then top-p 0.7 (0.6531 < 0.7 <=
+    //   0.7620 on those), then min-p 0.2; top-k 5, then min-p 0.2 alone decides (0.0625 < 0.2 x 0.5)
+    const std::int32_t ids[] = {17, 3, 60, 41, 9};
+    const double probs[] = {0.4, 0.2, 0.1, 0.05, 0.05};
+    std::vector<float> logits(64, float(std::log(0.2 / 59)));
+    for (int i = 0; i < 5; ++i) logits[std::size_t(ids[i])] = float(std::log(probs[i]));
+    const std::map<std::int32_t, double> want = {{17, 4.0 / 7}, {3, 2.0 / 7}, {60, 1.0 / 7}};
+    for (SamplerParams p : {params(1.0f, 3, 1.0f, 0.0f), params(1.0f, 0, 0.65f, 0.0f), params(1.0f, 0, 1.0f, 0.2f),
+                            params(1.0f, 40, 0.7f, 0.2f), params(1.0f, 5, 1.0f, 0.2f)}) {
+        CAPTURE(p.top_k);
+        CAPTURE(p.top_p);
+        CAPTURE(p.min_p);
+        p.seed = 11;
+        Sampler s(p);
+        std::map<std::int32_t, int> counts;
+        const int draws = 100000;
+        for (int i = 0; i < draws; ++i) ++counts[s.sample(logits)];
+        CHECK(counts.size() == 3);  // not one draw outside the kept three
+        for (const auto& [token, n] : counts) CHECK_MESSAGE(want.count(token) == 1, "token " << token << " drawn " << n << " times");
+        double chi2 = 0;  // 2 degrees of freedom: above 40 with probability about 2e-9
+        for (const auto& [token, prob] : want) {
+            const double e = prob * draws;
+            chi2 += (counts[token] - e) * (counts[token] - e) / e;
+        }
+        CHECK(chi2 < 40.0);
+    }
+}
+
 TEST_CASE("sampler: bad parameters and bad logits are errors") {
     auto bad = [](auto mutate, const char* needle) {
         SamplerParams p;

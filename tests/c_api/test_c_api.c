@@ -3,7 +3,12 @@
  *     `tokenizers` 0.23.2), copied below with their text;
  *   - the micro model: logits of every position against llama.cpp's (tests/data/llamacpp/micro/m1),
  *     and a greedy generation equal to llama.cpp's greedy tokens;
+ *   - the sampling presets against Qwen3's model card, the version against the project's;
+ *   - streaming, the chat history and its reset;
  *   - every failure: a status code and a message naming the problem, never a crash.
+ * Built twice: against a build of the interface for the micro shape with an F32 KV arena
+ * (tests/c_api/c_api_micro.cpp), and, where CMake builds it (QWEN3_BUILD_C_API), against the library
+ * target qwen3::c (every variant, the default BF16 arena: QWEN3_TEST_LOGIT_TOLERANCE is looser).
  * Usage: test_c_api DATA_DIR. Prints "N passed, N failed". */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +16,10 @@
 #include <string.h>
 
 #include <qwen3.h>
+
+#ifndef QWEN3_TEST_LOGIT_TOLERANCE
+#define QWEN3_TEST_LOGIT_TOLERANCE 1e-5
+#endif
 
 static int passed = 0, failed = 0;
 
@@ -100,10 +109,11 @@ static void test_tokenizer(const char* data) {
     CHECK(qwen3_tokenize(NULL, "a", 1, 0, ids, 16, &count) == QWEN3_ERROR_INVALID_ARGUMENT &&
               strstr(qwen3_last_error(), "tokenizer is NULL") != NULL,
           "%s", qwen3_last_error());
-    int32_t out_of_range = 1 << 30;
+    /* ids that name no token decode to nothing (as documented), around ones that do */
+    int32_t with_unknown[] = {9707, 1 << 30, 11, 151669};
     char* text = NULL;
-    qwen3_status s = qwen3_detokenize(tok, &out_of_range, 1, 0, &text);
-    CHECK(s == QWEN3_OK || (s != QWEN3_OK && qwen3_last_error()[0] != '\0'), "status %d", (int)s);
+    qwen3_status s = qwen3_detokenize(tok, with_unknown, 4, 0, &text);
+    CHECK(s == QWEN3_OK && text && strcmp(text, "Hello,") == 0, "status %d, \"%s\"", (int)s, text ? text : "(null)");
     qwen3_string_free(text);
     qwen3_tokenizer_free(tok);
 }
@@ -119,6 +129,7 @@ static void test_model(const char* data) {
     CHECK(strcmp(qwen3_model_variant(m), "Qwen3-micro") == 0, "%s", qwen3_model_variant(m));
     const size_t vocab = qwen3_model_vocab_size(m), n = sizeof kM1Tokens / sizeof kM1Tokens[0];
     CHECK(vocab == 4096, "vocab %zu", vocab);
+    CHECK(qwen3_model_max_context(m) == 4096, "max context %zu", qwen3_model_max_context(m));
 
     float* logits = malloc(n * vocab * sizeof(float));
     float* golden = read_floats(data_path(data, "llamacpp/micro/m1.logits.f32"), n * vocab);
@@ -128,7 +139,7 @@ static void test_model(const char* data) {
     if (s == QWEN3_OK && golden) {
         double worst = 0;
         for (size_t i = 0; i < n * vocab; ++i) worst = fmax(worst, fabs((double)logits[i] - golden[i]));
-        CHECK(worst < 1e-4, "max |logits - llama.cpp| = %g", worst);
+        CHECK(worst < QWEN3_TEST_LOGIT_TOLERANCE, "max |logits - llama.cpp| = %g", worst);
     }
     CHECK(qwen3_model_logits(m, kM1Tokens, n, logits, vocab) == QWEN3_ERROR_BUFFER_TOO_SMALL, "%s", qwen3_last_error());
     int32_t bad = 4096;
@@ -178,31 +189,74 @@ static void test_model(const char* data) {
     CHECK(qwen3_model_load(NULL, 1) == NULL && strstr(qwen3_last_error(), "path is NULL"), "%s", qwen3_last_error());
 }
 
-/* A streaming callback that stops after three pieces. */
-static int stop_after_three(const char* piece, size_t length, int reasoning, void* user) {
-    (void)piece;
-    (void)length;
-    (void)reasoning;
-    int* calls = user;
-    return ++*calls < 3;
+/* A streaming callback that keeps the pieces and stops after three. */
+struct Pieces {
+    int calls;
+    int reasoning_calls;
+    char text[4096];
+    size_t length;
+};
+static int keep_three(const char* piece, size_t length, int reasoning, void* user) {
+    struct Pieces* p = user;
+    p->reasoning_calls += reasoning != 0;
+    if (p->length + length < sizeof p->text) {
+        memcpy(p->text + p->length, piece, length);
+        p->length += length;
+        p->text[p->length] = '\0';
+    }
+    return ++p->calls < 3;
 }
 
 static void test_streaming(const char* data) {
     qwen3_model* m = qwen3_model_load(data_path(data, "qwen3-micro-f32.gguf"), 1);
     if (!m) return;
-    int calls = 0;
+    struct Pieces pieces = {0, 0, "", 0};
     char* text = NULL;
     qwen3_sampling sampling = qwen3_sampling_non_thinking();
     sampling.seed = 7;
-    qwen3_status s = qwen3_generate(m, "Once upon a time", 64, &sampling, stop_after_three, &calls, &text);
-    CHECK(s == QWEN3_OK && calls == 3, "status %d, %d calls", (int)s, calls);
+    qwen3_status s = qwen3_generate(m, "Once upon a time", 64, &sampling, keep_three, &pieces, &text);
+    CHECK(s == QWEN3_OK && pieces.calls == 3 && pieces.length > 0, "status %d, %d calls", (int)s, pieces.calls);
+    CHECK(text && strcmp(text, pieces.text) == 0, "streamed \"%s\", returned \"%s\"", pieces.text, text ? text : "");
     qwen3_string_free(text);
-    calls = 0;
-    s = qwen3_chat(m, "Hello", 0, NULL, stop_after_three, &calls, &text);
-    CHECK(s == QWEN3_OK && calls <= 3, "chat: status %d (%s), %d calls", (int)s, qwen3_last_error(), calls);
-    qwen3_string_free(text);
+
+    /* chat, thinking off: the streamed pieces are the answer, which the history keeps */
+    qwen3_sampling greedy = qwen3_sampling_greedy();
+    struct Pieces first = {0, 0, "", 0};
+    char* answer = NULL;
+    s = qwen3_chat(m, "Hello", 0, &greedy, keep_three, &first, &answer);
+    CHECK(s == QWEN3_OK && first.calls == 3 && first.reasoning_calls == 0 && first.length > 0, "chat: status %d (%s), %d calls",
+          (int)s, qwen3_last_error(), first.calls);
+    CHECK(answer && strcmp(answer, first.text) == 0, "streamed \"%s\", answer \"%s\"", first.text, answer ? answer : "");
+    qwen3_string_free(answer);
+    /* the second turn sees the first: its reply differs from the same message sent alone */
+    struct Pieces with_history = {0, 0, "", 0}, alone = {0, 0, "", 0}, again = {0, 0, "", 0};
+    CHECK(qwen3_chat(m, "Tell me more.", 0, &greedy, keep_three, &with_history, NULL) == QWEN3_OK, "%s", qwen3_last_error());
     qwen3_chat_reset(m);
+    CHECK(qwen3_chat(m, "Tell me more.", 0, &greedy, keep_three, &alone, NULL) == QWEN3_OK, "%s", qwen3_last_error());
+    CHECK(strcmp(with_history.text, alone.text) != 0, "the same reply with and without history: \"%s\"", alone.text);
+    /* after a reset the conversation starts over: the first turn again gives the first reply */
+    qwen3_chat_reset(m);
+    CHECK(qwen3_chat(m, "Hello", 0, &greedy, keep_three, &again, NULL) == QWEN3_OK, "%s", qwen3_last_error());
+    CHECK(strcmp(again.text, first.text) == 0, "after reset \"%s\", first \"%s\"", again.text, first.text);
+    /* thinking on: reasoning pieces are marked as such */
+    qwen3_chat_reset(m);
+    struct Pieces thinking = {0, 0, "", 0};
+    CHECK(qwen3_chat(m, "Hello", 1, &greedy, keep_three, &thinking, NULL) == QWEN3_OK && thinking.calls == 3, "%s",
+          qwen3_last_error());
     qwen3_model_free(m);
+}
+
+/* The presets against Qwen3's model card (generation_config.json and its "Best Practices"):
+ * thinking: temperature 0.6, top-p 0.95, top-k 20, min-p 0; non-thinking: 0.7, 0.8, 20, 0. */
+static void test_sampling_and_version(void) {
+    const qwen3_sampling t = qwen3_sampling_thinking(), n = qwen3_sampling_non_thinking(), g = qwen3_sampling_greedy();
+    CHECK(fabsf(t.temperature - 0.6f) < 1e-6f && t.top_k == 20 && fabsf(t.top_p - 0.95f) < 1e-6f && t.min_p == 0.0f,
+          "thinking %g %d %g %g", t.temperature, t.top_k, t.top_p, t.min_p);
+    CHECK(fabsf(n.temperature - 0.7f) < 1e-6f && n.top_k == 20 && fabsf(n.top_p - 0.8f) < 1e-6f && n.min_p == 0.0f,
+          "non-thinking %g %d %g %g", n.temperature, n.top_k, n.top_p, n.min_p);
+    CHECK(g.temperature == 0.0f && t.repetition_penalty == 1.0f && t.presence_penalty == 0.0f && t.frequency_penalty == 0.0f,
+          "greedy %g", g.temperature);
+    CHECK(strcmp(qwen3_version(), QWEN3_PROJECT_VERSION) == 0, "version %s, project %s", qwen3_version(), QWEN3_PROJECT_VERSION);
 }
 
 int main(int argc, char** argv) {
@@ -213,6 +267,7 @@ int main(int argc, char** argv) {
     test_tokenizer(argv[1]);
     test_model(argv[1]);
     test_streaming(argv[1]);
+    test_sampling_and_version();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,302 @@
+// The `qwen3` program, run as a user runs it, against other implementations' outputs: greedy tokens
+// and logits from llama.cpp, ids and text from Hugging Face `tokenizers`, prompts from the Jinja
+// template, quantized files byte for byte from llama-quantize; the shape of `bench --json`; a chat
+// driven through stdin; and the exit status and message of each kind of error. In a build without
+// the program (tools/sanitize.sh builds none) every case is reported as skipped.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <qwen3/tokenizer.hpp>
+
+#include "golden.hpp"
+#include "random_model.hpp"
+#include "support.hpp"
+
+#if defined(QWEN3_TOOL_PROGRAM)
+constexpr bool kHaveTool = true;
+constexpr const char* kTool = QWEN3_TOOL_PROGRAM;
+#else
+constexpr bool kHaveTool = false;
+constexpr const char* kTool = "";
+#endif
+
+namespace {
+
+struct Run {
+    int status = -1;
+    std::string out, err;
+};
+
+// Runs `qwen3 ARGS` with `input` on stdin; returns the exit status and both outputs.
+Run qwen3_tool(const std::string& args, const std::string& input = "") {
+    test::TempDir dir;
+    const std::string in = dir.file("stdin"), out = dir.file("stdout"), err = dir.file("stderr");
+    test::write_file(in, input);
+    const std::string command = std::string("\"") + kTool + "\" " + args + " <\"" + in + "\" >\"" + out + "\" 2>\"" + err + "\"";
+    INFO(command);
+    const int raw = std::system(command.c_str());
+    Run r;
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = test::read_file(out);
+    r.err = test::read_file(err);
+    return r;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+std::vector<std::int32_t> parse_ids(const std::string& text) {
+    std::vector<std::int32_t> out;
+    std::string digits;
+    for (char c : text + " ") {
+        if (c >= '0' && c <= '9') {
+            digits += c;
+        } else if (!digits.empty()) {
+            out.push_back(std::stoi(digits));
+            digits.clear();
+        }
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::int32_t>& ids) {
+    std::string s;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (i) s += ',';
+        s += std::to_string(ids[i]);
+    }
+    return s;
+}
+
+std::string micro() { return quoted(test::data_path("qwen3-micro-f32.gguf")); }
+std::string tokenizer_json() { return quoted(test::data_path("tokenizer/tokenizer.json")); }
+
+// The FNV-1a 64 digest of a file, as tests/data/quant/micro_llamacpp.json records llama-quantize's.
+std::string fnv1a64_hex(const std::string& bytes) {
+    std::uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : bytes) h = (h ^ c) * 0x100000001B3ull;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("cli" * doctest::skip(!kHaveTool));
+
+TEST_CASE("qwen3 generate --ids on the tiny model file prints llama.cpp's greedy tokens") {
+    test::TempDir dir;
+    qwen3::ThreadPool pool(2);
+    const std::string path = dir.file("tiny.gguf");
+    test::write_gguf(test::make_random_model(test::tiny_spec(), pool), path, "tiny");
+    const test::Golden g = test::load_golden("tiny", "short5", 151936);
+    const Run r = qwen3_tool("generate " + quoted(path) + " --tokenizer " + tokenizer_json() + " -p \"The capital of France is\" -n " +
+                             std::to_string(g.greedy.size()) + " --temp 0 --ids --ignore-eos -t 2");
+    REQUIRE(r.status == 0);
+    const std::vector<std::int32_t> ids = parse_ids(r.out);
+    REQUIRE(ids.size() == g.greedy.size());
+    std::size_t n = 0;  // llama.cpp's path is comparable up to its first near-tie
+    while (n < g.greedy.size() && g.margins[n] > 1e-2) ++n;
+    CHECK(n > 4);
+    CHECK(std::vector<std::int32_t>(ids.begin(), ids.begin() + long(n)) == std::vector<std::int32_t>(g.greedy.begin(), g.greedy.begin() + long(n)));
+}
+
+TEST_CASE("qwen3 logits writes every position's logits, row by row, as llama.cpp computes them") {
+    test::TempDir dir;
+    const test::Golden g = test::load_golden("micro", "m2", 4096);
+    const Run r = qwen3_tool("logits " + micro() + " --tokens " + join(g.tokens) + " --out " + quoted(dir.file("l.f32")) + " -t 2");
+    REQUIRE(r.status == 0);
+    const std::vector<float> rows = test::read_floats(dir.file("l.f32"));
+    REQUIRE(rows.size() == g.tokens.size() * 4096);
+    // the tool's arena is the default BF16 one, which moves the micro model's logits by about 3e-3
+    for (std::size_t i = 0; i < g.positions.size(); ++i)
+        test::check_row(std::span<const float>(rows).subspan(std::size_t(g.positions[i]) * 4096, 4096), g.prompt_row(i), 1e-2f,
+                        "position " + std::to_string(g.positions[i]));
+    // without --out: the top 5 of the last position, llama.cpp's argmax first
+    const Run top = qwen3_tool("logits " + micro() + " --tokens " + join(g.tokens) + " -t 2");
+    REQUIRE(top.status == 0);
+    CHECK(top.out.find("top 5 of position 63 (variant Qwen3-micro)") != std::string::npos);
+    const std::span<const float> last = g.prompt_row(g.positions.size() - 1);
+    REQUIRE(test::top_margin(last) > 2e-2f);
+    char first[32];
+    std::snprintf(first, sizeof first, "1  id %6d", test::argmax(last));
+    CHECK(top.out.find(first) != std::string::npos);
+}
+
+TEST_CASE("qwen3 info reports the micro model's hyperparameters and tensors") {
+    const Run r = qwen3_tool("info " + micro() + " --tensors");
+    REQUIRE(r.status == 0);
+    // the micro model's definition (tests/data/README.md): hidden 128, 2 layers, 4/2 heads of 64, FFN
+    // 384, vocabulary 4096, tied, every tensor F32
+    for (const char* line : {"variant:         Qwen3-micro", "hidden:          128", "layers:          2",
+                             "heads:           4 query, 2 key/value, head_dim 64", "ffn:             384",
+                             "vocab:           4096 (tied embeddings)", "tensors:         24,"})
+        CHECK_MESSAGE(r.out.find(line) != std::string::npos, line);
+    // the down projection of layer 1: [hidden, ffn] f32, 128 x 384 x 4 bytes
+    std::istringstream lines(r.out);
+    std::string line;
+    bool found = false;
+    while (std::getline(lines, line))
+        if (line.rfind("blk.1.ffn_down.weight ", 0) == 0) {
+            std::istringstream words(line);
+            std::string name, type, rows, cols, bytes;
+            words >> name >> type >> rows >> cols >> bytes;
+            CHECK(type == "F32");
+            CHECK(rows + " " + cols == "[128, 384]");
+            CHECK(bytes == "196608");
+            found = true;
+        }
+    CHECK(found);
+}
+
+TEST_CASE("qwen3 tokenize and detokenize give Hugging Face's ids and text") {
+    std::string requests, texts;
+    std::vector<qwen3::json::Value> cases = test::read_jsonl("tokenizer/cases.jsonl");
+    for (const qwen3::json::Value& c : cases) requests += "{\"text\": " + qwen3::json::quote(c.at("text").as_string()) + "}\n";
+    const Run r = qwen3_tool("tokenize --tokenizer " + tokenizer_json() + " --jsonl", requests);
+    REQUIRE(r.status == 0);
+    std::istringstream lines(r.out);
+    std::string line, id_requests;
+    std::size_t i = 0;
+    for (; std::getline(lines, line) && i < cases.size(); ++i) {
+        const qwen3::json::Value got = qwen3::json::parse(line, "stdout");
+        CHECK_MESSAGE(qwen3::json::dump(got.at("ids")) == qwen3::json::dump(cases[i].at("ids")), "case " << i);
+        id_requests += "{\"ids\": " + qwen3::json::dump(cases[i].at("ids")) + "}\n";
+    }
+    CHECK(i == cases.size());
+    // ids to text (Hugging Face's decode, with and without skip_special_tokens)
+    std::vector<qwen3::json::Value> decodes;
+    for (const qwen3::json::Value& c : test::read_jsonl("tokenizer/cases_extra.jsonl"))
+        if (c.at("kind").as_string() == "decode") {
+            decodes.push_back(c);
+            id_requests += "{\"ids\": " + qwen3::json::dump(c.at("ids")) + "}\n";
+        }
+    REQUIRE(decodes.size() == 300);
+    for (const bool skip : {false, true}) {
+        const Run back = qwen3_tool("detokenize --tokenizer " + tokenizer_json() + " --jsonl" + (skip ? " --skip-special" : ""), id_requests);
+        REQUIRE(back.status == 0);
+        std::istringstream text_lines(back.out);
+        std::size_t k = 0;
+        for (; std::getline(text_lines, line); ++k) {
+            if (k < cases.size()) continue;  // the tokenize cases' ids, whose text is the normalized input
+            const qwen3::json::Value& want = decodes[k - cases.size()];
+            CHECK_MESSAGE(qwen3::json::parse(line, "stdout").at("text").as_string() ==
+                              want.at(skip ? "skip_special_text" : "text").as_string(),
+                          "decode case " << k - cases.size());
+        }
+        CHECK(k == cases.size() + decodes.size());
+    }
+    // one text, no --jsonl: a JSON array and a newline
+    const Run one = qwen3_tool("tokenize --tokenizer " + tokenizer_json(), "Hello, world!");
+    CHECK(one.out == "[9707,11,1879,0]\n");
+}
+
+TEST_CASE("qwen3 template renders each request as the Jinja template does") {
+    const std::vector<qwen3::json::Value> cases = test::read_jsonl("chat/cases.jsonl");
+    std::string requests;
+    for (const qwen3::json::Value& c : cases) requests += qwen3::json::dump(c) + "\n";
+    const Run r = qwen3_tool("template --jsonl", requests);
+    REQUIRE(r.status == 0);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::size_t i = 0;
+    for (; std::getline(lines, line) && i < cases.size(); ++i)
+        CHECK_MESSAGE(qwen3::json::parse(line, "stdout").at("rendered").as_string() == cases[i].at("rendered").as_string(), "case " << i);
+    CHECK(i == cases.size());
+}
+
+TEST_CASE("qwen3 quantize writes the bytes llama-quantize writes") {
+    const qwen3::json::Value reference = test::read_json(test::data_path("quant/micro_llamacpp.json"));
+    test::TempDir dir;
+    int checked = 0;
+    for (const char* type : {"Q8_0", "Q4_0", "F16", "BF16"}) {  // the types whose encoding is fixed by formula
+        CAPTURE(type);
+        const std::string out = dir.file(std::string(type) + ".gguf");
+        const Run r = qwen3_tool("quantize " + micro() + " " + quoted(out) + " " + type + " -q -t 2");
+        REQUIRE(r.status == 0);
+        CHECK(r.out.find(std::string("(") + type + ", 24 tensors)") != std::string::npos);
+        const std::string bytes = test::read_file(out);
+        CHECK(std::int64_t(bytes.size()) == reference.at(type).at("bytes").as_int());
+        CHECK(fnv1a64_hex(bytes) == reference.at(type).at("fnv1a64").as_string());
+        ++checked;
+    }
+    CHECK(checked == 4);
+}
+
+TEST_CASE("qwen3 bench --json prints one line per test with the units compare.py reads") {
+    const Run r = qwen3_tool("bench " + micro() + " -p 16 -n 4 -r 1 -t 1 --json");
+    REQUIRE(r.status == 0);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::vector<qwen3::json::Value> rows;
+    while (std::getline(lines, line))
+        if (!line.empty()) rows.push_back(qwen3::json::parse(line, "stdout"));
+    REQUIRE(rows.size() == 2);
+    // every matrix once per token, the tied embedding as the output matrix, F32: 4 bytes a weight
+    const double weights = 2 * (128.0 * 256 + 2 * 128 * 128 + 256 * 128 + 3 * 128 * 384) + 4096.0 * 128;
+    for (const auto& [row, test] : {std::pair{0, "pp16"}, std::pair{1, "tg4"}}) {
+        const qwen3::json::Value& j = rows[std::size_t(row)];
+        CHECK(j.at("test").as_string() == test);
+        CHECK(j.at("variant").as_string() == "Qwen3-micro");
+        CHECK(j.at("format").as_string() == "F32");
+        CHECK(j.at("threads").as_int() == 1);
+        CHECK(j.at("tokens_per_s").as_double() > 0);
+        CHECK(j.at("weights_gb_per_token").as_double() == doctest::Approx(weights * 4 / 1e9).epsilon(1e-3));
+    }
+    CHECK(rows[1].at("weights_gb_per_s").as_double() > 0);
+}
+
+TEST_CASE("qwen3 chat answers each line of stdin and ends at end of input") {
+    test::TempDir dir;
+    qwen3::ThreadPool pool(2);
+    const std::string path = dir.file("tiny.gguf");
+    test::write_gguf(test::make_random_model(test::tiny_spec(), pool), path, "tiny");
+    const Run r = qwen3_tool("chat " + quoted(path) + " --tokenizer " + tokenizer_json() + " --no-think -n 3 -t 2 --temp 0",
+                             "Hello!\n/help\nWhat is 2 + 2?\n");
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("Qwen3-tiny loaded; thinking off") != std::string::npos);
+    CHECK(r.out.find("/clear") != std::string::npos);  // the help text
+    // two replies, each 3 tokens (the limit), the second reusing the first turn's tokens
+    std::size_t replies = 0;
+    for (std::size_t at = r.err.find("[prompt "); at != std::string::npos; at = r.err.find("[prompt ", at + 1)) ++replies;
+    CHECK(replies == 2);
+    CHECK(r.err.find("reply 3 tokens") != std::string::npos);
+    CHECK(r.err.find("token limit]") != std::string::npos);
+    CHECK(r.err.find("(0 reused)") != std::string::npos);
+}
+
+TEST_CASE("qwen3 exits with 2 on usage errors and 1 on failures, naming what went wrong") {
+    const Run none = qwen3_tool("");
+    CHECK(none.status == 2);
+    CHECK(none.err.find("usage: qwen3 COMMAND") != std::string::npos);
+    const Run unknown = qwen3_tool("frobnicate");
+    CHECK(unknown.status == 2);
+    CHECK(unknown.err.find("unknown command \"frobnicate\"") != std::string::npos);
+    const Run missing = qwen3_tool("info /no/such/model.gguf");
+    CHECK(missing.status == 1);
+    CHECK(missing.err.find("error (io)") != std::string::npos);
+    CHECK(missing.err.find("/no/such/model.gguf") != std::string::npos);
+    const Run not_a_model = qwen3_tool("info " + tokenizer_json());
+    CHECK(not_a_model.status == 1);
+    CHECK(not_a_model.err.find("neither a GGUF file nor a Hugging Face model folder") != std::string::npos);
+    const Run bad_number = qwen3_tool("generate " + micro() + " -p hi -n many");
+    CHECK(bad_number.status == 2);
+    CHECK(bad_number.err.find("many") != std::string::npos);
+    const Run bad_type = qwen3_tool("quantize " + micro() + " /tmp/never.gguf Q3_XS");
+    CHECK(bad_type.status == 2);
+    CHECK(bad_type.err.find("unknown TYPE \"Q3_XS\"") != std::string::npos);
+    const Run bad_token = qwen3_tool("logits " + micro() + " --tokens 1,4096");
+    CHECK(bad_token.status == 1);
+    CHECK(bad_token.err.find("token id 4096 at index 1 is outside the vocabulary") != std::string::npos);
+    const Run bad_ids = qwen3_tool("detokenize --tokenizer " + tokenizer_json(), "[1, -2]");
+    CHECK(bad_ids.status == 1);
+    CHECK(bad_ids.err.find("token ids must be integers") != std::string::npos);
+}
+
+TEST_SUITE_END();
