@@ -125,6 +125,94 @@ qwen3_status qwen3_chat(qwen3_model* model, const char* user_message, int enable
 /* Forgets the conversation. */
 void qwen3_chat_reset(qwen3_model* model);
 
+/* ---- engine: many sequences over one model, stepping together ----
+ *
+ *     qwen3_engine_params p = qwen3_engine_default_params();
+ *     p.max_sequences = 8;
+ *     qwen3_engine* e = qwen3_engine_create(m, &p);
+ *     qwen3_request r = qwen3_request_default();
+ *     r.prompt = ids; r.prompt_length = n; r.max_tokens = 64;
+ *     uint64_t id;
+ *     qwen3_engine_add(e, &r, &id);          (any thread)
+ *     qwen3_engine_run(e);                   (or qwen3_engine_step in a loop of your own)
+ *     qwen3_result res;
+ *     if (qwen3_engine_take(e, id, &res) == QWEN3_OK) { puts(res.text); qwen3_result_free(&res); }
+ *
+ * Each step advances every active sequence by one token in one pass over the weights and feeds
+ * prompt chunks of new ones; sequences sharing a prefix share its KV pages. A sequence's tokens are
+ * those it gets alone. Threads: qwen3_engine_add, _cancel, _take and _stats may be called from any
+ * thread; _step and _run from one thread at a time, which also calls every request's on_text. The
+ * structs carry their size in their first field (set by the _default functions), so that fields can
+ * be added without breaking programs built against an older qwen3.h. */
+
+typedef struct qwen3_engine qwen3_engine;
+
+typedef struct qwen3_engine_params {
+    uint32_t size;           /* sizeof(qwen3_engine_params) */
+    int32_t max_sequences;   /* stepping together, 1 .. 64 (default 8); more requests wait */
+    int32_t pool_pages;      /* KV pages of 64 positions; 0: max_sequences full contexts */
+    int32_t prefill_budget;  /* prompt tokens per step, 1 .. 512 (default 256) */
+    int32_t share_prefixes;  /* non-zero (default): sequences share the pages of a common prefix */
+    int32_t threads;         /* 0: the model's */
+} qwen3_engine_params;
+
+typedef struct qwen3_request {
+    uint32_t size;                 /* sizeof(qwen3_request) */
+    const int32_t* prompt;         /* token ids (e.g. from qwen3_tokenize), at least one */
+    size_t prompt_length;
+    int32_t max_tokens;            /* default 512 */
+    const qwen3_sampling* sampling; /* NULL: greedy */
+    const char* const* stop;       /* stop strings (may be NULL) */
+    size_t stop_count;
+    int32_t stop_at_end_of_turn;   /* non-zero (default): <|im_end|> and <|endoftext|> end it */
+    qwen3_on_text on_text;         /* streamed text, called from the stepping thread; may be NULL */
+    void* user;
+} qwen3_request;
+
+typedef enum qwen3_stop_reason {
+    QWEN3_STOP_END_OF_TURN = 0,
+    QWEN3_STOP_STRING = 1,
+    QWEN3_STOP_MAX_TOKENS = 2,
+    QWEN3_STOP_CONTEXT_FULL = 3,
+    QWEN3_STOP_CANCELLED = 4,
+    QWEN3_STOP_FAILED = 5          /* e.g. the KV pool is full: qwen3_result.error says why */
+} qwen3_stop_reason;
+
+typedef struct qwen3_result {
+    qwen3_stop_reason reason;
+    char* text;                    /* the generated text */
+    int32_t* tokens;               /* every sampled token */
+    size_t token_count;
+    int32_t prompt_tokens;
+    int32_t reused_tokens;         /* prompt tokens found in shared pages, not evaluated again */
+    char* error;                   /* "" unless reason is QWEN3_STOP_FAILED */
+} qwen3_result;
+
+typedef struct qwen3_engine_stats {
+    int32_t active, waiting, pool_pages, used_pages, cached_pages;
+    int64_t steps, prompt_tokens, decode_tokens;
+} qwen3_engine_stats;
+
+qwen3_engine_params qwen3_engine_default_params(void);
+qwen3_request qwen3_request_default(void);
+/* An engine over `model` (which must outlive it) and its tokenizer. NULL on failure. */
+qwen3_engine* qwen3_engine_create(qwen3_model* model, const qwen3_engine_params* params);
+void qwen3_engine_free(qwen3_engine* engine);
+/* Queues a request; *id identifies it. Errors: an empty prompt, ids outside the vocabulary, a
+ * prompt longer than the context (QWEN3_ERROR_CONTEXT_OVERFLOW), invalid sampling. */
+qwen3_status qwen3_engine_add(qwen3_engine* engine, const qwen3_request* request, uint64_t* id);
+/* Stops a request at the next step (its result says QWEN3_STOP_CANCELLED); unknown ids are ignored. */
+qwen3_status qwen3_engine_cancel(qwen3_engine* engine, uint64_t id);
+/* One step; *more (may be NULL) is set to whether requests remain. */
+qwen3_status qwen3_engine_step(qwen3_engine* engine, int* more);
+/* Steps until every request has finished. */
+qwen3_status qwen3_engine_run(qwen3_engine* engine);
+/* The result of a finished request, once; free it with qwen3_result_free. *done (may be NULL) is 0
+ * and *result untouched while it runs. */
+qwen3_status qwen3_engine_take(qwen3_engine* engine, uint64_t id, qwen3_result* result, int* done);
+void qwen3_result_free(qwen3_result* result);
+qwen3_status qwen3_engine_get_stats(const qwen3_engine* engine, qwen3_engine_stats* stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (58 files); regenerate after changing include/ with
+// headers it includes (61 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -1965,6 +1965,66 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 
 }  // namespace qwen3
 // ===== end of qwen3/config.hpp =====
+// ===== qwen3/engine.hpp =====
+// qwen3/engine.hpp - many sequences over one model, stepping together (continuous batching).
+//
+//     qwen3::Engine<qwen3::Qwen3_0_6B> engine(model, &tokenizer, {.max_sequences = 8});
+//     auto id = engine.add({.prompt = tokenizer.encode("Once upon a time"), .options = {.max_tokens = 64}});
+//     engine.run();                                   // or step() in a loop of your own
+//     qwen3::EngineResult r = *engine.take(id);       // r.generation.text, .tokens, .reason
+//
+// Each step advances every active sequence by one token in one pass over the weights (the decode
+// kernels read each weight once for all of them), and feeds prompt chunks of newly added sequences
+// within a per-step token budget, so a long prompt does not stall the others. Sequences join and
+// leave between steps. A sequence's tokens are those it would get alone: its decode arithmetic is
+// the one-sequence arithmetic, and its prompt is evaluated by the same kernels in other chunks.
+//
+// Keys and values live in one KVPool of fixed size; sequences that start with the same tokens (a
+// system prompt, tool schemas) share the pages that hold them, and pages of finished sequences are
+// kept for later requests until the pool needs them. A request the pool cannot hold ends with
+// StopReason::failed and a message; the others go on.
+//
+// Threads: add(), cancel(), take(), done() and stats() may be called from any thread; step() and
+// run() from one thread at a time, which also runs every request's callbacks.
+//
+// Compile an engine once: QWEN3_INSTANTIATE_ENGINE(Cfg) in one .cpp file, QWEN3_EXTERN_ENGINE(Cfg)
+// where others use qwen3::Engine<Cfg> (the default KV type and page size).
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+
+// ===== qwen3/generation.hpp =====
+// qwen3/generation.hpp - text generation and conversations on top of a model, a tokenizer and a sampler.
+//
+//     qwen3::Generator gen(model, tokenizer);                       // raw completion
+//     auto out = gen.complete("Once upon a time", {.max_tokens = 64}, [](std::string_view piece) {
+//         std::cout << piece << std::flush;  return true;         // false cancels
+//     });
+//
+//     qwen3::Conversation chat(model, tokenizer, {.enable_thinking = false});
+//     auto reply = chat.send("What is 2 + 2?");                    // reply.content, reply.reasoning
+//
+// Both keep their KV arena between calls and evaluate only what differs from what it already holds:
+// a new prompt that starts with the tokens of the last one (the common case in a chat) costs only
+// its new tokens. Streamed text always comes in whole UTF-8 characters.
+
+
+// ===== qwen3/model.hpp =====
+// qwen3/model.hpp - the Qwen3 forward pass.
+//
+//     qwen3::Model<qwen3::Qwen3_0_6B> model("Qwen3-0.6B.gguf");   // or a Hugging Face folder
+//     qwen3::Session session(model);                              // KV arena + scratch + threads
+//     std::span<const float> logits = session.eval(prompt_ids);   // prefill: one matrix-matrix pass
+//     logits = session.eval(next_id);                             // decode: one matrix-vector pass
+//
+// A Model is the weights (immutable; share one between sessions). A Session is one sequence: its KV
+// arena, its position, scratch buffers and a thread pool. forward() below reads top to bottom like
+// the Qwen3 definition; the SIMD lives in kernels/.
+
+
 // ===== qwen3/format/checkpoint.hpp =====
 // qwen3/format/checkpoint.hpp - one view of a Qwen3 checkpoint, whichever format it came in.
 //
@@ -3455,37 +3515,6 @@ private:
 
 }  // namespace qwen3
 // ===== end of qwen3/format/checkpoint.hpp =====
-// ===== qwen3/generation.hpp =====
-// qwen3/generation.hpp - text generation and conversations on top of a model, a tokenizer and a sampler.
-//
-//     qwen3::Generator gen(model, tokenizer);                       // raw completion
-//     auto out = gen.complete("Once upon a time", {.max_tokens = 64}, [](std::string_view piece) {
-//         std::cout << piece << std::flush;  return true;         // false cancels
-//     });
-//
-//     qwen3::Conversation chat(model, tokenizer, {.enable_thinking = false});
-//     auto reply = chat.send("What is 2 + 2?");                    // reply.content, reply.reasoning
-//
-// Both keep their KV arena between calls and evaluate only what differs from what it already holds:
-// a new prompt that starts with the tokens of the last one (the common case in a chat) costs only
-// its new tokens. Streamed text always comes in whole UTF-8 characters.
-
-#include <chrono>
-#include <functional>
-
-// ===== qwen3/model.hpp =====
-// qwen3/model.hpp - the Qwen3 forward pass.
-//
-//     qwen3::Model<qwen3::Qwen3_0_6B> model("Qwen3-0.6B.gguf");   // or a Hugging Face folder
-//     qwen3::Session session(model);                              // KV arena + scratch + threads
-//     std::span<const float> logits = session.eval(prompt_ids);   // prefill: one matrix-matrix pass
-//     logits = session.eval(next_id);                             // decode: one matrix-vector pass
-//
-// A Model is the weights (immutable; share one between sessions). A Session is one sequence: its KV
-// arena, its position, scratch buffers and a thread pool. forward() below reads top to bottom like
-// the Qwen3 definition; the SIMD lives in kernels/.
-
-
 // ===== qwen3/kernels/activation.hpp =====
 // qwen3/kernels/activation.hpp - the SwiGLU gate and elementwise helpers.
 
@@ -6155,6 +6184,181 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
     return acc;
 }
 
+// Several tokens at once (decode steps of different sequences): each packed block is loaded and
+// unpacked once for T tokens. A token's arithmetic is group_blocks32's for it alone (integer dot
+// products are exact in any order; the float accumulation is the same sequence), so a sequence's
+// logits do not depend on the batch it is in.
+// Unpack fills w[8]: vectors of 4-byte groups, w[i] against the input bytes at x + offset(i).
+struct UnpackQ8_0 {
+    static constexpr int kBlockBytes = 16 * 34, kOffset = 128;
+    static constexpr int offset(int i) { return 4 * i; }
+    static void unpack(const std::byte* p, __m512i* w) {
+        for (int j = 0; j < 8; ++j) w[j] = load(p + 32 + 64 * j);
+    }
+};
+template <bool FifthBit>
+struct UnpackNibbles {
+    static constexpr int kBlockBytes = 16 * (FifthBit ? 22 : 18), kOffset = FifthBit ? 16 : 8;
+    static constexpr int offset(int i) { return i < 4 ? 4 * i : 16 + 4 * (i - 4); }
+    static void unpack(const std::byte* p, __m512i* w) {
+        const __m512i low = _mm512_set1_epi8(0x0F);
+        [[maybe_unused]] const __m512i qh = FifthBit ? load(p + 32) : _mm512_setzero_si512();
+        const std::byte* q = p + (FifthBit ? 96 : 32);
+        for (int j = 0; j < 4; ++j) {
+            const __m512i v = load(q + 64 * j);
+            w[j] = _mm512_and_si512(v, low);
+            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+            if constexpr (FifthBit) {
+                w[j] = _mm512_or_si512(w[j], fifth_bits(qh, 4 * j));
+                w[j + 4] = _mm512_or_si512(w[j + 4], fifth_bits(qh, 16 + 4 * j));
+            }
+        }
+    }
+};
+
+template <int K, int T, class Format, class Input>
+inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales32(t0 + t), xs[t] = in.sums32(t0 + t);
+    __m512 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    for (int b = 0; b < K / 32; ++b, p += Format::kBlockBytes) {
+        prefetch(p, Format::kBlockBytes);
+        __m512i w[8];
+        Format::unpack(p, w);
+        const __m512 weight_scales = halves16(p);
+        for (int t = 0; t < T; ++t) {
+            const std::int8_t* xb = x[t] + 32 * b;
+            __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+            for (int i = 0; i < 8; i += 2) {
+                d0 = _mm512_dpbusd_epi32(d0, w[i], broadcast4(xb + Format::offset(i)));
+                d1 = _mm512_dpbusd_epi32(d1, w[i + 1], broadcast4(xb + Format::offset(i + 1)));
+            }
+            const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(Format::kOffset * xs[t][b]));
+            const __m512 scale = _mm512_mul_ps(weight_scales, _mm512_set1_ps(dx[t][b]));
+            acc[t][b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t][b & 1]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc[t][0], acc[t][1]);
+}
+
+// Q4_K and Q5_K for T tokens (group_q4_k's arithmetic for each).
+template <int K, int T, bool FifthBit, class Input>
+inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    [[maybe_unused]] const __m512i one = _mm512_set1_epi8(0x01);
+    const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs16[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales256(t0 + t), xs16[t] = in.sums16(t0 + t);
+    __m512 acc[T], min_acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = min_acc[t] = _mm512_setzero_ps();
+    constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p), dmin = halves16(p + 32);
+        const std::byte* sc = p + 64;
+        [[maybe_unused]] const std::byte* qh = sc + 192;
+        const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
+        __m128i s[12];
+        for (int i = 0; i < 12; ++i) s[i] = load16(sc + 16 * i);
+        auto scale_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j], low6);
+            return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
+        };
+        auto min_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j + 4], low6);
+            return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
+        };
+        __m512i isum[T], msum[T];
+        for (int t = 0; t < T; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+            __m512i lo[T], hi[T];
+            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; ++j) {
+                const __m512i v = load(q + 64 * (8 * c + j));
+                __m512i vlo = _mm512_and_si512(v, low), vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                if constexpr (FifthBit) {
+                    const __m512i h = load(qh + 64 * j);
+                    vlo = _mm512_or_si512(vlo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c), one), 4));
+                    vhi = _mm512_or_si512(vhi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c + 1), one), 4));
+                }
+                for (int t = 0; t < T; ++t) {
+                    const std::int8_t* xb = x[t] + 256 * b + 64 * c + 4 * j;
+                    lo[t] = _mm512_dpbusd_epi32(lo[t], vlo, broadcast4(xb));
+                    hi[t] = _mm512_dpbusd_epi32(hi[t], vhi, broadcast4(xb + 32));
+                }
+            }
+            const __m512i s0 = widen16(scale_of(2 * c)), s1 = widen16(scale_of(2 * c + 1));
+            const __m512i m0 = widen16(min_of(2 * c)), m1 = widen16(min_of(2 * c + 1));
+            for (int t = 0; t < T; ++t) {
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(lo[t], s0));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(hi[t], s1));
+                const std::int32_t* s16 = xs16[t] + 16 * b + 4 * c;
+                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m0, _mm512_set1_epi32(s16[0] + s16[1])));
+                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m1, _mm512_set1_epi32(s16[2] + s16[3])));
+            }
+        }
+        for (int t = 0; t < T; ++t) {
+            const __m512 xd = _mm512_set1_ps(dx[t][b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, xd), acc[t]);
+            min_acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, xd), min_acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
+}
+
+// Q6_K for T tokens (group_q6_k's arithmetic for each).
+template <int K, int T, class Input>
+inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs16[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales256(t0 + t), xs16[t] = in.sums16(t0 + t);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    constexpr int kBlockBytes = 16 * 210;
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p);
+        const std::byte* sc = p + 32;
+        const std::byte* ql = sc + 256;
+        const std::byte* qh = ql + 32 * 64;
+        __m512i isum[T];
+        for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+            for (int quarter = 0; quarter < 4; ++quarter) {
+                __m512i first[T], second[T];
+                for (int t = 0; t < T; ++t) first[t] = second[t] = _mm512_setzero_si512();
+                for (int j = 0; j < 8; ++j) {
+                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
+                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
+                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
+                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+                    for (int t = 0; t < T; ++t) {
+                        const __m512i xv = broadcast4(x[t] + 256 * b + 128 * h + 32 * quarter + 4 * j);
+                        if (j < 4) first[t] = _mm512_dpbusd_epi32(first[t], v, xv);
+                        else second[t] = _mm512_dpbusd_epi32(second[t], v, xv);
+                    }
+                }
+                const int sub = 8 * h + 2 * quarter;
+                const __m512i s0 = _mm512_cvtepi8_epi32(load16(sc + 16 * sub)), s1 = _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)));
+                for (int t = 0; t < T; ++t) {
+                    const __m512i f = _mm512_sub_epi32(first[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
+                    const __m512i g = _mm512_sub_epi32(second[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub + 1]));
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(f, s0));
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(g, s1));
+                }
+            }
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
+    }
+    for (int t = 0; t < T; ++t) out[t] = acc[t];
+}
+
 }  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
@@ -6188,22 +6392,76 @@ constexpr bool packable(DType type) {
     return group_kernel<K>(type) != nullptr;
 }
 
-// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token 0 of `in`
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token `token` of `in`
 // (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 // Precondition: packable<K>(type).
 template <int K, class Input>
-void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end) {
+void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
     const GroupDot group_dot = group_kernel<K>(type);
     const bool k_quant = dtype_info(type).block_elems == 256;
-    const float* dx = k_quant ? in.scales256(0) : in.scales32(0);
-    const std::int32_t* xs = k_quant ? in.sums16(0) : in.sums32(0);
+    const float* dx = k_quant ? in.scales256(token) : in.scales32(token);
+    const std::int32_t* xs = k_quant ? in.sums16(token) : in.sums32(token);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(0), dx, xs);
+        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(token), dx, xs);
         const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
         const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
         _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
     }
+}
+
+
+// Y[t][r] = dot(W[r], token t of `in`) for every token of `in` (decode rows) and r in [row_begin,
+// row_end), Y rows y_stride floats apart: each group read once for up to kTokens tokens, every
+// token's result bit for bit matvec_packed's. Precondition: packable<K>(type).
+template <int K, class Input>
+void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
+                          int row_end) {
+    using namespace packed_blocks;
+    constexpr int kTokens = 4;
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs
+    auto run = [&](auto kernel) {
+        for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+            const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+            const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
+            const std::byte* p = packed + std::size_t(g) * group_bytes;
+            __m512 out[kTokens];
+            for (int t0 = 0; t0 < in.tokens(); t0 += kTokens) {
+                const int n = std::min(kTokens, in.tokens() - t0);
+                switch (n) {
+                    case 4: kernel(std::integral_constant<int, 4>{}, p, t0, out); break;
+                    case 3: kernel(std::integral_constant<int, 3>{}, p, t0, out); break;
+                    case 2: kernel(std::integral_constant<int, 2>{}, p, t0, out); break;
+                    default: kernel(std::integral_constant<int, 1>{}, p, t0, out); break;
+                }
+                for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + g * kPackRows, lanes, out[t]);
+            }
+        }
+    };
+    if constexpr (K % 32 == 0) {
+        auto blocks32 = [&]<class Format>() {
+            run([&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+        };
+        switch (type) {
+            case DType::q8_0: return blocks32.template operator()<UnpackQ8_0>();
+            case DType::q4_0: return blocks32.template operator()<UnpackNibbles<false>>();
+            case DType::q5_0: return blocks32.template operator()<UnpackNibbles<true>>();
+            default: break;
+        }
+    }
+    if constexpr (K % 256 == 0) {
+        switch (type) {
+            case DType::q4_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+            case DType::q5_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+            case DType::q6_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+            default: break;
+        }
+    }
+    for (int t = 0; t < in.tokens(); ++t) matvec_packed<K>(type, packed, in, y + std::size_t(t) * y_stride, row_begin, row_end, t);
 }
 
 }  // namespace qwen3::detail::avx512
@@ -7373,9 +7631,9 @@ constexpr bool packable(DType type) {
 // `in` (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 // Precondition: packable<K>(type).
 template <int K, class Input>
-void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, int row_begin, int row_end) {
+void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
     const GroupDot group_dot = group_kernel<K>(type);
-    const TokenQ8 x = token_q8(type, in, 0);
+    const TokenQ8 x = token_q8(type, in, token);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
         const packed_blocks::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);
@@ -7554,7 +7812,10 @@ public:
     static constexpr int blocks32 = K / 32;
     static constexpr int blocks256 = K / 256;  // 0 when K is not a multiple of 256
 
-    Input() : pairs_(std::size_t(K) * MaxTokens), q8_(std::size_t(K) * MaxTokens),
+    // decode_rows: the tokens are decode steps of different sequences, each read by the
+    // matrix-vector kernels in the form one token alone would have (prefill forms are never made).
+    explicit Input(bool decode_rows = false)
+        : decode_rows_(decode_rows), pairs_(std::size_t(K) * MaxTokens), q8_(std::size_t(K) * MaxTokens),
               scales32_(std::size_t(blocks32) * MaxTokens), sums32_(std::size_t(blocks32) * MaxTokens),
               scales256_(std::size_t(blocks256 ? blocks256 : 1) * MaxTokens), sums16_(std::size_t(K / 16) * MaxTokens),
               lane_scales_(std::size_t(K / 4) * MaxTokens), lane_sums_(std::size_t(K / 4) * MaxTokens) {}
@@ -7579,7 +7840,7 @@ public:
     }
     template <class Parallel>
     void prepare(DType weights, Parallel&& parallel) {
-        prepare_form(input_form(weights, tokens_, bf16_products_), parallel);
+        prepare_form(input_form(weights, decode_rows_ ? 1 : tokens_, bf16_products_), parallel);
     }
 
     // Allows prefill to round this input to bf16 for BF16 weights (Precision::bf16_products).
@@ -7856,6 +8117,7 @@ private:
     const float* x_ = nullptr;
     int tokens_ = 0;
     unsigned ready_ = 0;
+    bool decode_rows_;
     std::vector<float> pairs_;
     std::vector<std::int8_t> q8_;
     std::vector<float> scales32_;
@@ -8426,33 +8688,53 @@ bool supports_matrix_type(DType t) {
     return quant::dequantize_supported(t) && Cols % int(dtype_info(t).block_elems) == 0;
 }
 
-// y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), x token `token` of `in` (prepared for w.type as
+// a decode token: one token alone, or Input's decode rows).
 template <int Rows, int Cols, int MaxTokens>
-void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
+void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end, int token = 0) {
     const std::size_t stride = w.row_stride();
+    const float* x = in.f32() + std::size_t(token) * Cols;
     switch (w.type) {
 #if defined(__AVX512F__)
-        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
+        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, x, y, row_begin, row_end);
+        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, x, y, row_begin, row_end);
+        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(token), y, row_begin, row_end);
 #else
-        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, x, y, row_begin, row_end);
+        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, x, y, row_begin, row_end);
+        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, x, y, row_begin, row_end);
 #endif
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end, token);
             if (avx512::has_quant_kernel<Cols>(w.type))
-                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, token, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end, token);
             if (avx2::has_quant_kernel<Cols>(w.type))
-                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, token, y, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
+                return matmul_dequantized<Cols>(w.type, w.data, stride, x, 1, y, 0, row_begin, row_end);
             unsupported_weight_type(w.type);
+    }
+}
+
+// Y[t][r] = dot(W[r], token t of `in`) for every token of `in`, decode steps of different sequences
+// (Input's decode rows); Y rows are y_stride floats apart. Rows go in blocks of 16, each block read
+// from memory once and from cache for the other tokens; every token gets exactly the arithmetic
+// matvec gives it alone.
+template <int Rows, int Cols, int MaxTokens>
+void matvec_batch(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
+                  int row_begin, int row_end) {
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    if (w.packed && in.tokens() > 1) return avx512::matvec_packed_tokens<Cols>(w.type, w.packed, in, y, y_stride, row_begin, row_end);
+#endif
+    constexpr int kBlock = 16;
+    for (int begin = row_begin; begin < row_end;) {
+        const int end = std::min(row_end, (begin / kBlock + 1) * kBlock);
+        for (int t = 0; t < in.tokens(); ++t) matvec(w, in, y + std::size_t(t) * y_stride, begin, end, t);
+        begin = end;
     }
 }
 
@@ -8754,6 +9036,7 @@ namespace qwen3 {
 template <class Cfg, class KV = DefaultKV>
 class KVArena {
 public:
+    using element = KV;
     static constexpr int D = Cfg::head_dim;
     static constexpr int blocks = (Cfg::max_context + kKeyBlock - 1) / kKeyBlock;
     static constexpr std::size_t key_bytes_per_head = std::size_t(blocks) * KV::template key_block_bytes<D>;
@@ -9301,6 +9584,125 @@ struct SessionOptions {
     Precision precision = Precision::exact;
 };
 
+namespace detail {
+
+// Throws Error(invalid_argument) naming the first id outside the vocabulary.
+template <class Cfg>
+void check_token_ids(std::span<const std::int32_t> tokens) {
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
+            fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ",
+                 Cfg::vocab, ")");
+}
+
+// A run of consecutive tokens of one sequence in a batch: tokens [first, first + count) of the batch
+// take positions [pos0, pos0 + count) of the sequence whose keys and values `kv` holds (an arena or
+// a sequence's pages: key_block(layer, kv_head, block), value_row(layer, kv_head, pos) and
+// store(layer, kv_head, pos, k, v)).
+template <class KVStore>
+struct Segment {
+    KVStore* kv;
+    int first, count, pos0;
+};
+
+// The Qwen3 forward pass over a batch of tokens from one or several sequences. The first `decode`
+// tokens of a batch are single-token segments (decode steps), multiplied by matrix-vector kernels
+// that read each weight once for all of them; the rest are prompt chunks, multiplied by the
+// matrix-matrix kernels. A token's result does not depend on the others in its batch.
+template <class Cfg>
+class ForwardPass {
+public:
+    static constexpr int H = Cfg::hidden, Q = Cfg::q_dim, KVD = Cfg::kv_dim, F = Cfg::ffn, D = Cfg::head_dim;
+    // Decode tokens of one batch at most (sequences stepping together).
+    static constexpr int kMaxDecode = 64;
+
+    ForwardPass(std::shared_ptr<ThreadPool> pool, Precision precision, int max_tokens)
+        : pool_(std::move(pool)), max_tokens_(max_tokens) {
+        scratch_.resize(std::size_t(max_tokens) * kScratchPerToken);
+        segment_of_.resize(std::size_t(max_tokens));
+        normed_in_ = std::make_unique<Input<H, kMaxBatch>>();
+        attention_in_ = std::make_unique<Input<Q, kMaxBatch>>();
+        ffn_in_ = std::make_unique<Input<F, kMaxBatch>>();
+        all_final_in_ = std::make_unique<Input<H, kMaxBatch>>();
+        final_in_ = std::make_unique<Input<H, kMaxDecode>>(true);
+        normed_decode_ = std::make_unique<Input<H, kMaxDecode>>(true);
+        attention_decode_ = std::make_unique<Input<Q, kMaxDecode>>(true);
+        ffn_decode_ = std::make_unique<Input<F, kMaxDecode>>(true);
+        const bool bf16 = precision == Precision::bf16_products;
+        normed_in_->allow_bf16_products(bf16);
+        attention_in_->allow_bf16_products(bf16);
+        ffn_in_->allow_bf16_products(bf16);
+        all_final_in_->allow_bf16_products(bf16);
+    }
+
+    ThreadPool& pool() { return *pool_; }
+    int max_tokens() const { return max_tokens_; }
+
+    // Runs `tokens` (n of them, n <= max_tokens()), laid out by `segments`: the first `decode` tokens
+    // are single-token segments, the prompt chunks follow. Writes the logits of the tokens listed in
+    // `logit_rows` (batch indices) to logits[i * vocab ...], or, when `all_logits` is set, every
+    // token's logits (then n <= kMaxBatch and there is one segment).
+    template <class KVStore>
+    void run(const Model<Cfg>& model, const std::int32_t* tokens, int n, std::span<const Segment<KVStore>> segments, int decode,
+             std::span<const int> logit_rows, float* logits, float* all_logits = nullptr);
+
+private:
+    static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
+
+    template <int Rows, int Cols>
+    struct Projection {
+        const Matrix<Rows, Cols>& w;
+        float* out;  // [tokens][Rows]
+    };
+
+    // out[t] = W in[t] for the tokens of `batched` (decode: matrix-vector kernels reading each weight
+    // once for all of them) and of `prefill` (matrix-matrix kernels), for every projection given
+    // (matrices that read the same input), as one job: their rows are concatenated and split across
+    // the pool, so q, k and v (or gate and up) cost one dispatch. `prefill_out` is where the prefill
+    // tokens' rows start in each output.
+    template <int Cols, int MaxDecode, int MaxTokens, int... Rows>
+    void project(Input<Cols, MaxDecode>& batched, Input<Cols, MaxTokens>& prefill, Projection<Rows, Cols>... targets) {
+        auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
+        const int nd = batched.tokens(), np = prefill.tokens();
+        if (nd) (batched.prepare(targets.w.type, parallel), ...);
+        if (np) (prefill.prepare(targets.w.type, parallel), ...);
+        constexpr int total = (Rows + ...);
+        pool_->for_ranges(total, 16, [&](int begin, int end) {
+            int offset = 0;
+            auto run = [&](const auto& target) {
+                constexpr int R = std::remove_reference_t<decltype(target.w)>::rows;
+                const int b = std::max(begin - offset, 0), e = std::min(end - offset, R);
+                if (b < e) {
+                    if (nd == 1) matvec(target.w, batched, target.out, b, e);
+                    else if (nd > 1) matvec_batch(target.w, batched, target.out, R, b, e);
+                    if (np == 1) matvec(target.w, prefill, target.out + std::size_t(nd) * R, b, e);
+                    else if (np > 1) matmul(target.w, prefill, target.out + std::size_t(nd) * R, R, b, e);
+                }
+                offset += R;
+            };
+            (run(targets), ...);
+        });
+    }
+
+    std::shared_ptr<ThreadPool> pool_;
+    int max_tokens_;
+    std::vector<float> scratch_;
+    std::vector<int> segment_of_;  // the segment of each token of a batch
+    std::vector<float> final_rows_;
+    // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
+    std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
+    std::unique_ptr<Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
+    std::unique_ptr<Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
+    // ... and the decode tokens'
+    std::unique_ptr<Input<H, kMaxDecode>> normed_decode_;
+    std::unique_ptr<Input<Q, kMaxDecode>> attention_decode_;
+    std::unique_ptr<Input<F, kMaxDecode>> ffn_decode_;
+    std::unique_ptr<Input<H, kMaxDecode>> final_in_;     // the output matrix reads the final norm of the rows asked for
+    std::unique_ptr<Input<H, kMaxBatch>> all_final_in_;  // ... or of every token, when all logits are asked for
+};
+
+}  // namespace detail
+
 template <class Cfg, class KV = DefaultKV>
 class Session {
 public:
@@ -9312,21 +9714,12 @@ public:
     Session(const Model<Cfg>& model, SessionOptions options)
         : Session(model, std::make_shared<ThreadPool>(options.threads), options.precision) {}
     Session(const Model<Cfg>& model, std::shared_ptr<ThreadPool> pool, Precision precision = Precision::exact)
-        : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
-        scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
+        : model_(&model), forward_(std::move(pool), precision, kMaxBatch), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
         logits_.resize(Cfg::vocab);
-        normed_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
-        attention_in_ = std::make_unique<detail::Input<Q, kMaxBatch>>();
-        ffn_in_ = std::make_unique<detail::Input<F, kMaxBatch>>();
-        final_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
-        const bool bf16 = precision == Precision::bf16_products;
-        for (auto* in : {normed_in_.get(), final_in_.get()}) in->allow_bf16_products(bf16);
-        attention_in_->allow_bf16_products(bf16);
-        ffn_in_->allow_bf16_products(bf16);
     }
 
     const Model<Cfg>& model() const { return *model_; }
-    ThreadPool& pool() { return *pool_; }
+    ThreadPool& pool() { return forward_.pool(); }
     // Tokens in the KV arena (the position the next token will take).
     int position() const { return position_; }
     // Logits of the last token evaluated (Cfg::vocab floats).
@@ -9354,50 +9747,9 @@ public:
     std::span<const float> eval(std::int32_t token) { return eval(std::span<const std::int32_t>(&token, 1)); }
 
 private:
-    static constexpr int H = Cfg::hidden, Q = Cfg::q_dim, KVD = Cfg::kv_dim, F = Cfg::ffn, D = Cfg::head_dim;
-    static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
-
-    // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
-    void forward(const std::int32_t* tokens, int n, float* all_logits);
-
-    template <int Rows, int Cols>
-    struct Projection {
-        const Matrix<Rows, Cols>& w;
-        float* out;  // [tokens][Rows]
-    };
-
-    // out[t] = W in[t] for the tokens of `in` and every projection given (matrices that read the
-    // same input), as one job: their rows are concatenated and split across the pool, so q, k and v
-    // (or gate and up) cost one dispatch.
-    template <int Cols, int MaxTokens, int... Rows>
-    void project(detail::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
-        auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
-        (in.prepare(targets.w.type, parallel), ...);
-        constexpr int total = (Rows + ...);
-        pool_->for_ranges(total, 16, [&](int begin, int end) {
-            int offset = 0;
-            auto run = [&](const auto& target) {
-                constexpr int R = std::remove_reference_t<decltype(target.w)>::rows;
-                const int b = std::max(begin - offset, 0), e = std::min(end - offset, R);
-                if (b < e) {
-                    if (in.tokens() == 1) matvec(target.w, in, target.out, b, e);
-                    else matmul(target.w, in, target.out, R, b, e);
-                }
-                offset += R;
-            };
-            (run(targets), ...);
-        });
-    }
-
     const Model<Cfg>* model_;
-    std::shared_ptr<ThreadPool> pool_;
+    detail::ForwardPass<Cfg> forward_;
     std::unique_ptr<KVArena<Cfg, KV>> arena_;
-    std::vector<float> scratch_;
-    // the four distinct inputs of the projections, each prepared once per use
-    std::unique_ptr<detail::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
-    std::unique_ptr<detail::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
-    std::unique_ptr<detail::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
-    std::unique_ptr<detail::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
     std::vector<float> logits_;
     int position_ = 0;
 };
@@ -9416,25 +9768,30 @@ std::span<const float> Session<Cfg, KV>::eval(std::span<const std::int32_t> toke
     if (n > std::size_t(capacity - position_))
         detail::fail(ErrorCode::context_overflow, "the KV arena holds ", capacity, " positions (variant ", Cfg::name,
                      "); ", position_, " are used and ", n, " more do not fit");
-    for (std::size_t i = 0; i < n; ++i)
-        if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
-            detail::fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i,
-                         " is outside the vocabulary [0, ", Cfg::vocab, ")");
+    detail::check_token_ids<Cfg>(tokens);
     for (std::size_t done = 0; done < n;) {
         const int chunk = int(std::min<std::size_t>(kMaxBatch, n - done));
         float* rows = all_logits.empty() ? nullptr : all_logits.data() + done * std::size_t(Cfg::vocab);
-        forward(tokens.data() + done, chunk, rows);
+        const detail::Segment<KVArena<Cfg, KV>> segment{arena_.get(), 0, chunk, position_};
+        const int last = chunk - 1;
+        forward_.run(*model_, tokens.data() + done, chunk, std::span(&segment, 1), chunk == 1 ? 1 : 0, std::span(&last, 1),
+                     logits_.data(), rows);
+        position_ += chunk;
         done += std::size_t(chunk);
     }
     return logits_;
 }
 
-// The Qwen3 forward pass over one chunk of tokens.
-template <class Cfg, class KV>
-void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_logits) {
-    const Weights<Cfg>& w = model_->weights();
-    const float eps = model_->rms_norm_eps();
-    const int pos0 = position_;
+namespace detail {
+
+// The Qwen3 forward pass over one batch.
+template <class Cfg>
+template <class KVStore>
+void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, int n, std::span<const Segment<KVStore>> segments,
+                           int decode, std::span<const int> logit_rows, float* logits, float* all_logits) {
+    const Weights<Cfg>& w = model.weights();
+    const float eps = model.rms_norm_eps();
+    const int prefill = n - decode;
 
     // scratch, token-major: x (residual), h (normed), q, k, v, attn, gate, up
     float* x = scratch_.data();
@@ -9446,6 +9803,13 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     float* gate = attn + std::size_t(n) * Q;
     float* up = gate + std::size_t(n) * F;
     float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
+    std::vector<int>& segment_of = segment_of_;
+    for (std::size_t s = 0; s < segments.size(); ++s)
+        for (int t = segments[s].first; t < segments[s].first + segments[s].count; ++t) segment_of[std::size_t(t)] = int(s);
+    auto position = [&](int t) {
+        const Segment<KVStore>& s = segments[std::size_t(segment_of[std::size_t(t)])];
+        return s.pos0 + t - s.first;
+    };
 
     // the per-token steps between the projections, split over the pool in contiguous ranges of tokens
     auto each_token = [&](auto&& step) {
@@ -9453,71 +9817,96 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             for (int t = begin; t < end; ++t) step(t);
         });
     };
+    // the decode tokens' rows and the prompt tokens' rows of an activation, as the projections' inputs
+    auto set_inputs = [&](auto& batched, auto& chunk, const float* rows, int width) {
+        batched.set(rows, decode);
+        chunk.set(rows + std::size_t(decode) * width, prefill);
+    };
 
     each_token([&](int t) {
-        detail::dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
-        model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
+        dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+        model.rope().angles(position(t), rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
-        normed_in_->set(h, n);
-        project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
+        each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
+        set_inputs(*normed_decode_, *normed_in_, h, H);
+        project(*normed_decode_, *normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k},
+                Projection<KVD, H>{L.attn_v, v});
         each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
-                detail::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
-                detail::apply_rope<D>(qh, cs, cs + D / 2);
+                rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                apply_rope<D>(qh, cs, cs + D / 2);
             }
+            KVStore& kv = *segments[std::size_t(segment_of[std::size_t(t)])].kv;
             for (int g = 0; g < Cfg::kv_heads; ++g) {
                 float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
-                detail::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
-                detail::apply_rope<D>(kh, cs, cs + D / 2);
-                arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
+                rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                apply_rope<D>(kh, cs, cs + D / 2);
+                kv.store(l, g, position(t), kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
         });
         const float scale = 1.0f / std::sqrt(float(D));
-        // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
+        // a decode token is one task per KV head; a prompt chunk kQueriesPerTask consecutive queries
         constexpr int kQueriesPerTask = 4;
-        const int query_tasks = (n + kQueriesPerTask - 1) / kQueriesPerTask;
-        pool_->run(Cfg::kv_heads * query_tasks, [&](int task) {
-            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
+        int tasks = 0;
+        for (const Segment<KVStore>& s : segments) tasks += (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
+        pool_->run(tasks * Cfg::kv_heads, [&](int task) {
+            const int g = task % Cfg::kv_heads;
+            int chunk = task / Cfg::kv_heads;
+            std::size_t si = 0;
+            while (chunk >= (segments[si].count + kQueriesPerTask - 1) / kQueriesPerTask)
+                chunk -= (segments[si++].count + kQueriesPerTask - 1) / kQueriesPerTask;
+            const Segment<KVStore>& s = segments[si];
+            const int t = s.first + chunk * kQueriesPerTask;  // the task's first query, in the batch
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            if (n == 1)
-                detail::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+            const int first_n = s.pos0 + (t - s.first) + 1;  // positions the first query attends to
+            if (s.count == 1)
+                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset);
             else
-                detail::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
-                                                                  attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
+                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(
+                    q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset,
+                    std::min(kQueriesPerTask, s.first + s.count - t), Q);
         });
-        attention_in_->set(attn, n);
-        project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        set_inputs(*attention_decode_, *attention_in_, attn, Q);
+        project(*attention_decode_, *attention_in_, Projection<H, Q>{L.attn_output, h});
+        each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
-        normed_in_->set(h, n);
-        project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        each_token([&](int t) { detail::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
-        ffn_in_->set(gate, n);
-        project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
+        set_inputs(*normed_decode_, *normed_in_, h, H);
+        project(*normed_decode_, *normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
+        each_token([&](int t) { swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
+        set_inputs(*ffn_decode_, *ffn_in_, gate, F);
+        project(*ffn_decode_, *ffn_in_, Projection<H, F>{L.ffn_down, h});
+        each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
-    if (all_logits) {
-        final_in_->set(x, n);
-        project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
-        std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
-    } else {
-        final_in_->set(x + std::size_t(n - 1) * H, 1);
-        project(*final_in_, Projection<Cfg::vocab, H>{w.output, logits_.data()});
+    each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
+    if (all_logits) {  // every token's logits, as a prompt chunk's matrix-matrix pass (one token: matrix-vector)
+        all_final_in_->set(x, n);
+        final_in_->set(nullptr, 0);
+        project(*final_in_, *all_final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
+        for (std::size_t i = 0; i < logit_rows.size(); ++i)
+            std::copy_n(all_logits + std::size_t(logit_rows[i]) * Cfg::vocab, Cfg::vocab, logits + i * Cfg::vocab);
+        return;
     }
-    position_ = pos0 + n;
+    // the rows asked for, side by side, read like decode tokens (one pass over the output matrix)
+    const int rows = int(logit_rows.size());
+    final_rows_.resize(std::size_t(rows) * H);
+    for (int i = 0; i < rows; ++i)
+        std::copy_n(x + std::size_t(logit_rows[std::size_t(i)]) * H, H, final_rows_.data() + std::size_t(i) * H);
+    final_in_->set(final_rows_.data(), rows);
+    all_final_in_->set(nullptr, 0);
+    project(*final_in_, *all_final_in_, Projection<Cfg::vocab, H>{w.output, logits});
 }
+
+}  // namespace detail
 
 template <class Cfg>
 Session(const Model<Cfg>&) -> Session<Cfg>;
@@ -13074,7 +13463,8 @@ enum class StopReason {
     stop_string,   // one of GenerationOptions::stop appeared
     max_tokens,    // GenerationOptions::max_tokens were generated
     context_full,  // the KV arena has no position left
-    cancelled,     // the streaming callback returned false
+    cancelled,     // the streaming callback returned false (or the request was cancelled)
+    failed,        // the engine could not go on with this request (its error says why)
 };
 
 inline const char* to_string(StopReason r) {
@@ -13084,6 +13474,7 @@ inline const char* to_string(StopReason r) {
         case StopReason::max_tokens: return "token limit";
         case StopReason::context_full: return "context full";
         case StopReason::cancelled: return "cancelled";
+        case StopReason::failed: return "failed";
     }
     return "?";
 }
@@ -13373,6 +13764,777 @@ Conversation(const Model<Cfg>&, const Tokenizer&, ConversationOptions) -> Conver
 
 }  // namespace qwen3
 // ===== end of qwen3/generation.hpp =====
+// ===== qwen3/kv_pool.hpp =====
+// qwen3/kv_pool.hpp - the key/value cache of many sequences: pages from one pool of fixed size.
+//
+//     qwen3::KVPool<qwen3::Qwen3_0_6B> pool(1024);          // 1024 pages of 64 positions
+//
+// The static arena of kv_arena.hpp, generalised: one reservation of address space for `pages`
+// pages of PagePositions positions each (committed by the OS as pages are first written), handed
+// out to sequences as they grow and back when they end, so short and long sequences share memory
+// instead of each reserving Cfg::max_context. A page is reference-counted: sequences with a common
+// prefix (a system prompt, tool schemas) read the same pages, and the engine's prefix index keeps
+// pages of finished sequences for later requests until the pool needs them. Within a page the
+// layout is the arena's (per layer and KV head: key blocks of 16 positions, then value rows), so
+// the attention kernel reads a sequence through its page table exactly as it reads an arena.
+
+
+
+namespace qwen3 {
+
+// Positions per page of a KVPool unless named: a multiple of the attention kernel's key block (16),
+// small enough that a sequence wastes little of its last page.
+inline constexpr int kDefaultPagePositions = 64;
+
+template <class Cfg, class KV = DefaultKV, int PagePositions = kDefaultPagePositions>
+class KVPool {
+public:
+    using element = KV;
+    static constexpr int page_positions = PagePositions;
+    static_assert(PagePositions % kKeyBlock == 0, "a page holds whole key blocks of 16 positions");
+    static constexpr int D = Cfg::head_dim;
+    static constexpr std::size_t key_bytes = std::size_t(PagePositions / kKeyBlock) * KV::template key_block_bytes<D>;
+    static constexpr std::size_t value_bytes = std::size_t(PagePositions) * KV::template value_row_bytes<D>;
+    static constexpr std::size_t head_bytes = (key_bytes + value_bytes + 63) / 64 * 64;
+    static constexpr std::size_t page_bytes = std::size_t(Cfg::layers) * Cfg::kv_heads * head_bytes;
+
+    // Reserves `pages` pages. Throws Error(invalid_argument) for pages < 1, Error(io) when the
+    // address space cannot be reserved.
+    explicit KVPool(int pages)
+        : memory_(checked_bytes(pages), "a KV pool of " + std::to_string(pages) + " pages of " + std::to_string(PagePositions) +
+                                            " positions"),
+          refs_(std::size_t(pages), 0) {
+        free_.reserve(std::size_t(pages));
+        for (int p = pages - 1; p >= 0; --p) free_.push_back(p);
+    }
+    KVPool(const KVPool&) = delete;
+    KVPool& operator=(const KVPool&) = delete;
+
+    int pages() const { return int(refs_.size()); }
+    int free_pages() const { return int(free_.size()); }
+    int used_pages() const { return pages() - free_pages(); }
+    int references(int page) const { return refs_[std::size_t(page)]; }
+
+    // A free page with one reference, or -1 when every page is in use.
+    int allocate() {
+        if (free_.empty()) return -1;
+        const int p = free_.back();
+        free_.pop_back();
+        refs_[std::size_t(p)] = 1;
+        return p;
+    }
+    void retain(int page) { ++refs_[std::size_t(page)]; }
+    // Drops a reference; the page is free again when none is left.
+    void release(int page) {
+        if (--refs_[std::size_t(page)] == 0) free_.push_back(page);
+    }
+
+    std::byte* head(int page, int layer, int kv_head) const {
+        return memory_.data() + std::size_t(page) * page_bytes + (std::size_t(layer) * Cfg::kv_heads + std::size_t(kv_head)) * head_bytes;
+    }
+
+    // Positions [0, count) of page `from` into page `to`, every layer and head (a shared prefix that
+    // ends inside a page: the sequence continuing it gets its own copy of that page).
+    void copy_positions(int to, int from, int count) {
+        const std::size_t blocks = std::size_t(count + kKeyBlock - 1) / kKeyBlock;
+        for (int l = 0; l < Cfg::layers; ++l)
+            for (int h = 0; h < Cfg::kv_heads; ++h) {
+                std::memcpy(head(to, l, h), head(from, l, h), blocks * KV::template key_block_bytes<D>);
+                std::memcpy(head(to, l, h) + key_bytes, head(from, l, h) + key_bytes,
+                            std::size_t(count) * KV::template value_row_bytes<D>);
+            }
+    }
+
+    // One sequence's keys and values: positions p at page table[p / PagePositions], read and
+    // written through the interface the forward pass and the attention kernel use.
+    class Sequence {
+    public:
+        using element = KV;
+        explicit Sequence(KVPool& pool) : pool_(&pool) {}
+
+        std::vector<int>& page_table() { return pages_; }
+        const std::vector<int>& page_table() const { return pages_; }
+        // Positions the page table can hold.
+        int capacity() const { return int(pages_.size()) * PagePositions; }
+
+        std::byte* key_block(int layer, int kv_head, int block) const {
+            constexpr int blocks_per_page = PagePositions / kKeyBlock;
+            return pool_->head(pages_[std::size_t(block / blocks_per_page)], layer, kv_head) +
+                   std::size_t(block % blocks_per_page) * KV::template key_block_bytes<D>;
+        }
+        std::byte* value_row(int layer, int kv_head, int pos) const {
+            return pool_->head(pages_[std::size_t(pos / PagePositions)], layer, kv_head) + key_bytes +
+                   std::size_t(pos % PagePositions) * KV::template value_row_bytes<D>;
+        }
+        void store(int layer, int kv_head, int pos, const float* k, const float* v) const {
+            KV::template store_key<D>(key_block(layer, kv_head, pos / kKeyBlock), pos % kKeyBlock, k);
+            KV::template store_value<D>(value_row(layer, kv_head, pos), v);
+        }
+
+    private:
+        KVPool* pool_;
+        std::vector<int> pages_;
+    };
+
+private:
+    static std::size_t checked_bytes(int pages) {
+        if (pages < 1) detail::fail(ErrorCode::invalid_argument, "KVPool: the pool needs at least one page, got ", pages);
+        return std::size_t(pages) * page_bytes;
+    }
+
+    detail::ReservedMemory memory_;
+    std::vector<int> refs_;
+    std::vector<int> free_;
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/kv_pool.hpp =====
+// ===== qwen3/prefix_cache.hpp =====
+// qwen3/prefix_cache.hpp - which pages of a KV pool hold which token prefixes.
+//
+// A page's keys and values depend only on the tokens up to its last position, so a page written
+// for one sequence serves every sequence that starts with the same tokens. The cache indexes full
+// pages by their tokens and their parent page (the page before them in the sequence), holds a
+// reference to each so they outlive the sequence that wrote them, and also keeps the partial last
+// page of a finished sequence, whose first positions a later sequence may copy. When the pool runs
+// short, pages only the cache holds are given back, least recently used first.
+
+
+namespace qwen3::detail {
+
+template <class Pool>
+class PrefixCache {
+public:
+    static constexpr int P = Pool::page_positions;
+
+    explicit PrefixCache(Pool& pool) : pool_(&pool) {}
+    PrefixCache(const PrefixCache&) = delete;
+    PrefixCache& operator=(const PrefixCache&) = delete;
+    ~PrefixCache() {
+        for (const Entry& e : entries_)
+            if (e.alive) pool_->release(e.page);
+    }
+
+    // The longest prefix of `tokens`, at most `limit` positions, that the cache holds: whole pages,
+    // each retained for the caller, then possibly the first positions of one more page to copy.
+    struct Match {
+        std::vector<int> pages;   // shared pages, in order (the caller owns one reference to each)
+        std::vector<int> chain;   // their cache entries (a sequence extends its chain from the last)
+        int copy_from = -1;       // a page whose first copy_count positions continue the prefix
+        int copy_count = 0;
+        int positions() const { return int(pages.size()) * P + copy_count; }
+    };
+    Match match(std::span<const std::int32_t> tokens, int limit) {
+        Match m;
+        int parent = kRoot;
+        int pos = 0;
+        ++tick_;
+        while (pos + P <= limit) {
+            const int e = find_full(parent, tokens.subspan(std::size_t(pos), P));
+            if (e < 0) break;
+            Entry& entry = entries_[std::size_t(e)];
+            entry.last_used = tick_;
+            pool_->retain(entry.page);
+            m.pages.push_back(entry.page);
+            m.chain.push_back(e);
+            parent = e;
+            pos += P;
+        }
+        // the child (full or partial) sharing the most of the rest
+        for (int c : children(parent)) {
+            const Entry& child = entries_[std::size_t(c)];
+            const int most = std::min({child.count, limit - pos, int(tokens.size()) - pos});
+            int n = 0;
+            while (n < most && child.tokens[std::size_t(n)] == tokens[std::size_t(pos + n)]) ++n;
+            if (n > m.copy_count) {
+                m.copy_count = n;
+                m.copy_from = child.page;
+                entries_[std::size_t(c)].last_used = tick_;
+            }
+        }
+        return m;
+    }
+
+    // Holds a full page whose tokens are `page_tokens` (P of them), following entry `parent` (-1:
+    // the first page of a sequence). Returns its entry, or -1 when the same tokens are already held
+    // (the caller keeps its own page and may continue from the returned entry of find()).
+    int add_full(int parent, std::span<const std::int32_t> page_tokens, int page) {
+        if (int e = find_full(parent, page_tokens); e >= 0) return e;
+        const int e = new_entry(parent, page_tokens, page);
+        full_[key(parent, hash(page_tokens))].push_back(e);
+        return e;
+    }
+
+    // Holds the partial last page of a finished sequence (its first page_tokens.size() < P positions).
+    void add_partial(int parent, std::span<const std::int32_t> page_tokens, int page) {
+        if (page_tokens.empty() || int(page_tokens.size()) >= P) return;
+        for (int c : children(parent)) {  // already held: as long or longer
+            const Entry& e = entries_[std::size_t(c)];
+            if (e.count >= int(page_tokens.size()) && std::equal(page_tokens.begin(), page_tokens.end(), e.tokens.begin())) return;
+        }
+        new_entry(parent, page_tokens, page);
+    }
+
+    // The entry of a held full page with these tokens after `parent`, or -1.
+    int find_full(int parent, std::span<const std::int32_t> page_tokens) const {
+        const auto it = full_.find(key(parent, hash(page_tokens)));
+        if (it == full_.end()) return -1;
+        for (int e : it->second) {
+            const Entry& entry = entries_[std::size_t(e)];
+            if (entry.alive && std::equal(page_tokens.begin(), page_tokens.end(), entry.tokens.begin())) return e;
+        }
+        return -1;
+    }
+
+    // Gives back to the pool the least recently used page only the cache holds (and the entries
+    // after it, which no lookup could reach any more). False when there is none.
+    bool evict_one() {
+        int victim = -1;
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            const Entry& e = entries_[i];
+            if (!e.alive || pool_->references(e.page) != 1 || has_held_descendant(int(i))) continue;
+            if (victim < 0 || e.last_used < entries_[std::size_t(victim)].last_used) victim = int(i);
+        }
+        if (victim < 0) return false;
+        remove(victim);
+        return true;
+    }
+
+    // Pages the cache holds.
+    int held_pages() const {
+        int n = 0;
+        for (const Entry& e : entries_) n += e.alive;
+        return n;
+    }
+
+private:
+    static constexpr int kRoot = -1;
+
+    struct Entry {
+        int parent = -1;
+        int page = -1;
+        int count = 0;                    // positions of the page that hold these tokens
+        std::vector<std::int32_t> tokens;
+        std::uint64_t last_used = 0;
+        std::vector<int> children;
+        bool alive = true;
+    };
+
+    static std::uint64_t hash(std::span<const std::int32_t> tokens) {
+        std::uint64_t h = 0xCBF29CE484222325ull;
+        for (std::int32_t t : tokens) h = (h ^ std::uint64_t(std::uint32_t(t))) * 0x100000001B3ull;
+        return h;
+    }
+    static std::uint64_t key(int parent, std::uint64_t h) { return h ^ (std::uint64_t(std::uint32_t(parent)) * 0x9E3779B97F4A7C15ull); }
+
+    std::vector<int>& children(int parent) { return parent == kRoot ? roots_ : entries_[std::size_t(parent)].children; }
+
+    int new_entry(int parent, std::span<const std::int32_t> page_tokens, int page) {
+        pool_->retain(page);
+        Entry e;
+        e.parent = parent;
+        e.page = page;
+        e.count = int(page_tokens.size());
+        e.tokens.assign(page_tokens.begin(), page_tokens.end());
+        e.last_used = ++tick_;
+        entries_.push_back(std::move(e));
+        const int id = int(entries_.size()) - 1;
+        children(parent).push_back(id);
+        return id;
+    }
+
+    bool has_held_descendant(int e) const {
+        for (int c : entries_[std::size_t(e)].children)
+            if (entries_[std::size_t(c)].alive) return true;
+        return false;
+    }
+
+    void remove(int e) {
+        Entry& entry = entries_[std::size_t(e)];
+        entry.alive = false;
+        pool_->release(entry.page);
+        std::vector<int>& siblings = children(entry.parent);
+        siblings.erase(std::remove(siblings.begin(), siblings.end(), e), siblings.end());
+        if (entry.count == P) {
+            std::vector<int>& same = full_[key(entry.parent, hash(entry.tokens))];
+            same.erase(std::remove(same.begin(), same.end(), e), same.end());
+        }
+        entry.tokens.clear();
+        entry.tokens.shrink_to_fit();
+    }
+
+    Pool* pool_;
+    std::vector<Entry> entries_;
+    std::vector<int> roots_;
+    std::unordered_map<std::uint64_t, std::vector<int>> full_;
+    std::uint64_t tick_ = 0;
+};
+
+}  // namespace qwen3::detail
+// ===== end of qwen3/prefix_cache.hpp =====
+
+namespace qwen3 {
+
+struct EngineOptions {
+    int max_sequences = 8;    // sequences stepping together, 1 .. 64; more requests wait their turn
+    int pool_pages = 0;       // KV pages of the pool; 0: enough for max_sequences at the full context
+    int prefill_budget = 256; // prompt tokens fed per step, over all sequences (1 .. 512)
+    bool share_prefixes = true;
+    int threads = default_thread_count();
+    Precision precision = Precision::exact;
+};
+
+struct EngineRequest {
+    std::vector<std::int32_t> prompt;  // token ids; evaluated as a whole, at least one
+    GenerationOptions options;         // sampling, max_tokens, stop strings, stop at end of turn
+    OnText on_text;                    // streamed text (whole UTF-8 characters); false cancels
+    // Called with the sequence's logits before each token is sampled (it may change them, e.g. to
+    // ban tokens) and the sequence's tokens so far, prompt then generated.
+    std::function<void(std::span<float> logits, std::span<const std::int32_t> tokens)> logits_processor;
+};
+
+struct EngineResult {
+    Generation generation;  // text, tokens, why it stopped, counts and times
+    std::string error;      // what went wrong, when generation.reason is StopReason::failed
+};
+
+struct EngineStats {
+    int active = 0;         // sequences stepping
+    int waiting = 0;        // requests not started yet
+    int pool_pages = 0;     // pages of the pool
+    int used_pages = 0;     // pages holding keys and values (of sequences or the prefix cache)
+    int cached_pages = 0;   // pages the prefix cache holds for later requests
+    long long steps = 0;    // steps run so far
+    long long prompt_tokens = 0;     // prompt tokens evaluated so far (not those reused from shared pages)
+    long long decode_tokens = 0;     // decode tokens evaluated so far
+    int step_prompt_tokens = 0;      // ... in the last step
+    int step_decode_tokens = 0;
+};
+
+template <class Cfg, class KV = DefaultKV, int PagePositions = kDefaultPagePositions>
+class Engine {
+public:
+    using RequestId = std::uint64_t;
+    using Pool = KVPool<Cfg, KV, PagePositions>;
+
+    // `model` (and `tokenizer`, which may be null: then no text is streamed and no stop strings
+    // are allowed) must outlive the engine. Throws Error(invalid_argument) for options out of range.
+    Engine(const Model<Cfg>& model, const Tokenizer* tokenizer, EngineOptions options = {})
+        : model_(&model), tokenizer_(tokenizer), options_(checked(options)),
+          pool_(options_.pool_pages ? options_.pool_pages : options_.max_sequences * pages_for(Cfg::max_context)),
+          cache_(pool_),
+          forward_(std::make_shared<ThreadPool>(options_.threads), options_.precision, options_.max_sequences + options_.prefill_budget) {
+        if (tokenizer_)
+            for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+                if (auto id = tokenizer_->token_id(name)) end_of_turn_.push_back(*id);
+    }
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+    ~Engine() {
+        for (auto& s : active_) release_pages(*s);
+    }
+
+    // Queues a request; it starts at the next step with room. Throws Error(invalid_argument) for an
+    // empty prompt, an id outside the vocabulary, invalid options or stop strings without a
+    // tokenizer, Error(context_overflow) for a prompt longer than the context.
+    RequestId add(EngineRequest request) {
+        if (request.prompt.empty()) detail::fail(ErrorCode::invalid_argument, "Engine::add: the prompt is empty");
+        detail::check_token_ids<Cfg>(request.prompt);
+        if (request.prompt.size() > std::size_t(Cfg::max_context))
+            detail::fail(ErrorCode::context_overflow, "Engine::add: the prompt has ", request.prompt.size(),
+                         " tokens; a sequence holds ", Cfg::max_context, " positions (variant ", Cfg::name, ")");
+        if (request.options.max_tokens < 0) detail::fail(ErrorCode::invalid_argument, "Engine::add: max_tokens must be >= 0");
+        if (!tokenizer_ && !request.options.stop.empty())
+            detail::fail(ErrorCode::invalid_argument, "Engine::add: stop strings need the engine's tokenizer");
+        request.options.sampling.validate();
+        detail::StopMatcher check(request.options.stop);  // throws for an empty stop string
+        std::lock_guard<std::mutex> lock(mutex_);
+        const RequestId id = next_id_++;
+        incoming_.push_back({id, std::move(request)});
+        return id;
+    }
+
+    // Stops a request at the next step (its result says StopReason::cancelled). Unknown or
+    // finished ids are ignored.
+    void cancel(RequestId id) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        cancelled_.insert(id);
+    }
+
+    // The result of a finished request, once (then it is forgotten); nothing while it runs.
+    std::optional<EngineResult> take(RequestId id) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = results_.find(id);
+        if (it == results_.end()) return std::nullopt;
+        EngineResult r = std::move(it->second);
+        results_.erase(it);
+        return r;
+    }
+    bool done(RequestId id) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return results_.count(id) > 0;
+    }
+
+    EngineStats stats() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return stats_;
+    }
+
+    // Advances every active sequence by one token and feeds prompt chunks; returns whether work
+    // remains (active or waiting requests).
+    bool step();
+    // Steps until every request has finished.
+    void run() {
+        while (step()) {
+        }
+    }
+
+private:
+    static constexpr int P = PagePositions;
+
+    struct Pending {
+        RequestId id;
+        EngineRequest request;
+    };
+
+    struct Sequence {
+        RequestId id;
+        EngineRequest request;
+        typename Pool::Sequence kv;
+        std::vector<std::int32_t> tokens;  // prompt, then generated tokens (each in kv once fed)
+        int prompt_size = 0;
+        int computed = 0;                  // positions written in kv
+        std::vector<int> chain;            // prefix-cache entries of its first full pages
+        Sampler sampler;
+        std::optional<StreamDecoder> decoder;
+        detail::StopMatcher stops;
+        Generation out;
+        std::chrono::steady_clock::time_point started, first_token;
+
+        Sequence(RequestId id_, EngineRequest r, Pool& pool)
+            : id(id_), request(std::move(r)), kv(pool), sampler(request.options.sampling), stops(request.options.stop) {}
+        bool prefilling() const { return computed < prompt_size; }
+    };
+
+    static EngineOptions checked(EngineOptions o) {
+        if (o.max_sequences < 1 || o.max_sequences > detail::ForwardPass<Cfg>::kMaxDecode)
+            detail::fail(ErrorCode::invalid_argument, "EngineOptions::max_sequences must be 1 .. ",
+                         detail::ForwardPass<Cfg>::kMaxDecode, ", got ", o.max_sequences);
+        if (o.prefill_budget < 1 || o.prefill_budget > kMaxBatch)
+            detail::fail(ErrorCode::invalid_argument, "EngineOptions::prefill_budget must be 1 .. ", kMaxBatch, ", got ",
+                         o.prefill_budget);
+        if (o.pool_pages < 0) detail::fail(ErrorCode::invalid_argument, "EngineOptions::pool_pages must be >= 0");
+        if (o.threads < 1) detail::fail(ErrorCode::invalid_argument, "EngineOptions::threads must be >= 1");
+        return o;
+    }
+    static int pages_for(int positions) { return (positions + P - 1) / P; }
+
+    // A free page, giving back pages only the prefix cache holds if need be; -1 when the pool is full.
+    int allocate_page() {
+        int page = pool_.allocate();
+        while (page < 0 && cache_.evict_one()) page = pool_.allocate();
+        return page;
+    }
+    // Makes kv hold positions [0, n); false when the pool cannot.
+    bool reserve(Sequence& s, int n) {
+        while (s.kv.capacity() < n) {
+            const int page = allocate_page();
+            if (page < 0) return false;
+            s.kv.page_table().push_back(page);
+        }
+        return true;
+    }
+    void release_pages(Sequence& s) {
+        for (int page : s.kv.page_table()) pool_.release(page);
+        s.kv.page_table().clear();
+    }
+
+    void admit(Pending& p);
+    bool waits_for_a_prefix(const Pending& p) const;
+    void register_full_pages(Sequence& s);
+    void sample(Sequence& s, std::span<float> logits);
+    void finish(Sequence& s, StopReason reason, std::string error = {});
+
+    const Model<Cfg>* model_;
+    const Tokenizer* tokenizer_;
+    EngineOptions options_;
+    Pool pool_;
+    detail::PrefixCache<Pool> cache_;
+    detail::ForwardPass<Cfg> forward_;
+    std::vector<std::int32_t> end_of_turn_;
+
+    mutable std::mutex mutex_;  // guards what other threads touch: the next four and stats_
+    std::vector<Pending> incoming_;
+    std::unordered_set<RequestId> cancelled_;
+    std::map<RequestId, EngineResult> results_;
+    RequestId next_id_ = 1;
+    EngineStats stats_;
+
+    std::deque<Pending> waiting_;
+    std::vector<std::unique_ptr<Sequence>> active_;  // in the order they started
+    std::vector<std::int32_t> batch_tokens_;
+    std::vector<float> batch_logits_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// implementation
+
+template <class Cfg, class KV, int PP>
+bool Engine<Cfg, KV, PP>::step() {
+    using clock = std::chrono::steady_clock;
+    std::unordered_set<RequestId> cancelled;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (Pending& p : incoming_) waiting_.push_back(std::move(p));
+        incoming_.clear();
+        cancelled.swap(cancelled_);
+    }
+    // cancellations, of running and of waiting requests
+    for (auto& s : active_)
+        if (cancelled.count(s->id)) finish(*s, StopReason::cancelled);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if (!cancelled.count(it->id)) {
+            ++it;
+            continue;
+        }
+        Sequence s(it->id, std::move(it->request), pool_);
+        finish(s, StopReason::cancelled);
+        it = waiting_.erase(it);
+    }
+
+    // new sequences, in the order they came, while there is room
+    for (auto it = waiting_.begin(); it != waiting_.end() && int(active_.size()) < options_.max_sequences;) {
+        if (waits_for_a_prefix(*it)) {
+            ++it;
+            continue;
+        }
+        admit(*it);
+        it = waiting_.erase(it);
+    }
+
+    // the batch: one token of every generating sequence, then prompt chunks within the budget
+    std::vector<detail::Segment<typename Pool::Sequence>> segments;
+    std::vector<Sequence*> owners;
+    std::vector<int> logit_rows;
+    std::vector<Sequence*> logit_owners;
+    batch_tokens_.clear();
+    for (auto& sp : active_) {
+        Sequence& s = *sp;
+        if (s.prefilling() || s.out.stats.generated_tokens < 0) continue;
+        if (s.computed >= Cfg::max_context) {
+            finish(s, StopReason::context_full);
+            continue;
+        }
+        if (!reserve(s, s.computed + 1)) {
+            finish(s, StopReason::failed, "the KV pool is full (" + std::to_string(pool_.pages()) + " pages of " + std::to_string(P) +
+                                              " positions); this sequence stopped at position " + std::to_string(s.computed));
+            continue;
+        }
+        logit_rows.push_back(int(batch_tokens_.size()));
+        logit_owners.push_back(&s);
+        segments.push_back({&s.kv, int(batch_tokens_.size()), 1, s.computed});
+        owners.push_back(&s);
+        batch_tokens_.push_back(s.tokens[std::size_t(s.computed)]);
+    }
+    const int decode = int(batch_tokens_.size());
+    int budget = options_.prefill_budget;
+    for (auto& sp : active_) {
+        Sequence& s = *sp;
+        if (!s.prefilling() || s.out.stats.generated_tokens < 0 || budget == 0) continue;
+        const int chunk = std::min(budget, s.prompt_size - s.computed);
+        if (!reserve(s, s.computed + chunk)) {
+            finish(s, StopReason::failed, "the KV pool is full (" + std::to_string(pool_.pages()) + " pages of " + std::to_string(P) +
+                                              " positions); the prompt could not be held");
+            continue;
+        }
+        budget -= chunk;
+        segments.push_back({&s.kv, int(batch_tokens_.size()), chunk, s.computed});
+        owners.push_back(&s);
+        batch_tokens_.insert(batch_tokens_.end(), s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + chunk);
+        if (s.computed + chunk == s.prompt_size) {
+            logit_rows.push_back(int(batch_tokens_.size()) - 1);
+            logit_owners.push_back(&s);
+        }
+    }
+
+    if (!batch_tokens_.empty()) {
+        batch_logits_.resize(logit_rows.size() * std::size_t(Cfg::vocab));
+        forward_.run(*model_, batch_tokens_.data(), int(batch_tokens_.size()),
+                     std::span<const detail::Segment<typename Pool::Sequence>>(segments), decode, logit_rows, batch_logits_.data());
+        for (std::size_t i = 0; i < segments.size(); ++i) {
+            owners[i]->computed += segments[i].count;
+            if (options_.share_prefixes) register_full_pages(*owners[i]);
+        }
+        const auto now = clock::now();
+        for (std::size_t i = 0; i < logit_owners.size(); ++i) {
+            Sequence& s = *logit_owners[i];
+            if (s.out.tokens.empty()) {
+                s.first_token = now;
+                s.out.stats.prompt_seconds = std::chrono::duration<double>(now - s.started).count();
+            }
+            sample(s, std::span<float>(batch_logits_).subspan(i * std::size_t(Cfg::vocab), Cfg::vocab));
+        }
+    }
+    std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished
+
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.steps;
+    stats_.step_decode_tokens = decode;
+    stats_.step_prompt_tokens = int(batch_tokens_.size()) - decode;
+    stats_.decode_tokens += decode;
+    stats_.prompt_tokens += stats_.step_prompt_tokens;
+    stats_.active = int(active_.size());
+    stats_.waiting = int(waiting_.size() + incoming_.size());
+    stats_.pool_pages = pool_.pages();
+    stats_.used_pages = pool_.used_pages();
+    stats_.cached_pages = cache_.held_pages();
+    return !active_.empty() || !waiting_.empty() || !incoming_.empty();
+}
+
+// A new request whose prompt continues a prefix another sequence is still computing waits for it
+// (a page of prompt or more), so that the prefix is computed and held once.
+template <class Cfg, class KV, int PP>
+bool Engine<Cfg, KV, PP>::waits_for_a_prefix(const Pending& p) const {
+    if (!options_.share_prefixes) return false;
+    for (const auto& s : active_) {
+        if (!s->prefilling()) continue;
+        const std::size_t most = std::min(p.request.prompt.size() - 1, std::size_t(s->prompt_size));
+        std::size_t n = 0;
+        while (n < most && p.request.prompt[n] == s->tokens[n]) ++n;
+        if (int(n) > s->computed && int(n) >= P) return true;
+    }
+    return false;
+}
+
+template <class Cfg, class KV, int PP>
+void Engine<Cfg, KV, PP>::admit(Pending& p) {
+    auto seq = std::make_unique<Sequence>(p.id, std::move(p.request), pool_);
+    Sequence& s = *seq;
+    s.started = std::chrono::steady_clock::now();
+    s.tokens = s.request.prompt;
+    s.prompt_size = int(s.tokens.size());
+    s.out.stats.prompt_tokens = s.prompt_size;
+    if (tokenizer_) s.decoder.emplace(*tokenizer_);
+    // penalties see the prompt, as Generator's do
+    const std::size_t history = s.request.options.sampling.penalty_last_n < 0 ? s.tokens.size()
+                                                                               : std::size_t(s.request.options.sampling.penalty_last_n);
+    for (std::size_t i = s.tokens.size() - std::min(history, s.tokens.size()); i < s.tokens.size(); ++i) s.sampler.accept(s.tokens[i]);
+
+    if (options_.share_prefixes) {
+        // the last prompt token is always evaluated, for its logits
+        const int limit = s.prompt_size - 1;
+        auto m = cache_.match(s.tokens, limit);
+        // a running sequence may hold more of the prefix than the cache (its pages not yet full)
+        const Sequence* best = nullptr;
+        int best_n = m.positions();
+        for (const auto& other : active_) {
+            const int most = std::min(limit, other->computed);
+            int n = 0;
+            while (n < most && other->tokens[std::size_t(n)] == s.tokens[std::size_t(n)]) ++n;
+            if (n > best_n) best = other.get(), best_n = n;
+        }
+        if (best) {
+            for (int page : m.pages) pool_.release(page);
+            const int full = best_n / P;
+            for (int i = 0; i < full; ++i) {
+                pool_.retain(best->kv.page_table()[std::size_t(i)]);
+                s.kv.page_table().push_back(best->kv.page_table()[std::size_t(i)]);
+            }
+            s.chain.assign(best->chain.begin(), best->chain.begin() + std::min<std::ptrdiff_t>(full, std::ptrdiff_t(best->chain.size())));
+            m.copy_from = best_n % P ? best->kv.page_table()[std::size_t(full)] : -1;
+            m.copy_count = best_n % P;
+        } else {
+            s.kv.page_table() = m.pages;
+            s.chain = m.chain;
+        }
+        s.computed = int(s.kv.page_table().size()) * P;
+        if (m.copy_count > 0) {
+            const int page = allocate_page();
+            if (page >= 0) {
+                pool_.copy_positions(page, m.copy_from, m.copy_count);
+                s.kv.page_table().push_back(page);
+                s.computed += m.copy_count;
+            }
+        }
+        s.out.stats.reused_tokens = s.computed;
+    }
+    active_.push_back(std::move(seq));
+}
+
+// Pages the sequence filled this step go to the prefix cache (keyed by their tokens and the page
+// before them), as long as every earlier page is there too.
+template <class Cfg, class KV, int PP>
+void Engine<Cfg, KV, PP>::register_full_pages(Sequence& s) {
+    while (int(s.chain.size()) < s.computed / P && s.chain.size() < s.kv.page_table().size()) {
+        const std::size_t i = s.chain.size();
+        const int parent = i == 0 ? -1 : s.chain.back();
+        if (parent == -2) return;  // the chain broke earlier
+        const int e = cache_.add_full(parent, std::span<const std::int32_t>(s.tokens).subspan(i * P, P), s.kv.page_table()[i]);
+        s.chain.push_back(e);
+    }
+}
+
+template <class Cfg, class KV, int PP>
+void Engine<Cfg, KV, PP>::sample(Sequence& s, std::span<float> logits) {
+    const GenerationOptions& o = s.request.options;
+    if (int(s.out.tokens.size()) >= o.max_tokens) return finish(s, StopReason::max_tokens);
+    if (s.request.logits_processor) s.request.logits_processor(logits, s.tokens);
+    const std::int32_t id = s.sampler.sample(logits);
+    s.out.tokens.push_back(id);
+    if (o.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end())
+        return finish(s, StopReason::end_of_turn);
+    s.sampler.accept(id);
+    s.tokens.push_back(id);
+    if (s.decoder) {
+        bool stopped = false;
+        const std::string text = s.stops.push(s.decoder->push(id), stopped);
+        if (!text.empty()) {
+            s.out.text += text;
+            if (s.request.on_text && !s.request.on_text(text)) return finish(s, StopReason::cancelled);
+        }
+        if (stopped) return finish(s, StopReason::stop_string);
+    }
+    if (int(s.out.tokens.size()) >= o.max_tokens) return finish(s, StopReason::max_tokens);
+    if (s.computed >= Cfg::max_context) return finish(s, StopReason::context_full);
+}
+
+template <class Cfg, class KV, int PP>
+void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string error) {
+    if (s.out.stats.generated_tokens < 0) return;  // already finished
+    s.out.reason = reason;
+    if (s.decoder && reason != StopReason::stop_string && reason != StopReason::cancelled && reason != StopReason::failed) {
+        bool stopped = false;
+        std::string tail = s.stops.push(s.decoder->finish(), stopped);
+        if (!stopped) tail += s.stops.flush();
+        else s.out.reason = StopReason::stop_string;
+        s.out.text += tail;
+        if (!tail.empty() && s.request.on_text) s.request.on_text(tail);
+    }
+    const int generated = int(s.out.tokens.size());
+    if (s.out.tokens.size() && s.first_token.time_since_epoch().count())
+        s.out.stats.generation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.first_token).count();
+    // the last, partial page stays findable for later requests that continue these tokens
+    if (options_.share_prefixes && !s.kv.page_table().empty() && s.computed % P && int(s.chain.size()) == s.computed / P &&
+        int(s.kv.page_table().size()) > s.computed / P) {
+        const int parent = s.chain.empty() ? -1 : s.chain.back();
+        cache_.add_partial(parent, std::span<const std::int32_t>(s.tokens).subspan(std::size_t(s.computed / P * P), std::size_t(s.computed % P)),
+                           s.kv.page_table()[std::size_t(s.computed / P)]);
+    }
+    release_pages(s);
+    EngineResult r;
+    r.generation = std::move(s.out);
+    r.generation.stats.generated_tokens = generated;
+    r.error = std::move(error);
+    s.out.stats.generated_tokens = -1;  // marks the sequence finished
+    std::lock_guard<std::mutex> lock(mutex_);
+    results_[s.id] = std::move(r);
+}
+
+}  // namespace qwen3
+
+#define QWEN3_EXTERN_ENGINE(...) extern template class qwen3::Engine<__VA_ARGS__>;
+#define QWEN3_INSTANTIATE_ENGINE(...) template class qwen3::Engine<__VA_ARGS__>;
+// ===== end of qwen3/engine.hpp =====
 // ===== qwen3/variant.hpp =====
 // qwen3/variant.hpp - pick, at run time, the compiled configuration that fits a file.
 //

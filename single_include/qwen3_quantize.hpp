@@ -33,7 +33,6 @@
 
 
 #include <exception>
-#include <mutex>
 
 // ===== qwen3/format/gguf_writer.hpp =====
 // qwen3/format/gguf_writer.hpp - writes GGUF v3 files (metadata, tensor table, aligned data).

@@ -217,6 +217,39 @@ TEST_CASE("quantized matrix kernels equal the reference dequantization times the
     }
 }
 
+// matvec_batch: decode tokens of several sequences at once, each bit for bit what matvec gives it alone
+template <int K>
+void check_batch(DType type, int rows, int tokens) {
+    CAPTURE(qwen3::dtype_name(type));
+    CAPTURE(tokens);
+    const auto weights = random_rows(type, rows, K, 23);
+    qwen3::Matrix<1 << 20, K> w{type, weights.data()};
+    const bool packed = rows % qwen3::detail::kPackRows == 0 && qwen3::detail::has_packed_layout<K>(type);
+    std::vector<std::byte> packed_bytes(packed ? weights.size() : 0);
+    if (packed) qwen3::detail::pack_row_groups(w, 0, rows / qwen3::detail::kPackRows, packed_bytes.data());
+    w.packed = packed ? packed_bytes.data() : nullptr;
+    const std::vector<float> x = random_input(K * tokens, 41);
+    qwen3::detail::Input<K, 64> batch(true), alone(true);
+    batch.set(x.data(), tokens);
+    batch.prepare(type);
+    std::vector<float> y(std::size_t(rows) * std::size_t(tokens), -1.f), y1(static_cast<std::size_t>(rows));
+    qwen3::detail::matvec_batch(w, batch, y.data(), std::size_t(rows), 0, rows);
+    for (int t = 0; t < tokens; ++t) {
+        alone.set(x.data() + std::size_t(t) * K, 1);
+        alone.prepare(type);
+        qwen3::detail::matvec(w, alone, y1.data(), 0, rows);
+        for (int r = 0; r < rows; ++r) CHECK(y[std::size_t(t) * std::size_t(rows) + std::size_t(r)] == y1[std::size_t(r)]);
+    }
+}
+
+TEST_CASE("batched decode kernels give every token exactly what it gets alone") {
+    for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k, DType::q4_1})
+        for (int tokens : {2, 3, 4, 7, 16}) {
+            check_batch<512>(type, 48, tokens);
+            check_batch<512>(type, 13, tokens);
+        }
+}
+
 TEST_CASE("float matrix kernels equal the double-precision product") {
     for (DType type : {DType::f32, DType::f16, DType::bf16}) {
         check_type<256>(type, 13, 5);

@@ -22,10 +22,11 @@ LAYERS = [
     ("data", ["qwen3/tensor.hpp", "qwen3/model_params.hpp", "qwen3/kv_types.hpp", "qwen3/thread_pool.hpp",
               "qwen3/quant/"]),
     ("files and kernels", ["qwen3/format/", "qwen3/kernels/"]),
-    ("model parts and text", ["qwen3/weights.hpp", "qwen3/kv_arena.hpp", "qwen3/sampler.hpp", "qwen3/tokenizer/",
+    ("model parts and text", ["qwen3/weights.hpp", "qwen3/kv_arena.hpp", "qwen3/kv_pool.hpp",
+                              "qwen3/prefix_cache.hpp", "qwen3/sampler.hpp", "qwen3/tokenizer/",
                               "qwen3/tokenizer.hpp", "qwen3/chat/", "qwen3/chat.hpp"]),
     ("model", ["qwen3/model.hpp", "qwen3/variant.hpp"]),
-    ("generation", ["qwen3/generation.hpp"]),
+    ("generation", ["qwen3/generation.hpp", "qwen3/engine.hpp"]),
     ("umbrellas and tools", ["qwen3/qwen3.hpp", "qwen3/quantize.hpp", "qwen3/quantize/", "qwen3/c_api.hpp",
                              "qwen3.h"]),
 ]

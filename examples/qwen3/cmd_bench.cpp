@@ -1,9 +1,13 @@
-// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-copy]
+// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-copy] [--parallel 1,8,16]
 // Prompt processing (one prefill of p tokens) and text generation (n decode steps from an empty
 // context), as llama-bench measures them: a warm-up run, then mean and spread over the repeats.
+// With --parallel, the same for N sequences at once on one Engine (aggregate tokens per second, as
+// llama-batched-bench's S_PP and S_TG), and the time to first token of one more sequence that joins
+// N decoding ones, beside its time alone.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -76,13 +80,107 @@ double measure_bandwidth(int threads) {
     return double(n * sizeof(float)) / best / 1e9;
 }
 
+std::vector<int> parse_counts(const std::string& text) {
+    std::vector<int> counts;
+    std::stringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) {
+        char* end = nullptr;
+        const long v = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end || v < 1 || v > 64) throw cli::UsageError("--parallel takes counts of sequences 1..64 separated by commas, got '" + text + "'");
+        counts.push_back(int(v));
+    }
+    if (counts.empty()) throw cli::UsageError("--parallel needs at least one count");
+    return counts;
+}
+
+// Fixed pseudo-random ids (speed does not depend on them); `stream` makes each sequence's differ.
+template <class Cfg>
+std::vector<std::int32_t> random_prompt(int n, std::uint64_t stream) {
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(n));
+    std::uint64_t state = 0x9E3779B97F4A7C15ull ^ (stream * 0xD1B54A32D192ED03ull);
+    for (auto& id : prompt) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        id = std::int32_t((state >> 33) % std::uint64_t(Cfg::vocab));
+    }
+    return prompt;
+}
+
+// One run of `sequences` requests of n_prompt tokens (at least one) each generating n_gen tokens,
+// all added before the first step: aggregate prompt and decode speeds, and the pool's peak use.
+struct ParallelRun {
+    double pp_tps = 0, tg_tps = 0;
+    int peak_pages = 0;
+};
+
+template <class Cfg>
+ParallelRun run_parallel(qwen3::Engine<Cfg>& engine, int sequences, int n_prompt, int n_gen, std::uint64_t round) {
+    using clock = std::chrono::steady_clock;
+    std::vector<typename qwen3::Engine<Cfg>::RequestId> ids;
+    for (int s = 0; s < sequences; ++s) {
+        qwen3::EngineRequest r;
+        r.prompt = random_prompt<Cfg>(std::max(n_prompt, 1), round * 1000 + std::uint64_t(s) + 1);
+        r.options.max_tokens = n_gen + 1;  // the first comes from the prompt's logits
+        r.options.stop_at_end_of_turn = false;
+        ids.push_back(engine.add(std::move(r)));
+    }
+    ParallelRun run;
+    double prompt_seconds = 0, decode_seconds = 0;
+    long long decoded = 0;
+    bool more = true;
+    while (more) {
+        const auto t0 = clock::now();
+        more = engine.step();
+        const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        const qwen3::EngineStats st = engine.stats();
+        run.peak_pages = std::max(run.peak_pages, st.used_pages - st.cached_pages);
+        if (st.step_prompt_tokens > 0) {
+            prompt_seconds += seconds;  // steps that evaluate prompts (and decode what has started)
+        } else if (st.step_decode_tokens > 0) {
+            decode_seconds += seconds;
+            decoded += st.step_decode_tokens;
+        }
+    }
+    for (auto id : ids) (void)engine.take(id);
+    run.pp_tps = double(sequences) * std::max(n_prompt, 1) / prompt_seconds;
+    run.tg_tps = decode_seconds > 0 ? double(decoded) / decode_seconds : 0;
+    return run;
+}
+
+// Seconds from adding a request of `prompt` tokens to its first token, while `others` sequences
+// decode (0: alone).
+template <class Cfg>
+double time_to_first_token(qwen3::Engine<Cfg>& engine, int others, int prompt, std::uint64_t round) {
+    std::vector<typename qwen3::Engine<Cfg>::RequestId> background;
+    for (int s = 0; s < others; ++s) {
+        qwen3::EngineRequest r;
+        r.prompt = random_prompt<Cfg>(1, round * 1000 + 500 + std::uint64_t(s));
+        r.options.max_tokens = 1 << 20;
+        r.options.stop_at_end_of_turn = false;
+        background.push_back(engine.add(std::move(r)));
+    }
+    for (int i = 0; i < 3 && others > 0; ++i) engine.step();  // all decoding
+    qwen3::EngineRequest r;
+    r.prompt = random_prompt<Cfg>(prompt, round * 1000 + 999);
+    r.options.max_tokens = 1;
+    r.options.stop_at_end_of_turn = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto id = engine.add(std::move(r));
+    while (!engine.done(id)) engine.step();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (auto b : background) engine.cancel(b);
+    engine.run();
+    for (auto b : background) (void)engine.take(b);
+    (void)engine.take(id);
+    return seconds;
+}
+
 }  // namespace
 
 int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
                     {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false},
-                    {"--no-copy", "", false}});
+                    {"--no-copy", "", false}, {"--parallel", "", true}});
     if (args.has("--bandwidth")) {
         const int t = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
         const double gbs = measure_bandwidth(t);
@@ -105,7 +203,8 @@ int run_bench(int argc, char** argv) {
         if (!json && model.weights().copied_bytes())
             std::fprintf(stderr, "model bound, %.1f MB of weights copied into huge pages (quantized ones in the decode layout): %.2f s\n", double(model.weights().copied_bytes()) / 1e6,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
-        qwen3::Session session(model, qwen3::SessionOptions{threads, args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact});
+        const qwen3::Precision precision = args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact;
+        qwen3::Session session(model, qwen3::SessionOptions{threads, precision});
         if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)
             qwen3::detail::fail(qwen3::ErrorCode::context_overflow, "the test does not fit the KV arena of ", Cfg::max_context);
         const double gb_per_token = double(model.weights().bytes_per_token()) / 1e9;
@@ -150,9 +249,59 @@ int run_bench(int argc, char** argv) {
             }
             std::fflush(stdout);
         };
-        if (!json) {
+        auto report_parallel = [&](int n, const char* kind, int tokens, const std::vector<double>& tps, int peak_pages) {
+            if (tokens == 0) return;
+            const Stats s = stats(tps);
+            const std::string test = std::string(kind) + std::to_string(tokens);
+            if (json)
+                std::printf("{\"model\": %s, \"variant\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"test\": \"%s\", "
+                            "\"parallel\": %d, \"tokens_per_s\": %.3f, \"stddev\": %.3f, \"repeats\": %d, \"pool_pages\": %d}\n",
+                            qwen3::json::quote(path).c_str(), std::string(Cfg::name).c_str(), format.c_str(), threads, test.c_str(), n, s.mean,
+                            s.stddev, repeats, peak_pages);
+            else
+                std::printf("| %-12s | %-6s | %7d | %-6s | %8d | %9.2f ± %-6.2f | %d pages of %d positions |\n", std::string(Cfg::name).c_str(),
+                            format.c_str(), threads, test.c_str(), n, s.mean, s.stddev, peak_pages, qwen3::kDefaultPagePositions);
+            std::fflush(stdout);
+        };
+        if (!json && args.has("--parallel")) {
+            std::printf("| %-12s | %-6s | %7s | %-6s | %8s | %18s | %s |\n", "model", "format", "threads", "test", "parallel", "t/s (aggregate)", "pool used");
+            std::printf("|--------------|--------|---------|--------|----------|--------------------|----------------|\n");
+        } else if (!json) {
             std::printf("| %-12s | %-6s | %7s | %-6s | %18s | %s |\n", "model", "format", "threads", "test", "t/s", "weights read");
             std::printf("|--------------|--------|---------|--------|--------------------|--------------|\n");
+        }
+        if (args.has("--parallel")) {
+            const int ttft_prompt = n_prompt > 0 ? n_prompt : 128;
+            for (int n : parse_counts(args.get("--parallel", ""))) {
+                const int per_sequence = (std::max(n_prompt, ttft_prompt) + n_gen + 2 + qwen3::kDefaultPagePositions - 1) / qwen3::kDefaultPagePositions;
+                qwen3::Engine<Cfg> engine(model, nullptr,
+                                          {.max_sequences = n + 1, .pool_pages = (n + 1) * per_sequence + 8, .prefill_budget = qwen3::kMaxBatch,
+                                           .threads = threads, .precision = precision});
+                std::uint64_t round = 1;
+                run_parallel(engine, n, n_prompt, std::min(n_gen, 8), round++);  // warm-up
+                std::vector<double> pp, tg, ttft, alone;
+                int peak = 0;
+                for (int r = 0; r < repeats; ++r) {
+                    const ParallelRun run = run_parallel(engine, n, n_prompt, n_gen, round++);
+                    pp.push_back(run.pp_tps), tg.push_back(run.tg_tps), peak = std::max(peak, run.peak_pages);
+                    ttft.push_back(time_to_first_token(engine, n, ttft_prompt, round++) * 1e3);
+                    alone.push_back(time_to_first_token(engine, 0, ttft_prompt, round++) * 1e3);
+                }
+                report_parallel(n, "pp", n_prompt, pp, peak);
+                report_parallel(n, "tg", n_gen, tg, peak);
+                const Stats joined = stats(ttft), single = stats(alone);
+                if (json)
+                    std::printf("{\"model\": %s, \"variant\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"test\": \"ttft%d\", "
+                                "\"parallel\": %d, \"ttft_ms\": %.2f, \"stddev\": %.2f, \"alone_ms\": %.2f, \"repeats\": %d}\n",
+                                qwen3::json::quote(path).c_str(), std::string(Cfg::name).c_str(), format.c_str(), threads, ttft_prompt, n,
+                                joined.mean, joined.stddev, single.mean, repeats);
+                else
+                    std::printf("| %-12s | %-6s | %7d | %-6s | %8d | first token of a %d-token prompt: %.1f ms beside %d decoding, %.1f ms alone (%.2fx) |\n",
+                                std::string(Cfg::name).c_str(), format.c_str(), threads, "ttft", n, ttft_prompt, joined.mean, n, single.mean,
+                                joined.mean / single.mean);
+                std::fflush(stdout);
+            }
+            return 0;
         }
         if (n_prompt > 0) {
             run_pp();  // warm-up: pages the weights in

@@ -2,3 +2,4 @@
 #include <qwen3/qwen3.hpp>
 
 QWEN3_INSTANTIATE_VARIANT(qwen3::Qwen3_1_7B)
+QWEN3_INSTANTIATE_ENGINE(qwen3::Qwen3_1_7B)

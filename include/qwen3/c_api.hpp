@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "../qwen3.h"
@@ -42,11 +43,26 @@ struct qwen3_model {
     virtual qwen3::Reply chat(std::string message, bool enable_thinking, const qwen3::SamplerParams* sampling,
                               const qwen3::OnReply& on_reply) = 0;
     virtual void chat_reset() = 0;
+    virtual qwen3_engine* make_engine(qwen3::EngineOptions options, int threads) = 0;  // threads 0: the model's
 
     qwen3_tokenizer tokenizer;
 };
 
+// An engine over one model, type-erased over the compiled variants.
+struct qwen3_engine {
+    virtual ~qwen3_engine() = default;
+    virtual std::uint64_t add(qwen3::EngineRequest request) = 0;
+    virtual void cancel(std::uint64_t id) = 0;
+    virtual bool step() = 0;
+    virtual std::optional<qwen3::EngineResult> take(std::uint64_t id) = 0;
+    virtual qwen3::EngineStats stats() const = 0;
+};
+
 namespace qwen3::detail::c_api {
+
+static_assert(int(StopReason::end_of_turn) == QWEN3_STOP_END_OF_TURN && int(StopReason::stop_string) == QWEN3_STOP_STRING &&
+              int(StopReason::max_tokens) == QWEN3_STOP_MAX_TOKENS && int(StopReason::context_full) == QWEN3_STOP_CONTEXT_FULL &&
+              int(StopReason::cancelled) == QWEN3_STOP_CANCELLED && int(StopReason::failed) == QWEN3_STOP_FAILED);
 
 thread_local std::string last_error;
 
@@ -118,6 +134,17 @@ inline qwen3_sampling c_sampling(const SamplerParams& p) {
 }
 
 template <class Cfg>
+struct EngineOf final : qwen3_engine {
+    EngineOf(const Model<Cfg>& model, const Tokenizer& tokenizer, const EngineOptions& options) : engine(model, &tokenizer, options) {}
+    std::uint64_t add(EngineRequest request) override { return engine.add(std::move(request)); }
+    void cancel(std::uint64_t id) override { engine.cancel(id); }
+    bool step() override { return engine.step(); }
+    std::optional<EngineResult> take(std::uint64_t id) override { return engine.take(id); }
+    EngineStats stats() const override { return engine.stats(); }
+    Engine<Cfg> engine;
+};
+
+template <class Cfg>
 struct ModelOf final : qwen3_model {
     ModelOf(Checkpoint checkpoint, Tokenizer tok, int threads)
         : qwen3_model(std::move(tok)), model(std::move(checkpoint)),
@@ -148,6 +175,10 @@ struct ModelOf final : qwen3_model {
     }
     void chat_reset() override {
         if (conversation) conversation->clear();
+    }
+    qwen3_engine* make_engine(EngineOptions o, int threads) override {
+        o.threads = threads > 0 ? threads : options.threads;
+        return new EngineOf<Cfg>(model, tokenizer.tokenizer, o);
     }
 
     Session<Cfg>& scratch_session() {
@@ -318,6 +349,154 @@ qwen3_status qwen3_chat(qwen3_model* model, const char* user_message, int enable
 
 void qwen3_chat_reset(qwen3_model* model) {
     if (model) model->chat_reset();
+}
+
+qwen3_engine_params qwen3_engine_default_params(void) {
+    const qwen3::EngineOptions o;
+    return {sizeof(qwen3_engine_params), o.max_sequences, o.pool_pages, o.prefill_budget, o.share_prefixes ? 1 : 0, 0};
+}
+
+qwen3_request qwen3_request_default(void) {
+    qwen3_request r{};
+    r.size = sizeof(qwen3_request);
+    r.max_tokens = qwen3::GenerationOptions{}.max_tokens;
+    r.stop_at_end_of_turn = 1;
+    return r;
+}
+
+qwen3_engine* qwen3_engine_create(qwen3_model* model, const qwen3_engine_params* params) {
+    using namespace qwen3::detail::c_api;
+    qwen3_engine* out = nullptr;
+    guarded([&] {
+        if (!model) return null_argument("qwen3_engine_create", "model");
+        const qwen3_engine_params p = params ? *params : qwen3_engine_default_params();
+        if (p.size < sizeof(qwen3_engine_params))
+            return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_create: params.size is " + std::to_string(p.size) +
+                                                          "; start from qwen3_engine_default_params()");
+        qwen3::EngineOptions o;
+        o.max_sequences = p.max_sequences;
+        o.pool_pages = p.pool_pages;
+        o.prefill_budget = p.prefill_budget;
+        o.share_prefixes = p.share_prefixes != 0;
+        if (p.threads < 0) return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_create: threads must be >= 0");
+        out = model->make_engine(o, p.threads);
+        return QWEN3_OK;
+    });
+    return out;
+}
+
+void qwen3_engine_free(qwen3_engine* engine) { delete engine; }
+
+qwen3_status qwen3_engine_add(qwen3_engine* engine, const qwen3_request* request, uint64_t* id) {
+    using namespace qwen3::detail::c_api;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_add", "engine");
+        if (!request) return null_argument("qwen3_engine_add", "request");
+        if (!id) return null_argument("qwen3_engine_add", "id");
+        if (request->size < sizeof(qwen3_request))
+            return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_add: request.size is " + std::to_string(request->size) +
+                                                          "; start from qwen3_request_default()");
+        if (!request->prompt && request->prompt_length > 0) return null_argument("qwen3_engine_add", "request.prompt");
+        if (!request->stop && request->stop_count > 0) return null_argument("qwen3_engine_add", "request.stop");
+        qwen3::EngineRequest r;
+        r.prompt.assign(request->prompt, request->prompt + request->prompt_length);
+        r.options.max_tokens = request->max_tokens;
+        if (request->sampling) r.options.sampling = sampler_params(*request->sampling);
+        for (std::size_t i = 0; i < request->stop_count; ++i) {
+            if (!request->stop[i]) return null_argument("qwen3_engine_add", "a stop string");
+            if (!qwen3::detail::unicode::is_valid_utf8(request->stop[i]))
+                return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_add: stop string " + std::to_string(i) + " is not valid UTF-8");
+            r.options.stop.emplace_back(request->stop[i]);
+        }
+        r.options.stop_at_end_of_turn = request->stop_at_end_of_turn != 0;
+        if (request->on_text) {
+            const qwen3_on_text on_text = request->on_text;
+            void* user = request->user;
+            r.on_text = [on_text, user](std::string_view piece) { return on_text(piece.data(), piece.size(), 0, user) != 0; };
+        }
+        *id = engine->add(std::move(r));
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_engine_cancel(qwen3_engine* engine, uint64_t id) {
+    using namespace qwen3::detail::c_api;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_cancel", "engine");
+        engine->cancel(id);
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_engine_step(qwen3_engine* engine, int* more) {
+    using namespace qwen3::detail::c_api;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_step", "engine");
+        const bool m = engine->step();
+        if (more) *more = m ? 1 : 0;
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_engine_run(qwen3_engine* engine) {
+    using namespace qwen3::detail::c_api;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_run", "engine");
+        while (engine->step()) {
+        }
+        return QWEN3_OK;
+    });
+}
+
+qwen3_status qwen3_engine_take(qwen3_engine* engine, uint64_t id, qwen3_result* result, int* done) {
+    using namespace qwen3::detail::c_api;
+    if (done) *done = 0;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_take", "engine");
+        if (!result) return null_argument("qwen3_engine_take", "result");
+        std::optional<qwen3::EngineResult> r = engine->take(id);
+        if (!r) return QWEN3_OK;
+        const qwen3::Generation& g = r->generation;
+        qwen3_result out{};
+        out.reason = qwen3_stop_reason(int(g.reason));
+        out.prompt_tokens = g.stats.prompt_tokens;
+        out.reused_tokens = g.stats.reused_tokens;
+        out.token_count = g.tokens.size();
+        try {
+            out.text = copy_string(g.text);
+            out.error = copy_string(r->error);
+            out.tokens = static_cast<int32_t*>(std::malloc(std::max<std::size_t>(1, g.tokens.size()) * sizeof(int32_t)));
+            if (!out.tokens) throw std::bad_alloc();
+        } catch (...) {
+            qwen3_result_free(&out);
+            throw;
+        }
+        std::copy(g.tokens.begin(), g.tokens.end(), out.tokens);
+        *result = out;
+        if (done) *done = 1;
+        return QWEN3_OK;
+    });
+}
+
+void qwen3_result_free(qwen3_result* result) {
+    if (!result) return;
+    std::free(result->text);
+    std::free(result->tokens);
+    std::free(result->error);
+    result->text = result->error = nullptr;
+    result->tokens = nullptr;
+    result->token_count = 0;
+}
+
+qwen3_status qwen3_engine_get_stats(const qwen3_engine* engine, qwen3_engine_stats* stats) {
+    using namespace qwen3::detail::c_api;
+    return guarded([&] {
+        if (!engine) return null_argument("qwen3_engine_get_stats", "engine");
+        if (!stats) return null_argument("qwen3_engine_get_stats", "stats");
+        const qwen3::EngineStats s = engine->stats();
+        *stats = {s.active, s.waiting, s.pool_pages, s.used_pages, s.cached_pages, s.steps, s.prompt_tokens, s.decode_tokens};
+        return QWEN3_OK;
+    });
 }
 
 }  // extern "C"

@@ -36,7 +36,8 @@ enum class StopReason {
     stop_string,   // one of GenerationOptions::stop appeared
     max_tokens,    // GenerationOptions::max_tokens were generated
     context_full,  // the KV arena has no position left
-    cancelled,     // the streaming callback returned false
+    cancelled,     // the streaming callback returned false (or the request was cancelled)
+    failed,        // the engine could not go on with this request (its error says why)
 };
 
 inline const char* to_string(StopReason r) {
@@ -46,6 +47,7 @@ inline const char* to_string(StopReason r) {
         case StopReason::max_tokens: return "token limit";
         case StopReason::context_full: return "context full";
         case StopReason::cancelled: return "cancelled";
+        case StopReason::failed: return "failed";
     }
     return "?";
 }

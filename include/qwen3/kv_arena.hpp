@@ -20,6 +20,7 @@ namespace qwen3 {
 template <class Cfg, class KV = DefaultKV>
 class KVArena {
 public:
+    using element = KV;
     static constexpr int D = Cfg::head_dim;
     static constexpr int blocks = (Cfg::max_context + kKeyBlock - 1) / kKeyBlock;
     static constexpr std::size_t key_bytes_per_head = std::size_t(blocks) * KV::template key_block_bytes<D>;

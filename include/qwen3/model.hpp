@@ -92,6 +92,125 @@ struct SessionOptions {
     Precision precision = Precision::exact;
 };
 
+namespace detail {
+
+// Throws Error(invalid_argument) naming the first id outside the vocabulary.
+template <class Cfg>
+void check_token_ids(std::span<const std::int32_t> tokens) {
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
+            fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i, " is outside the vocabulary [0, ",
+                 Cfg::vocab, ")");
+}
+
+// A run of consecutive tokens of one sequence in a batch: tokens [first, first + count) of the batch
+// take positions [pos0, pos0 + count) of the sequence whose keys and values `kv` holds (an arena or
+// a sequence's pages: key_block(layer, kv_head, block), value_row(layer, kv_head, pos) and
+// store(layer, kv_head, pos, k, v)).
+template <class KVStore>
+struct Segment {
+    KVStore* kv;
+    int first, count, pos0;
+};
+
+// The Qwen3 forward pass over a batch of tokens from one or several sequences. The first `decode`
+// tokens of a batch are single-token segments (decode steps), multiplied by matrix-vector kernels
+// that read each weight once for all of them; the rest are prompt chunks, multiplied by the
+// matrix-matrix kernels. A token's result does not depend on the others in its batch.
+template <class Cfg>
+class ForwardPass {
+public:
+    static constexpr int H = Cfg::hidden, Q = Cfg::q_dim, KVD = Cfg::kv_dim, F = Cfg::ffn, D = Cfg::head_dim;
+    // Decode tokens of one batch at most (sequences stepping together).
+    static constexpr int kMaxDecode = 64;
+
+    ForwardPass(std::shared_ptr<ThreadPool> pool, Precision precision, int max_tokens)
+        : pool_(std::move(pool)), max_tokens_(max_tokens) {
+        scratch_.resize(std::size_t(max_tokens) * kScratchPerToken);
+        segment_of_.resize(std::size_t(max_tokens));
+        normed_in_ = std::make_unique<Input<H, kMaxBatch>>();
+        attention_in_ = std::make_unique<Input<Q, kMaxBatch>>();
+        ffn_in_ = std::make_unique<Input<F, kMaxBatch>>();
+        all_final_in_ = std::make_unique<Input<H, kMaxBatch>>();
+        final_in_ = std::make_unique<Input<H, kMaxDecode>>(true);
+        normed_decode_ = std::make_unique<Input<H, kMaxDecode>>(true);
+        attention_decode_ = std::make_unique<Input<Q, kMaxDecode>>(true);
+        ffn_decode_ = std::make_unique<Input<F, kMaxDecode>>(true);
+        const bool bf16 = precision == Precision::bf16_products;
+        normed_in_->allow_bf16_products(bf16);
+        attention_in_->allow_bf16_products(bf16);
+        ffn_in_->allow_bf16_products(bf16);
+        all_final_in_->allow_bf16_products(bf16);
+    }
+
+    ThreadPool& pool() { return *pool_; }
+    int max_tokens() const { return max_tokens_; }
+
+    // Runs `tokens` (n of them, n <= max_tokens()), laid out by `segments`: the first `decode` tokens
+    // are single-token segments, the prompt chunks follow. Writes the logits of the tokens listed in
+    // `logit_rows` (batch indices) to logits[i * vocab ...], or, when `all_logits` is set, every
+    // token's logits (then n <= kMaxBatch and there is one segment).
+    template <class KVStore>
+    void run(const Model<Cfg>& model, const std::int32_t* tokens, int n, std::span<const Segment<KVStore>> segments, int decode,
+             std::span<const int> logit_rows, float* logits, float* all_logits = nullptr);
+
+private:
+    static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
+
+    template <int Rows, int Cols>
+    struct Projection {
+        const Matrix<Rows, Cols>& w;
+        float* out;  // [tokens][Rows]
+    };
+
+    // out[t] = W in[t] for the tokens of `batched` (decode: matrix-vector kernels reading each weight
+    // once for all of them) and of `prefill` (matrix-matrix kernels), for every projection given
+    // (matrices that read the same input), as one job: their rows are concatenated and split across
+    // the pool, so q, k and v (or gate and up) cost one dispatch. `prefill_out` is where the prefill
+    // tokens' rows start in each output.
+    template <int Cols, int MaxDecode, int MaxTokens, int... Rows>
+    void project(Input<Cols, MaxDecode>& batched, Input<Cols, MaxTokens>& prefill, Projection<Rows, Cols>... targets) {
+        auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
+        const int nd = batched.tokens(), np = prefill.tokens();
+        if (nd) (batched.prepare(targets.w.type, parallel), ...);
+        if (np) (prefill.prepare(targets.w.type, parallel), ...);
+        constexpr int total = (Rows + ...);
+        pool_->for_ranges(total, 16, [&](int begin, int end) {
+            int offset = 0;
+            auto run = [&](const auto& target) {
+                constexpr int R = std::remove_reference_t<decltype(target.w)>::rows;
+                const int b = std::max(begin - offset, 0), e = std::min(end - offset, R);
+                if (b < e) {
+                    if (nd == 1) matvec(target.w, batched, target.out, b, e);
+                    else if (nd > 1) matvec_batch(target.w, batched, target.out, R, b, e);
+                    if (np == 1) matvec(target.w, prefill, target.out + std::size_t(nd) * R, b, e);
+                    else if (np > 1) matmul(target.w, prefill, target.out + std::size_t(nd) * R, R, b, e);
+                }
+                offset += R;
+            };
+            (run(targets), ...);
+        });
+    }
+
+    std::shared_ptr<ThreadPool> pool_;
+    int max_tokens_;
+    std::vector<float> scratch_;
+    std::vector<int> segment_of_;  // the segment of each token of a batch
+    std::vector<float> final_rows_;
+    // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
+    std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
+    std::unique_ptr<Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
+    std::unique_ptr<Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
+    // ... and the decode tokens'
+    std::unique_ptr<Input<H, kMaxDecode>> normed_decode_;
+    std::unique_ptr<Input<Q, kMaxDecode>> attention_decode_;
+    std::unique_ptr<Input<F, kMaxDecode>> ffn_decode_;
+    std::unique_ptr<Input<H, kMaxDecode>> final_in_;     // the output matrix reads the final norm of the rows asked for
+    std::unique_ptr<Input<H, kMaxBatch>> all_final_in_;  // ... or of every token, when all logits are asked for
+};
+
+}  // namespace detail
+
 template <class Cfg, class KV = DefaultKV>
 class Session {
 public:
@@ -103,21 +222,12 @@ public:
     Session(const Model<Cfg>& model, SessionOptions options)
         : Session(model, std::make_shared<ThreadPool>(options.threads), options.precision) {}
     Session(const Model<Cfg>& model, std::shared_ptr<ThreadPool> pool, Precision precision = Precision::exact)
-        : model_(&model), pool_(std::move(pool)), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
-        scratch_.resize(std::size_t(kMaxBatch) * kScratchPerToken);
+        : model_(&model), forward_(std::move(pool), precision, kMaxBatch), arena_(std::make_unique<KVArena<Cfg, KV>>()) {
         logits_.resize(Cfg::vocab);
-        normed_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
-        attention_in_ = std::make_unique<detail::Input<Q, kMaxBatch>>();
-        ffn_in_ = std::make_unique<detail::Input<F, kMaxBatch>>();
-        final_in_ = std::make_unique<detail::Input<H, kMaxBatch>>();
-        const bool bf16 = precision == Precision::bf16_products;
-        for (auto* in : {normed_in_.get(), final_in_.get()}) in->allow_bf16_products(bf16);
-        attention_in_->allow_bf16_products(bf16);
-        ffn_in_->allow_bf16_products(bf16);
     }
 
     const Model<Cfg>& model() const { return *model_; }
-    ThreadPool& pool() { return *pool_; }
+    ThreadPool& pool() { return forward_.pool(); }
     // Tokens in the KV arena (the position the next token will take).
     int position() const { return position_; }
     // Logits of the last token evaluated (Cfg::vocab floats).
@@ -145,50 +255,9 @@ public:
     std::span<const float> eval(std::int32_t token) { return eval(std::span<const std::int32_t>(&token, 1)); }
 
 private:
-    static constexpr int H = Cfg::hidden, Q = Cfg::q_dim, KVD = Cfg::kv_dim, F = Cfg::ffn, D = Cfg::head_dim;
-    static constexpr std::size_t kScratchPerToken = 3 * H + 2 * Q + 2 * KVD + 2 * F + D;
-
-    // One chunk of n <= kMaxBatch tokens at positions [position_, position_ + n).
-    void forward(const std::int32_t* tokens, int n, float* all_logits);
-
-    template <int Rows, int Cols>
-    struct Projection {
-        const Matrix<Rows, Cols>& w;
-        float* out;  // [tokens][Rows]
-    };
-
-    // out[t] = W in[t] for the tokens of `in` and every projection given (matrices that read the
-    // same input), as one job: their rows are concatenated and split across the pool, so q, k and v
-    // (or gate and up) cost one dispatch.
-    template <int Cols, int MaxTokens, int... Rows>
-    void project(detail::Input<Cols, MaxTokens>& in, Projection<Rows, Cols>... targets) {
-        auto parallel = [this](int n, auto&& fn) { pool_->run(n, fn); };
-        (in.prepare(targets.w.type, parallel), ...);
-        constexpr int total = (Rows + ...);
-        pool_->for_ranges(total, 16, [&](int begin, int end) {
-            int offset = 0;
-            auto run = [&](const auto& target) {
-                constexpr int R = std::remove_reference_t<decltype(target.w)>::rows;
-                const int b = std::max(begin - offset, 0), e = std::min(end - offset, R);
-                if (b < e) {
-                    if (in.tokens() == 1) matvec(target.w, in, target.out, b, e);
-                    else matmul(target.w, in, target.out, R, b, e);
-                }
-                offset += R;
-            };
-            (run(targets), ...);
-        });
-    }
-
     const Model<Cfg>* model_;
-    std::shared_ptr<ThreadPool> pool_;
+    detail::ForwardPass<Cfg> forward_;
     std::unique_ptr<KVArena<Cfg, KV>> arena_;
-    std::vector<float> scratch_;
-    // the four distinct inputs of the projections, each prepared once per use
-    std::unique_ptr<detail::Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
-    std::unique_ptr<detail::Input<Q, kMaxBatch>> attention_in_;  // the output projection reads attention
-    std::unique_ptr<detail::Input<F, kMaxBatch>> ffn_in_;        // down reads silu(gate) * up
-    std::unique_ptr<detail::Input<H, kMaxBatch>> final_in_;      // the output matrix reads the final norm
     std::vector<float> logits_;
     int position_ = 0;
 };
@@ -207,25 +276,30 @@ std::span<const float> Session<Cfg, KV>::eval(std::span<const std::int32_t> toke
     if (n > std::size_t(capacity - position_))
         detail::fail(ErrorCode::context_overflow, "the KV arena holds ", capacity, " positions (variant ", Cfg::name,
                      "); ", position_, " are used and ", n, " more do not fit");
-    for (std::size_t i = 0; i < n; ++i)
-        if (tokens[i] < 0 || tokens[i] >= Cfg::vocab)
-            detail::fail(ErrorCode::invalid_argument, "token id ", tokens[i], " at index ", i,
-                         " is outside the vocabulary [0, ", Cfg::vocab, ")");
+    detail::check_token_ids<Cfg>(tokens);
     for (std::size_t done = 0; done < n;) {
         const int chunk = int(std::min<std::size_t>(kMaxBatch, n - done));
         float* rows = all_logits.empty() ? nullptr : all_logits.data() + done * std::size_t(Cfg::vocab);
-        forward(tokens.data() + done, chunk, rows);
+        const detail::Segment<KVArena<Cfg, KV>> segment{arena_.get(), 0, chunk, position_};
+        const int last = chunk - 1;
+        forward_.run(*model_, tokens.data() + done, chunk, std::span(&segment, 1), chunk == 1 ? 1 : 0, std::span(&last, 1),
+                     logits_.data(), rows);
+        position_ += chunk;
         done += std::size_t(chunk);
     }
     return logits_;
 }
 
-// The Qwen3 forward pass over one chunk of tokens.
-template <class Cfg, class KV>
-void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_logits) {
-    const Weights<Cfg>& w = model_->weights();
-    const float eps = model_->rms_norm_eps();
-    const int pos0 = position_;
+namespace detail {
+
+// The Qwen3 forward pass over one batch.
+template <class Cfg>
+template <class KVStore>
+void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, int n, std::span<const Segment<KVStore>> segments,
+                           int decode, std::span<const int> logit_rows, float* logits, float* all_logits) {
+    const Weights<Cfg>& w = model.weights();
+    const float eps = model.rms_norm_eps();
+    const int prefill = n - decode;
 
     // scratch, token-major: x (residual), h (normed), q, k, v, attn, gate, up
     float* x = scratch_.data();
@@ -237,6 +311,13 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
     float* gate = attn + std::size_t(n) * Q;
     float* up = gate + std::size_t(n) * F;
     float* rope_cs = up + std::size_t(n) * F;  // [n][cos half | sin half]
+    std::vector<int>& segment_of = segment_of_;
+    for (std::size_t s = 0; s < segments.size(); ++s)
+        for (int t = segments[s].first; t < segments[s].first + segments[s].count; ++t) segment_of[std::size_t(t)] = int(s);
+    auto position = [&](int t) {
+        const Segment<KVStore>& s = segments[std::size_t(segment_of[std::size_t(t)])];
+        return s.pos0 + t - s.first;
+    };
 
     // the per-token steps between the projections, split over the pool in contiguous ranges of tokens
     auto each_token = [&](auto&& step) {
@@ -244,71 +325,96 @@ void Session<Cfg, KV>::forward(const std::int32_t* tokens, int n, float* all_log
             for (int t = begin; t < end; ++t) step(t);
         });
     };
+    // the decode tokens' rows and the prompt tokens' rows of an activation, as the projections' inputs
+    auto set_inputs = [&](auto& batched, auto& chunk, const float* rows, int width) {
+        batched.set(rows, decode);
+        chunk.set(rows + std::size_t(decode) * width, prefill);
+    };
 
     each_token([&](int t) {
-        detail::dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
-        model_->rope().angles(pos0 + t, rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
+        dequantize_row(w.token_embd, tokens[t], x + std::size_t(t) * H);
+        model.rope().angles(position(t), rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
         // attention block
-        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
-        normed_in_->set(h, n);
-        project(*normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k}, Projection<KVD, H>{L.attn_v, v});
+        each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, L.attn_norm, eps, h + std::size_t(t) * H); });
+        set_inputs(*normed_decode_, *normed_in_, h, H);
+        project(*normed_decode_, *normed_in_, Projection<Q, H>{L.attn_q, q}, Projection<KVD, H>{L.attn_k, k},
+                Projection<KVD, H>{L.attn_v, v});
         each_token([&](int t) {
             const float* cs = rope_cs + std::size_t(t) * D;
             for (int hd = 0; hd < Cfg::heads; ++hd) {
                 float* qh = q + std::size_t(t) * Q + std::size_t(hd) * D;
-                detail::rms_norm<D>(qh, L.attn_q_norm, eps, qh);
-                detail::apply_rope<D>(qh, cs, cs + D / 2);
+                rms_norm<D>(qh, L.attn_q_norm, eps, qh);
+                apply_rope<D>(qh, cs, cs + D / 2);
             }
+            KVStore& kv = *segments[std::size_t(segment_of[std::size_t(t)])].kv;
             for (int g = 0; g < Cfg::kv_heads; ++g) {
                 float* kh = k + std::size_t(t) * KVD + std::size_t(g) * D;
-                detail::rms_norm<D>(kh, L.attn_k_norm, eps, kh);
-                detail::apply_rope<D>(kh, cs, cs + D / 2);
-                arena_->store(l, g, pos0 + t, kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
+                rms_norm<D>(kh, L.attn_k_norm, eps, kh);
+                apply_rope<D>(kh, cs, cs + D / 2);
+                kv.store(l, g, position(t), kh, v + std::size_t(t) * KVD + std::size_t(g) * D);
             }
         });
         const float scale = 1.0f / std::sqrt(float(D));
-        // decode: one query per KV head; prefill: kQueriesPerTask consecutive tokens per task
+        // a decode token is one task per KV head; a prompt chunk kQueriesPerTask consecutive queries
         constexpr int kQueriesPerTask = 4;
-        const int query_tasks = (n + kQueriesPerTask - 1) / kQueriesPerTask;
-        pool_->run(Cfg::kv_heads * query_tasks, [&](int task) {
-            const int g = task % Cfg::kv_heads, t = task / Cfg::kv_heads * kQueriesPerTask;
+        int tasks = 0;
+        for (const Segment<KVStore>& s : segments) tasks += (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
+        pool_->run(tasks * Cfg::kv_heads, [&](int task) {
+            const int g = task % Cfg::kv_heads;
+            int chunk = task / Cfg::kv_heads;
+            std::size_t si = 0;
+            while (chunk >= (segments[si].count + kQueriesPerTask - 1) / kQueriesPerTask)
+                chunk -= (segments[si++].count + kQueriesPerTask - 1) / kQueriesPerTask;
+            const Segment<KVStore>& s = segments[si];
+            const int t = s.first + chunk * kQueriesPerTask;  // the task's first query, in the batch
             const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            if (n == 1)
-                detail::attend<D, Cfg::group, KV>(q + head_offset, *arena_, l, g, pos0 + 1, scale, attn + head_offset);
+            const int first_n = s.pos0 + (t - s.first) + 1;  // positions the first query attends to
+            if (s.count == 1)
+                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset);
             else
-                detail::attend<D, Cfg::group, KV, kQueriesPerTask>(q + head_offset, *arena_, l, g, pos0 + t + 1, scale,
-                                                                  attn + head_offset, std::min(kQueriesPerTask, n - t), Q);
+                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(
+                    q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset,
+                    std::min(kQueriesPerTask, s.first + s.count - t), Q);
         });
-        attention_in_->set(attn, n);
-        project(*attention_in_, Projection<H, Q>{L.attn_output, h});
-        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        set_inputs(*attention_decode_, *attention_in_, attn, Q);
+        project(*attention_decode_, *attention_in_, Projection<H, Q>{L.attn_output, h});
+        each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
 
         // feed-forward block (SwiGLU)
-        each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
-        normed_in_->set(h, n);
-        project(*normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
-        each_token([&](int t) { detail::swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
-        ffn_in_->set(gate, n);
-        project(*ffn_in_, Projection<H, F>{L.ffn_down, h});
-        each_token([&](int t) { detail::add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
+        each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, L.ffn_norm, eps, h + std::size_t(t) * H); });
+        set_inputs(*normed_decode_, *normed_in_, h, H);
+        project(*normed_decode_, *normed_in_, Projection<F, H>{L.ffn_gate, gate}, Projection<F, H>{L.ffn_up, up});
+        each_token([&](int t) { swiglu<F>(gate + std::size_t(t) * F, up + std::size_t(t) * F); });
+        set_inputs(*ffn_decode_, *ffn_in_, gate, F);
+        project(*ffn_decode_, *ffn_in_, Projection<H, F>{L.ffn_down, h});
+        each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });
     }
 
-    each_token([&](int t) { detail::rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
-    if (all_logits) {
-        final_in_->set(x, n);
-        project(*final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
-        std::copy_n(all_logits + std::size_t(n - 1) * Cfg::vocab, Cfg::vocab, logits_.data());
-    } else {
-        final_in_->set(x + std::size_t(n - 1) * H, 1);
-        project(*final_in_, Projection<Cfg::vocab, H>{w.output, logits_.data()});
+    each_token([&](int t) { rms_norm<H>(x + std::size_t(t) * H, w.output_norm, eps, x + std::size_t(t) * H); });
+    if (all_logits) {  // every token's logits, as a prompt chunk's matrix-matrix pass (one token: matrix-vector)
+        all_final_in_->set(x, n);
+        final_in_->set(nullptr, 0);
+        project(*final_in_, *all_final_in_, Projection<Cfg::vocab, H>{w.output, all_logits});
+        for (std::size_t i = 0; i < logit_rows.size(); ++i)
+            std::copy_n(all_logits + std::size_t(logit_rows[i]) * Cfg::vocab, Cfg::vocab, logits + i * Cfg::vocab);
+        return;
     }
-    position_ = pos0 + n;
+    // the rows asked for, side by side, read like decode tokens (one pass over the output matrix)
+    const int rows = int(logit_rows.size());
+    final_rows_.resize(std::size_t(rows) * H);
+    for (int i = 0; i < rows; ++i)
+        std::copy_n(x + std::size_t(logit_rows[std::size_t(i)]) * H, H, final_rows_.data() + std::size_t(i) * H);
+    final_in_->set(final_rows_.data(), rows);
+    all_final_in_->set(nullptr, 0);
+    project(*final_in_, *all_final_in_, Projection<Cfg::vocab, H>{w.output, logits});
 }
+
+}  // namespace detail
 
 template <class Cfg>
 Session(const Model<Cfg>&) -> Session<Cfg>;

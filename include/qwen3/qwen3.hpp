@@ -7,6 +7,7 @@
 
 #include "chat.hpp"
 #include "config.hpp"
+#include "engine.hpp"
 #include "error.hpp"
 #include "format/checkpoint.hpp"
 #include "generation.hpp"

@@ -5,6 +5,8 @@
  *     and a greedy generation equal to llama.cpp's greedy tokens;
  *   - the sampling presets against Qwen3's model card, the version against the project's;
  *   - streaming, the chat history and its reset;
+ *   - the engine: three requests stepping together, the greedy one equal to llama.cpp's tokens, a
+ *     streamed one equal to its text, a cancelled one; its errors;
  *   - every failure: a status code and a message naming the problem, never a crash.
  * Built twice: against a build of the interface for the micro shape with an F32 KV arena
  * (tests/c_api/c_api_micro.cpp), and, where CMake builds it (QWEN3_BUILD_C_API), against the library
@@ -259,6 +261,90 @@ static void test_sampling_and_version(void) {
     CHECK(strcmp(qwen3_version(), QWEN3_PROJECT_VERSION) == 0, "version %s, project %s", qwen3_version(), QWEN3_PROJECT_VERSION);
 }
 
+static void test_engine(const char* data) {
+    qwen3_model* m = qwen3_model_load(data_path(data, "qwen3-micro-f32.gguf"), 1);
+    CHECK(m != NULL, "%s", qwen3_last_error());
+    if (!m) return;
+    qwen3_engine_params p = qwen3_engine_default_params();
+    p.max_sequences = 2; /* the third request waits for a free sequence */
+    p.pool_pages = 16;
+    p.threads = 2;
+    qwen3_engine* e = qwen3_engine_create(m, &p);
+    CHECK(e != NULL, "%s", qwen3_last_error());
+    if (!e) {
+        qwen3_model_free(m);
+        return;
+    }
+    const size_t n = sizeof kM1Tokens / sizeof kM1Tokens[0];
+    qwen3_sampling greedy = qwen3_sampling_greedy();
+    qwen3_request r = qwen3_request_default();
+    r.prompt = kM1Tokens;
+    r.prompt_length = n;
+    r.max_tokens = 16;
+    r.sampling = &greedy;
+    r.stop_at_end_of_turn = 0;
+    uint64_t greedy_id = 0, streamed_id = 0, cancelled_id = 0;
+    CHECK(qwen3_engine_add(e, &r, &greedy_id) == QWEN3_OK, "%s", qwen3_last_error());
+    struct Pieces pieces = {0, 0, "", 0};
+    qwen3_sampling sampled = qwen3_sampling_non_thinking();
+    sampled.seed = 3;
+    r.sampling = &sampled;
+    r.max_tokens = 40;
+    r.on_text = keep_three; /* stops after its third piece */
+    r.user = &pieces;
+    CHECK(qwen3_engine_add(e, &r, &streamed_id) == QWEN3_OK, "%s", qwen3_last_error());
+    r.on_text = NULL;
+    r.max_tokens = 1000;
+    CHECK(qwen3_engine_add(e, &r, &cancelled_id) == QWEN3_OK, "%s", qwen3_last_error());
+    int more = 0;
+    CHECK(qwen3_engine_step(e, &more) == QWEN3_OK && more == 1, "%s", qwen3_last_error());
+    CHECK(qwen3_engine_cancel(e, cancelled_id) == QWEN3_OK, "%s", qwen3_last_error());
+    CHECK(qwen3_engine_run(e) == QWEN3_OK, "%s", qwen3_last_error());
+
+    qwen3_result res;
+    int done = 0;
+    CHECK(qwen3_engine_take(e, greedy_id, &res, &done) == QWEN3_OK && done == 1, "%s", qwen3_last_error());
+    if (done) {
+        CHECK(res.reason == QWEN3_STOP_MAX_TOKENS && res.token_count == 16 && memcmp(res.tokens, kM1Greedy, sizeof(int32_t) * 16) == 0,
+              "engine greedy: reason %d, %zu tokens", (int)res.reason, res.token_count);
+        CHECK(res.prompt_tokens == (int32_t)n && res.error[0] == '\0', "prompt tokens %d", res.prompt_tokens);
+        qwen3_result_free(&res);
+    }
+    CHECK(qwen3_engine_take(e, streamed_id, &res, &done) == QWEN3_OK && done == 1, "%s", qwen3_last_error());
+    if (done) {
+        CHECK(res.reason == QWEN3_STOP_CANCELLED && pieces.calls == 3 && strcmp(res.text, pieces.text) == 0,
+              "engine streaming: reason %d, %d calls, \"%s\" vs \"%s\"", (int)res.reason, pieces.calls, res.text, pieces.text);
+        qwen3_result_free(&res);
+    }
+    CHECK(qwen3_engine_take(e, cancelled_id, &res, &done) == QWEN3_OK && done == 1 && res.reason == QWEN3_STOP_CANCELLED,
+          "cancelled: %d", done ? (int)res.reason : -1);
+    if (done) qwen3_result_free(&res);
+    CHECK(qwen3_engine_take(e, cancelled_id, &res, &done) == QWEN3_OK && done == 0, "a result is taken once");
+    qwen3_engine_stats st;
+    CHECK(qwen3_engine_get_stats(e, &st) == QWEN3_OK && st.active == 0 && st.waiting == 0 && st.steps > 0 && st.pool_pages == 16,
+          "stats: %d active, %d waiting", st.active, st.waiting);
+
+    /* errors: a status and a message, the engine still usable */
+    uint64_t id = 0;
+    int32_t bad[2] = {1, 99999};
+    r = qwen3_request_default();
+    r.prompt = bad;
+    r.prompt_length = 2;
+    CHECK(qwen3_engine_add(e, &r, &id) == QWEN3_ERROR_INVALID_ARGUMENT && strstr(qwen3_last_error(), "99999"), "%s", qwen3_last_error());
+    r.prompt_length = 0;
+    CHECK(qwen3_engine_add(e, &r, &id) == QWEN3_ERROR_INVALID_ARGUMENT && strstr(qwen3_last_error(), "empty"), "%s", qwen3_last_error());
+    r.size = 4;
+    r.prompt_length = 1;
+    CHECK(qwen3_engine_add(e, &r, &id) == QWEN3_ERROR_INVALID_ARGUMENT && strstr(qwen3_last_error(), "size"), "%s", qwen3_last_error());
+    CHECK(qwen3_engine_add(NULL, &r, &id) == QWEN3_ERROR_INVALID_ARGUMENT, "%s", qwen3_last_error());
+    CHECK(qwen3_engine_step(NULL, NULL) == QWEN3_ERROR_INVALID_ARGUMENT, "%s", qwen3_last_error());
+    p.max_sequences = 0;
+    CHECK(qwen3_engine_create(m, &p) == NULL && strstr(qwen3_last_error(), "max_sequences"), "%s", qwen3_last_error());
+    CHECK(qwen3_engine_create(NULL, NULL) == NULL, "%s", qwen3_last_error());
+    qwen3_engine_free(e);
+    qwen3_model_free(m);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s DATA_DIR\n", argv[0]);
@@ -267,6 +353,7 @@ int main(int argc, char** argv) {
     test_tokenizer(argv[1]);
     test_model(argv[1]);
     test_streaming(argv[1]);
+    test_engine(argv[1]);
     test_sampling_and_version();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -104,7 +104,10 @@ public:
     static constexpr int blocks32 = K / 32;
     static constexpr int blocks256 = K / 256;  // 0 when K is not a multiple of 256
 
-    Input() : pairs_(std::size_t(K) * MaxTokens), q8_(std::size_t(K) * MaxTokens),
+    // decode_rows: the tokens are decode steps of different sequences, each read by the
+    // matrix-vector kernels in the form one token alone would have (prefill forms are never made).
+    explicit Input(bool decode_rows = false)
+        : decode_rows_(decode_rows), pairs_(std::size_t(K) * MaxTokens), q8_(std::size_t(K) * MaxTokens),
               scales32_(std::size_t(blocks32) * MaxTokens), sums32_(std::size_t(blocks32) * MaxTokens),
               scales256_(std::size_t(blocks256 ? blocks256 : 1) * MaxTokens), sums16_(std::size_t(K / 16) * MaxTokens),
               lane_scales_(std::size_t(K / 4) * MaxTokens), lane_sums_(std::size_t(K / 4) * MaxTokens) {}
@@ -129,7 +132,7 @@ public:
     }
     template <class Parallel>
     void prepare(DType weights, Parallel&& parallel) {
-        prepare_form(input_form(weights, tokens_, bf16_products_), parallel);
+        prepare_form(input_form(weights, decode_rows_ ? 1 : tokens_, bf16_products_), parallel);
     }
 
     // Allows prefill to round this input to bf16 for BF16 weights (Precision::bf16_products).
@@ -406,6 +409,7 @@ private:
     const float* x_ = nullptr;
     int tokens_ = 0;
     unsigned ready_ = 0;
+    bool decode_rows_;
     std::vector<float> pairs_;
     std::vector<std::int8_t> q8_;
     std::vector<float> scales32_;

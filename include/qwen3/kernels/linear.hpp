@@ -171,33 +171,53 @@ bool supports_matrix_type(DType t) {
     return quant::dequantize_supported(t) && Cols % int(dtype_info(t).block_elems) == 0;
 }
 
-// y[r] = dot(W[r], x) for r in [row_begin, row_end), x the single token of `in` (prepared for w.type).
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), x token `token` of `in` (prepared for w.type as
+// a decode token: one token alone, or Input's decode rows).
 template <int Rows, int Cols, int MaxTokens>
-void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end) {
+void matvec(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, int row_begin, int row_end, int token = 0) {
     const std::size_t stride = w.row_stride();
+    const float* x = in.f32() + std::size_t(token) * Cols;
     switch (w.type) {
 #if defined(__AVX512F__)
-        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(0), y, row_begin, row_end);
+        case DType::f32: return avx512::matvec_f32_f16<Cols, false>(w.data, stride, x, y, row_begin, row_end);
+        case DType::f16: return avx512::matvec_f32_f16<Cols, true>(w.data, stride, x, y, row_begin, row_end);
+        case DType::bf16: return avx512::matvec_bf16<Cols>(w.data, stride, in.pairs(token), y, row_begin, row_end);
 #else
-        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, in.f32(), y, row_begin, row_end);
-        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, in.f32(), y, row_begin, row_end);
+        case DType::f32: return matvec_float<Cols, DType::f32>(w.data, stride, x, y, row_begin, row_end);
+        case DType::f16: return matvec_float<Cols, DType::f16>(w.data, stride, x, y, row_begin, row_end);
+        case DType::bf16: return matvec_float<Cols, DType::bf16>(w.data, stride, x, y, row_begin, row_end);
 #endif
         default:
 #if defined(QWEN3_HAVE_AVX512_VNNI)
-            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (w.packed) return avx512::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end, token);
             if (avx512::has_quant_kernel<Cols>(w.type))
-                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+                return avx512::matvec_quant<Cols>(w.type, w.data, stride, in, token, y, row_begin, row_end);
 #elif defined(QWEN3_HAVE_AVX2_QUANT)
-            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end);
+            if (w.packed) return avx2::matvec_packed<Cols>(w.type, w.packed, in, y, row_begin, row_end, token);
             if (avx2::has_quant_kernel<Cols>(w.type))
-                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, 0, y, row_begin, row_end);
+                return avx2::matvec_quant<Cols>(w.type, w.data, stride, in, token, y, row_begin, row_end);
 #endif
             if (supports_matrix_type<Cols>(w.type))
-                return matmul_dequantized<Cols>(w.type, w.data, stride, in.f32(), 1, y, 0, row_begin, row_end);
+                return matmul_dequantized<Cols>(w.type, w.data, stride, x, 1, y, 0, row_begin, row_end);
             unsupported_weight_type(w.type);
+    }
+}
+
+// Y[t][r] = dot(W[r], token t of `in`) for every token of `in`, decode steps of different sequences
+// (Input's decode rows); Y rows are y_stride floats apart. Rows go in blocks of 16, each block read
+// from memory once and from cache for the other tokens; every token gets exactly the arithmetic
+// matvec gives it alone.
+template <int Rows, int Cols, int MaxTokens>
+void matvec_batch(const Matrix<Rows, Cols>& w, const Input<Cols, MaxTokens>& in, float* y, std::size_t y_stride,
+                  int row_begin, int row_end) {
+#if defined(QWEN3_HAVE_AVX512_VNNI)
+    if (w.packed && in.tokens() > 1) return avx512::matvec_packed_tokens<Cols>(w.type, w.packed, in, y, y_stride, row_begin, row_end);
+#endif
+    constexpr int kBlock = 16;
+    for (int begin = row_begin; begin < row_end;) {
+        const int end = std::min(row_end, (begin / kBlock + 1) * kBlock);
+        for (int t = 0; t < in.tokens(); ++t) matvec(w, in, y + std::size_t(t) * y_stride, begin, end, t);
+        begin = end;
     }
 }
 

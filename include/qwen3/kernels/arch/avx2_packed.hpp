@@ -290,9 +290,9 @@ constexpr bool packable(DType type) {
 // `in` (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 // Precondition: packable<K>(type).
 template <int K, class Input>
-void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, int row_begin, int row_end) {
+void matvec_packed(DType type, const std::byte* w, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
     const GroupDot group_dot = group_kernel<K>(type);
-    const TokenQ8 x = token_q8(type, in, 0);
+    const TokenQ8 x = token_q8(type, in, token);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
         const packed_blocks::Group16 v = group_dot(w + std::size_t(g) * group_bytes, x.q, x.scales, x.sums);

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "../../quant/blocks.hpp"
 #include "../../tensor.hpp"
@@ -195,6 +196,181 @@ inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* 
     return acc;
 }
 
+// Several tokens at once (decode steps of different sequences): each packed block is loaded and
+// unpacked once for T tokens. A token's arithmetic is group_blocks32's for it alone (integer dot
+// products are exact in any order; the float accumulation is the same sequence), so a sequence's
+// logits do not depend on the batch it is in.
+// Unpack fills w[8]: vectors of 4-byte groups, w[i] against the input bytes at x + offset(i).
+struct UnpackQ8_0 {
+    static constexpr int kBlockBytes = 16 * 34, kOffset = 128;
+    static constexpr int offset(int i) { return 4 * i; }
+    static void unpack(const std::byte* p, __m512i* w) {
+        for (int j = 0; j < 8; ++j) w[j] = load(p + 32 + 64 * j);
+    }
+};
+template <bool FifthBit>
+struct UnpackNibbles {
+    static constexpr int kBlockBytes = 16 * (FifthBit ? 22 : 18), kOffset = FifthBit ? 16 : 8;
+    static constexpr int offset(int i) { return i < 4 ? 4 * i : 16 + 4 * (i - 4); }
+    static void unpack(const std::byte* p, __m512i* w) {
+        const __m512i low = _mm512_set1_epi8(0x0F);
+        [[maybe_unused]] const __m512i qh = FifthBit ? load(p + 32) : _mm512_setzero_si512();
+        const std::byte* q = p + (FifthBit ? 96 : 32);
+        for (int j = 0; j < 4; ++j) {
+            const __m512i v = load(q + 64 * j);
+            w[j] = _mm512_and_si512(v, low);
+            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+            if constexpr (FifthBit) {
+                w[j] = _mm512_or_si512(w[j], fifth_bits(qh, 4 * j));
+                w[j + 4] = _mm512_or_si512(w[j + 4], fifth_bits(qh, 16 + 4 * j));
+            }
+        }
+    }
+};
+
+template <int K, int T, class Format, class Input>
+inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales32(t0 + t), xs[t] = in.sums32(t0 + t);
+    __m512 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    for (int b = 0; b < K / 32; ++b, p += Format::kBlockBytes) {
+        prefetch(p, Format::kBlockBytes);
+        __m512i w[8];
+        Format::unpack(p, w);
+        const __m512 weight_scales = halves16(p);
+        for (int t = 0; t < T; ++t) {
+            const std::int8_t* xb = x[t] + 32 * b;
+            __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+            for (int i = 0; i < 8; i += 2) {
+                d0 = _mm512_dpbusd_epi32(d0, w[i], broadcast4(xb + Format::offset(i)));
+                d1 = _mm512_dpbusd_epi32(d1, w[i + 1], broadcast4(xb + Format::offset(i + 1)));
+            }
+            const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(Format::kOffset * xs[t][b]));
+            const __m512 scale = _mm512_mul_ps(weight_scales, _mm512_set1_ps(dx[t][b]));
+            acc[t][b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t][b & 1]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc[t][0], acc[t][1]);
+}
+
+// Q4_K and Q5_K for T tokens (group_q4_k's arithmetic for each).
+template <int K, int T, bool FifthBit, class Input>
+inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    [[maybe_unused]] const __m512i one = _mm512_set1_epi8(0x01);
+    const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs16[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales256(t0 + t), xs16[t] = in.sums16(t0 + t);
+    __m512 acc[T], min_acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = min_acc[t] = _mm512_setzero_ps();
+    constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p), dmin = halves16(p + 32);
+        const std::byte* sc = p + 64;
+        [[maybe_unused]] const std::byte* qh = sc + 192;
+        const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
+        __m128i s[12];
+        for (int i = 0; i < 12; ++i) s[i] = load16(sc + 16 * i);
+        auto scale_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j], low6);
+            return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
+        };
+        auto min_of = [&](int j) {
+            if (j < 4) return _mm_and_si128(s[j + 4], low6);
+            return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
+        };
+        __m512i isum[T], msum[T];
+        for (int t = 0; t < T; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+            __m512i lo[T], hi[T];
+            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; ++j) {
+                const __m512i v = load(q + 64 * (8 * c + j));
+                __m512i vlo = _mm512_and_si512(v, low), vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                if constexpr (FifthBit) {
+                    const __m512i h = load(qh + 64 * j);
+                    vlo = _mm512_or_si512(vlo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c), one), 4));
+                    vhi = _mm512_or_si512(vhi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c + 1), one), 4));
+                }
+                for (int t = 0; t < T; ++t) {
+                    const std::int8_t* xb = x[t] + 256 * b + 64 * c + 4 * j;
+                    lo[t] = _mm512_dpbusd_epi32(lo[t], vlo, broadcast4(xb));
+                    hi[t] = _mm512_dpbusd_epi32(hi[t], vhi, broadcast4(xb + 32));
+                }
+            }
+            const __m512i s0 = widen16(scale_of(2 * c)), s1 = widen16(scale_of(2 * c + 1));
+            const __m512i m0 = widen16(min_of(2 * c)), m1 = widen16(min_of(2 * c + 1));
+            for (int t = 0; t < T; ++t) {
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(lo[t], s0));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(hi[t], s1));
+                const std::int32_t* s16 = xs16[t] + 16 * b + 4 * c;
+                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m0, _mm512_set1_epi32(s16[0] + s16[1])));
+                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m1, _mm512_set1_epi32(s16[2] + s16[3])));
+            }
+        }
+        for (int t = 0; t < T; ++t) {
+            const __m512 xd = _mm512_set1_ps(dx[t][b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, xd), acc[t]);
+            min_acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, xd), min_acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
+}
+
+// Q6_K for T tokens (group_q6_k's arithmetic for each).
+template <int K, int T, class Input>
+inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
+    const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
+    const std::int8_t* x[T];
+    const float* dx[T];
+    const std::int32_t* xs16[T];
+    for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales256(t0 + t), xs16[t] = in.sums16(t0 + t);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    constexpr int kBlockBytes = 16 * 210;
+    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
+        prefetch(p, kBlockBytes);
+        const __m512 d = halves16(p);
+        const std::byte* sc = p + 32;
+        const std::byte* ql = sc + 256;
+        const std::byte* qh = ql + 32 * 64;
+        __m512i isum[T];
+        for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; ++h)
+            for (int quarter = 0; quarter < 4; ++quarter) {
+                __m512i first[T], second[T];
+                for (int t = 0; t < T; ++t) first[t] = second[t] = _mm512_setzero_si512();
+                for (int j = 0; j < 8; ++j) {
+                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
+                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
+                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
+                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+                    for (int t = 0; t < T; ++t) {
+                        const __m512i xv = broadcast4(x[t] + 256 * b + 128 * h + 32 * quarter + 4 * j);
+                        if (j < 4) first[t] = _mm512_dpbusd_epi32(first[t], v, xv);
+                        else second[t] = _mm512_dpbusd_epi32(second[t], v, xv);
+                    }
+                }
+                const int sub = 8 * h + 2 * quarter;
+                const __m512i s0 = _mm512_cvtepi8_epi32(load16(sc + 16 * sub)), s1 = _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)));
+                for (int t = 0; t < T; ++t) {
+                    const __m512i f = _mm512_sub_epi32(first[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
+                    const __m512i g = _mm512_sub_epi32(second[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub + 1]));
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(f, s0));
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(g, s1));
+                }
+            }
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
+    }
+    for (int t = 0; t < T; ++t) out[t] = acc[t];
+}
+
 }  // namespace packed_blocks
 
 // The group kernel of a type for rows of K elements; null when the type has no packed layout.
@@ -228,22 +404,76 @@ constexpr bool packable(DType type) {
     return group_kernel<K>(type) != nullptr;
 }
 
-// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token 0 of `in`
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token `token` of `in`
 // (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 // Precondition: packable<K>(type).
 template <int K, class Input>
-void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end) {
+void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
     const GroupDot group_dot = group_kernel<K>(type);
     const bool k_quant = dtype_info(type).block_elems == 256;
-    const float* dx = k_quant ? in.scales256(0) : in.scales32(0);
-    const std::int32_t* xs = k_quant ? in.sums16(0) : in.sums32(0);
+    const float* dx = k_quant ? in.scales256(token) : in.scales32(token);
+    const std::int32_t* xs = k_quant ? in.sums16(token) : in.sums32(token);
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
     for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(0), dx, xs);
+        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(token), dx, xs);
         const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
         const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
         _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
     }
+}
+
+
+// Y[t][r] = dot(W[r], token t of `in`) for every token of `in` (decode rows) and r in [row_begin,
+// row_end), Y rows y_stride floats apart: each group read once for up to kTokens tokens, every
+// token's result bit for bit matvec_packed's. Precondition: packable<K>(type).
+template <int K, class Input>
+void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
+                          int row_end) {
+    using namespace packed_blocks;
+    constexpr int kTokens = 4;
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs
+    auto run = [&](auto kernel) {
+        for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+            const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+            const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
+            const std::byte* p = packed + std::size_t(g) * group_bytes;
+            __m512 out[kTokens];
+            for (int t0 = 0; t0 < in.tokens(); t0 += kTokens) {
+                const int n = std::min(kTokens, in.tokens() - t0);
+                switch (n) {
+                    case 4: kernel(std::integral_constant<int, 4>{}, p, t0, out); break;
+                    case 3: kernel(std::integral_constant<int, 3>{}, p, t0, out); break;
+                    case 2: kernel(std::integral_constant<int, 2>{}, p, t0, out); break;
+                    default: kernel(std::integral_constant<int, 1>{}, p, t0, out); break;
+                }
+                for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + g * kPackRows, lanes, out[t]);
+            }
+        }
+    };
+    if constexpr (K % 32 == 0) {
+        auto blocks32 = [&]<class Format>() {
+            run([&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+        };
+        switch (type) {
+            case DType::q8_0: return blocks32.template operator()<UnpackQ8_0>();
+            case DType::q4_0: return blocks32.template operator()<UnpackNibbles<false>>();
+            case DType::q5_0: return blocks32.template operator()<UnpackNibbles<true>>();
+            default: break;
+        }
+    }
+    if constexpr (K % 256 == 0) {
+        switch (type) {
+            case DType::q4_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+            case DType::q5_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+            case DType::q6_k:
+                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+            default: break;
+        }
+    }
+    for (int t = 0; t < in.tokens(); ++t) matvec_packed<K>(type, packed, in, y + std::size_t(t) * y_stride, row_begin, row_end, t);
 }
 
 }  // namespace qwen3::detail::avx512
