@@ -148,7 +148,7 @@ TEST_CASE("engine: sequences sharing a prefix hold it once and get what unshared
     }
     prompts.push_back(system);  // exactly the shared prefix
     prompts.push_back(std::vector<std::int32_t>(system.begin(), system.begin() + 640));  // ends on a page boundary
-    prompts.push_back(std::vector<std::int32_t>(system.begin(), system.begin() + 1003));  // ends inside the partial page
+    prompts.push_back(std::vector<std::int32_t>(system.begin(), system.begin() + 980));  // ends inside the partial page
     constexpr int kTokens = 6;
     MicroEngine engine(model, nullptr, {.max_sequences = 16, .pool_pages = 64, .prefill_budget = 512, .threads = 2});
     std::vector<Recorder> recorders(prompts.size());
