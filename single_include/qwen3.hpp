@@ -1992,6 +1992,7 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -6222,9 +6223,11 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
     const float* dx[T];
     const std::int32_t* xs[T];
     for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales32(t0 + t), xs[t] = in.sums32(t0 + t);
-    __m512 acc[T][2];
-    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-    for (int b = 0; b < K / 32; ++b, p += Format::kBlockBytes) {
+    // even blocks into acc0, odd into acc1 (group_blocks32's order), two blocks per iteration so
+    // that the accumulators stay in registers
+    __m512 acc0[T], acc1[T];
+    for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    auto block = [&](int b, __m512* acc) {
         prefetch(p, Format::kBlockBytes);
         __m512i w[8];
         Format::unpack(p, w);
@@ -6238,10 +6241,16 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
             }
             const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(Format::kOffset * xs[t][b]));
             const __m512 scale = _mm512_mul_ps(weight_scales, _mm512_set1_ps(dx[t][b]));
-            acc[t][b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t][b & 1]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
         }
+        p += Format::kBlockBytes;
+    };
+    for (int b = 0; b + 1 < K / 32; b += 2) {
+        block(b, acc0);
+        block(b + 1, acc1);
     }
-    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc[t][0], acc[t][1]);
+    if constexpr (K / 32 % 2) block(K / 32 - 1, acc0);
+    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc0[t], acc1[t]);
 }
 
 // Q4_K and Q5_K for T tokens (group_q4_k's arithmetic for each).
@@ -6311,7 +6320,9 @@ inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m51
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
 }
 
-// Q6_K for T tokens (group_q6_k's arithmetic for each).
+// Q6_K for T tokens (group_q6_k's arithmetic for each: the integer sums are exact in any order).
+// A sub-block of 16 elements at a time, its four unpacked vectors shared by the T tokens, so that
+// the registers hold T partial dot products and T block sums, not three sets of T.
 template <int K, int T, class Input>
 inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
     const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
@@ -6331,29 +6342,30 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
         __m512i isum[T];
         for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; ++h)
-            for (int quarter = 0; quarter < 4; ++quarter) {
-                __m512i first[T], second[T];
-                for (int t = 0; t < T; ++t) first[t] = second[t] = _mm512_setzero_si512();
-                for (int j = 0; j < 8; ++j) {
-                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
-                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
-                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
-                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+            for (int quarter = 0; quarter < 4; ++quarter)
+                for (int half = 0; half < 2; ++half) {
+                    // elements 128h + 32 quarter + 16 half + [0, 16): sub-block 8h + 2 quarter + half
+                    __m512i v[4];
+                    for (int i = 0; i < 4; ++i) {
+                        const int j = 4 * half + i;
+                        const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
+                        const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
+                        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
+                        v[i] = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+                    }
+                    const int sub = 8 * h + 2 * quarter + half;
+                    const __m512i scale = _mm512_cvtepi8_epi32(load16(sc + 16 * sub));
                     for (int t = 0; t < T; ++t) {
-                        const __m512i xv = broadcast4(x[t] + 256 * b + 128 * h + 32 * quarter + 4 * j);
-                        if (j < 4) first[t] = _mm512_dpbusd_epi32(first[t], v, xv);
-                        else second[t] = _mm512_dpbusd_epi32(second[t], v, xv);
+                        const std::int8_t* xb = x[t] + 256 * b + 16 * sub;
+                        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
+                        dot = _mm512_dpbusd_epi32(dot, v[1], broadcast4(xb + 4));
+                        dot = _mm512_dpbusd_epi32(dot, v[2], broadcast4(xb + 8));
+                        dot = _mm512_dpbusd_epi32(dot, v[3], broadcast4(xb + 12));
+                        // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
+                        dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
+                        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, scale));
                     }
                 }
-                const int sub = 8 * h + 2 * quarter;
-                const __m512i s0 = _mm512_cvtepi8_epi32(load16(sc + 16 * sub)), s1 = _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)));
-                for (int t = 0; t < T; ++t) {
-                    const __m512i f = _mm512_sub_epi32(first[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
-                    const __m512i g = _mm512_sub_epi32(second[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub + 1]));
-                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(f, s0));
-                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(g, s1));
-                }
-            }
         for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
     }
     for (int t = 0; t < T; ++t) out[t] = acc[t];
@@ -6418,30 +6430,35 @@ template <int K, class Input>
 void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
                           int row_end) {
     using namespace packed_blocks;
-    constexpr int kTokens = 4;
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs
-    auto run = [&](auto kernel) {
+    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs. The
+    // tokens go MaxT at a time, the rest in chunks of 4, 2 and 1 (a token's result does not depend
+    // on its chunk; fewer kernel instances than one per count).
+    auto run = [&]<int MaxT>(std::integral_constant<int, MaxT>, auto kernel) {
         for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
             const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
             const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
             const std::byte* p = packed + std::size_t(g) * group_bytes;
-            __m512 out[kTokens];
-            for (int t0 = 0; t0 < in.tokens(); t0 += kTokens) {
-                const int n = std::min(kTokens, in.tokens() - t0);
-                switch (n) {
-                    case 4: kernel(std::integral_constant<int, 4>{}, p, t0, out); break;
-                    case 3: kernel(std::integral_constant<int, 3>{}, p, t0, out); break;
-                    case 2: kernel(std::integral_constant<int, 2>{}, p, t0, out); break;
-                    default: kernel(std::integral_constant<int, 1>{}, p, t0, out); break;
-                }
+            __m512 out[MaxT];
+            for (int t0 = 0; t0 < in.tokens();) {
+                const int left = in.tokens() - t0;
+                int n = 1;
+                if (left >= MaxT) n = MaxT, kernel(std::integral_constant<int, MaxT>{}, p, t0, out);
+                else if (MaxT > 4 && left >= 4) n = 4, kernel(std::integral_constant<int, (MaxT > 4 ? 4 : 1)>{}, p, t0, out);
+                else if (left >= 2) n = 2, kernel(std::integral_constant<int, 2>{}, p, t0, out);
+                else kernel(std::integral_constant<int, 1>{}, p, t0, out);
                 for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + g * kPackRows, lanes, out[t]);
+                t0 += n;
             }
         }
     };
+    // blocks of 32 unpack cheaply: 4 tokens at a time keep the weights and accumulators in registers;
+    // K-quants unpack dearly and go 8 at a time
+    using Four = std::integral_constant<int, 4>;
+    using Eight = std::integral_constant<int, 8>;
     if constexpr (K % 32 == 0) {
         auto blocks32 = [&]<class Format>() {
-            run([&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+            run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
         };
         switch (type) {
             case DType::q8_0: return blocks32.template operator()<UnpackQ8_0>();
@@ -6453,11 +6470,11 @@ void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, 
     if constexpr (K % 256 == 0) {
         switch (type) {
             case DType::q4_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
             case DType::q5_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
             case DType::q6_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+                return run(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
             default: break;
         }
     }
@@ -9001,14 +9018,26 @@ private:
 
 // Address space of `bytes`, reserved at once and backed by memory only where it is written (the
 // KV arena). Throws Error(io) when the address space cannot be reserved, naming `purpose`.
+// With `huge_pages`, the range starts on a 2 MiB boundary and transparent huge pages are asked for:
+// memory is then committed 2 MiB at a time, one fault instead of 512 (for stores whose unit of use
+// is megabytes, like the KV pool's pages).
 class ReservedMemory {
 public:
-    ReservedMemory(std::size_t bytes, std::string_view purpose) : bytes_(bytes) {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ReservedMemory(std::size_t bytes, std::string_view purpose, bool huge_pages = false) : bytes_(bytes) {
+        const std::size_t slack = huge_pages ? kHugePage : 0;
+        void* p = ::mmap(nullptr, bytes + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) fail(ErrorCode::io, "cannot reserve ", bytes, " bytes of address space for ", purpose);
-        base_ = static_cast<std::byte*>(p);
+        mapping_ = static_cast<std::byte*>(p);
+        mapped_ = bytes + slack;
+        base_ = mapping_;
+        if (huge_pages) {
+            base_ = mapping_ + (kHugePage - reinterpret_cast<std::uintptr_t>(mapping_) % kHugePage) % kHugePage;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+            ::madvise(base_, bytes_ / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+        }
     }
-    ~ReservedMemory() { ::munmap(base_, bytes_); }
+    ~ReservedMemory() { ::munmap(mapping_, mapped_); }
     ReservedMemory(const ReservedMemory&) = delete;
     ReservedMemory& operator=(const ReservedMemory&) = delete;
 
@@ -9024,6 +9053,8 @@ public:
     }
 
 private:
+    std::byte* mapping_ = nullptr;  // what mmap returned, and its length
+    std::size_t mapped_ = 0;
     std::byte* base_ = nullptr;
     std::size_t bytes_ = 0;
 };
@@ -13802,7 +13833,8 @@ public:
     // address space cannot be reserved.
     explicit KVPool(int pages)
         : memory_(checked_bytes(pages), "a KV pool of " + std::to_string(pages) + " pages of " + std::to_string(PagePositions) +
-                                            " positions"),
+                                            " positions",
+                  /*huge_pages=*/page_bytes >= detail::kHugePage),
           refs_(std::size_t(pages), 0) {
         free_.reserve(std::size_t(pages));
         for (int p = pages - 1; p >= 0; --p) free_.push_back(p);
@@ -14000,10 +14032,10 @@ public:
         return true;
     }
 
-    // Pages the cache holds.
+    // Pages only the cache holds (kept for later requests; no running sequence uses them).
     int held_pages() const {
         int n = 0;
-        for (const Entry& e : entries_) n += e.alive;
+        for (const Entry& e : entries_) n += e.alive && pool_->references(e.page) == 1;
         return n;
     }
 
@@ -14103,7 +14135,7 @@ struct EngineStats {
     int waiting = 0;        // requests not started yet
     int pool_pages = 0;     // pages of the pool
     int used_pages = 0;     // pages holding keys and values (of sequences or the prefix cache)
-    int cached_pages = 0;   // pages the prefix cache holds for later requests
+    int cached_pages = 0;   // pages only the prefix cache holds, kept for later requests
     long long steps = 0;    // steps run so far
     long long prompt_tokens = 0;     // prompt tokens evaluated so far (not those reused from shared pages)
     long long decode_tokens = 0;     // decode tokens evaluated so far
@@ -14252,7 +14284,7 @@ private:
     void admit(Pending& p);
     bool waits_for_a_prefix(const Pending& p) const;
     void register_full_pages(Sequence& s);
-    void sample(Sequence& s, std::span<float> logits);
+    void take_token(Sequence& s, std::int32_t id);  // a sampled token: stops, streaming, limits
     void finish(Sequence& s, StopReason reason, std::string error = {});
 
     const Model<Cfg>* model_;
@@ -14274,6 +14306,7 @@ private:
     std::vector<std::unique_ptr<Sequence>> active_;  // in the order they started
     std::vector<std::int32_t> batch_tokens_;
     std::vector<float> batch_logits_;
+    std::vector<std::int32_t> drawn_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -14366,13 +14399,38 @@ bool Engine<Cfg, KV, PP>::step() {
             if (options_.share_prefixes) register_full_pages(*owners[i]);
         }
         const auto now = clock::now();
+        auto logits_of = [&](std::size_t i) { return std::span<float>(batch_logits_).subspan(i * std::size_t(Cfg::vocab), Cfg::vocab); };
+        std::vector<std::size_t> drawing;  // the rows whose sequences sample a token now
         for (std::size_t i = 0; i < logit_owners.size(); ++i) {
             Sequence& s = *logit_owners[i];
             if (s.out.tokens.empty()) {
                 s.first_token = now;
                 s.out.stats.prompt_seconds = std::chrono::duration<double>(now - s.started).count();
             }
-            sample(s, std::span<float>(batch_logits_).subspan(i * std::size_t(Cfg::vocab), Cfg::vocab));
+            if (int(s.out.tokens.size()) >= s.request.options.max_tokens) {
+                finish(s, StopReason::max_tokens);
+                continue;
+            }
+            // user code runs on this thread, in the order the sequences started
+            if (s.request.logits_processor) s.request.logits_processor(logits_of(i), s.tokens);
+            drawing.push_back(i);
+        }
+        // each sampler reads only its own sequence's logits and state: the draws run in parallel
+        // (a full-vocabulary softmax is a sizeable share of a step's time once many sequences decode)
+        drawn_.assign(drawing.size(), -1);
+        std::vector<std::string> failures(drawing.size());
+        forward_.pool().run(int(drawing.size()), [&](int j) {
+            const std::size_t i = drawing[std::size_t(j)];
+            try {
+                drawn_[std::size_t(j)] = logit_owners[i]->sampler.sample(logits_of(i));
+            } catch (const std::exception& e) {  // reported below, on this thread
+                failures[std::size_t(j)] = e.what();
+            }
+        });
+        for (std::size_t j = 0; j < drawing.size(); ++j) {
+            Sequence& s = *logit_owners[drawing[j]];
+            if (drawn_[j] < 0) finish(s, StopReason::failed, "sampling failed: " + failures[j]);
+            else take_token(s, drawn_[j]);
         }
     }
     std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished
@@ -14475,11 +14533,8 @@ void Engine<Cfg, KV, PP>::register_full_pages(Sequence& s) {
 }
 
 template <class Cfg, class KV, int PP>
-void Engine<Cfg, KV, PP>::sample(Sequence& s, std::span<float> logits) {
+void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
     const GenerationOptions& o = s.request.options;
-    if (int(s.out.tokens.size()) >= o.max_tokens) return finish(s, StopReason::max_tokens);
-    if (s.request.logits_processor) s.request.logits_processor(logits, s.tokens);
-    const std::int32_t id = s.sampler.sample(logits);
     s.out.tokens.push_back(id);
     if (o.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end())
         return finish(s, StopReason::end_of_turn);

@@ -32,7 +32,6 @@
 // embedding, 0.3-0.8 GB for the big models), so a model larger than RAM converts.
 
 
-#include <exception>
 
 // ===== qwen3/format/gguf_writer.hpp =====
 // qwen3/format/gguf_writer.hpp - writes GGUF v3 files (metadata, tensor table, aligned data).

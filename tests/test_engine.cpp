@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <thread>
@@ -321,6 +323,38 @@ TEST_CASE("engine: a full pool fails the request that cannot fit, and only that 
     CHECK(r_tight->generation.tokens.size() == 128 - 100 + 1);  // positions 100..127 fed, one more sampled
     const Alone alone = run_alone(model, small, 29);
     CHECK(r_tight->generation.tokens == alone.tokens);
+}
+
+TEST_CASE("engine: a request whose logits leave no token to draw fails alone; the others go on") {
+    const auto& model = micro_model();
+    std::mt19937 rng(5);
+    const auto a = random_tokens(rng, 30, Micro::vocab), b = random_tokens(rng, 40, Micro::vocab);
+    MicroEngine engine(model, nullptr, {.max_sequences = 4, .pool_pages = 16, .threads = 2});
+    Recorder ra, rb, rn;
+    const auto ia = engine.add(ra.request(a, 12, qwen3::SamplerParams::thinking()));
+    auto bad = rb.request(b, 12);
+    int calls = 0;
+    bad.logits_processor = [&](std::span<float> l, std::span<const std::int32_t>) {
+        if (++calls == 3) std::fill(l.begin(), l.end(), -std::numeric_limits<float>::infinity());
+    };
+    const auto ib = engine.add(std::move(bad));
+    auto nan_request = rn.request(b, 12, qwen3::SamplerParams::non_thinking());
+    nan_request.logits_processor = [](std::span<float> l, std::span<const std::int32_t>) { l[7] = std::nanf(""); };
+    const auto in = engine.add(std::move(nan_request));
+    engine.run();
+    auto r_bad = engine.take(ib), r_nan = engine.take(in), r_a = engine.take(ia);
+    CHECK(r_bad->generation.reason == qwen3::StopReason::failed);
+    CHECK(r_bad->generation.tokens.size() == 2);
+    MESSAGE(r_bad->error);
+    CHECK(r_bad->error.find("every logit is -inf") != std::string::npos);
+    CHECK(r_nan->generation.reason == qwen3::StopReason::failed);
+    CHECK(r_nan->generation.tokens.empty());
+    MESSAGE(r_nan->error);
+    CHECK(r_nan->error.find("logit 7 is NaN") != std::string::npos);
+    // the sampled request draws what it draws alone (its sampler's own random sequence)
+    CHECK(r_a->generation.reason == qwen3::StopReason::max_tokens);
+    CHECK(compare(run_alone(model, a, 12, qwen3::SamplerParams::thinking()), ra, r_a->generation) < 1e-5f);
+    CHECK(engine.stats().used_pages == engine.stats().cached_pages);
 }
 
 TEST_CASE("engine: cancelling mid-prefill, from a callback and while waiting; others unaffected") {

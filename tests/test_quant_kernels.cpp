@@ -244,7 +244,7 @@ void check_batch(DType type, int rows, int tokens) {
 
 TEST_CASE("batched decode kernels give every token exactly what it gets alone") {
     for (DType type : {DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k, DType::q4_1})
-        for (int tokens : {2, 3, 4, 7, 16}) {
+        for (int tokens : {2, 3, 4, 7, 13, 16}) {
             check_batch<512>(type, 48, tokens);
             check_batch<512>(type, 13, tokens);
         }

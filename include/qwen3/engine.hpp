@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -75,7 +76,7 @@ struct EngineStats {
     int waiting = 0;        // requests not started yet
     int pool_pages = 0;     // pages of the pool
     int used_pages = 0;     // pages holding keys and values (of sequences or the prefix cache)
-    int cached_pages = 0;   // pages the prefix cache holds for later requests
+    int cached_pages = 0;   // pages only the prefix cache holds, kept for later requests
     long long steps = 0;    // steps run so far
     long long prompt_tokens = 0;     // prompt tokens evaluated so far (not those reused from shared pages)
     long long decode_tokens = 0;     // decode tokens evaluated so far
@@ -224,7 +225,7 @@ private:
     void admit(Pending& p);
     bool waits_for_a_prefix(const Pending& p) const;
     void register_full_pages(Sequence& s);
-    void sample(Sequence& s, std::span<float> logits);
+    void take_token(Sequence& s, std::int32_t id);  // a sampled token: stops, streaming, limits
     void finish(Sequence& s, StopReason reason, std::string error = {});
 
     const Model<Cfg>* model_;
@@ -246,6 +247,7 @@ private:
     std::vector<std::unique_ptr<Sequence>> active_;  // in the order they started
     std::vector<std::int32_t> batch_tokens_;
     std::vector<float> batch_logits_;
+    std::vector<std::int32_t> drawn_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -338,13 +340,38 @@ bool Engine<Cfg, KV, PP>::step() {
             if (options_.share_prefixes) register_full_pages(*owners[i]);
         }
         const auto now = clock::now();
+        auto logits_of = [&](std::size_t i) { return std::span<float>(batch_logits_).subspan(i * std::size_t(Cfg::vocab), Cfg::vocab); };
+        std::vector<std::size_t> drawing;  // the rows whose sequences sample a token now
         for (std::size_t i = 0; i < logit_owners.size(); ++i) {
             Sequence& s = *logit_owners[i];
             if (s.out.tokens.empty()) {
                 s.first_token = now;
                 s.out.stats.prompt_seconds = std::chrono::duration<double>(now - s.started).count();
             }
-            sample(s, std::span<float>(batch_logits_).subspan(i * std::size_t(Cfg::vocab), Cfg::vocab));
+            if (int(s.out.tokens.size()) >= s.request.options.max_tokens) {
+                finish(s, StopReason::max_tokens);
+                continue;
+            }
+            // user code runs on this thread, in the order the sequences started
+            if (s.request.logits_processor) s.request.logits_processor(logits_of(i), s.tokens);
+            drawing.push_back(i);
+        }
+        // each sampler reads only its own sequence's logits and state: the draws run in parallel
+        // (a full-vocabulary softmax is a sizeable share of a step's time once many sequences decode)
+        drawn_.assign(drawing.size(), -1);
+        std::vector<std::string> failures(drawing.size());
+        forward_.pool().run(int(drawing.size()), [&](int j) {
+            const std::size_t i = drawing[std::size_t(j)];
+            try {
+                drawn_[std::size_t(j)] = logit_owners[i]->sampler.sample(logits_of(i));
+            } catch (const std::exception& e) {  // reported below, on this thread
+                failures[std::size_t(j)] = e.what();
+            }
+        });
+        for (std::size_t j = 0; j < drawing.size(); ++j) {
+            Sequence& s = *logit_owners[drawing[j]];
+            if (drawn_[j] < 0) finish(s, StopReason::failed, "sampling failed: " + failures[j]);
+            else take_token(s, drawn_[j]);
         }
     }
     std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished
@@ -447,11 +474,8 @@ void Engine<Cfg, KV, PP>::register_full_pages(Sequence& s) {
 }
 
 template <class Cfg, class KV, int PP>
-void Engine<Cfg, KV, PP>::sample(Sequence& s, std::span<float> logits) {
+void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
     const GenerationOptions& o = s.request.options;
-    if (int(s.out.tokens.size()) >= o.max_tokens) return finish(s, StopReason::max_tokens);
-    if (s.request.logits_processor) s.request.logits_processor(logits, s.tokens);
-    const std::int32_t id = s.sampler.sample(logits);
     s.out.tokens.push_back(id);
     if (o.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end())
         return finish(s, StopReason::end_of_turn);

@@ -45,7 +45,8 @@ public:
     // address space cannot be reserved.
     explicit KVPool(int pages)
         : memory_(checked_bytes(pages), "a KV pool of " + std::to_string(pages) + " pages of " + std::to_string(PagePositions) +
-                                            " positions"),
+                                            " positions",
+                  /*huge_pages=*/page_bytes >= detail::kHugePage),
           refs_(std::size_t(pages), 0) {
         free_.reserve(std::size_t(pages));
         for (int p = pages - 1; p >= 0; --p) free_.push_back(p);

@@ -114,10 +114,10 @@ public:
         return true;
     }
 
-    // Pages the cache holds.
+    // Pages only the cache holds (kept for later requests; no running sequence uses them).
     int held_pages() const {
         int n = 0;
-        for (const Entry& e : entries_) n += e.alive;
+        for (const Entry& e : entries_) n += e.alive && pool_->references(e.page) == 1;
         return n;
     }
 

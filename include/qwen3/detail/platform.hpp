@@ -81,14 +81,26 @@ private:
 
 // Address space of `bytes`, reserved at once and backed by memory only where it is written (the
 // KV arena). Throws Error(io) when the address space cannot be reserved, naming `purpose`.
+// With `huge_pages`, the range starts on a 2 MiB boundary and transparent huge pages are asked for:
+// memory is then committed 2 MiB at a time, one fault instead of 512 (for stores whose unit of use
+// is megabytes, like the KV pool's pages).
 class ReservedMemory {
 public:
-    ReservedMemory(std::size_t bytes, std::string_view purpose) : bytes_(bytes) {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ReservedMemory(std::size_t bytes, std::string_view purpose, bool huge_pages = false) : bytes_(bytes) {
+        const std::size_t slack = huge_pages ? kHugePage : 0;
+        void* p = ::mmap(nullptr, bytes + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) fail(ErrorCode::io, "cannot reserve ", bytes, " bytes of address space for ", purpose);
-        base_ = static_cast<std::byte*>(p);
+        mapping_ = static_cast<std::byte*>(p);
+        mapped_ = bytes + slack;
+        base_ = mapping_;
+        if (huge_pages) {
+            base_ = mapping_ + (kHugePage - reinterpret_cast<std::uintptr_t>(mapping_) % kHugePage) % kHugePage;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+            ::madvise(base_, bytes_ / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+        }
     }
-    ~ReservedMemory() { ::munmap(base_, bytes_); }
+    ~ReservedMemory() { ::munmap(mapping_, mapped_); }
     ReservedMemory(const ReservedMemory&) = delete;
     ReservedMemory& operator=(const ReservedMemory&) = delete;
 
@@ -104,6 +116,8 @@ public:
     }
 
 private:
+    std::byte* mapping_ = nullptr;  // what mmap returned, and its length
+    std::size_t mapped_ = 0;
     std::byte* base_ = nullptr;
     std::size_t bytes_ = 0;
 };

@@ -234,9 +234,11 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
     const float* dx[T];
     const std::int32_t* xs[T];
     for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales32(t0 + t), xs[t] = in.sums32(t0 + t);
-    __m512 acc[T][2];
-    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-    for (int b = 0; b < K / 32; ++b, p += Format::kBlockBytes) {
+    // even blocks into acc0, odd into acc1 (group_blocks32's order), two blocks per iteration so
+    // that the accumulators stay in registers
+    __m512 acc0[T], acc1[T];
+    for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    auto block = [&](int b, __m512* acc) {
         prefetch(p, Format::kBlockBytes);
         __m512i w[8];
         Format::unpack(p, w);
@@ -250,10 +252,16 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
             }
             const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(Format::kOffset * xs[t][b]));
             const __m512 scale = _mm512_mul_ps(weight_scales, _mm512_set1_ps(dx[t][b]));
-            acc[t][b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t][b & 1]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
         }
+        p += Format::kBlockBytes;
+    };
+    for (int b = 0; b + 1 < K / 32; b += 2) {
+        block(b, acc0);
+        block(b + 1, acc1);
     }
-    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc[t][0], acc[t][1]);
+    if constexpr (K / 32 % 2) block(K / 32 - 1, acc0);
+    for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc0[t], acc1[t]);
 }
 
 // Q4_K and Q5_K for T tokens (group_q4_k's arithmetic for each).
@@ -323,7 +331,9 @@ inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m51
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
 }
 
-// Q6_K for T tokens (group_q6_k's arithmetic for each).
+// Q6_K for T tokens (group_q6_k's arithmetic for each: the integer sums are exact in any order).
+// A sub-block of 16 elements at a time, its four unpacked vectors shared by the T tokens, so that
+// the registers hold T partial dot products and T block sums, not three sets of T.
 template <int K, int T, class Input>
 inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
     const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
@@ -343,29 +353,30 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
         __m512i isum[T];
         for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; ++h)
-            for (int quarter = 0; quarter < 4; ++quarter) {
-                __m512i first[T], second[T];
-                for (int t = 0; t < T; ++t) first[t] = second[t] = _mm512_setzero_si512();
-                for (int j = 0; j < 8; ++j) {
-                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
-                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
-                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
-                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+            for (int quarter = 0; quarter < 4; ++quarter)
+                for (int half = 0; half < 2; ++half) {
+                    // elements 128h + 32 quarter + 16 half + [0, 16): sub-block 8h + 2 quarter + half
+                    __m512i v[4];
+                    for (int i = 0; i < 4; ++i) {
+                        const int j = 4 * half + i;
+                        const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
+                        const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
+                        const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
+                        v[i] = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
+                    }
+                    const int sub = 8 * h + 2 * quarter + half;
+                    const __m512i scale = _mm512_cvtepi8_epi32(load16(sc + 16 * sub));
                     for (int t = 0; t < T; ++t) {
-                        const __m512i xv = broadcast4(x[t] + 256 * b + 128 * h + 32 * quarter + 4 * j);
-                        if (j < 4) first[t] = _mm512_dpbusd_epi32(first[t], v, xv);
-                        else second[t] = _mm512_dpbusd_epi32(second[t], v, xv);
+                        const std::int8_t* xb = x[t] + 256 * b + 16 * sub;
+                        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
+                        dot = _mm512_dpbusd_epi32(dot, v[1], broadcast4(xb + 4));
+                        dot = _mm512_dpbusd_epi32(dot, v[2], broadcast4(xb + 8));
+                        dot = _mm512_dpbusd_epi32(dot, v[3], broadcast4(xb + 12));
+                        // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
+                        dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
+                        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, scale));
                     }
                 }
-                const int sub = 8 * h + 2 * quarter;
-                const __m512i s0 = _mm512_cvtepi8_epi32(load16(sc + 16 * sub)), s1 = _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)));
-                for (int t = 0; t < T; ++t) {
-                    const __m512i f = _mm512_sub_epi32(first[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
-                    const __m512i g = _mm512_sub_epi32(second[t], _mm512_set1_epi32(32 * xs16[t][16 * b + sub + 1]));
-                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(f, s0));
-                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(g, s1));
-                }
-            }
         for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
     }
     for (int t = 0; t < T; ++t) out[t] = acc[t];
@@ -430,30 +441,35 @@ template <int K, class Input>
 void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
                           int row_end) {
     using namespace packed_blocks;
-    constexpr int kTokens = 4;
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs
-    auto run = [&](auto kernel) {
+    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs. The
+    // tokens go MaxT at a time, the rest in chunks of 4, 2 and 1 (a token's result does not depend
+    // on its chunk; fewer kernel instances than one per count).
+    auto run = [&]<int MaxT>(std::integral_constant<int, MaxT>, auto kernel) {
         for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
             const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
             const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
             const std::byte* p = packed + std::size_t(g) * group_bytes;
-            __m512 out[kTokens];
-            for (int t0 = 0; t0 < in.tokens(); t0 += kTokens) {
-                const int n = std::min(kTokens, in.tokens() - t0);
-                switch (n) {
-                    case 4: kernel(std::integral_constant<int, 4>{}, p, t0, out); break;
-                    case 3: kernel(std::integral_constant<int, 3>{}, p, t0, out); break;
-                    case 2: kernel(std::integral_constant<int, 2>{}, p, t0, out); break;
-                    default: kernel(std::integral_constant<int, 1>{}, p, t0, out); break;
-                }
+            __m512 out[MaxT];
+            for (int t0 = 0; t0 < in.tokens();) {
+                const int left = in.tokens() - t0;
+                int n = 1;
+                if (left >= MaxT) n = MaxT, kernel(std::integral_constant<int, MaxT>{}, p, t0, out);
+                else if (MaxT > 4 && left >= 4) n = 4, kernel(std::integral_constant<int, (MaxT > 4 ? 4 : 1)>{}, p, t0, out);
+                else if (left >= 2) n = 2, kernel(std::integral_constant<int, 2>{}, p, t0, out);
+                else kernel(std::integral_constant<int, 1>{}, p, t0, out);
                 for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + g * kPackRows, lanes, out[t]);
+                t0 += n;
             }
         }
     };
+    // blocks of 32 unpack cheaply: 4 tokens at a time keep the weights and accumulators in registers;
+    // K-quants unpack dearly and go 8 at a time
+    using Four = std::integral_constant<int, 4>;
+    using Eight = std::integral_constant<int, 8>;
     if constexpr (K % 32 == 0) {
         auto blocks32 = [&]<class Format>() {
-            run([&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+            run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
         };
         switch (type) {
             case DType::q8_0: return blocks32.template operator()<UnpackQ8_0>();
@@ -465,11 +481,11 @@ void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, 
     if constexpr (K % 256 == 0) {
         switch (type) {
             case DType::q4_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
             case DType::q5_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
             case DType::q6_k:
-                return run([&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+                return run(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
             default: break;
         }
     }
