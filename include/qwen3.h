@@ -154,6 +154,7 @@ typedef struct qwen3_engine_params {
     int32_t prefill_budget;  /* prompt tokens per step, 1 .. 512 (default 256) */
     int32_t share_prefixes;  /* non-zero (default): sequences share the pages of a common prefix */
     int32_t threads;         /* 0: the model's */
+    int32_t cached_pages;    /* pages of finished sequences kept for later prefixes (default 64) */
 } qwen3_engine_params;
 
 typedef struct qwen3_request {

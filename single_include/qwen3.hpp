@@ -14069,8 +14069,15 @@ private:
         e.count = int(page_tokens.size());
         e.tokens.assign(page_tokens.begin(), page_tokens.end());
         e.last_used = ++tick_;
-        entries_.push_back(std::move(e));
-        const int id = int(entries_.size()) - 1;
+        int id;
+        if (!free_slots_.empty()) {  // a removed entry's slot: entries_ stays as large as the most held at once
+            id = free_slots_.back();
+            free_slots_.pop_back();
+            entries_[std::size_t(id)] = std::move(e);
+        } else {
+            entries_.push_back(std::move(e));
+            id = int(entries_.size()) - 1;
+        }
         children(parent).push_back(id);
         return id;
     }
@@ -14088,15 +14095,20 @@ private:
         std::vector<int>& siblings = children(entry.parent);
         siblings.erase(std::remove(siblings.begin(), siblings.end(), e), siblings.end());
         if (entry.count == P) {
-            std::vector<int>& same = full_[key(entry.parent, hash(entry.tokens))];
-            same.erase(std::remove(same.begin(), same.end(), e), same.end());
+            const auto it = full_.find(key(entry.parent, hash(entry.tokens)));
+            if (it != full_.end()) {
+                std::erase(it->second, e);
+                if (it->second.empty()) full_.erase(it);
+            }
         }
-        entry.tokens.clear();
-        entry.tokens.shrink_to_fit();
+        entry.tokens = {};
+        entry.children = {};  // none alive (only entries without live descendants are removed)
+        free_slots_.push_back(e);
     }
 
     Pool* pool_;
     std::vector<Entry> entries_;
+    std::vector<int> free_slots_;  // slots of removed entries
     std::vector<int> roots_;
     std::unordered_map<std::uint64_t, std::vector<int>> full_;
     std::uint64_t tick_ = 0;
@@ -14112,6 +14124,9 @@ struct EngineOptions {
     int pool_pages = 0;       // KV pages of the pool; 0: enough for max_sequences at the full context
     int prefill_budget = 256; // prompt tokens fed per step, over all sequences (1 .. 512)
     bool share_prefixes = true;
+    // Pages of finished sequences the prefix cache keeps for later requests (least recently used
+    // go first beyond it). Memory in use stays within the running sequences' pages plus these.
+    int cached_pages = 64;
     int threads = default_thread_count();
     Precision precision = Precision::exact;
 };
@@ -14256,6 +14271,7 @@ private:
             detail::fail(ErrorCode::invalid_argument, "EngineOptions::prefill_budget must be 1 .. ", kMaxBatch, ", got ",
                          o.prefill_budget);
         if (o.pool_pages < 0) detail::fail(ErrorCode::invalid_argument, "EngineOptions::pool_pages must be >= 0");
+        if (o.cached_pages < 0) detail::fail(ErrorCode::invalid_argument, "EngineOptions::cached_pages must be >= 0");
         if (o.threads < 1) detail::fail(ErrorCode::invalid_argument, "EngineOptions::threads must be >= 1");
         return o;
     }
@@ -14434,6 +14450,10 @@ bool Engine<Cfg, KV, PP>::step() {
         }
     }
     std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished
+    // the cache keeps at most cached_pages pages nobody uses: the pool's untouched pages stay untouched
+    // (uncommitted) while freed ones are reused
+    while (cache_.held_pages() > options_.cached_pages && cache_.evict_one()) {
+    }
 
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;

@@ -196,6 +196,33 @@ TEST_CASE("engine: sequences sharing a prefix hold it once and get what unshared
     CHECK(compare(run_alone(model, p, 3), later, r->generation) < 1e-5f);
 }
 
+TEST_CASE("engine: the prefix cache keeps at most cached_pages pages, the most recently used") {
+    const auto& model = micro_model();
+    std::mt19937 rng(17);
+    MicroEngine engine(model, nullptr, {.max_sequences = 2, .pool_pages = 64, .prefill_budget = 512, .cached_pages = 3, .threads = 2});
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (int i = 0; i < 30; ++i) {  // one after another: each leaves 3 pages behind (129 positions)
+        prompts.push_back(random_tokens(rng, 129, Micro::vocab));
+        Recorder rec;
+        const auto id = engine.add(rec.request(prompts.back(), 1));
+        engine.run();
+        CHECK(engine.take(id)->generation.reason == qwen3::StopReason::max_tokens);
+        const qwen3::EngineStats st = engine.stats();
+        CHECK(st.cached_pages <= 3);
+        CHECK(st.used_pages == st.cached_pages);
+    }
+    // the last prompt's first two pages are still there (reused), the first prompt's are not
+    Recorder last, first;
+    const auto a = engine.add(last.request(prompts.back(), 2));
+    engine.run();
+    auto ra = engine.take(a);
+    CHECK(ra->generation.stats.reused_tokens == 128);
+    CHECK(compare(run_alone(model, prompts.back(), 2), last, ra->generation) < 1e-5f);
+    const auto b = engine.add(first.request(prompts.front(), 2));
+    engine.run();
+    CHECK(engine.take(b)->generation.stats.reused_tokens == 0);
+}
+
 TEST_CASE("engine: quantized models decode in a batch exactly as alone (packed decode kernels, default BF16 KV)") {
     test::TempDir dir;
     std::mt19937 rng(5);

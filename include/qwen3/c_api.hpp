@@ -11,6 +11,8 @@
 // std::bad_alloc QWEN3_ERROR_OUT_OF_MEMORY, anything else QWEN3_ERROR_INTERNAL.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -353,7 +355,7 @@ void qwen3_chat_reset(qwen3_model* model) {
 
 qwen3_engine_params qwen3_engine_default_params(void) {
     const qwen3::EngineOptions o;
-    return {sizeof(qwen3_engine_params), o.max_sequences, o.pool_pages, o.prefill_budget, o.share_prefixes ? 1 : 0, 0};
+    return {sizeof(qwen3_engine_params), o.max_sequences, o.pool_pages, o.prefill_budget, o.share_prefixes ? 1 : 0, 0, o.cached_pages};
 }
 
 qwen3_request qwen3_request_default(void) {
@@ -369,15 +371,22 @@ qwen3_engine* qwen3_engine_create(qwen3_model* model, const qwen3_engine_params*
     qwen3_engine* out = nullptr;
     guarded([&] {
         if (!model) return null_argument("qwen3_engine_create", "model");
-        const qwen3_engine_params p = params ? *params : qwen3_engine_default_params();
-        if (p.size < sizeof(qwen3_engine_params))
-            return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_create: params.size is " + std::to_string(p.size) +
-                                                          "; start from qwen3_engine_default_params()");
+        // a program built against an older qwen3.h passes a shorter struct: the fields it lacks
+        // keep their defaults (the first version ended with `threads`)
+        qwen3_engine_params p = qwen3_engine_default_params();
+        if (params) {
+            constexpr std::size_t first_size = offsetof(qwen3_engine_params, threads) + sizeof(int32_t);
+            if (params->size < first_size)
+                return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_create: params.size is " + std::to_string(params->size) +
+                                                              "; start from qwen3_engine_default_params()");
+            std::memcpy(&p, params, std::min<std::size_t>(params->size, sizeof p));
+        }
         qwen3::EngineOptions o;
         o.max_sequences = p.max_sequences;
         o.pool_pages = p.pool_pages;
         o.prefill_budget = p.prefill_budget;
         o.share_prefixes = p.share_prefixes != 0;
+        o.cached_pages = p.cached_pages;
         if (p.threads < 0) return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_create: threads must be >= 0");
         out = model->make_engine(o, p.threads);
         return QWEN3_OK;

@@ -53,6 +53,9 @@ struct EngineOptions {
     int pool_pages = 0;       // KV pages of the pool; 0: enough for max_sequences at the full context
     int prefill_budget = 256; // prompt tokens fed per step, over all sequences (1 .. 512)
     bool share_prefixes = true;
+    // Pages of finished sequences the prefix cache keeps for later requests (least recently used
+    // go first beyond it). Memory in use stays within the running sequences' pages plus these.
+    int cached_pages = 64;
     int threads = default_thread_count();
     Precision precision = Precision::exact;
 };
@@ -197,6 +200,7 @@ private:
             detail::fail(ErrorCode::invalid_argument, "EngineOptions::prefill_budget must be 1 .. ", kMaxBatch, ", got ",
                          o.prefill_budget);
         if (o.pool_pages < 0) detail::fail(ErrorCode::invalid_argument, "EngineOptions::pool_pages must be >= 0");
+        if (o.cached_pages < 0) detail::fail(ErrorCode::invalid_argument, "EngineOptions::cached_pages must be >= 0");
         if (o.threads < 1) detail::fail(ErrorCode::invalid_argument, "EngineOptions::threads must be >= 1");
         return o;
     }
@@ -375,6 +379,10 @@ bool Engine<Cfg, KV, PP>::step() {
         }
     }
     std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished
+    // the cache keeps at most cached_pages pages nobody uses: the pool's untouched pages stay untouched
+    // (uncommitted) while freed ones are reused
+    while (cache_.held_pages() > options_.cached_pages && cache_.evict_one()) {
+    }
 
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.steps;

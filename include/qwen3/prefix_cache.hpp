@@ -151,8 +151,15 @@ private:
         e.count = int(page_tokens.size());
         e.tokens.assign(page_tokens.begin(), page_tokens.end());
         e.last_used = ++tick_;
-        entries_.push_back(std::move(e));
-        const int id = int(entries_.size()) - 1;
+        int id;
+        if (!free_slots_.empty()) {  // a removed entry's slot: entries_ stays as large as the most held at once
+            id = free_slots_.back();
+            free_slots_.pop_back();
+            entries_[std::size_t(id)] = std::move(e);
+        } else {
+            entries_.push_back(std::move(e));
+            id = int(entries_.size()) - 1;
+        }
         children(parent).push_back(id);
         return id;
     }
@@ -170,15 +177,20 @@ private:
         std::vector<int>& siblings = children(entry.parent);
         siblings.erase(std::remove(siblings.begin(), siblings.end(), e), siblings.end());
         if (entry.count == P) {
-            std::vector<int>& same = full_[key(entry.parent, hash(entry.tokens))];
-            same.erase(std::remove(same.begin(), same.end(), e), same.end());
+            const auto it = full_.find(key(entry.parent, hash(entry.tokens)));
+            if (it != full_.end()) {
+                std::erase(it->second, e);
+                if (it->second.empty()) full_.erase(it);
+            }
         }
-        entry.tokens.clear();
-        entry.tokens.shrink_to_fit();
+        entry.tokens = {};
+        entry.children = {};  // none alive (only entries without live descendants are removed)
+        free_slots_.push_back(e);
     }
 
     Pool* pool_;
     std::vector<Entry> entries_;
+    std::vector<int> free_slots_;  // slots of removed entries
     std::vector<int> roots_;
     std::unordered_map<std::uint64_t, std::vector<int>> full_;
     std::uint64_t tick_ = 0;

@@ -13,6 +13,7 @@
  * target qwen3::c (every variant, the default BF16 arena: QWEN3_TEST_LOGIT_TOLERANCE is looser).
  * Usage: test_c_api DATA_DIR. Prints "N passed, N failed". */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,19 @@ static void test_engine(const char* data) {
     if (!e) {
         qwen3_model_free(m);
         return;
+    }
+    {
+        /* a struct from an older qwen3.h (without cached_pages) is accepted, the missing field defaulted */
+        qwen3_engine_params old = p;
+        old.size = (uint32_t)offsetof(qwen3_engine_params, cached_pages);
+        qwen3_engine* e_old = qwen3_engine_create(m, &old);
+        CHECK(e_old != NULL, "%s", qwen3_last_error());
+        qwen3_engine_free(e_old);
+        old.size = 4;
+        CHECK(qwen3_engine_create(m, &old) == NULL && strstr(qwen3_last_error(), "size"), "%s", qwen3_last_error());
+        old = p;
+        old.cached_pages = -1;
+        CHECK(qwen3_engine_create(m, &old) == NULL && strstr(qwen3_last_error(), "cached_pages"), "%s", qwen3_last_error());
     }
     const size_t n = sizeof kM1Tokens / sizeof kM1Tokens[0];
     qwen3_sampling greedy = qwen3_sampling_greedy();
