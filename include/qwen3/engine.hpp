@@ -12,8 +12,8 @@
 // the one-sequence arithmetic, and its prompt is evaluated by the same kernels in other chunks.
 //
 // Keys and values live in one KVPool of fixed size; sequences that start with the same tokens (a
-// system prompt, tool schemas) share the pages that hold them, and pages of finished sequences are
-// kept for later requests until the pool needs them. A request the pool cannot hold ends with
+// system prompt, tool schemas) share the pages that hold them, and up to cached_pages pages of
+// finished sequences are kept for later requests. A request the pool cannot hold ends with
 // StopReason::failed and a message; the others go on.
 //
 // Threads: add(), cancel(), take(), done() and stats() may be called from any thread; step() and
@@ -221,6 +221,9 @@ private:
         }
         return true;
     }
+    std::string pool_full(const std::string& consequence) const {
+        return "the KV pool is full (" + std::to_string(pool_.pages()) + " pages of " + std::to_string(P) + " positions); " + consequence;
+    }
     void release_pages(Sequence& s) {
         for (int page : s.kv.page_table()) pool_.release(page);
         s.kv.page_table().clear();
@@ -304,8 +307,7 @@ bool Engine<Cfg, KV, PP>::step() {
             continue;
         }
         if (!reserve(s, s.computed + 1)) {
-            finish(s, StopReason::failed, "the KV pool is full (" + std::to_string(pool_.pages()) + " pages of " + std::to_string(P) +
-                                              " positions); this sequence stopped at position " + std::to_string(s.computed));
+            finish(s, StopReason::failed, pool_full("this sequence stopped at position " + std::to_string(s.computed)));
             continue;
         }
         logit_rows.push_back(int(batch_tokens_.size()));
@@ -321,8 +323,7 @@ bool Engine<Cfg, KV, PP>::step() {
         if (!s.prefilling() || s.out.stats.generated_tokens < 0 || budget == 0) continue;
         const int chunk = std::min(budget, s.prompt_size - s.computed);
         if (!reserve(s, s.computed + chunk)) {
-            finish(s, StopReason::failed, "the KV pool is full (" + std::to_string(pool_.pages()) + " pages of " + std::to_string(P) +
-                                              " positions); the prompt could not be held");
+            finish(s, StopReason::failed, pool_full("the prompt could not be held"));
             continue;
         }
         budget -= chunk;

@@ -41,9 +41,6 @@ inline __m512i load(const std::byte* p) { return _mm512_loadu_si512(p); }
 // Doubling the distance measured no better here overall (Q8_0 with 2 threads slower).
 inline void prefetch(const std::byte* p, int bytes) { packed::prefetch_stream<packed::kPrefetchDistance<2048>>(p, bytes); }
 
-// One group's 16 dot products, for each format. x: the input's int8 values; dx: per-block scales;
-// xs: sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
-
 // Bits [first, first + 4) of each 32-bit lane of qh as bit 4 of the lane's four bytes (0 or 16):
 // the fifth bits of four consecutive elements. The multiply sends bit k to bit 8k (k < 4).
 inline __m512i fifth_bits(__m512i qh, int first) {
@@ -52,154 +49,15 @@ inline __m512i fifth_bits(__m512i qh, int first) {
     return _mm512_slli_epi32(spread, 4);
 }
 
-// The integer products of one packed block of 32 (p: its start) with x, stored values as they are.
-inline __m512i block_dot_q8_0(const std::byte* p, const std::int8_t* x) {
-    const std::byte* q = p + 32;
-    __m512i d0 = _mm512_setzero_si512(), d1 = d0;  // two chains, half the wait on vpdpbusd latency
-    for (int j = 0; j < 8; j += 2) {
-        d0 = _mm512_dpbusd_epi32(d0, load(q + 64 * j), broadcast4(x + 4 * j));
-        d1 = _mm512_dpbusd_epi32(d1, load(q + 64 * j + 64), broadcast4(x + 4 * j + 4));
-    }
-    return _mm512_add_epi32(d0, d1);
-}
-
-// Q4_0 and Q5_0: low nibbles are elements 4j.., high nibbles 16 + 4j..; Q5_0 adds the fifth bits.
-template <bool FifthBit>
-inline __m512i block_dot_nibbles(const std::byte* p, const std::int8_t* x) {
-    const __m512i low = _mm512_set1_epi8(0x0F);
-    [[maybe_unused]] const __m512i qh = FifthBit ? load(p + 32) : _mm512_setzero_si512();
-    const std::byte* q = p + (FifthBit ? 96 : 32);
-    __m512i d0 = _mm512_setzero_si512(), d1 = d0;
-    for (int j = 0; j < 4; ++j) {
-        const __m512i v = load(q + 64 * j);
-        __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-        if constexpr (FifthBit) {
-            lo = _mm512_or_si512(lo, fifth_bits(qh, 4 * j));
-            hi = _mm512_or_si512(hi, fifth_bits(qh, 16 + 4 * j));
-        }
-        d0 = _mm512_dpbusd_epi32(d0, lo, broadcast4(x + 4 * j));
-        d1 = _mm512_dpbusd_epi32(d1, hi, broadcast4(x + 16 + 4 * j));
-    }
-    return _mm512_add_epi32(d0, d1);
-}
-
-// The formats with blocks of 32 and one f16 scale (first in the packed block): Offset is what the
-// stored values carry (128 for Q8_0's flipped sign, 8 for Q4_0, 16 for Q5_0), taken out through
-// the sum of x.
-template <int K, int BlockBytes, int Offset, __m512i (*BlockDot)(const std::byte*, const std::int8_t*)>
-inline __m512 group_blocks32(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;  // two chains of FMAs, alternating blocks
-    for (int b = 0; b < K / 32; ++b, p += BlockBytes) {
-        prefetch(p, BlockBytes);
-        const __m512i dot = _mm512_sub_epi32(BlockDot(p, x + 32 * b), _mm512_set1_epi32(Offset * xs[b]));
-        const __m512 scale = _mm512_mul_ps(halves16(p), _mm512_set1_ps(dx[b]));
-        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc1);
-        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc0);
-    }
-    return _mm512_add_ps(acc0, acc1);
-}
-
 // 16 bytes (one per row) widened to 16 int32 lanes.
 inline __m512i widen16(__m128i v) { return _mm512_cvtepu8_epi32(v); }
 inline __m128i load16(const std::byte* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
-// Q4_K, and Q5_K (FifthBit): the fifth bit of the values of chunk c (64 elements) is bit 2c (low
-// nibbles) or 2c + 1 (high nibbles) of the element's qh byte, moved to bit 4 of the value.
-template <int K, bool FifthBit = false>
-inline __m512 group_q4_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
-    const __m512i low = _mm512_set1_epi8(0x0F);
-    [[maybe_unused]] const __m512i one = _mm512_set1_epi8(0x01);
-    const __m128i low6 = _mm_set1_epi8(0x3F), low4 = _mm_set1_epi8(0x0F), top2 = _mm_set1_epi8(0x03);
-    __m512 acc = _mm512_setzero_ps(), min_acc = acc;
-    constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
-    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
-        prefetch(p, kBlockBytes);
-        const __m512 d = halves16(p), dmin = halves16(p + 32);
-        const std::byte* sc = p + 64;
-        [[maybe_unused]] const std::byte* qh = sc + 192;
-        const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
-        const std::int8_t* xb = x + 256 * b;
-        // the 6-bit scale and minimum of sub-block j, 16 rows in lanes (quant::scale_min_k4)
-        __m128i s[12];
-        for (int i = 0; i < 12; ++i) s[i] = load16(sc + 16 * i);
-        auto scale_of = [&](int j) {
-            if (j < 4) return _mm_and_si128(s[j], low6);
-            return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
-        };
-        auto min_of = [&](int j) {
-            if (j < 4) return _mm_and_si128(s[j + 4], low6);
-            return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
-        };
-        __m512i isum = _mm512_setzero_si512(), msum = isum;
-        for (int c = 0; c < 4; ++c) {
-            __m512i lo = _mm512_setzero_si512(), hi = lo;
-            for (int j = 0; j < 8; ++j) {
-                const __m512i v = load(q + 64 * (8 * c + j));
-                __m512i vlo = _mm512_and_si512(v, low), vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                if constexpr (FifthBit) {
-                    const __m512i h = load(qh + 64 * j);
-                    vlo = _mm512_or_si512(vlo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c), one), 4));
-                    vhi = _mm512_or_si512(vhi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c + 1), one), 4));
-                }
-                lo = _mm512_dpbusd_epi32(lo, vlo, broadcast4(xb + 64 * c + 4 * j));
-                hi = _mm512_dpbusd_epi32(hi, vhi, broadcast4(xb + 64 * c + 32 + 4 * j));
-            }
-            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, widen16(scale_of(2 * c))));
-            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, widen16(scale_of(2 * c + 1))));
-            const std::int32_t* s16 = xs16 + 16 * b + 4 * c;  // sums of 16: two per sub-block of 32
-            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(widen16(min_of(2 * c)), _mm512_set1_epi32(s16[0] + s16[1])));
-            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(widen16(min_of(2 * c + 1)), _mm512_set1_epi32(s16[2] + s16[3])));
-        }
-        const __m512 xd = _mm512_set1_ps(dx[b]);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, xd), acc);
-        min_acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, xd), min_acc);
-    }
-    return _mm512_sub_ps(acc, min_acc);
-}
-
-template <int K>
-inline __m512 group_q6_k(const std::byte* p, const std::int8_t* x, const float* dx, const std::int32_t* xs16) {
-    const __m512i low = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
-    __m512 acc = _mm512_setzero_ps();
-    constexpr int kBlockBytes = 16 * 210;
-    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
-        prefetch(p, kBlockBytes);
-        const __m512 d = halves16(p);
-        const std::byte* sc = p + 32;
-        const std::byte* ql = sc + 256;
-        const std::byte* qh = ql + 32 * 64;
-        const std::int8_t* xb = x + 256 * b;
-        __m512i isum = _mm512_setzero_si512();
-        for (int h = 0; h < 2; ++h)
-            for (int quarter = 0; quarter < 4; ++quarter) {
-                // elements 128h + 32 quarter + [0, 32): low/high nibbles of ql half (quarter & 1),
-                // bits 2 * quarter of qh; two sub-blocks of 16 (j < 4 and j >= 4)
-                __m512i first = _mm512_setzero_si512(), second = first;
-                for (int j = 0; j < 8; ++j) {
-                    const __m512i l = load(ql + 64 * (16 * h + 8 * (quarter & 1) + j));
-                    const __m512i nib = quarter < 2 ? _mm512_and_si512(l, low) : _mm512_and_si512(_mm512_srli_epi16(l, 4), low);
-                    const __m512i hb = _mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * (8 * h + j)), 2 * quarter), three);
-                    const __m512i v = _mm512_or_si512(nib, _mm512_slli_epi16(hb, 4));
-                    const __m512i xv = broadcast4(xb + 128 * h + 32 * quarter + 4 * j);
-                    if (j < 4) first = _mm512_dpbusd_epi32(first, v, xv);
-                    else second = _mm512_dpbusd_epi32(second, v, xv);
-                }
-                const int sub = 8 * h + 2 * quarter;  // sub-block of 16 elements
-                // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
-                first = _mm512_sub_epi32(first, _mm512_set1_epi32(32 * xs16[16 * b + sub]));
-                second = _mm512_sub_epi32(second, _mm512_set1_epi32(32 * xs16[16 * b + sub + 1]));
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(first, _mm512_cvtepi8_epi32(load16(sc + 16 * sub))));
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(second, _mm512_cvtepi8_epi32(load16(sc + 16 * (sub + 1)))));
-            }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, _mm512_set1_ps(dx[b])), acc);
-    }
-    return acc;
-}
-
-// Several tokens at once (decode steps of different sequences): each packed block is loaded and
-// unpacked once for T tokens. A token's arithmetic is group_blocks32's for it alone (integer dot
-// products are exact in any order; the float accumulation is the same sequence), so a sequence's
-// logits do not depend on the batch it is in.
+// One group's 16 dot products for T tokens at once (decode steps of different sequences, or T = 1):
+// each packed block is loaded and unpacked once for all of them. A token's arithmetic does not
+// depend on T (integer dot products are exact in any order, and its float accumulation is the same
+// sequence), so a sequence's logits do not depend on the batch it is in. Inputs: the int8 values,
+// per-block scales and sums of the int8 values (per 32 for Q8_0/Q4_0/Q5_0, per 16 for K-quants).
 // Unpack fills w[8]: vectors of 4-byte groups, w[i] against the input bytes at x + offset(i).
 struct UnpackQ8_0 {
     static constexpr int kBlockBytes = 16 * 34, kOffset = 128;
@@ -264,7 +122,8 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
     for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc0[t], acc1[t]);
 }
 
-// Q4_K and Q5_K for T tokens (group_q4_k's arithmetic for each).
+// Q4_K, and Q5_K (FifthBit): the fifth bit of the values of chunk c (64 elements) is bit 2c (low
+// nibbles) or 2c + 1 (high nibbles) of the element's qh byte, moved to bit 4 of the value.
 template <int K, int T, bool FifthBit, class Input>
 inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
     const __m512i low = _mm512_set1_epi8(0x0F);
@@ -331,8 +190,7 @@ inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m51
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
 }
 
-// Q6_K for T tokens (group_q6_k's arithmetic for each: the integer sums are exact in any order).
-// A sub-block of 16 elements at a time, its four unpacked vectors shared by the T tokens, so that
+// Q6_K: a sub-block of 16 elements at a time, its four unpacked vectors shared by the T tokens, so that
 // the registers hold T partial dot products and T block sums, not three sets of T.
 template <int K, int T, class Input>
 inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
@@ -368,10 +226,12 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
                     const __m512i scale = _mm512_cvtepi8_epi32(load16(sc + 16 * sub));
                     for (int t = 0; t < T; ++t) {
                         const std::int8_t* xb = x[t] + 256 * b + 16 * sub;
-                        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
-                        dot = _mm512_dpbusd_epi32(dot, v[1], broadcast4(xb + 4));
-                        dot = _mm512_dpbusd_epi32(dot, v[2], broadcast4(xb + 8));
-                        dot = _mm512_dpbusd_epi32(dot, v[3], broadcast4(xb + 12));
+                        // two chains: with one token the wait on vpdpbusd latency would bind
+                        __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
+                        __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], broadcast4(xb + 4));
+                        d0 = _mm512_dpbusd_epi32(d0, v[2], broadcast4(xb + 8));
+                        d1 = _mm512_dpbusd_epi32(d1, v[3], broadcast4(xb + 12));
+                        __m512i dot = _mm512_add_epi32(d0, d1);
                         // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
                         dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
                         isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, scale));
@@ -384,92 +244,19 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
 
 }  // namespace packed_blocks
 
-// The group kernel of a type for rows of K elements; null when the type has no packed layout.
-using GroupDot = __m512 (*)(const std::byte*, const std::int8_t*, const float*, const std::int32_t*);
-
-template <int K>
-constexpr GroupDot group_kernel(DType type) {
+// Calls fn(max_tokens, kernel) with the group kernel of `type` for rows of K elements,
+// kernel(std::integral_constant<int, T>, group, first token, out) writing T tokens' 16 outputs, and
+// the most tokens it takes at once (blocks of 32 unpack cheaply: 4 keep weights and accumulators in
+// registers; K-quants unpack dearly and take 8). False when the type has no packed layout.
+template <int K, class Input, class Fn>
+bool with_group_kernel(DType type, const Input& in, Fn&& fn) {
     using namespace packed_blocks;
-    if constexpr (K % 32 == 0) {
-        switch (type) {
-            case DType::q8_0: return group_blocks32<K, 16 * 34, 128, block_dot_q8_0>;
-            case DType::q4_0: return group_blocks32<K, 16 * 18, 8, block_dot_nibbles<false>>;
-            case DType::q5_0: return group_blocks32<K, 16 * 22, 16, block_dot_nibbles<true>>;
-            default: break;
-        }
-    }
-    if constexpr (K % 256 == 0) {
-        switch (type) {
-            case DType::q4_k: return group_q4_k<K>;
-            case DType::q5_k: return group_q4_k<K, true>;
-            case DType::q6_k: return group_q6_k<K>;
-            default: break;
-        }
-    }
-    return nullptr;
-}
-
-// Types with a packed layout, for rows of K elements.
-template <int K>
-constexpr bool packable(DType type) {
-    return group_kernel<K>(type) != nullptr;
-}
-
-// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token `token` of `in`
-// (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
-// Precondition: packable<K>(type).
-template <int K, class Input>
-void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
-    const GroupDot group_dot = group_kernel<K>(type);
-    const bool k_quant = dtype_info(type).block_elems == 256;
-    const float* dx = k_quant ? in.scales256(token) : in.scales32(token);
-    const std::int32_t* xs = k_quant ? in.sums16(token) : in.sums32(token);
-    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-        const __m512 v = group_dot(packed + std::size_t(g) * group_bytes, in.q8(token), dx, xs);
-        const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
-        const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
-        _mm512_mask_storeu_ps(y + g * kPackRows, lanes, v);
-    }
-}
-
-
-// Y[t][r] = dot(W[r], token t of `in`) for every token of `in` (decode rows) and r in [row_begin,
-// row_end), Y rows y_stride floats apart: each group read once for up to kTokens tokens, every
-// token's result bit for bit matvec_packed's. Precondition: packable<K>(type).
-template <int K, class Input>
-void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
-                          int row_end) {
-    using namespace packed_blocks;
-    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    // kernel(std::integral_constant<int, T>, group, first token, out): T tokens' 16 outputs. The
-    // tokens go MaxT at a time, the rest in chunks of 4, 2 and 1 (a token's result does not depend
-    // on its chunk; fewer kernel instances than one per count).
-    auto run = [&]<int MaxT>(std::integral_constant<int, MaxT>, auto kernel) {
-        for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
-            const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
-            const __mmask16 lanes = __mmask16(((1u << last) - 1) & ~((1u << first) - 1));
-            const std::byte* p = packed + std::size_t(g) * group_bytes;
-            __m512 out[MaxT];
-            for (int t0 = 0; t0 < in.tokens();) {
-                const int left = in.tokens() - t0;
-                int n = 1;
-                if (left >= MaxT) n = MaxT, kernel(std::integral_constant<int, MaxT>{}, p, t0, out);
-                else if (MaxT > 4 && left >= 4) n = 4, kernel(std::integral_constant<int, (MaxT > 4 ? 4 : 1)>{}, p, t0, out);
-                else if (left >= 2) n = 2, kernel(std::integral_constant<int, 2>{}, p, t0, out);
-                else kernel(std::integral_constant<int, 1>{}, p, t0, out);
-                for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + g * kPackRows, lanes, out[t]);
-                t0 += n;
-            }
-        }
-    };
-    // blocks of 32 unpack cheaply: 4 tokens at a time keep the weights and accumulators in registers;
-    // K-quants unpack dearly and go 8 at a time
     using Four = std::integral_constant<int, 4>;
     using Eight = std::integral_constant<int, 8>;
     if constexpr (K % 32 == 0) {
         auto blocks32 = [&]<class Format>() {
-            run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+            fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+            return true;
         };
         switch (type) {
             case DType::q8_0: return blocks32.template operator()<UnpackQ8_0>();
@@ -481,15 +268,79 @@ void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, 
     if constexpr (K % 256 == 0) {
         switch (type) {
             case DType::q4_k:
-                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+                fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+                return true;
             case DType::q5_k:
-                return run(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+                fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+                return true;
             case DType::q6_k:
-                return run(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+                fn(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
+                return true;
             default: break;
         }
     }
-    for (int t = 0; t < in.tokens(); ++t) matvec_packed<K>(type, packed, in, y + std::size_t(t) * y_stride, row_begin, row_end, t);
+    return false;
+}
+
+// Types with a packed layout, for rows of K elements.
+template <int K>
+constexpr bool packable(DType type) {
+    switch (type) {
+        case DType::q8_0: case DType::q4_0: case DType::q5_0: return K % 32 == 0;
+        case DType::q4_k: case DType::q5_k: case DType::q6_k: return K % 256 == 0;
+        default: return false;
+    }
+}
+
+// Calls fn(group start, lanes, first row of the group) for the 16-row groups that rows
+// [row_begin, row_end) touch, lanes masking the rows of the group inside the range.
+template <class Fn>
+void for_each_group(const std::byte* packed, std::size_t group_bytes, int row_begin, int row_end, Fn&& fn) {
+    for (int g = row_begin / kPackRows; g * kPackRows < row_end; ++g) {
+        const int first = std::max(row_begin - g * kPackRows, 0), last = std::min(row_end - g * kPackRows, kPackRows);
+        fn(packed + std::size_t(g) * group_bytes, __mmask16(((1u << last) - 1) & ~((1u << first) - 1)), g * kPackRows);
+    }
+}
+
+// y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token `token` of `in`
+// (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
+// Precondition: packable<K>(type).
+template <int K, class Input>
+void matvec_packed(DType type, const std::byte* packed, const Input& in, float* y, int row_begin, int row_end, int token = 0) {
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    with_group_kernel<K>(type, in, [&](auto, auto kernel) {
+        for_each_group(packed, group_bytes, row_begin, row_end, [&](const std::byte* p, __mmask16 lanes, int row) {
+            __m512 out[1];
+            kernel(std::integral_constant<int, 1>{}, p, token, out);
+            _mm512_mask_storeu_ps(y + row, lanes, out[0]);
+        });
+    });
+}
+
+// Y[t][r] = dot(W[r], token t of `in`) for every token of `in` (decode rows) and r in [row_begin,
+// row_end), Y rows y_stride floats apart: each group read once for several tokens, every token's
+// result bit for bit matvec_packed's. Precondition: packable<K>(type).
+template <int K, class Input>
+void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
+                          int row_end) {
+    const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
+    // the tokens go MaxT at a time, the rest in chunks of 4, 2 and 1 (fewer kernel instances than
+    // one per count; a token's result does not depend on its chunk)
+    with_group_kernel<K>(type, in, [&]<int MaxT>(std::integral_constant<int, MaxT>, auto kernel) {
+        for_each_group(packed, group_bytes, row_begin, row_end, [&](const std::byte* p, __mmask16 lanes, int row) {
+            __m512 out[MaxT];
+            for (int t0 = 0; t0 < in.tokens();) {
+                const int left = in.tokens() - t0;
+                int n = 1;
+                if (left >= MaxT) n = MaxT, kernel(std::integral_constant<int, MaxT>{}, p, t0, out);
+                else if (MaxT > 4 && left >= 4) n = 4, kernel(std::integral_constant<int, (MaxT > 4 ? 4 : 1)>{}, p, t0, out);
+                else if (left >= 2) n = 2, kernel(std::integral_constant<int, 2>{}, p, t0, out);
+                else kernel(std::integral_constant<int, 1>{}, p, t0, out);
+                for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + row, lanes, out[t]);
+                t0 += n;
+            }
+        });
+    });
 }
 
 }  // namespace qwen3::detail::avx512
