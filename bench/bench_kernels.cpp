@@ -2,6 +2,7 @@
 //
 //   bench_kernels --benchmark_filter='matvec.*Qwen3-4B'      decode: bytes of weights per second
 //                                                             (matvec_packed: the load-time decode layout)
+//   bench_kernels --benchmark_filter='matvec_batch/Qwen3-0.6B/.*/Q4_0'   batched decode of 1-16 sequences
 //   bench_kernels --benchmark_filter='matmul'                 prefill (512 tokens, prefill's chunk):
 //                                                             FLOP/s, the input's preparation included
 //   bench_kernels --benchmark_filter='attention_prefill'      a layer's attention over a 512-token prompt
@@ -86,6 +87,37 @@ void matvec(benchmark::State& state, DType type, bool packed) {
     }
     state.counters["bytes/s"] = benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
     state.counters["FLOP/s"] = benchmark::Counter(2.0 * Rows * Cols, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Decode steps of state.range(0) sequences at once (the engine's batched decode): each group of 16
+// packed rows read once for all of them. FLOP/s counts every token's products, so the figure at 8
+// tokens over the figure at 1 is what batching gains in this kernel, memory streaming included.
+template <int Rows, int Cols>
+void matvec_batch(benchmark::State& state, DType type) {
+    const int tokens = int(state.range(0));
+    const std::size_t bytes = qwen3::row_bytes(type, Cols) * Rows;
+    const int copies = int(std::max<std::size_t>(1, kRingBytes / bytes));
+    std::vector<std::vector<std::byte>> packed_ring;
+    for (int c = 0; c < copies; ++c) {
+        const auto weights = random_weights(type, Rows, Cols, std::uint64_t(c));
+        packed_ring.emplace_back(bytes);
+        qwen3::detail::pack_row_groups(qwen3::Matrix<Rows, Cols>{type, weights.data()}, 0, Rows / qwen3::detail::kPackRows,
+                                       packed_ring.back().data());
+    }
+    qwen3::detail::Input<Cols, 64> in(true);
+    std::vector<float> x(static_cast<std::size_t>(Cols) * std::size_t(tokens)), y(static_cast<std::size_t>(Rows) * std::size_t(tokens));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i));
+    in.set(x.data(), tokens);
+    in.prepare(type);
+    int next = 0;
+    for (auto _ : state) {
+        qwen3::Matrix<Rows, Cols> w{type, nullptr};
+        w.packed = packed_ring[std::size_t(next)].data();
+        next = (next + 1) % copies;
+        qwen3::detail::matvec_batch(w, in, y.data(), std::size_t(Rows), 0, Rows);
+        benchmark::DoNotOptimize(y.data());
+    }
+    state.counters["FLOP/s"] = benchmark::Counter(2.0 * Rows * Cols * tokens, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // bf16_products: Precision::bf16_products (BF16 weights only).
@@ -214,6 +246,12 @@ void register_variant() {
             benchmark::RegisterBenchmark((kind + name + "/down/" + t).c_str(), matvec<Cfg::hidden, Cfg::ffn>, type, packed)->UseRealTime();
             benchmark::RegisterBenchmark((kind + name + "/q/" + t).c_str(), matvec<Cfg::q_dim, Cfg::hidden>, type, packed)->UseRealTime();
             benchmark::RegisterBenchmark((kind + name + "/o/" + t).c_str(), matvec<Cfg::hidden, Cfg::q_dim>, type, packed)->UseRealTime();
+        }
+        if (packable) {
+            benchmark::RegisterBenchmark(("matvec_batch/" + name + "/gate_up/" + t).c_str(), matvec_batch<Cfg::ffn, Cfg::hidden>, type)
+                ->Arg(1)->Arg(4)->Arg(8)->Arg(16)->UseRealTime();
+            benchmark::RegisterBenchmark(("matvec_batch/" + name + "/down/" + t).c_str(), matvec_batch<Cfg::hidden, Cfg::ffn>, type)
+                ->Arg(1)->Arg(4)->Arg(8)->Arg(16)->UseRealTime();
         }
         for (bool products : {false, true}) {
             if (products && type != DType::bf16) continue;

@@ -92,7 +92,7 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
     const float* dx[T];
     const std::int32_t* xs[T];
     for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales32(t0 + t), xs[t] = in.sums32(t0 + t);
-    // even blocks into acc0, odd into acc1 (group_blocks32's order), two blocks per iteration so
+    // even blocks into acc0, odd into acc1 (two float chains), two blocks per iteration so
     // that the accumulators stay in registers
     __m512 acc0[T], acc1[T];
     for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
@@ -103,12 +103,13 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
         const __m512 weight_scales = halves16(p);
         for (int t = 0; t < T; ++t) {
             const std::int8_t* xb = x[t] + 32 * b;
-            __m512i d0 = _mm512_setzero_si512(), d1 = d0;
+            // the chain starts from the offset to take out: kOffset * (sum of the block's x)
+            __m512i d0 = _mm512_set1_epi32(-Format::kOffset * xs[t][b]), d1 = _mm512_setzero_si512();
             for (int i = 0; i < 8; i += 2) {
                 d0 = _mm512_dpbusd_epi32(d0, w[i], broadcast4(xb + Format::offset(i)));
                 d1 = _mm512_dpbusd_epi32(d1, w[i + 1], broadcast4(xb + Format::offset(i + 1)));
             }
-            const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(d0, d1), _mm512_set1_epi32(Format::kOffset * xs[t][b]));
+            const __m512i dot = _mm512_add_epi32(d0, d1);
             const __m512 scale = _mm512_mul_ps(weight_scales, _mm512_set1_ps(dx[t][b]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
         }
@@ -122,8 +123,12 @@ inline void group_blocks32_tokens(const std::byte* p, const Input& in, int t0, _
     for (int t = 0; t < T; ++t) out[t] = _mm512_add_ps(acc0[t], acc1[t]);
 }
 
-// Q4_K, and Q5_K (FifthBit): the fifth bit of the values of chunk c (64 elements) is bit 2c (low
-// nibbles) or 2c + 1 (high nibbles) of the element's qh byte, moved to bit 4 of the value.
+// Q4_K, and Q5_K (FifthBit: the fifth bit of sub-block j's values is bit j of the element's qh byte,
+// moved to bit 4 of the value), for T tokens. Two float chains, over the scaled dot products and
+// over the minimums, kept apart and each in block order. Two passes over
+// the group: the dot products a sub-block of 32 at a time, its unpacked vectors shared by the T
+// tokens; then the minimums, which read only the scales. The registers then hold T accumulators
+// and T block sums, not four sets of T.
 template <int K, int T, bool FifthBit, class Input>
 inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m512* out) {
     const __m512i low = _mm512_set1_epi8(0x0F);
@@ -133,59 +138,68 @@ inline void group_q4_k_tokens(const std::byte* p, const Input& in, int t0, __m51
     const float* dx[T];
     const std::int32_t* xs16[T];
     for (int t = 0; t < T; ++t) x[t] = in.q8(t0 + t), dx[t] = in.scales256(t0 + t), xs16[t] = in.sums16(t0 + t);
-    __m512 acc[T], min_acc[T];
-    for (int t = 0; t < T; ++t) acc[t] = min_acc[t] = _mm512_setzero_ps();
     constexpr int kBlockBytes = 16 * (FifthBit ? 176 : 144);
-    for (int b = 0; b < K / 256; ++b, p += kBlockBytes) {
-        prefetch(p, kBlockBytes);
-        const __m512 d = halves16(p), dmin = halves16(p + 32);
-        const std::byte* sc = p + 64;
+    // sub-block j's 6-bit scale (Minimum: its minimum) of the 16 rows, widened to 32-bit lanes
+    auto six_bits = [&](const std::byte* sc, int j, bool minimum) {
+        auto s = [&](int i) { return load16(sc + 16 * i); };
+        if (j < 4) return widen16(_mm_and_si128(s(minimum ? j + 4 : j), low6));
+        if (!minimum)
+            return widen16(_mm_or_si128(_mm_and_si128(s(j + 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s(j - 4), 6), top2), 4)));
+        return widen16(_mm_or_si128(_mm_and_si128(_mm_srli_epi16(s(j + 4), 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s(j), 6), top2), 4)));
+    };
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    const std::byte* block = p;
+    for (int b = 0; b < K / 256; ++b, block += kBlockBytes) {
+        prefetch(block, kBlockBytes);
+        const __m512 d = halves16(block);
+        const std::byte* sc = block + 64;
         [[maybe_unused]] const std::byte* qh = sc + 192;
         const std::byte* q = sc + 192 + (FifthBit ? 512 : 0);
-        __m128i s[12];
-        for (int i = 0; i < 12; ++i) s[i] = load16(sc + 16 * i);
-        auto scale_of = [&](int j) {
-            if (j < 4) return _mm_and_si128(s[j], low6);
-            return _mm_or_si128(_mm_and_si128(s[j + 4], low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j - 4], 6), top2), 4));
-        };
-        auto min_of = [&](int j) {
-            if (j < 4) return _mm_and_si128(s[j + 4], low6);
-            return _mm_or_si128(_mm_and_si128(_mm_srli_epi16(s[j + 4], 4), low4), _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(s[j], 6), top2), 4));
-        };
-        __m512i isum[T], msum[T];
-        for (int t = 0; t < T; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
-        for (int c = 0; c < 4; ++c) {
-            __m512i lo[T], hi[T];
-            for (int t = 0; t < T; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
-            for (int j = 0; j < 8; ++j) {
-                const __m512i v = load(q + 64 * (8 * c + j));
-                __m512i vlo = _mm512_and_si512(v, low), vhi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                if constexpr (FifthBit) {
-                    const __m512i h = load(qh + 64 * j);
-                    vlo = _mm512_or_si512(vlo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c), one), 4));
-                    vhi = _mm512_or_si512(vhi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 2 * c + 1), one), 4));
-                }
-                for (int t = 0; t < T; ++t) {
-                    const std::int8_t* xb = x[t] + 256 * b + 64 * c + 4 * j;
-                    lo[t] = _mm512_dpbusd_epi32(lo[t], vlo, broadcast4(xb));
-                    hi[t] = _mm512_dpbusd_epi32(hi[t], vhi, broadcast4(xb + 32));
-                }
+        __m512i isum[T];
+        for (int t = 0; t < T; ++t) isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; ++j) {  // sub-block j: chunk c = j / 2, low nibbles when j is even
+            const int c = j / 2;
+            __m512i v[8];
+            for (int i = 0; i < 8; ++i) {
+                const __m512i raw = load(q + 64 * (8 * c + i));
+                v[i] = j % 2 ? _mm512_and_si512(_mm512_srli_epi16(raw, 4), low) : _mm512_and_si512(raw, low);
+                if constexpr (FifthBit)
+                    v[i] = _mm512_or_si512(v[i], _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(load(qh + 64 * i), j), one), 4));
             }
-            const __m512i s0 = widen16(scale_of(2 * c)), s1 = widen16(scale_of(2 * c + 1));
-            const __m512i m0 = widen16(min_of(2 * c)), m1 = widen16(min_of(2 * c + 1));
+            const __m512i scale = six_bits(sc, j, false);
             for (int t = 0; t < T; ++t) {
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(lo[t], s0));
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(hi[t], s1));
-                const std::int32_t* s16 = xs16[t] + 16 * b + 4 * c;
-                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m0, _mm512_set1_epi32(s16[0] + s16[1])));
-                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m1, _mm512_set1_epi32(s16[2] + s16[3])));
+                const std::int8_t* xb = x[t] + 256 * b + 32 * j;
+                // two chains: with one token the wait on vpdpbusd latency would bind
+                __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
+                __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], broadcast4(xb + 4));
+                for (int i = 2; i < 8; i += 2) {
+                    d0 = _mm512_dpbusd_epi32(d0, v[i], broadcast4(xb + 4 * i));
+                    d1 = _mm512_dpbusd_epi32(d1, v[i + 1], broadcast4(xb + 4 * i + 4));
+                }
+                const __m512i dot = _mm512_add_epi32(d0, d1);
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, scale));
             }
         }
-        for (int t = 0; t < T; ++t) {
-            const __m512 xd = _mm512_set1_ps(dx[t][b]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, xd), acc[t]);
-            min_acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, xd), min_acc[t]);
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
+    }
+    __m512 min_acc[T];
+    for (int t = 0; t < T; ++t) min_acc[t] = _mm512_setzero_ps();
+    block = p;
+    for (int b = 0; b < K / 256; ++b, block += kBlockBytes) {
+        const __m512 dmin = halves16(block + 32);
+        const std::byte* sc = block + 64;
+        __m512i msum[T];
+        for (int t = 0; t < T; ++t) msum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; ++j) {
+            const __m512i m = six_bits(sc, j, true);
+            for (int t = 0; t < T; ++t) {
+                const std::int32_t* s16 = xs16[t] + 16 * b + 2 * j;  // sums of 16: two per sub-block of 32
+                msum[t] = _mm512_add_epi32(msum[t], _mm512_mullo_epi32(m, _mm512_set1_epi32(s16[0] + s16[1])));
+            }
         }
+        for (int t = 0; t < T; ++t)
+            min_acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, _mm512_set1_ps(dx[t][b])), min_acc[t]);
     }
     for (int t = 0; t < T; ++t) out[t] = _mm512_sub_ps(acc[t], min_acc[t]);
 }
@@ -226,15 +240,13 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
                     const __m512i scale = _mm512_cvtepi8_epi32(load16(sc + 16 * sub));
                     for (int t = 0; t < T; ++t) {
                         const std::int8_t* xb = x[t] + 256 * b + 16 * sub;
-                        // two chains: with one token the wait on vpdpbusd latency would bind
-                        __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], broadcast4(xb));
+                        // two chains (with one token the wait on vpdpbusd latency would bind), one
+                        // starting from what the stored q + 32 adds: 32 * (sum of x over the sub-block)
+                        __m512i d0 = _mm512_dpbusd_epi32(_mm512_set1_epi32(-32 * xs16[t][16 * b + sub]), v[0], broadcast4(xb));
                         __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], broadcast4(xb + 4));
                         d0 = _mm512_dpbusd_epi32(d0, v[2], broadcast4(xb + 8));
                         d1 = _mm512_dpbusd_epi32(d1, v[3], broadcast4(xb + 12));
-                        __m512i dot = _mm512_add_epi32(d0, d1);
-                        // stored values are q + 32: subtract 32 * (sum of x over the sub-block)
-                        dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(32 * xs16[t][16 * b + sub]));
-                        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, scale));
+                        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), scale));
                     }
                 }
         for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx[t][b])), acc[t]);
@@ -246,16 +258,15 @@ inline void group_q6_k_tokens(const std::byte* p, const Input& in, int t0, __m51
 
 // Calls fn(max_tokens, kernel) with the group kernel of `type` for rows of K elements,
 // kernel(std::integral_constant<int, T>, group, first token, out) writing T tokens' 16 outputs, and
-// the most tokens it takes at once (blocks of 32 unpack cheaply: 4 keep weights and accumulators in
-// registers; K-quants unpack dearly and take 8). False when the type has no packed layout.
+// the most tokens it takes at once: 8 for every format (the unpacking shared by more tokens; at 16
+// the accumulators leave the registers). False when the type has no packed layout.
 template <int K, class Input, class Fn>
 bool with_group_kernel(DType type, const Input& in, Fn&& fn) {
     using namespace packed_blocks;
-    using Four = std::integral_constant<int, 4>;
     using Eight = std::integral_constant<int, 8>;
     if constexpr (K % 32 == 0) {
         auto blocks32 = [&]<class Format>() {
-            fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
+            fn(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_blocks32_tokens<K, decltype(T)::value, Format>(p, in, t0, out); });
             return true;
         };
         switch (type) {
@@ -268,10 +279,10 @@ bool with_group_kernel(DType type, const Input& in, Fn&& fn) {
     if constexpr (K % 256 == 0) {
         switch (type) {
             case DType::q4_k:
-                fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
+                fn(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, false>(p, in, t0, out); });
                 return true;
             case DType::q5_k:
-                fn(Four{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
+                fn(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q4_k_tokens<K, decltype(T)::value, true>(p, in, t0, out); });
                 return true;
             case DType::q6_k:
                 fn(Eight{}, [&](auto T, const std::byte* p, int t0, __m512* out) { group_q6_k_tokens<K, decltype(T)::value>(p, in, t0, out); });
@@ -302,6 +313,16 @@ void for_each_group(const std::byte* packed, std::size_t group_bytes, int row_be
     }
 }
 
+// Calls fn(std::integral_constant<int, N>) for the largest N of MaxT, MaxT / 2, ... 1 that is at most
+// `left`, and returns N.
+template <int MaxT, class Fn>
+int run_largest_chunk(int left, Fn&& fn) {
+    if constexpr (MaxT > 1)
+        if (left < MaxT) return run_largest_chunk<MaxT / 2>(left, fn);
+    fn(std::integral_constant<int, MaxT>{});
+    return MaxT;
+}
+
 // y[r] = dot(W[r], x) for r in [row_begin, row_end), W packed by pack_groups, x token `token` of `in`
 // (prepared for `type`: q8 blocks of 32 for Q8_0/Q4_0/Q5_0, of 256 for K-quants).
 // Precondition: packable<K>(type).
@@ -324,18 +345,14 @@ template <int K, class Input>
 void matvec_packed_tokens(DType type, const std::byte* packed, const Input& in, float* y, std::size_t y_stride, int row_begin,
                           int row_end) {
     const std::size_t group_bytes = std::size_t(kPackRows) * row_bytes(type, K);
-    // the tokens go MaxT at a time, the rest in chunks of 4, 2 and 1 (fewer kernel instances than
-    // one per count; a token's result does not depend on its chunk)
+    // the tokens go MaxT at a time, the rest in chunks of MaxT / 2, MaxT / 4, ... 1 (fewer kernel
+    // instances than one per count; a token's result does not depend on its chunk)
     with_group_kernel<K>(type, in, [&]<int MaxT>(std::integral_constant<int, MaxT>, auto kernel) {
+        static_assert((MaxT & (MaxT - 1)) == 0, "chunks halve down to 1");
         for_each_group(packed, group_bytes, row_begin, row_end, [&](const std::byte* p, __mmask16 lanes, int row) {
             __m512 out[MaxT];
             for (int t0 = 0; t0 < in.tokens();) {
-                const int left = in.tokens() - t0;
-                int n = 1;
-                if (left >= MaxT) n = MaxT, kernel(std::integral_constant<int, MaxT>{}, p, t0, out);
-                else if (MaxT > 4 && left >= 4) n = 4, kernel(std::integral_constant<int, (MaxT > 4 ? 4 : 1)>{}, p, t0, out);
-                else if (left >= 2) n = 2, kernel(std::integral_constant<int, 2>{}, p, t0, out);
-                else kernel(std::integral_constant<int, 1>{}, p, t0, out);
+                const int n = run_largest_chunk<MaxT>(in.tokens() - t0, [&](auto n) { kernel(n, p, t0, out); });
                 for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride + row, lanes, out[t]);
                 t0 += n;
             }
