@@ -6,6 +6,8 @@
 //   bench_kernels --benchmark_filter='matmul'                 prefill (512 tokens, prefill's chunk):
 //                                                             FLOP/s, the input's preparation included
 //   bench_kernels --benchmark_filter='attention_prefill'      a layer's attention over a 512-token prompt
+//   bench_kernels --benchmark_filter='^attention/Qwen3-0.6B'  decode attention of every layer at a depth:
+//                                                             GB/s of KV read
 //
 // Weights are random blocks of each format in a ring of matrices larger than the last-level cache,
 // so decode numbers measure memory streaming, as in a real forward pass. One thread each.
@@ -207,25 +209,27 @@ void attention_prefill(benchmark::State& state) {
 template <class Cfg, class KV>
 void attention(benchmark::State& state) {
     const int context = int(state.range(0));
-    using Small = qwen3::WithContext<Cfg, 4096>;
+    using Small = qwen3::WithContext<Cfg, 16384>;
     auto arena = std::make_unique<qwen3::KVArena<Small, KV>>();
     std::vector<float> kv(Cfg::head_dim);
-    for (int p = 0; p < context; ++p)
-        for (int h = 0; h < Cfg::kv_heads; ++h) {
-            for (int d = 0; d < Cfg::head_dim; ++d) kv[std::size_t(d)] = std::sin(float(p * 131 + h * 7 + d));
-            arena->store(0, h, p, kv.data(), kv.data());
-        }
+    for (int l = 0; l < Cfg::layers; ++l)
+        for (int p = 0; p < context; ++p)
+            for (int h = 0; h < Cfg::kv_heads; ++h) {
+                for (int d = 0; d < Cfg::head_dim; ++d) kv[std::size_t(d)] = std::sin(float(p * 131 + h * 7 + d + l));
+                arena->store(l, h, p, kv.data(), kv.data());
+            }
     std::vector<float> q(Cfg::q_dim, 0.01f), out(Cfg::q_dim);
-    for (auto _ : state) {
-        for (int h = 0; h < Cfg::kv_heads; ++h)
-            qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV>(q.data() + h * Cfg::group * Cfg::head_dim, *arena, 0, h, context,
-                                                                  0.088f, out.data() + h * Cfg::group * Cfg::head_dim);
+    for (auto _ : state) {  // every layer, as a decode step reads them: the cache is streamed from memory
+        for (int l = 0; l < Cfg::layers; ++l)
+            for (int h = 0; h < Cfg::kv_heads; ++h)
+                qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV>(q.data() + h * Cfg::group * Cfg::head_dim, *arena, l, h, context,
+                                                                      0.088f, out.data() + h * Cfg::group * Cfg::head_dim);
         benchmark::DoNotOptimize(out.data());
     }
-    const double kv_bytes = double(context) * Cfg::kv_heads *
+    const double kv_bytes = double(context) * Cfg::layers * Cfg::kv_heads *
                             double(KV::template key_block_bytes<Cfg::head_dim> / qwen3::kKeyBlock + KV::template value_row_bytes<Cfg::head_dim>);
     state.counters["bytes/s"] = benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate);
-    state.counters["FLOP/s"] = benchmark::Counter(4.0 * context * Cfg::heads * Cfg::head_dim, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] = benchmark::Counter(4.0 * context * Cfg::layers * Cfg::heads * Cfg::head_dim, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 const DType kTypes[] = {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q5_0, DType::q4_k, DType::q5_k, DType::q6_k};
@@ -267,7 +271,8 @@ void register_variant() {
     benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu<Cfg::ffn>);
     benchmark::RegisterBenchmark(("rope/" + name + "/all_heads").c_str(), rope<Cfg>);
     benchmark::RegisterBenchmark(("attention_prefill/" + name + "/BF16").c_str(), attention_prefill<Cfg, qwen3::KVBF16>);
-    for (int context : {512, 4096}) {
+    for (int context : {512, 4096, 16384}) {
+        if (context > 4096 && Cfg::layers * Cfg::kv_heads > 28 * 8) continue;  // at most 0.6B/1.7B's 3.7 GB of F32 KV
         benchmark::RegisterBenchmark(("attention/" + name + "/F32").c_str(), attention<Cfg, qwen3::KVF32>)->Arg(context);
         benchmark::RegisterBenchmark(("attention/" + name + "/BF16").c_str(), attention<Cfg, qwen3::KVBF16>)->Arg(context);
         benchmark::RegisterBenchmark(("attention/" + name + "/Q8_0").c_str(), attention<Cfg, qwen3::KVQ8_0>)->Arg(context);

@@ -1,6 +1,9 @@
-// qwen3 bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPEATS] [--json] [--no-copy] [--parallel 1,8,16]
-// Prompt processing (one prefill of p tokens) and text generation (n decode steps from an empty
-// context), as llama-bench measures them: a warm-up run, then mean and spread over the repeats.
+// qwen3 bench MODEL [-p 512] [-n 128] [-d 0,4096] [-t THREADS] [-r REPEATS] [--json] [--no-copy] [--parallel 1,8,16]
+// Prompt processing (one prefill of p tokens) and text generation (n decode steps), after a context
+// of d tokens (llama-bench's -d; the context is filled once per depth, untimed in the tests and
+// reported as its own prefill), as llama-bench measures them: a warm-up run, then mean and spread
+// over the repeats. Decode lines give the bytes each token reads: weights, and the KV cache at the
+// test's middle position.
 // With --parallel, the same for N sequences at once on one Engine (aggregate tokens per second, as
 // llama-batched-bench's S_PP and S_TG), and the time to first token of one more sequence that joins
 // N decoding ones, beside its time alone.
@@ -78,6 +81,20 @@ double measure_bandwidth(int threads) {
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return double(n * sizeof(float)) / best / 1e9;
+}
+
+std::vector<int> parse_depths(const std::string& text, int max_context) {
+    std::vector<int> depths;
+    std::stringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) {
+        char* end = nullptr;
+        const long v = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end || v < 0 || v > max_context)
+            throw cli::UsageError("-d takes context depths 0.." + std::to_string(max_context) + " separated by commas, got '" + text + "'");
+        depths.push_back(int(v));
+    }
+    if (depths.empty()) throw cli::UsageError("-d needs at least one depth");
+    return depths;
 }
 
 std::vector<int> parse_counts(const std::string& text) {
@@ -180,7 +197,7 @@ int run_bench(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--gen", "-n", true}, {"--threads", "-t", true}, {"--repeats", "-r", true},
                     {"--json", "", false}, {"--bf16-products", "", false}, {"--bandwidth", "", false},
-                    {"--no-copy", "", false}, {"--parallel", "", true}});
+                    {"--no-copy", "", false}, {"--parallel", "", true}, {"--depth", "-d", true}});
     if (args.has("--bandwidth")) {
         const int t = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
         const double gbs = measure_bandwidth(t);
@@ -205,9 +222,17 @@ int run_bench(int argc, char** argv) {
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
         const qwen3::Precision precision = args.has("--bf16-products") ? qwen3::Precision::bf16_products : qwen3::Precision::exact;
         qwen3::Session session(model, qwen3::SessionOptions{threads, precision});
-        if (n_prompt > Cfg::max_context || n_gen > Cfg::max_context)
-            qwen3::detail::fail(qwen3::ErrorCode::context_overflow, "the test does not fit the KV arena of ", Cfg::max_context);
+        const std::vector<int> depths = parse_depths(args.get("--depth", "0"), Cfg::max_context);
+        for (int d : depths)
+            if (std::max(n_prompt, n_gen) > Cfg::max_context - d)
+                qwen3::detail::fail(qwen3::ErrorCode::context_overflow, "a test at depth ", d, " does not fit the KV arena of ", Cfg::max_context);
+        if (args.has("--parallel") && depths != std::vector<int>{0}) throw cli::UsageError("-d is not supported with --parallel yet");
         const double gb_per_token = double(model.weights().bytes_per_token()) / 1e9;
+        using KV = qwen3::DefaultKV;
+        constexpr double kv_bytes_per_position =
+            double(Cfg::layers) * Cfg::kv_heads *
+            double(KV::template key_block_bytes<Cfg::head_dim> / qwen3::kKeyBlock + KV::template value_row_bytes<Cfg::head_dim>);
+        int depth = 0;  // the context the tests start from
 
         std::vector<std::int32_t> prompt(static_cast<std::size_t>(n_prompt));
         std::uint64_t state = 0x9E3779B97F4A7C15ull;  // fixed pseudo-random ids: speed does not depend on them
@@ -217,13 +242,13 @@ int run_bench(int argc, char** argv) {
         }
         using clock = std::chrono::steady_clock;
         auto run_pp = [&] {
-            session.reset();
+            session.truncate(depth);
             const auto t0 = clock::now();
             session.eval(prompt);
             return double(n_prompt) / std::chrono::duration<double>(clock::now() - t0).count();
         };
         auto run_tg = [&] {
-            session.reset();
+            session.truncate(depth);
             std::int32_t id = 0;
             const auto t0 = clock::now();
             for (int i = 0; i < n_gen; ++i) {
@@ -234,19 +259,25 @@ int run_bench(int argc, char** argv) {
         };
         auto report = [&](const char* kind, int n, const std::vector<double>& tps) {
             const Stats s = stats(tps);
-            const std::string test = std::string(kind) + std::to_string(n);
+            const std::string test = std::string(kind) + std::to_string(n) + (depth ? " @ d" + std::to_string(depth) : "");
             const bool tg = kind[0] == 't';
-            if (json) {
-                std::printf("{\"model\": %s, \"variant\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"test\": \"%s\", "
+            // a decode step reads every weight once and the KV cache of the positions before it
+            const double kv_gb = kv_bytes_per_position * (depth + (n - 1) / 2.0) / 1e9;
+            char read[160] = "";
+            if (tg && json)
+                std::snprintf(read, sizeof read, ", \"weights_gb_per_s\": %.3f, \"kv_gb_per_token\": %.4f, \"read_gb_per_s\": %.3f", s.mean * gb_per_token,
+                              kv_gb, s.mean * (gb_per_token + kv_gb));
+            else if (tg)
+                std::snprintf(read, sizeof read, "%.0f MB weights + %.0f MB KV: %.1f GB/s", gb_per_token * 1e3, kv_gb * 1e3,
+                              s.mean * (gb_per_token + kv_gb));
+            if (json)
+                std::printf("{\"model\": %s, \"variant\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"test\": \"%s%d\", \"depth\": %d, "
                             "\"tokens_per_s\": %.3f, \"stddev\": %.3f, \"repeats\": %d, \"weights_gb_per_token\": %.4f%s}\n",
-                            qwen3::json::quote(path).c_str(), std::string(Cfg::name).c_str(), format.c_str(), threads,
-                            test.c_str(), s.mean, s.stddev, repeats, gb_per_token,
-                            tg ? (", \"weights_gb_per_s\": " + std::to_string(s.mean * gb_per_token)).c_str() : "");
-            } else {
-                std::printf("| %-12s | %-6s | %7d | %-6s | %9.2f ± %-6.2f | %s |\n", std::string(Cfg::name).c_str(),
-                            format.c_str(), threads, test.c_str(), s.mean, s.stddev,
-                            tg ? (std::to_string(s.mean * gb_per_token).substr(0, 6) + " GB/s").c_str() : "");
-            }
+                            qwen3::json::quote(path).c_str(), std::string(Cfg::name).c_str(), format.c_str(), threads, kind, n, depth,
+                            s.mean, s.stddev, repeats, gb_per_token, read);
+            else
+                std::printf("| %-12s | %-6s | %7d | %-13s | %9.2f ± %-6.2f | %s |\n", std::string(Cfg::name).c_str(), format.c_str(),
+                            threads, test.c_str(), s.mean, s.stddev, read);
             std::fflush(stdout);
         };
         auto report_parallel = [&](int n, const char* kind, int tokens, const std::vector<double>& tps, int peak_pages) {
@@ -267,8 +298,8 @@ int run_bench(int argc, char** argv) {
             std::printf("| %-12s | %-6s | %7s | %-6s | %8s | %18s | %s |\n", "model", "format", "threads", "test", "parallel", "t/s (aggregate)", "pool used");
             std::printf("|--------------|--------|---------|--------|----------|--------------------|----------------|\n");
         } else if (!json) {
-            std::printf("| %-12s | %-6s | %7s | %-6s | %18s | %s |\n", "model", "format", "threads", "test", "t/s", "weights read");
-            std::printf("|--------------|--------|---------|--------|--------------------|--------------|\n");
+            std::printf("| %-12s | %-6s | %7s | %-13s | %18s | %s |\n", "model", "format", "threads", "test", "t/s", "read per token");
+            std::printf("|--------------|--------|---------|---------------|--------------------|----------------|\n");
         }
         if (args.has("--parallel")) {
             const int ttft_prompt = n_prompt > 0 ? n_prompt : 128;
@@ -303,17 +334,35 @@ int run_bench(int argc, char** argv) {
             }
             return 0;
         }
-        if (n_prompt > 0) {
-            run_pp();  // warm-up: pages the weights in
-            std::vector<double> tps;
-            for (int r = 0; r < repeats; ++r) tps.push_back(run_pp());
-            report("pp", n_prompt, tps);
-        }
-        if (n_gen > 0) {
-            run_tg();
-            std::vector<double> tps;
-            for (int r = 0; r < repeats; ++r) tps.push_back(run_tg());
-            report("tg", n_gen, tps);
+        for (int d : depths) {
+            depth = 0;
+            if (d > 0) {  // the context, once: a prefill of d tokens from an empty arena
+                session.reset();
+                const auto t0 = clock::now();
+                session.eval(random_prompt<Cfg>(d, 7));
+                const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+                if (json)
+                    std::printf("{\"model\": %s, \"variant\": \"%s\", \"format\": \"%s\", \"threads\": %d, \"test\": \"fill%d\", "
+                                "\"depth\": 0, \"tokens_per_s\": %.3f, \"seconds\": %.3f, \"repeats\": 1}\n",
+                                qwen3::json::quote(path).c_str(), std::string(Cfg::name).c_str(), format.c_str(), threads, d, d / seconds, seconds);
+                else
+                    std::printf("| %-12s | %-6s | %7d | %-13s | %9.2f          | the context: %d tokens in %.2f s (once) |\n",
+                                std::string(Cfg::name).c_str(), format.c_str(), threads, ("fill" + std::to_string(d)).c_str(), d / seconds, d, seconds);
+                std::fflush(stdout);
+            }
+            depth = d;
+            if (n_prompt > 0) {
+                run_pp();  // warm-up: pages the weights in
+                std::vector<double> tps;
+                for (int r = 0; r < repeats; ++r) tps.push_back(run_pp());
+                report("pp", n_prompt, tps);
+            }
+            if (n_gen > 0) {
+                run_tg();
+                std::vector<double> tps;
+                for (int r = 0; r < repeats; ++r) tps.push_back(run_tg());
+                report("tg", n_gen, tps);
+            }
         }
         return 0;
     });

@@ -47,46 +47,49 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
         for (int d = 0; d < D; ++d) qs[i][d] = i < rows ? q[row_offset(i) + d] : 0.f;
     const int n_last = first_n + count - 1;  // positions the last query attends to
     const fbatch scale_v(scale);
-    // Positions go in passes of two SIMD widths (two key blocks with AVX-512, one with AVX2): each
-    // broadcast query element or weight then feeds two multiply-adds. Rows go in chunks of 8, so
-    // that two registers of partial sums per row fit in the register file.
-    constexpr int PL = 2 * L;                  // positions per pass
+    // Rows go in chunks of up to 8, positions in passes of V SIMD widths, and the value rows V widths
+    // of the head at a time: each broadcast query element or weight feeds V multiply-adds, and the
+    // RC x V partial sums are independent chains, at least 8 of them so that the multiply-add
+    // latency does not bind when a chunk has few rows (one decode query of a group of 2).
     constexpr int RC = [] {  // query rows per chunk: the largest divisor of QN up to 8
         int r = QN < 8 ? QN : 8;
         while (QN % r != 0) --r;
         return r;
     }();
-    static_assert(DL % 2 == 0, "head_dim is a multiple of two SIMD widths");
+    constexpr int V = [] {  // halved until it divides the head's SIMD widths (small test heads)
+        int v = RC >= 4 ? 2 : 4;
+        while (DL % v != 0) v /= 2;
+        return v;
+    }();
+    constexpr int PL = V * L;  // positions per pass
     alignas(64) float p[QN][PL];
     const int passes = (n_last + PL - 1) / PL;
     for (int pass = 0; pass < passes; ++pass) {
         const int start = pass * PL;
         const int pass_valid = std::min(PL, n_last - start);  // positions in the arena
-        // the key column of the pass's vector v (v = 0, 1) at element d
-        const std::byte* key_block[2];
-        int key_lane[2];
-        for (int v = 0; v < 2; ++v) {
+        // the key column of the pass's vector v at element d
+        const std::byte* key_block[V];
+        int key_lane[V];
+        for (int v = 0; v < V; ++v) {
             const int pos = start + v * L;
             key_block[v] = pos < n_last ? arena.key_block(layer, kv_head, pos / kKeyBlock) : key_block[0];
             key_lane[v] = pos % kKeyBlock;
         }
         // (a vector past the arena's end reads the first vector's block again; its scores are masked below)
         for (int i0 = 0; i0 < QN; i0 += RC) {
-            fbatch s0[RC], s1[RC];
-            for (int i = 0; i < RC; ++i) s0[i] = s1[i] = fbatch(0.f);
+            fbatch sc[RC][V];
+            for (int i = 0; i < RC; ++i)
+                for (int v = 0; v < V; ++v) sc[i][v] = fbatch(0.f);
             for (int d = 0; d < D; ++d) {
-                const fbatch k0 = KV::template key_column<D>(key_block[0], d, key_lane[0]);
-                const fbatch k1 = KV::template key_column<D>(key_block[1], d, key_lane[1]);
+                fbatch k[V];
+                for (int v = 0; v < V; ++v) k[v] = KV::template key_column<D>(key_block[v], d, key_lane[v]);
                 for (int i = 0; i < RC; ++i) {
                     const fbatch qd(qs[i0 + i][d]);
-                    s0[i] = simd::fma(qd, k0, s0[i]);
-                    s1[i] = simd::fma(qd, k1, s1[i]);
+                    for (int v = 0; v < V; ++v) sc[i][v] = simd::fma(qd, k[v], sc[i][v]);
                 }
             }
-            for (int i = 0; i < RC; ++i) {
-                (s0[i] * scale_v).store_aligned(p[i0 + i]);
-                (s1[i] * scale_v).store_aligned(p[i0 + i] + L);
-            }
+            for (int i = 0; i < RC; ++i)
+                for (int v = 0; v < V; ++v) (sc[i][v] * scale_v).store_aligned(p[i0 + i] + v * L);
         }
         // online softmax: each row's running maximum and sum absorb the pass
         for (int i = 0; i < rows; ++i) {
@@ -116,29 +119,25 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                 for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * c).store_aligned(acc[i] + d);
             }
         }
-        // out += p v over the pass's positions, two SIMD widths of the head at a time, the partial
+        // out += p v over the pass's positions, V SIMD widths of the head at a time, the partial
         // sums of a chunk of rows in registers across the positions
         const std::byte* value_rows[PL];
         for (int j = 0; j < pass_valid; ++j) value_rows[j] = arena.value_row(layer, kv_head, start + j);
         for (int i0 = 0; i0 < QN; i0 += RC)
-            for (int c = 0; c < DL; c += 2) {
-                fbatch a0[RC], a1[RC];
-                for (int i = 0; i < RC; ++i) {
-                    a0[i] = fbatch::load_aligned(acc[i0 + i] + c * L);
-                    a1[i] = fbatch::load_aligned(acc[i0 + i] + (c + 1) * L);
-                }
+            for (int c = 0; c < DL; c += V) {
+                fbatch a[RC][V];
+                for (int i = 0; i < RC; ++i)
+                    for (int v = 0; v < V; ++v) a[i][v] = fbatch::load_aligned(acc[i0 + i] + (c + v) * L);
                 for (int j = 0; j < pass_valid; ++j) {
-                    const fbatch v0 = KV::template value<D>(value_rows[j], c * L), v1 = KV::template value<D>(value_rows[j], (c + 1) * L);
+                    fbatch vals[V];
+                    for (int v = 0; v < V; ++v) vals[v] = KV::template value<D>(value_rows[j], (c + v) * L);
                     for (int i = 0; i < RC; ++i) {  // masked positions have p = 0
                         const fbatch w(p[i0 + i][j]);
-                        a0[i] = simd::fma(w, v0, a0[i]);
-                        a1[i] = simd::fma(w, v1, a1[i]);
+                        for (int v = 0; v < V; ++v) a[i][v] = simd::fma(w, vals[v], a[i][v]);
                     }
                 }
-                for (int i = 0; i < RC; ++i) {
-                    a0[i].store_aligned(acc[i0 + i] + c * L);
-                    a1[i].store_aligned(acc[i0 + i] + (c + 1) * L);
-                }
+                for (int i = 0; i < RC; ++i)
+                    for (int v = 0; v < V; ++v) a[i][v].store_aligned(acc[i0 + i] + (c + v) * L);
             }
     }
     for (int i = 0; i < rows; ++i) {
