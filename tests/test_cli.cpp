@@ -252,6 +252,31 @@ TEST_CASE("qwen3 bench --json prints one line per test with the units compare.py
     CHECK(rows[1].at("weights_gb_per_s").as_double() > 0);
 }
 
+TEST_CASE("qwen3 bench -d runs the tests after a context of each depth and counts its KV bytes") {
+    const Run r = qwen3_tool("bench " + micro() + " -p 4 -n 2 -r 1 -t 1 -d 0,8 --json");
+    REQUIRE(r.status == 0);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::vector<qwen3::json::Value> rows;
+    while (std::getline(lines, line))
+        if (!line.empty()) rows.push_back(qwen3::json::parse(line, "stdout"));
+    REQUIRE(rows.size() == 5);  // pp4, tg2; the context of 8 filled once; pp4, tg2 after it
+    const std::pair<const char*, int> expected[] = {{"pp4", 0}, {"tg2", 0}, {"fill8", 0}, {"pp4", 8}, {"tg2", 8}};
+    for (std::size_t i = 0; i < 5; ++i) {
+        CAPTURE(i);
+        CHECK(rows[i].at("test").as_string() == expected[i].first);
+        CHECK(rows[i].at("depth").as_int() == expected[i].second);
+        CHECK(rows[i].at("tokens_per_s").as_double() > 0);
+    }
+    // BF16 KV of the micro model: 2 layers x 2 KV heads x (64 + 64) elements x 2 bytes a position;
+    // a decode test of 2 tokens after 8 reads on average the positions before its middle token (8.5)
+    CHECK(rows[1].at("kv_gb_per_token").as_double() == doctest::Approx(1024 * 0.5 / 1e9));
+    CHECK(rows[4].at("kv_gb_per_token").as_double() == doctest::Approx(1024 * 8.5 / 1e9));
+    const Run too_deep = qwen3_tool("bench " + micro() + " -p 4 -n 2 -r 1 -d 100000000");
+    CHECK(too_deep.status == 2);
+    CHECK(too_deep.err.find("-d takes context depths") != std::string::npos);
+}
+
 TEST_CASE("qwen3 chat answers each line of stdin and ends at end of input") {
     test::TempDir dir;
     qwen3::ThreadPool pool(2);
