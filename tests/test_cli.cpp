@@ -229,14 +229,19 @@ TEST_CASE("qwen3 quantize writes the bytes llama-quantize writes") {
     CHECK(checked == 4);
 }
 
+// Every non-empty line of `out`, parsed as JSON.
+static std::vector<qwen3::json::Value> json_lines(const std::string& out) {
+    std::istringstream lines(out);
+    std::vector<qwen3::json::Value> rows;
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) rows.push_back(qwen3::json::parse(line, "stdout"));
+    return rows;
+}
+
 TEST_CASE("qwen3 bench --json prints one line per test with the units compare.py reads") {
     const Run r = qwen3_tool("bench " + micro() + " -p 16 -n 4 -r 1 -t 1 --json");
     REQUIRE(r.status == 0);
-    std::istringstream lines(r.out);
-    std::string line;
-    std::vector<qwen3::json::Value> rows;
-    while (std::getline(lines, line))
-        if (!line.empty()) rows.push_back(qwen3::json::parse(line, "stdout"));
+    const std::vector<qwen3::json::Value> rows = json_lines(r.out);
     REQUIRE(rows.size() == 2);
     // every matrix once per token, the tied embedding as the output matrix, F32: 4 bytes a weight
     const double weights = 2 * (128.0 * 256 + 2 * 128 * 128 + 256 * 128 + 3 * 128 * 384) + 4096.0 * 128;
@@ -255,11 +260,7 @@ TEST_CASE("qwen3 bench --json prints one line per test with the units compare.py
 TEST_CASE("qwen3 bench -d runs the tests after a context of each depth and counts its KV bytes") {
     const Run r = qwen3_tool("bench " + micro() + " -p 4 -n 2 -r 1 -t 1 -d 0,8 --json");
     REQUIRE(r.status == 0);
-    std::istringstream lines(r.out);
-    std::string line;
-    std::vector<qwen3::json::Value> rows;
-    while (std::getline(lines, line))
-        if (!line.empty()) rows.push_back(qwen3::json::parse(line, "stdout"));
+    const std::vector<qwen3::json::Value> rows = json_lines(r.out);
     REQUIRE(rows.size() == 5);  // pp4, tg2; the context of 8 filled once; pp4, tg2 after it
     const std::pair<const char*, int> expected[] = {{"pp4", 0}, {"tg2", 0}, {"fill8", 0}, {"pp4", 8}, {"tg2", 8}};
     for (std::size_t i = 0; i < 5; ++i) {
