@@ -5,7 +5,8 @@
 //   bench_kernels --benchmark_filter='matvec_batch/Qwen3-0.6B/.*/Q4_0'   batched decode of 1-16 sequences
 //   bench_kernels --benchmark_filter='matmul'                 prefill (512 tokens, prefill's chunk):
 //                                                             FLOP/s, the input's preparation included
-//   bench_kernels --benchmark_filter='attention_prefill'      a layer's attention over a 512-token prompt
+//   bench_kernels --benchmark_filter='attention_prefill'      a layer's attention for a 512-token prompt
+//                                                             chunk after 0, 3584 or 15872 positions: FLOP/s
 //   bench_kernels --benchmark_filter='^attention/Qwen3-0.6B'  decode attention of every layer at a depth:
 //                                                             GB/s of KV read
 //
@@ -177,15 +178,17 @@ void rope(benchmark::State& state) {
     }
 }
 
-// A 512-token prompt's attention for one layer (all KV heads), queries in tasks of four as prefill
-// hands them out; FLOP/s counts the causal products (2 per head element and position, QK and PV).
-template <class Cfg, class KV>
+// A 512-token prompt chunk's attention for one layer (all KV heads) after `depth` positions already
+// in the cache, Queries consecutive queries per call as prefill hands them out; FLOP/s counts the
+// causal products (2 per head element and position, QK and PV).
+template <class Cfg, class KV, int Queries>
 void attention_prefill(benchmark::State& state) {
-    constexpr int kTokens = 512, kQueries = 4;
-    using Small = qwen3::WithContext<Cfg, kTokens>;
+    constexpr int kTokens = 512;
+    const int depth = int(state.range(0));
+    using Small = qwen3::WithContext<Cfg, 16384>;
     auto arena = std::make_unique<qwen3::KVArena<Small, KV>>();
     std::vector<float> kv(Cfg::head_dim);
-    for (int p = 0; p < kTokens; ++p)
+    for (int p = 0; p < depth + kTokens; ++p)
         for (int h = 0; h < Cfg::kv_heads; ++h) {
             for (int d = 0; d < Cfg::head_dim; ++d) kv[std::size_t(d)] = std::sin(float(p * 131 + h * 7 + d));
             arena->store(0, h, p, kv.data(), kv.data());
@@ -195,13 +198,13 @@ void attention_prefill(benchmark::State& state) {
     constexpr std::size_t head_group = std::size_t(Cfg::group) * Cfg::head_dim;
     for (auto _ : state) {
         for (int h = 0; h < Cfg::kv_heads; ++h)
-            for (int t = 0; t < kTokens; t += kQueries)
-                qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV, kQueries>(
-                    q.data() + std::size_t(t) * Cfg::q_dim + h * head_group, *arena, 0, h, t + 1, 0.088f,
-                    out.data() + std::size_t(t) * Cfg::q_dim + h * head_group, kQueries, Cfg::q_dim);
+            for (int t = 0; t < kTokens; t += Queries)
+                qwen3::detail::attend<Cfg::head_dim, Cfg::group, KV, Queries>(
+                    q.data() + std::size_t(t) * Cfg::q_dim + h * head_group, *arena, 0, h, depth + t + 1, 0.088f,
+                    out.data() + std::size_t(t) * Cfg::q_dim + h * head_group, Queries, Cfg::q_dim);
         benchmark::DoNotOptimize(out.data());
     }
-    const double products = double(kTokens) * (kTokens + 1) / 2 * Cfg::heads * Cfg::head_dim;
+    const double products = (double(kTokens) * depth + double(kTokens) * (kTokens + 1) / 2) * Cfg::heads * Cfg::head_dim;
     state.counters["FLOP/s"] = benchmark::Counter(4.0 * products, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -270,7 +273,10 @@ void register_variant() {
     benchmark::RegisterBenchmark(("rms_norm/" + name + "/head").c_str(), rms_norm<Cfg::head_dim>);
     benchmark::RegisterBenchmark(("swiglu/" + name).c_str(), swiglu<Cfg::ffn>);
     benchmark::RegisterBenchmark(("rope/" + name + "/all_heads").c_str(), rope<Cfg>);
-    benchmark::RegisterBenchmark(("attention_prefill/" + name + "/BF16").c_str(), attention_prefill<Cfg, qwen3::KVBF16>);
+    for (int depth : {0, 3584, 15872}) {
+        if (depth > 4096 && Cfg::layers * Cfg::kv_heads > 28 * 8) continue;
+        benchmark::RegisterBenchmark(("attention_prefill/" + name + "/BF16").c_str(), attention_prefill<Cfg, qwen3::KVBF16, 4>)->Arg(depth);
+    }
     for (int context : {512, 4096, 16384}) {
         if (context > 4096 && Cfg::layers * Cfg::kv_heads > 28 * 8) continue;  // at most 0.6B/1.7B's 3.7 GB of F32 KV
         benchmark::RegisterBenchmark(("attention/" + name + "/F32").c_str(), attention<Cfg, qwen3::KVF32>)->Arg(context);

@@ -3922,7 +3922,8 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     // Rows go in chunks of up to 8, positions in passes of V SIMD widths, and the value rows V widths
     // of the head at a time: each broadcast query element or weight feeds V multiply-adds, and the
     // RC x V partial sums are independent chains, at least 8 of them so that the multiply-add
-    // latency does not bind when a chunk has few rows (one decode query of a group of 2).
+    // latency does not bind when a chunk has few rows (one decode query of a group of 2), 16 with
+    // AVX-512's 32 registers, whose longer passes also let the prefetchers run ahead in decode.
     constexpr int RC = [] {  // query rows per chunk: the largest divisor of QN up to 8
         int r = QN < 8 ? QN : 8;
         while (QN % r != 0) --r;
@@ -3930,6 +3931,10 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }();
     constexpr int V = [] {  // halved until it divides the head's SIMD widths (small test heads)
         int v = RC >= 4 ? 2 : 4;
+        if (simd::lanes == 16) {
+            v = 1;
+            while (v * 2 * RC <= 16) v *= 2;
+        }
         while (DL % v != 0) v /= 2;
         return v;
     }();

@@ -29,7 +29,7 @@ if [ "$arch" = avx2 ]; then
         fi
     done
 fi
-tests="test_quant_kernels test_model_micro test_model_formats"
+tests="test_quant_kernels test_attention test_model_micro test_model_formats"
 [ "$c_api" = ON ] && tests="$tests test_c_api_library"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DQWEN3_NATIVE=OFF -DCMAKE_CXX_FLAGS="$flags" \
     -DQWEN3_BUILD_TESTS=ON -DQWEN3_BUILD_EXAMPLES=OFF -DQWEN3_INSTALL=OFF -DQWEN3_BUILD_C_API=$c_api >/dev/null
