@@ -3732,7 +3732,8 @@ inline void add_in_place(float* x, const float* y) {
 // transposed (see kv_arena.hpp), so 16 scores are one multiply-add per head element, with no
 // horizontal sums. Softmax is computed online over the blocks (running maximum and sum, as in
 // FlashAttention): no buffer grows with the context, and the result equals the two-pass softmax up
-// to float rounding.
+// to float rounding. A decode query over a long context can also be split into parts over its
+// positions, run by different threads and combined (flash-decoding): attend_part and combine_parts.
 
 
 // ===== qwen3/kv_types.hpp =====
@@ -3890,14 +3891,21 @@ using DefaultKV = QWEN3_KV_TYPE;
 
 namespace qwen3::detail {
 
-// Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
-// each key and value is read once for all of them). Query t (t < count) has its Group heads at
-// q + t * stride ([Group][D], normed and rotated), sits at position first_n - 1 + t and attends to
-// positions [0, first_n + t); its output goes to out + t * stride in the same layout.
-// `arena`/`layer`/`kv_head` locate the keys and values; scale multiplies the dot products.
-template <int D, int Group, class KV, int Queries = 1, class Arena>
-void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
-            std::size_t stride = 0) {
+// The online softmax of Rows query rows over the positions read so far: the output rows not yet
+// divided by their sums, each row's running maximum and sum of exponentials.
+template <int Rows, int D>
+struct SoftmaxRows {
+    alignas(64) float acc[Rows][D];
+    float max[Rows], sum[Rows];
+};
+
+// Up to Queries consecutive query positions of one KV head over positions [begin, ...) (begin a
+// multiple of kKeyBlock). Query t (t < count) has its Group heads at q + t * stride ([Group][D],
+// normed and rotated) and attends to positions [begin, first_n + t). `arena`/`layer`/`kv_head`
+// locate the keys and values; scale multiplies the dot products. The rows of `st` are [t][Group].
+template <int D, int Group, class KV, int Queries, class Arena>
+void attend_positions(const float* q, const Arena& arena, int layer, int kv_head, int begin, int first_n, float scale, int count,
+                      std::size_t stride, SoftmaxRows<Queries * Group, D>& st) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
     constexpr int DL = D / L;
@@ -3905,6 +3913,7 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     static_assert(D % L == 0 && kKeyBlock % L == 0, "head_dim and the key block must be multiples of the SIMD width");
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+    // local until the end: stores through `st` could alias the cache's bytes and force reloads
     alignas(64) float acc[QN][D];
     float running_max[QN], running_sum[QN];
     for (int i = 0; i < QN; ++i) {
@@ -3940,9 +3949,9 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }();
     constexpr int PL = V * L;  // positions per pass
     alignas(64) float p[QN][PL];
-    const int passes = (n_last + PL - 1) / PL;
+    const int passes = (n_last - begin + PL - 1) / PL;
     for (int pass = 0; pass < passes; ++pass) {
-        const int start = pass * PL;
+        const int start = begin + pass * PL;
         const int pass_valid = std::min(PL, n_last - start);  // positions in the arena
         // the key column of the pass's vector v at element d
         const std::byte* key_block[V];
@@ -4017,9 +4026,64 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                     for (int v = 0; v < V; ++v) a[i][v].store_aligned(acc[i0 + i] + (c + v) * L);
             }
     }
-    for (int i = 0; i < rows; ++i) {
-        const fbatch inv(1.f / running_sum[i]);
-        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * inv).store_unaligned(out + row_offset(i) + d);
+    std::copy_n(&acc[0][0], QN * D, &st.acc[0][0]);
+    std::copy_n(running_max, QN, st.max);
+    std::copy_n(running_sum, QN, st.sum);
+}
+
+// Attention over all the positions each query sees, [0, first_n + t) for query t: its output goes to
+// out + t * stride in the queries' layout. Prefill hands several queries to one call, so each key and
+// value is read once for all of them.
+template <int D, int Group, class KV, int Queries = 1, class Arena>
+void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
+            std::size_t stride = 0) {
+    using simd::fbatch;
+    SoftmaxRows<Queries * Group, D> st;
+    attend_positions<D, Group, KV, Queries>(q, arena, layer, kv_head, 0, first_n, scale, count, stride, st);
+    for (int i = 0; i < count * Group; ++i) {
+        const fbatch inv(1.f / st.sum[i]);
+        float* row = out + std::size_t(i / Group) * stride + std::size_t(i % Group) * D;
+        for (int d = 0; d < D; d += int(simd::lanes)) (fbatch::load_aligned(st.acc[i] + d) * inv).store_unaligned(row + d);
+    }
+}
+
+// Floats of one part of a split decode query: [Group][D] output rows not yet divided, then the
+// Group running maxima and the Group sums.
+template <int D, int Group>
+inline constexpr std::size_t kAttentionPartFloats = std::size_t(Group) * (D + 2);
+
+// One decode query's Group heads (at q, [Group][D]) over positions [begin, end) only, begin a
+// multiple of kKeyBlock and begin < end: writes the part's state to `part` for combine_parts.
+template <int D, int Group, class KV, class Arena>
+void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale, float* part) {
+    SoftmaxRows<Group, D> st;
+    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, st);
+    for (int i = 0; i < Group; ++i) std::copy_n(st.acc[i], D, part + std::size_t(i) * D);
+    std::copy_n(st.max, Group, part + std::size_t(Group) * D);
+    std::copy_n(st.sum, Group, part + std::size_t(Group) * D + Group);
+}
+
+// The output of a decode query split into `parts` consecutive parts (kAttentionPartFloats apart):
+// each part's sums and rows rescaled to the largest maximum, as the online softmax does across passes.
+template <int D, int Group>
+void combine_parts(const float* parts, int n_parts, float* out) {
+    constexpr std::size_t stride = kAttentionPartFloats<D, Group>;
+    for (int i = 0; i < Group; ++i) {
+        auto max_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + i]; };
+        auto sum_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + Group + i]; };
+        float top = max_of(0);
+        for (int p = 1; p < n_parts; ++p) top = std::max(top, max_of(p));
+        float total = 0.f;
+        float* row = out + std::size_t(i) * D;
+        std::fill_n(row, D, 0.f);
+        for (int p = 0; p < n_parts; ++p) {
+            const float w = std::exp(max_of(p) - top);
+            total += sum_of(p) * w;
+            const float* acc = parts + std::size_t(p) * stride + std::size_t(i) * D;
+            for (int d = 0; d < D; ++d) row[d] += acc[d] * w;
+        }
+        const float inv = 1.f / total;
+        for (int d = 0; d < D; ++d) row[d] *= inv;
     }
 }
 
@@ -9591,6 +9655,11 @@ private:
     int max_tokens_;
     std::vector<float> scratch_;
     std::vector<int> segment_of_;  // the segment of each token of a batch
+    // the attention's tasks of a batch (run()): each segment's first task, its decode parts and
+    // their length in positions, the split segments, where their parts' rows start in attention_parts_
+    std::vector<int> task_start_, parts_, part_length_;
+    std::vector<std::size_t> split_segments_, part_offset_;
+    std::vector<float> attention_parts_;
     std::vector<float> final_rows_;
     // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
     std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
@@ -9731,6 +9800,49 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
         model.rope().angles(position(t), rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
+    // Attention tasks, per KV head: a prompt chunk's queries kQueriesPerTask at a time; a decode
+    // token one task, or, when the decode tokens alone would leave threads idle, `parts` tasks over
+    // consecutive ranges of its positions, combined afterwards (flash-decoding).
+    constexpr int kQueriesPerTask = 4;
+    constexpr int kMinPartPositions = 512;  // below this a part's fixed costs outweigh the parallelism
+    std::vector<int>& task_start = task_start_;
+    std::vector<int>& parts = parts_;
+    std::vector<int>& part_length = part_length_;
+    std::vector<std::size_t>& split = split_segments_;
+    task_start.assign(segments.size(), 0);
+    parts.assign(segments.size(), 1);
+    part_length.assign(segments.size(), 0);
+    split.clear();
+    const int wanted_parts = decode > 0 && prefill == 0 ? (2 * pool_->size() + decode * Cfg::kv_heads - 1) / (decode * Cfg::kv_heads) : 1;
+    int attention_tasks = 0;
+    std::size_t part_floats = 0;
+    for (std::size_t si = 0; si < segments.size(); ++si) {
+        const Segment<KVStore>& s = segments[si];
+        task_start[si] = attention_tasks;
+        if (s.count == 1 && wanted_parts > 1) {
+            const int n = s.pos0 + 1;
+            const int p = std::min(wanted_parts, n / kMinPartPositions);
+            if (p > 1) {
+                part_length[si] = (n + p - 1) / p;
+                part_length[si] = (part_length[si] + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // parts begin at a key block
+                parts[si] = (n + part_length[si] - 1) / part_length[si];
+                split.push_back(si);
+                part_floats += std::size_t(parts[si]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+            }
+        }
+        attention_tasks += s.count == 1 ? parts[si] : (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
+    }
+    if (attention_parts_.size() < part_floats) attention_parts_.resize(part_floats);
+    std::vector<std::size_t>& part_offset = part_offset_;  // of each segment's first part
+    part_offset.assign(segments.size(), 0);
+    for (std::size_t i = 0, offset = 0; i < split.size(); ++i) {
+        part_offset[split[i]] = offset;
+        offset += std::size_t(parts[split[i]]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+    }
+    auto part_rows = [&](std::size_t si, int g, int part) {
+        return attention_parts_.data() + part_offset[si] + (std::size_t(g) * parts[si] + part) * kAttentionPartFloats<D, Cfg::group>;
+    };
+
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
@@ -9755,27 +9867,36 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
             }
         });
         const float scale = 1.0f / std::sqrt(float(D));
-        // a decode token is one task per KV head; a prompt chunk kQueriesPerTask consecutive queries
-        constexpr int kQueriesPerTask = 4;
-        int tasks = 0;
-        for (const Segment<KVStore>& s : segments) tasks += (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
-        pool_->run(tasks * Cfg::kv_heads, [&](int task) {
-            const int g = task % Cfg::kv_heads;
-            int chunk = task / Cfg::kv_heads;
-            std::size_t si = 0;
-            while (chunk >= (segments[si].count + kQueriesPerTask - 1) / kQueriesPerTask)
-                chunk -= (segments[si++].count + kQueriesPerTask - 1) / kQueriesPerTask;
+        // head by head: the threads take neighbouring tasks, which read the same head's keys and
+        // values while they are in the last-level cache (a long prompt's exceed it layer by layer)
+        pool_->run(attention_tasks * Cfg::kv_heads, [&](int task) {
+            const int g = task / attention_tasks;
+            const int slot = task % attention_tasks;  // the segment's chunk or part
+            const std::size_t si = std::size_t(std::upper_bound(task_start.begin(), task_start.end(), slot) - task_start.begin() - 1);
             const Segment<KVStore>& s = segments[si];
+            const int chunk = slot - task_start[si];
             const int t = s.first + chunk * kQueriesPerTask;  // the task's first query, in the batch
-            const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            const int first_n = s.pos0 + (t - s.first) + 1;  // positions the first query attends to
-            if (s.count == 1)
-                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset);
-            else
-                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(
-                    q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset,
-                    std::min(kQueriesPerTask, s.first + s.count - t), Q);
+            const std::size_t head_offset = std::size_t(s.first) * Q + std::size_t(g) * Cfg::group * D;
+            if (s.count > 1) {
+                const std::size_t offset = head_offset + std::size_t(t - s.first) * Q;
+                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(q + offset, *s.kv, l, g, s.pos0 + (t - s.first) + 1, scale,
+                                                                                  attn + offset, std::min(kQueriesPerTask, s.first + s.count - t), Q);
+            } else if (parts[si] == 1) {
+                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, s.pos0 + 1, scale, attn + head_offset);
+            } else {
+                const int begin = chunk * part_length[si];
+                attend_part<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, begin,
+                                                                      std::min(begin + part_length[si], s.pos0 + 1), scale,
+                                                                      part_rows(si, g, chunk));
+            }
         });
+        if (!split.empty())
+            pool_->run(int(split.size()) * Cfg::kv_heads, [&](int task) {
+                const std::size_t si = split[std::size_t(task / Cfg::kv_heads)];
+                const int g = task % Cfg::kv_heads;
+                const Segment<KVStore>& s = segments[si];
+                combine_parts<D, Cfg::group>(part_rows(si, g, 0), parts[si], attn + std::size_t(s.first) * Q + std::size_t(g) * Cfg::group * D);
+            });
         set_inputs(*attention_decode_, *attention_in_, attn, Q);
         project(*attention_decode_, *attention_in_, Projection<H, Q>{L.attn_output, h});
         each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });

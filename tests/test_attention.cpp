@@ -1,5 +1,6 @@
 // The attention kernel against a direct float64 computation: softmax(q k^T * scale) v over the
-// positions each query sees, for decode (one query) and prefill (several queries per call), every
+// positions each query sees, for decode (one query, whole or split into parts over its positions)
+// and prefill (several queries per call), every
 // KV element type, group sizes of the Qwen3 shapes and contexts that cross the kernel's key blocks
 // and passes. Keys and values are multiples of 1/64 whose 32-element blocks all hold +-127/64, so
 // BF16 and Q8_0 store them exactly and the reference needs no model of their rounding.
@@ -76,6 +77,12 @@ struct Fixture {
 // Values are at most 2 in magnitude; float accumulation over 4,200 positions stays below 1e-6.
 constexpr double kTolerance = 2e-6;
 
+double worst_difference(const float* out, const std::vector<double>& want) {
+    double worst = 0;
+    for (std::size_t d = 0; d < want.size(); ++d) worst = std::max(worst, std::fabs(double(out[d]) - want[d]));
+    return worst;
+}
+
 template <class Cfg, class KV>
 void check_decode(const Fixture<Cfg, KV>& f, int n, float scale) {
     constexpr int D = Cfg::head_dim;
@@ -87,10 +94,35 @@ void check_decode(const Fixture<Cfg, KV>& f, int n, float scale) {
                                                  scale, out.data() + offset);
     }
     for (int head = 0; head < Cfg::heads; ++head) {
-        const std::vector<double> want = f.reference(position, head, n, scale);
-        double worst = 0;
-        for (int d = 0; d < D; ++d) worst = std::max(worst, std::fabs(double(out[std::size_t(head) * D + d]) - want[std::size_t(d)]));
+        const double worst = worst_difference(out.data() + std::size_t(head) * D, f.reference(position, head, n, scale));
         CAPTURE(n);
+        CAPTURE(head);
+        CHECK(worst <= kTolerance);
+    }
+}
+
+// A decode query split into `n_parts` ranges of positions (each a whole number of key blocks),
+// attended separately and combined, as several threads do for a long context.
+template <class Cfg, class KV>
+void check_split_decode(const Fixture<Cfg, KV>& f, int n, int n_parts, float scale) {
+    constexpr int D = Cfg::head_dim;
+    const int position = n - 1;
+    const int length = ((n + n_parts - 1) / n_parts + qwen3::kKeyBlock - 1) / qwen3::kKeyBlock * qwen3::kKeyBlock;
+    std::vector<float> out(Cfg::q_dim, NAN);
+    constexpr std::size_t part_floats = qwen3::detail::kAttentionPartFloats<D, Cfg::group>;
+    std::vector<float> parts(std::size_t(n_parts) * part_floats, NAN);
+    for (int g = 0; g < Cfg::kv_heads; ++g) {
+        const std::size_t offset = std::size_t(g) * Cfg::group * D;
+        int used = 0;
+        for (int begin = 0; begin < n; begin += length, ++used)
+            qwen3::detail::attend_part<D, Cfg::group, KV>(f.queries.data() + std::size_t(position) * Cfg::q_dim + offset, *f.arena, 0, g,
+                                                           begin, std::min(begin + length, n), scale, parts.data() + std::size_t(used) * part_floats);
+        qwen3::detail::combine_parts<D, Cfg::group>(parts.data(), used, out.data() + offset);
+    }
+    for (int head = 0; head < Cfg::heads; ++head) {
+        const double worst = worst_difference(out.data() + std::size_t(head) * D, f.reference(position, head, n, scale));
+        CAPTURE(n);
+        CAPTURE(n_parts);
         CAPTURE(head);
         CHECK(worst <= kTolerance);
     }
@@ -109,10 +141,8 @@ void check_prefill(const Fixture<Cfg, KV>& f, int first_n, int count, float scal
     }
     for (int t = 0; t < count; ++t)
         for (int head = 0; head < Cfg::heads; ++head) {
-            const std::vector<double> want = f.reference(first + t, head, first_n + t, scale);
-            double worst = 0;
-            for (int d = 0; d < D; ++d)
-                worst = std::max(worst, std::fabs(double(out[std::size_t(t) * Cfg::q_dim + std::size_t(head) * D + d]) - want[std::size_t(d)]));
+            const double worst = worst_difference(out.data() + std::size_t(t) * Cfg::q_dim + std::size_t(head) * D,
+                                                  f.reference(first + t, head, first_n + t, scale));
             CAPTURE(first_n);
             CAPTURE(t);
             CAPTURE(head);
@@ -128,6 +158,8 @@ void check_shape() {
         check_decode(f, n, scale);
     for (int first_n : {1, 2, 14, 16, 17, 126, 130, 4094, kMaxContext - 3})
         for (int count = 1; count <= 4; ++count) check_prefill<4>(f, first_n, count, scale);
+    for (int n : {40, 1000, 4097, kMaxContext})
+        for (int n_parts : {2, 3, 5}) check_split_decode(f, n, n_parts, scale);
     check_prefill<8>(f, 1000, 8, scale);
     check_prefill<8>(f, 61, 5, scale);
 }

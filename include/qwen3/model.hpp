@@ -196,6 +196,11 @@ private:
     int max_tokens_;
     std::vector<float> scratch_;
     std::vector<int> segment_of_;  // the segment of each token of a batch
+    // the attention's tasks of a batch (run()): each segment's first task, its decode parts and
+    // their length in positions, the split segments, where their parts' rows start in attention_parts_
+    std::vector<int> task_start_, parts_, part_length_;
+    std::vector<std::size_t> split_segments_, part_offset_;
+    std::vector<float> attention_parts_;
     std::vector<float> final_rows_;
     // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
     std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
@@ -336,6 +341,49 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
         model.rope().angles(position(t), rope_cs + std::size_t(t) * D, rope_cs + std::size_t(t) * D + D / 2);
     });
 
+    // Attention tasks, per KV head: a prompt chunk's queries kQueriesPerTask at a time; a decode
+    // token one task, or, when the decode tokens alone would leave threads idle, `parts` tasks over
+    // consecutive ranges of its positions, combined afterwards (flash-decoding).
+    constexpr int kQueriesPerTask = 4;
+    constexpr int kMinPartPositions = 512;  // below this a part's fixed costs outweigh the parallelism
+    std::vector<int>& task_start = task_start_;
+    std::vector<int>& parts = parts_;
+    std::vector<int>& part_length = part_length_;
+    std::vector<std::size_t>& split = split_segments_;
+    task_start.assign(segments.size(), 0);
+    parts.assign(segments.size(), 1);
+    part_length.assign(segments.size(), 0);
+    split.clear();
+    const int wanted_parts = decode > 0 && prefill == 0 ? (2 * pool_->size() + decode * Cfg::kv_heads - 1) / (decode * Cfg::kv_heads) : 1;
+    int attention_tasks = 0;
+    std::size_t part_floats = 0;
+    for (std::size_t si = 0; si < segments.size(); ++si) {
+        const Segment<KVStore>& s = segments[si];
+        task_start[si] = attention_tasks;
+        if (s.count == 1 && wanted_parts > 1) {
+            const int n = s.pos0 + 1;
+            const int p = std::min(wanted_parts, n / kMinPartPositions);
+            if (p > 1) {
+                part_length[si] = (n + p - 1) / p;
+                part_length[si] = (part_length[si] + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // parts begin at a key block
+                parts[si] = (n + part_length[si] - 1) / part_length[si];
+                split.push_back(si);
+                part_floats += std::size_t(parts[si]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+            }
+        }
+        attention_tasks += s.count == 1 ? parts[si] : (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
+    }
+    if (attention_parts_.size() < part_floats) attention_parts_.resize(part_floats);
+    std::vector<std::size_t>& part_offset = part_offset_;  // of each segment's first part
+    part_offset.assign(segments.size(), 0);
+    for (std::size_t i = 0, offset = 0; i < split.size(); ++i) {
+        part_offset[split[i]] = offset;
+        offset += std::size_t(parts[split[i]]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+    }
+    auto part_rows = [&](std::size_t si, int g, int part) {
+        return attention_parts_.data() + part_offset[si] + (std::size_t(g) * parts[si] + part) * kAttentionPartFloats<D, Cfg::group>;
+    };
+
     for (int l = 0; l < Cfg::layers; ++l) {
         const LayerWeights<Cfg>& L = w.layers[std::size_t(l)];
 
@@ -360,27 +408,36 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
             }
         });
         const float scale = 1.0f / std::sqrt(float(D));
-        // a decode token is one task per KV head; a prompt chunk kQueriesPerTask consecutive queries
-        constexpr int kQueriesPerTask = 4;
-        int tasks = 0;
-        for (const Segment<KVStore>& s : segments) tasks += (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
-        pool_->run(tasks * Cfg::kv_heads, [&](int task) {
-            const int g = task % Cfg::kv_heads;
-            int chunk = task / Cfg::kv_heads;
-            std::size_t si = 0;
-            while (chunk >= (segments[si].count + kQueriesPerTask - 1) / kQueriesPerTask)
-                chunk -= (segments[si++].count + kQueriesPerTask - 1) / kQueriesPerTask;
+        // head by head: the threads take neighbouring tasks, which read the same head's keys and
+        // values while they are in the last-level cache (a long prompt's exceed it layer by layer)
+        pool_->run(attention_tasks * Cfg::kv_heads, [&](int task) {
+            const int g = task / attention_tasks;
+            const int slot = task % attention_tasks;  // the segment's chunk or part
+            const std::size_t si = std::size_t(std::upper_bound(task_start.begin(), task_start.end(), slot) - task_start.begin() - 1);
             const Segment<KVStore>& s = segments[si];
+            const int chunk = slot - task_start[si];
             const int t = s.first + chunk * kQueriesPerTask;  // the task's first query, in the batch
-            const std::size_t head_offset = std::size_t(t) * Q + std::size_t(g) * Cfg::group * D;
-            const int first_n = s.pos0 + (t - s.first) + 1;  // positions the first query attends to
-            if (s.count == 1)
-                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset);
-            else
-                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(
-                    q + head_offset, *s.kv, l, g, first_n, scale, attn + head_offset,
-                    std::min(kQueriesPerTask, s.first + s.count - t), Q);
+            const std::size_t head_offset = std::size_t(s.first) * Q + std::size_t(g) * Cfg::group * D;
+            if (s.count > 1) {
+                const std::size_t offset = head_offset + std::size_t(t - s.first) * Q;
+                attend<D, Cfg::group, typename KVStore::element, kQueriesPerTask>(q + offset, *s.kv, l, g, s.pos0 + (t - s.first) + 1, scale,
+                                                                                  attn + offset, std::min(kQueriesPerTask, s.first + s.count - t), Q);
+            } else if (parts[si] == 1) {
+                attend<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, s.pos0 + 1, scale, attn + head_offset);
+            } else {
+                const int begin = chunk * part_length[si];
+                attend_part<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, begin,
+                                                                      std::min(begin + part_length[si], s.pos0 + 1), scale,
+                                                                      part_rows(si, g, chunk));
+            }
         });
+        if (!split.empty())
+            pool_->run(int(split.size()) * Cfg::kv_heads, [&](int task) {
+                const std::size_t si = split[std::size_t(task / Cfg::kv_heads)];
+                const int g = task % Cfg::kv_heads;
+                const Segment<KVStore>& s = segments[si];
+                combine_parts<D, Cfg::group>(part_rows(si, g, 0), parts[si], attn + std::size_t(s.first) * Q + std::size_t(g) * Cfg::group * D);
+            });
         set_inputs(*attention_decode_, *attention_in_, attn, Q);
         project(*attention_decode_, *attention_in_, Projection<H, Q>{L.attn_output, h});
         each_token([&](int t) { add_in_place<H>(x + std::size_t(t) * H, h + std::size_t(t) * H); });

@@ -5,7 +5,8 @@
 // transposed (see kv_arena.hpp), so 16 scores are one multiply-add per head element, with no
 // horizontal sums. Softmax is computed online over the blocks (running maximum and sum, as in
 // FlashAttention): no buffer grows with the context, and the result equals the two-pass softmax up
-// to float rounding.
+// to float rounding. A decode query over a long context can also be split into parts over its
+// positions, run by different threads and combined (flash-decoding): attend_part and combine_parts.
 #pragma once
 
 #include <algorithm>
@@ -18,14 +19,21 @@
 
 namespace qwen3::detail {
 
-// Up to Queries consecutive query positions of one KV head (prefill hands several to one call, so
-// each key and value is read once for all of them). Query t (t < count) has its Group heads at
-// q + t * stride ([Group][D], normed and rotated), sits at position first_n - 1 + t and attends to
-// positions [0, first_n + t); its output goes to out + t * stride in the same layout.
-// `arena`/`layer`/`kv_head` locate the keys and values; scale multiplies the dot products.
-template <int D, int Group, class KV, int Queries = 1, class Arena>
-void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
-            std::size_t stride = 0) {
+// The online softmax of Rows query rows over the positions read so far: the output rows not yet
+// divided by their sums, each row's running maximum and sum of exponentials.
+template <int Rows, int D>
+struct SoftmaxRows {
+    alignas(64) float acc[Rows][D];
+    float max[Rows], sum[Rows];
+};
+
+// Up to Queries consecutive query positions of one KV head over positions [begin, ...) (begin a
+// multiple of kKeyBlock). Query t (t < count) has its Group heads at q + t * stride ([Group][D],
+// normed and rotated) and attends to positions [begin, first_n + t). `arena`/`layer`/`kv_head`
+// locate the keys and values; scale multiplies the dot products. The rows of `st` are [t][Group].
+template <int D, int Group, class KV, int Queries, class Arena>
+void attend_positions(const float* q, const Arena& arena, int layer, int kv_head, int begin, int first_n, float scale, int count,
+                      std::size_t stride, SoftmaxRows<Queries * Group, D>& st) {
     using simd::fbatch;
     constexpr int L = int(simd::lanes);
     constexpr int DL = D / L;
@@ -33,6 +41,7 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     static_assert(D % L == 0 && kKeyBlock % L == 0, "head_dim and the key block must be multiples of the SIMD width");
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+    // local until the end: stores through `st` could alias the cache's bytes and force reloads
     alignas(64) float acc[QN][D];
     float running_max[QN], running_sum[QN];
     for (int i = 0; i < QN; ++i) {
@@ -68,9 +77,9 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }();
     constexpr int PL = V * L;  // positions per pass
     alignas(64) float p[QN][PL];
-    const int passes = (n_last + PL - 1) / PL;
+    const int passes = (n_last - begin + PL - 1) / PL;
     for (int pass = 0; pass < passes; ++pass) {
-        const int start = pass * PL;
+        const int start = begin + pass * PL;
         const int pass_valid = std::min(PL, n_last - start);  // positions in the arena
         // the key column of the pass's vector v at element d
         const std::byte* key_block[V];
@@ -145,9 +154,64 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
                     for (int v = 0; v < V; ++v) a[i][v].store_aligned(acc[i0 + i] + (c + v) * L);
             }
     }
-    for (int i = 0; i < rows; ++i) {
-        const fbatch inv(1.f / running_sum[i]);
-        for (int d = 0; d < D; d += L) (fbatch::load_aligned(acc[i] + d) * inv).store_unaligned(out + row_offset(i) + d);
+    std::copy_n(&acc[0][0], QN * D, &st.acc[0][0]);
+    std::copy_n(running_max, QN, st.max);
+    std::copy_n(running_sum, QN, st.sum);
+}
+
+// Attention over all the positions each query sees, [0, first_n + t) for query t: its output goes to
+// out + t * stride in the queries' layout. Prefill hands several queries to one call, so each key and
+// value is read once for all of them.
+template <int D, int Group, class KV, int Queries = 1, class Arena>
+void attend(const float* q, const Arena& arena, int layer, int kv_head, int first_n, float scale, float* out, int count = 1,
+            std::size_t stride = 0) {
+    using simd::fbatch;
+    SoftmaxRows<Queries * Group, D> st;
+    attend_positions<D, Group, KV, Queries>(q, arena, layer, kv_head, 0, first_n, scale, count, stride, st);
+    for (int i = 0; i < count * Group; ++i) {
+        const fbatch inv(1.f / st.sum[i]);
+        float* row = out + std::size_t(i / Group) * stride + std::size_t(i % Group) * D;
+        for (int d = 0; d < D; d += int(simd::lanes)) (fbatch::load_aligned(st.acc[i] + d) * inv).store_unaligned(row + d);
+    }
+}
+
+// Floats of one part of a split decode query: [Group][D] output rows not yet divided, then the
+// Group running maxima and the Group sums.
+template <int D, int Group>
+inline constexpr std::size_t kAttentionPartFloats = std::size_t(Group) * (D + 2);
+
+// One decode query's Group heads (at q, [Group][D]) over positions [begin, end) only, begin a
+// multiple of kKeyBlock and begin < end: writes the part's state to `part` for combine_parts.
+template <int D, int Group, class KV, class Arena>
+void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale, float* part) {
+    SoftmaxRows<Group, D> st;
+    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, st);
+    for (int i = 0; i < Group; ++i) std::copy_n(st.acc[i], D, part + std::size_t(i) * D);
+    std::copy_n(st.max, Group, part + std::size_t(Group) * D);
+    std::copy_n(st.sum, Group, part + std::size_t(Group) * D + Group);
+}
+
+// The output of a decode query split into `parts` consecutive parts (kAttentionPartFloats apart):
+// each part's sums and rows rescaled to the largest maximum, as the online softmax does across passes.
+template <int D, int Group>
+void combine_parts(const float* parts, int n_parts, float* out) {
+    constexpr std::size_t stride = kAttentionPartFloats<D, Group>;
+    for (int i = 0; i < Group; ++i) {
+        auto max_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + i]; };
+        auto sum_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + Group + i]; };
+        float top = max_of(0);
+        for (int p = 1; p < n_parts; ++p) top = std::max(top, max_of(p));
+        float total = 0.f;
+        float* row = out + std::size_t(i) * D;
+        std::fill_n(row, D, 0.f);
+        for (int p = 0; p < n_parts; ++p) {
+            const float w = std::exp(max_of(p) - top);
+            total += sum_of(p) * w;
+            const float* acc = parts + std::size_t(p) * stride + std::size_t(i) * D;
+            for (int d = 0; d < D; ++d) row[d] += acc[d] * w;
+        }
+        const float inv = 1.f / total;
+        for (int d = 0; d < D; ++d) row[d] *= inv;
     }
 }
 
