@@ -4047,40 +4047,28 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }
 }
 
-// Floats of one part of a split decode query: [Group][D] output rows not yet divided, then the
-// Group running maxima and the Group sums.
-template <int D, int Group>
-inline constexpr std::size_t kAttentionPartFloats = std::size_t(Group) * (D + 2);
-
 // One decode query's Group heads (at q, [Group][D]) over positions [begin, end) only, begin a
-// multiple of kKeyBlock and begin < end: writes the part's state to `part` for combine_parts.
+// multiple of kKeyBlock and begin < end: the part's softmax state, for combine_parts.
 template <int D, int Group, class KV, class Arena>
-void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale, float* part) {
-    SoftmaxRows<Group, D> st;
-    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, st);
-    for (int i = 0; i < Group; ++i) std::copy_n(st.acc[i], D, part + std::size_t(i) * D);
-    std::copy_n(st.max, Group, part + std::size_t(Group) * D);
-    std::copy_n(st.sum, Group, part + std::size_t(Group) * D + Group);
+void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale,
+                 SoftmaxRows<Group, D>& part) {
+    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, part);
 }
 
-// The output of a decode query split into `parts` consecutive parts (kAttentionPartFloats apart):
-// each part's sums and rows rescaled to the largest maximum, as the online softmax does across passes.
+// The output ([Group][D]) of a decode query split into n_parts consecutive parts: each part's sums
+// and rows rescaled to the largest maximum, as the online softmax does across passes.
 template <int D, int Group>
-void combine_parts(const float* parts, int n_parts, float* out) {
-    constexpr std::size_t stride = kAttentionPartFloats<D, Group>;
+void combine_parts(const SoftmaxRows<Group, D>* parts, int n_parts, float* out) {
     for (int i = 0; i < Group; ++i) {
-        auto max_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + i]; };
-        auto sum_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + Group + i]; };
-        float top = max_of(0);
-        for (int p = 1; p < n_parts; ++p) top = std::max(top, max_of(p));
+        float top = parts[0].max[i];
+        for (int p = 1; p < n_parts; ++p) top = std::max(top, parts[p].max[i]);
         float total = 0.f;
         float* row = out + std::size_t(i) * D;
         std::fill_n(row, D, 0.f);
         for (int p = 0; p < n_parts; ++p) {
-            const float w = std::exp(max_of(p) - top);
-            total += sum_of(p) * w;
-            const float* acc = parts + std::size_t(p) * stride + std::size_t(i) * D;
-            for (int d = 0; d < D; ++d) row[d] += acc[d] * w;
+            const float w = std::exp(parts[p].max[i] - top);
+            total += parts[p].sum[i] * w;
+            for (int d = 0; d < D; ++d) row[d] += parts[p].acc[i][d] * w;
         }
         const float inv = 1.f / total;
         for (int d = 0; d < D; ++d) row[d] *= inv;
@@ -9656,10 +9644,10 @@ private:
     std::vector<float> scratch_;
     std::vector<int> segment_of_;  // the segment of each token of a batch
     // the attention's tasks of a batch (run()): each segment's first task, its decode parts and
-    // their length in positions, the split segments, where their parts' rows start in attention_parts_
+    // their length in positions, the split segments, where their parts start in attention_parts_
     std::vector<int> task_start_, parts_, part_length_;
     std::vector<std::size_t> split_segments_, part_offset_;
-    std::vector<float> attention_parts_;
+    std::vector<SoftmaxRows<Cfg::group, D>> attention_parts_;
     std::vector<float> final_rows_;
     // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
     std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
@@ -9809,13 +9797,15 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
     std::vector<int>& parts = parts_;
     std::vector<int>& part_length = part_length_;
     std::vector<std::size_t>& split = split_segments_;
+    std::vector<std::size_t>& part_offset = part_offset_;  // of each split segment's first part
     task_start.assign(segments.size(), 0);
     parts.assign(segments.size(), 1);
     part_length.assign(segments.size(), 0);
+    part_offset.assign(segments.size(), 0);
     split.clear();
     const int wanted_parts = decode > 0 && prefill == 0 ? (2 * pool_->size() + decode * Cfg::kv_heads - 1) / (decode * Cfg::kv_heads) : 1;
     int attention_tasks = 0;
-    std::size_t part_floats = 0;
+    std::size_t part_count = 0;
     for (std::size_t si = 0; si < segments.size(); ++si) {
         const Segment<KVStore>& s = segments[si];
         task_start[si] = attention_tasks;
@@ -9827,20 +9817,15 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
                 part_length[si] = (part_length[si] + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // parts begin at a key block
                 parts[si] = (n + part_length[si] - 1) / part_length[si];
                 split.push_back(si);
-                part_floats += std::size_t(parts[si]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+                part_offset[si] = part_count;
+                part_count += std::size_t(parts[si]) * Cfg::kv_heads;
             }
         }
         attention_tasks += s.count == 1 ? parts[si] : (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
     }
-    if (attention_parts_.size() < part_floats) attention_parts_.resize(part_floats);
-    std::vector<std::size_t>& part_offset = part_offset_;  // of each segment's first part
-    part_offset.assign(segments.size(), 0);
-    for (std::size_t i = 0, offset = 0; i < split.size(); ++i) {
-        part_offset[split[i]] = offset;
-        offset += std::size_t(parts[split[i]]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
-    }
+    if (attention_parts_.size() < part_count) attention_parts_.resize(part_count);
     auto part_rows = [&](std::size_t si, int g, int part) {
-        return attention_parts_.data() + part_offset[si] + (std::size_t(g) * parts[si] + part) * kAttentionPartFloats<D, Cfg::group>;
+        return attention_parts_.data() + part_offset[si] + std::size_t(g) * parts[si] + part;
     };
 
     for (int l = 0; l < Cfg::layers; ++l) {
@@ -9887,7 +9872,7 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
                 const int begin = chunk * part_length[si];
                 attend_part<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, begin,
                                                                       std::min(begin + part_length[si], s.pos0 + 1), scale,
-                                                                      part_rows(si, g, chunk));
+                                                                      *part_rows(si, g, chunk));
             }
         });
         if (!split.empty())

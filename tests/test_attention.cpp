@@ -109,14 +109,13 @@ void check_split_decode(const Fixture<Cfg, KV>& f, int n, int n_parts, float sca
     const int position = n - 1;
     const int length = ((n + n_parts - 1) / n_parts + qwen3::kKeyBlock - 1) / qwen3::kKeyBlock * qwen3::kKeyBlock;
     std::vector<float> out(Cfg::q_dim, NAN);
-    constexpr std::size_t part_floats = qwen3::detail::kAttentionPartFloats<D, Cfg::group>;
-    std::vector<float> parts(std::size_t(n_parts) * part_floats, NAN);
+    std::vector<qwen3::detail::SoftmaxRows<Cfg::group, D>> parts{std::size_t(n_parts)};
     for (int g = 0; g < Cfg::kv_heads; ++g) {
         const std::size_t offset = std::size_t(g) * Cfg::group * D;
         int used = 0;
         for (int begin = 0; begin < n; begin += length, ++used)
             qwen3::detail::attend_part<D, Cfg::group, KV>(f.queries.data() + std::size_t(position) * Cfg::q_dim + offset, *f.arena, 0, g,
-                                                           begin, std::min(begin + length, n), scale, parts.data() + std::size_t(used) * part_floats);
+                                                           begin, std::min(begin + length, n), scale, parts[std::size_t(used)]);
         qwen3::detail::combine_parts<D, Cfg::group>(parts.data(), used, out.data() + offset);
     }
     for (int head = 0; head < Cfg::heads; ++head) {

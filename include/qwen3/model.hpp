@@ -197,10 +197,10 @@ private:
     std::vector<float> scratch_;
     std::vector<int> segment_of_;  // the segment of each token of a batch
     // the attention's tasks of a batch (run()): each segment's first task, its decode parts and
-    // their length in positions, the split segments, where their parts' rows start in attention_parts_
+    // their length in positions, the split segments, where their parts start in attention_parts_
     std::vector<int> task_start_, parts_, part_length_;
     std::vector<std::size_t> split_segments_, part_offset_;
-    std::vector<float> attention_parts_;
+    std::vector<SoftmaxRows<Cfg::group, D>> attention_parts_;
     std::vector<float> final_rows_;
     // the distinct inputs of the projections, each prepared once per use: the prompt tokens' ...
     std::unique_ptr<Input<H, kMaxBatch>> normed_in_;     // q, k, v, gate, up read the normed residual
@@ -350,13 +350,15 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
     std::vector<int>& parts = parts_;
     std::vector<int>& part_length = part_length_;
     std::vector<std::size_t>& split = split_segments_;
+    std::vector<std::size_t>& part_offset = part_offset_;  // of each split segment's first part
     task_start.assign(segments.size(), 0);
     parts.assign(segments.size(), 1);
     part_length.assign(segments.size(), 0);
+    part_offset.assign(segments.size(), 0);
     split.clear();
     const int wanted_parts = decode > 0 && prefill == 0 ? (2 * pool_->size() + decode * Cfg::kv_heads - 1) / (decode * Cfg::kv_heads) : 1;
     int attention_tasks = 0;
-    std::size_t part_floats = 0;
+    std::size_t part_count = 0;
     for (std::size_t si = 0; si < segments.size(); ++si) {
         const Segment<KVStore>& s = segments[si];
         task_start[si] = attention_tasks;
@@ -368,20 +370,15 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
                 part_length[si] = (part_length[si] + kKeyBlock - 1) / kKeyBlock * kKeyBlock;  // parts begin at a key block
                 parts[si] = (n + part_length[si] - 1) / part_length[si];
                 split.push_back(si);
-                part_floats += std::size_t(parts[si]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
+                part_offset[si] = part_count;
+                part_count += std::size_t(parts[si]) * Cfg::kv_heads;
             }
         }
         attention_tasks += s.count == 1 ? parts[si] : (s.count + kQueriesPerTask - 1) / kQueriesPerTask;
     }
-    if (attention_parts_.size() < part_floats) attention_parts_.resize(part_floats);
-    std::vector<std::size_t>& part_offset = part_offset_;  // of each segment's first part
-    part_offset.assign(segments.size(), 0);
-    for (std::size_t i = 0, offset = 0; i < split.size(); ++i) {
-        part_offset[split[i]] = offset;
-        offset += std::size_t(parts[split[i]]) * Cfg::kv_heads * kAttentionPartFloats<D, Cfg::group>;
-    }
+    if (attention_parts_.size() < part_count) attention_parts_.resize(part_count);
     auto part_rows = [&](std::size_t si, int g, int part) {
-        return attention_parts_.data() + part_offset[si] + (std::size_t(g) * parts[si] + part) * kAttentionPartFloats<D, Cfg::group>;
+        return attention_parts_.data() + part_offset[si] + std::size_t(g) * parts[si] + part;
     };
 
     for (int l = 0; l < Cfg::layers; ++l) {
@@ -428,7 +425,7 @@ void ForwardPass<Cfg>::run(const Model<Cfg>& model, const std::int32_t* tokens, 
                 const int begin = chunk * part_length[si];
                 attend_part<D, Cfg::group, typename KVStore::element>(q + head_offset, *s.kv, l, g, begin,
                                                                       std::min(begin + part_length[si], s.pos0 + 1), scale,
-                                                                      part_rows(si, g, chunk));
+                                                                      *part_rows(si, g, chunk));
             }
         });
         if (!split.empty())

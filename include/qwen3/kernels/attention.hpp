@@ -175,40 +175,28 @@ void attend(const float* q, const Arena& arena, int layer, int kv_head, int firs
     }
 }
 
-// Floats of one part of a split decode query: [Group][D] output rows not yet divided, then the
-// Group running maxima and the Group sums.
-template <int D, int Group>
-inline constexpr std::size_t kAttentionPartFloats = std::size_t(Group) * (D + 2);
-
 // One decode query's Group heads (at q, [Group][D]) over positions [begin, end) only, begin a
-// multiple of kKeyBlock and begin < end: writes the part's state to `part` for combine_parts.
+// multiple of kKeyBlock and begin < end: the part's softmax state, for combine_parts.
 template <int D, int Group, class KV, class Arena>
-void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale, float* part) {
-    SoftmaxRows<Group, D> st;
-    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, st);
-    for (int i = 0; i < Group; ++i) std::copy_n(st.acc[i], D, part + std::size_t(i) * D);
-    std::copy_n(st.max, Group, part + std::size_t(Group) * D);
-    std::copy_n(st.sum, Group, part + std::size_t(Group) * D + Group);
+void attend_part(const float* q, const Arena& arena, int layer, int kv_head, int begin, int end, float scale,
+                 SoftmaxRows<Group, D>& part) {
+    attend_positions<D, Group, KV, 1>(q, arena, layer, kv_head, begin, end, scale, 1, 0, part);
 }
 
-// The output of a decode query split into `parts` consecutive parts (kAttentionPartFloats apart):
-// each part's sums and rows rescaled to the largest maximum, as the online softmax does across passes.
+// The output ([Group][D]) of a decode query split into n_parts consecutive parts: each part's sums
+// and rows rescaled to the largest maximum, as the online softmax does across passes.
 template <int D, int Group>
-void combine_parts(const float* parts, int n_parts, float* out) {
-    constexpr std::size_t stride = kAttentionPartFloats<D, Group>;
+void combine_parts(const SoftmaxRows<Group, D>* parts, int n_parts, float* out) {
     for (int i = 0; i < Group; ++i) {
-        auto max_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + i]; };
-        auto sum_of = [&](int p) { return parts[std::size_t(p) * stride + std::size_t(Group) * D + Group + i]; };
-        float top = max_of(0);
-        for (int p = 1; p < n_parts; ++p) top = std::max(top, max_of(p));
+        float top = parts[0].max[i];
+        for (int p = 1; p < n_parts; ++p) top = std::max(top, parts[p].max[i]);
         float total = 0.f;
         float* row = out + std::size_t(i) * D;
         std::fill_n(row, D, 0.f);
         for (int p = 0; p < n_parts; ++p) {
-            const float w = std::exp(max_of(p) - top);
-            total += sum_of(p) * w;
-            const float* acc = parts + std::size_t(p) * stride + std::size_t(i) * D;
-            for (int d = 0; d < D; ++d) row[d] += acc[d] * w;
+            const float w = std::exp(parts[p].max[i] - top);
+            total += parts[p].sum[i] * w;
+            for (int d = 0; d < D; ++d) row[d] += parts[p].acc[i][d] * w;
         }
         const float inv = 1.f / total;
         for (int d = 0; d < D; ++d) row[d] *= inv;
