@@ -12,3 +12,4 @@ int run_generate(int argc, char** argv);    // qwen3 generate MODEL -p PROMPT
 int run_chat(int argc, char** argv);        // qwen3 chat MODEL
 int run_bench(int argc, char** argv);       // qwen3 bench MODEL
 int run_quantize(int argc, char** argv);    // qwen3 quantize IN OUT TYPE
+int run_serve(int argc, char** argv);       // qwen3 serve MODEL (only with QWEN3_TOOL_SERVE)

@@ -26,6 +26,9 @@ const Command kCommands[] = {
     {"detokenize", run_detokenize, "detokenize --tokenizer PATH [--jsonl] [--skip-special]   ids (JSON) on stdin -> text"},
     {"template", run_template, "template [--jsonl]                 chat request JSON on stdin -> the rendered prompt"},
     {"logits", run_logits, "logits MODEL --tokens 1,2,3 [--out FILE] [-t N]   one prefill; all positions' logits"},
+#if defined(QWEN3_TOOL_SERVE)
+    {"serve", run_serve, "serve MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [--queue N] [--api-key KEY] [--ctx-per-seq N] [-t N] [--model-name NAME] [-n MAX_TOKENS] [sampling flags]   OpenAI-compatible HTTP server"},
+#endif
     {"quantize", run_quantize, "quantize IN OUT TYPE [-t N] [-q]   GGUF or HF folder -> GGUF of TYPE (F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_M, Q5_K_M, Q6_K)"},
 };
 

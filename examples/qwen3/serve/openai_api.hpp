@@ -1,0 +1,120 @@
+// The OpenAI wire format of `qwen3 serve`: request bodies of /v1/chat/completions and
+// /v1/completions read into a prompt and generation options, and the responses and stream chunks
+// written back. No HTTP here: the functions take and give JSON, so they are tested without a socket.
+//
+// Chat requests become the Qwen3 chat template's input (chat/template.hpp) the way vLLM and
+// llama-server map them: message content given as text parts is joined, a tool call's `arguments`
+// string is parsed into the object the model wrote, tool messages keep only their content,
+// `chat_template_kwargs.enable_thinking` switches thinking. Replies are split into
+// `reasoning_content`, `content` and `tool_calls` (chat/reply_parser.hpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <qwen3/chat.hpp>
+#include <qwen3/format/json.hpp>
+#include <qwen3/generation.hpp>
+#include <qwen3/tokenizer.hpp>
+
+namespace serve {
+
+// An error for the client, sent as {"error": {"message", "type", "param", "code"}} with `status`.
+struct ApiError : std::runtime_error {
+    ApiError(int status_, std::string type_, std::string message, std::string param_ = {}, std::string code_ = {})
+        : std::runtime_error(std::move(message)), status(status_), type(std::move(type_)), param(std::move(param_)),
+          code(std::move(code_)) {}
+    int status;
+    std::string type;   // "invalid_request_error", "authentication_error", "server_error", ...
+    std::string param;  // the request field at fault, or empty
+    std::string code;   // e.g. "context_length_exceeded", or empty
+};
+
+// What the server applies when a request does not say.
+struct RequestDefaults {
+    std::optional<qwen3::SamplerParams> sampling;  // none: Qwen3's preset for the mode (thinking or not)
+    int max_tokens = 2048;                         // a request's max_tokens when it gives none
+    int max_tokens_limit = 32768;                  // the most a request may ask for
+    int context = 0;                               // positions a sequence may hold (prompt + reply)
+};
+
+// A request read and checked, ready for the engine.
+struct ParsedRequest {
+    bool chat = true;
+    std::string model;
+    bool stream = false;
+    bool include_usage = false;              // stream_options.include_usage
+    std::vector<std::int32_t> prompt;
+    qwen3::GenerationOptions options;
+    bool parse_tool_calls = false;           // chat: tools were offered, so <tool_call> blocks are calls
+    bool thinking = false;                   // chat: the model is expected to think first
+};
+
+// Reads a request body (already parsed JSON). Throws ApiError(400) naming the field for wrong
+// types, values out of range, unsupported features (n > 1, image parts, ...) and a prompt that
+// does not fit the context (code "context_length_exceeded").
+ParsedRequest parse_chat_request(const qwen3::json::Value& body, const qwen3::Tokenizer& tokenizer, const RequestDefaults& defaults);
+ParsedRequest parse_completion_request(const qwen3::json::Value& body, const qwen3::Tokenizer& tokenizer,
+                                       const RequestDefaults& defaults);
+
+// Parses a request body's text (at most `max_depth` levels). Throws ApiError(400) for invalid JSON
+// or a body that is not an object.
+qwen3::json::Value parse_body(std::string_view text);
+
+// A fresh response id: prefix + 9 random letters and digits.
+std::string new_id(const char* prefix);
+
+// "stop" | "length" | "tool_calls" for a finished generation.
+std::string finish_reason(qwen3::StopReason reason, bool has_tool_calls);
+
+// The error body.
+std::string error_body(const ApiError& e);
+
+// A reply as the client sees it: split into reasoning, content and tool calls.
+struct ReplyParts {
+    std::string reasoning;
+    std::string content;
+    qwen3::json::Array tool_calls;  // OpenAI-style {"id", "type": "function", "function": {"name", "arguments": "<json text>"}}
+};
+// `text` is what the model generated; `request` says how to read it.
+ReplyParts split_reply(const ParsedRequest& request, const std::string& text, const std::string& id_prefix);
+
+// Streaming a chat reply: feed the generated text as it comes, get the deltas to send. Text that
+// may begin a tool call is held back until the call is complete (then it goes out as tool_calls at
+// finish()).
+class ChatStream {
+public:
+    ChatStream(const ParsedRequest& request, std::string call_id_prefix);
+    // Deltas ({"reasoning_content": ...} / {"content": ...}), possibly none.
+    std::vector<qwen3::json::Value> feed(std::string_view text);
+    // The last deltas (held-back text, tool calls); `tool_calls` tells whether any were made.
+    std::vector<qwen3::json::Value> finish(bool& tool_calls);
+
+private:
+    std::vector<qwen3::json::Value> answer_deltas(const qwen3::chat::ReplyDelta& d, bool last);
+    const ParsedRequest* request_;
+    std::string call_prefix_;
+    qwen3::chat::ThinkSplitter splitter_;
+    std::string all_;       // everything generated (with the prefix), for the final tool-call parse
+    std::string held_;      // answer text held back (a possible tool call)
+    std::string sent_content_;
+    bool in_calls_ = false; // a <tool_call> has begun: the rest of the answer is read at finish()
+};
+
+// Response objects. `created` is Unix seconds.
+qwen3::json::Value usage_json(int prompt_tokens, int completion_tokens, int cached_tokens);
+qwen3::json::Value chat_completion(const std::string& id, long long created, const std::string& model, const ReplyParts& reply,
+                                   const std::string& finish, const qwen3::json::Value& usage);
+qwen3::json::Value chat_chunk(const std::string& id, long long created, const std::string& model, qwen3::json::Value delta,
+                              const std::string* finish);
+qwen3::json::Value completion(const std::string& id, long long created, const std::string& model, const std::string& text,
+                              const std::string& finish, const qwen3::json::Value& usage);
+qwen3::json::Value completion_chunk(const std::string& id, long long created, const std::string& model, const std::string& text,
+                                    const std::string* finish);
+qwen3::json::Value usage_chunk(const std::string& id, long long created, const std::string& model, bool chat,
+                               const qwen3::json::Value& usage);
+
+}  // namespace serve
