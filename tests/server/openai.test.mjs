@@ -192,6 +192,18 @@ test('16 concurrent streaming requests each get the tokens they would get alone'
   assert.deepEqual(results, expected);
 });
 
+test('a conversation\'s next turn reuses the KV pages of its prefix', async () => {
+  const system = { role: 'system', content: 'You are a careful assistant. '.repeat(40) };
+  const turn1 = [system, { role: 'user', content: 'First question?' }];
+  const a = await client.chat.completions.create({ model: 'tiny', messages: turn1, max_tokens: 6, temperature: 0 });
+  const turn2 = [...turn1, { role: 'assistant', content: a.choices[0].message.content }, { role: 'user', content: 'And then?' }];
+  const b = await client.chat.completions.create({ model: 'tiny', messages: turn2, max_tokens: 6, temperature: 0 });
+  const systemTokens = await promptTokens(`<|im_start|>system\n${system.content}<|im_end|>\n`);
+  assert.ok(b.usage.prompt_tokens_details.cached_tokens >= systemTokens,
+    `cached ${b.usage.prompt_tokens_details.cached_tokens} of ${b.usage.prompt_tokens}; the system prompt alone is ${systemTokens}`);
+  assert.ok(b.usage.prompt_tokens_details.cached_tokens < b.usage.prompt_tokens);
+});
+
 test('a cancelled stream frees its sequence', async () => {
   const controller = new AbortController();
   const stream = await client.completions.create({ model: 'tiny', prompt: 'Count forever:', max_tokens: 4000, temperature: 0,
