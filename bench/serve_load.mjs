@@ -1,7 +1,8 @@
 // A bounded load test of an OpenAI-compatible server (qwen3 serve, llama-server, ...), loopback
 // only: C clients each send streaming chat completions back to back until R requests have been
-// sent, then it stops and prints requests/s, time to first token (p50, p99) and aggregate
-// generated tokens/s. Node 18+ (fetch), no packages.
+// sent, then it stops and prints requests/s, time to first token (p50, p99), aggregate generated
+// tokens/s, and each stream's decode rate after its first token (the server's counterpart of
+// llama-bench's tg). Node 18+ (fetch), no packages.
 //
 //   node bench/serve_load.mjs --url http://127.0.0.1:8080 --clients 1,8,16 --requests 32 --max-tokens 128 [--json]
 //
@@ -31,6 +32,7 @@ async function one(i) {
     body: JSON.stringify(body) });
   if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
   let ttft = null;
+  let last = null;  // arrival of the latest text
   let tokens = 0;
   let buffer = '';
   const decoder = new TextDecoder();
@@ -44,11 +46,15 @@ async function one(i) {
       const chunk = JSON.parse(event.slice(6));
       if (chunk.usage) tokens = chunk.usage.completion_tokens;
       const delta = chunk.choices?.[0]?.delta;
-      if (ttft === null && delta && ((delta.content ?? '') !== '' || (delta.reasoning_content ?? '') !== ''))
-        ttft = performance.now() - start;
+      if (delta && ((delta.content ?? '') !== '' || (delta.reasoning_content ?? '') !== '')) {
+        last = performance.now() - start;
+        if (ttft === null) ttft = last;
+      }
     }
   }
-  return { ttft: ttft ?? performance.now() - start, tokens, seconds: (performance.now() - start) / 1000 };
+  // the stream's decode rate as the client sees it: tokens after the first over the time they took
+  const decode = ttft !== null && last > ttft ? (tokens - 1) / ((last - ttft) / 1000) : 0;
+  return { ttft: ttft ?? performance.now() - start, tokens, decode, seconds: (performance.now() - start) / 1000 };
 }
 
 const quantile = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
@@ -65,7 +71,8 @@ for (const clients of clientCounts) {
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
   const row = { url, clients, requests: total, seconds: +seconds.toFixed(2), requests_per_s: +(total / seconds).toFixed(3),
     ttft_p50_ms: +quantile(results.map((r) => r.ttft), 0.5).toFixed(1), ttft_p99_ms: +quantile(results.map((r) => r.ttft), 0.99).toFixed(1),
-    tokens, tokens_per_s: +(tokens / seconds).toFixed(1) };
+    tokens, tokens_per_s: +(tokens / seconds).toFixed(1),
+    stream_decode_tokens_per_s: +(results.reduce((a, r) => a + r.decode, 0) / results.length).toFixed(1) };
   if (json) console.log(JSON.stringify(row));
-  else console.log(`${clients} clients: ${total} requests in ${row.seconds} s, ${row.requests_per_s} req/s, TTFT p50 ${row.ttft_p50_ms} ms p99 ${row.ttft_p99_ms} ms, ${tokens} tokens, ${row.tokens_per_s} t/s`);
+  else console.log(`${clients} clients: ${total} requests in ${row.seconds} s, ${row.requests_per_s} req/s, TTFT p50 ${row.ttft_p50_ms} ms p99 ${row.ttft_p99_ms} ms, ${tokens} tokens, ${row.tokens_per_s} t/s, each stream ${row.stream_decode_tokens_per_s} t/s after its first token`);
 }
