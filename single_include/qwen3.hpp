@@ -14116,6 +14116,9 @@ struct EngineRequest {
     // Called with the sequence's logits before each token is sampled (it may change them, e.g. to
     // ban tokens) and the sequence's tokens so far, prompt then generated.
     std::function<void(std::span<float> logits, std::span<const std::int32_t> tokens)> logits_processor;
+    // Called with each sampled token and the logits it was drawn from (after logits_processor),
+    // before the token's text is streamed: log-probabilities, traces.
+    std::function<void(std::int32_t token, std::span<const float> logits)> on_token;
 };
 
 struct EngineResult {
@@ -14424,8 +14427,12 @@ bool Engine<Cfg, KV, PP>::step() {
         });
         for (std::size_t j = 0; j < drawing.size(); ++j) {
             Sequence& s = *logit_owners[drawing[j]];
-            if (drawn_[j] < 0) finish(s, StopReason::failed, "sampling failed: " + failures[j]);
-            else take_token(s, drawn_[j]);
+            if (drawn_[j] < 0) {
+                finish(s, StopReason::failed, "sampling failed: " + failures[j]);
+                continue;
+            }
+            if (s.request.on_token) s.request.on_token(drawn_[j], logits_of(drawing[j]));
+            take_token(s, drawn_[j]);
         }
     }
     std::erase_if(active_, [](const auto& s) { return s->out.stats.generated_tokens < 0; });  // finished

@@ -192,6 +192,55 @@ test('16 concurrent streaming requests each get the tokens they would get alone'
   assert.deepEqual(results, expected);
 });
 
+async function tokenIds(text) {
+  const child = run(TOOL, ['tokenize', '--tokenizer', join(DATA, 'tokenizer', 'tokenizer.json')]);
+  child.child.stdin.end(text);
+  return JSON.parse((await child).stdout);
+}
+
+test('logprobs are the log-softmax of the logits qwen3 logits computes', async () => {
+  const prompt = await tokenIds('The quick brown fox jumps over');
+  const n = 6;
+  const r = await client.completions.create({ model: 'tiny', prompt, max_tokens: n, temperature: 0, logprobs: 3, ignore_eos: true });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, n);
+  assert.equal(lp.tokens.join(''), r.choices[0].text);
+  // the reference: greedy ids from `qwen3 generate`, then every position's logits in one prefill
+  const ids = JSON.parse((await run(TOOL, ['generate', MODEL, '--tokens', prompt.join(','), '-n', String(n), '--temp', '0', '--ids',
+    '--ignore-eos', '-t', '1'])).stdout);
+  const out = join(dir, 'logits.f32');
+  await run(TOOL, ['logits', MODEL, '--tokens', [...prompt, ...ids.slice(0, -1)].join(','), '--out', out, '-t', '1']);
+  const all = new Float32Array(readFileSync(out).buffer.slice(0));
+  const vocab = all.length / (prompt.length + n - 1);
+  for (let k = 0; k < n; ++k) {
+    const row = all.subarray((prompt.length - 1 + k) * vocab, (prompt.length + k) * vocab);
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let sum = 0;
+    for (const x of row) sum += Math.exp(x - max);
+    const lse = max + Math.log(sum);
+    // the server decodes step by step, the reference prefills at once: float rounding apart
+    assert.ok(Math.abs(lp.token_logprobs[k] - (row[ids[k]] - lse)) < 2e-3, `token ${k}: ${lp.token_logprobs[k]} vs ${row[ids[k]] - lse}`);
+    const best = [...row].map((x, i) => [x - lse, i]).sort((a, b) => b[0] - a[0]).slice(0, 3);
+    const got = Object.values(lp.top_logprobs[k]).sort((a, b) => b - a);
+    assert.equal(got.length, 3);
+    for (let j = 0; j < 3; ++j) assert.ok(Math.abs(got[j] - best[j][0]) < 2e-3, `top ${j} of token ${k}`);
+    assert.equal(lp.token_logprobs[k], got[0], 'greedy picks the most likely token');
+  }
+  assert.deepEqual(lp.text_offset, lp.tokens.map((_, k) => lp.tokens.slice(0, k).join('').length));
+
+  // chat, streamed: every token's entry arrives with the chunks, in order
+  const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8,
+    temperature: 0, logprobs: true, top_logprobs: 2, stream: true, chat_template_kwargs: { enable_thinking: false }, ignore_eos: true });
+  const entries = [];
+  for await (const chunk of stream) entries.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+  assert.equal(entries.length, 8);
+  for (const e of entries) {
+    assert.ok(e.logprob <= 0 && e.top_logprobs.length === 2 && e.top_logprobs[0].logprob === e.logprob);
+    assert.deepEqual(Buffer.from(e.bytes).toString('utf8').length > 0, true);
+  }
+});
+
 test('a conversation\'s next turn reuses the KV pages of its prefix', async () => {
   const system = { role: 'system', content: 'You are a careful assistant. '.repeat(40) };
   const turn1 = [system, { role: 'user', content: 'First question?' }];

@@ -156,7 +156,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
         *request = chat ? parse_chat_request(body, tokenizer, options.defaults) : parse_completion_request(body, tokenizer, options.defaults);
         if (!scheduler.accepting()) throw ApiError(503, "server_error", "the server is shutting down");
         try {
-            job = scheduler.submit(request->prompt, request->options);
+            job = scheduler.submit(request->prompt, request->options, request->top_logprobs);
         } catch (const qwen3::Error& e) {
             throw ApiError(400, "invalid_request_error", e.what());
         }
@@ -176,8 +176,14 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
     const ReplyParts reply = split_reply(*request, g.text, "call_" + id.substr(id.find('-') + 1) + "_");
     const std::string finish = finish_reason(g.reason, !reply.tool_calls.empty());
     const json::Value usage = usage_json(g.stats.prompt_tokens, g.stats.generated_tokens, g.stats.reused_tokens);
-    const json::Value out = chat ? chat_completion(id, created, options.model_id, reply, finish, usage)
-                                 : completion(id, created, options.model_id, reply.content, finish, usage);
+    json::Value logprobs;
+    if (request->top_logprobs >= 0) {
+        const std::vector<TokenLogprob> tokens = job->take_logprobs();
+        const qwen3::Tokenizer& tokenizer = scheduler.backend().tokenizer();
+        logprobs = chat ? chat_logprobs(tokens, tokenizer) : completion_logprobs(tokens, tokenizer, 0);
+    }
+    const json::Value out = chat ? chat_completion(id, created, options.model_id, reply, finish, usage, std::move(logprobs))
+                                 : completion(id, created, options.model_id, reply.content, finish, usage, std::move(logprobs));
     res.set_content(json::dump(out), "application/json");
 }
 
@@ -191,6 +197,8 @@ void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job, 
         ChatStream chat;
         bool started = false;
         bool ended = false;
+        std::vector<TokenLogprob> logprobs;  // taken from the job, not yet sent
+        std::size_t text_offset = 0;         // completions: text sent so far
         State(std::shared_ptr<Job> j, std::shared_ptr<ParsedRequest> r, std::string i, long long c)
             : job(std::move(j)), request(std::move(r)), id(std::move(i)), created(c),
               chat(*request, "call_" + id.substr(id.find('-') + 1) + "_") {}
@@ -218,12 +226,24 @@ void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job, 
             }
             bool done = false;
             const std::string text = s.job->wait(std::chrono::milliseconds(1000), done);
+            const bool want_logprobs = s.request->top_logprobs >= 0;
+            if (want_logprobs)
+                for (TokenLogprob& t : s.job->take_logprobs()) s.logprobs.push_back(std::move(t));
+            // the log-probabilities gathered so far ride on the next chunk that goes out
+            auto logprobs = [&]() -> json::Value {
+                if (!want_logprobs) return nullptr;
+                const qwen3::Tokenizer& tokenizer = scheduler.backend().tokenizer();
+                json::Value v = chat ? chat_logprobs(s.logprobs, tokenizer) : completion_logprobs(s.logprobs, tokenizer, s.text_offset);
+                s.logprobs.clear();
+                return v;
+            };
             if (!text.empty()) {
                 if (chat) {
                     for (json::Value& d : s.chat.feed(text))
-                        if (!send(sse(chat_chunk(s.id, s.created, model, std::move(d), nullptr)))) return gone();
-                } else if (!send(sse(completion_chunk(s.id, s.created, model, text, nullptr)))) {
-                    return gone();
+                        if (!send(sse(chat_chunk(s.id, s.created, model, std::move(d), nullptr, logprobs())))) return gone();
+                } else {
+                    if (!send(sse(completion_chunk(s.id, s.created, model, text, nullptr, logprobs())))) return gone();
+                    s.text_offset += text.size();
                 }
             } else if (!done) {
                 // a comment every second while nothing comes: finds a client that went away
@@ -239,10 +259,11 @@ void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job, 
                 const qwen3::Generation& g = s.job->result.generation;
                 bool calls = false;
                 if (chat)
-                    for (json::Value& d : s.chat.finish(calls)) send(sse(chat_chunk(s.id, s.created, model, std::move(d), nullptr)));
+                    for (json::Value& d : s.chat.finish(calls))
+                        send(sse(chat_chunk(s.id, s.created, model, std::move(d), nullptr, logprobs())));
                 const std::string finish = finish_reason(g.reason, calls);
-                if (chat) send(sse(chat_chunk(s.id, s.created, model, json::Value(json::Object{}), &finish)));
-                else send(sse(completion_chunk(s.id, s.created, model, "", &finish)));
+                if (chat) send(sse(chat_chunk(s.id, s.created, model, json::Value(json::Object{}), &finish, logprobs())));
+                else send(sse(completion_chunk(s.id, s.created, model, "", &finish, logprobs())));
                 if (s.request->include_usage)
                     send(sse(usage_chunk(s.id, s.created, model, chat,
                                          usage_json(g.stats.prompt_tokens, g.stats.generated_tokens, g.stats.reused_tokens))));

@@ -127,8 +127,6 @@ void read_common(const json::Value& body, const RequestDefaults& defaults, bool 
     // vLLM's and llama-server's extension: generate max_tokens whatever the model says (benchmarks)
     r.options.stop_at_end_of_turn = !get_bool(body, "ignore_eos", false);
 
-    if (get_bool(body, "logprobs", false) || field(body, "top_logprobs"))
-        throw ApiError(400, "invalid_request_error", "logprobs are not supported by this server", "logprobs");
     if (const json::Value* lb = field(body, "logit_bias")) {
         if (!lb->is_object()) bad("logit_bias", "'logit_bias' must be an object");
         if (!lb->as_object().empty())
@@ -328,6 +326,10 @@ ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer
     request.set("enable_thinking", json::Value(enable_thinking));
     r.thinking = qwen3::chat::expects_thinking(request);
     read_common(body, defaults, r.thinking, r);
+    const bool logprobs = get_bool(body, "logprobs", false);
+    const long long top = get_integer(body, "top_logprobs", 0, 0, 20);
+    if (field(body, "top_logprobs") && !logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    r.top_logprobs = logprobs ? int(top) : -1;
 
     qwen3::chat::RenderedPrompt prompt;
     try {
@@ -348,6 +350,7 @@ ParsedRequest parse_completion_request(const json::Value& body, const qwen3::Tok
     ParsedRequest r;
     r.chat = false;
     read_common(body, defaults, false, r);
+    r.top_logprobs = int(get_integer(body, "logprobs", -1, 0, 20));
     if (get_bool(body, "echo", false)) throw ApiError(400, "invalid_request_error", "echo is not supported by this server", "echo");
     if (field(body, "suffix")) throw ApiError(400, "invalid_request_error", "suffix is not supported by this server", "suffix");
     const json::Value* prompt = field(body, "prompt");
@@ -513,12 +516,12 @@ namespace {
 // {"index": 0, KEY: VALUE, "logprobs": null, "finish_reason": ...} as the only choice of a response,
 // or {"text": ..., "index": 0, ...} for text completions (OpenAI's order).
 json::Value response(const std::string& id, const char* object, long long created, const std::string& model, const char* key,
-                     json::Value value, const std::string* finish, const json::Value* usage) {
+                     json::Value value, const std::string* finish, const json::Value* usage, json::Value logprobs) {
     json::Value choice(json::Object{});
     if (std::string_view(key) == "text") choice.set(key, std::move(value));
     choice.set("index", json::Value::integer(0));
     if (std::string_view(key) != "text") choice.set(key, std::move(value));
-    choice.set("logprobs", json::Value(nullptr));
+    choice.set("logprobs", std::move(logprobs));
     choice.set("finish_reason", finish ? json::Value(*finish) : json::Value(nullptr));
     json::Value out = envelope(id, object, created, model);
     out.set("choices", one_choice(std::move(choice)));
@@ -528,27 +531,87 @@ json::Value response(const std::string& id, const char* object, long long create
 }  // namespace
 
 json::Value chat_completion(const std::string& id, long long created, const std::string& model, const ReplyParts& reply,
-                            const std::string& finish, const json::Value& usage) {
+                            const std::string& finish, const json::Value& usage, json::Value logprobs) {
     json::Value message(json::Object{});
     message.set("role", json::Value("assistant"));
     message.set("content", reply.content.empty() && !reply.tool_calls.empty() ? json::Value(nullptr) : json::Value(reply.content));
     if (!reply.reasoning.empty()) message.set("reasoning_content", json::Value(reply.reasoning));
     if (!reply.tool_calls.empty()) message.set("tool_calls", json::Value(reply.tool_calls));
-    return response(id, "chat.completion", created, model, "message", std::move(message), &finish, &usage);
+    return response(id, "chat.completion", created, model, "message", std::move(message), &finish, &usage, std::move(logprobs));
 }
 
-json::Value chat_chunk(const std::string& id, long long created, const std::string& model, json::Value delta, const std::string* finish) {
-    return response(id, "chat.completion.chunk", created, model, "delta", std::move(delta), finish, nullptr);
+json::Value chat_chunk(const std::string& id, long long created, const std::string& model, json::Value delta, const std::string* finish,
+                       json::Value logprobs) {
+    return response(id, "chat.completion.chunk", created, model, "delta", std::move(delta), finish, nullptr, std::move(logprobs));
 }
 
 json::Value completion(const std::string& id, long long created, const std::string& model, const std::string& text,
-                       const std::string& finish, const json::Value& usage) {
-    return response(id, "text_completion", created, model, "text", json::Value(text), &finish, &usage);
+                       const std::string& finish, const json::Value& usage, json::Value logprobs) {
+    return response(id, "text_completion", created, model, "text", json::Value(text), &finish, &usage, std::move(logprobs));
 }
 
 json::Value completion_chunk(const std::string& id, long long created, const std::string& model, const std::string& text,
-                             const std::string* finish) {
-    return response(id, "text_completion", created, model, "text", json::Value(text), finish, nullptr);
+                             const std::string* finish, json::Value logprobs) {
+    return response(id, "text_completion", created, model, "text", json::Value(text), finish, nullptr, std::move(logprobs));
+}
+
+namespace {
+// A token's text (invalid UTF-8 of a partial character repaired) and its raw bytes.
+std::pair<std::string, json::Value> token_text(const qwen3::Tokenizer& tokenizer, std::int32_t id) {
+    const std::int32_t ids[1] = {id};
+    const std::string raw = tokenizer.decode_bytes(ids);
+    json::Array bytes;
+    for (unsigned char c : raw) bytes.push_back(json::Value::integer(c));
+    return {tokenizer.decode(ids), json::Value(std::move(bytes))};
+}
+json::Value number(float x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", double(x));  // a float's every digit
+    return json::Value(json::Number{buf, double(x), false});
+}
+}  // namespace
+
+json::Value chat_logprobs(const std::vector<TokenLogprob>& tokens, const qwen3::Tokenizer& tokenizer) {
+    json::Array content;
+    for (const TokenLogprob& t : tokens) {
+        auto entry = [&](std::int32_t id, float logprob) {
+            auto [text, bytes] = token_text(tokenizer, id);
+            json::Value e(json::Object{});
+            e.set("token", json::Value(std::move(text)));
+            e.set("logprob", number(logprob));
+            e.set("bytes", std::move(bytes));
+            return e;
+        };
+        json::Value e = entry(t.token, t.logprob);
+        json::Array top;
+        for (const auto& [id, lp] : t.top) top.push_back(entry(id, lp));
+        e.set("top_logprobs", json::Value(std::move(top)));
+        content.push_back(std::move(e));
+    }
+    json::Value out(json::Object{});
+    out.set("content", json::Value(std::move(content)));
+    out.set("refusal", json::Value(nullptr));
+    return out;
+}
+
+json::Value completion_logprobs(const std::vector<TokenLogprob>& tokens, const qwen3::Tokenizer& tokenizer, std::size_t offset) {
+    json::Array texts, logprobs, tops, offsets;
+    for (const TokenLogprob& t : tokens) {
+        std::string text = token_text(tokenizer, t.token).first;
+        offsets.push_back(json::Value::integer(std::int64_t(offset)));
+        offset += text.size();
+        texts.push_back(json::Value(std::move(text)));
+        logprobs.push_back(number(t.logprob));
+        json::Value top(json::Object{});
+        for (const auto& [id, lp] : t.top) top.set(token_text(tokenizer, id).first, number(lp));
+        tops.push_back(std::move(top));
+    }
+    json::Value out(json::Object{});
+    out.set("tokens", json::Value(std::move(texts)));
+    out.set("token_logprobs", json::Value(std::move(logprobs)));
+    out.set("top_logprobs", json::Value(std::move(tops)));
+    out.set("text_offset", json::Value(std::move(offsets)));
+    return out;
 }
 
 json::Value usage_chunk(const std::string& id, long long created, const std::string& model, bool chat, const json::Value& usage) {

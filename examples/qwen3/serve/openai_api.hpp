@@ -20,6 +20,8 @@
 #include <qwen3/generation.hpp>
 #include <qwen3/tokenizer.hpp>
 
+#include "token_logprob.hpp"
+
 namespace serve {
 
 // An error for the client, sent as {"error": {"message", "type", "param", "code"}} with `status`.
@@ -51,6 +53,7 @@ struct ParsedRequest {
     qwen3::GenerationOptions options;
     bool parse_tool_calls = false;           // chat: tools were offered, so <tool_call> blocks are calls
     bool thinking = false;                   // chat: the model is expected to think first
+    int top_logprobs = -1;                   // -1: no logprobs; else alternatives per token
 };
 
 // Reads a request body (already parsed JSON). Throws ApiError(400) naming the field for wrong
@@ -104,16 +107,23 @@ private:
     bool in_calls_ = false; // a <tool_call> has begun: the rest of the answer is read at finish()
 };
 
-// Response objects. `created` is Unix seconds.
+// logprobs of a chat choice: {"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}],
+// "refusal": null}.
+qwen3::json::Value chat_logprobs(const std::vector<TokenLogprob>& tokens, const qwen3::Tokenizer& tokenizer);
+// logprobs of a text completion choice: {"tokens", "token_logprobs", "top_logprobs", "text_offset"},
+// offsets counted from `offset` (the length of the text before these tokens).
+qwen3::json::Value completion_logprobs(const std::vector<TokenLogprob>& tokens, const qwen3::Tokenizer& tokenizer, std::size_t offset);
+
+// Response objects. `created` is Unix seconds; `logprobs` null or one of the above.
 qwen3::json::Value usage_json(int prompt_tokens, int completion_tokens, int cached_tokens);
 qwen3::json::Value chat_completion(const std::string& id, long long created, const std::string& model, const ReplyParts& reply,
-                                   const std::string& finish, const qwen3::json::Value& usage);
+                                   const std::string& finish, const qwen3::json::Value& usage, qwen3::json::Value logprobs = nullptr);
 qwen3::json::Value chat_chunk(const std::string& id, long long created, const std::string& model, qwen3::json::Value delta,
-                              const std::string* finish);
+                              const std::string* finish, qwen3::json::Value logprobs = nullptr);
 qwen3::json::Value completion(const std::string& id, long long created, const std::string& model, const std::string& text,
-                              const std::string& finish, const qwen3::json::Value& usage);
+                              const std::string& finish, const qwen3::json::Value& usage, qwen3::json::Value logprobs = nullptr);
 qwen3::json::Value completion_chunk(const std::string& id, long long created, const std::string& model, const std::string& text,
-                                    const std::string* finish);
+                                    const std::string* finish, qwen3::json::Value logprobs = nullptr);
 qwen3::json::Value usage_chunk(const std::string& id, long long created, const std::string& model, bool chat,
                                const qwen3::json::Value& usage);
 

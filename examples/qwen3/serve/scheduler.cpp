@@ -1,7 +1,46 @@
 // The engine behind `qwen3 serve` (see scheduler.hpp).
 #include "scheduler.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace serve {
+
+namespace {
+
+// log-softmax of `token` and the `top` most likely tokens (one pass; a small heap for the top).
+TokenLogprob logprob_of(std::int32_t token, std::span<const float> logits, int top) {
+    float max = -INFINITY;
+    for (float x : logits) max = std::max(max, x);
+    double sum = 0;
+    for (float x : logits) sum += std::exp(double(x) - max);
+    const double lse = max + std::log(sum);
+    TokenLogprob out;
+    out.token = token;
+    out.logprob = float(double(logits[std::size_t(token)]) - lse);
+    if (top > 0) {
+        auto lower = [](const std::pair<std::int32_t, float>& a, const std::pair<std::int32_t, float>& b) {
+            return a.second > b.second || (a.second == b.second && a.first < b.first);
+        };
+        std::vector<std::pair<std::int32_t, float>>& heap = out.top;  // min-heap of the best so far
+        for (std::size_t i = 0; i < logits.size(); ++i) {
+            const std::pair<std::int32_t, float> c{std::int32_t(i), logits[i]};
+            if (int(heap.size()) < top) {
+                heap.push_back(c);
+                std::push_heap(heap.begin(), heap.end(), lower);
+            } else if (lower(c, heap.front())) {
+                std::pop_heap(heap.begin(), heap.end(), lower);
+                heap.back() = c;
+                std::push_heap(heap.begin(), heap.end(), lower);
+            }
+        }
+        std::sort_heap(heap.begin(), heap.end(), lower);
+        for (auto& [id, value] : heap) value = float(double(value) - lse);
+    }
+    return out;
+}
+
+}  // namespace
 
 std::string Job::wait(std::chrono::milliseconds timeout, bool& done) {
     std::unique_lock<std::mutex> lock(mutex);
@@ -24,7 +63,14 @@ int Scheduler::in_flight() const {
     return int(jobs_.size());
 }
 
-std::shared_ptr<Job> Scheduler::submit(std::vector<std::int32_t> prompt, qwen3::GenerationOptions options) {
+std::vector<TokenLogprob> Job::take_logprobs() {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::vector<TokenLogprob> out;
+    out.swap(logprobs);
+    return out;
+}
+
+std::shared_ptr<Job> Scheduler::submit(std::vector<std::int32_t> prompt, qwen3::GenerationOptions options, int top_logprobs) {
     auto job = std::make_shared<Job>();
     job->submitted = std::chrono::steady_clock::now();
     qwen3::EngineRequest request;
@@ -39,6 +85,18 @@ std::shared_ptr<Job> Scheduler::submit(std::vector<std::int32_t> prompt, qwen3::
         j->changed.notify_all();
         return !j->cancelled.load();
     };
+    if (top_logprobs >= 0) {
+        std::vector<std::int32_t> end_of_turn;  // not part of the reply when they end it
+        if (request.options.stop_at_end_of_turn)
+            for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+                if (auto id = backend_->tokenizer().token_id(name)) end_of_turn.push_back(*id);
+        request.on_token = [j = job.get(), top_logprobs, end_of_turn](std::int32_t token, std::span<const float> logits) {
+            if (std::find(end_of_turn.begin(), end_of_turn.end(), token) != end_of_turn.end()) return;
+            TokenLogprob lp = logprob_of(token, logits, top_logprobs);
+            std::lock_guard<std::mutex> lock(j->mutex);
+            j->logprobs.push_back(std::move(lp));
+        };
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     if (!accepting_ || int(jobs_.size()) >= capacity_) {
         ++metrics_.rejected;

@@ -18,6 +18,8 @@
 #include <qwen3/engine.hpp>
 #include <qwen3/tokenizer.hpp>
 
+#include "token_logprob.hpp"
+
 namespace serve {
 
 // An Engine of any variant, behind one interface (the server is compiled once, not per variant).
@@ -59,6 +61,7 @@ struct Job {
     std::mutex mutex;
     std::condition_variable changed;
     std::string text;            // generated text not yet taken by the HTTP thread
+    std::vector<TokenLogprob> logprobs;  // when asked for: tokens not yet taken by the HTTP thread
     bool finished = false;
     qwen3::EngineResult result;  // once finished
     std::atomic<bool> cancelled{false};
@@ -69,6 +72,8 @@ struct Job {
     // Waits until there is text or the job has finished, at most `timeout`. Returns the text (moved
     // out) and whether the job has finished (then the text is all that remains).
     std::string wait(std::chrono::milliseconds timeout, bool& done);
+    // The log-probabilities gathered since the last call (tokens whose text may still be held back).
+    std::vector<TokenLogprob> take_logprobs();
 };
 
 struct Metrics {
@@ -87,7 +92,8 @@ public:
 
     // A running job, or null when the queue is full. Throws qwen3::Error when the engine refuses the
     // request (e.g. a token id outside the vocabulary).
-    std::shared_ptr<Job> submit(std::vector<std::int32_t> prompt, qwen3::GenerationOptions options);
+    // top_logprobs >= 0 records each token's log-probability and that many alternatives.
+    std::shared_ptr<Job> submit(std::vector<std::int32_t> prompt, qwen3::GenerationOptions options, int top_logprobs = -1);
     // The client is gone: stop the job at the next step.
     void cancel(Job& job);
     // New requests are refused from now on (the server answers 503); those in flight go on.
