@@ -334,6 +334,25 @@ test('requests beyond the sequences and the queue get 503 with Retry-After', asy
   }
 });
 
+test('bench/serve_load.mjs runs a bounded load and reports its figures', async () => {
+  const script = new URL('../../bench/serve_load.mjs', import.meta.url).pathname;
+  // the load script sends no key: a second server without one
+  const open = await startServer(['--parallel', '4', '-t', '1', '--model-name', 'tiny', '--no-log']);
+  try {
+    const { stdout } = await run(process.execPath, [script, '--url', `http://127.0.0.1:${open.port}`, '--clients', '1,3',
+      '--requests', '6', '--max-tokens', '8', '--json']);
+    const rows = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(rows.map((r) => r.clients), [1, 3]);
+    for (const r of rows) {
+      assert.equal(r.requests, 6);
+      assert.equal(r.tokens, 6 * 8, 'ignore_eos: every request generates max_tokens');
+      assert.ok(r.tokens_per_s > 0 && r.ttft_p50_ms > 0 && r.ttft_p99_ms >= r.ttft_p50_ms && r.stream_decode_tokens_per_s > 0);
+    }
+  } finally {
+    assert.equal(await stopServer(open), 0);
+  }
+});
+
 test('/metrics is Prometheus text with request, token and queue figures', async () => {
   const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
   for (const name of ['qwen3_requests_total', 'qwen3_prompt_tokens_total', 'qwen3_completion_tokens_total', 'qwen3_requests_waiting',
