@@ -275,6 +275,25 @@ test('a cancelled stream frees its sequence', async () => {
   assert.match(metrics, /^qwen3_requests_running 0$/m);
 });
 
+test('a non-streaming request whose client goes away is cancelled too', async () => {
+  const logged = (server.log().match(/cmpl-\w+: .*cancelled/g) ?? []).length;
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 2500);  // past the first second: the reply is under way
+  await assert.rejects(client.completions.create({ model: 'tiny', prompt: 'Count forever:', max_tokens: 4000, temperature: 0,
+    ignore_eos: true }, { signal: controller.signal }));
+  const deadline = Date.now() + 15000;
+  while ((server.log().match(/cmpl-\w+: .*cancelled/g) ?? []).length === logged && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
+  assert.equal((server.log().match(/cmpl-\w+: .*cancelled/g) ?? []).length, logged + 1, server.log().slice(-600));
+  const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+  assert.match(metrics, /^qwen3_requests_running 0$/m);
+  // and a long non-streaming reply still arrives whole (white space before the JSON body)
+  const r = await client.completions.create({ model: 'tiny', prompt: 'Count:', max_tokens: 800, temperature: 0, ignore_eos: true });
+  assert.equal(r.usage.completion_tokens, 800);
+  const { stdout } = await run(TOOL, ['generate', MODEL, '-p', 'Count:', '-n', '800', '--temp', '0', '--ignore-eos', '-t', '1']);
+  assert.equal(r.choices[0].text, stdout.replace(/\n$/, ''));
+});
+
 async function post(path, body, headers = {}) {
   const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}`, ...headers }, body });

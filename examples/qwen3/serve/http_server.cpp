@@ -69,6 +69,10 @@ struct HttpServer::Impl {
     void generate(const httplib::Request& req, httplib::Response& res, bool chat);
     void stream(httplib::Response& res, std::shared_ptr<Job> job, std::shared_ptr<ParsedRequest> request, std::string id, long long created);
     void finished_log(const std::string& id, const Job& job);
+    // Waits until the job has finished, at most `limit`; whether it has.
+    static bool wait_up_to(Job& job, std::chrono::milliseconds limit);
+    // The response to a finished request (its status in `status`): the reply, or the error.
+    std::string reply_body(const ParsedRequest& request, Job& job, const std::string& id, long long created, int& status);
     std::string metrics_text();
     json::Value model_json() const {
         json::Value m(json::Object{});
@@ -168,23 +172,71 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
     const long long created = std::time(nullptr);
     if (request->stream) return stream(res, std::move(job), std::move(request), id, created);
 
+    // Most requests end within a second: a plain response with the right status. A longer one is
+    // answered 200 from then on, with a space (JSON white space) every second until the body: a
+    // client that went away is noticed by the failed write, and its request cancelled.
+    bool done = wait_up_to(*job, std::chrono::seconds(1));
+    if (done) {
+        int status = 200;
+        std::string body = reply_body(*request, *job, id, created, status);
+        res.status = status;
+        if (status == 503) res.set_header("Retry-After", "1");
+        res.set_content(std::move(body), "application/json");
+        return;
+    }
+    auto ended = std::make_shared<bool>(false);
+    res.set_chunked_content_provider(
+        "application/json; charset=utf-8",  // not "application/json", which httplib compresses (holding the spaces back)
+        [this, job, request, id, created, ended](std::size_t, httplib::DataSink& sink) {
+            if (!wait_up_to(*job, std::chrono::seconds(1))) {
+                if (sink.write(" ", 1)) return true;
+                scheduler.cancel(*job);
+                return false;
+            }
+            int status = 200;  // too late to say: an error goes out as its body
+            const std::string body = reply_body(*request, *job, id, created, status);
+            sink.write(body.data(), body.size());
+            *ended = true;
+            sink.done();
+            return true;
+        },
+        [this, job, id, ended](bool) {
+            if (*ended) return;
+            scheduler.cancel(*job);
+            wait_up_to(*job, std::chrono::seconds(30));
+            finished_log(id, *job);
+        });
+}
+
+bool HttpServer::Impl::wait_up_to(Job& job, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     bool done = false;
-    while (!done) job->wait(std::chrono::milliseconds(1000), done);
-    finished_log(id, *job);
-    if (auto error = result_error(job->result)) return send_error(res, *error);
-    const qwen3::Generation& g = job->result.generation;
-    const ReplyParts reply = split_reply(*request, g.text, "call_" + id.substr(id.find('-') + 1) + "_");
+    for (auto now = std::chrono::steady_clock::now(); !done && now < deadline; now = std::chrono::steady_clock::now())
+        job.wait(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1), done);
+    return done;
+}
+
+std::string HttpServer::Impl::reply_body(const ParsedRequest& request, Job& job, const std::string& id, long long created, int& status) {
+    finished_log(id, job);
+    if (auto error = result_error(job.result)) {
+        status = error->status;
+        return error_body(*error);
+    }
+    status = 200;
+    const bool chat = request.chat;
+    const qwen3::Generation& g = job.result.generation;
+    const ReplyParts reply = split_reply(request, g.text, "call_" + id.substr(id.find('-') + 1) + "_");
     const std::string finish = finish_reason(g.reason, !reply.tool_calls.empty());
     const json::Value usage = usage_json(g.stats.prompt_tokens, g.stats.generated_tokens, g.stats.reused_tokens);
     json::Value logprobs;
-    if (request->top_logprobs >= 0) {
-        const std::vector<TokenLogprob> tokens = job->take_logprobs();
+    if (request.top_logprobs >= 0) {
+        const std::vector<TokenLogprob> tokens = job.take_logprobs();
         const qwen3::Tokenizer& tokenizer = scheduler.backend().tokenizer();
         logprobs = chat ? chat_logprobs(tokens, tokenizer) : completion_logprobs(tokens, tokenizer, 0);
     }
     const json::Value out = chat ? chat_completion(id, created, options.model_id, reply, finish, usage, std::move(logprobs))
                                  : completion(id, created, options.model_id, reply.content, finish, usage, std::move(logprobs));
-    res.set_content(json::dump(out), "application/json");
+    return json::dump(out);
 }
 
 void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job, std::shared_ptr<ParsedRequest> request, std::string id,
