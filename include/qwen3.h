@@ -157,6 +157,8 @@ typedef struct qwen3_engine_params {
     int32_t cached_pages;    /* pages of finished sequences kept for later prefixes (default 64) */
 } qwen3_engine_params;
 
+typedef void (*qwen3_on_token)(int32_t token, const float* logits, size_t n_vocab, void* user);
+
 typedef struct qwen3_request {
     uint32_t size;                 /* sizeof(qwen3_request) */
     const int32_t* prompt;         /* token ids (e.g. from qwen3_tokenize), at least one */
@@ -168,6 +170,10 @@ typedef struct qwen3_request {
     int32_t stop_at_end_of_turn;   /* non-zero (default): <|im_end|> and <|endoftext|> end it */
     qwen3_on_text on_text;         /* streamed text, called from the stepping thread; may be NULL */
     void* user;
+    /* Each sampled token with the n_vocab logits it was drawn from (valid during the call), from the
+     * stepping thread, before the token's text reaches on_text: log-probabilities, traces. May be
+     * NULL. (Added after the fields above: a request whose size ends before it has none.) */
+    qwen3_on_token on_token;
 } qwen3_request;
 
 typedef enum qwen3_stop_reason {

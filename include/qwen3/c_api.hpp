@@ -402,9 +402,11 @@ qwen3_status qwen3_engine_add(qwen3_engine* engine, const qwen3_request* request
         if (!engine) return null_argument("qwen3_engine_add", "engine");
         if (!request) return null_argument("qwen3_engine_add", "request");
         if (!id) return null_argument("qwen3_engine_add", "id");
-        if (request->size < sizeof(qwen3_request))
+        // programs built before on_token existed pass a request that ends before it
+        if (request->size < offsetof(qwen3_request, on_token))
             return fail(QWEN3_ERROR_INVALID_ARGUMENT, "qwen3_engine_add: request.size is " + std::to_string(request->size) +
                                                           "; start from qwen3_request_default()");
+        const bool has_on_token = request->size >= offsetof(qwen3_request, on_token) + sizeof(qwen3_on_token);
         if (!request->prompt && request->prompt_length > 0) return null_argument("qwen3_engine_add", "request.prompt");
         if (!request->stop && request->stop_count > 0) return null_argument("qwen3_engine_add", "request.stop");
         qwen3::EngineRequest r;
@@ -422,6 +424,13 @@ qwen3_status qwen3_engine_add(qwen3_engine* engine, const qwen3_request* request
             const qwen3_on_text on_text = request->on_text;
             void* user = request->user;
             r.on_text = [on_text, user](std::string_view piece) { return on_text(piece.data(), piece.size(), 0, user) != 0; };
+        }
+        if (has_on_token && request->on_token) {
+            const qwen3_on_token on_token = request->on_token;
+            void* user = request->user;
+            r.on_token = [on_token, user](std::int32_t token, std::span<const float> logits) {
+                on_token(token, logits.data(), logits.size(), user);
+            };
         }
         *id = engine->add(std::move(r));
         return QWEN3_OK;

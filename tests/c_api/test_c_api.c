@@ -210,6 +210,23 @@ static int keep_three(const char* piece, size_t length, int reasoning, void* use
     return ++p->calls < 3;
 }
 
+/* on_token: every token a greedy request samples, and whether each was its logits' largest */
+struct Tokens {
+    int32_t ids[64];
+    size_t count;
+    size_t vocab;
+    int all_argmax;
+};
+static void record_token(int32_t token, const float* logits, size_t n_vocab, void* user) {
+    struct Tokens* t = user;
+    size_t best = 0;
+    for (size_t i = 1; i < n_vocab; ++i)
+        if (logits[i] > logits[best]) best = i;
+    if (best != (size_t)token) t->all_argmax = 0;
+    t->vocab = n_vocab;
+    if (t->count < 64) t->ids[t->count++] = token;
+}
+
 static void test_streaming(const char* data) {
     qwen3_model* m = qwen3_model_load(data_path(data, "qwen3-micro-f32.gguf"), 1);
     if (!m) return;
@@ -310,6 +327,21 @@ static void test_engine(const char* data) {
     r.on_text = NULL;
     r.max_tokens = 1000;
     CHECK(qwen3_engine_add(e, &r, &cancelled_id) == QWEN3_OK, "%s", qwen3_last_error());
+    /* the same greedy request with on_token; and one built before on_token existed (smaller size) */
+    struct Tokens traced = {{0}, 0, 0, 1};
+    uint64_t traced_id = 0, old_id = 0;
+    r.sampling = &greedy;
+    r.max_tokens = 16;
+    r.on_token = record_token;
+    r.user = &traced;
+    CHECK(qwen3_engine_add(e, &r, &traced_id) == QWEN3_OK, "%s", qwen3_last_error());
+    r.size = (uint32_t)offsetof(qwen3_request, on_token);
+    CHECK(qwen3_engine_add(e, &r, &old_id) == QWEN3_OK, "old-size request: %s", qwen3_last_error());
+    r.size = (uint32_t)offsetof(qwen3_request, on_token) - 1;
+    uint64_t refused = 0;
+    CHECK(qwen3_engine_add(e, &r, &refused) != QWEN3_OK && strstr(qwen3_last_error(), "size"), "%s", qwen3_last_error());
+    r.size = sizeof(qwen3_request);
+    r.on_token = NULL;
     int more = 0;
     CHECK(qwen3_engine_step(e, &more) == QWEN3_OK && more == 1, "%s", qwen3_last_error());
     CHECK(qwen3_engine_cancel(e, cancelled_id) == QWEN3_OK, "%s", qwen3_last_error());
@@ -333,6 +365,16 @@ static void test_engine(const char* data) {
     CHECK(qwen3_engine_take(e, cancelled_id, &res, &done) == QWEN3_OK && done == 1 && res.reason == QWEN3_STOP_CANCELLED,
           "cancelled: %d", done ? (int)res.reason : -1);
     if (done) qwen3_result_free(&res);
+    /* llama.cpp's greedy tokens, each the largest of the logits on_token saw (the micro model's 4096) */
+    CHECK(traced.count == 16 && traced.vocab == 4096 && traced.all_argmax && memcmp(traced.ids, kM1Greedy, sizeof(int32_t) * 16) == 0,
+          "on_token: %zu tokens of a %zu vocabulary, argmax %d", traced.count, traced.vocab, traced.all_argmax);
+    const uint64_t greedy_ids[2] = {traced_id, old_id};
+    for (int i = 0; i < 2; ++i) {
+        CHECK(qwen3_engine_take(e, greedy_ids[i], &res, &done) == QWEN3_OK && done == 1, "%s", qwen3_last_error());
+        if (!done) continue;
+        CHECK(res.token_count == 16 && memcmp(res.tokens, kM1Greedy, sizeof(int32_t) * 16) == 0, "greedy request %d", i);
+        qwen3_result_free(&res);
+    }
     CHECK(qwen3_engine_take(e, cancelled_id, &res, &done) == QWEN3_OK && done == 0, "a result is taken once");
     qwen3_engine_stats st;
     CHECK(qwen3_engine_get_stats(e, &st) == QWEN3_OK && st.active == 0 && st.waiting == 0 && st.steps > 0 && st.pool_pages == 16,
