@@ -62,11 +62,12 @@ async function reference(prompt, maxTokens) {
   const { stdout } = await run(TOOL, ['generate', MODEL, '-p', prompt, '-n', String(maxTokens), '--temp', '0', '-t', '1']);
   return stdout.replace(/\n$/, '');
 }
-async function promptTokens(prompt) {
+async function tokenIds(text) {
   const child = run(TOOL, ['tokenize', '--tokenizer', join(DATA, 'tokenizer', 'tokenizer.json')]);
-  child.child.stdin.end(prompt);
-  return JSON.parse((await child).stdout).length;
+  child.child.stdin.end(text);
+  return JSON.parse((await child).stdout);
 }
+const promptTokens = async (prompt) => (await tokenIds(prompt)).length;
 
 // The reply's text as a chat client sees it: the template's reader drops the newlines that open
 // an answer (chat/reply_parser.hpp, as Qwen's template reads an assistant turn).
@@ -191,12 +192,6 @@ test('16 concurrent streaming requests each get the tokens they would get alone'
   }));
   assert.deepEqual(results, expected);
 });
-
-async function tokenIds(text) {
-  const child = run(TOOL, ['tokenize', '--tokenizer', join(DATA, 'tokenizer', 'tokenizer.json')]);
-  child.child.stdin.end(text);
-  return JSON.parse((await child).stdout);
-}
 
 test('logprobs are the log-softmax of the logits qwen3 logits computes', async () => {
   const prompt = await tokenIds('The quick brown fox jumps over');

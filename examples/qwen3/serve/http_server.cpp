@@ -305,8 +305,7 @@ void HttpServer::Impl::stream(httplib::Response& res, std::shared_ptr<Job> job, 
 
             finished_log(s.id, *s.job);
             if (auto error = result_error(s.job->result)) {
-                json::Value body = json::parse(error_body(*error));
-                send(sse(body));
+                send(sse(error_json(*error)));
             } else {
                 const qwen3::Generation& g = s.job->result.generation;
                 bool calls = false;

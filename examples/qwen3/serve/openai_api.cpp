@@ -240,17 +240,6 @@ json::Value tool_call_json(const qwen3::chat::ToolCall& call, const std::string&
     return c;
 }
 
-constexpr std::string_view kToolCallOpen = "<tool_call>";
-
-// The length of the longest end of `text` that begins `tag` (text that may become the tag).
-std::size_t partial_suffix(std::string_view text, std::string_view tag) {
-    for (std::size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n)
-        if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-    return 0;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
 json::Value delta_of(const char* key, std::string text) {
     json::Value d(json::Object{});
     d.set(key, json::Value(std::move(text)));
@@ -389,7 +378,7 @@ std::string finish_reason(qwen3::StopReason reason, bool has_tool_calls) {
     return reason == qwen3::StopReason::max_tokens || reason == qwen3::StopReason::context_full ? "length" : "stop";
 }
 
-std::string error_body(const ApiError& e) {
+json::Value error_json(const ApiError& e) {
     json::Value err(json::Object{});
     err.set("message", json::Value(std::string(e.what())));
     err.set("type", json::Value(e.type));
@@ -397,8 +386,10 @@ std::string error_body(const ApiError& e) {
     err.set("code", e.code.empty() ? json::Value(nullptr) : json::Value(e.code));
     json::Value out(json::Object{});
     out.set("error", std::move(err));
-    return json::dump(out);
+    return out;
 }
+
+std::string error_body(const ApiError& e) { return json::dump(error_json(e)); }
 
 ReplyParts split_reply(const ParsedRequest& request, const std::string& text, const std::string& id_prefix) {
     ReplyParts out;
@@ -434,16 +425,16 @@ std::vector<json::Value> ChatStream::answer_deltas(const qwen3::chat::ReplyDelta
     }
     if (in_calls_) return out;  // read whole at finish()
     held_ += d.answer;
-    const std::size_t open = held_.find(kToolCallOpen);
+    const std::size_t open = held_.find(qwen3::detail::kToolCallOpen);
     std::size_t keep_from = held_.size();
     if (open != std::string::npos) {
         in_calls_ = true;
         keep_from = open;
     } else if (!last) {
-        keep_from -= partial_suffix(held_, kToolCallOpen);
+        keep_from -= qwen3::detail::partial_tag_suffix(held_, qwen3::detail::kToolCallOpen);
     }
     // white space before a tool call is not content (parse_reply drops it): hold it until it is known
-    while (!last && keep_from > 0 && is_space(held_[keep_from - 1])) --keep_from;
+    while (!last && keep_from > 0 && qwen3::detail::is_reply_space(held_[keep_from - 1])) --keep_from;
     if (keep_from > 0) {
         out.push_back(delta_of("content", held_.substr(0, keep_from)));
         sent_content_ += held_.substr(0, keep_from);

@@ -73,7 +73,8 @@ std::string new_id(const char* prefix);
 // "stop" | "length" | "tool_calls" for a finished generation.
 std::string finish_reason(qwen3::StopReason reason, bool has_tool_calls);
 
-// The error body.
+// The error object, and the body it makes.
+qwen3::json::Value error_json(const ApiError& e);
 std::string error_body(const ApiError& e);
 
 // A reply as the client sees it: split into reasoning, content and tool calls.
