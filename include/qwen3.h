@@ -117,6 +117,24 @@ typedef int (*qwen3_on_text)(const char* piece, size_t length, int reasoning, vo
 qwen3_status qwen3_generate(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
                             qwen3_on_text on_text, void* user, char** text);
 
+/* ---- constrained generation ----
+ * A grammar bound to a model's vocabulary: only text of its language is sampled, and the turn ends
+ * only where the text is a whole sentence. One grammar may serve any number of requests, from any
+ * thread, and must outlive them. */
+typedef struct qwen3_grammar qwen3_grammar;
+
+/* From llama.cpp's GBNF text (start rule "root"; <name> and <[id]> match whole tokens), or from a
+ * JSON Schema given as JSON text (the subset is documented in qwen3/grammar/json_schema.hpp). NULL on
+ * error: qwen3_last_error() says what is wrong (a line and column, a schema keyword and its JSON
+ * pointer). */
+qwen3_grammar* qwen3_grammar_from_gbnf(const qwen3_model* model, const char* gbnf);
+qwen3_grammar* qwen3_grammar_from_json_schema(const qwen3_model* model, const char* schema);
+void qwen3_grammar_free(qwen3_grammar* grammar);
+
+/* qwen3_generate whose text follows `grammar` (NULL: none). */
+qwen3_status qwen3_generate_constrained(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
+                                       const qwen3_grammar* grammar, qwen3_on_text on_text, void* user, char** text);
+
 /* Sends a user message in the model's conversation (history and KV arena are kept between calls)
  * and generates the reply with the Qwen3 chat template. enable_thinking != 0: reasoning mode.
  * sampling NULL: Qwen3's preset for the mode. *answer receives the answer without the reasoning. */
@@ -174,6 +192,9 @@ typedef struct qwen3_request {
      * stepping thread, before the token's text reaches on_text: log-probabilities, traces. May be
      * NULL. (Added after the fields above: a request whose size ends before it has none.) */
     qwen3_on_token on_token;
+    /* The grammar the generated text must follow (NULL: free text). (Added after on_token: a request
+     * whose size ends before it has none.) */
+    const qwen3_grammar* grammar;
 } qwen3_request;
 
 typedef enum qwen3_stop_reason {

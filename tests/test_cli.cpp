@@ -5,6 +5,8 @@
 // the program (tools/sanitize.sh builds none) every case is reported as skipped.
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -105,6 +107,20 @@ TEST_CASE("qwen3 generate --ids on the tiny model file prints llama.cpp's greedy
     while (n < g.greedy.size() && g.margins[n] > 1e-2) ++n;
     CHECK(n > 4);
     CHECK(std::vector<std::int32_t>(ids.begin(), ids.begin() + long(n)) == std::vector<std::int32_t>(g.greedy.begin(), g.greedy.begin() + long(n)));
+}
+
+TEST_CASE("qwen3 generate --grammar prints exactly the text, a sentence of the grammar") {
+    test::TempDir dir;
+    const std::string gbnf = dir.file("date.gbnf");
+    std::ofstream(gbnf) << "root ::= \"20\" [0-9] [0-9] \"-\" (\"0\" [1-9] | \"1\" [0-2]) \"-\" [0-2] [0-9]\n";
+    for (const char* seed : {"1", "2"}) {
+        const Run r = qwen3_tool("generate " + micro() + " -p \"Date:\" --grammar " + quoted(gbnf) + " --temp 1 --seed " + seed + " -n 40 -t 2");
+        REQUIRE(r.status == 0);
+        CAPTURE(r.out);
+        REQUIRE(r.out.size() == 10);  // nothing else on stdout, not even a newline
+        CHECK((r.out.substr(0, 2) == "20" && r.out[4] == '-' && r.out[7] == '-'));
+        CHECK(r.err.find("stop: end of turn") != std::string::npos);
+    }
 }
 
 TEST_CASE("qwen3 logits writes every position's logits, row by row, as llama.cpp computes them") {
@@ -320,6 +336,18 @@ TEST_CASE("qwen3 exits with 2 on usage errors and 1 on failures, naming what wen
     const Run bad_token = qwen3_tool("logits " + micro() + " --tokens 1,4096");
     CHECK(bad_token.status == 1);
     CHECK(bad_token.err.find("token id 4096 at index 1 is outside the vocabulary") != std::string::npos);
+    test::TempDir dir;
+    const std::string schema = dir.file("schema.json"), gbnf = dir.file("g.gbnf");
+    std::ofstream(schema) << R"js({"type": "object", "properties": {"a": {"type": "string", "pattern": "(?=x)"}}})js";
+    std::ofstream(gbnf) << "root ::= \"a\" (\n";
+    const Run bad_schema = qwen3_tool("generate " + micro() + " -p hi --json-schema " + quoted(schema));
+    CHECK(bad_schema.status == 1);
+    CHECK(bad_schema.err.find("/properties/a") != std::string::npos);
+    const Run bad_gbnf = qwen3_tool("generate " + micro() + " -p hi --grammar " + quoted(gbnf));
+    CHECK(bad_gbnf.status == 1);
+    CHECK(bad_gbnf.err.find("GBNF: line") != std::string::npos);
+    const Run both = qwen3_tool("generate " + micro() + " -p hi --grammar " + quoted(gbnf) + " --json-schema " + quoted(schema));
+    CHECK(both.status == 2);
     const Run bad_ids = qwen3_tool("detokenize --tokenizer " + tokenizer_json(), "[1, -2]");
     CHECK(bad_ids.status == 1);
     CHECK(bad_ids.err.find("token ids must be integers") != std::string::npos);

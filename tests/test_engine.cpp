@@ -433,7 +433,7 @@ TEST_CASE("engine: a sequence reaching the context stops there; bad requests are
     CHECK_THROWS_AS(engine.add(make_request({})), qwen3::Error);
     CHECK_THROWS_AS(engine.add(make_request({1, Micro::vocab})), qwen3::Error);
     CHECK_THROWS_AS(engine.add(make_request(std::vector<std::int32_t>(Micro::max_context + 1, 1))), qwen3::Error);
-    CHECK_THROWS_AS(engine.add(make_request({1}, qwen3::GenerationOptions{.max_tokens = -1, .sampling = qwen3::SamplerParams::greedy(), .stop = {}, .stop_at_end_of_turn = true})), qwen3::Error);
+    CHECK_THROWS_AS(engine.add(make_request({1}, qwen3::GenerationOptions{.max_tokens = -1, .sampling = qwen3::SamplerParams::greedy(), .stop = {}, .stop_at_end_of_turn = true, .grammar = {}})), qwen3::Error);
     CHECK_THROWS_AS(engine.add(make_request({1}, with_stop("x"))), qwen3::Error);  // stop strings need a tokenizer
     CHECK_THROWS_AS(MicroEngine(model, nullptr, {.max_sequences = 0}), qwen3::Error);
     CHECK_THROWS_AS(MicroEngine(model, nullptr, {.max_sequences = 1000}), qwen3::Error);

@@ -138,6 +138,37 @@ TEST_CASE("request fields: defaults, overrides and the OpenAI names") {
     CHECK(b.prompt == tokenizer().encode("<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"));
 }
 
+TEST_CASE("response_format, tool_choice and grammar become the request's grammar, one per distinct constraint") {
+    serve::RequestDefaults d = defaults();
+    d.grammars = std::make_shared<serve::GrammarCache>(tokenizer());
+    auto chat = [&](const char* body) { return serve::parse_chat_request(serve::parse_body(body), tokenizer(), d); };
+    const char* schema_body =
+        R"({"messages": [{"role": "user", "content": "a"}], "chat_template_kwargs": {"enable_thinking": false},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": ["yes", "no"]}}}})";
+    const serve::ParsedRequest a = chat(schema_body), b = chat(schema_body);
+    REQUIRE(a.options.grammar);
+    CHECK(a.options.grammar == b.options.grammar);  // cached: its token caches stay warm
+    qwen3::GrammarRecognizer r(a.options.grammar->grammar());
+    CHECK(r.accept("\"no\""));
+    CHECK(r.complete());
+    CHECK_FALSE(chat(R"({"messages": [{"role": "user", "content": "a"}]})").options.grammar);
+    const serve::ParsedRequest tools = chat(R"({"messages": [{"role": "user", "content": "a"}], "tool_choice": "required",
+        "chat_template_kwargs": {"enable_thinking": false}, "tools": [{"type": "function", "function": {"name": "f", "parameters":
+        {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": false}}}]})");
+    REQUIRE(tools.options.grammar);
+    CHECK(tools.parse_tool_calls);
+    qwen3::GrammarMatcher m(tools.options.grammar);
+    CHECK(m.accept_token(*tokenizer().token_id("<tool_call>")));
+    CHECK(m.accept_bytes("\n{\"name\": \"f\", \"arguments\": {\"n\": 42}}\n"));
+    CHECK(m.accept_token(*tokenizer().token_id("</tool_call>")));
+    CHECK(m.complete());
+    const serve::ParsedRequest text = serve::parse_completion_request(
+        serve::parse_body(R"({"prompt": "x", "grammar": "root ::= [0-9]+"})"), tokenizer(), d);
+    REQUIRE(text.options.grammar);
+    CHECK(serve::parse_completion_request(serve::parse_body(R"({"prompt": "x", "json_schema": {"type": "integer"}})"), tokenizer(), d)
+              .options.grammar);
+}
+
 TEST_CASE("bad requests are 400s naming the field") {
     struct Case {
         const char* body;
@@ -166,7 +197,14 @@ TEST_CASE("bad requests are 400s naming the field") {
         {R"({"messages": [{"role": "user", "content": "a"}], "top_logprobs": 2})", 400, "top_logprobs"},
         {R"({"messages": [{"role": "user", "content": "a"}], "logprobs": true, "top_logprobs": 21})", 400, "top_logprobs"},
         {R"({"messages": [{"role": "user", "content": "a"}], "tool_choice": "required", "tools": []})", 400, "tool_choice"},
-        {R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_object"}})", 400, "response_format"},
+        {R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "xml"}})", 400, "response_format.type"},
+        {R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema"}})", 400, "response_format.json_schema.schema"},
+        {R"({"messages": [{"role": "user", "content": "a"}], "response_format": {"type": "json_schema", "json_schema": {"schema": {"not": {}}}}})", 400,
+         "response_format"},
+        {R"({"messages": [{"role": "user", "content": "a"}], "tool_choice": {"type": "function", "function": {"name": "nope"}},
+             "tools": [{"type": "function", "function": {"name": "f"}}]})", 400, "tools"},
+        {R"({"messages": [{"role": "user", "content": "a"}], "tool_choice": "sometimes", "tools": [{"type": "function", "function": {"name": "f"}}]})", 400,
+         "tool_choice"},
         {R"({"messages": [{"role": "user", "content": "a"}], "tools": [{"type": "function"}]})", 400, "tools[0]"},
         {R"({"messages": [{"role": "user", "content": "a"}], "seed": "1"})", 400, "seed"},
     };
@@ -199,7 +237,9 @@ TEST_CASE("completion prompts: text, token ids, a list of one") {
     CHECK(serve::parse_completion_request(serve::parse_body(R"({"prompt": [[9707]]})"), tokenizer(), d).prompt == std::vector<std::int32_t>{9707});
     CHECK(serve::parse_completion_request(serve::parse_body(R"({"prompt": ["Hello"]})"), tokenizer(), d).prompt == tokenizer().encode("Hello"));
     for (const char* bad : {R"({"prompt": ["a", "b"]})", R"({"prompt": [1, -2]})", R"({"prompt": [1, 151936]})", R"({"prompt": 5})",
-                            R"({"prompt": ""})", R"({})", R"({"prompt": "a", "echo": true})"}) {
+                            R"({"prompt": ""})", R"({})", R"({"prompt": "a", "echo": true})", R"({"prompt": "a", "grammar": "root ::= ("})",
+                            R"({"prompt": "a", "grammar": 5})", R"({"prompt": "a", "json_schema": {"type": "object", "if": {}}})",
+                            R"({"prompt": "a", "grammar": "root ::= \"a\"", "json_schema": {}})"}) {
         INFO(bad);
         CHECK_THROWS_AS(serve::parse_completion_request(serve::parse_body(bad), tokenizer(), d), serve::ApiError);
     }

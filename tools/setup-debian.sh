@@ -6,7 +6,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    g++ make cmake python3 libxsimd-dev doctest-dev libbenchmark-dev libcpp-httplib-dev pkg-config nginx ca-certificates >/dev/null
+    g++ make cmake python3 python3-jsonschema python3-lark libxsimd-dev doctest-dev libbenchmark-dev libcpp-httplib-dev pkg-config \
+    nginx ca-certificates >/dev/null
 echo "setup-debian: g++ $(g++ -dumpversion), cmake $(cmake --version | head -1 | cut -d' ' -f3), xsimd, doctest, benchmark, cpp-httplib, nginx installed"
 # `qwen3 serve`'s tests drive it with the official OpenAI client: Node and tests/server's locked packages
 command -v node >/dev/null 2>&1 || $SUDO apt-get install -y -qq --no-install-recommends nodejs >/dev/null

@@ -2,12 +2,16 @@
 #pragma once
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <initializer_list>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <qwen3/error.hpp>
 
 namespace cli {
 
@@ -103,6 +107,16 @@ inline std::vector<std::int32_t> parse_int_list(const std::string& s, std::strin
         i = j + 1;
     }
     return out;
+}
+
+// The whole file at `path`; throws qwen3::Error(io) naming it when it cannot be read.
+inline std::string read_text_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) qwen3::detail::fail(qwen3::ErrorCode::io, path, ": cannot open");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) qwen3::detail::fail(qwen3::ErrorCode::io, path, ": read failed");
+    return std::move(text).str();
 }
 
 }  // namespace cli

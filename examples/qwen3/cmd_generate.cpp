@@ -1,5 +1,6 @@
 // qwen3 generate MODEL -p PROMPT [options]: raw completion of a prompt (no chat template).
 // The generated text goes to stdout as it is produced; the seed, timings and speed go to stderr.
+// --grammar FILE.gbnf / --json-schema FILE constrain the text (and then stdout is only the text).
 #include <cstdio>
 #include <random>
 #include <string>
@@ -17,8 +18,9 @@ int run_generate(int argc, char** argv) {
     cli::Args args(argc, argv,
                    {{"--prompt", "-p", true}, {"--tokens", "", true}, {"--n-predict", "-n", true}, {"--threads", "-t", true},
                     {"--tokenizer", "", true}, {"--stop", "", true}, {"--ids", "", false}, {"--echo", "", false},
-                    {"--ignore-eos", "", false}, SAMPLING_OPTIONS});
+                    {"--ignore-eos", "", false}, {"--grammar", "", true}, {"--json-schema", "", true}, SAMPLING_OPTIONS});
     if (args.positional().size() != 1) throw cli::UsageError("expected one MODEL path");
+    if (args.has("--grammar") && args.has("--json-schema")) throw cli::UsageError("give --grammar or --json-schema, not both");
     if (args.has("--prompt") == args.has("--tokens")) throw cli::UsageError("give the prompt as -p TEXT or --tokens 1,2,3");
     const int threads = int(args.get_int("--threads", qwen3::default_thread_count(), 1, 1024));
 
@@ -31,6 +33,14 @@ int run_generate(int argc, char** argv) {
     const std::string model_path = args.positional()[0];
     qwen3::Checkpoint ckpt = qwen3::Checkpoint::open(model_path);
     const qwen3::Tokenizer tokenizer = cli::load_tokenizer(args, ckpt);
+    const bool constrained = args.has("--grammar") || args.has("--json-schema");
+    if (constrained) {
+        // the grammar is checked before the model is read, so a bad one fails fast
+        qwen3::Grammar grammar = args.has("--grammar")
+                                     ? qwen3::Grammar::from_gbnf(cli::read_text_file(args.get("--grammar")))
+                                     : qwen3::grammar_from_json_schema(cli::read_text_file(args.get("--json-schema")));
+        options.grammar = qwen3::TokenGrammar::create(std::move(grammar), tokenizer, std::size_t(ckpt.params().vocab));
+    }
     return qwen3::with_variant<tool::Variants>(ckpt.params(), [&]<class Cfg>() {
         qwen3::Model<Cfg> model(std::move(ckpt));
         qwen3::Generator<Cfg> generator(model, tokenizer, qwen3::SessionOptions{threads});
@@ -52,7 +62,7 @@ int run_generate(int argc, char** argv) {
             std::string out = "[";
             for (std::size_t i = 0; i < g.tokens.size(); ++i) out += (i ? "," : "") + std::to_string(g.tokens[i]);
             std::printf("%s]\n", out.c_str());
-        } else {
+        } else if (!constrained) {  // constrained: stdout is exactly the generated text
             std::printf("\n");
         }
         std::fprintf(stderr, "[%s | seed %llu | prompt %d tokens, %.1f t/s | generated %d tokens, %.1f t/s | stop: %s]\n",

@@ -110,6 +110,7 @@ int run_serve(int argc, char** argv) {
     });
 
     const std::string variant = backend->variant();
+    options.defaults.grammars = std::make_shared<serve::GrammarCache>(backend->tokenizer());
     serve::Scheduler scheduler(std::move(backend), parallel, queue);
     serve::HttpServer server(scheduler, options);
     server.bind();

@@ -50,6 +50,10 @@ struct qwen3_model {
     qwen3_tokenizer tokenizer;
 };
 
+struct qwen3_grammar {
+    std::shared_ptr<const qwen3::TokenGrammar> grammar;
+};
+
 // An engine over one model, type-erased over the compiled variants.
 struct qwen3_engine {
     virtual ~qwen3_engine() = default;
@@ -307,17 +311,45 @@ qwen3_sampling qwen3_sampling_non_thinking(void) { return qwen3::detail::c_api::
 
 qwen3_status qwen3_generate(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
                             qwen3_on_text on_text, void* user, char** text) {
+    return qwen3_generate_constrained(model, prompt, max_tokens, sampling, nullptr, on_text, user, text);
+}
+
+namespace qwen3::detail::c_api {
+inline qwen3_grammar* make_grammar(const qwen3_model* model, const char* text, bool schema, const char* function) {
+    qwen3_grammar* out = nullptr;
+    guarded([&] {
+        if (!model) return null_argument(function, "model");
+        if (!text) return null_argument(function, schema ? "schema" : "gbnf");
+        Grammar g = schema ? grammar_from_json_schema(text) : Grammar::from_gbnf(text);
+        out = new qwen3_grammar{TokenGrammar::create(std::move(g), model->tokenizer.tokenizer, model->vocab_size())};
+        return QWEN3_OK;
+    });
+    return out;
+}
+}  // namespace qwen3::detail::c_api
+
+qwen3_grammar* qwen3_grammar_from_gbnf(const qwen3_model* model, const char* gbnf) {
+    return qwen3::detail::c_api::make_grammar(model, gbnf, false, "qwen3_grammar_from_gbnf");
+}
+qwen3_grammar* qwen3_grammar_from_json_schema(const qwen3_model* model, const char* schema) {
+    return qwen3::detail::c_api::make_grammar(model, schema, true, "qwen3_grammar_from_json_schema");
+}
+void qwen3_grammar_free(qwen3_grammar* grammar) { delete grammar; }
+
+qwen3_status qwen3_generate_constrained(qwen3_model* model, const char* prompt, int32_t max_tokens, const qwen3_sampling* sampling,
+                                       const qwen3_grammar* grammar, qwen3_on_text on_text, void* user, char** text) {
     using namespace qwen3::detail::c_api;
     if (text) *text = nullptr;
     return guarded([&] {
-        if (!model) return null_argument("qwen3_generate", "model");
-        if (!prompt) return null_argument("qwen3_generate", "prompt");
+        if (!model) return null_argument(grammar ? "qwen3_generate_constrained" : "qwen3_generate", "model");
+        if (!prompt) return null_argument(grammar ? "qwen3_generate_constrained" : "qwen3_generate", "prompt");
         qwen3::EncodeOptions encode;
         encode.reject_invalid_utf8 = true;
         const std::vector<qwen3::TokenId> ids = model->tokenizer.tokenizer.encode(prompt, encode);
         qwen3::GenerationOptions options;
         options.max_tokens = max_tokens;
         if (sampling) options.sampling = sampler_params(*sampling);
+        if (grammar) options.grammar = grammar->grammar;
         qwen3::OnText stream;
         if (on_text) stream = [&](std::string_view piece) { return on_text(piece.data(), piece.size(), 0, user) != 0; };
         const qwen3::Generation g = model->generate(ids, options, stream);
@@ -425,6 +457,8 @@ qwen3_status qwen3_engine_add(qwen3_engine* engine, const qwen3_request* request
             void* user = request->user;
             r.on_text = [on_text, user](std::string_view piece) { return on_text(piece.data(), piece.size(), 0, user) != 0; };
         }
+        const bool has_grammar = request->size >= offsetof(qwen3_request, grammar) + sizeof(const qwen3_grammar*);
+        if (has_grammar && request->grammar) r.options.grammar = request->grammar->grammar;
         if (has_on_token && request->on_token) {
             const qwen3_on_token on_token = request->on_token;
             void* user = request->user;

@@ -189,9 +189,13 @@ private:
         detail::StopMatcher stops;
         Generation out;
         std::chrono::steady_clock::time_point started, first_token;
+        std::optional<GrammarMatcher> matcher;  // when the request has a grammar
+        TokenBitmask allowed;
 
         Sequence(RequestId id_, EngineRequest r, Pool& pool)
-            : id(id_), request(std::move(r)), kv(pool), sampler(request.options.sampling), stops(request.options.stop) {}
+            : id(id_), request(std::move(r)), kv(pool), sampler(request.options.sampling), stops(request.options.stop) {
+            if (request.options.grammar) matcher.emplace(request.options.grammar);
+        }
         bool prefilling() const { return computed < prompt_size; }
     };
 
@@ -356,6 +360,10 @@ bool Engine<Cfg, KV, PP>::step() {
                 s.first_token = now;
                 s.out.stats.prompt_seconds = std::chrono::duration<double>(now - s.started).count();
             }
+            if (s.matcher && s.matcher->complete() && !s.matcher->can_continue()) {  // nothing but the end can follow
+                finish(s, StopReason::end_of_turn);
+                continue;
+            }
             if (int(s.out.tokens.size()) >= s.request.options.max_tokens) {
                 finish(s, StopReason::max_tokens);
                 continue;
@@ -371,7 +379,13 @@ bool Engine<Cfg, KV, PP>::step() {
         forward_.pool().run(int(drawing.size()), [&](int j) {
             const std::size_t i = drawing[std::size_t(j)];
             try {
-                drawn_[std::size_t(j)] = logit_owners[i]->sampler.sample(logits_of(i));
+                Sequence& s = *logit_owners[i];
+                if (s.matcher) {  // the grammar's caches are shared and thread-safe; the matcher is the sequence's
+                    s.matcher->fill_mask(s.allowed);
+                    drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i), s.allowed.words());
+                } else {
+                    drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i));
+                }
             } catch (const std::exception& e) {  // reported below, on this thread
                 failures[std::size_t(j)] = e.what();
             }
@@ -493,8 +507,9 @@ template <class Cfg, class KV, int PP>
 void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
     const GenerationOptions& o = s.request.options;
     s.out.tokens.push_back(id);
-    if (o.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end())
-        return finish(s, StopReason::end_of_turn);
+    if (s.matcher && !s.matcher->accept_token(id)) return finish(s, StopReason::failed, "sampled a token outside the grammar");
+    const bool ends_turn = std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end();
+    if ((o.stop_at_end_of_turn && ends_turn) || (s.matcher && s.matcher->finished())) return finish(s, StopReason::end_of_turn);
     s.sampler.accept(id);
     s.tokens.push_back(id);
     if (s.decoder) {

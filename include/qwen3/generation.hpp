@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,7 +25,9 @@
 #include <vector>
 
 #include "chat.hpp"
+#include "chat/reply_grammar.hpp"
 #include "error.hpp"
+#include "grammar.hpp"
 #include "model.hpp"
 #include "sampler.hpp"
 #include "tokenizer.hpp"
@@ -57,6 +60,9 @@ struct GenerationOptions {
     SamplerParams sampling = SamplerParams::greedy();
     std::vector<std::string> stop;  // stop strings; the text before the first one is returned
     bool stop_at_end_of_turn = true;
+    // Only tokens that keep the text a prefix of this grammar's language are sampled, and the turn
+    // ends only where the text is a whole sentence (grammar.hpp: GBNF or JSON Schema). Null: free.
+    std::shared_ptr<const TokenGrammar> grammar;
 };
 
 struct GenerationStats {
@@ -190,9 +196,25 @@ public:
             return !on_text || on_text(text);
         };
         out.reason = StopReason::max_tokens;
+        std::optional<GrammarMatcher> matcher;
+        TokenBitmask allowed;
+        if (options.grammar) matcher.emplace(options.grammar);
         for (int n = 0; n < options.max_tokens; ++n) {
-            const std::int32_t id = sampler.sample(logits);
-            if (options.stop_at_end_of_turn && std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end()) {
+            std::int32_t id;
+            if (matcher && matcher->complete() && !matcher->can_continue()) {  // nothing but the end can follow
+                out.reason = StopReason::end_of_turn;
+                break;
+            }
+            if (matcher) {
+                matcher->fill_mask(allowed);
+                id = sampler.sample(logits, allowed.words());
+                if (!matcher->accept_token(id))
+                    detail::fail(ErrorCode::invalid_argument, "generate: sampled token ", id, " outside the grammar's mask");
+            } else {
+                id = sampler.sample(logits);
+            }
+            const bool ends_turn = std::find(end_of_turn_.begin(), end_of_turn_.end(), id) != end_of_turn_.end();
+            if ((options.stop_at_end_of_turn && ends_turn) || (matcher && matcher->finished())) {
                 out.tokens.push_back(id);
                 out.reason = StopReason::end_of_turn;
                 break;
@@ -216,6 +238,8 @@ public:
             logits = session_.eval(id);
             context_.push_back(id);
         }
+        if (out.reason == StopReason::max_tokens && matcher && matcher->complete() && !matcher->can_continue())
+            out.reason = StopReason::end_of_turn;  // the last token completed the grammar
         if (out.reason != StopReason::stop_string && out.reason != StopReason::cancelled) {
             bool stopped = false;
             std::string tail = stops.push(decoder.finish(), stopped);
@@ -244,6 +268,9 @@ struct ConversationOptions {
     std::string system;                    // a system message, if not empty
     bool enable_thinking = true;           // Qwen3's reasoning mode (the template's enable_thinking)
     std::vector<json::Value> tools;        // JSON-schema tools, rendered as the template renders them
+    chat::ToolChoice tool_choice;          // automatic, none, required, or one named function
+    bool constrain_tool_calls = true;      // a tool call's JSON always names a tool, with valid arguments
+    chat::ResponseFormat response_format;  // the answer: free text, a JSON object, or JSON of a schema
     std::optional<SamplerParams> sampling; // default: Qwen3's recommended preset for the mode
     int max_tokens = 4096;
     SessionOptions session;
@@ -303,6 +330,7 @@ public:
         GenerationOptions gen;
         gen.max_tokens = options_.max_tokens;
         gen.sampling = options_.sampling.value_or(thinking ? SamplerParams::thinking() : SamplerParams::non_thinking());
+        gen.grammar = reply_grammar(thinking);
         chat::ThinkSplitter splitter;
         bool keep_going = true;
         Generation g = generator_.generate(ids, gen, [&](std::string_view piece) {
@@ -325,9 +353,38 @@ public:
     }
 
 private:
+    // The grammar replies must follow under the current options (null: none), rebuilt when they change.
+    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking) {
+        chat::ReplyForm form;
+        form.thinking = thinking;
+        form.tools = options_.tools;
+        form.tool_choice = options_.tool_choice;
+        form.constrain_tool_calls = options_.constrain_tool_calls;
+        form.response_format = options_.response_format;
+        if (!chat::constrains(form)) return nullptr;
+        std::string key = std::to_string(thinking) + std::to_string(int(form.tool_choice.kind)) + form.tool_choice.function +
+                          std::to_string(form.constrain_tool_calls) + std::to_string(int(form.response_format.kind)) +
+                          json::dump(form.response_format.schema);
+        for (const json::Value& tool : form.tools) key += json::dump(tool);
+        if (grammar_ && key == grammar_key_) return grammar_;
+        const Tokenizer& tokenizer = generator_.tokenizer();
+        if (!vocabulary_) vocabulary_ = std::make_shared<const TokenTrie>(tokenizer, std::size_t(Cfg::vocab));
+        Grammar g = chat::reply_grammar(form);
+        std::vector<TokenId> ids = TokenGrammar::resolve_tokens(g, tokenizer);
+        std::vector<TokenId> ends;
+        for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+            if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
+        grammar_ = std::make_shared<const TokenGrammar>(std::move(g), vocabulary_, std::move(ends), std::move(ids));
+        grammar_key_ = std::move(key);
+        return grammar_;
+    }
+
     ConversationOptions options_;
     Generator<Cfg, KV> generator_;
     std::vector<chat::Message> messages_;
+    std::shared_ptr<const TokenTrie> vocabulary_;
+    std::shared_ptr<const TokenGrammar> grammar_;
+    std::string grammar_key_;
 };
 
 template <class Cfg>

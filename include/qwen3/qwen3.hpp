@@ -11,6 +11,7 @@
 #include "error.hpp"
 #include "format/checkpoint.hpp"
 #include "generation.hpp"
+#include "grammar.hpp"
 #include "model.hpp"
 #include "sampler.hpp"
 #include "tokenizer.hpp"

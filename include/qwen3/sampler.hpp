@@ -36,6 +36,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -137,6 +138,15 @@ public:
     // into it.
     std::int32_t sample(std::span<const float> logits);
 
+    // sample() among the tokens whose bit is set in `allowed` (bit i of word i / 64; tokens past
+    // its end are not allowed): the others count as -inf, before penalties and every filter, so
+    // top-k, top-p and min-p choose among allowed tokens. Throws as sample(), and
+    // Error(invalid_argument) when no token is allowed.
+    std::int32_t sample(std::span<const float> logits, std::span<const std::uint64_t> allowed) { return sample(masked(logits, allowed)); }
+    std::vector<TokenProbability> distribution(std::span<const float> logits, std::span<const std::uint64_t> allowed) {
+        return distribution(masked(logits, allowed));
+    }
+
     // The distribution sample() draws from: the tokens that survive every filter, in id order, with
     // their renormalized probabilities (greedy: the argmax with probability 1). Does not use the
     // random generator. Throws as sample().
@@ -164,6 +174,7 @@ private:
     }
 
     bool is_greedy() const;
+    std::span<const float> masked(std::span<const float> logits, std::span<const std::uint64_t> allowed);
     bool penalties_active() const;
     float penalized(float logit, std::int32_t count) const;
     void collect_penalties(std::size_t vocab);
@@ -194,6 +205,7 @@ private:
     // scratch, kept between calls to avoid allocation per token
     std::vector<std::pair<std::int32_t, std::int32_t>> penalties_;  // (token, count)
     std::vector<float> scratch_;          // penalized logits (full path)
+    std::vector<float> masked_;           // logits with the tokens a constraint forbids at -inf
     std::vector<std::int32_t> buckets_;   // top-p histogram bucket per token (full path)
     std::vector<Candidate> bucket_;       // the tokens of the bucket where top-p's mass is reached
 };
@@ -571,6 +583,29 @@ inline void Sampler::filter(std::span<const float> logits) {
 inline bool Sampler::is_greedy() const {
     // a temperature so small that 1/T overflows a float leaves only the argmax anyway
     return params_.temperature == 0.0f || !std::isfinite(1.0f / params_.temperature);
+}
+
+inline std::span<const float> Sampler::masked(std::span<const float> logits, std::span<const std::uint64_t> allowed) {
+    constexpr float kForbidden = -std::numeric_limits<float>::infinity();
+    masked_.assign(logits.size(), kForbidden);
+    bool any = false;
+    for (std::size_t w = 0; w < allowed.size() && w * 64 < logits.size(); ++w) {
+        std::uint64_t bits = allowed[w];
+        const std::size_t base = w * 64, n = std::min<std::size_t>(64, logits.size() - base);
+        if (n < 64) bits &= (std::uint64_t(1) << n) - 1;
+        if (bits == ~std::uint64_t(0)) {
+            std::copy_n(logits.data() + base, 64, masked_.data() + base);
+            any = true;
+            continue;
+        }
+        for (; bits; bits &= bits - 1) {
+            const std::size_t i = base + std::size_t(std::countr_zero(bits));
+            masked_[i] = logits[i];
+            any = true;
+        }
+    }
+    if (!any) detail::fail(ErrorCode::invalid_argument, "sampler: the constraint allows no token");
+    return masked_;
 }
 
 inline std::int32_t Sampler::sample(std::span<const float> logits) {

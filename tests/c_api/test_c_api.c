@@ -7,6 +7,7 @@
  *   - streaming, the chat history and its reset;
  *   - the engine: three requests stepping together, the greedy one equal to llama.cpp's tokens, a
  *     streamed one equal to its text, a cancelled one; its errors;
+ *   - constrained generation: a JSON Schema enum and a GBNF grammar, alone and in the engine;
  *   - every failure: a status code and a message naming the problem, never a crash.
  * Built twice: against a build of the interface for the micro shape with an F32 KV arena
  * (tests/c_api/c_api_micro.cpp), and, where CMake builds it (QWEN3_BUILD_C_API), against the library
@@ -401,6 +402,72 @@ static void test_engine(const char* data) {
     qwen3_model_free(m);
 }
 
+/* Constrained generation: a JSON Schema's enum and a GBNF grammar, alone and in the engine; errors. */
+static void test_grammar(const char* dir) {
+    qwen3_model* m = qwen3_model_load(data_path(dir, "qwen3-micro-f32.gguf"), 2);
+    CHECK(m != NULL, "%s", qwen3_last_error());
+    if (!m) return;
+    qwen3_grammar* answer = qwen3_grammar_from_json_schema(m, "{\"enum\": [\"yes\", \"no\", \"maybe later\"]}");
+    CHECK(answer != NULL, "%s", qwen3_last_error());
+    qwen3_grammar* digits = qwen3_grammar_from_gbnf(m, "root ::= [1-9] [0-9]{2} \"-\" [0-9]{4}\n");
+    CHECK(digits != NULL, "%s", qwen3_last_error());
+    if (!answer || !digits) {
+        qwen3_model_free(m);
+        return;
+    }
+    qwen3_sampling sampled = qwen3_sampling_non_thinking();
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+        sampled.seed = seed;
+        char* text = NULL;
+        CHECK(qwen3_generate_constrained(m, "Answer:", 16, &sampled, answer, NULL, NULL, &text) == QWEN3_OK, "%s", qwen3_last_error());
+        CHECK(text && (!strcmp(text, "\"yes\"") || !strcmp(text, "\"no\"") || !strcmp(text, "\"maybe later\"")), "enum answer: %s",
+              text ? text : "(null)");
+        qwen3_string_free(text);
+    }
+    qwen3_engine_params p = qwen3_engine_default_params();
+    p.max_sequences = 2;
+    p.pool_pages = 8;
+    qwen3_engine* e = qwen3_engine_create(m, &p);
+    CHECK(e != NULL, "%s", qwen3_last_error());
+    if (e) {
+        qwen3_request r = qwen3_request_default();
+        const int32_t prompt[3] = {1, 2, 3};
+        r.prompt = prompt;
+        r.prompt_length = 3;
+        r.max_tokens = 20;
+        r.sampling = &sampled;
+        r.grammar = digits;
+        uint64_t id = 0, old_id = 0;
+        CHECK(qwen3_engine_add(e, &r, &id) == QWEN3_OK, "%s", qwen3_last_error());
+        r.size = (uint32_t)offsetof(qwen3_request, grammar); /* an older request: no grammar field, free text */
+        CHECK(qwen3_engine_add(e, &r, &old_id) == QWEN3_OK, "%s", qwen3_last_error());
+        CHECK(qwen3_engine_run(e) == QWEN3_OK, "%s", qwen3_last_error());
+        qwen3_result res;
+        int done = 0;
+        CHECK(qwen3_engine_take(e, id, &res, &done) == QWEN3_OK && done == 1, "%s", qwen3_last_error());
+        if (done) {
+            int shaped = strlen(res.text) == 8 && res.text[0] >= '1' && res.text[0] <= '9' && res.text[3] == '-';
+            for (int i = 1; i < 8; ++i) shaped = shaped && (i == 3 || (res.text[i] >= '0' && res.text[i] <= '9'));
+            CHECK(shaped && res.reason == QWEN3_STOP_END_OF_TURN, "engine grammar: \"%s\", reason %d", res.text, (int)res.reason);
+            qwen3_result_free(&res);
+        }
+        CHECK(qwen3_engine_take(e, old_id, &res, &done) == QWEN3_OK && done == 1, "%s", qwen3_last_error());
+        if (done) qwen3_result_free(&res);
+        qwen3_engine_free(e);
+    }
+    /* errors: NULL and a message saying where */
+    CHECK(qwen3_grammar_from_gbnf(m, "root ::= \"a\" (b\n") == NULL && strstr(qwen3_last_error(), "missing ')'"), "%s", qwen3_last_error());
+    CHECK(qwen3_grammar_from_gbnf(m, "root ::= \"a\" b\n") == NULL && strstr(qwen3_last_error(), "'b'"), "%s", qwen3_last_error());
+    CHECK(qwen3_grammar_from_json_schema(m, "{\"type\": \"object\", \"patternProperties\": {}}") == NULL &&
+              strstr(qwen3_last_error(), "patternProperties"), "%s", qwen3_last_error());
+    CHECK(qwen3_grammar_from_json_schema(m, "{not json") == NULL, "%s", qwen3_last_error());
+    CHECK(qwen3_grammar_from_gbnf(NULL, "root ::= \"a\"") == NULL, "%s", qwen3_last_error());
+    qwen3_grammar_free(answer);
+    qwen3_grammar_free(digits);
+    qwen3_grammar_free(NULL);
+    qwen3_model_free(m);
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s DATA_DIR\n", argv[0]);
@@ -410,6 +477,7 @@ int main(int argc, char** argv) {
     test_model(argv[1]);
     test_streaming(argv[1]);
     test_engine(argv[1]);
+    test_grammar(argv[1]);
     test_sampling_and_version();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

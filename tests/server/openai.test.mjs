@@ -296,6 +296,54 @@ async function post(path, body, headers = {}) {
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
 }
 
+test('response_format json_schema: the answer parses and holds to the schema', async () => {
+  const schema = { type: 'object', properties: { answer: { enum: ['yes', 'no'] }, n: { type: 'integer', minimum: 1, maximum: 9 } },
+    required: ['answer', 'n'], additionalProperties: false };
+  let checked = 0;
+  for (const seed of [1, 2, 3, 4]) {
+    const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Yes or no?' }], seed,
+      temperature: 1, max_tokens: 120, chat_template_kwargs: { enable_thinking: false },
+      response_format: { type: 'json_schema', json_schema: { name: 'verdict', schema } } });
+    const choice = r.choices[0];
+    if (choice.finish_reason === 'length') continue;
+    assert.equal(choice.finish_reason, 'stop');
+    const v = JSON.parse(choice.message.content);
+    assert.deepEqual(Object.keys(v), ['answer', 'n']);
+    assert.ok(['yes', 'no'].includes(v.answer));
+    assert.ok(Number.isInteger(v.n) && v.n >= 1 && v.n <= 9, JSON.stringify(v));
+    ++checked;
+  }
+  assert.ok(checked >= 2, `only ${checked} answers ended`);
+});
+
+test('tool_choice required: every reply is tool calls naming a tool, with arguments of its schema', async () => {
+  const tools = [{ type: 'function', function: { name: 'set_alarm', parameters: { type: 'object',
+    properties: { hour: { type: 'integer', minimum: 0, maximum: 23 }, label: { type: 'string', maxLength: 8 } },
+    required: ['hour', 'label'], additionalProperties: false } } }];
+  let calls = 0;
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Wake me.' }], seed, tools,
+      tool_choice: 'required', temperature: 1, max_tokens: 120, chat_template_kwargs: { enable_thinking: false } });
+    const choice = r.choices[0];
+    if (choice.finish_reason === 'length') continue;
+    assert.equal(choice.finish_reason, 'tool_calls');
+    for (const call of choice.message.tool_calls) {
+      assert.equal(call.function.name, 'set_alarm');
+      const args = JSON.parse(call.function.arguments);
+      assert.ok(Number.isInteger(args.hour) && args.hour >= 0 && args.hour <= 23, call.function.arguments);
+      assert.equal(typeof args.label, 'string');
+      ++calls;
+    }
+  }
+  assert.ok(calls >= 1, 'no reply ended with its calls');
+  // a keyword the grammar cannot honour is a 400 naming the field
+  const bad = await post('/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'hi' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', patternProperties: {} } } } }));
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.param, 'response_format');
+  assert.match(bad.body.error.message, /patternProperties/);
+});
+
 test('bad requests get OpenAI-style errors and the server keeps serving', async () => {
   const ok = JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
   const cases = [

@@ -262,6 +262,46 @@ json::Value parse_body(std::string_view text) {
     return body;
 }
 
+GrammarCache::GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity)
+    : tokenizer_(&tokenizer), vocabulary_(std::make_shared<const qwen3::TokenTrie>(tokenizer, tokenizer.vocab_size())), capacity_(capacity) {}
+
+std::shared_ptr<const qwen3::TokenGrammar> GrammarCache::get(const std::string& key, const std::function<qwen3::Grammar()>& make) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto it = recent_.begin(); it != recent_.end(); ++it)
+            if (it->first == key) {
+                recent_.splice(recent_.begin(), recent_, it);
+                return it->second;
+            }
+    }
+    qwen3::Grammar grammar = make();  // outside the lock: compiling may take a while
+    std::vector<qwen3::TokenId> ids = qwen3::TokenGrammar::resolve_tokens(grammar, *tokenizer_);
+    std::vector<qwen3::TokenId> ends;
+    for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
+        if (auto id = tokenizer_->token_id(name)) ends.push_back(*id);
+    auto made = std::make_shared<const qwen3::TokenGrammar>(std::move(grammar), vocabulary_, std::move(ends), std::move(ids));
+    std::lock_guard<std::mutex> lock(mutex_);
+    recent_.emplace_front(key, made);
+    if (recent_.size() > capacity_) recent_.pop_back();
+    return made;
+}
+
+namespace {
+
+// The request's grammar through the server's cache; a grammar the library refuses is a 400 naming `param`.
+std::shared_ptr<const qwen3::TokenGrammar> grammar_for(const RequestDefaults& defaults, const qwen3::Tokenizer& tokenizer,
+                                                       const std::string& key, const std::function<qwen3::Grammar()>& make,
+                                                       const std::string& param) {
+    try {
+        if (defaults.grammars) return defaults.grammars->get(key, make);
+        return GrammarCache(tokenizer, 1).get(key, make);
+    } catch (const qwen3::Error& e) {
+        throw ApiError(400, "invalid_request_error", std::string("'") + param + "': " + e.what(), param);
+    }
+}
+
+}  // namespace
+
 ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer& tokenizer, const RequestDefaults& defaults) {
     ParsedRequest r;
     r.chat = true;
@@ -274,15 +314,21 @@ ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer
     json::Value request(json::Object{});
     request.set("messages", json::Value(std::move(list)));
 
-    std::string tool_choice = "auto";
+    qwen3::chat::ReplyForm form;
     if (const json::Value* tc = field(body, "tool_choice")) {
-        if (tc->is_string()) tool_choice = tc->as_string();
-        else if (tc->is_object()) tool_choice = "named";
-        else bad("tool_choice", "'tool_choice' must be a string or an object");
-        if (tool_choice != "auto" && tool_choice != "none")
-            throw ApiError(400, "invalid_request_error",
-                           "tool_choice '" + tool_choice + "' needs constrained decoding, which this server does not do yet; use 'auto' or 'none'",
-                           "tool_choice");
+        if (tc->is_string()) {
+            const std::string& choice = tc->as_string();
+            if (choice == "none") form.tool_choice = qwen3::chat::ToolChoice::none();
+            else if (choice == "required") form.tool_choice = qwen3::chat::ToolChoice::required();
+            else if (choice != "auto") bad("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or a named function");
+        } else if (tc->is_object()) {
+            const json::Value* f = tc->find("function");
+            const json::Value* name = f && f->is_object() ? f->find("name") : nullptr;
+            if (!name || !name->is_string()) bad("tool_choice", "'tool_choice' must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+            form.tool_choice = qwen3::chat::ToolChoice::named(name->as_string());
+        } else {
+            bad("tool_choice", "'tool_choice' must be a string or an object");
+        }
     }
     if (const json::Value* tools = field(body, "tools")) {
         if (!tools->is_array()) bad("tools", "'tools' must be an array");
@@ -293,11 +339,15 @@ ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer
             const json::Value* name = f && f->is_object() ? f->find("name") : nullptr;
             if (!name || !name->is_string()) bad(at, "'" + at + "' must be {\"type\": \"function\", \"function\": {\"name\": ..., ...}}");
         }
-        if (!tools->as_array().empty() && tool_choice != "none") {
+        if (!tools->as_array().empty() && form.tool_choice.kind != qwen3::chat::ToolChoice::Kind::none) {
             request.set("tools", *tools);
             r.parse_tool_calls = true;
+            form.tools = tools->as_array();
         }
     }
+    if (form.tools.empty() && (form.tool_choice.kind == qwen3::chat::ToolChoice::Kind::required ||
+                               form.tool_choice.kind == qwen3::chat::ToolChoice::Kind::function))
+        bad("tool_choice", "'tool_choice' asks for a tool call but 'tools' is empty");
     bool enable_thinking = true;
     if (const json::Value* kwargs = field(body, "chat_template_kwargs")) {
         if (!kwargs->is_object()) bad("chat_template_kwargs", "'chat_template_kwargs' must be an object");
@@ -306,15 +356,30 @@ ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer
     if (const json::Value* format = field(body, "response_format")) {
         const json::Value* type = format->is_object() ? format->find("type") : nullptr;
         if (!type || !type->is_string()) bad("response_format", "'response_format' must be an object with a string 'type'");
-        if (type->as_string() != "text")
-            throw ApiError(400, "invalid_request_error",
-                           "response_format '" + type->as_string() + "' needs constrained decoding, which this server does not do yet",
-                           "response_format");
+        if (type->as_string() == "json_object") {
+            form.response_format = qwen3::chat::ResponseFormat::json_object();
+        } else if (type->as_string() == "json_schema") {
+            const json::Value* spec = format->find("json_schema");
+            const json::Value* schema = spec && spec->is_object() ? spec->find("schema") : nullptr;
+            if (!schema) bad("response_format.json_schema.schema", "'response_format.json_schema.schema' is required");
+            form.response_format = qwen3::chat::ResponseFormat::json_schema(*schema);
+        } else if (type->as_string() != "text") {
+            bad("response_format.type", "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"");
+        }
     }
     request.set("add_generation_prompt", json::Value(true));
     request.set("enable_thinking", json::Value(enable_thinking));
     r.thinking = qwen3::chat::expects_thinking(request);
     read_common(body, defaults, r.thinking, r);
+    form.thinking = r.thinking;
+    if (qwen3::chat::constrains(form)) {
+        std::string key = "chat|" + std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
+                          form.tool_choice.function + "|" + std::to_string(int(form.response_format.kind)) + "|" +
+                          json::dump(form.response_format.schema);
+        for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+        r.options.grammar = grammar_for(defaults, tokenizer, key, [&] { return qwen3::chat::reply_grammar(form); },
+                                        form.response_format.kind == qwen3::chat::ResponseFormat::Kind::json_schema ? "response_format" : "tools");
+    }
     const bool logprobs = get_bool(body, "logprobs", false);
     const long long top = get_integer(body, "top_logprobs", 0, 0, 20);
     if (field(body, "top_logprobs") && !logprobs) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
@@ -370,6 +435,18 @@ ParsedRequest parse_completion_request(const json::Value& body, const qwen3::Tok
         bad("prompt", "'prompt' must be a string, an array of token ids, or an array of one of them");
     }
     check_prompt_fits(r, defaults, "prompt");
+    // llama-server's extensions: the text follows a GBNF grammar or a JSON Schema
+    const json::Value* gbnf = field(body, "grammar");
+    const json::Value* schema = field(body, "json_schema");
+    if (gbnf && schema) bad("grammar", "give 'grammar' or 'json_schema', not both");
+    if (gbnf) {
+        if (!gbnf->is_string()) bad("grammar", "'grammar' must be GBNF text");
+        r.options.grammar = grammar_for(defaults, tokenizer, "gbnf|" + gbnf->as_string(), [&] { return qwen3::Grammar::from_gbnf(gbnf->as_string()); },
+                                        "grammar");
+    } else if (schema) {
+        r.options.grammar = grammar_for(defaults, tokenizer, "schema|" + json::dump(*schema),
+                                        [&] { return qwen3::Grammar::from_gbnf(qwen3::json_schema_to_gbnf(*schema)); }, "json_schema");
+    }
     return r;
 }
 

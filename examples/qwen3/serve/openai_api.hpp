@@ -10,6 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18,6 +22,7 @@
 #include <qwen3/chat.hpp>
 #include <qwen3/format/json.hpp>
 #include <qwen3/generation.hpp>
+#include <qwen3/grammar.hpp>
 #include <qwen3/tokenizer.hpp>
 
 #include "token_logprob.hpp"
@@ -35,12 +40,29 @@ struct ApiError : std::runtime_error {
     std::string code;   // e.g. "context_length_exceeded", or empty
 };
 
+// Compiled grammars of recent requests over one vocabulary trie built once: a JSON Schema or a set
+// of tools is often sent again, and a grammar's token caches fill on use. Thread-safe.
+class GrammarCache {
+public:
+    explicit GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity = 64);
+    // The grammar under `key`, made by `make` if it is not cached (make may throw; nothing is kept).
+    std::shared_ptr<const qwen3::TokenGrammar> get(const std::string& key, const std::function<qwen3::Grammar()>& make);
+
+private:
+    const qwen3::Tokenizer* tokenizer_;
+    std::shared_ptr<const qwen3::TokenTrie> vocabulary_;
+    std::size_t capacity_;
+    std::mutex mutex_;
+    std::list<std::pair<std::string, std::shared_ptr<const qwen3::TokenGrammar>>> recent_;  // most recent first
+};
+
 // What the server applies when a request does not say.
 struct RequestDefaults {
     std::optional<qwen3::SamplerParams> sampling;  // none: Qwen3's preset for the mode (thinking or not)
     int max_tokens = 2048;                         // a request's max_tokens when it gives none
     int max_tokens_limit = 32768;                  // the most a request may ask for
     int context = 0;                               // positions a sequence may hold (prompt + reply)
+    std::shared_ptr<GrammarCache> grammars;        // for response_format, tools and grammars (null: a cache per request)
 };
 
 // A request read and checked, ready for the engine.
@@ -57,8 +79,12 @@ struct ParsedRequest {
 };
 
 // Reads a request body (already parsed JSON). Throws ApiError(400) naming the field for wrong
-// types, values out of range, unsupported features (n > 1, image parts, ...) and a prompt that
-// does not fit the context (code "context_length_exceeded").
+// types, values out of range, unsupported features (n > 1, image parts, a JSON Schema keyword the
+// grammar cannot honour, ...) and a prompt that does not fit the context (code
+// "context_length_exceeded"). Chat: response_format (text, json_object, json_schema) and
+// tool_choice (auto, none, required, a named function) constrain the reply through a grammar, and
+// tool calls are constrained to the tools' schemas. Completions: `grammar` (GBNF) and `json_schema`
+// (llama-server's extensions) constrain the text.
 ParsedRequest parse_chat_request(const qwen3::json::Value& body, const qwen3::Tokenizer& tokenizer, const RequestDefaults& defaults);
 ParsedRequest parse_completion_request(const qwen3::json::Value& body, const qwen3::Tokenizer& tokenizer,
                                        const RequestDefaults& defaults);
