@@ -118,7 +118,6 @@ int main(int argc, char** argv) {
     auto t = clock_type::now();
     const auto vocabulary = std::make_shared<const qwen3::TokenTrie>(tokenizer, 151936);
     const double trie_ms = ms_since(t);
-    std::vector<qwen3::TokenId> ends{*tokenizer.token_id("<|im_end|>"), *tokenizer.token_id("<|endoftext|>")};
     if (!json_out)
         std::printf("vocabulary trie: %zu nodes, built in %.1f ms (once per tokenizer)\n\n", vocabulary->nodes().size(), trie_ms);
 
@@ -133,7 +132,7 @@ int main(int argc, char** argv) {
 
         for (const bool warm : {false, true}) {
             t = clock_type::now();
-            auto tg = std::make_shared<const qwen3::TokenGrammar>(grammar, vocabulary, ends, qwen3::TokenGrammar::resolve_tokens(grammar, tokenizer));
+            auto tg = qwen3::TokenGrammar::bind(grammar, vocabulary, tokenizer);
             double precompute_ms = 0;
             if (warm) {
                 tg->precompute();

@@ -369,12 +369,7 @@ private:
         if (grammar_ && key == grammar_key_) return grammar_;
         const Tokenizer& tokenizer = generator_.tokenizer();
         if (!vocabulary_) vocabulary_ = std::make_shared<const TokenTrie>(tokenizer, std::size_t(Cfg::vocab));
-        Grammar g = chat::reply_grammar(form);
-        std::vector<TokenId> ids = TokenGrammar::resolve_tokens(g, tokenizer);
-        std::vector<TokenId> ends;
-        for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
-            if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
-        grammar_ = std::make_shared<const TokenGrammar>(std::move(g), vocabulary_, std::move(ends), std::move(ids));
+        grammar_ = TokenGrammar::bind(chat::reply_grammar(form), vocabulary_, tokenizer);
         grammar_key_ = std::move(key);
         return grammar_;
     }

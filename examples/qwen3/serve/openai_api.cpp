@@ -274,12 +274,7 @@ std::shared_ptr<const qwen3::TokenGrammar> GrammarCache::get(const std::string& 
                 return it->second;
             }
     }
-    qwen3::Grammar grammar = make();  // outside the lock: compiling may take a while
-    std::vector<qwen3::TokenId> ids = qwen3::TokenGrammar::resolve_tokens(grammar, *tokenizer_);
-    std::vector<qwen3::TokenId> ends;
-    for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
-        if (auto id = tokenizer_->token_id(name)) ends.push_back(*id);
-    auto made = std::make_shared<const qwen3::TokenGrammar>(std::move(grammar), vocabulary_, std::move(ends), std::move(ids));
+    auto made = qwen3::TokenGrammar::bind(make(), vocabulary_, *tokenizer_);  // outside the lock: compiling may take a while
     std::lock_guard<std::mutex> lock(mutex_);
     recent_.emplace_front(key, made);
     if (recent_.size() > capacity_) recent_.pop_back();

@@ -227,16 +227,19 @@ public:
         return ids;
     }
 
-    // The grammar over `tokenizer`'s vocabulary with <|im_end|> and <|endoftext|> as end tokens;
-    // vocab_size is the model's number of logits (0: the tokenizer's). Builds a TokenTrie (share one
-    // through the constructor when making many grammars for one tokenizer).
-    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0) {
+    // The grammar over `tokenizer`'s vocabulary (already a trie: share one when making many grammars
+    // for one tokenizer), with <|im_end|> and <|endoftext|> as end tokens and the grammar's token
+    // references resolved. Throws what resolve_tokens throws.
+    static std::shared_ptr<const TokenGrammar> bind(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, const Tokenizer& tokenizer) {
         std::vector<TokenId> ends;
         for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
             if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
         std::vector<TokenId> ids = resolve_tokens(grammar, tokenizer);
-        return std::make_shared<const TokenGrammar>(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), std::move(ends),
-                                                    std::move(ids));
+        return std::make_shared<const TokenGrammar>(std::move(grammar), std::move(vocabulary), std::move(ends), std::move(ids));
+    }
+    // bind() with a trie built here; vocab_size is the model's number of logits (0: the tokenizer's).
+    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0) {
+        return bind(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), tokenizer);
     }
 
     const Grammar& grammar() const noexcept { return grammar_; }
