@@ -16,6 +16,20 @@ namespace test {
 
 inline std::string data_path(const std::string& relative) { return std::string(QWEN3_TEST_DATA) + "/" + relative; }
 
+// True in a build under AddressSanitizer (tools/sanitize.sh): brute-force cross-checks that the normal
+// build runs in full sample fewer cases there, where each costs fifty times more and only memory use is new.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
 // A fresh directory under $TMPDIR, removed with everything in it when the object dies.
 class TempDir {
 public:

@@ -124,8 +124,9 @@ TEST_CASE("the token mask is the set of tokens whose bytes continue the text, ov
             for (int step = 0; step < 12; ++step) {
                 CAPTURE(text);
                 matcher.fill_mask(mask);
-                // every token at the first steps and at the seventh, a random fiftieth otherwise
-                const bool every = step < 2 || step == 6;
+                // every token at the first steps and at the seventh, a random fiftieth otherwise (under
+                // a sanitizer, a random fiftieth throughout: the masks themselves are still computed whole)
+                const bool every = !test::sanitized && (step < 2 || step == 6);
                 std::vector<qwen3::TokenId> allowed;
                 for (qwen3::TokenId id = 0; id < 151936; ++id) {
                     const bool in_mask = mask.test(id);

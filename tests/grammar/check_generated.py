@@ -7,13 +7,14 @@ the Lark recogniser (gbnf_lark.py). An output may stop only at its end of turn o
 limit. Exit status 1 on any failure, naming it.
 
     QWEN3_TOOL=build/examples/qwen3 QWEN3_MAKE_MODEL=build/tests/make_random_model \\
-    QWEN3_TEST_DATA=tests/data python3 tests/grammar/check_generated.py [--seeds 2] [--tokens 256]
+    QWEN3_TEST_DATA=tests/data python3 tests/grammar/check_generated.py [--seeds 2] [--tokens 256] [--jobs 2]
 
 Needs Debian's python3-jsonschema and python3-lark (run it with /usr/bin/python3), and Node for
 ECMAScript patterns (check_schema_corpus.py).
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -35,7 +36,7 @@ STOP = re.compile(r"stop: ([a-z ]+)\]")
 def generate(tool, model, flag, path, seed, tokens):
     """The text and stop reason of one constrained generation."""
     run = subprocess.run([tool, "generate", model, "-p", "Output:", flag, path, "--temp", "1", "--top-k", "0", "--top-p", "1",
-                          "--seed", str(seed), "-n", str(tokens), "-t", "2"], capture_output=True, timeout=300)
+                          "--seed", str(seed), "-n", str(tokens), "-t", "1"], capture_output=True, timeout=300)
     if run.returncode != 0:
         raise RuntimeError(f"{flag} {path} seed {seed}: exit {run.returncode}: {run.stderr.decode(errors='replace')}")
     stop = STOP.search(run.stderr.decode(errors="replace"))
@@ -46,6 +47,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--jobs", type=int, default=2, help="generations run at a time")
     args = parser.parse_args()
     tool, make_model, data = (os.environ.get(k) for k in ("QWEN3_TOOL", "QWEN3_MAKE_MODEL", "QWEN3_TEST_DATA"))
     if not (tool and make_model and data):
@@ -55,16 +57,12 @@ def main():
     node = shutil.which("node")
     regex = corpus.EcmaScriptRegex(node) if node else None
 
+    jobs = []  # (label, seed, future of (text, stop), check)
+
     def sample(label, flag, path, model, check):
-        """Generates under one constraint for each seed; checks each output that ended its turn."""
+        """Queues one constrained generation per seed; main() checks each output that ended its turn."""
         for seed in range(1, args.seeds + 1):
-            text, stop = generate(tool, model, flag, path, seed, args.tokens)
-            outcomes.append(stop)
-            if stop == "token limit":
-                continue
-            problem = f"stopped by {stop!r}" if stop != "end of turn" else check(text)
-            if problem:
-                failures.append(f"{label} seed {seed}: {text!r}: {problem}")
+            jobs.append((label, seed, pool.submit(generate, tool, model, flag, path, seed, args.tokens), check))
 
     def validates(validator):
         def check(text):
@@ -75,9 +73,10 @@ def main():
             return None
         return check
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # one thread each: two generations at a time keep both cores busy
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         model = os.path.join(tmp, "tiny.gguf")
-        subprocess.run([make_model, "--preset", "tiny", "--dtype", "f32", "--seed", "11", "--out", model,
+        subprocess.run([make_model, "--preset", "tiny", "--dtype", "bf16", "--seed", "11", "--out", model,
                         "--tokenizer", os.path.join(data, "tokenizer", "tokenizer.json"), "--name", "tiny"],
                        check=True, capture_output=True)
         schema_dir = os.path.join(data, "grammar", "schemas")
@@ -92,7 +91,15 @@ def main():
         for name in sorted(n for n in os.listdir(gbnf_dir) if n.endswith(".gbnf")):
             path = os.path.join(gbnf_dir, name)
             grammar = open(path, encoding="utf-8").read()
-            sample(name, "--grammar", path, model, lambda text: None if gbnf_lark.accepts(grammar, text) else "Lark rejects it")
+            sample(name, "--grammar", path, model, lambda text, g=grammar: None if gbnf_lark.accepts(g, text) else "Lark rejects it")
+        for label, seed, future, check in jobs:
+            text, stop = future.result()
+            outcomes.append(stop)
+            if stop == "token limit":
+                continue
+            problem = f"stopped by {stop!r}" if stop != "end of turn" else check(text)
+            if problem:
+                failures.append(f"{label} seed {seed}: {text!r}: {problem}")
 
     if regex:
         regex.close()
