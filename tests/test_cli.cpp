@@ -9,6 +9,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -311,6 +312,68 @@ TEST_CASE("qwen3 chat answers each line of stdin and ends at end of input") {
     CHECK(r.err.find("reply 3 tokens") != std::string::npos);
     CHECK(r.err.find("token limit]") != std::string::npos);
     CHECK(r.err.find("(0 reused)") != std::string::npos);
+}
+
+TEST_CASE("qwen3 chat constrains tool calls to the tools' schemas and answers to a JSON Schema") {
+    test::TempDir dir;
+    qwen3::ThreadPool pool(2);
+    const std::string path = dir.file("tiny.gguf"), tools = dir.file("tools.json"), schema = dir.file("schema.json");
+    test::write_gguf(test::make_random_model(test::tiny_spec(), pool), path, "tiny");
+    std::ofstream(tools) << R"js([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 12}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+        "required": ["city", "days"], "additionalProperties": false}}}])js";
+    std::ofstream(schema) << R"js({"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer",
+        "minimum": 0, "maximum": 99}}, "required": ["ok", "n"], "additionalProperties": false})js";
+    const std::string model = quoted(path) + " --tokenizer " + tokenizer_json() + " --no-think -n 200 -t 2 --temp 1";
+
+    // required tool calls, their results, and the replies to them (required again: more calls); a
+    // result before any call is refused
+    const Run called = qwen3_tool("chat " + model + " --seed 5 --tools " + quoted(tools) + " --tool-choice required",
+                                  "/tool early\nWeather in Paris?\n/tool 21\n/tool 22\n/tool 23\n");
+    REQUIRE(called.status == 0);
+    std::size_t calls = 0;
+    for (std::size_t at = called.out.find("[tool call] "); at != std::string::npos; at = called.out.find("[tool call] ", at + 1)) {
+        ++calls;
+        const std::size_t end = called.out.find('\n', at);
+        const std::string call = called.out.substr(at + 12, end - at - 12);
+        CAPTURE(call);
+        REQUIRE(call.rfind("get_weather ", 0) == 0);
+        const qwen3::json::Value args = qwen3::json::parse(call.substr(12));
+        REQUIRE(args.is_object());
+        CHECK(args.as_object().size() == 2);
+        REQUIRE(args.find("city"));
+        REQUIRE(args.at("city").is_string());
+        const std::string& city = args.at("city").as_string();
+        CHECK(std::count_if(city.begin(), city.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }) <= 12);
+        REQUIRE(args.at("days").is_integer());
+        CHECK(args.at("days").as_int() >= 1);
+        CHECK(args.at("days").as_int() <= 7);
+    }
+    CHECK(called.out.rfind("(no tool call awaits a result)", 0) == 0);
+    std::size_t replies = 0;
+    for (std::size_t at = called.err.find("[prompt "); at != std::string::npos; at = called.err.find("[prompt ", at + 1)) ++replies;
+    CHECK(replies >= 2);  // the first reply's calls, answered, get a reply
+    CHECK(calls >= replies);
+    CHECK(called.err.find("token limit") == std::string::npos);
+
+    // every answer is JSON of the schema
+    const Run json = qwen3_tool("chat " + model + " --seed 9 --json-schema " + quoted(schema), "Hi\n");
+    REQUIRE(json.status == 0);
+    CHECK(json.err.find("end of turn]") != std::string::npos);
+    const qwen3::json::Value answer = qwen3::json::parse(json.out);
+    REQUIRE(answer.is_object());
+    CHECK(answer.as_object().size() == 2);
+    CHECK(answer.at("ok").is_bool());
+    REQUIRE(answer.at("n").is_integer());
+    CHECK(answer.at("n").as_int() >= 0);
+    CHECK(answer.at("n").as_int() <= 99);
+
+    // bad flags are usage errors; a bad tool fails before the model is read
+    CHECK(qwen3_tool("chat " + model + " --tool-choice required").status == 2);
+    CHECK(qwen3_tool("chat " + model + " --json --json-schema " + quoted(schema)).status == 2);
+    const Run unknown = qwen3_tool("chat /no/such/model.gguf --tools " + quoted(tools) + " --tool-choice get_time");
+    CHECK(unknown.status == 1);
+    CHECK(unknown.err.find("\"get_time\", which is not one of the tools") != std::string::npos);
 }
 
 TEST_CASE("qwen3 exits with 2 on usage errors and 1 on failures, naming what went wrong") {

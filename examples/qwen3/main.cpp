@@ -21,7 +21,7 @@ const Command kCommands[] = {
     {"info", run_info, "info MODEL [--tensors]            variant, hyperparameters, tensor types and sizes"},
     {"bench", run_bench, "bench MODEL [-p 512] [-n 128] [-d 0,4096] [-t N] [-r 5] [--json] [--bf16-products] [--bandwidth] [--no-copy] [--parallel 1,8,16]   speed as llama-bench (and llama-batched-bench) measure it"},
     {"generate", run_generate, "generate MODEL -p PROMPT [-n 128] [--temp T --top-k K --top-p P --min-p M --seed S] [--ids] [--json-schema FILE | --grammar FILE.gbnf]   raw completion"},
-    {"chat", run_chat, "chat MODEL [--think|--no-think] [--system TEXT] [--hide-reasoning] [sampling flags]   interactive chat"},
+    {"chat", run_chat, "chat MODEL [--think|--no-think] [--system TEXT] [--hide-reasoning] [sampling flags] [--tools FILE [--tool-choice auto|none|required|NAME]] [--json | --json-schema FILE]   interactive chat"},
     {"tokenize", run_tokenize, "tokenize --tokenizer PATH [--jsonl] [--plain]    text on stdin -> ids (JSON)"},
     {"detokenize", run_detokenize, "detokenize --tokenizer PATH [--jsonl] [--skip-special]   ids (JSON) on stdin -> text"},
     {"template", run_template, "template [--jsonl]                 chat request JSON on stdin -> the rendered prompt"},
