@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (68 files); regenerate after changing include/ with
+// headers it includes (71 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -4335,32 +4335,13 @@ inline Grammar Grammar::from_gbnf(std::string_view text, std::string_view root) 
 #include <initializer_list>
 #include <set>
 
+// ===== qwen3/grammar/schema/gbnf_text.hpp =====
+// qwen3/grammar/schema/gbnf_text.hpp - sets of code points and the GBNF text that matches them, for
+// the JSON Schema converter (json_schema.hpp) and its parts.
+//
+// Not its job: reading GBNF (gbnf.hpp) or running it (recognizer.hpp).
 
-namespace qwen3 {
 
-struct JsonSchemaOptions {
-    // Whitespace between tokens: nothing, one space, or a newline and up to this many spaces or tabs.
-    // 0: compact JSON only.
-    int max_whitespace = 20;
-    // Members an object schema does not list, when it has no additionalProperties: JSON Schema allows
-    // them (true). false allows only listed and required properties (what OpenAI's strict mode and
-    // llama.cpp's converter do), which narrows the language; additionalProperties still decides where
-    // the schema has it.
-    bool allow_extra_properties = true;
-    // Formats other than date, time, date-time, uuid, ipv4: an Error(unsupported) by default; true
-    // treats them as annotations (any string), which is what JSON Schema 2020-12 does by default.
-    bool ignore_unknown_formats = false;
-};
-
-// Converts a JSON Schema (draft 2020-12, and draft 7's forms) into GBNF whose root rule is `root` and
-// whose sentences are JSON texts valid against the schema (see the top of this file for the exact
-// subset). Throws Error(unsupported) naming a keyword or construct and its JSON pointer when the schema
-// needs something the converter cannot express exactly; Error(invalid_argument) with the pointer for a
-// malformed schema (a "minimum" that is not a number, a $ref that does not resolve, an invalid regular
-// expression) and for a schema that accepts no value at all.
-std::string json_schema_to_gbnf(const json::Value& schema, const JsonSchemaOptions& options = {});
-
-}  // namespace qwen3
 
 namespace qwen3::detail::json_schema {
 
@@ -4579,6 +4560,19 @@ inline std::string repeated(const std::string& e, std::uint64_t min, std::int64_
     if (min == 1 && max == 1) return e;
     return group(e) + repeat_suffix(min, max);
 }
+
+}  // namespace qwen3::detail::json_schema
+// ===== end of qwen3/grammar/schema/gbnf_text.hpp =====
+// ===== qwen3/grammar/schema/number_ranges.hpp =====
+// qwen3/grammar/schema/number_ranges.hpp - exact decimal numbers and the GBNF of every number in a
+// range, each written one way: JSON Schema's minimum/maximum (exclusive too) for integers and numbers.
+// Decimal text throughout: a double would round 0.1 and big integers.
+//
+// Not its job: which bounds a schema asks for (json_schema.hpp reads them).
+
+
+
+namespace qwen3::detail::json_schema {
 
 // ---------------------------------------------------------------------------------------------
 // Exact decimal numbers, for bounds and for const values (a double would round 0.1 and big integers)
@@ -4935,35 +4929,17 @@ inline std::optional<std::string> plain_numbers_within(const std::optional<Bound
     return choice(alts);
 }
 
-// ---------------------------------------------------------------------------------------------
-// JSON values compared as JSON Schema compares them (numbers by value, objects without order)
+}  // namespace qwen3::detail::json_schema
+// ===== end of qwen3/grammar/schema/number_ranges.hpp =====
+// ===== qwen3/grammar/schema/regex.hpp =====
+// qwen3/grammar/schema/regex.hpp - the ECMAScript regular expressions of JSON Schema's "pattern"
+// (the subset listed at the top of json_schema.hpp), parsed and written as GBNF.
+//
+// Not its job: matching text (the grammar engine does, once the pattern is GBNF).
 
-inline bool json_equal(const json::Value& a, const json::Value& b) {
-    if (a.kind() != b.kind()) return false;
-    switch (a.kind()) {
-        case json::Value::Kind::null: return true;
-        case json::Value::Kind::boolean: return a.as_bool() == b.as_bool();
-        case json::Value::Kind::number: return compare(parse_decimal(a.as_number().text), parse_decimal(b.as_number().text)) == 0;
-        case json::Value::Kind::string: return a.as_string() == b.as_string();
-        case json::Value::Kind::array: {
-            const auto &x = a.as_array(), &y = b.as_array();
-            if (x.size() != y.size()) return false;
-            for (std::size_t i = 0; i < x.size(); ++i)
-                if (!json_equal(x[i], y[i])) return false;
-            return true;
-        }
-        case json::Value::Kind::object: {
-            const auto &x = a.as_object(), &y = b.as_object();
-            if (x.size() != y.size()) return false;
-            for (const json::Member& m : x) {
-                const json::Value* other = b.find(m.key);
-                if (!other || !json_equal(m.value, *other)) return false;
-            }
-            return true;
-        }
-    }
-    return false;
-}
+
+
+namespace qwen3::detail::json_schema {
 
 // ---------------------------------------------------------------------------------------------
 // Regular expressions (the ECMAScript subset listed at the top of this file)
@@ -5322,6 +5298,68 @@ inline std::optional<RegexNode> without_empty(const RegexNode& n) {
     }
     return std::nullopt;
 }
+
+}  // namespace qwen3::detail::json_schema
+// ===== end of qwen3/grammar/schema/regex.hpp =====
+
+namespace qwen3 {
+
+struct JsonSchemaOptions {
+    // Whitespace between tokens: nothing, one space, or a newline and up to this many spaces or tabs.
+    // 0: compact JSON only.
+    int max_whitespace = 20;
+    // Members an object schema does not list, when it has no additionalProperties: JSON Schema allows
+    // them (true). false allows only listed and required properties (what OpenAI's strict mode and
+    // llama.cpp's converter do), which narrows the language; additionalProperties still decides where
+    // the schema has it.
+    bool allow_extra_properties = true;
+    // Formats other than date, time, date-time, uuid, ipv4: an Error(unsupported) by default; true
+    // treats them as annotations (any string), which is what JSON Schema 2020-12 does by default.
+    bool ignore_unknown_formats = false;
+};
+
+// Converts a JSON Schema (draft 2020-12, and draft 7's forms) into GBNF whose root rule is `root` and
+// whose sentences are JSON texts valid against the schema (see the top of this file for the exact
+// subset). Throws Error(unsupported) naming a keyword or construct and its JSON pointer when the schema
+// needs something the converter cannot express exactly; Error(invalid_argument) with the pointer for a
+// malformed schema (a "minimum" that is not a number, a $ref that does not resolve, an invalid regular
+// expression) and for a schema that accepts no value at all.
+std::string json_schema_to_gbnf(const json::Value& schema, const JsonSchemaOptions& options = {});
+
+}  // namespace qwen3
+
+namespace qwen3::detail::json_schema {
+
+// ---------------------------------------------------------------------------------------------
+// JSON values compared as JSON Schema compares them (numbers by value, objects without order)
+
+inline bool json_equal(const json::Value& a, const json::Value& b) {
+    if (a.kind() != b.kind()) return false;
+    switch (a.kind()) {
+        case json::Value::Kind::null: return true;
+        case json::Value::Kind::boolean: return a.as_bool() == b.as_bool();
+        case json::Value::Kind::number: return compare(parse_decimal(a.as_number().text), parse_decimal(b.as_number().text)) == 0;
+        case json::Value::Kind::string: return a.as_string() == b.as_string();
+        case json::Value::Kind::array: {
+            const auto &x = a.as_array(), &y = b.as_array();
+            if (x.size() != y.size()) return false;
+            for (std::size_t i = 0; i < x.size(); ++i)
+                if (!json_equal(x[i], y[i])) return false;
+            return true;
+        }
+        case json::Value::Kind::object: {
+            const auto &x = a.as_object(), &y = b.as_object();
+            if (x.size() != y.size()) return false;
+            for (const json::Member& m : x) {
+                const json::Value* other = b.find(m.key);
+                if (!other || !json_equal(m.value, *other)) return false;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
 
 // ---------------------------------------------------------------------------------------------
 // The converter
@@ -6773,6 +6811,8 @@ public:
     }
     const Node& operator[](std::int32_t id) const { return nodes_[std::size_t(id)]; }
     std::size_t size() const { return nodes_.size(); }
+    // Roughly the bytes held (a node and its hash entry).
+    std::size_t memory_bytes() const { return nodes_.size() * (sizeof(Node) + 40); }
 
 private:
     std::vector<Node> nodes_;
@@ -6928,7 +6968,8 @@ public:
     // Copies keep their own pool (the expander points into it).
     StateTable(const StateTable& other)
         : grammar_(other.grammar_), pool_(other.pool_), expander_(*other.grammar_, pool_), states_(other.states_),
-          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_) {}
+          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
+          state_bytes_(other.state_bytes_) {}
     StateTable& operator=(const StateTable&) = delete;
 
     StackPool& pool() { return pool_; }
@@ -6941,9 +6982,13 @@ public:
         if (inserted) {
             states_.push_back(s);
             row_of_.push_back(-1);
+            // the state twice (its key and its copy) and its entries
+            state_bytes_ += 2 * (s.stacks.size() * sizeof(std::int32_t) + s.exits.size()) + sizeof(ParseState) + 96;
         }
         return it->second;
     }
+    // Roughly the bytes the table holds: its states, transitions and stacks.
+    std::size_t memory_bytes() const { return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes(); }
     // The state after the grammar's token `token_index` (not memoized: such tokens are rare).
     std::int32_t next_token(std::int32_t state, std::int32_t token_index) {
         expander_.step_token(states_[std::size_t(state)], token_index, scratch_);
@@ -7018,6 +7063,7 @@ private:
     std::vector<std::int32_t> row_of_;       // per state: where its row of transitions starts, -1 before the first step
     std::vector<std::int32_t> transitions_;  // a row per state, one entry per byte class: next state, kDead or kUnknown
     std::unordered_map<std::string, std::int32_t> ids_;
+    std::size_t state_bytes_ = 0;
 };
 
 }  // namespace detail
@@ -9582,6 +9628,15 @@ struct PositionMasks {
 
 }  // namespace detail
 
+// Bounds on what a grammar may cost, so that one built from untrusted input (a server's request)
+// fails with an error instead of taking the memory or the time of everyone else. A grammar that
+// keeps thousands of alternatives open at once (e.g. 3,000 alternatives of [a-z]{k}) needs a
+// cached walk of the vocabulary for each; ordinary grammars and JSON Schemas stay far below both.
+struct GrammarLimits {
+    std::size_t max_cache_bytes = std::size_t(1) << 30;   // a TokenGrammar's caches, and each matcher's states
+    std::uint64_t max_mask_steps = std::uint64_t(1) << 24; // vocabulary-trie steps one fill_mask may take (cold caches: ~0.2 s)
+};
+
 // A grammar bound to a vocabulary, with the per-position token caches. Shared by every sequence
 // generating under it; thread-safe (the caches fill under a lock, once per position).
 class TokenGrammar {
@@ -9589,9 +9644,9 @@ public:
     // `end_tokens`: the tokens that end the output (allowed only when it is a whole sentence).
     // `token_ids`: the id of each of grammar.tokens() (the whole tokens it names).
     TokenGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, std::vector<TokenId> end_tokens,
-                 std::vector<TokenId> token_ids = {})
+                 std::vector<TokenId> token_ids = {}, GrammarLimits limits = {})
         : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)), end_tokens_(std::move(end_tokens)),
-          token_ids_(std::move(token_ids)), cache_(grammar_.elements().size()), walker_(grammar_) {
+          token_ids_(std::move(token_ids)), limits_(limits), cache_(grammar_.elements().size()), walker_(grammar_) {
         if (!vocabulary_) fail_null();
         if (token_ids_.size() != grammar_.tokens().size())
             detail::fail(ErrorCode::invalid_argument, "TokenGrammar: ", token_ids_.size(), " token ids for the grammar's ",
@@ -9623,16 +9678,18 @@ public:
     // The grammar over `tokenizer`'s vocabulary (already a trie: share one when making many grammars
     // for one tokenizer), with <|im_end|> and <|endoftext|> as end tokens and the grammar's token
     // references resolved. Throws what resolve_tokens throws.
-    static std::shared_ptr<const TokenGrammar> bind(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, const Tokenizer& tokenizer) {
+    static std::shared_ptr<const TokenGrammar> bind(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, const Tokenizer& tokenizer,
+                                                    GrammarLimits limits = {}) {
         std::vector<TokenId> ends;
         for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
             if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
         std::vector<TokenId> ids = resolve_tokens(grammar, tokenizer);
-        return std::make_shared<const TokenGrammar>(std::move(grammar), std::move(vocabulary), std::move(ends), std::move(ids));
+        return std::make_shared<const TokenGrammar>(std::move(grammar), std::move(vocabulary), std::move(ends), std::move(ids), limits);
     }
     // bind() with a trie built here; vocab_size is the model's number of logits (0: the tokenizer's).
-    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0) {
-        return bind(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), tokenizer);
+    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0,
+                                                      GrammarLimits limits = {}) {
+        return bind(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), tokenizer, limits);
     }
 
     const Grammar& grammar() const noexcept { return grammar_; }
@@ -9648,14 +9705,31 @@ public:
             if (token_ids_[i] == id) fn(std::int32_t(i));
     }
 
-    // The cached walk of `position` (a byte element), computed on first use.
-    const detail::PositionMasks& masks(std::int32_t position) const {
+    const GrammarLimits& limits() const noexcept { return limits_; }
+    // Roughly the bytes the grammar and its caches hold now (they grow as positions are first used).
+    std::size_t memory_bytes() const {
+        std::lock_guard lock(mutex_);
+        return cache_bytes_ + walker_.memory_bytes() + cache_.size() * sizeof(cache_[0]) +
+               grammar_.elements().size() * sizeof(Grammar::Element);
+    }
+
+    // The cached walk of `position` (a byte element), computed on first use; the trie steps a walk
+    // takes are added to `*steps`. Throws Error(invalid_argument) when the caches would pass
+    // limits().max_cache_bytes.
+    const detail::PositionMasks& masks(std::int32_t position, std::uint64_t* steps = nullptr) const {
         const detail::PositionMasks* m = cache_[std::size_t(position)].load(std::memory_order_acquire);
         if (m) return *m;
         std::lock_guard lock(mutex_);
         m = cache_[std::size_t(position)].load(std::memory_order_relaxed);
         if (!m) {
-            storage_.push_back(std::make_unique<detail::PositionMasks>(walk(position)));
+            if (cache_bytes_ + walker_.memory_bytes() > limits_.max_cache_bytes) fail_memory();
+            std::uint64_t taken = 0;
+            auto walked = std::make_unique<detail::PositionMasks>(walk(position, taken));
+            if (steps) *steps += taken;
+            cache_bytes_ += sizeof(detail::PositionMasks) + walked->accepted.capacity() * sizeof(std::int32_t) +
+                            walked->accepted_bits.words().size() * sizeof(std::uint64_t) +
+                            walked->exits.capacity() * sizeof(walked->exits[0]);
+            storage_.push_back(std::move(walked));
             m = storage_.back().get();
             cache_[std::size_t(position)].store(m, std::memory_order_release);
         }
@@ -9674,8 +9748,12 @@ private:
         return true;
     }
     [[noreturn]] static void fail_null() { detail::fail(ErrorCode::invalid_argument, "TokenGrammar: no vocabulary"); }
+    [[noreturn]] void fail_memory() const {
+        detail::fail(ErrorCode::invalid_argument, "grammar: its token caches need more than ", limits_.max_cache_bytes >> 20,
+                     " MB (GrammarLimits::max_cache_bytes): too many alternatives are open at once");
+    }
 
-    detail::PositionMasks walk(std::int32_t position) const {
+    detail::PositionMasks walk(std::int32_t position, std::uint64_t& steps) const {
         const auto& nodes = vocabulary_->nodes();
         detail::PositionMasks out;
         // ids while few, a bitmask once many (the ids of a vocabulary walk are not in order)
@@ -9704,6 +9782,7 @@ private:
             const std::int32_t c = f.child;
             const TokenTrie::Node& child = nodes[std::size_t(c)];
             f.child = child.end;
+            ++steps;
             const std::int32_t next = walker_.next(f.state, child.byte);
             if (next == detail::StateTable::kDead) continue;
             for (std::int32_t id : vocabulary_->tokens(child)) accept(id);
@@ -9732,8 +9811,10 @@ private:
     std::shared_ptr<const TokenTrie> vocabulary_;
     std::vector<TokenId> end_tokens_;
     std::vector<TokenId> token_ids_;
+    GrammarLimits limits_;
     mutable std::vector<std::atomic<const detail::PositionMasks*>> cache_;
     mutable std::vector<std::unique_ptr<detail::PositionMasks>> storage_;
+    mutable std::size_t cache_bytes_ = 0;  // storage_'s
     mutable std::mutex mutex_;
     mutable detail::StateTable walker_;  // marker walks only, under mutex_
 };
@@ -9750,7 +9831,8 @@ public:
     }
 
     // The tokens allowed next, into `allowed` (resized to the vocabulary). Throws
-    // Error(invalid_argument) if none is (a grammar no token of this vocabulary can continue).
+    // Error(invalid_argument) if none is (a grammar no token of this vocabulary can continue), and
+    // when the grammar's limits() are passed (then the matcher is left as it was).
     void fill_mask(TokenBitmask& allowed) {
         const TokenTrie& vocab = grammar_->vocabulary();
         if (allowed.size() != vocab.vocab_size()) allowed.resize(vocab.vocab_size());
@@ -9758,6 +9840,16 @@ public:
         if (finished_ || state_ == detail::StateTable::kDead) return;
         const detail::ParseState state = table_[state_];  // a copy: walks below intern more states
         seen_.clear();
+        std::uint64_t steps = 0;
+        const GrammarLimits& limits = grammar_->limits();
+        auto check = [&] {
+            if (steps > limits.max_mask_steps)
+                detail::fail(ErrorCode::invalid_argument, "grammar: one token mask needs more than ", limits.max_mask_steps,
+                             " vocabulary steps (GrammarLimits::max_mask_steps): too many alternatives are open at once");
+            if (table_.memory_bytes() > limits.max_cache_bytes)
+                detail::fail(ErrorCode::invalid_argument, "grammar: an output's parse states need more than ", limits.max_cache_bytes >> 20,
+                             " MB (GrammarLimits::max_cache_bytes): too many alternatives are open at once");
+        };
         for (std::int32_t stack : state.stacks) {
             const detail::StackPool::Node top = table_.pool()[stack];
             const Grammar::Element& element = grammar_->grammar().at(top.position);
@@ -9765,7 +9857,8 @@ public:
                 allowed.set(grammar_->token_id(element.value));
                 continue;
             }
-            const detail::PositionMasks& m = grammar_->masks(top.position);
+            const detail::PositionMasks& m = grammar_->masks(top.position, &steps);
+            check();
             if (std::find(seen_.begin(), seen_.end(), top.position) == seen_.end()) {
                 seen_.push_back(top.position);
                 if (m.accepted_bits.size()) allowed.merge(m.accepted_bits);
@@ -9779,7 +9872,8 @@ public:
                     from = table_.leave_to(parent);
                     depth_done = depth;
                 }
-                if (from != detail::StateTable::kDead) walk_below(node, from, allowed);
+                if (from != detail::StateTable::kDead) steps += walk_below(node, from, allowed);
+                check();
             }
         }
         if (table_[state_].complete)
@@ -9829,9 +9923,11 @@ public:
     const TokenGrammar& grammar() const { return *grammar_; }
 
 private:
-    // Marks the tokens under trie node `node` (not the node's own) whose remaining bytes `from` reads.
-    void walk_below(std::int32_t node, std::int32_t from, TokenBitmask& allowed) {
+    // Marks the tokens under trie node `node` (not the node's own) whose remaining bytes `from`
+    // reads; returns the trie steps taken.
+    std::uint64_t walk_below(std::int32_t node, std::int32_t from, TokenBitmask& allowed) {
         const auto& nodes = grammar_->vocabulary().nodes();
+        std::uint64_t steps = 0;
         walk_.assign(1, WalkFrame{node, from, node + 1});
         while (!walk_.empty()) {
             WalkFrame& f = walk_.back();
@@ -9843,11 +9939,13 @@ private:
             const TokenTrie::Node& child = nodes[std::size_t(c)];
             f.child = child.end;
             if (table_[f.state].stacks.empty()) continue;
+            ++steps;
             const std::int32_t next = table_.next(f.state, child.byte);
             if (next == detail::StateTable::kDead) continue;
             for (std::int32_t id : grammar_->vocabulary().tokens(child)) allowed.set(id);
             if (child.end > c + 1 && !table_[next].stacks.empty()) walk_.push_back(WalkFrame{c, next, c + 1});
         }
+        return steps;
     }
     struct WalkFrame {
         std::int32_t node, state, child;
@@ -18377,6 +18475,7 @@ struct EngineRequest {
 struct EngineResult {
     Generation generation;  // text, tokens, why it stopped, counts and times
     std::string error;      // what went wrong, when generation.reason is StopReason::failed
+    bool grammar_error = false;  // ... and it was the request's grammar: no token fits it, or it passed its GrammarLimits
 };
 
 struct EngineStats {
@@ -18542,7 +18641,7 @@ private:
     bool waits_for_a_prefix(const Pending& p) const;
     void register_full_pages(Sequence& s);
     void take_token(Sequence& s, std::int32_t id);  // a sampled token: stops, streaming, limits
-    void finish(Sequence& s, StopReason reason, std::string error = {});
+    void finish(Sequence& s, StopReason reason, std::string error = {}, bool grammar_error = false);
 
     const Model<Cfg>* model_;
     const Tokenizer* tokenizer_;
@@ -18678,12 +18777,15 @@ bool Engine<Cfg, KV, PP>::step() {
         // (a full-vocabulary softmax is a sizeable share of a step's time once many sequences decode)
         drawn_.assign(drawing.size(), -1);
         std::vector<std::string> failures(drawing.size());
+        std::vector<char> grammar_failed(drawing.size(), 0);
         forward_.pool().run(int(drawing.size()), [&](int j) {
             const std::size_t i = drawing[std::size_t(j)];
             try {
                 Sequence& s = *logit_owners[i];
                 if (s.matcher) {  // the grammar's caches are shared and thread-safe; the matcher is the sequence's
+                    grammar_failed[std::size_t(j)] = 1;
                     s.matcher->fill_mask(s.allowed);
+                    grammar_failed[std::size_t(j)] = 0;
                     drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i), s.allowed.words());
                 } else {
                     drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i));
@@ -18695,7 +18797,7 @@ bool Engine<Cfg, KV, PP>::step() {
         for (std::size_t j = 0; j < drawing.size(); ++j) {
             Sequence& s = *logit_owners[drawing[j]];
             if (drawn_[j] < 0) {
-                finish(s, StopReason::failed, "sampling failed: " + failures[j]);
+                finish(s, StopReason::failed, "sampling failed: " + failures[j], grammar_failed[j] != 0);
                 continue;
             }
             if (s.request.on_token) s.request.on_token(drawn_[j], logits_of(drawing[j]));
@@ -18828,7 +18930,7 @@ void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
 }
 
 template <class Cfg, class KV, int PP>
-void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string error) {
+void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string error, bool grammar_error) {
     if (s.out.stats.generated_tokens < 0) return;  // already finished
     s.out.reason = reason;
     if (s.decoder && reason != StopReason::stop_string && reason != StopReason::cancelled && reason != StopReason::failed) {
@@ -18854,6 +18956,7 @@ void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string err
     r.generation = std::move(s.out);
     r.generation.stats.generated_tokens = generated;
     r.error = std::move(error);
+    r.grammar_error = grammar_error;
     s.out.stats.generated_tokens = -1;  // marks the sequence finished
     std::lock_guard<std::mutex> lock(mutex_);
     results_[s.id] = std::move(r);

@@ -124,14 +124,15 @@ TEST_CASE("the token mask is the set of tokens whose bytes continue the text, ov
             for (int step = 0; step < 12; ++step) {
                 CAPTURE(text);
                 matcher.fill_mask(mask);
-                // every token at the first steps and at the seventh, a random fiftieth otherwise (under
-                // a sanitizer, a random fiftieth throughout: the masks themselves are still computed whole)
+                // every token at the first steps and at the seventh, the allowed ones and a random
+                // fiftieth of the others otherwise (under a sanitizer, a random fiftieth of all at
+                // every step: the masks themselves are still computed whole)
                 const bool every = !test::sanitized && (step < 2 || step == 6);
                 std::vector<qwen3::TokenId> allowed;
                 for (qwen3::TokenId id = 0; id < 151936; ++id) {
                     const bool in_mask = mask.test(id);
                     if (in_mask) allowed.push_back(id);
-                    if (!every && rng() % 50 != 0 && !in_mask) continue;
+                    if (!every && rng() % 50 != 0 && (!in_mask || test::sanitized)) continue;
                     const bool is_end = std::find(ends.begin(), ends.end(), id) != ends.end();
                     const std::string_view bytes = vocab->bytes(id);
                     const bool truth = is_end ? reference.complete() : !bytes.empty() && reference.would_accept(bytes);
@@ -233,6 +234,71 @@ TEST_CASE("the engine constrains each sequence by its own grammar, with the toke
             CHECK(rec.accept(r->generation.text));
         }
     }
+}
+
+TEST_CASE("a grammar past its limits fails alone, with an error naming the limit") {
+    // 400 alternatives of [a-z]{k}: after the "x", hundreds are open at distinct positions, each
+    // needing its own walk of the vocabulary
+    std::string gbnf = "root ::= \"x\" word (\" \" word)*\nword ::= ";
+    for (int i = 0; i < 400; ++i) gbnf += (i ? " | " : "") + std::string("[a-z]{") + std::to_string(i % 40 + 1) + "}";
+    const qwen3::Grammar costly = qwen3::Grammar::from_gbnf(gbnf + "\n");
+    const auto x = tokenizer().encode_plain("x");
+    REQUIRE(x.size() == 1);
+    qwen3::TokenBitmask mask;
+    {
+        qwen3::GrammarLimits limits;
+        limits.max_mask_steps = 1 << 20;
+        const auto tg = qwen3::TokenGrammar::create(costly, tokenizer(), 0, limits);
+        qwen3::GrammarMatcher m(tg);
+        m.fill_mask(mask);  // the first position alone is within the limit
+        REQUIRE(m.accept_token(x[0]));
+        CHECK_THROWS_WITH_AS(m.fill_mask(mask), doctest::Contains("GrammarLimits::max_mask_steps"), qwen3::Error);
+        // the matcher is where it was: after "x", a word must follow
+        CHECK_FALSE(m.complete());
+        CHECK(m.accept_bytes("abc"));
+        CHECK(m.complete());
+    }
+    {
+        qwen3::GrammarLimits limits;
+        limits.max_cache_bytes = std::size_t(4) << 20;
+        const auto tg = qwen3::TokenGrammar::create(costly, tokenizer(), 0, limits);
+        qwen3::GrammarMatcher m(tg);
+        m.fill_mask(mask);
+        REQUIRE(m.accept_token(x[0]));
+        CHECK_THROWS_WITH_AS(m.fill_mask(mask), doctest::Contains("GrammarLimits::max_cache_bytes"), qwen3::Error);
+        CHECK(tg->memory_bytes() > limits.max_cache_bytes);
+        CHECK(tg->memory_bytes() < 4 * limits.max_cache_bytes);  // passed by at most a walk or so
+    }
+
+    // in the engine, the sequence whose grammar passes its limits ends with that error; the others
+    // get what they get alone
+    using Cfg = qwen3::Qwen3_Tiny;
+    qwen3::ThreadPool pool{2};
+    const qwen3::Model<Cfg> model{test::make_random_model(test::tiny_spec(), pool)};
+    qwen3::GrammarLimits limits;
+    limits.max_mask_steps = 1 << 20;
+    qwen3::GenerationOptions bounded, plain;
+    bounded.max_tokens = plain.max_tokens = 12;
+    bounded.grammar = qwen3::TokenGrammar::create(costly, tokenizer(), Cfg::vocab, limits);
+    plain.grammar = qwen3::TokenGrammar::create(qwen3::Grammar::from_gbnf(read_file(test::data_path("grammar/gbnf/json.gbnf"))), tokenizer(), Cfg::vocab);
+    const auto prompt = tokenizer().encode("Words:");
+    qwen3::Generator<Cfg, qwen3::KVF32> generator(model, tokenizer(), qwen3::SessionOptions{2});
+    const qwen3::Generation alone = generator.generate(prompt, plain);
+    qwen3::Engine<Cfg, qwen3::KVF32> engine(model, &tokenizer(), {.max_sequences = 2, .pool_pages = 8, .threads = 2});
+    qwen3::EngineRequest a, b;
+    a.prompt = b.prompt = prompt;
+    a.options = bounded;
+    b.options = plain;
+    const auto ia = engine.add(std::move(a)), ib = engine.add(std::move(b));
+    engine.run();
+    const auto ra = engine.take(ia), rb = engine.take(ib);
+    REQUIRE(ra);
+    REQUIRE(rb);
+    CHECK(ra->generation.reason == qwen3::StopReason::failed);
+    CHECK(ra->error.find("GrammarLimits::max_mask_steps") != std::string::npos);
+    CHECK(ra->grammar_error);
+    CHECK(rb->error.empty());
+    CHECK(rb->generation.tokens == alone.tokens);
 }
 
 TEST_CASE("whole-token references: <think> by text and <[id]> by id match only that token, never its text") {

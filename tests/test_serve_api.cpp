@@ -169,6 +169,31 @@ TEST_CASE("response_format, tool_choice and grammar become the request's grammar
               .options.grammar);
 }
 
+TEST_CASE("the grammar cache keeps the most recent grammars within its count and memory, each under the server's limits") {
+    serve::RequestDefaults d = defaults();
+    auto completion = [&](const std::string& gbnf) {
+        qwen3::json::Value body(qwen3::json::Object{});
+        body.set("prompt", qwen3::json::Value("x"));
+        body.set("grammar", qwen3::json::Value(gbnf));
+        return serve::parse_completion_request(body, tokenizer(), d).options.grammar;
+    };
+    d.grammars = std::make_shared<serve::GrammarCache>(tokenizer(), 2);
+    const auto a = completion("root ::= \"a\"+"), b = completion("root ::= \"b\"+");
+    CHECK(completion("root ::= \"a\"+") == a);  // a is now the most recent, b the older
+    completion("root ::= \"c\"+");
+    CHECK(d.grammars->size() == 2);
+    CHECK(completion("root ::= \"a\"+") == a);
+    CHECK(completion("root ::= \"b\"+") != b);  // evicted, made again
+    CHECK(a->limits().max_cache_bytes == serve::GrammarCache::default_limits().max_cache_bytes);
+
+    // a budget of one byte keeps only the most recent grammar
+    d.grammars = std::make_shared<serve::GrammarCache>(tokenizer(), 64, 1);
+    completion("root ::= \"a\"+");
+    const auto c = completion("root ::= \"c\"+");
+    CHECK(d.grammars->size() == 1);
+    CHECK(completion("root ::= \"c\"+") == c);
+}
+
 TEST_CASE("bad requests are 400s naming the field") {
     struct Case {
         const char* body;

@@ -75,6 +75,7 @@ struct EngineRequest {
 struct EngineResult {
     Generation generation;  // text, tokens, why it stopped, counts and times
     std::string error;      // what went wrong, when generation.reason is StopReason::failed
+    bool grammar_error = false;  // ... and it was the request's grammar: no token fits it, or it passed its GrammarLimits
 };
 
 struct EngineStats {
@@ -240,7 +241,7 @@ private:
     bool waits_for_a_prefix(const Pending& p) const;
     void register_full_pages(Sequence& s);
     void take_token(Sequence& s, std::int32_t id);  // a sampled token: stops, streaming, limits
-    void finish(Sequence& s, StopReason reason, std::string error = {});
+    void finish(Sequence& s, StopReason reason, std::string error = {}, bool grammar_error = false);
 
     const Model<Cfg>* model_;
     const Tokenizer* tokenizer_;
@@ -376,12 +377,15 @@ bool Engine<Cfg, KV, PP>::step() {
         // (a full-vocabulary softmax is a sizeable share of a step's time once many sequences decode)
         drawn_.assign(drawing.size(), -1);
         std::vector<std::string> failures(drawing.size());
+        std::vector<char> grammar_failed(drawing.size(), 0);
         forward_.pool().run(int(drawing.size()), [&](int j) {
             const std::size_t i = drawing[std::size_t(j)];
             try {
                 Sequence& s = *logit_owners[i];
                 if (s.matcher) {  // the grammar's caches are shared and thread-safe; the matcher is the sequence's
+                    grammar_failed[std::size_t(j)] = 1;
                     s.matcher->fill_mask(s.allowed);
+                    grammar_failed[std::size_t(j)] = 0;
                     drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i), s.allowed.words());
                 } else {
                     drawn_[std::size_t(j)] = s.sampler.sample(logits_of(i));
@@ -393,7 +397,7 @@ bool Engine<Cfg, KV, PP>::step() {
         for (std::size_t j = 0; j < drawing.size(); ++j) {
             Sequence& s = *logit_owners[drawing[j]];
             if (drawn_[j] < 0) {
-                finish(s, StopReason::failed, "sampling failed: " + failures[j]);
+                finish(s, StopReason::failed, "sampling failed: " + failures[j], grammar_failed[j] != 0);
                 continue;
             }
             if (s.request.on_token) s.request.on_token(drawn_[j], logits_of(drawing[j]));
@@ -526,7 +530,7 @@ void Engine<Cfg, KV, PP>::take_token(Sequence& s, std::int32_t id) {
 }
 
 template <class Cfg, class KV, int PP>
-void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string error) {
+void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string error, bool grammar_error) {
     if (s.out.stats.generated_tokens < 0) return;  // already finished
     s.out.reason = reason;
     if (s.decoder && reason != StopReason::stop_string && reason != StopReason::cancelled && reason != StopReason::failed) {
@@ -552,6 +556,7 @@ void Engine<Cfg, KV, PP>::finish(Sequence& s, StopReason reason, std::string err
     r.generation = std::move(s.out);
     r.generation.stats.generated_tokens = generated;
     r.error = std::move(error);
+    r.grammar_error = grammar_error;
     s.out.stats.generated_tokens = -1;  // marks the sequence finished
     std::lock_guard<std::mutex> lock(mutex_);
     results_[s.id] = std::move(r);

@@ -344,6 +344,22 @@ test('tool_choice required: every reply is tool calls naming a tool, with argume
   assert.match(bad.body.error.message, /patternProperties/);
 });
 
+test('a grammar that keeps thousands of alternatives open fails alone with a 400; the others are served', async () => {
+  // 3,000 alternatives of [a-z]{k}: every token mask would need thousands of vocabulary walks
+  const words = Array.from({ length: 3000 }, (_, i) => `[a-z]{${i % 50 + 1}}`).join(' | ');
+  const grammar = `root ::= word (" " word)*\nword ::= ${words}\n`;
+  const started = Date.now();
+  const [costly, fine] = await Promise.all([
+    post('/v1/completions', JSON.stringify({ prompt: 'Words:', grammar, max_tokens: 64, temperature: 1 })),
+    client.completions.create({ model: 'tiny', prompt: 'Count:', max_tokens: 8, temperature: 0 }),
+  ]);
+  assert.equal(costly.status, 400, JSON.stringify(costly.body));
+  assert.equal(costly.body.error.type, 'invalid_request_error');
+  assert.match(costly.body.error.message, /GrammarLimits::max_mask_steps/);
+  assert.ok(Date.now() - started < 60000);
+  assert.equal(fine.choices[0].text, await reference('Count:', 8));
+});
+
 test('bad requests get OpenAI-style errors and the server keeps serving', async () => {
   const ok = JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
   const cases = [

@@ -36,6 +36,8 @@ std::string sse(const json::Value& v) { return "data: " + json::dump(v) + "\n\n"
 // The error a finished request reports instead of a reply, if any.
 std::optional<ApiError> result_error(const qwen3::EngineResult& r) {
     if (r.generation.reason == qwen3::StopReason::failed) {
+        // the request's own grammar (no token fits it, or it passed the server's GrammarLimits)
+        if (r.grammar_error) return ApiError(400, "invalid_request_error", r.error);
         const bool full = r.error.find("KV pool is full") != std::string::npos;
         return ApiError(full ? 503 : 500, "server_error", r.error.empty() ? "generation failed" : r.error);
     }

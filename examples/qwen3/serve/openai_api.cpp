@@ -262,8 +262,26 @@ json::Value parse_body(std::string_view text) {
     return body;
 }
 
-GrammarCache::GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity)
-    : tokenizer_(&tokenizer), vocabulary_(std::make_shared<const qwen3::TokenTrie>(tokenizer, tokenizer.vocab_size())), capacity_(capacity) {}
+GrammarCache::GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity, std::size_t memory_budget, qwen3::GrammarLimits limits)
+    : tokenizer_(&tokenizer), vocabulary_(std::make_shared<const qwen3::TokenTrie>(tokenizer, tokenizer.vocab_size())), capacity_(capacity),
+      memory_budget_(memory_budget), limits_(limits) {}
+
+std::size_t GrammarCache::size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return recent_.size();
+}
+
+void GrammarCache::trim() {
+    while (recent_.size() > capacity_) recent_.pop_back();
+    std::size_t bytes = 0;
+    for (auto it = recent_.begin(); it != recent_.end(); ++it) {
+        bytes += it->second->memory_bytes();
+        if (it != recent_.begin() && bytes > memory_budget_) {  // requests holding the rest keep them alive until they end
+            recent_.erase(it, recent_.end());
+            break;
+        }
+    }
+}
 
 std::shared_ptr<const qwen3::TokenGrammar> GrammarCache::get(const std::string& key, const std::function<qwen3::Grammar()>& make) {
     {
@@ -271,13 +289,15 @@ std::shared_ptr<const qwen3::TokenGrammar> GrammarCache::get(const std::string& 
         for (auto it = recent_.begin(); it != recent_.end(); ++it)
             if (it->first == key) {
                 recent_.splice(recent_.begin(), recent_, it);
-                return it->second;
+                auto found = it->second;
+                trim();  // caches grow as they are used
+                return found;
             }
     }
-    auto made = qwen3::TokenGrammar::bind(make(), vocabulary_, *tokenizer_);  // outside the lock: compiling may take a while
+    auto made = qwen3::TokenGrammar::bind(make(), vocabulary_, *tokenizer_, limits_);  // outside the lock: compiling may take a while
     std::lock_guard<std::mutex> lock(mutex_);
     recent_.emplace_front(key, made);
-    if (recent_.size() > capacity_) recent_.pop_back();
+    trim();
     return made;
 }
 

@@ -41,18 +41,31 @@ struct ApiError : std::runtime_error {
 };
 
 // Compiled grammars of recent requests over one vocabulary trie built once: a JSON Schema or a set
-// of tools is often sent again, and a grammar's token caches fill on use. Thread-safe.
+// of tools is often sent again, and a grammar's token caches fill on use. Keeps at most `capacity`
+// grammars and, past the most recent one, no more than `memory_budget` bytes of them; each grammar
+// is bound by `limits` (a request whose grammar passes them fails alone). Thread-safe.
 class GrammarCache {
 public:
-    explicit GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity = 64);
+    static qwen3::GrammarLimits default_limits() {
+        qwen3::GrammarLimits limits;
+        limits.max_cache_bytes = std::size_t(256) << 20;
+        return limits;
+    }
+    explicit GrammarCache(const qwen3::Tokenizer& tokenizer, std::size_t capacity = 64, std::size_t memory_budget = std::size_t(1) << 30,
+                          qwen3::GrammarLimits limits = default_limits());
     // The grammar under `key`, made by `make` if it is not cached (make may throw; nothing is kept).
     std::shared_ptr<const qwen3::TokenGrammar> get(const std::string& key, const std::function<qwen3::Grammar()>& make);
+    std::size_t size() const;
 
 private:
+    void trim();  // under mutex_
+
     const qwen3::Tokenizer* tokenizer_;
     std::shared_ptr<const qwen3::TokenTrie> vocabulary_;
     std::size_t capacity_;
-    std::mutex mutex_;
+    std::size_t memory_budget_;
+    qwen3::GrammarLimits limits_;
+    mutable std::mutex mutex_;
     std::list<std::pair<std::string, std::shared_ptr<const qwen3::TokenGrammar>>> recent_;  // most recent first
 };
 

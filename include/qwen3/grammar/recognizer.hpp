@@ -50,6 +50,8 @@ public:
     }
     const Node& operator[](std::int32_t id) const { return nodes_[std::size_t(id)]; }
     std::size_t size() const { return nodes_.size(); }
+    // Roughly the bytes held (a node and its hash entry).
+    std::size_t memory_bytes() const { return nodes_.size() * (sizeof(Node) + 40); }
 
 private:
     std::vector<Node> nodes_;
@@ -205,7 +207,8 @@ public:
     // Copies keep their own pool (the expander points into it).
     StateTable(const StateTable& other)
         : grammar_(other.grammar_), pool_(other.pool_), expander_(*other.grammar_, pool_), states_(other.states_),
-          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_) {}
+          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
+          state_bytes_(other.state_bytes_) {}
     StateTable& operator=(const StateTable&) = delete;
 
     StackPool& pool() { return pool_; }
@@ -218,9 +221,13 @@ public:
         if (inserted) {
             states_.push_back(s);
             row_of_.push_back(-1);
+            // the state twice (its key and its copy) and its entries
+            state_bytes_ += 2 * (s.stacks.size() * sizeof(std::int32_t) + s.exits.size()) + sizeof(ParseState) + 96;
         }
         return it->second;
     }
+    // Roughly the bytes the table holds: its states, transitions and stacks.
+    std::size_t memory_bytes() const { return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes(); }
     // The state after the grammar's token `token_index` (not memoized: such tokens are rare).
     std::int32_t next_token(std::int32_t state, std::int32_t token_index) {
         expander_.step_token(states_[std::size_t(state)], token_index, scratch_);
@@ -295,6 +302,7 @@ private:
     std::vector<std::int32_t> row_of_;       // per state: where its row of transitions starts, -1 before the first step
     std::vector<std::int32_t> transitions_;  // a row per state, one entry per byte class: next state, kDead or kUnknown
     std::unordered_map<std::string, std::int32_t> ids_;
+    std::size_t state_bytes_ = 0;
 };
 
 }  // namespace detail

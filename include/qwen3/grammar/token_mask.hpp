@@ -189,6 +189,15 @@ struct PositionMasks {
 
 }  // namespace detail
 
+// Bounds on what a grammar may cost, so that one built from untrusted input (a server's request)
+// fails with an error instead of taking the memory or the time of everyone else. A grammar that
+// keeps thousands of alternatives open at once (e.g. 3,000 alternatives of [a-z]{k}) needs a
+// cached walk of the vocabulary for each; ordinary grammars and JSON Schemas stay far below both.
+struct GrammarLimits {
+    std::size_t max_cache_bytes = std::size_t(1) << 30;   // a TokenGrammar's caches, and each matcher's states
+    std::uint64_t max_mask_steps = std::uint64_t(1) << 24; // vocabulary-trie steps one fill_mask may take (cold caches: ~0.2 s)
+};
+
 // A grammar bound to a vocabulary, with the per-position token caches. Shared by every sequence
 // generating under it; thread-safe (the caches fill under a lock, once per position).
 class TokenGrammar {
@@ -196,9 +205,9 @@ public:
     // `end_tokens`: the tokens that end the output (allowed only when it is a whole sentence).
     // `token_ids`: the id of each of grammar.tokens() (the whole tokens it names).
     TokenGrammar(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, std::vector<TokenId> end_tokens,
-                 std::vector<TokenId> token_ids = {})
+                 std::vector<TokenId> token_ids = {}, GrammarLimits limits = {})
         : grammar_(std::move(grammar)), vocabulary_(std::move(vocabulary)), end_tokens_(std::move(end_tokens)),
-          token_ids_(std::move(token_ids)), cache_(grammar_.elements().size()), walker_(grammar_) {
+          token_ids_(std::move(token_ids)), limits_(limits), cache_(grammar_.elements().size()), walker_(grammar_) {
         if (!vocabulary_) fail_null();
         if (token_ids_.size() != grammar_.tokens().size())
             detail::fail(ErrorCode::invalid_argument, "TokenGrammar: ", token_ids_.size(), " token ids for the grammar's ",
@@ -230,16 +239,18 @@ public:
     // The grammar over `tokenizer`'s vocabulary (already a trie: share one when making many grammars
     // for one tokenizer), with <|im_end|> and <|endoftext|> as end tokens and the grammar's token
     // references resolved. Throws what resolve_tokens throws.
-    static std::shared_ptr<const TokenGrammar> bind(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, const Tokenizer& tokenizer) {
+    static std::shared_ptr<const TokenGrammar> bind(Grammar grammar, std::shared_ptr<const TokenTrie> vocabulary, const Tokenizer& tokenizer,
+                                                    GrammarLimits limits = {}) {
         std::vector<TokenId> ends;
         for (std::string_view name : {"<|im_end|>", "<|endoftext|>"})
             if (auto id = tokenizer.token_id(name)) ends.push_back(*id);
         std::vector<TokenId> ids = resolve_tokens(grammar, tokenizer);
-        return std::make_shared<const TokenGrammar>(std::move(grammar), std::move(vocabulary), std::move(ends), std::move(ids));
+        return std::make_shared<const TokenGrammar>(std::move(grammar), std::move(vocabulary), std::move(ends), std::move(ids), limits);
     }
     // bind() with a trie built here; vocab_size is the model's number of logits (0: the tokenizer's).
-    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0) {
-        return bind(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), tokenizer);
+    static std::shared_ptr<const TokenGrammar> create(Grammar grammar, const Tokenizer& tokenizer, std::size_t vocab_size = 0,
+                                                      GrammarLimits limits = {}) {
+        return bind(std::move(grammar), std::make_shared<const TokenTrie>(tokenizer, vocab_size), tokenizer, limits);
     }
 
     const Grammar& grammar() const noexcept { return grammar_; }
@@ -255,14 +266,31 @@ public:
             if (token_ids_[i] == id) fn(std::int32_t(i));
     }
 
-    // The cached walk of `position` (a byte element), computed on first use.
-    const detail::PositionMasks& masks(std::int32_t position) const {
+    const GrammarLimits& limits() const noexcept { return limits_; }
+    // Roughly the bytes the grammar and its caches hold now (they grow as positions are first used).
+    std::size_t memory_bytes() const {
+        std::lock_guard lock(mutex_);
+        return cache_bytes_ + walker_.memory_bytes() + cache_.size() * sizeof(cache_[0]) +
+               grammar_.elements().size() * sizeof(Grammar::Element);
+    }
+
+    // The cached walk of `position` (a byte element), computed on first use; the trie steps a walk
+    // takes are added to `*steps`. Throws Error(invalid_argument) when the caches would pass
+    // limits().max_cache_bytes.
+    const detail::PositionMasks& masks(std::int32_t position, std::uint64_t* steps = nullptr) const {
         const detail::PositionMasks* m = cache_[std::size_t(position)].load(std::memory_order_acquire);
         if (m) return *m;
         std::lock_guard lock(mutex_);
         m = cache_[std::size_t(position)].load(std::memory_order_relaxed);
         if (!m) {
-            storage_.push_back(std::make_unique<detail::PositionMasks>(walk(position)));
+            if (cache_bytes_ + walker_.memory_bytes() > limits_.max_cache_bytes) fail_memory();
+            std::uint64_t taken = 0;
+            auto walked = std::make_unique<detail::PositionMasks>(walk(position, taken));
+            if (steps) *steps += taken;
+            cache_bytes_ += sizeof(detail::PositionMasks) + walked->accepted.capacity() * sizeof(std::int32_t) +
+                            walked->accepted_bits.words().size() * sizeof(std::uint64_t) +
+                            walked->exits.capacity() * sizeof(walked->exits[0]);
+            storage_.push_back(std::move(walked));
             m = storage_.back().get();
             cache_[std::size_t(position)].store(m, std::memory_order_release);
         }
@@ -281,8 +309,12 @@ private:
         return true;
     }
     [[noreturn]] static void fail_null() { detail::fail(ErrorCode::invalid_argument, "TokenGrammar: no vocabulary"); }
+    [[noreturn]] void fail_memory() const {
+        detail::fail(ErrorCode::invalid_argument, "grammar: its token caches need more than ", limits_.max_cache_bytes >> 20,
+                     " MB (GrammarLimits::max_cache_bytes): too many alternatives are open at once");
+    }
 
-    detail::PositionMasks walk(std::int32_t position) const {
+    detail::PositionMasks walk(std::int32_t position, std::uint64_t& steps) const {
         const auto& nodes = vocabulary_->nodes();
         detail::PositionMasks out;
         // ids while few, a bitmask once many (the ids of a vocabulary walk are not in order)
@@ -311,6 +343,7 @@ private:
             const std::int32_t c = f.child;
             const TokenTrie::Node& child = nodes[std::size_t(c)];
             f.child = child.end;
+            ++steps;
             const std::int32_t next = walker_.next(f.state, child.byte);
             if (next == detail::StateTable::kDead) continue;
             for (std::int32_t id : vocabulary_->tokens(child)) accept(id);
@@ -339,8 +372,10 @@ private:
     std::shared_ptr<const TokenTrie> vocabulary_;
     std::vector<TokenId> end_tokens_;
     std::vector<TokenId> token_ids_;
+    GrammarLimits limits_;
     mutable std::vector<std::atomic<const detail::PositionMasks*>> cache_;
     mutable std::vector<std::unique_ptr<detail::PositionMasks>> storage_;
+    mutable std::size_t cache_bytes_ = 0;  // storage_'s
     mutable std::mutex mutex_;
     mutable detail::StateTable walker_;  // marker walks only, under mutex_
 };
@@ -357,7 +392,8 @@ public:
     }
 
     // The tokens allowed next, into `allowed` (resized to the vocabulary). Throws
-    // Error(invalid_argument) if none is (a grammar no token of this vocabulary can continue).
+    // Error(invalid_argument) if none is (a grammar no token of this vocabulary can continue), and
+    // when the grammar's limits() are passed (then the matcher is left as it was).
     void fill_mask(TokenBitmask& allowed) {
         const TokenTrie& vocab = grammar_->vocabulary();
         if (allowed.size() != vocab.vocab_size()) allowed.resize(vocab.vocab_size());
@@ -365,6 +401,16 @@ public:
         if (finished_ || state_ == detail::StateTable::kDead) return;
         const detail::ParseState state = table_[state_];  // a copy: walks below intern more states
         seen_.clear();
+        std::uint64_t steps = 0;
+        const GrammarLimits& limits = grammar_->limits();
+        auto check = [&] {
+            if (steps > limits.max_mask_steps)
+                detail::fail(ErrorCode::invalid_argument, "grammar: one token mask needs more than ", limits.max_mask_steps,
+                             " vocabulary steps (GrammarLimits::max_mask_steps): too many alternatives are open at once");
+            if (table_.memory_bytes() > limits.max_cache_bytes)
+                detail::fail(ErrorCode::invalid_argument, "grammar: an output's parse states need more than ", limits.max_cache_bytes >> 20,
+                             " MB (GrammarLimits::max_cache_bytes): too many alternatives are open at once");
+        };
         for (std::int32_t stack : state.stacks) {
             const detail::StackPool::Node top = table_.pool()[stack];
             const Grammar::Element& element = grammar_->grammar().at(top.position);
@@ -372,7 +418,8 @@ public:
                 allowed.set(grammar_->token_id(element.value));
                 continue;
             }
-            const detail::PositionMasks& m = grammar_->masks(top.position);
+            const detail::PositionMasks& m = grammar_->masks(top.position, &steps);
+            check();
             if (std::find(seen_.begin(), seen_.end(), top.position) == seen_.end()) {
                 seen_.push_back(top.position);
                 if (m.accepted_bits.size()) allowed.merge(m.accepted_bits);
@@ -386,7 +433,8 @@ public:
                     from = table_.leave_to(parent);
                     depth_done = depth;
                 }
-                if (from != detail::StateTable::kDead) walk_below(node, from, allowed);
+                if (from != detail::StateTable::kDead) steps += walk_below(node, from, allowed);
+                check();
             }
         }
         if (table_[state_].complete)
@@ -436,9 +484,11 @@ public:
     const TokenGrammar& grammar() const { return *grammar_; }
 
 private:
-    // Marks the tokens under trie node `node` (not the node's own) whose remaining bytes `from` reads.
-    void walk_below(std::int32_t node, std::int32_t from, TokenBitmask& allowed) {
+    // Marks the tokens under trie node `node` (not the node's own) whose remaining bytes `from`
+    // reads; returns the trie steps taken.
+    std::uint64_t walk_below(std::int32_t node, std::int32_t from, TokenBitmask& allowed) {
         const auto& nodes = grammar_->vocabulary().nodes();
+        std::uint64_t steps = 0;
         walk_.assign(1, WalkFrame{node, from, node + 1});
         while (!walk_.empty()) {
             WalkFrame& f = walk_.back();
@@ -450,11 +500,13 @@ private:
             const TokenTrie::Node& child = nodes[std::size_t(c)];
             f.child = child.end;
             if (table_[f.state].stacks.empty()) continue;
+            ++steps;
             const std::int32_t next = table_.next(f.state, child.byte);
             if (next == detail::StateTable::kDead) continue;
             for (std::int32_t id : grammar_->vocabulary().tokens(child)) allowed.set(id);
             if (child.end > c + 1 && !table_[next].stacks.empty()) walk_.push_back(WalkFrame{c, next, c + 1});
         }
+        return steps;
     }
     struct WalkFrame {
         std::int32_t node, state, child;
