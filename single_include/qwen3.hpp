@@ -6663,6 +6663,17 @@ inline bool constrains(const ReplyForm& form) {
     return calls || form.response_format.kind != ResponseFormat::Kind::text;
 }
 
+// A key naming everything reply_grammar(form) depends on: equal keys, equal grammars (for caches).
+inline std::string cache_key(const ReplyForm& form) {
+    std::string key = std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
+                      form.tool_choice.function + "|" + std::to_string(form.constrain_tool_calls) + "|" +
+                      std::to_string(int(form.response_format.kind)) + "|" + json::dump(form.response_format.schema) + "|" +
+                      std::to_string(form.schema_options.max_whitespace) + std::to_string(form.schema_options.allow_extra_properties) +
+                      std::to_string(form.schema_options.ignore_unknown_formats);
+    for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+    return key;
+}
+
 namespace detail {
 
 // A GBNF string literal matching exactly `bytes`.
@@ -18011,6 +18022,17 @@ struct ConversationOptions {
     SessionOptions session;
 };
 
+// The form of the replies `options` ask for, in thinking mode or not.
+inline chat::ReplyForm reply_form(const ConversationOptions& options, bool thinking) {
+    chat::ReplyForm form;
+    form.thinking = thinking;
+    form.tools = options.tools;
+    form.tool_choice = options.tool_choice;
+    form.constrain_tool_calls = options.constrain_tool_calls;
+    form.response_format = options.response_format;
+    return form;
+}
+
 struct Reply {
     std::string reasoning;                // inside <think>...</think>
     std::string content;                  // the answer
@@ -18090,17 +18112,9 @@ public:
 private:
     // The grammar replies must follow under the current options (null: none), rebuilt when they change.
     std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking) {
-        chat::ReplyForm form;
-        form.thinking = thinking;
-        form.tools = options_.tools;
-        form.tool_choice = options_.tool_choice;
-        form.constrain_tool_calls = options_.constrain_tool_calls;
-        form.response_format = options_.response_format;
+        const chat::ReplyForm form = reply_form(options_, thinking);
         if (!chat::constrains(form)) return nullptr;
-        std::string key = std::to_string(thinking) + std::to_string(int(form.tool_choice.kind)) + form.tool_choice.function +
-                          std::to_string(form.constrain_tool_calls) + std::to_string(int(form.response_format.kind)) +
-                          json::dump(form.response_format.schema);
-        for (const json::Value& tool : form.tools) key += json::dump(tool);
+        std::string key = chat::cache_key(form);
         if (grammar_ && key == grammar_key_) return grammar_;
         const Tokenizer& tokenizer = generator_.tokenizer();
         if (!vocabulary_) vocabulary_ = std::make_shared<const TokenTrie>(tokenizer, std::size_t(Cfg::vocab));

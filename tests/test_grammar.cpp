@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -328,6 +329,30 @@ TEST_CASE("whole-token references: <think> by text and <[id]> by id match only t
     CHECK(mask.count() == 1 + end_tokens().size());
     // an unknown token text is an error naming it
     CHECK_THROWS_WITH_AS(qwen3::TokenGrammar::create(qwen3::Grammar::from_gbnf("root ::= <nope>"), t), doctest::Contains("<nope>"), qwen3::Error);
+}
+
+TEST_CASE("a reply form's cache key changes with everything its grammar depends on") {
+    qwen3::ConversationOptions options;
+    options.tools = {qwen3::json::parse(R"({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}})")};
+    const qwen3::chat::ReplyForm base = qwen3::reply_form(options, true);
+    CHECK(base.thinking);
+    CHECK(base.tools.size() == 1);
+    CHECK(base.constrain_tool_calls);
+    const std::string key = qwen3::chat::cache_key(base);
+    CHECK(qwen3::chat::cache_key(qwen3::reply_form(options, true)) == key);
+    std::vector<qwen3::chat::ReplyForm> changed(9, base);
+    changed[0].thinking = false;
+    changed[1].tool_choice = qwen3::chat::ToolChoice::required();
+    changed[2].tool_choice = qwen3::chat::ToolChoice::named("f");
+    changed[3].constrain_tool_calls = false;
+    changed[4].response_format = qwen3::chat::ResponseFormat::json_object();
+    changed[5].response_format = qwen3::chat::ResponseFormat::json_schema(qwen3::json::parse(R"({"type": "string"})"));
+    changed[6].response_format = qwen3::chat::ResponseFormat::json_schema(qwen3::json::parse(R"({"type": "integer"})"));
+    changed[7].tools.clear();
+    changed[8].schema_options.max_whitespace = 0;
+    std::set<std::string> keys{key};
+    for (const auto& form : changed) keys.insert(qwen3::chat::cache_key(form));
+    CHECK(keys.size() == changed.size() + 1);
 }
 
 TEST_CASE("a Conversation with tools and tool_choice required always gets tool calls that parse into a known tool") {

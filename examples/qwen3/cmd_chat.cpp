@@ -73,12 +73,7 @@ int run_chat(int argc, char** argv) {
             qwen3::json::parse(cli::read_text_file(args.get("--json-schema")), args.get("--json-schema")));
     {
         // the tools and the schema are checked before the model is read, so a bad one fails fast
-        qwen3::chat::ReplyForm form;
-        form.thinking = thinking;
-        form.tools = options.tools;
-        form.tool_choice = options.tool_choice;
-        form.constrain_tool_calls = options.constrain_tool_calls;
-        form.response_format = options.response_format;
+        const qwen3::chat::ReplyForm form = qwen3::reply_form(options, thinking);
         if (qwen3::chat::constrains(form)) (void)qwen3::chat::reply_grammar(form);
     }
 

@@ -388,10 +388,7 @@ ParsedRequest parse_chat_request(const json::Value& body, const qwen3::Tokenizer
     read_common(body, defaults, r.thinking, r);
     form.thinking = r.thinking;
     if (qwen3::chat::constrains(form)) {
-        std::string key = "chat|" + std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
-                          form.tool_choice.function + "|" + std::to_string(int(form.response_format.kind)) + "|" +
-                          json::dump(form.response_format.schema);
-        for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+        const std::string key = "chat|" + qwen3::chat::cache_key(form);
         r.options.grammar = grammar_for(defaults, tokenizer, key, [&] { return qwen3::chat::reply_grammar(form); },
                                         form.response_format.kind == qwen3::chat::ResponseFormat::Kind::json_schema ? "response_format" : "tools");
     }

@@ -66,6 +66,17 @@ inline bool constrains(const ReplyForm& form) {
     return calls || form.response_format.kind != ResponseFormat::Kind::text;
 }
 
+// A key naming everything reply_grammar(form) depends on: equal keys, equal grammars (for caches).
+inline std::string cache_key(const ReplyForm& form) {
+    std::string key = std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
+                      form.tool_choice.function + "|" + std::to_string(form.constrain_tool_calls) + "|" +
+                      std::to_string(int(form.response_format.kind)) + "|" + json::dump(form.response_format.schema) + "|" +
+                      std::to_string(form.schema_options.max_whitespace) + std::to_string(form.schema_options.allow_extra_properties) +
+                      std::to_string(form.schema_options.ignore_unknown_formats);
+    for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+    return key;
+}
+
 namespace detail {
 
 // A GBNF string literal matching exactly `bytes`.
