@@ -6795,6 +6795,7 @@ inline Grammar reply_grammar(const ReplyForm& form) {
 // real stack beneath it: leaving such a frame continues where the grammar says every use of that
 // rule continues, or is reported as an exit at that depth for the real stack to decide.
 
+#include <bit>
 
 
 namespace qwen3 {
@@ -6979,7 +6980,7 @@ public:
     // Copies keep their own pool (the expander points into it).
     StateTable(const StateTable& other)
         : grammar_(other.grammar_), pool_(other.pool_), expander_(*other.grammar_, pool_), states_(other.states_),
-          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
+          character_successors_(other.character_successors_), representatives_(other.representatives_), representatives_ready_(other.representatives_ready_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
           state_bytes_(other.state_bytes_) {}
     StateTable& operator=(const StateTable&) = delete;
 
@@ -6999,7 +7000,9 @@ public:
         return it->second;
     }
     // Roughly the bytes the table holds: its states, transitions and stacks.
-    std::size_t memory_bytes() const { return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes(); }
+    std::size_t memory_bytes() const {
+        return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes() + character_successors_.size() * sizeof(std::int32_t);
+    }
     // The state after the grammar's token `token_index` (not memoized: such tokens are rare).
     std::int32_t next_token(std::int32_t state, std::int32_t token_index) {
         expander_.step_token(states_[std::size_t(state)], token_index, scratch_);
@@ -7017,20 +7020,30 @@ public:
         expander_.leave_to(parent, scratch_);
         return intern(scratch_);
     }
-    // The bytes that lead from `state` back to itself (computed once per state).
-    const ByteSet& loop_bytes(std::int32_t state) {
-        if (loops_.size() < states_.size()) loops_.resize(states_.size());
-        auto& entry = loops_[std::size_t(state)];
-        if (!entry.first) {
-            ByteSet loop;
-            for (int b = 0; b < 256; ++b)
-                if (next(state, std::uint8_t(b)) == state) loop.add(std::uint8_t(b), std::uint8_t(b));
-            auto& e = loops_[std::size_t(state)];  // next() may have grown states_, not loops_
-            e.first = true;
-            e.second = loop;
-            return e.second;
+    // Whether `state` reads every string of up to `length` characters, each an ASCII byte of
+    // `ascii` or, if `unicode`, any non-ASCII character (a valid UTF-8 sequence), each character
+    // into one next state: a JSON string's characters (under maxLength, each step the next copy).
+    bool reads_run(std::int32_t state, const ByteSet& ascii, bool unicode, std::int32_t length) {
+        std::array<std::uint8_t, 128> bytes;  // one byte of each byte class in `ascii`
+        std::size_t count = 0;
+        ByteSet classes;
+        for (std::size_t w = 0; w < 2; ++w)
+            for (std::uint64_t bits = ascii.bits[w]; bits; bits &= bits - 1) {
+                const auto b = std::uint8_t(w * 64 + std::size_t(std::countr_zero(bits)));
+                const std::uint8_t c = grammar_->byte_class(b);
+                if (!classes.has(c)) classes.add(c, c), bytes[count++] = b;
+            }
+        for (std::int32_t s = state, i = 0; i < length; ++i) {
+            if (states_[std::size_t(s)].stacks.empty()) return false;
+            const std::int32_t to = count ? next(s, bytes[0]) : character_successor(s);
+            if (to == kDead) return false;
+            for (std::size_t k = 1; k < count; ++k)
+                if (next(s, bytes[k]) != to) return false;
+            if (unicode && character_successor(s) != to) return false;
+            if (to == s) return true;  // reads them back into itself: any number
+            s = to;
         }
-        return entry.second;
+        return true;
     }
     // The state after byte b, kDead if no stack accepts it.
     std::int32_t next(std::int32_t state, std::uint8_t b) {
@@ -7044,6 +7057,70 @@ public:
 
 private:
     static constexpr std::int32_t kUnknown = -2;
+    // The state every non-ASCII character (each valid UTF-8 sequence) leads to from `state`: kDead
+    // if one dies or they lead to different states (computed once per state).
+    std::int32_t character_successor(std::int32_t state) {
+        if (character_successors_.size() < states_.size()) character_successors_.resize(states_.size(), kUnknown);
+        if (character_successors_[std::size_t(state)] == kUnknown) {
+            const std::int32_t to = every_character_leads(state);
+            if (character_successors_.size() < states_.size()) character_successors_.resize(states_.size(), kUnknown);
+            character_successors_[std::size_t(state)] = to;
+        }
+        return character_successors_[std::size_t(state)];
+    }
+    // The first byte of b's byte class (bytes of a class step alike in every state).
+    int representative(std::uint8_t b) {
+        if (!representatives_ready_) {
+            representatives_.fill(-1);
+            for (int x = 0; x < 256; ++x) {
+                int& r = representatives_[grammar_->byte_class(std::uint8_t(x))];
+                if (r < 0) r = x;
+            }
+            representatives_ready_ = true;
+        }
+        return representatives_[grammar_->byte_class(b)];
+    }
+    // character_successor() computed: one byte per class and UTF-8 byte range is tried.
+    std::int32_t every_character_leads(std::int32_t state) {
+        struct Range {
+            std::uint8_t lo, hi;
+        };
+        constexpr Range kTail{0x80, 0xBF};
+        // lead bytes with the range of the byte after them and the number of bytes after them
+        constexpr struct {
+            Range lead, second;
+            int tail;
+        } kForms[] = {{{0xC2, 0xDF}, kTail, 1}, {{0xE0, 0xE0}, {0xA0, 0xBF}, 2}, {{0xE1, 0xEC}, kTail, 2}, {{0xED, 0xED}, {0x80, 0x9F}, 2},
+                      {{0xEE, 0xEF}, kTail, 2}, {{0xF0, 0xF0}, {0x90, 0xBF}, 3}, {{0xF1, 0xF3}, kTail, 3}, {{0xF4, 0xF4}, {0x80, 0x8F}, 3}};
+        // the state after any byte of `range` from each of `from`, or false if one dies
+        auto step = [&](const std::vector<std::int32_t>& from, Range range, std::vector<std::int32_t>& out) {
+            out.clear();
+            for (std::int32_t s : from)
+                for (int b = range.lo; b <= range.hi; ++b) {
+                    const int r = representative(std::uint8_t(b));
+                    if (r != b && r >= range.lo) continue;  // an earlier byte of this range has the class
+                    if (states_[std::size_t(s)].stacks.empty()) return false;
+                    const std::int32_t n = next(s, std::uint8_t(b));
+                    if (n == kDead) return false;
+                    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+                }
+            return true;
+        };
+        std::vector<std::int32_t> at, after;
+        std::int32_t target = kDead;
+        for (const auto& form : kForms) {
+            at.assign(1, state);
+            if (!step(at, form.lead, after)) return kDead;
+            at.swap(after);
+            for (int i = 0; i < form.tail; ++i) {
+                if (!step(at, i == 0 ? form.second : kTail, after)) return kDead;
+                at.swap(after);
+            }
+            if (target == kDead) target = at[0];
+            if (at.size() != 1 || at[0] != target) return kDead;
+        }
+        return target;
+    }
     std::int32_t compute_next(std::int32_t state, std::uint8_t b) {
         std::int32_t row = row_of_[std::size_t(state)];
         if (row < 0) {
@@ -7070,7 +7147,9 @@ private:
     Expander expander_;
     ParseState scratch_;
     std::vector<ParseState> states_;
-    std::vector<std::pair<bool, ByteSet>> loops_;  // per state: computed, loop_bytes
+    std::vector<std::int32_t> character_successors_;  // per state, kUnknown before computed
+    std::array<int, 256> representatives_{};
+    bool representatives_ready_ = false;
     std::vector<std::int32_t> row_of_;       // per state: where its row of transitions starts, -1 before the first step
     std::vector<std::int32_t> transitions_;  // a row per state, one entry per byte class: next state, kDead or kUnknown
     std::unordered_map<std::string, std::int32_t> ids_;
@@ -7153,10 +7232,10 @@ private:
 // frames the position determines (the grammar knows where every use of a rule continues, until
 // a rule with several continuations ends), it records the trie node and depth, and at run time
 // only the rest of those tokens is walked, from the real stack. Inside a JSON string that is the
-// few tokens that close the string and go on.
+// few tokens that close the string and go on. A subtree whose tokens are all characters the state
+// reads in a row (the string's characters, as many as its deepest token has) is taken whole.
 
 #include <atomic>
-#include <bit>
 
 // ===== qwen3/tokenizer/tokenizer.hpp =====
 // qwen3/tokenizer/tokenizer.hpp - the Qwen3 tokenizer: text to token ids and back.
@@ -9552,12 +9631,17 @@ public:
         return {tokens_.data() + n.first_token + n.token_count, std::size_t(n.tokens_end - n.first_token - n.token_count)};
     }
     // The bytes that occur below a node (after its own byte), for nodes with a large subtree; null
-    // for the others. A walk whose state reads all of them back into itself can take the whole
-    // subtree at once.
+    // for the others. A walk whose state reads them all, as many in a row as a token below has,
+    // can take the whole subtree at once.
     const ByteSet* bytes_below(std::int32_t node) const {
         const std::int32_t i = summary_of_[std::size_t(node)];
-        return i < 0 ? nullptr : &summaries_[std::size_t(i)];
+        return i < 0 ? nullptr : &summaries_[std::size_t(i)].bytes;
     }
+    // For a node with bytes_below(): the most bytes a token below it has after the node's own.
+    std::int32_t depth_below(std::int32_t node) const { return summaries_[std::size_t(summary_of_[std::size_t(node)])].depth; }
+    // For a node with bytes_below(): whether the bytes below it, read from a character boundary
+    // after the node, are valid UTF-8 (each token's may end inside a character).
+    bool utf8_below(std::int32_t node) const { return summaries_[std::size_t(summary_of_[std::size_t(node)])].utf8; }
     std::size_t vocab_size() const noexcept { return vocab_size_; }
     // The bytes of a token in the trie, empty for a token left out.
     std::string_view bytes(std::int32_t id) const {
@@ -9579,6 +9663,7 @@ private:
             return token_bytes[std::size_t(a)] < token_bytes[std::size_t(b)] || (token_bytes[std::size_t(a)] == token_bytes[std::size_t(b)] && a < b);
         });
         nodes_.push_back(Node{0, 0, 0, 0, 0});  // the root
+        std::vector<std::int32_t> depth{0};  // of each node
         std::vector<std::int32_t> path{0};   // path[d]: the node at depth d on the current branch
         std::string_view previous;
         for (std::int32_t id : order) {
@@ -9595,6 +9680,7 @@ private:
             for (std::size_t d = common; d < s.size(); ++d) {
                 path.push_back(std::int32_t(nodes_.size()));
                 nodes_.push_back(Node{0, std::int32_t(tokens_.size()), 0, 0, static_cast<std::uint8_t>(s[d])});
+                depth.push_back(std::int32_t(d + 1));
             }
             tokens_.push_back(id);  // equal byte strings are adjacent in `order`, and follow their node
             ++nodes_[std::size_t(path.back())].token_count;
@@ -9607,21 +9693,58 @@ private:
             path.pop_back();
         }
         summary_of_.assign(nodes_.size(), -1);
+        std::vector<std::pair<std::int32_t, Utf8Step>> open;
         for (std::size_t n = 0; n < nodes_.size(); ++n) {
             if (nodes_[n].end - std::int32_t(n) - 1 < kSummaryMinNodes) continue;
-            ByteSet below;
-            for (std::int32_t d = std::int32_t(n) + 1; d < nodes_[n].end; ++d) below.add(nodes_[std::size_t(d)].byte, nodes_[std::size_t(d)].byte);
+            Summary below{{}, 0, true};
+            open.clear();  // (end of a node on the current branch, what its byte leaves of a character)
+            for (std::int32_t d = std::int32_t(n) + 1; d < nodes_[n].end; ++d) {
+                const std::uint8_t byte = nodes_[std::size_t(d)].byte;
+                below.bytes.add(byte, byte);
+                below.depth = std::max(below.depth, depth[std::size_t(d)] - depth[n]);
+                while (!open.empty() && open.back().first <= d) open.pop_back();
+                const Utf8Step step = utf8_step(open.empty() ? Utf8Step{} : open.back().second, byte);
+                below.utf8 = below.utf8 && step.valid;
+                open.emplace_back(nodes_[std::size_t(d)].end, step);
+            }
             summary_of_[n] = std::int32_t(summaries_.size());
             summaries_.push_back(below);
         }
     }
     static constexpr std::int32_t kSummaryMinNodes = 8;
 
+    // A UTF-8 reader's place: how many bytes the character still needs, and the range of the next.
+    struct Utf8Step {
+        std::uint8_t needed = 0, lo = 0x80, hi = 0xBF;
+        bool valid = true;
+    };
+    static Utf8Step utf8_step(Utf8Step at, std::uint8_t b) {
+        if (!at.valid) return at;
+        if (at.needed) {
+            if (b < at.lo || b > at.hi) return Utf8Step{0, 0, 0, false};
+            return Utf8Step{std::uint8_t(at.needed - 1), 0x80, 0xBF, true};
+        }
+        if (b < 0x80) return Utf8Step{};
+        if (b >= 0xC2 && b <= 0xDF) return Utf8Step{1, 0x80, 0xBF, true};
+        if (b == 0xE0) return Utf8Step{2, 0xA0, 0xBF, true};
+        if (b == 0xED) return Utf8Step{2, 0x80, 0x9F, true};
+        if (b >= 0xE1 && b <= 0xEF) return Utf8Step{2, 0x80, 0xBF, true};
+        if (b == 0xF0) return Utf8Step{3, 0x90, 0xBF, true};
+        if (b >= 0xF1 && b <= 0xF3) return Utf8Step{3, 0x80, 0xBF, true};
+        if (b == 0xF4) return Utf8Step{3, 0x80, 0x8F, true};
+        return Utf8Step{0, 0, 0, false};
+    }
+
     std::size_t vocab_size_;
     std::vector<Node> nodes_;
     std::vector<std::int32_t> tokens_;  // in depth-first order
     std::vector<std::int32_t> summary_of_;
-    std::vector<ByteSet> summaries_;
+    struct Summary {
+        ByteSet bytes;       // below the node
+        std::int32_t depth;  // depth_below
+        bool utf8;           // utf8_below
+    };
+    std::vector<Summary> summaries_;
     std::string text_;
     std::vector<std::size_t> offsets_;
 };
@@ -9758,6 +9881,10 @@ private:
             if (inner.bits[i] & ~outer.bits[i]) return false;
         return true;
     }
+    static ByteSet ascii_part(ByteSet set) {
+        set.bits[2] = set.bits[3] = 0;
+        return set;
+    }
     [[noreturn]] static void fail_null() { detail::fail(ErrorCode::invalid_argument, "TokenGrammar: no vocabulary"); }
     [[noreturn]] void fail_memory() const {
         detail::fail(ErrorCode::invalid_argument, "grammar: its token caches need more than ", limits_.max_cache_bytes >> 20,
@@ -9802,14 +9929,18 @@ private:
             const detail::ParseState& s = walker_[next];
             for (std::int8_t depth : s.exits) out.exits.emplace_back(c, depth);
             if (s.stacks.empty()) continue;
-            // a state that reads every byte below this node back into itself, with nothing to
-            // leave at: every token below is accepted (inside a JSON string, most of the vocabulary).
-            // The first child's byte tells cheaply whether the state can loop at all.
+            // a state that reads every character below this node, as many as any token has: every
+            // token below is accepted (inside a JSON string, most of the vocabulary)
+            // (the first child's byte tells cheaply whether the state can read on at all)
             const ByteSet* below = vocabulary_->bytes_below(c);
-            if (below && s.exits.empty() && walker_.next(next, nodes[std::size_t(c) + 1].byte) == next &&
-                contains(walker_.loop_bytes(next), *below)) {
-                for (std::int32_t id : vocabulary_->tokens_below(child)) accept(id);
-                continue;
+            if (below && walker_.next(next, nodes[std::size_t(c) + 1].byte) != detail::StateTable::kDead) {
+                const ByteSet ascii = ascii_part(*below);
+                const bool unicode = !(ascii == *below);
+                const std::int32_t need = vocabulary_->depth_below(c);
+                if ((!unicode || vocabulary_->utf8_below(c)) && walker_.reads_run(next, ascii, unicode, need)) {
+                    for (std::int32_t id : vocabulary_->tokens_below(child)) accept(id);
+                    continue;
+                }
             }
             path.push_back(Frame{c, next, c + 1});
         }

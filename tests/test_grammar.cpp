@@ -113,11 +113,22 @@ TEST_CASE("the token mask is the set of tokens whose bytes continue the text, ov
     const auto vocab = vocabulary();
     const auto ends = end_tokens();
     std::mt19937_64 rng(7);
-    for (const char* name : {"json.gbnf", "arithmetic.gbnf", "list.gbnf", "japanese.gbnf", "c.gbnf"}) {
+    std::vector<std::pair<std::string, std::string>> grammars;  // (name, GBNF)
+    for (const char* name : {"json.gbnf", "arithmetic.gbnf", "list.gbnf", "japanese.gbnf", "c.gbnf"})
+        grammars.emplace_back(name, read_file(test::data_path(std::string("grammar/gbnf/") + name)));
+    // bounded repetitions, whose copies the walks take as runs of characters: a JSON string under
+    // maxLength, runs shorter than many tokens, a class leaving out one non-ASCII character, a
+    // repetition that cycles through three states, non-ASCII only
+    const std::string json_char = "json-char ::= [^\\x22\\x5c\\x00-\\x1f] | \"\\\\\" ( [\\x22\\x5c/bfnrt] | \"u\" [0-9a-fA-F]{4} )\n";
+    grammars.emplace_back("maxLength 30", "root ::= \"\\\"\" json-char{0,30} \"\\\"\" [ ]* \"!\"\n" + json_char);
+    grammars.emplace_back("runs of 6", "root ::= ([a-z ]{0,6} \".\")+\n");
+    grammars.emplace_back("no e-acute", "root ::= [^\"é]{2,40} \"\\\"\"\n");
+    grammars.emplace_back("cycle of 3", "root ::= ([a-zA-Z0-9 ]{3} \",\")*\n");
+    grammars.emplace_back("non-ASCII", "root ::= [^\\x00-\\x7f]{0,12} \"!\"\n");
+    for (const auto& [name, gbnf] : grammars) {
         CAPTURE(name);
-        const auto grammar = std::make_shared<const qwen3::TokenGrammar>(
-            qwen3::Grammar::from_gbnf(read_file(test::data_path(std::string("grammar/gbnf/") + name))), vocab, ends);
-        for (int walk = 0; walk < (std::string(name) == "json.gbnf" ? 3 : 1); ++walk) {
+        const auto grammar = std::make_shared<const qwen3::TokenGrammar>(qwen3::Grammar::from_gbnf(gbnf), vocab, ends);
+        for (int walk = 0; walk < (name == "json.gbnf" || name == "maxLength 30" ? 3 : 1); ++walk) {
             qwen3::GrammarMatcher matcher(grammar);
             qwen3::GrammarRecognizer reference(grammar->grammar());  // runs bytes, no masks or caches
             qwen3::TokenBitmask mask;

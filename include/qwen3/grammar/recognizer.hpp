@@ -16,6 +16,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <string_view>
 #include <unordered_map>
@@ -207,7 +209,7 @@ public:
     // Copies keep their own pool (the expander points into it).
     StateTable(const StateTable& other)
         : grammar_(other.grammar_), pool_(other.pool_), expander_(*other.grammar_, pool_), states_(other.states_),
-          loops_(other.loops_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
+          character_successors_(other.character_successors_), representatives_(other.representatives_), representatives_ready_(other.representatives_ready_), row_of_(other.row_of_), transitions_(other.transitions_), ids_(other.ids_),
           state_bytes_(other.state_bytes_) {}
     StateTable& operator=(const StateTable&) = delete;
 
@@ -227,7 +229,9 @@ public:
         return it->second;
     }
     // Roughly the bytes the table holds: its states, transitions and stacks.
-    std::size_t memory_bytes() const { return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes(); }
+    std::size_t memory_bytes() const {
+        return state_bytes_ + transitions_.size() * sizeof(std::int32_t) + pool_.memory_bytes() + character_successors_.size() * sizeof(std::int32_t);
+    }
     // The state after the grammar's token `token_index` (not memoized: such tokens are rare).
     std::int32_t next_token(std::int32_t state, std::int32_t token_index) {
         expander_.step_token(states_[std::size_t(state)], token_index, scratch_);
@@ -245,20 +249,30 @@ public:
         expander_.leave_to(parent, scratch_);
         return intern(scratch_);
     }
-    // The bytes that lead from `state` back to itself (computed once per state).
-    const ByteSet& loop_bytes(std::int32_t state) {
-        if (loops_.size() < states_.size()) loops_.resize(states_.size());
-        auto& entry = loops_[std::size_t(state)];
-        if (!entry.first) {
-            ByteSet loop;
-            for (int b = 0; b < 256; ++b)
-                if (next(state, std::uint8_t(b)) == state) loop.add(std::uint8_t(b), std::uint8_t(b));
-            auto& e = loops_[std::size_t(state)];  // next() may have grown states_, not loops_
-            e.first = true;
-            e.second = loop;
-            return e.second;
+    // Whether `state` reads every string of up to `length` characters, each an ASCII byte of
+    // `ascii` or, if `unicode`, any non-ASCII character (a valid UTF-8 sequence), each character
+    // into one next state: a JSON string's characters (under maxLength, each step the next copy).
+    bool reads_run(std::int32_t state, const ByteSet& ascii, bool unicode, std::int32_t length) {
+        std::array<std::uint8_t, 128> bytes;  // one byte of each byte class in `ascii`
+        std::size_t count = 0;
+        ByteSet classes;
+        for (std::size_t w = 0; w < 2; ++w)
+            for (std::uint64_t bits = ascii.bits[w]; bits; bits &= bits - 1) {
+                const auto b = std::uint8_t(w * 64 + std::size_t(std::countr_zero(bits)));
+                const std::uint8_t c = grammar_->byte_class(b);
+                if (!classes.has(c)) classes.add(c, c), bytes[count++] = b;
+            }
+        for (std::int32_t s = state, i = 0; i < length; ++i) {
+            if (states_[std::size_t(s)].stacks.empty()) return false;
+            const std::int32_t to = count ? next(s, bytes[0]) : character_successor(s);
+            if (to == kDead) return false;
+            for (std::size_t k = 1; k < count; ++k)
+                if (next(s, bytes[k]) != to) return false;
+            if (unicode && character_successor(s) != to) return false;
+            if (to == s) return true;  // reads them back into itself: any number
+            s = to;
         }
-        return entry.second;
+        return true;
     }
     // The state after byte b, kDead if no stack accepts it.
     std::int32_t next(std::int32_t state, std::uint8_t b) {
@@ -272,6 +286,70 @@ public:
 
 private:
     static constexpr std::int32_t kUnknown = -2;
+    // The state every non-ASCII character (each valid UTF-8 sequence) leads to from `state`: kDead
+    // if one dies or they lead to different states (computed once per state).
+    std::int32_t character_successor(std::int32_t state) {
+        if (character_successors_.size() < states_.size()) character_successors_.resize(states_.size(), kUnknown);
+        if (character_successors_[std::size_t(state)] == kUnknown) {
+            const std::int32_t to = every_character_leads(state);
+            if (character_successors_.size() < states_.size()) character_successors_.resize(states_.size(), kUnknown);
+            character_successors_[std::size_t(state)] = to;
+        }
+        return character_successors_[std::size_t(state)];
+    }
+    // The first byte of b's byte class (bytes of a class step alike in every state).
+    int representative(std::uint8_t b) {
+        if (!representatives_ready_) {
+            representatives_.fill(-1);
+            for (int x = 0; x < 256; ++x) {
+                int& r = representatives_[grammar_->byte_class(std::uint8_t(x))];
+                if (r < 0) r = x;
+            }
+            representatives_ready_ = true;
+        }
+        return representatives_[grammar_->byte_class(b)];
+    }
+    // character_successor() computed: one byte per class and UTF-8 byte range is tried.
+    std::int32_t every_character_leads(std::int32_t state) {
+        struct Range {
+            std::uint8_t lo, hi;
+        };
+        constexpr Range kTail{0x80, 0xBF};
+        // lead bytes with the range of the byte after them and the number of bytes after them
+        constexpr struct {
+            Range lead, second;
+            int tail;
+        } kForms[] = {{{0xC2, 0xDF}, kTail, 1}, {{0xE0, 0xE0}, {0xA0, 0xBF}, 2}, {{0xE1, 0xEC}, kTail, 2}, {{0xED, 0xED}, {0x80, 0x9F}, 2},
+                      {{0xEE, 0xEF}, kTail, 2}, {{0xF0, 0xF0}, {0x90, 0xBF}, 3}, {{0xF1, 0xF3}, kTail, 3}, {{0xF4, 0xF4}, {0x80, 0x8F}, 3}};
+        // the state after any byte of `range` from each of `from`, or false if one dies
+        auto step = [&](const std::vector<std::int32_t>& from, Range range, std::vector<std::int32_t>& out) {
+            out.clear();
+            for (std::int32_t s : from)
+                for (int b = range.lo; b <= range.hi; ++b) {
+                    const int r = representative(std::uint8_t(b));
+                    if (r != b && r >= range.lo) continue;  // an earlier byte of this range has the class
+                    if (states_[std::size_t(s)].stacks.empty()) return false;
+                    const std::int32_t n = next(s, std::uint8_t(b));
+                    if (n == kDead) return false;
+                    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+                }
+            return true;
+        };
+        std::vector<std::int32_t> at, after;
+        std::int32_t target = kDead;
+        for (const auto& form : kForms) {
+            at.assign(1, state);
+            if (!step(at, form.lead, after)) return kDead;
+            at.swap(after);
+            for (int i = 0; i < form.tail; ++i) {
+                if (!step(at, i == 0 ? form.second : kTail, after)) return kDead;
+                at.swap(after);
+            }
+            if (target == kDead) target = at[0];
+            if (at.size() != 1 || at[0] != target) return kDead;
+        }
+        return target;
+    }
     std::int32_t compute_next(std::int32_t state, std::uint8_t b) {
         std::int32_t row = row_of_[std::size_t(state)];
         if (row < 0) {
@@ -298,7 +376,9 @@ private:
     Expander expander_;
     ParseState scratch_;
     std::vector<ParseState> states_;
-    std::vector<std::pair<bool, ByteSet>> loops_;  // per state: computed, loop_bytes
+    std::vector<std::int32_t> character_successors_;  // per state, kUnknown before computed
+    std::array<int, 256> representatives_{};
+    bool representatives_ready_ = false;
     std::vector<std::int32_t> row_of_;       // per state: where its row of transitions starts, -1 before the first step
     std::vector<std::int32_t> transitions_;  // a row per state, one entry per byte class: next state, kDead or kUnknown
     std::unordered_map<std::string, std::int32_t> ids_;

@@ -16,7 +16,8 @@
 // frames the position determines (the grammar knows where every use of a rule continues, until
 // a rule with several continuations ends), it records the trie node and depth, and at run time
 // only the rest of those tokens is walked, from the real stack. Inside a JSON string that is the
-// few tokens that close the string and go on.
+// few tokens that close the string and go on. A subtree whose tokens are all characters the state
+// reads in a row (the string's characters, as many as its deepest token has) is taken whole.
 #pragma once
 
 #include <algorithm>
@@ -102,12 +103,17 @@ public:
         return {tokens_.data() + n.first_token + n.token_count, std::size_t(n.tokens_end - n.first_token - n.token_count)};
     }
     // The bytes that occur below a node (after its own byte), for nodes with a large subtree; null
-    // for the others. A walk whose state reads all of them back into itself can take the whole
-    // subtree at once.
+    // for the others. A walk whose state reads them all, as many in a row as a token below has,
+    // can take the whole subtree at once.
     const ByteSet* bytes_below(std::int32_t node) const {
         const std::int32_t i = summary_of_[std::size_t(node)];
-        return i < 0 ? nullptr : &summaries_[std::size_t(i)];
+        return i < 0 ? nullptr : &summaries_[std::size_t(i)].bytes;
     }
+    // For a node with bytes_below(): the most bytes a token below it has after the node's own.
+    std::int32_t depth_below(std::int32_t node) const { return summaries_[std::size_t(summary_of_[std::size_t(node)])].depth; }
+    // For a node with bytes_below(): whether the bytes below it, read from a character boundary
+    // after the node, are valid UTF-8 (each token's may end inside a character).
+    bool utf8_below(std::int32_t node) const { return summaries_[std::size_t(summary_of_[std::size_t(node)])].utf8; }
     std::size_t vocab_size() const noexcept { return vocab_size_; }
     // The bytes of a token in the trie, empty for a token left out.
     std::string_view bytes(std::int32_t id) const {
@@ -129,6 +135,7 @@ private:
             return token_bytes[std::size_t(a)] < token_bytes[std::size_t(b)] || (token_bytes[std::size_t(a)] == token_bytes[std::size_t(b)] && a < b);
         });
         nodes_.push_back(Node{0, 0, 0, 0, 0});  // the root
+        std::vector<std::int32_t> depth{0};  // of each node
         std::vector<std::int32_t> path{0};   // path[d]: the node at depth d on the current branch
         std::string_view previous;
         for (std::int32_t id : order) {
@@ -145,6 +152,7 @@ private:
             for (std::size_t d = common; d < s.size(); ++d) {
                 path.push_back(std::int32_t(nodes_.size()));
                 nodes_.push_back(Node{0, std::int32_t(tokens_.size()), 0, 0, static_cast<std::uint8_t>(s[d])});
+                depth.push_back(std::int32_t(d + 1));
             }
             tokens_.push_back(id);  // equal byte strings are adjacent in `order`, and follow their node
             ++nodes_[std::size_t(path.back())].token_count;
@@ -157,21 +165,58 @@ private:
             path.pop_back();
         }
         summary_of_.assign(nodes_.size(), -1);
+        std::vector<std::pair<std::int32_t, Utf8Step>> open;
         for (std::size_t n = 0; n < nodes_.size(); ++n) {
             if (nodes_[n].end - std::int32_t(n) - 1 < kSummaryMinNodes) continue;
-            ByteSet below;
-            for (std::int32_t d = std::int32_t(n) + 1; d < nodes_[n].end; ++d) below.add(nodes_[std::size_t(d)].byte, nodes_[std::size_t(d)].byte);
+            Summary below{{}, 0, true};
+            open.clear();  // (end of a node on the current branch, what its byte leaves of a character)
+            for (std::int32_t d = std::int32_t(n) + 1; d < nodes_[n].end; ++d) {
+                const std::uint8_t byte = nodes_[std::size_t(d)].byte;
+                below.bytes.add(byte, byte);
+                below.depth = std::max(below.depth, depth[std::size_t(d)] - depth[n]);
+                while (!open.empty() && open.back().first <= d) open.pop_back();
+                const Utf8Step step = utf8_step(open.empty() ? Utf8Step{} : open.back().second, byte);
+                below.utf8 = below.utf8 && step.valid;
+                open.emplace_back(nodes_[std::size_t(d)].end, step);
+            }
             summary_of_[n] = std::int32_t(summaries_.size());
             summaries_.push_back(below);
         }
     }
     static constexpr std::int32_t kSummaryMinNodes = 8;
 
+    // A UTF-8 reader's place: how many bytes the character still needs, and the range of the next.
+    struct Utf8Step {
+        std::uint8_t needed = 0, lo = 0x80, hi = 0xBF;
+        bool valid = true;
+    };
+    static Utf8Step utf8_step(Utf8Step at, std::uint8_t b) {
+        if (!at.valid) return at;
+        if (at.needed) {
+            if (b < at.lo || b > at.hi) return Utf8Step{0, 0, 0, false};
+            return Utf8Step{std::uint8_t(at.needed - 1), 0x80, 0xBF, true};
+        }
+        if (b < 0x80) return Utf8Step{};
+        if (b >= 0xC2 && b <= 0xDF) return Utf8Step{1, 0x80, 0xBF, true};
+        if (b == 0xE0) return Utf8Step{2, 0xA0, 0xBF, true};
+        if (b == 0xED) return Utf8Step{2, 0x80, 0x9F, true};
+        if (b >= 0xE1 && b <= 0xEF) return Utf8Step{2, 0x80, 0xBF, true};
+        if (b == 0xF0) return Utf8Step{3, 0x90, 0xBF, true};
+        if (b >= 0xF1 && b <= 0xF3) return Utf8Step{3, 0x80, 0xBF, true};
+        if (b == 0xF4) return Utf8Step{3, 0x80, 0x8F, true};
+        return Utf8Step{0, 0, 0, false};
+    }
+
     std::size_t vocab_size_;
     std::vector<Node> nodes_;
     std::vector<std::int32_t> tokens_;  // in depth-first order
     std::vector<std::int32_t> summary_of_;
-    std::vector<ByteSet> summaries_;
+    struct Summary {
+        ByteSet bytes;       // below the node
+        std::int32_t depth;  // depth_below
+        bool utf8;           // utf8_below
+    };
+    std::vector<Summary> summaries_;
     std::string text_;
     std::vector<std::size_t> offsets_;
 };
@@ -308,6 +353,10 @@ private:
             if (inner.bits[i] & ~outer.bits[i]) return false;
         return true;
     }
+    static ByteSet ascii_part(ByteSet set) {
+        set.bits[2] = set.bits[3] = 0;
+        return set;
+    }
     [[noreturn]] static void fail_null() { detail::fail(ErrorCode::invalid_argument, "TokenGrammar: no vocabulary"); }
     [[noreturn]] void fail_memory() const {
         detail::fail(ErrorCode::invalid_argument, "grammar: its token caches need more than ", limits_.max_cache_bytes >> 20,
@@ -352,14 +401,18 @@ private:
             const detail::ParseState& s = walker_[next];
             for (std::int8_t depth : s.exits) out.exits.emplace_back(c, depth);
             if (s.stacks.empty()) continue;
-            // a state that reads every byte below this node back into itself, with nothing to
-            // leave at: every token below is accepted (inside a JSON string, most of the vocabulary).
-            // The first child's byte tells cheaply whether the state can loop at all.
+            // a state that reads every character below this node, as many as any token has: every
+            // token below is accepted (inside a JSON string, most of the vocabulary)
+            // (the first child's byte tells cheaply whether the state can read on at all)
             const ByteSet* below = vocabulary_->bytes_below(c);
-            if (below && s.exits.empty() && walker_.next(next, nodes[std::size_t(c) + 1].byte) == next &&
-                contains(walker_.loop_bytes(next), *below)) {
-                for (std::int32_t id : vocabulary_->tokens_below(child)) accept(id);
-                continue;
+            if (below && walker_.next(next, nodes[std::size_t(c) + 1].byte) != detail::StateTable::kDead) {
+                const ByteSet ascii = ascii_part(*below);
+                const bool unicode = !(ascii == *below);
+                const std::int32_t need = vocabulary_->depth_below(c);
+                if ((!unicode || vocabulary_->utf8_below(c)) && walker_.reads_run(next, ascii, unicode, need)) {
+                    for (std::int32_t id : vocabulary_->tokens_below(child)) accept(id);
+                    continue;
+                }
             }
             path.push_back(Frame{c, next, c + 1});
         }
