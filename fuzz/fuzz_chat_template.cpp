@@ -12,14 +12,20 @@
 //   - with the real Qwen3 tokenizer, tokenizing the prompt with the untrusted ranges as plain text
 //     gives exactly the added tokens the template's own text holds: no byte of user data ever becomes
 //     a control token, whatever it spells;
-//   - expects_thinking() answers without throwing.
+//   - expects_thinking() answers without throwing;
+//   - the library's Jinja interpreter running the template file itself (chat/chat_template.hpp)
+//     agrees with the built-in renderer: the same text, or an error where it errs, and its prompt
+//     passes the same checks.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include <qwen3/chat.hpp>
+#include <qwen3/chat/chat_template.hpp>
+#include <qwen3/format/mmap.hpp>
 #include <qwen3/tokenizer.hpp>
 
+#include "chat_prompt_checks.hpp"
 #include "fuzz_support.hpp"
 
 namespace qwen3_fuzz::chat_target {
@@ -84,6 +90,11 @@ inline json::Value build_request(Input& in) {
     return request;
 }
 
+inline const qwen3::chat::ChatTemplate& file_template() {
+    static const qwen3::chat::ChatTemplate t(qwen3::read_text_file(data_path("chat/qwen3_chat_template.jinja")));
+    return t;
+}
+
 inline std::size_t count_added(const qwen3::Tokenizer& tok, const std::vector<qwen3::TokenId>& ids) {
     std::size_t n = 0;
     for (qwen3::TokenId id : ids) n += tok.is_added(id);
@@ -91,17 +102,7 @@ inline std::size_t count_added(const qwen3::Tokenizer& tok, const std::vector<qw
 }
 
 inline void check_prompt(const qwen3::chat::RenderedPrompt& p) {
-    std::size_t previous_end = 0;
-    for (std::size_t i = 0; i < p.untrusted.size(); ++i) {
-        const qwen3::chat::TextRange& r = p.untrusted[i];
-        check(r.begin < r.end, "empty untrusted range ", i);
-        check(r.end <= p.text.size(), "untrusted range ", i, " past the text");
-        check(i == 0 || r.begin > previous_end, "untrusted ranges ", i - 1, " and ", i, " overlap or touch");
-        previous_end = r.end;
-    }
-    std::string joined;
-    for (const qwen3::chat::Segment& s : p.segments()) joined += s.text;
-    check(joined == p.text, "segments do not concatenate to the text");
+    check_untrusted_ranges(p);
 
     // control tokens: those of the trusted text, tokenized alone, and no others
     const qwen3::Tokenizer& tok = tokenizer();
@@ -131,14 +132,27 @@ void run(const std::uint8_t* data, std::size_t size) {
         request = build_request(in);
     }
     (void)qwen3::chat::expects_thinking(request);
-    qwen3::chat::RenderedPrompt prompt;
+    qwen3::chat::RenderedPrompt prompt, interpreted;
+    bool built_in_failed = false, interpreter_failed = false;
     try {
         prompt = qwen3::chat::render_prompt(request);
     } catch (const qwen3::Error& e) {
         check(e.code() == qwen3::ErrorCode::invalid_argument, "render_prompt failed with code ", qwen3::to_string(e.code()));
-        return;
+        built_in_failed = true;
     }
+    try {
+        interpreted = file_template().render(request);
+    } catch (const qwen3::Error& e) {
+        check(e.code() == qwen3::ErrorCode::invalid_argument, "the Jinja interpreter failed with code ", qwen3::to_string(e.code()));
+        interpreter_failed = true;
+    }
+    check(built_in_failed == interpreter_failed, "the built-in renderer ", built_in_failed ? "refused" : "rendered",
+          " a request the Jinja interpreter ", interpreter_failed ? "refused" : "rendered");
+    if (built_in_failed) return;
+    check(prompt.text == interpreted.text, "the Jinja interpreter rendered ", show(interpreted.text), " where the built-in renderer gave ",
+          show(prompt.text));
     check_prompt(prompt);
+    check_prompt(interpreted);
 }
 
 }  // namespace qwen3_fuzz::chat_target

@@ -7,6 +7,7 @@
 //   tokenizer_json  tokenizer.json files with Qwen3's first tokens and merges
 //   json            config.json, tokenizer_config.json, chat requests
 //   chat_template   chat requests (both input modes)
+//   jinja           the chat templates of tests/data/chat (Qwen3's and the other Qwen-family ones)
 //   reply           assistant replies from the chat cases, in thinking and plain form
 //   tokenizer       texts of the tokenizer cases
 #include <cstdio>
@@ -157,6 +158,9 @@ int main(int argc, char** argv) {
                     put("reply", "reply_" + id + "_" + std::to_string(written), std::string("\x00\x00\x00\x00\x07", 5) + reply);
                 }
             }
+        put("jinja", "qwen3.jinja", qwen3::read_text_file(data + "/chat/qwen3_chat_template.jinja"));
+        for (const fs::directory_entry& e : fs::directory_iterator(data + "/chat/templates"))
+            if (e.path().extension() == ".jinja") put("jinja", e.path().filename().string(), qwen3::read_text_file(e.path().string()));
         std::size_t t = 0;
         for (const json::Value& c : read_jsonl(data + "/tokenizer/cases.jsonl", 120)) {
             const int flags = t % 2 ? 0x00 : 0x06;  // half with plain ranges and skip_special_tokens streaming

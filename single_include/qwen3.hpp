@@ -1,7 +1,7 @@
 // qwen3.hpp 0.1.0 - single-header edition of the qwen3.hpp library.
 //
 // GENERATED FILE - DO NOT EDIT. Made by tools/amalgamate.py from include/qwen3/qwen3.hpp and the
-// headers it includes (71 files); regenerate after changing include/ with
+// headers it includes (75 files); regenerate after changing include/ with
 //
 //     python3 tools/amalgamate.py
 //
@@ -22,53 +22,33 @@
 //   chat/messages.hpp      Message, ToolCall, Options; the JSON request the template reads
 //   chat/template.hpp      render_prompt(): the Qwen3 chat template, byte-exact, with the byte
 //                          ranges that came from user data (tokenize those without special tokens)
+//   chat/chat_template.hpp ChatTemplate: a model's own Jinja2 template (GGUF, HF folder or file),
+//                          run by the library's Jinja interpreter, with the same untrusted ranges
 //   chat/reply_parser.hpp  ThinkSplitter (streaming reasoning/answer split), parse_reply() (tool
 //                          calls), expects_thinking() (enable_thinking and /think, /no_think)
 
-// ===== qwen3/chat/messages.hpp =====
-// qwen3/chat/messages.hpp - a typed conversation, and the JSON the chat template reads.
+// ===== qwen3/chat/chat_template.hpp =====
+// qwen3/chat/chat_template.hpp - a model's own chat template (Jinja2 text), rendered as Hugging Face
+// renders it.
 //
-// The template (chat/template.hpp) works on JSON shaped like Hugging Face's apply_chat_template
-// arguments: {"messages": [...], "tools": [...], "add_generation_prompt": b, "enable_thinking": b}.
-// These types are the convenient C++ way to build that JSON: every field here becomes the key the
-// template reads, so anything a Message can say renders exactly as the template renders it.
-
-#include <optional>
-#include <span>
-#include <string>
-#include <utility>
-#include <vector>
-
-// ===== qwen3/format/json.hpp =====
-// qwen3/format/json.hpp - a small, strict JSON reader and writer.
+// Use: chat::ChatTemplate t(jinja_text);            // throws naming the line of what it cannot run
+//      chat::RenderedPrompt p = t.render(request);  // request as for render_prompt (template.hpp)
+// Not its job: the built-in Qwen3 renderer (template.hpp), which needs no template text and is the
+// fallback and the cross-check; the interpreter itself (jinja/).
 //
-// Used for config.json, safetensors headers and indexes, tokenizer.json, chat messages and the
-// command-line tools. Objects keep their keys in insertion order (as Python dicts do), because the
-// chat template prints tool schemas and arguments in the order they were written.
-//
-// Hostile input: nesting depth is bounded (kDefaultMaxDepth), strings must be valid UTF-8, escapes
-// must be complete, and every error names the byte offset. Nothing is allocated in proportion to a
-// number read from the input; allocation follows the input's own length. The parsed tree costs up to
-// ~60 bytes per input byte ("[0,0,0,...]"), so readers of untrusted files also cap the number of
-// values (ParseOptions::max_values), which bounds the tree whatever the input looks like.
-//
-// Duplicate object keys: RFC 8259 leaves them to the implementation. By default both members are
-// kept and Value::find returns the first (Python's json would keep the last), which is harmless for
-// data we produce or only print. Checkpoint files (config.json, safetensors headers and indexes) are
-// parsed with ParseOptions::unique_keys, which rejects a duplicate with its byte offset, because there
-// the two readings would silently disagree with Hugging Face's.
+// The request's keys are the template's variables (messages, tools, add_generation_prompt,
+// enable_thinking, and any other a template reads), with bos_token, eos_token and pad_token added as
+// transformers adds them. Everything taken from the request is untrusted: the ranges of the result
+// mark each byte that came from it, whatever the template did to it (sliced, stripped, printed as
+// JSON), so message content can never become a control token.
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
 #include <string_view>
-#include <unordered_set>
-#include <variant>
+#include <utility>
 
 // ===== qwen3/error.hpp =====
 // qwen3/error.hpp - the library's one exception type.
@@ -142,6 +122,813 @@ template <typename... Parts>
 
 }  // namespace qwen3
 // ===== end of qwen3/error.hpp =====
+// ===== qwen3/format/gguf.hpp =====
+// qwen3/format/gguf.hpp - a bounds-checked GGUF reader (versions 2 and 3, little-endian).
+//
+// GGUF is llama.cpp's single-file format: a header, typed metadata key/value pairs, a table of tensor
+// descriptions, then the aligned tensor data. The reader maps the file and keeps views into it;
+// strings, string arrays (a 151k-token vocabulary) and tensor data are never copied.
+//
+// Every count, length and offset in the file is checked against the bytes that remain before it is
+// used, so a truncated or hostile file yields Error(format) naming the file, the byte offset and
+// the field, never an out-of-bounds read or an allocation sized by an unchecked number. Counts also
+// have hard limits (kMax* below) far above any real model, so the memory the parsed tables take is
+// bounded by those limits and by the file's own size; every reserve() names the check it relies on.
+//
+// Tensor data: each tensor must lie inside the data section, at a multiple of the alignment, and no
+// two tensors may overlap (their views would alias, which no writer produces; llama.cpp goes further
+// and requires them back to back in table order). Gaps and any order are accepted.
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+#include <vector>
+
+// ===== qwen3/tensor.hpp =====
+// qwen3/tensor.hpp - element types and non-owning views of weight tensors and matrices.
+//
+// A weight's element type is a runtime tag (DType), not a template parameter: a quantized GGUF mixes
+// types (Q4_K_M holds Q4_K, Q6_K and F32 tensors), and each kernel switches on the tag of the tensor
+// it is given. Shapes are written in row-major order, outermost first, as Hugging Face and numpy
+// write them: a projection from `in` to `out` features is [out, in]. (GGUF lists the same dimensions
+// fastest first, {in, out}; the bytes are identical.)
+
+#include <array>
+#include <cstddef>
+
+
+namespace qwen3 {
+
+// Values are ggml's type ids, so a GGUF tensor's type converts by a cast after validation.
+enum class DType : std::uint32_t {
+    f32 = 0,
+    f16 = 1,
+    q4_0 = 2,
+    q4_1 = 3,
+    q5_0 = 6,
+    q5_1 = 7,
+    q8_0 = 8,
+    q8_1 = 9,
+    q2_k = 10,
+    q3_k = 11,
+    q4_k = 12,
+    q5_k = 13,
+    q6_k = 14,
+    q8_k = 15,
+    bf16 = 30,
+};
+
+struct DTypeInfo {
+    DType type;
+    const char* name;           // as llama.cpp prints it
+    std::uint32_t block_elems;  // elements per block (1 for plain floats)
+    std::uint32_t block_bytes;  // bytes per block
+};
+
+// Block layouts as ggml defines them (GGUF specification, "GGML types").
+inline constexpr std::array<DTypeInfo, 15> kDTypes = {{
+    {DType::f32, "F32", 1, 4},
+    {DType::f16, "F16", 1, 2},
+    {DType::q4_0, "Q4_0", 32, 18},
+    {DType::q4_1, "Q4_1", 32, 20},
+    {DType::q5_0, "Q5_0", 32, 22},
+    {DType::q5_1, "Q5_1", 32, 24},
+    {DType::q8_0, "Q8_0", 32, 34},
+    {DType::q8_1, "Q8_1", 32, 36},
+    {DType::q2_k, "Q2_K", 256, 84},
+    {DType::q3_k, "Q3_K", 256, 110},
+    {DType::q4_k, "Q4_K", 256, 144},
+    {DType::q5_k, "Q5_K", 256, 176},
+    {DType::q6_k, "Q6_K", 256, 210},
+    {DType::q8_k, "Q8_K", 256, 292},
+    {DType::bf16, "BF16", 1, 2},
+}};
+
+// nullptr for an id this library does not know.
+inline const DTypeInfo* find_dtype(std::uint32_t ggml_type) noexcept {
+    for (const DTypeInfo& info : kDTypes)
+        if (static_cast<std::uint32_t>(info.type) == ggml_type) return &info;
+    return nullptr;
+}
+
+inline const DTypeInfo& dtype_info(DType t) {
+    if (const DTypeInfo* info = find_dtype(static_cast<std::uint32_t>(t))) return *info;
+    detail::fail(ErrorCode::invalid_argument, "unknown element type id ", static_cast<std::uint32_t>(t));
+}
+
+inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+
+// Bytes taken by one row of `elems` elements; 0 when `elems` is not a whole number of blocks.
+inline std::uint64_t row_bytes(DType t, std::uint64_t elems) {
+    const DTypeInfo& info = dtype_info(t);
+    if (elems % info.block_elems != 0) return 0;
+    return elems / info.block_elems * info.block_bytes;
+}
+
+// The shape of a tensor, outermost dimension first; up to 4 dimensions (GGUF's limit).
+struct Shape {
+    std::array<std::uint64_t, 4> dims{};
+    std::uint32_t rank = 0;
+
+    std::uint64_t operator[](std::size_t i) const { return dims[i]; }
+    std::uint64_t elements() const {
+        std::uint64_t n = 1;
+        for (std::uint32_t i = 0; i < rank; ++i) n *= dims[i];
+        return n;
+    }
+    // Innermost (contiguous) dimension.
+    std::uint64_t cols() const { return rank ? dims[rank - 1] : 1; }
+    // Product of the outer dimensions.
+    std::uint64_t rows() const { return cols() ? elements() / cols() : 0; }
+    friend bool operator==(const Shape& a, const Shape& b) {
+        if (a.rank != b.rank) return false;
+        for (std::uint32_t i = 0; i < a.rank; ++i)
+            if (a.dims[i] != b.dims[i]) return false;
+        return true;
+    }
+    std::string to_string() const {
+        std::string s = "[";
+        for (std::uint32_t i = 0; i < rank; ++i) {
+            if (i) s += ", ";
+            s += std::to_string(dims[i]);
+        }
+        return s + "]";
+    }
+};
+
+inline Shape make_shape(std::uint64_t d0) { return Shape{{d0, 0, 0, 0}, 1}; }
+inline Shape make_shape(std::uint64_t d0, std::uint64_t d1) { return Shape{{d0, d1, 0, 0}, 2}; }
+
+// A tensor in memory someone else owns (usually a mapped file). Rows are contiguous: row r starts at
+// data + r * row_stride.
+struct TensorView {
+    std::string name;  // canonical (GGUF-style) name, e.g. "blk.3.attn_q.weight"
+    DType type = DType::f32;
+    Shape shape;
+    const std::byte* data = nullptr;
+    std::uint64_t bytes = 0;
+
+    std::uint64_t row_stride() const { return row_bytes(type, shape.cols()); }
+    const std::byte* row(std::uint64_t r) const { return data + r * row_stride(); }
+};
+
+// A weight matrix with compile-time dimensions and a runtime element type.
+template <int Rows, int Cols>
+struct Matrix {
+    static constexpr int rows = Rows;
+    static constexpr int cols = Cols;
+    DType type = DType::f32;
+    const std::byte* data = nullptr;
+    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
+    // interleaved), when the model made one (Weights::make_decode_copies); null otherwise.
+    const std::byte* packed = nullptr;
+    // True when data points to the model's huge-page copy instead of the file (float matrices).
+    bool copied = false;
+
+    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
+    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
+};
+
+}  // namespace qwen3
+// ===== end of qwen3/tensor.hpp =====
+// ===== qwen3/format/mmap.hpp =====
+// qwen3/format/mmap.hpp - a read-only memory-mapped file (POSIX).
+//
+// Checkpoints are mapped, not read: weights are used in place where their layout allows, and the
+// operating system pages them in on first use and shares them between processes.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+
+namespace qwen3 {
+
+class MappedFile {
+public:
+    MappedFile() = default;
+
+    // Maps `path` read-only. Throws Error(io) naming the path and the system's reason.
+    explicit MappedFile(const std::string& path) : path_(path) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) detail::fail(ErrorCode::io, "cannot open ", path, ": ", std::strerror(errno));
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            int err = errno;
+            ::close(fd);
+            detail::fail(ErrorCode::io, "cannot stat ", path, ": ", std::strerror(err));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            ::close(fd);
+            detail::fail(ErrorCode::io, path, " is not a regular file");
+        }
+        size_ = static_cast<std::size_t>(st.st_size);
+        if (size_ > 0) {
+            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED) {
+                int err = errno;
+                ::close(fd);
+                detail::fail(ErrorCode::io, "cannot map ", path, ": ", std::strerror(err));
+            }
+            data_ = static_cast<const std::byte*>(p);
+#if defined(MADV_HUGEPAGE)
+            // pages read through this mapping may come in as huge pages (kernels with large folios
+            // in the page cache): decode streams gigabytes, and 4 KiB pages slow it down
+            ::madvise(p, size_, MADV_HUGEPAGE);
+#endif
+        }
+        ::close(fd);
+    }
+
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    MappedFile(MappedFile&& other) noexcept { swap(other); }
+    MappedFile& operator=(MappedFile&& other) noexcept {
+        MappedFile tmp(std::move(other));
+        swap(tmp);
+        return *this;
+    }
+    ~MappedFile() {
+        if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    }
+
+    const std::byte* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    const std::string& path() const noexcept { return path_; }
+    std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
+
+    // Hints that [offset, offset+length) will be read soon, sequentially (prefault for benchmarks).
+    void advise_willneed(std::size_t offset, std::size_t length) const noexcept {
+        if (!data_ || offset >= size_) return;
+        advise(data_ + offset, std::min(size_ - offset, length), MADV_WILLNEED, false);
+    }
+
+    // Drops this process's mapping of the whole pages inside [p, p + n), which must lie in this file's
+    // mapping: the kernel may then reclaim them from the page cache (used once a copy replaced them);
+    // reading them again faults them back in from the file.
+    static void release_pages(const std::byte* p, std::size_t n) noexcept { advise(p, n, MADV_DONTNEED, true); }
+
+    // Maps every page touching [p, p + n) now, in one call (MADV_POPULATE_READ, Linux 5.14; a no-op
+    // where it is missing): a pass over gigabytes of weights otherwise takes one page fault per 4 KiB,
+    // which costs seconds in a virtual machine.
+    static void populate_pages(const std::byte* p, std::size_t n) noexcept {
+#if defined(MADV_POPULATE_READ)
+        advise(p, n, MADV_POPULATE_READ, false);
+#else
+        (void)p, (void)n;
+#endif
+    }
+
+private:
+    // madvise over the pages of [p, p + n): only those wholly inside it, or every page it touches.
+    static void advise(const std::byte* p, std::size_t n, int advice, bool whole_pages_only) noexcept {
+        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const auto first = reinterpret_cast<std::uintptr_t>(p), last = first + n;
+        const std::uintptr_t begin = (whole_pages_only ? first + page - 1 : first) / page * page;
+        const std::uintptr_t end = whole_pages_only ? last / page * page : last;
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+    }
+
+    void swap(MappedFile& other) noexcept {
+        std::swap(path_, other.path_);
+        std::swap(data_, other.data_);
+        std::swap(size_, other.size_);
+    }
+
+    std::string path_;
+    const std::byte* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string: config.json, index files, tokenizer.json.
+inline std::string read_text_file(const std::string& path) {
+    MappedFile file(path);
+    return std::string(file.view());
+}
+
+}  // namespace qwen3
+// ===== end of qwen3/format/mmap.hpp =====
+
+namespace qwen3::detail {
+// A name or key from the file, made safe to print: control and non-ASCII bytes as \xNN, and long
+// names cut short, so a hostile file cannot put terminal escapes or megabytes into a message.
+inline std::string quote_file_string(std::string_view s) {
+    constexpr std::size_t kMaxShown = 120;
+    static const char hex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (std::size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            out += char(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    out += s.size() > kMaxShown ? "\"..." : "\"";
+    return out;
+}
+
+// ggml's name for a type id this library does not load (for the message that refuses it); "" when
+// the id is not a ggml type at all.
+inline const char* ggml_type_name(std::uint32_t id) {
+    static const char* const names[] = {
+        "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8",
+        "I16", "I32", "I64", "F64", "IQ1_M", "BF16", "", "", "", "TQ1_0", "TQ2_0", "", "", "", "MXFP4"};
+    return id < sizeof names / sizeof names[0] ? names[id] : "";
+}
+}  // namespace qwen3::detail
+
+namespace qwen3::gguf {
+
+enum class Type : std::uint32_t {
+    u8 = 0,
+    i8 = 1,
+    u16 = 2,
+    i16 = 3,
+    u32 = 4,
+    i32 = 5,
+    f32 = 6,
+    boolean = 7,
+    string = 8,
+    array = 9,
+    u64 = 10,
+    i64 = 11,
+    f64 = 12,
+};
+
+inline const char* type_name(Type t) {
+    switch (t) {
+        case Type::u8: return "uint8";
+        case Type::i8: return "int8";
+        case Type::u16: return "uint16";
+        case Type::i16: return "int16";
+        case Type::u32: return "uint32";
+        case Type::i32: return "int32";
+        case Type::f32: return "float32";
+        case Type::boolean: return "bool";
+        case Type::string: return "string";
+        case Type::array: return "array";
+        case Type::u64: return "uint64";
+        case Type::i64: return "int64";
+        case Type::f64: return "float64";
+    }
+    return "unknown";
+}
+
+// Size in bytes of a fixed-size scalar type; 0 for string and array.
+inline std::size_t scalar_size(Type t) {
+    switch (t) {
+        case Type::u8: case Type::i8: case Type::boolean: return 1;
+        case Type::u16: case Type::i16: return 2;
+        case Type::u32: case Type::i32: case Type::f32: return 4;
+        case Type::u64: case Type::i64: case Type::f64: return 8;
+        default: return 0;
+    }
+}
+
+// One metadata value. Scalars are decoded; strings view the mapped file; arrays of fixed-size
+// scalars view their packed little-endian elements; arrays of strings hold one view per element.
+struct Value {
+    Type type = Type::u8;
+    std::uint64_t uint_value = 0;  // u8 .. u64, bool
+    std::int64_t int_value = 0;    // i8 .. i64
+    double float_value = 0;        // f32, f64
+    std::string_view string_value;
+
+    // arrays
+    Type element_type = Type::u8;
+    std::uint64_t count = 0;
+    const std::byte* elements = nullptr;        // fixed-size element arrays
+    std::vector<std::string_view> strings;      // string arrays
+
+    bool is_integer() const {
+        return type == Type::u8 || type == Type::i8 || type == Type::u16 || type == Type::i16 || type == Type::u32 ||
+               type == Type::i32 || type == Type::u64 || type == Type::i64;
+    }
+    bool is_signed() const { return type == Type::i8 || type == Type::i16 || type == Type::i32 || type == Type::i64; }
+
+    // Element i of an integer (or bool) array as int64. Throws Error(invalid_argument) when this is
+    // not such an array or i >= count (uint64 elements above INT64_MAX wrap, as a cast would).
+    std::int64_t integer_element(std::uint64_t i) const {
+        if (type != Type::array || !elements || element_type == Type::f32 || element_type == Type::f64)
+            detail::fail(ErrorCode::invalid_argument, "gguf: integer_element on a value that is not an integer array");
+        if (i >= count)
+            detail::fail(ErrorCode::invalid_argument, "gguf: array element ", i, " requested, the array has ", count);
+        const std::byte* p = elements + i * scalar_size(element_type);
+        switch (element_type) {
+            case Type::u8: return std::int64_t(std::uint8_t(p[0]));
+            case Type::i8: return std::int64_t(std::int8_t(p[0]));
+            case Type::u16: { std::uint16_t v; std::memcpy(&v, p, 2); return v; }
+            case Type::i16: { std::int16_t v; std::memcpy(&v, p, 2); return v; }
+            case Type::u32: { std::uint32_t v; std::memcpy(&v, p, 4); return v; }
+            case Type::i32: { std::int32_t v; std::memcpy(&v, p, 4); return v; }
+            case Type::u64: { std::uint64_t v; std::memcpy(&v, p, 8); return std::int64_t(v); }
+            case Type::i64: { std::int64_t v; std::memcpy(&v, p, 8); return v; }
+            case Type::boolean: return std::int64_t(p[0] != std::byte{0});
+            default: return 0;
+        }
+    }
+};
+
+struct TensorInfo {
+    std::string name;
+    DType type = DType::f32;
+    Shape shape;                  // outermost first (GGUF's dims reversed)
+    std::uint64_t offset = 0;     // from the start of the data section
+    std::uint64_t bytes = 0;
+    const std::byte* data = nullptr;
+};
+
+// Hard limits that no real model comes near; they bound work and memory for hostile files.
+// (A Qwen3 GGUF has ~30 metadata keys, at most ~900 tensors, arrays of 151,936 tokens and strings of a
+// few kilobytes; ggml itself caps tensor names at 63 bytes.)
+inline constexpr std::uint64_t kMaxKeyLength = 65536;           // metadata keys and tensor names
+inline constexpr std::uint64_t kMaxStringLength = 1ull << 30;   // metadata string values (1 GiB)
+inline constexpr std::uint64_t kMaxArrayLength = 1ull << 24;    // elements of one metadata array
+inline constexpr std::uint64_t kMaxMetadataCount = 1ull << 16;  // metadata key/value pairs
+inline constexpr std::uint64_t kMaxTensorCount = 1ull << 16;    // tensors
+inline constexpr std::uint64_t kMaxDimension = 1ull << 40;      // elements along one dimension
+inline constexpr std::uint64_t kMaxAlignment = 1ull << 20;      // general.alignment (a power of two)
+inline constexpr std::uint32_t kMaxDims = 4;
+inline constexpr int kMaxArrayNesting = 2;  // an array of arrays is accepted (and skipped); deeper is not
+
+class File {
+public:
+    // Maps and parses `path`. Throws Error(io) when it cannot be read; Error(format) when it is
+    // malformed or over a limit above (the message names the file, the field and its byte offset);
+    // Error(unsupported) for a big-endian file, a version other than 2 and 3, or a ggml tensor type
+    // this library does not load (an id that is no ggml type at all is Error(format)).
+    explicit File(const std::string& path) : file_(path) { parse(); }
+
+    const std::string& path() const { return file_.path(); }
+    std::uint32_t version() const { return version_; }
+    std::uint64_t alignment() const { return alignment_; }
+    std::uint64_t data_offset() const { return data_offset_; }
+    const MappedFile& mapped() const { return file_; }
+
+    const std::vector<std::pair<std::string_view, Value>>& metadata() const { return metadata_; }
+    const std::vector<TensorInfo>& tensors() const { return tensors_; }
+
+    const Value* find(std::string_view key) const {
+        auto it = metadata_index_.find(key);
+        return it == metadata_index_.end() ? nullptr : &metadata_[it->second].second;
+    }
+    const TensorInfo* find_tensor(std::string_view name) const {
+        auto it = tensor_index_.find(name);
+        return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
+    }
+
+    // Typed metadata access. The `require_` forms throw Error(format) naming the key when it is
+    // absent or of the wrong type; the `get_` forms return the fallback when absent.
+    std::uint64_t require_uint(std::string_view key) const {
+        const Value& v = require(key);
+        if (v.is_integer() && (!v.is_signed() || v.int_value >= 0)) return v.is_signed() ? std::uint64_t(v.int_value) : v.uint_value;
+        detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a non-negative integer, found ", type_name(v.type));
+    }
+    std::uint64_t get_uint(std::string_view key, std::uint64_t fallback) const {
+        return find(key) ? require_uint(key) : fallback;
+    }
+    double require_float(std::string_view key) const {
+        const Value& v = require(key);
+        if (v.type == Type::f32 || v.type == Type::f64) return v.float_value;
+        if (v.is_integer()) return v.is_signed() ? double(v.int_value) : double(v.uint_value);
+        detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a number, found ", type_name(v.type));
+    }
+    double get_float(std::string_view key, double fallback) const { return find(key) ? require_float(key) : fallback; }
+    std::string_view require_string(std::string_view key) const {
+        const Value& v = require(key);
+        if (v.type != Type::string)
+            detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a string, found ", type_name(v.type));
+        return v.string_value;
+    }
+    std::string_view get_string(std::string_view key, std::string_view fallback) const {
+        return find(key) ? require_string(key) : fallback;
+    }
+    bool get_bool(std::string_view key, bool fallback) const {
+        const Value* v = find(key);
+        if (!v) return fallback;
+        if (v->type != Type::boolean)
+            detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a bool, found ", type_name(v->type));
+        return v->uint_value != 0;
+    }
+    const Value& require(std::string_view key) const {
+        if (const Value* v = find(key)) return *v;
+        detail::fail(ErrorCode::format, path(), ": metadata key ", key, " is missing");
+    }
+
+private:
+    // A cursor over the mapped bytes that checks every read.
+    struct Cursor {
+        const File& owner;
+        const std::byte* begin;
+        const std::byte* p;
+        const std::byte* end;
+
+        std::uint64_t offset() const { return std::uint64_t(p - begin); }
+        std::uint64_t remaining() const { return std::uint64_t(end - p); }
+
+        [[noreturn]] void truncated(std::string_view what, std::uint64_t at) const {
+            detail::fail(ErrorCode::format, owner.path(), ": truncated GGUF: ", what, " at byte ", at,
+                         " runs past the end of the file (", std::uint64_t(end - begin), " bytes)");
+        }
+        template <typename T>
+        T read(std::string_view what) {
+            if (remaining() < sizeof(T)) truncated(what, offset());
+            T v;
+            std::memcpy(&v, p, sizeof(T));
+            p += sizeof(T);
+            return v;
+        }
+        // A length-prefixed string, viewed in place (nothing is allocated for it).
+        std::string_view read_string(std::string_view what, std::uint64_t max_length) {
+            std::uint64_t at = offset();
+            std::uint64_t n = read<std::uint64_t>(what);
+            if (n > max_length)
+                detail::fail(ErrorCode::format, owner.path(), ": ", what, " at byte ", at, " has length ", n,
+                             ", over the limit of ", max_length);
+            if (n > remaining()) truncated(what, at);
+            std::string_view s(reinterpret_cast<const char*>(p), std::size_t(n));
+            p += n;
+            return s;
+        }
+    };
+
+    void parse() {
+        const std::byte* base = file_.data();
+        Cursor c{*this, base, base, base + file_.size()};
+        if (file_.size() < 4)
+            detail::fail(ErrorCode::format, path(), ": not a GGUF file (", file_.size(),
+                         " bytes; a GGUF file starts with the 4-byte magic \"GGUF\")");
+        if (std::memcmp(base, "GGUF", 4) != 0)
+            detail::fail(ErrorCode::format, path(), ": not a GGUF file (it starts with ",
+                         detail::quote_file_string(std::string_view(reinterpret_cast<const char*>(base), 4)),
+                         ", not \"GGUF\")");
+        c.p += 4;
+        version_ = c.read<std::uint32_t>("version");
+        if (version_ == 1)
+            detail::fail(ErrorCode::unsupported, path(), ": GGUF version 1 is not supported (convert it to version 3)");
+        if ((version_ & 0xFFFF) == 0 && version_ != 0)
+            detail::fail(ErrorCode::unsupported, path(), ": big-endian GGUF files are not supported (version field ",
+                         version_, " is a byte-swapped ", __builtin_bswap32(version_), ")");
+        if (version_ != 2 && version_ != 3)
+            detail::fail(ErrorCode::unsupported, path(), ": unknown GGUF version ", version_, " (expected 2 or 3)");
+        std::uint64_t tensor_count = c.read<std::uint64_t>("tensor count");
+        std::uint64_t kv_count = c.read<std::uint64_t>("metadata count");
+        if (tensor_count > kMaxTensorCount)
+            detail::fail(ErrorCode::format, path(), ": tensor count ", tensor_count, " is over the limit of ", kMaxTensorCount);
+        if (kv_count > kMaxMetadataCount)
+            detail::fail(ErrorCode::format, path(), ": metadata count ", kv_count, " is over the limit of ", kMaxMetadataCount);
+        // Every key/value takes at least 8 (key length) + 4 (type) + 1 (smallest value) bytes, so a
+        // count the remaining bytes cannot hold is rejected before anything is reserved for it.
+        if (kv_count > c.remaining() / 13)
+            detail::fail(ErrorCode::format, path(), ": metadata count ", kv_count, " cannot fit in a file of ",
+                         file_.size(), " bytes (truncated or corrupt)");
+        metadata_.reserve(std::size_t(kv_count));  // bounded by kMaxMetadataCount and the file size
+        for (std::uint64_t i = 0; i < kv_count; ++i) {
+            std::uint64_t at = c.offset();
+            std::string_view key = c.read_string("metadata key", kMaxKeyLength);
+            Value v = read_value(c, key, 0);
+            if (!metadata_index_.emplace(key, metadata_.size()).second)
+                detail::fail(ErrorCode::format, path(), ": duplicate metadata key ", detail::quote_file_string(key),
+                             " at byte ", at);
+            metadata_.emplace_back(key, std::move(v));
+        }
+
+        alignment_ = 32;
+        if (const Value* a = find("general.alignment")) {
+            if (!a->is_integer() || a->is_signed())
+                detail::fail(ErrorCode::format, path(), ": general.alignment must be an unsigned integer, found ",
+                             type_name(a->type));
+            alignment_ = a->uint_value;
+            if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > kMaxAlignment)
+                detail::fail(ErrorCode::format, path(), ": general.alignment ", alignment_,
+                             " is not a power of two up to 1 MiB");
+        }
+
+        // A tensor entry takes at least 8 (name length) + 4 (rank) + 8 (one dimension) + 4 (type) +
+        // 8 (offset) bytes; the same argument as for the metadata count.
+        if (tensor_count > c.remaining() / 32)
+            detail::fail(ErrorCode::format, path(), ": tensor count ", tensor_count, " cannot fit in a file of ",
+                         file_.size(), " bytes (truncated or corrupt)");
+        tensors_.reserve(std::size_t(tensor_count));  // bounded by kMaxTensorCount and the file size
+        for (std::uint64_t i = 0; i < tensor_count; ++i) tensors_.push_back(read_tensor_info(c));
+
+        // header_end <= file size and alignment <= 1 MiB: no overflow
+        std::uint64_t header_end = c.offset();
+        data_offset_ = (header_end + alignment_ - 1) / alignment_ * alignment_;
+        if (tensor_count > 0 && data_offset_ > file_.size())
+            detail::fail(ErrorCode::format, path(), ": truncated GGUF: the tensor data section would start at byte ",
+                         data_offset_, " but the file has ", file_.size(), " bytes");
+        std::uint64_t data_size = file_.size() > data_offset_ ? file_.size() - data_offset_ : 0;
+        for (std::size_t i = 0; i < tensors_.size(); ++i) {
+            TensorInfo& t = tensors_[i];
+            if (!tensor_index_.emplace(t.name, i).second)
+                detail::fail(ErrorCode::format, path(), ": duplicate tensor name ", detail::quote_file_string(t.name));
+            if (t.offset % alignment_ != 0)
+                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(t.name), " has offset ",
+                             t.offset, ", not a multiple of the alignment ", alignment_);
+            // written as two comparisons so that offset + bytes cannot overflow
+            if (t.offset > data_size || t.bytes > data_size - t.offset)
+                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(t.name), " (", t.bytes,
+                             " bytes at data offset ", t.offset,
+                             ") runs past the end of the file: truncated or corrupt (the data section holds ", data_size,
+                             " bytes)");
+            t.data = base + data_offset_ + t.offset;
+        }
+        check_no_overlap();
+    }
+
+    // Two tensors sharing bytes would alias each other's data: no writer produces that, so it is
+    // corruption (or a crafted file), reported with both names.
+    void check_no_overlap() const {
+        std::vector<std::size_t> order(tensors_.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(),
+                  [&](std::size_t a, std::size_t b) {
+                      return tensors_[a].offset != tensors_[b].offset ? tensors_[a].offset < tensors_[b].offset : a < b;
+                  });
+        for (std::size_t k = 1; k < order.size(); ++k) {
+            const TensorInfo& prev = tensors_[order[k - 1]];
+            const TensorInfo& next = tensors_[order[k]];
+            if (next.offset < prev.offset + prev.bytes)  // both in bounds: no overflow
+                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(next.name),
+                             " (data bytes ", next.offset, " to ", next.offset + next.bytes, ") overlaps tensor ",
+                             detail::quote_file_string(prev.name), " (", prev.offset, " to ", prev.offset + prev.bytes, ")");
+        }
+    }
+
+    Value read_value(Cursor& c, std::string_view key, int depth) {
+        Value v;
+        std::uint64_t at = c.offset();
+        std::uint32_t raw_type = c.read<std::uint32_t>("metadata value type");
+        if (raw_type > std::uint32_t(Type::f64))
+            detail::fail(ErrorCode::format, path(), ": metadata ", detail::quote_file_string(key), " at byte ", at,
+                         " has unknown value type ", raw_type);
+        v.type = static_cast<Type>(raw_type);
+        read_scalar_or_array(c, key, v, depth);
+        return v;
+    }
+
+    void read_scalar_or_array(Cursor& c, std::string_view key, Value& v, int depth) {
+        const std::string what = "metadata " + detail::quote_file_string(key);
+        switch (v.type) {
+            case Type::u8: v.uint_value = c.read<std::uint8_t>(what); break;
+            case Type::i8: v.int_value = c.read<std::int8_t>(what); break;
+            case Type::u16: v.uint_value = c.read<std::uint16_t>(what); break;
+            case Type::i16: v.int_value = c.read<std::int16_t>(what); break;
+            case Type::u32: v.uint_value = c.read<std::uint32_t>(what); break;
+            case Type::i32: v.int_value = c.read<std::int32_t>(what); break;
+            case Type::u64: v.uint_value = c.read<std::uint64_t>(what); break;
+            case Type::i64: v.int_value = c.read<std::int64_t>(what); break;
+            case Type::f32: v.float_value = c.read<float>(what); break;
+            case Type::f64: v.float_value = c.read<double>(what); break;
+            case Type::boolean: {
+                std::uint64_t at = c.offset();
+                std::uint8_t b = c.read<std::uint8_t>(what);
+                if (b > 1)
+                    detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " is a bool with value ", int(b),
+                                 " (must be 0 or 1)");
+                v.uint_value = b;
+                break;
+            }
+            case Type::string: v.string_value = c.read_string(what, kMaxStringLength); break;
+            case Type::array: read_array(c, key, v, depth); break;
+        }
+    }
+
+    void read_array(Cursor& c, std::string_view key, Value& v, int depth) {
+        const std::string what = "metadata " + detail::quote_file_string(key);
+        if (depth >= kMaxArrayNesting)
+            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", c.offset(), " nests arrays deeper than ",
+                         kMaxArrayNesting);
+        std::uint32_t raw = c.read<std::uint32_t>("array element type");
+        if (raw > std::uint32_t(Type::f64))
+            detail::fail(ErrorCode::format, path(), ": ", what, " has unknown array element type ", raw);
+        v.element_type = static_cast<Type>(raw);
+        std::uint64_t at = c.offset();
+        v.count = c.read<std::uint64_t>("array length");
+        if (v.count > kMaxArrayLength)
+            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " declares ", v.count,
+                         " elements, over the limit of ", kMaxArrayLength);
+        std::size_t elem = scalar_size(v.element_type);
+        // A string element takes at least its 8-byte length, a nested array at least 12 bytes: a count
+        // the remaining bytes cannot hold is rejected before anything is reserved or skipped.
+        std::uint64_t min_elem = elem ? elem : (v.element_type == Type::string ? 8 : 12);
+        if (v.count > c.remaining() / min_elem)
+            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " declares ", v.count,
+                         " elements, more than the remaining ", c.remaining(), " bytes can hold (truncated or corrupt)");
+        if (elem) {
+            v.elements = c.p;
+            if (v.element_type == Type::boolean)
+                for (std::uint64_t i = 0; i < v.count; ++i)
+                    if (std::uint8_t(c.p[i]) > 1)
+                        detail::fail(ErrorCode::format, path(), ": ", what, " element ", i, " at byte ", c.offset() + i,
+                                     " is a bool with value ", int(c.p[i]), " (must be 0 or 1)");
+            c.p += v.count * elem;  // in bounds: count <= remaining / elem
+        } else if (v.element_type == Type::string) {
+            v.strings.reserve(std::size_t(v.count));  // <= remaining / 8 views: bounded by the file size
+            for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.read_string(what, kMaxStringLength));
+        } else {
+            // arrays of arrays: validated and skipped (nothing in a Qwen3 file uses them); the recursion
+            // is at most kMaxArrayNesting deep, and each element consumes at least 12 bytes
+            for (std::uint64_t i = 0; i < v.count; ++i) {
+                Value inner;
+                inner.type = Type::array;
+                read_array(c, key, inner, depth + 1);
+            }
+        }
+    }
+
+    TensorInfo read_tensor_info(Cursor& c) {
+        TensorInfo t;
+        std::uint64_t at = c.offset();
+        t.name = std::string(c.read_string("tensor name", kMaxKeyLength));  // <= 64 KiB each
+        const std::string name = detail::quote_file_string(t.name);
+        std::uint32_t n_dims = c.read<std::uint32_t>("tensor rank");
+        if (n_dims == 0 || n_dims > kMaxDims)
+            detail::fail(ErrorCode::format, path(), ": tensor ", name, " at byte ", at, " has rank ", n_dims,
+                         " (must be 1 to ", kMaxDims, ")");
+        std::uint64_t ne[kMaxDims] = {};
+        for (std::uint32_t d = 0; d < n_dims; ++d) ne[d] = c.read<std::uint64_t>("tensor dimension");
+        std::uint32_t raw_type = c.read<std::uint32_t>("tensor type");
+        t.offset = c.read<std::uint64_t>("tensor offset");
+        const DTypeInfo* info = find_dtype(raw_type);
+        if (!info) {
+            const char* ggml_name = detail::ggml_type_name(raw_type);
+            if (*ggml_name)
+                detail::fail(ErrorCode::unsupported, path(), ": tensor ", name, " has ggml type ", raw_type, " (",
+                             ggml_name, "), which this library does not support");
+            detail::fail(ErrorCode::format, path(), ": tensor ", name, " at byte ", at, " has unknown ggml type ", raw_type);
+        }
+        t.type = info->type;
+        t.shape.rank = n_dims;
+        std::uint64_t elements = 1;
+        for (std::uint32_t d = 0; d < n_dims; ++d) {
+            // ne[d] <= 2^40, so the product check below is the only overflow to guard
+            if (ne[d] == 0 || ne[d] > kMaxDimension)
+                detail::fail(ErrorCode::format, path(), ": tensor ", name, " dimension ", d, " has size ", ne[d],
+                             " (must be 1 to ", kMaxDimension, ")");
+            if (elements > std::numeric_limits<std::uint64_t>::max() / ne[d])
+                detail::fail(ErrorCode::format, path(), ": tensor ", name, " has too many elements (over 2^64)");
+            elements *= ne[d];
+            t.shape.dims[n_dims - 1 - d] = ne[d];  // GGUF lists the fastest dimension first
+        }
+        if (ne[0] % info->block_elems != 0)
+            detail::fail(ErrorCode::format, path(), ": tensor ", name, " of type ", info->name, " has rows of ", ne[0],
+                         " elements, not a multiple of its block size ", info->block_elems);
+        std::uint64_t blocks = elements / info->block_elems;
+        if (blocks > std::numeric_limits<std::uint64_t>::max() / info->block_bytes)
+            detail::fail(ErrorCode::format, path(), ": tensor ", name, " is too large (over 2^64 bytes)");
+        t.bytes = blocks * info->block_bytes;
+        return t;
+    }
+
+    MappedFile file_;
+    std::uint32_t version_ = 0;
+    std::uint64_t alignment_ = 32;
+    std::uint64_t data_offset_ = 0;
+    std::vector<std::pair<std::string_view, Value>> metadata_;
+    std::unordered_map<std::string_view, std::size_t> metadata_index_;
+    std::vector<TensorInfo> tensors_;
+    std::unordered_map<std::string_view, std::size_t> tensor_index_;
+};
+
+}  // namespace qwen3::gguf
+// ===== end of qwen3/format/gguf.hpp =====
+// ===== qwen3/format/json.hpp =====
+// qwen3/format/json.hpp - a small, strict JSON reader and writer.
+//
+// Used for config.json, safetensors headers and indexes, tokenizer.json, chat messages and the
+// command-line tools. Objects keep their keys in insertion order (as Python dicts do), because the
+// chat template prints tool schemas and arguments in the order they were written.
+//
+// Hostile input: nesting depth is bounded (kDefaultMaxDepth), strings must be valid UTF-8, escapes
+// must be complete, and every error names the byte offset. Nothing is allocated in proportion to a
+// number read from the input; allocation follows the input's own length. The parsed tree costs up to
+// ~60 bytes per input byte ("[0,0,0,...]"), so readers of untrusted files also cap the number of
+// values (ParseOptions::max_values), which bounds the tree whatever the input looks like.
+//
+// Duplicate object keys: RFC 8259 leaves them to the implementation. By default both members are
+// kept and Value::find returns the first (Python's json would keep the last), which is harmless for
+// data we produce or only print. Checkpoint files (config.json, safetensors headers and indexes) are
+// parsed with ParseOptions::unique_keys, which rejects a duplicate with its byte offset, because there
+// the two readings would silently disagree with Hugging Face's.
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <unordered_set>
+#include <variant>
+
 
 namespace qwen3::json {
 
@@ -773,458 +1560,55 @@ inline std::string python_float_repr(double x) {
 
 }  // namespace qwen3::json
 // ===== end of qwen3/format/json.hpp =====
-
-namespace qwen3::chat {
-
-// A function call the assistant made. `arguments` is normally a JSON object; a JSON string is
-// printed verbatim by the template (so it must hold JSON text for the model to see valid JSON).
-struct ToolCall {
-    std::string name;
-    json::Value arguments = json::Value(json::Object{});
-};
-
-// One turn. Roles the template knows: "system", "user", "assistant", "tool" (a tool's result);
-// messages with any other role are skipped by the template.
-struct Message {
-    std::string role;
-    std::string content;
-    // The assistant's thinking, without the <think> tags. When absent, the template looks for a
-    // <think>...</think> block inside `content` instead.
-    std::optional<std::string> reasoning_content;
-    std::vector<ToolCall> tool_calls;  // assistant turns only
-
-    static Message system(std::string text) { return {"system", std::move(text), std::nullopt, {}}; }
-    static Message user(std::string text) { return {"user", std::move(text), std::nullopt, {}}; }
-    static Message assistant(std::string text, std::optional<std::string> reasoning = std::nullopt,
-                             std::vector<ToolCall> calls = {}) {
-        return {"assistant", std::move(text), std::move(reasoning), std::move(calls)};
-    }
-    static Message tool(std::string result) { return {"tool", std::move(result), std::nullopt, {}}; }
-};
-
-struct Options {
-    // End the prompt with "<|im_start|>assistant\n" so the model writes the next assistant turn.
-    bool add_generation_prompt = true;
-    // false: the prompt ends with an empty "<think>\n\n</think>\n\n" block, so the model answers
-    // without thinking. true renders exactly as leaving enable_thinking unset does.
-    bool enable_thinking = true;
-};
-
-// {"role": ..., "content": ..., ["reasoning_content": ...,] ["tool_calls": [{"type": "function",
-// "function": {"name": ..., "arguments": ...}}, ...]]}. Never throws except std::bad_alloc.
-json::Value to_json(const Message& message);
-json::Value to_json(const ToolCall& call);
-
-// The template's input object. `tools` are JSON schemas as OpenAI-style tool definitions
-// ({"type": "function", "function": {"name", "description", "parameters"}}); when empty, no "tools"
-// key is written (the template then renders no tools section).
-json::Value make_chat_request(std::span<const Message> messages, const Options& options = {},
-                              std::span<const json::Value> tools = {});
-
-// ---------------------------------------------------------------------------------------------
-// implementation
-
-inline json::Value to_json(const ToolCall& call) {
-    json::Value function(json::Object{});
-    function.set("name", json::Value(call.name));
-    function.set("arguments", call.arguments);
-    json::Value out(json::Object{});
-    out.set("type", json::Value("function"));
-    out.set("function", std::move(function));
-    return out;
-}
-
-inline json::Value to_json(const Message& message) {
-    json::Value out(json::Object{});
-    out.set("role", json::Value(message.role));
-    out.set("content", json::Value(message.content));
-    if (message.reasoning_content) out.set("reasoning_content", json::Value(*message.reasoning_content));
-    if (!message.tool_calls.empty()) {
-        json::Array calls;
-        calls.reserve(message.tool_calls.size());
-        for (const ToolCall& call : message.tool_calls) calls.push_back(to_json(call));
-        out.set("tool_calls", json::Value(std::move(calls)));
-    }
-    return out;
-}
-
-inline json::Value make_chat_request(std::span<const Message> messages, const Options& options,
-                                     std::span<const json::Value> tools) {
-    json::Array list;
-    list.reserve(messages.size());
-    for (const Message& m : messages) list.push_back(to_json(m));
-    json::Value request(json::Object{});
-    request.set("messages", json::Value(std::move(list)));
-    if (!tools.empty()) request.set("tools", json::Value(json::Array(tools.begin(), tools.end())));
-    request.set("add_generation_prompt", json::Value(options.add_generation_prompt));
-    request.set("enable_thinking", json::Value(options.enable_thinking));
-    return request;
-}
-
-}  // namespace qwen3::chat
-// ===== end of qwen3/chat/messages.hpp =====
-// ===== qwen3/chat/reply_parser.hpp =====
-// qwen3/chat/reply_parser.hpp - reading what the model wrote: thinking, answer, tool calls.
+// ===== qwen3/chat/jinja/interpreter.hpp =====
+// qwen3/chat/jinja/interpreter.hpp - runs a parsed chat template with Python Jinja2's meanings.
 //
-// A Qwen3 reply in thinking mode is "<think>\n...reasoning...\n</think>\n\nanswer"; in non-thinking
-// mode the prompt already holds an empty think block and the reply is just the answer. Tool calls are
-// "<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>" blocks in the answer.
+// Use: jinja::Program p = jinja::parse(src); Text out = jinja::render(p, variables);
+// Not its job: reading the template (parser.hpp); what the variables of a chat request are
+// (chat/chat_template.hpp).
 //
-// The split follows the chat template's own reading of an assistant turn (reasoning.strip('\n'),
-// answer.lstrip('\n')), so feeding a ParsedReply back as an assistant Message (to_message) renders
-// the turn the way the model wrote it. ThinkSplitter does the split while tokens stream in; its
-// deltas concatenate to exactly what parse_reply returns for the whole text, however the text is cut.
+// Jinja2 as transformers' apply_chat_template runs it: an ImmutableSandboxedEnvironment (lists and
+// dicts cannot be changed in place), the default Undefined (a missing name or key prints as nothing,
+// is false, and is an error when added to or called), loop controls, and tojson as
+// json.dumps(ensure_ascii=False). Filters, tests and methods are the ones chat templates use; any
+// other is an Error(invalid_argument) naming it and its line, as is every Python error a template
+// can raise (a str added to an int, raise_exception(...)). Bounded: macro recursion, loop
+// iterations and output size have limits, so a hostile template fails instead of hanging.
+
+#include <cctype>
+
+// ===== qwen3/chat/jinja/parser.hpp =====
+// qwen3/chat/jinja/parser.hpp - reads a Jinja2 chat template into a tree of statements.
 //
-// Nothing here throws on model output: malformed tool calls are reported, not raised.
-
-
-
-namespace qwen3::chat {
-
-// New text for each part since the last call (either may be empty).
-struct ReplyDelta {
-    std::string reasoning;
-    std::string answer;
-};
-
-// Streaming think/answer splitter. Feed decoded text pieces in order (any cut, even inside a tag or
-// a UTF-8 sequence: bytes are never reordered, only held back), then call finish() once.
-//  - A reply whose first non-whitespace text is "<think>" starts a think block, ended by the first
-//    "</think>"; everything after it is answer. Any other reply is all answer.
-//  - Text that could still become a tag ("</thi" at the end of a piece) is held back until the next
-//    piece decides it; so are newlines that the template would strip at the end of the reasoning.
-class ThinkSplitter {
-public:
-    enum class State { start, reasoning, answer };
-
-    // starts_in_reasoning: the prompt itself ended inside an open think block ("...<think>\n"), so
-    // the reply begins with reasoning and no "<think>" will come.
-    explicit ThinkSplitter(bool starts_in_reasoning = false)
-        : state_(starts_in_reasoning ? State::reasoning : State::start), thought_(starts_in_reasoning) {}
-
-    // Never throws (except std::bad_alloc).
-    ReplyDelta feed(std::string_view piece);
-    // Releases what was held back: an unfinished tag at the end is plain text. Call once, at the end.
-    ReplyDelta finish();
-
-    State state() const noexcept { return state_; }
-    bool thought() const noexcept { return thought_; }  // a think block was opened
-    bool reasoning_closed() const noexcept { return closed_; }  // ... and "</think>" has been seen
-
-private:
-    void emit_reasoning(ReplyDelta& out, std::string_view text);
-    void emit_answer(ReplyDelta& out, std::string_view text);
-    void process(ReplyDelta& out);
-
-    State state_;
-    bool thought_;
-    bool closed_ = false;
-    bool reasoning_begun_ = false;  // a non-newline reasoning byte was emitted (leading '\n's are dropped)
-    bool answer_begun_ = false;     // likewise for the answer
-    std::string pending_;           // bytes held back
-};
-
-// A block the model wrote as a tool call but that is not one: JSON that does not parse, no "name",
-// or no "</tool_call>" before the end. Its text stays in ParsedReply::content.
-struct InvalidToolCall {
-    std::string text;   // the block, tags included
-    std::string error;  // why it was not accepted
-};
-
-struct ParsedReply {
-    std::string reasoning;  // inside <think>...</think>, newlines at both ends removed
-    std::string content;    // the answer without the tool-call blocks
-    std::vector<ToolCall> tool_calls;
-    std::vector<InvalidToolCall> invalid_tool_calls;
-    bool thought = false;  // the reply had a think block (possibly empty)
-};
-
-// Splits a complete reply (see ThinkSplitter) and takes the <tool_call> blocks out of the answer.
-// A block's body must be a JSON object with a string "name"; "arguments" (any JSON value) defaults
-// to {}. The newline the template writes before each block is removed from the content, as are
-// whitespace-only gaps between and after blocks. Never throws (except std::bad_alloc).
-ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning = false);
-
-// The reply as an assistant message for the conversation history: content, tool calls, and the
-// reasoning (as reasoning_content) when the model thought.
-Message to_message(const ParsedReply& reply);
-
-// Whether the model is expected to think in its next reply, for display only (the model decides;
-// ThinkSplitter handles either). false when enable_thinking is false. Otherwise the Qwen3 soft
-// switches decide: the most recent "/think" or "/no_think" in a user or system message wins (a
-// switch is the word itself: not preceded by a letter, digit, '_' or '/', not followed by a letter,
-// digit or '_'); with none, true. Message text is never changed: the template passes switches on
-// to the model as written. Never throws for any JSON value.
-bool expects_thinking(const json::Value& request);
-bool expects_thinking(std::span<const Message> messages, const Options& options);
-
-// ---------------------------------------------------------------------------------------------
-// implementation
-
-}  // namespace qwen3::chat
-
-namespace qwen3::detail {
-
-inline constexpr std::string_view kThinkOpen = "<think>";
-inline constexpr std::string_view kThinkClose = "</think>";
-inline constexpr std::string_view kToolCallOpen = "<tool_call>";
-inline constexpr std::string_view kToolCallClose = "</tool_call>";
-
-// Length of the longest suffix of `text` that is a proper prefix of `tag`.
-inline std::size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
-    for (std::size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n)
-        if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-    return 0;
-}
-
-inline bool is_reply_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
-inline bool is_word_byte(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-}  // namespace qwen3::detail
-
-namespace qwen3::chat {
-
-inline void ThinkSplitter::emit_reasoning(ReplyDelta& out, std::string_view text) {
-    if (!reasoning_begun_) {
-        std::size_t i = text.find_first_not_of('\n');
-        if (i == std::string_view::npos) return;
-        text.remove_prefix(i);
-        reasoning_begun_ = true;
-    }
-    out.reasoning += text;
-}
-
-inline void ThinkSplitter::emit_answer(ReplyDelta& out, std::string_view text) {
-    if (!answer_begun_) {
-        std::size_t i = text.find_first_not_of('\n');
-        if (i == std::string_view::npos) return;
-        text.remove_prefix(i);
-        answer_begun_ = true;
-    }
-    out.answer += text;
-}
-
-inline void ThinkSplitter::process(ReplyDelta& out) {
-    if (state_ == State::start) {
-        std::string_view text = pending_;
-        std::size_t first = 0;
-        while (first < text.size() && detail::is_reply_space(text[first])) ++first;
-        std::string_view rest = text.substr(first);
-        if (rest.starts_with(detail::kThinkOpen)) {
-            state_ = State::reasoning;
-            thought_ = true;
-            pending_.erase(0, first + detail::kThinkOpen.size());
-        } else if (detail::kThinkOpen.starts_with(rest)) {
-            return;  // only whitespace and the start of "<think>" so far
-        } else {
-            state_ = State::answer;
-        }
-    }
-    if (state_ == State::reasoning) {
-        std::string_view text = pending_;
-        std::size_t close = text.find(detail::kThinkClose);
-        if (close == std::string_view::npos) {
-            // keep a possible tag start and the newlines before it: they may be followed by </think>
-            std::size_t keep_from = text.size() - detail::partial_tag_suffix(text, detail::kThinkClose);
-            while (keep_from > 0 && text[keep_from - 1] == '\n') --keep_from;
-            emit_reasoning(out, text.substr(0, keep_from));
-            pending_.erase(0, keep_from);
-            return;
-        }
-        std::string_view body = text.substr(0, close);
-        while (!body.empty() && body.back() == '\n') body.remove_suffix(1);
-        emit_reasoning(out, body);
-        pending_.erase(0, close + detail::kThinkClose.size());
-        state_ = State::answer;
-        closed_ = true;
-    }
-    // answer: nothing is held back
-    emit_answer(out, pending_);
-    pending_.clear();
-}
-
-inline ReplyDelta ThinkSplitter::feed(std::string_view piece) {
-    ReplyDelta out;
-    pending_ += piece;
-    process(out);
-    return out;
-}
-
-inline ReplyDelta ThinkSplitter::finish() {
-    ReplyDelta out;
-    if (state_ == State::start) {
-        state_ = State::answer;
-        emit_answer(out, pending_);
-    } else if (state_ == State::reasoning) {
-        std::string_view text = pending_;  // an unfinished "</thi" is text; final newlines are stripped
-        while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-        emit_reasoning(out, text);
-    } else {
-        emit_answer(out, pending_);
-    }
-    pending_.clear();
-    return out;
-}
-
-}  // namespace qwen3::chat
-
-namespace qwen3::detail {
-
-// One <tool_call> body: {"name": "...", "arguments": ...}. Returns an empty string on success, else why not.
-inline std::string read_tool_call(std::string_view body, chat::ToolCall& call) {
-    json::Value value;
-    try {
-        value = json::parse(body, "tool call");
-    } catch (const Error& e) {
-        return e.what();
-    }
-    if (!value.is_object()) return "tool call: expected a JSON object";
-    const json::Value* name = value.find("name");
-    if (!name || !name->is_string()) return "tool call: expected a string \"name\"";
-    call.name = name->as_string();
-    const json::Value* arguments = value.find("arguments");
-    call.arguments = arguments ? *arguments : json::Value(json::Object{});
-    return {};
-}
-
-inline bool only_whitespace(std::string_view s) {
-    for (char c : s)
-        if (!is_reply_space(c)) return false;
-    return true;
-}
-
-}  // namespace qwen3::detail
-
-namespace qwen3::chat {
-
-inline ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning) {
-    ThinkSplitter splitter(starts_in_reasoning);
-    ReplyDelta a = splitter.feed(text);
-    ReplyDelta b = splitter.finish();
-    ParsedReply reply;
-    reply.thought = splitter.thought();
-    reply.reasoning = std::move(a.reasoning) + b.reasoning;
-    const std::string answer = std::move(a.answer) + b.answer;
-
-    std::string_view rest = answer;
-    bool after_block = false;
-    for (;;) {
-        std::size_t open = rest.find(detail::kToolCallOpen);
-        std::string_view before = rest.substr(0, open == std::string_view::npos ? rest.size() : open);
-        // the template writes one '\n' before each block: it belongs to the block, not the content
-        const bool newline_before = open != std::string_view::npos && before.ends_with('\n');
-        if (newline_before) before.remove_suffix(1);
-        // text between or after blocks is kept only when it says something
-        if (!(after_block && detail::only_whitespace(before))) reply.content += before;
-        if (open == std::string_view::npos) break;
-        std::size_t body_begin = open + detail::kToolCallOpen.size();
-        std::size_t close = rest.find(detail::kToolCallClose, body_begin);
-        std::size_t block_end = close == std::string_view::npos ? rest.size() : close + detail::kToolCallClose.size();
-        ToolCall call;
-        std::string error = close == std::string_view::npos
-                                ? std::string("tool call: no </tool_call> before the end of the reply")
-                                : detail::read_tool_call(rest.substr(body_begin, close - body_begin), call);
-        if (error.empty()) {
-            reply.tool_calls.push_back(std::move(call));
-        } else {
-            // the block stays in the content as written, so nothing the model wrote is lost
-            std::string_view block = rest.substr(open, block_end - open);
-            if (newline_before) reply.content += '\n';
-            reply.content += block;
-            reply.invalid_tool_calls.push_back({std::string(block), std::move(error)});
-        }
-        rest.remove_prefix(block_end);
-        after_block = true;
-    }
-    return reply;
-}
-
-inline Message to_message(const ParsedReply& reply) {
-    Message m = Message::assistant(reply.content);
-    if (reply.thought) m.reasoning_content = reply.reasoning;
-    m.tool_calls = reply.tool_calls;
-    return m;
-}
-
-}  // namespace qwen3::chat
-
-namespace qwen3::detail {
-
-// +1 for /think, -1 for /no_think, 0 when the text holds neither: the last one in the text.
-inline int last_soft_switch(std::string_view text) {
-    int found = 0;
-    for (std::size_t at = text.find('/'); at != std::string_view::npos; at = text.find('/', at + 1)) {
-        if (at > 0 && (is_word_byte(text[at - 1]) || text[at - 1] == '/')) continue;
-        std::string_view rest = text.substr(at);
-        for (auto [word, value] : {std::pair<std::string_view, int>{"/think", 1}, {"/no_think", -1}}) {
-            if (rest.starts_with(word) && (rest.size() == word.size() || !is_word_byte(rest[word.size()]))) found = value;
-        }
-    }
-    return found;
-}
-
-}  // namespace qwen3::detail
-
-namespace qwen3::chat {
-
-inline bool expects_thinking(const json::Value& request) {
-    const json::Value* enable = request.find("enable_thinking");
-    if (enable && enable->is_bool() && !enable->as_bool()) return false;
-    const json::Value* messages = request.find("messages");
-    if (!messages || !messages->is_array()) return true;
-    const json::Array& list = messages->as_array();
-    for (std::size_t i = list.size(); i-- > 0;) {
-        const json::Value* role = list[i].find("role");
-        const json::Value* content = list[i].find("content");
-        if (!role || !role->is_string() || !content || !content->is_string()) continue;
-        if (role->as_string() != "user" && role->as_string() != "system") continue;
-        if (int s = detail::last_soft_switch(content->as_string()); s != 0) return s > 0;
-    }
-    return true;
-}
-
-inline bool expects_thinking(std::span<const Message> messages, const Options& options) {
-    if (!options.enable_thinking) return false;
-    for (std::size_t i = messages.size(); i-- > 0;) {
-        if (messages[i].role != "user" && messages[i].role != "system") continue;
-        if (int s = detail::last_soft_switch(messages[i].content); s != 0) return s > 0;
-    }
-    return true;
-}
-
-}  // namespace qwen3::chat
-// ===== end of qwen3/chat/reply_parser.hpp =====
-// ===== qwen3/chat/template.hpp =====
-// qwen3/chat/template.hpp - the Qwen3 chat template, rendered in C++.
+// Use: jinja::Program p = jinja::parse(source);   // then interpreter.hpp runs it
+// Not its job: values (value.hpp) or running the tree (interpreter.hpp).
 //
-// render_prompt() produces, byte for byte, what Hugging Face's apply_chat_template produces with the
-// chat_template of Qwen3's tokenizer_config.json (Python Jinja2, sandboxed, trim_blocks and
-// lstrip_blocks, tojson = json.dumps(ensure_ascii=False)). It is not a Jinja engine: the function
-// below follows that one template statement by statement, with Python's meanings for every operation
-// (chat/python_values.hpp). tests/test_chat.cpp checks it against renderings by the real template.
-//
-// Trusted and untrusted text. The result marks which bytes came from the caller's data (message
-// content, reasoning, tool-call names and arguments, tool schemas): those are *untrusted*, the rest
-// is the template's own text with its control tokens (<|im_start|>, <|im_end|>, <think>, ...).
-// A tokenizer must not turn "<|im_end|>" typed by a user into the control token, so untrusted bytes
-// are tokenized with special-token matching switched off.
-//
-// Why byte ranges of one string rather than separately tokenized pieces: Hugging Face tokenizes the
-// whole prompt. It first splits at special tokens, then pre-tokenizes each stretch between them with
-// the Qwen2 regex, and that regex merges across the template/content boundary in common cases:
-//   "user\n" + "\nHello"      ->  "\n\n" is one pre-token (\s*[\r\n]+), not "\n" and "\n"
-//   "\"arguments\": " + "{\"city\"..."  ->  " {\"" is one pre-token ( ?[^\s\p{L}\p{N}]+)
-//   "text " + "\n</tool_response>"      ->  " \n" is one pre-token
-// so tokenizing segment by segment would give different ids than the model was trained on. With
-// ranges, the tokenizer splits at special tokens only outside the untrusted ranges and pre-tokenizes
-// the text between special tokens as one string: the ids equal Hugging Face's whenever the content
-// holds no special-token text, and content can never forge a control token. segments() is there for
-// display and inspection, not for tokenizing piece by piece.
+// The subset chat templates use: text, {{ expressions }}, {% if/elif/else %}, {% for ... in ... if
+// ... %} with {% else %}, {% set %} (names, tuples, namespace members, blocks), {% macro %} and
+// calls, {% break %}/{% continue %}, {% raw %}, {% generation %} (transformers' marker, rendered as
+// its body), comments, whitespace control with '-' and '+', and the environment transformers
+// sets up: trim_blocks (the newline after a block tag is dropped) and lstrip_blocks (spaces and
+// tabs before a block tag on its line are dropped). Expressions follow Jinja's grammar and
+// precedence: conditional expressions, or/and/not, comparisons and `in`, + - ~ * / // % **,
+// filters (|name(args)), tests (is [not] name), attribute, subscript, slices, calls with keyword
+// arguments, and list/tuple/dict literals. Anything else is an Error(invalid_argument) naming the
+// construct and its line.
 
-#include <cstddef>
+
+// ===== qwen3/chat/jinja/value.hpp =====
+// qwen3/chat/jinja/value.hpp - the values a chat template computes with, as Python has them.
+//
+// Use: jinja::Value::from_json(request, /*untrusted=*/true); v.truthy(); jinja::str_of(v)
+// Not its job: reading templates (parser.hpp) or running them (interpreter.hpp).
+//
+// Hugging Face renders chat templates with Python Jinja2, so a value is a Python value: None, bool,
+// int, float, str, list, dict (insertion order), plus Jinja's Undefined (a missing key), a
+// namespace() and macros. Strings carry where their bytes came from: `Text` marks the byte ranges
+// that came from the caller's data (message content, tool schemas), so the rendered prompt can be
+// tokenized without letting that data become control tokens. Every operation keeps the marks:
+// concatenation shifts them, slicing and stripping clip them.
+
+#include <functional>
 
 // ===== qwen3/chat/python_values.hpp =====
 // qwen3/chat/python_values.hpp - the Python semantics the chat template relies on, over JSON values.
@@ -1237,7 +1621,6 @@ inline bool expects_thinking(std::span<const Message> messages, const Options& o
 // renderer can follow the template line by line. A template value is a `Ref`: a pointer to a JSON
 // value, or nullptr for Undefined.
 
-#include <unordered_map>
 
 
 namespace qwen3::detail {
@@ -1588,6 +1971,2657 @@ inline json::Value rebuild_as_python(const json::Value& v) {
 }  // namespace qwen3::detail
 // ===== end of qwen3/chat/python_values.hpp =====
 
+namespace qwen3::chat::jinja {
+
+namespace detail {
+
+// What a render may still allocate for strings, lists and dicts, counted as they are made (live or
+// not), so that a template doubling a string or a list in a loop fails instead of taking the
+// machine's memory. Set by the interpreter for the time of a render (interpreter.hpp).
+struct AllocationBudget {
+    std::uint64_t left = ~std::uint64_t(0);
+};
+inline thread_local AllocationBudget* allocation_budget = nullptr;
+
+inline void spend(std::uint64_t bytes) {
+    AllocationBudget* b = allocation_budget;
+    if (!b) return;
+    if (bytes > b->left)
+        qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: the render allocates more than RenderLimits::max_allocated_bytes");
+    b->left -= bytes;
+}
+// For text still being built: fails once `size` alone passes what is left.
+inline void check_growth(std::size_t size) {
+    if (allocation_budget && size > allocation_budget->left) spend(size);
+}
+
+}  // namespace detail
+
+// Bytes with the ranges [begin, end) that came from untrusted data (sorted, disjoint, not adjacent).
+struct Text {
+    std::string bytes;
+    std::vector<std::pair<std::size_t, std::size_t>> untrusted;
+
+    static Text trusted(std::string s) { return Text{std::move(s), {}}; }
+    static Text from_data(std::string s) {
+        Text t{std::move(s), {}};
+        if (!t.bytes.empty()) t.untrusted.emplace_back(0, t.bytes.size());
+        return t;
+    }
+    void mark(std::size_t begin, std::size_t end) {
+        if (begin >= end) return;
+        if (!untrusted.empty() && untrusted.back().second >= begin) untrusted.back().second = std::max(untrusted.back().second, end);
+        else untrusted.emplace_back(begin, end);
+    }
+    void append(const Text& other) {
+        detail::check_growth(bytes.size() + other.bytes.size());
+        const std::size_t base = bytes.size();
+        bytes += other.bytes;
+        for (auto [b, e] : other.untrusted) mark(base + b, base + e);
+    }
+    void append_trusted(std::string_view s) { bytes += s; }
+    // bytes [begin, end) with their marks
+    Text slice(std::size_t begin, std::size_t end) const {
+        Text out{bytes.substr(begin, end - begin), {}};
+        for (auto [b, e] : untrusted) {
+            const std::size_t lo = std::max(b, begin), hi = std::min(e, end);
+            if (lo < hi) out.mark(lo - begin, hi - begin);
+        }
+        return out;
+    }
+    bool any_untrusted() const { return !untrusted.empty(); }
+};
+
+
+// Decimal digits (an optional '-' first) as a 64-bit integer; false when they are not that or do
+// not fit.
+inline bool parse_int64(std::string_view text, std::int64_t* out) {
+    bool negative = false;
+    if (!text.empty() && (text[0] == '-' || text[0] == '+')) negative = text[0] == '-', text.remove_prefix(1);
+    if (text.empty()) return false;
+    std::uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        if (v > (std::uint64_t(1) << 63) / 10) return false;
+        v = v * 10 + std::uint64_t(c - '0');
+    }
+    if (v > (std::uint64_t(1) << 63) - (negative ? 0 : 1)) return false;
+    *out = negative ? std::int64_t(0 - v) : std::int64_t(v);
+    return true;
+}
+
+class Value;
+using List = std::vector<Value>;
+using Dict = std::vector<std::pair<std::string, Value>>;  // insertion order, as Python's dict
+
+struct Macro;  // interpreter.hpp
+
+class Value {
+public:
+    enum class Kind : std::uint8_t { undefined, none, boolean, integer, floating, string, list, dict, names, macro, function };
+    using Function = std::function<Value(std::vector<Value>&, std::vector<std::pair<std::string, Value>>&)>;
+
+    Value() = default;  // Undefined
+    static Value none() { return Value(Kind::none); }
+    static Value boolean(bool b) {
+        Value v(Kind::boolean);
+        v.b_ = b;
+        return v;
+    }
+    static Value integer(std::int64_t i) {
+        Value v(Kind::integer);
+        v.i_ = i;
+        return v;
+    }
+    static Value floating(double f) {
+        Value v(Kind::floating);
+        v.f_ = f;
+        return v;
+    }
+    static Value string(Text t) {
+        detail::spend(t.bytes.size() + 16 * t.untrusted.size());
+        Value v(Kind::string);
+        v.s_ = std::make_shared<const Text>(std::move(t));
+        return v;
+    }
+    static Value string(std::string s) { return string(Text::trusted(std::move(s))); }
+    // Lists and dicts nest at most this deep (printing, comparing and tojson recurse through them;
+    // a template rebinding x = [x] in a loop must not exhaust the stack).
+    static constexpr int kMaxDepth = 256;
+    static Value list(List items) {
+        detail::spend(items.size() * sizeof(Value));
+        Value v(Kind::list);
+        v.depth_ = nested_depth(items);
+        v.list_ = std::make_shared<List>(std::move(items));
+        return v;
+    }
+    // A Python tuple: a list printed in parentheses (item pairs, tuple literals).
+    static Value tuple(List items) {
+        Value v = list(std::move(items));
+        v.b_ = true;
+        return v;
+    }
+    // `keys_from_data`: some key came from the caller's data (so printing the keys marks them untrusted)
+    static Value dict(Dict items, bool keys_from_data = false) {
+        detail::spend(items.size() * (sizeof(Value) + 32));
+        Value v(Kind::dict);
+        v.depth_ = 1;
+        for (const auto& [k, x] : items) v.depth_ = std::max(v.depth_, x.depth_ + 1);
+        if (v.depth_ > kMaxDepth) fail_depth();
+        v.dict_ = std::make_shared<Dict>(std::move(items));
+        v.data_ = keys_from_data;
+        return v;
+    }
+    // namespace(): a dict whose members templates may assign ({% set ns.x = ... %})
+    static Value names(Dict items, bool keys_from_data = false) {
+        Value v(Kind::names);
+        v.dict_ = std::make_shared<Dict>(std::move(items));
+        v.data_ = keys_from_data;
+        return v;
+    }
+    static Value macro(std::shared_ptr<const Macro> m) {
+        Value v(Kind::macro);
+        v.macro_ = std::move(m);
+        return v;
+    }
+    static Value function(std::string name, Function f) {
+        Value v(Kind::function);
+        v.function_ = std::make_shared<const std::pair<std::string, Function>>(std::move(name), std::move(f));
+        return v;
+    }
+    // A JSON value; strings (and object keys, which tojson prints) marked untrusted if `untrusted`.
+    // Throws Error(invalid_argument) for an integer outside 64 bits.
+    static Value from_json(const json::Value& j, bool untrusted) {
+        switch (j.kind()) {
+            case json::Value::Kind::null: return none();
+            case json::Value::Kind::boolean: return boolean(j.as_bool());
+            case json::Value::Kind::number: {
+                const json::Number& n = j.as_number();
+                if (!n.integral) return floating(n.value);
+                if (!(std::fabs(n.value) < 9.2e18)) {  // Python's ints have no bound: kept to be printed
+                    Value v = integer(0);
+                    v.f_ = n.value;
+                    v.big_ = std::make_shared<const std::string>(n.text);
+                    return v;
+                }
+                std::int64_t i = 0;
+                if (!parse_int64(n.text, &i)) i = std::int64_t(n.value);
+                return integer(i);
+            }
+            case json::Value::Kind::string: return string(untrusted ? Text::from_data(j.as_string()) : Text::trusted(j.as_string()));
+            case json::Value::Kind::array: {
+                List items;
+                for (const json::Value& x : j.as_array()) items.push_back(from_json(x, untrusted));
+                return list(std::move(items));
+            }
+            case json::Value::Kind::object: {
+                Dict items;
+                for (const json::Member& m : j.as_object()) {
+                    auto it = std::find_if(items.begin(), items.end(), [&](const auto& p) { return p.first == m.key; });
+                    if (it != items.end()) it->second = from_json(m.value, untrusted);  // json.loads keeps the last
+                    else items.emplace_back(m.key, from_json(m.value, untrusted));
+                }
+                return dict(std::move(items), untrusted);
+            }
+        }
+        return {};
+    }
+
+    Kind kind() const noexcept { return kind_; }
+    bool is_undefined() const noexcept { return kind_ == Kind::undefined; }
+    bool is_none() const noexcept { return kind_ == Kind::none; }
+    bool is_string() const noexcept { return kind_ == Kind::string; }
+    bool is_number() const noexcept { return kind_ == Kind::integer || kind_ == Kind::floating; }
+    bool is_list() const noexcept { return kind_ == Kind::list; }
+    bool is_tuple() const noexcept { return kind_ == Kind::list && b_; }
+    bool is_dict() const noexcept { return kind_ == Kind::dict; }
+    bool is_mapping() const noexcept { return kind_ == Kind::dict || kind_ == Kind::names; }
+    bool from_data() const noexcept { return data_; }
+    bool as_bool() const noexcept { return b_; }
+    std::int64_t as_integer() const noexcept { return i_; }
+    double as_double() const noexcept { return kind_ == Kind::integer && !big_ ? double(i_) : f_; }
+    // An integer past 64 bits from the caller's JSON: printable (its digits), not computable.
+    bool is_big() const noexcept { return big_ != nullptr; }
+    const std::string& big_digits() const { return *big_; }
+    const Text& text() const { return *s_; }
+    const std::string& str_bytes() const { return s_->bytes; }
+    const List& items() const { return *list_; }
+    const Dict& members() const { return *dict_; }
+    Dict& mutable_members() const { return *dict_; }  // a namespace's, for {% set ns.x %}
+    const Macro& as_macro() const { return *macro_; }
+    const std::string& function_name() const { return function_->first; }
+    const Function& as_function() const { return function_->second; }
+
+    // dict member by key, nullptr if missing
+    const Value* member(std::string_view key) const {
+        for (const auto& [k, v] : *dict_)
+            if (k == key) return &v;
+        return nullptr;
+    }
+
+    // Python truthiness (Undefined is false).
+    bool truthy() const {
+        switch (kind_) {
+            case Kind::undefined:
+            case Kind::none: return false;
+            case Kind::boolean: return b_;
+            case Kind::integer: return i_ != 0;
+            case Kind::floating: return f_ != 0;
+            case Kind::string: return !s_->bytes.empty();
+            case Kind::list: return !list_->empty();
+            case Kind::dict: return !dict_->empty();
+            default: return true;
+        }
+    }
+
+private:
+    explicit Value(Kind k) : kind_(k) {}
+    static int nested_depth(const List& items) {
+        int depth = 1;
+        for (const Value& x : items) depth = std::max(depth, x.depth_ + 1);
+        if (depth > kMaxDepth) fail_depth();
+        return depth;
+    }
+    [[noreturn]] static void fail_depth() {
+        qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: lists or dicts nested more than ", kMaxDepth, " deep");
+    }
+    Kind kind_ = Kind::undefined;
+    bool b_ = false;
+    bool data_ = false;  // a dict from the caller's data
+    int depth_ = 0;      // lists and dicts: 1 + the deepest item
+    std::int64_t i_ = 0;
+    double f_ = 0;
+    std::shared_ptr<const Text> s_;
+    std::shared_ptr<List> list_;
+    std::shared_ptr<Dict> dict_;
+    std::shared_ptr<const Macro> macro_;
+    std::shared_ptr<const std::pair<std::string, Function>> function_;
+    std::shared_ptr<const std::string> big_;
+};
+
+// Python's type name, for error messages.
+inline const char* type_name(const Value& v) {
+    switch (v.kind()) {
+        case Value::Kind::undefined: return "Undefined";
+        case Value::Kind::none: return "NoneType";
+        case Value::Kind::boolean: return "bool";
+        case Value::Kind::integer: return "int";
+        case Value::Kind::floating: return "float";
+        case Value::Kind::string: return "str";
+        case Value::Kind::list: return "list";
+        case Value::Kind::dict: return "dict";
+        case Value::Kind::names: return "Namespace";
+        case Value::Kind::macro: return "Macro";
+        case Value::Kind::function: return "function";
+    }
+    return "?";
+}
+
+// Python's repr() of a value inside a container; str() of a top-level value is str_of().
+inline void repr_to(std::string& out, const Value& v);
+
+inline std::string float_repr(double f) {
+    if (std::isnan(f)) return "nan";
+    if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
+    return json::python_float_repr(f);
+}
+
+// Python's repr() of a str: its quote choice and escapes (non-printable code points as \x, \u, \U).
+inline void repr_string(std::string& out, std::string_view s) { qwen3::detail::python_repr_string(out, s); }
+
+inline void repr_to(std::string& out, const Value& v) {
+    switch (v.kind()) {
+        case Value::Kind::undefined: break;
+        case Value::Kind::none: out += "None"; break;
+        case Value::Kind::boolean: out += v.as_bool() ? "True" : "False"; break;
+        case Value::Kind::integer: out += v.is_big() ? v.big_digits() : std::to_string(v.as_integer()); break;
+        case Value::Kind::floating: out += float_repr(v.as_double()); break;
+        case Value::Kind::string: repr_string(out, v.str_bytes()); break;
+        case Value::Kind::list: {
+            out += v.is_tuple() ? '(' : '[';
+            for (std::size_t i = 0; i < v.items().size(); ++i) {
+                if (i) out += ", ";
+                repr_to(out, v.items()[i]);
+                detail::check_growth(out.size());
+            }
+            if (v.is_tuple() && v.items().size() == 1) out += ',';
+            out += v.is_tuple() ? ')' : ']';
+            break;
+        }
+        case Value::Kind::dict: {
+            out += '{';
+            bool first = true;
+            for (const auto& [k, x] : v.members()) {
+                if (!first) out += ", ";
+                first = false;
+                repr_string(out, k);
+                out += ": ";
+                repr_to(out, x);
+                detail::check_growth(out.size());
+            }
+            out += '}';
+            break;
+        }
+        case Value::Kind::names: out += "<Namespace>"; break;
+        case Value::Kind::macro: out += "<Macro>"; break;
+        case Value::Kind::function: out += "<function " + v.function_name() + ">"; break;
+    }
+}
+
+// What `{{ v }}` prints: str(v), with a string's marks; Undefined prints nothing. Anything but a
+// string is printed as untrusted (it is the caller's data or a number).
+inline Text str_of(const Value& v) {
+    if (v.is_string()) return v.text();
+    std::string out;
+    repr_to(out, v);
+    return Text::from_data(std::move(out));
+}
+
+// json.dumps(v, ensure_ascii=False) as transformers' tojson filter calls it; `indent` < 0: none.
+inline void dump_json(std::string& out, const Value& v, int indent, int level, const std::string& where) {
+    auto newline = [&](int depth) {
+        if (indent < 0) return;
+        out += '\n';
+        out.append(std::size_t(indent * depth), ' ');
+    };
+    switch (v.kind()) {
+        case Value::Kind::none: out += "null"; break;
+        case Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
+        case Value::Kind::integer: out += v.is_big() ? v.big_digits() : std::to_string(v.as_integer()); break;
+        case Value::Kind::floating: {
+            const double f = v.as_double();
+            out += std::isnan(f) ? "NaN" : std::isinf(f) ? (f > 0 ? "Infinity" : "-Infinity") : json::python_float_repr(f);
+            break;
+        }
+        case Value::Kind::string: out += json::quote(v.str_bytes()); break;
+        case Value::Kind::list: {
+            if (v.items().empty()) {
+                out += "[]";
+                break;
+            }
+            out += '[';
+            for (std::size_t i = 0; i < v.items().size(); ++i) {
+                if (i) out += indent < 0 ? ", " : ",";
+                newline(level + 1);
+                dump_json(out, v.items()[i], indent, level + 1, where);
+                detail::check_growth(out.size());
+            }
+            newline(level);
+            out += ']';
+            break;
+        }
+        case Value::Kind::dict: {
+            if (v.members().empty()) {
+                out += "{}";
+                break;
+            }
+            out += '{';
+            bool first = true;
+            for (const auto& [k, x] : v.members()) {
+                if (!first) out += indent < 0 ? ", " : ",";
+                first = false;
+                newline(level + 1);
+                out += json::quote(k);
+                out += ": ";
+                dump_json(out, x, indent, level + 1, where);
+                detail::check_growth(out.size());
+            }
+            newline(level);
+            out += '}';
+            break;
+        }
+        default:
+            qwen3::detail::fail(ErrorCode::invalid_argument, where, "Object of type ", type_name(v), " is not JSON serializable");
+    }
+}
+
+// Python's == (1 == 1.0; Undefined equals only Undefined).
+inline bool equal(const Value& a, const Value& b) {
+    if (a.is_number() && b.is_number()) {
+        if (a.is_big() || b.is_big()) return a.is_big() && b.is_big() && a.big_digits() == b.big_digits();
+        if (a.kind() == Value::Kind::integer && b.kind() == Value::Kind::integer) return a.as_integer() == b.as_integer();
+        return a.as_double() == b.as_double();
+    }
+    if (a.kind() == Value::Kind::boolean && b.is_number()) return equal(Value::integer(a.as_bool()), b);
+    if (b.kind() == Value::Kind::boolean && a.is_number()) return equal(a, Value::integer(b.as_bool()));
+    if (a.kind() != b.kind()) return false;
+    switch (a.kind()) {
+        case Value::Kind::undefined:
+        case Value::Kind::none: return true;
+        case Value::Kind::boolean: return a.as_bool() == b.as_bool();
+        case Value::Kind::string: return a.str_bytes() == b.str_bytes();
+        case Value::Kind::list: {
+            if (a.is_tuple() != b.is_tuple() || a.items().size() != b.items().size()) return false;
+            for (std::size_t i = 0; i < a.items().size(); ++i)
+                if (!equal(a.items()[i], b.items()[i])) return false;
+            return true;
+        }
+        case Value::Kind::dict: {
+            if (a.members().size() != b.members().size()) return false;
+            for (const auto& [k, x] : a.members()) {
+                const Value* y = b.member(k);
+                if (!y || !equal(x, *y)) return false;
+            }
+            return true;
+        }
+        default: return false;  // identity, which copies here do not keep
+    }
+}
+
+// ---- UTF-8 code points (Python indexes strings by code point)
+
+inline std::size_t code_point_count(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+// byte offsets of each code point, plus s.size() at the end
+inline std::vector<std::size_t> code_point_offsets(std::string_view s) {
+    std::vector<std::size_t> at;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) at.push_back(i);
+    at.push_back(s.size());
+    return at;
+}
+
+}  // namespace qwen3::chat::jinja
+// ===== end of qwen3/chat/jinja/value.hpp =====
+
+namespace qwen3::chat::jinja {
+
+struct Expr;
+using ExprPtr = std::shared_ptr<const Expr>;
+
+struct Expr {
+    enum class Kind : std::uint8_t {
+        literal, name, attribute, item, slice, call, filter, test, unary, binary, conditional, list, tuple, dict
+    };
+    Kind kind = Kind::literal;
+    int line = 0;
+    Value value;                  // literal
+    std::string name;             // name, attribute, filter, test; unary/binary: the operator
+    std::vector<ExprPtr> args;    // operands: [object], [object, key], [object, start, stop, step], call args after callee,
+                                  // filter/test args after the operand, list/tuple items, dict keys and values alternating
+    std::vector<std::pair<std::string, ExprPtr>> kwargs;
+    bool negated = false;         // `is not`
+    int depth = 1;                // of the tree below (bounded, see Parser::kMaxNesting)
+};
+
+struct Stmt;
+using Body = std::vector<std::shared_ptr<const Stmt>>;
+
+struct Stmt {
+    enum class Kind : std::uint8_t { text, output, if_, for_, set, set_block, macro, call_block, break_, continue_, block };
+    Kind kind = Kind::text;
+    int line = 0;
+    std::string text;                               // text
+    ExprPtr expr;                                   // output; for: the iterable; set: the value
+    std::vector<std::pair<ExprPtr, Body>> branches; // if: (condition, body)...; a null condition is else
+    std::vector<std::string> targets;               // for/set: names (a tuple if several); set ns.x: {ns, x} with member = true
+    bool member = false;
+    ExprPtr filter;                                 // for ... if filter
+    Body body, else_body;                           // for, set block, macro, block
+    std::string name;                               // macro
+    std::vector<std::pair<std::string, ExprPtr>> params;  // macro parameters with defaults (null: none)
+};
+
+struct Program {
+    Body body;
+};
+
+inline std::shared_ptr<Expr> new_expr(Expr::Kind kind) {
+    auto e = std::make_shared<Expr>();
+    e->kind = kind;
+    return e;
+}
+inline std::shared_ptr<Stmt> new_stmt(Stmt::Kind kind) {
+    auto s = std::make_shared<Stmt>();
+    s->kind = kind;
+    return s;
+}
+
+namespace detail {
+
+struct Token {
+    enum class Kind : std::uint8_t { name, string, integer, floating, op, end };
+    Kind kind;
+    std::string text;
+    int line;
+};
+
+class Parser {
+public:
+    // As Jinja's lexer: newlines become "\n", and one at the very end is dropped (keep_trailing_newline
+    // is off in transformers' environment).
+    explicit Parser(std::string_view source) {
+        normalized_.reserve(source.size());
+        for (std::size_t i = 0; i < source.size(); ++i) {
+            if (source[i] == '\r') {
+                normalized_ += '\n';
+                if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+            } else {
+                normalized_ += source[i];
+            }
+        }
+        if (!normalized_.empty() && normalized_.back() == '\n') normalized_.pop_back();
+        src_ = normalized_;
+    }
+
+    Program parse() {
+        split();
+        pos_ = 0;
+        Program p;
+        p.body = parse_body({});
+        if (pos_ < parts_.size()) fail_at(parts_[pos_].line, "unexpected '{% ", parts_[pos_].first_word(), " %}'");
+        return p;
+    }
+
+private:
+    // ---- the template cut into text, {{ }} and {% %} parts, whitespace control applied
+    struct Part {
+        enum class Kind : std::uint8_t { text, output, statement } kind;
+        std::string text;  // text, or the tag's inside
+        int line;
+        std::string first_word() const {
+            std::size_t i = text.find_first_not_of(" \t\r\n");
+            std::size_t j = i == std::string::npos ? i : text.find_first_of(" \t\r\n(", i);
+            return i == std::string::npos ? std::string() : text.substr(i, j - i);
+        }
+    };
+
+    template <class... A>
+    [[noreturn]] static void fail_at(int line, const A&... a) {
+        qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: line ", line, ": ", a...);
+    }
+
+    void split() {
+        std::size_t i = 0;
+        int line = 1;
+        bool strip_next = false;   // a '-' closed the last tag: drop the whitespace that follows
+        bool trim_newline = false; // trim_blocks: drop one newline after a block tag
+        auto count_lines = [&](std::size_t from, std::size_t to) {
+            for (std::size_t k = from; k < to; ++k) line += src_[k] == '\n';
+        };
+        while (i < src_.size()) {
+            std::size_t open = src_.find('{', i);
+            while (open != std::string_view::npos && open + 1 < src_.size() && src_[open + 1] != '{' && src_[open + 1] != '%' &&
+                   src_[open + 1] != '#')
+                open = src_.find('{', open + 1);
+            if (open + 1 >= src_.size()) open = std::string_view::npos;
+            std::string text(src_.substr(i, open == std::string_view::npos ? std::string_view::npos : open - i));
+            const int text_line = line;
+            count_lines(i, open == std::string_view::npos ? src_.size() : open);
+            if (strip_next) {
+                const std::size_t k = text.find_first_not_of(" \t\r\n\f\v");
+                text.erase(0, k == std::string::npos ? text.size() : k);
+            } else if (trim_newline && !text.empty() && text[0] == '\n') {
+                text.erase(0, 1);
+            }
+            strip_next = trim_newline = false;
+            if (open == std::string_view::npos) {
+                push_text(std::move(text), text_line);
+                break;
+            }
+            const char type = src_[open + 1];
+            std::size_t inner = open + 2;
+            const bool minus_left = inner < src_.size() && src_[inner] == '-';
+            const bool plus_left = inner < src_.size() && src_[inner] == '+';
+            if (minus_left || plus_left) ++inner;
+            if (minus_left) {
+                const std::size_t k = text.find_last_not_of(" \t\r\n\f\v");
+                text.erase(k == std::string::npos ? 0 : k + 1);
+            } else if (type != '{' && !plus_left) {  // lstrip_blocks: a block tag alone at the start of its line
+                const std::size_t nl = text.find_last_of('\n');
+                const std::size_t line_start = nl == std::string::npos ? 0 : nl + 1;
+                // (as Jinja's lexer: a newline in the text, or the text starts a line)
+                const bool at_line_start = nl != std::string::npos || starts_line(open - text.size());
+                if (at_line_start && text.find_first_not_of(" \t", line_start) == std::string::npos) text.erase(line_start);
+            }
+            push_text(std::move(text), text_line);
+            const int tag_line = line;
+            if (type == '#') {
+                const std::size_t close = src_.find("#}", inner);
+                if (close == std::string_view::npos) fail_at(tag_line, "a comment '{#' is never closed");
+                strip_next = close > inner && src_[close - 1] == '-';
+                trim_newline = !strip_next;
+                count_lines(open, close + 2);
+                i = close + 2;
+                continue;
+            }
+            // find the closing tag outside string literals
+            const char* closer = type == '{' ? "}}" : "%}";
+            std::size_t k = inner;
+            char quote = 0;
+            for (; k + 1 < src_.size(); ++k) {
+                const char c = src_[k];
+                if (quote) {
+                    if (c == '\\') ++k;
+                    else if (c == quote) quote = 0;
+                } else if (c == '\'' || c == '"') {
+                    quote = c;
+                } else if (c == closer[0] && src_[k + 1] == closer[1]) {
+                    break;
+                }
+            }
+            if (k + 1 >= src_.size()) fail_at(tag_line, type == '{' ? "'{{' is never closed by '}}'" : "'{%' is never closed by '%}'");
+            std::size_t end = k;
+            const bool minus_right = end > inner && src_[end - 1] == '-';
+            const bool plus_right = end > inner && src_[end - 1] == '+';
+            if (minus_right || plus_right) --end;
+            std::string inside(src_.substr(inner, end - inner));
+            count_lines(open, k + 2);
+            i = k + 2;
+            strip_next = minus_right;
+            if (type == '%') {
+                trim_newline = !minus_right && !plus_right;
+                Part part{Part::Kind::statement, std::move(inside), tag_line};
+                if (part.first_word() == "raw") {  // the text up to {% endraw %} as it is
+                    const std::size_t close = find_endraw(i);
+                    if (close == std::string_view::npos) fail_at(tag_line, "'{% raw %}' is never closed by '{% endraw %}'");
+                    std::string raw(src_.substr(i, close - i));
+                    if (trim_newline && !raw.empty() && raw[0] == '\n') raw.erase(0, 1);
+                    count_lines(i, close);
+                    const std::size_t after = src_.find("%}", close);
+                    if (after == std::string_view::npos) fail_at(tag_line, "'{% endraw' is never closed by '%}'");
+                    const bool minus = src_[after - 1] == '-';
+                    if (src_[close + 2] == '-') {
+                        const std::size_t e = raw.find_last_not_of(" \t\r\n\f\v");
+                        raw.erase(e == std::string::npos ? 0 : e + 1);
+                    }
+                    parts_.push_back(Part{Part::Kind::text, std::move(raw), tag_line});
+                    count_lines(close, after + 2);
+                    i = after + 2;
+                    strip_next = minus;
+                    trim_newline = !minus;
+                    continue;
+                }
+                parts_.push_back(std::move(part));
+            } else {
+                parts_.push_back(Part{Part::Kind::output, std::move(inside), tag_line});
+            }
+        }
+    }
+    bool starts_line(std::size_t offset) const { return offset == 0 || src_[offset - 1] == '\n'; }
+    std::size_t find_endraw(std::size_t from) const {
+        for (std::size_t k = src_.find("{%", from); k != std::string_view::npos; k = src_.find("{%", k + 2)) {
+            std::size_t w = k + 2;
+            if (w < src_.size() && (src_[w] == '-' || src_[w] == '+')) ++w;
+            while (w < src_.size() && (src_[w] == ' ' || src_[w] == '\t' || src_[w] == '\n' || src_[w] == '\r')) ++w;
+            if (src_.substr(w, 6) == "endraw") return k;
+        }
+        return std::string_view::npos;
+    }
+    void push_text(std::string text, int line) {
+        if (!text.empty()) parts_.push_back(Part{Part::Kind::text, std::move(text), line});
+    }
+
+    // Nesting (blocks in blocks, parentheses, `not not`) is bounded so the recursive descent, and the
+    // interpreter walking its tree, never run out of stack on hostile text.
+    static constexpr int kMaxNesting = 200;
+    struct Nested {
+        explicit Nested(Parser& p, int line) : p_(p) {
+            if (++p_.nesting_ > kMaxNesting) fail_at(line, "nested more than ", kMaxNesting, " deep");
+        }
+        ~Nested() { --p_.nesting_; }
+        Parser& p_;
+    };
+
+    // ---- statements
+
+    // Parses parts until a statement whose first word is one of `stops` (left unconsumed).
+    Body parse_body(const std::vector<std::string_view>& stops) {
+        const Nested nested(*this, pos_ < parts_.size() ? parts_[pos_].line : 0);
+        Body body;
+        while (pos_ < parts_.size()) {
+            const Part& part = parts_[pos_];
+            if (part.kind == Part::Kind::text) {
+                auto s = new_stmt(Stmt::Kind::text);
+                s->line = part.line;
+                s->text = part.text;
+                body.push_back(s);
+                ++pos_;
+                continue;
+            }
+            if (part.kind == Part::Kind::output) {
+                tokenize(part.text, part.line);
+                auto s = new_stmt(Stmt::Kind::output);
+                s->line = part.line;
+                s->expr = expression();
+                expect_end("'}}'");
+                body.push_back(s);
+                ++pos_;
+                continue;
+            }
+            const std::string word = part.first_word();
+            for (std::string_view stop : stops)
+                if (word == stop) return body;
+            body.push_back(statement());
+        }
+        if (!stops.empty()) {
+            std::string want;
+            for (std::string_view s : stops) want += (want.empty() ? "" : " or ") + std::string("'{% ") + std::string(s) + " %}'";
+            fail_at(parts_.empty() ? 1 : parts_.back().line, "the template ends before ", want);
+        }
+        return body;
+    }
+
+    std::shared_ptr<Stmt> statement() {
+        const Part& part = parts_[pos_];
+        tokenize(part.text, part.line);
+        const int line = part.line;
+        const std::string word = next_name("a statement");
+        auto s = new_stmt(Stmt::Kind::text);
+        s->line = line;
+        if (word == "if") {
+            s->kind = Stmt::Kind::if_;
+            ExprPtr condition = expression();
+            expect_end("'%}'");
+            ++pos_;
+            for (;;) {
+                Body body = parse_body({"elif", "else", "endif"});
+                s->branches.emplace_back(condition, std::move(body));
+                const Part& stop = parts_[pos_];
+                tokenize(stop.text, stop.line);
+                const std::string w = next_name("");
+                if (w == "endif") {
+                    expect_end("'%}'");
+                    ++pos_;
+                    break;
+                }
+                if (w == "else") {
+                    expect_end("'%}'");
+                    ++pos_;
+                    s->else_body = parse_body({"endif"});
+                    tokenize(parts_[pos_].text, parts_[pos_].line);
+                    next_name("");
+                    expect_end("'%}'");
+                    ++pos_;
+                    break;
+                }
+                condition = expression();  // elif
+                expect_end("'%}'");
+                ++pos_;
+            }
+        } else if (word == "for") {
+            s->kind = Stmt::Kind::for_;
+            s->targets.push_back(next_name("a loop variable"));
+            while (take_op(",")) s->targets.push_back(next_name("a loop variable"));
+            if (next_name("'in'") != "in") fail_at(line, "expected 'in' in a for loop");
+            s->expr = expression(/*no_conditional=*/true);
+            if (peek_name("if")) {
+                ++tok_;
+                s->filter = expression(true);
+            }
+            if (peek_name("recursive")) fail_at(line, "recursive for loops are not supported");
+            expect_end("'%}'");
+            ++pos_;
+            s->body = parse_body({"else", "endfor"});
+            tokenize(parts_[pos_].text, parts_[pos_].line);
+            if (next_name("") == "else") {
+                expect_end("'%}'");
+                ++pos_;
+                s->else_body = parse_body({"endfor"});
+                tokenize(parts_[pos_].text, parts_[pos_].line);
+                next_name("");
+            }
+            expect_end("'%}'");
+            ++pos_;
+        } else if (word == "set") {
+            std::string first = next_name("a variable name");
+            s->targets.push_back(first);
+            if (take_op(".")) {
+                s->member = true;
+                s->targets.push_back(next_name("a namespace member"));
+            } else {
+                while (take_op(",")) s->targets.push_back(next_name("a variable name"));
+            }
+            if (take_op("=")) {
+                s->kind = Stmt::Kind::set;
+                s->expr = expression();
+                expect_end("'%}'");
+                ++pos_;
+            } else {
+                if (s->member || s->targets.size() != 1) fail_at(line, "a block {% set %} takes one name");
+                s->kind = Stmt::Kind::set_block;
+                expect_end("'%}' or '='");
+                ++pos_;
+                s->body = parse_body({"endset"});
+                ++pos_;
+            }
+        } else if (word == "macro") {
+            s->kind = Stmt::Kind::macro;
+            s->name = next_name("a macro name");
+            if (!take_op("(")) fail_at(line, "expected '(' after the macro name");
+            if (!take_op(")")) {
+                do {
+                    std::string param = next_name("a parameter name");
+                    ExprPtr def;
+                    if (take_op("=")) def = expression();
+                    s->params.emplace_back(std::move(param), def);
+                } while (take_op(","));
+                if (!take_op(")")) fail_at(line, "expected ')' after the macro's parameters");
+            }
+            expect_end("'%}'");
+            ++pos_;
+            s->body = parse_body({"endmacro"});
+            ++pos_;
+        } else if (word == "break" || word == "continue") {
+            s->kind = word == "break" ? Stmt::Kind::break_ : Stmt::Kind::continue_;
+            expect_end("'%}'");
+            ++pos_;
+        } else if (word == "generation") {  // transformers' AssistantTracker marker
+            s->kind = Stmt::Kind::block;
+            expect_end("'%}'");
+            ++pos_;
+            s->body = parse_body({"endgeneration"});
+            ++pos_;
+        } else {
+            fail_at(line, "the statement '{% ", word, " %}' is not supported");
+        }
+        return s;
+    }
+
+    // ---- expression tokens of one tag
+
+    void tokenize(std::string_view s, int line) {
+        toks_.clear();
+        tok_ = 0;
+        std::size_t i = 0;
+        while (i < s.size()) {
+            const char c = s[i];
+            if (c == '\n') ++line;
+            if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                ++i;
+                continue;
+            }
+            if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+                std::size_t j = i;
+                while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+                toks_.push_back(Token{Token::Kind::name, std::string(s.substr(i, j - i)), line});
+                i = j;
+                continue;
+            }
+            if (std::isdigit(static_cast<unsigned char>(c))) {
+                std::size_t j = i;
+                bool is_float = false;
+                while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+                if (j + 1 < s.size() && s[j] == '.' && std::isdigit(static_cast<unsigned char>(s[j + 1]))) {
+                    is_float = true;
+                    ++j;
+                    while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+                }
+                if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+                    std::size_t k = j + 1;
+                    if (k < s.size() && (s[k] == '+' || s[k] == '-')) ++k;
+                    if (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) {
+                        is_float = true;
+                        j = k;
+                        while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+                    }
+                }
+                std::string digits;
+                for (char d : s.substr(i, j - i))
+                    if (d != '_') digits += d;
+                toks_.push_back(Token{is_float ? Token::Kind::floating : Token::Kind::integer, digits, line});
+                i = j;
+                continue;
+            }
+            if (c == '\'' || c == '"') {
+                std::string out;
+                std::size_t j = i + 1;
+                for (; j < s.size() && s[j] != c; ++j) {
+                    if (s[j] != '\\' || j + 1 >= s.size()) {
+                        out += s[j];
+                        continue;
+                    }
+                    const char e = s[++j];
+                    switch (e) {
+                        case 'n': out += '\n'; break;
+                        case 't': out += '\t'; break;
+                        case 'r': out += '\r'; break;
+                        case '0': out += '\0'; break;
+                        case 'b': out += '\b'; break;
+                        case 'f': out += '\f'; break;
+                        case 'v': out += '\v'; break;
+                        case 'a': out += '\a'; break;
+                        case '\\': out += '\\'; break;
+                        case '\'': out += '\''; break;
+                        case '"': out += '"'; break;
+                        case '\n': break;
+                        case 'x':
+                        case 'u':
+                        case 'U': {
+                            const int n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+                            if (j + std::size_t(n) >= s.size() + 0 && j + std::size_t(n) > s.size() - 1)
+                                fail_at(line, "a truncated \\", e, " escape in a string literal");
+                            std::uint32_t cp = 0;
+                            for (int k = 1; k <= n; ++k) {
+                                const char h = s[j + std::size_t(k)];
+                                if (!std::isxdigit(static_cast<unsigned char>(h))) fail_at(line, "a bad \\", e, " escape in a string literal");
+                                cp = cp * 16 + std::uint32_t(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+                            }
+                            j += std::size_t(n);
+                            append_utf8(out, cp, line);
+                            break;
+                        }
+                        default: out += '\\', out += e;  // Python keeps unknown escapes
+                    }
+                }
+                if (j >= s.size()) fail_at(line, "a string literal is never closed");
+                toks_.push_back(Token{Token::Kind::string, std::move(out), line});
+                i = j + 1;
+                continue;
+            }
+            static constexpr std::string_view kOps[] = {"**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">",
+                                                        "(", ")", "[", "]", "{", "}", ",", ".", ":", "|", "="};
+            bool matched = false;
+            for (std::string_view op : kOps)
+                if (s.substr(i, op.size()) == op) {
+                    toks_.push_back(Token{Token::Kind::op, std::string(op), line});
+                    i += op.size();
+                    matched = true;
+                    break;
+                }
+            if (!matched) fail_at(line, "unexpected character '", std::string(1, c), "'");
+        }
+        toks_.push_back(Token{Token::Kind::end, "", line});
+    }
+    static void append_utf8(std::string& out, std::uint32_t cp, int line) {
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) fail_at(line, "an escape names no Unicode scalar value");
+        if (cp < 0x80) out += char(cp);
+        else if (cp < 0x800) out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
+        else if (cp < 0x10000) out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+        else
+            out += char(0xF0 | (cp >> 18)), out += char(0x80 | ((cp >> 12) & 0x3F)), out += char(0x80 | ((cp >> 6) & 0x3F)),
+                out += char(0x80 | (cp & 0x3F));
+    }
+
+    const Token& peek() const { return toks_[tok_]; }
+    bool peek_op(std::string_view op) const { return peek().kind == Token::Kind::op && peek().text == op; }
+    bool peek_name(std::string_view n) const { return peek().kind == Token::Kind::name && peek().text == n; }
+    bool take_op(std::string_view op) {
+        if (!peek_op(op)) return false;
+        ++tok_;
+        return true;
+    }
+    std::string next_name(std::string_view what) {
+        if (peek().kind != Token::Kind::name) fail_at(peek().line, "expected ", what.empty() ? "a name" : what, describe());
+        return toks_[tok_++].text;
+    }
+    std::string describe() const {
+        return peek().kind == Token::Kind::end ? " at the end of the tag" : ", found '" + peek().text + "'";
+    }
+    void expect_end(std::string_view closer) {
+        if (peek().kind != Token::Kind::end) fail_at(peek().line, "expected ", closer, describe());
+    }
+
+    // ---- expressions, by Jinja's precedence
+
+    ExprPtr make(Expr::Kind kind, int line, std::string name = {}, std::vector<ExprPtr> args = {}) {
+        auto e = new_expr(kind);
+        e->line = line;
+        e->name = std::move(name);
+        e->args = std::move(args);
+        return measured(e);
+    }
+    // `e` with its depth, refused past kMaxNesting: chains such as a|f|f|f... or 1+1+1... build deep
+    // trees without deep parsing
+    static std::shared_ptr<Expr> measured(std::shared_ptr<Expr> e) {
+        for (const ExprPtr& a : e->args)
+            if (a) e->depth = std::max(e->depth, a->depth + 1);
+        for (const auto& kv : e->kwargs) e->depth = std::max(e->depth, kv.second->depth + 1);
+        if (e->depth > kMaxNesting) fail_at(e->line, "an expression nested more than ", kMaxNesting, " deep");
+        return e;
+    }
+
+    ExprPtr expression(bool no_conditional = false) {
+        const Nested nested(*this, peek().line);
+        ExprPtr e = or_expr();
+        if (no_conditional) return e;
+        while (peek_name("if")) {
+            const int line = peek().line;
+            ++tok_;
+            ExprPtr condition = or_expr();
+            std::vector<ExprPtr> args{condition, e};
+            if (peek_name("else")) {
+                ++tok_;
+                args.push_back(expression());
+            }
+            e = make(Expr::Kind::conditional, line, {}, std::move(args));
+        }
+        return e;
+    }
+    ExprPtr or_expr() {
+        ExprPtr e = and_expr();
+        while (peek_name("or")) {
+            const int line = peek().line;
+            ++tok_;
+            e = make(Expr::Kind::binary, line, "or", {e, and_expr()});
+        }
+        return e;
+    }
+    ExprPtr and_expr() {
+        ExprPtr e = not_expr();
+        while (peek_name("and")) {
+            const int line = peek().line;
+            ++tok_;
+            e = make(Expr::Kind::binary, line, "and", {e, not_expr()});
+        }
+        return e;
+    }
+    ExprPtr not_expr() {
+        const Nested nested(*this, peek().line);
+        if (peek_name("not")) {
+            const int line = peek().line;
+            ++tok_;
+            return make(Expr::Kind::unary, line, "not", {not_expr()});
+        }
+        return compare();
+    }
+    ExprPtr compare() {
+        ExprPtr e = math1();
+        for (;;) {
+            const int line = peek().line;
+            std::string op;
+            if (peek().kind == Token::Kind::op && (peek().text == "==" || peek().text == "!=" || peek().text == "<" || peek().text == ">" ||
+                                                   peek().text == "<=" || peek().text == ">=")) {
+                op = toks_[tok_++].text;
+            } else if (peek_name("in")) {
+                ++tok_;
+                op = "in";
+            } else if (peek_name("not") && toks_[tok_ + 1].kind == Token::Kind::name && toks_[tok_ + 1].text == "in") {
+                tok_ += 2;
+                op = "not in";
+            } else {
+                return e;
+            }
+            e = make(Expr::Kind::binary, line, op, {e, math1()});
+        }
+    }
+    ExprPtr math1() {
+        ExprPtr e = concat();
+        while (peek_op("+") || peek_op("-")) {
+            const int line = peek().line;
+            const std::string op = toks_[tok_++].text;
+            e = make(Expr::Kind::binary, line, op, {e, concat()});
+        }
+        return e;
+    }
+    ExprPtr concat() {
+        ExprPtr e = math2();
+        while (peek_op("~")) {
+            const int line = peek().line;
+            ++tok_;
+            e = make(Expr::Kind::binary, line, "~", {e, math2()});
+        }
+        return e;
+    }
+    ExprPtr math2() {
+        ExprPtr e = power();
+        while (peek_op("*") || peek_op("/") || peek_op("//") || peek_op("%")) {
+            const int line = peek().line;
+            const std::string op = toks_[tok_++].text;
+            e = make(Expr::Kind::binary, line, op, {e, power()});
+        }
+        return e;
+    }
+    ExprPtr power() {
+        ExprPtr e = unary();
+        while (peek_op("**")) {
+            const int line = peek().line;
+            ++tok_;
+            e = make(Expr::Kind::binary, line, "**", {e, unary()});
+        }
+        return e;
+    }
+    ExprPtr unary() {
+        if (peek_op("-") || peek_op("+")) {
+            const int line = peek().line;
+            const std::string op = toks_[tok_++].text;
+            return filters(make(Expr::Kind::unary, line, op, {unary_operand()}));
+        }
+        return filters(postfix(primary()));
+    }
+    ExprPtr unary_operand() {
+        const Nested nested(*this, peek().line);
+        if (peek_op("-") || peek_op("+")) {
+            const int line = peek().line;
+            const std::string op = toks_[tok_++].text;
+            return make(Expr::Kind::unary, line, op, {unary_operand()});
+        }
+        return postfix(primary());
+    }
+    void call_arguments(Expr& e) {
+        if (take_op(")")) return;
+        do {
+            if (peek().kind == Token::Kind::name && toks_[tok_ + 1].kind == Token::Kind::op && toks_[tok_ + 1].text == "=") {
+                std::string key = toks_[tok_].text;
+                tok_ += 2;
+                e.kwargs.emplace_back(std::move(key), expression());
+            } else {
+                if (!e.kwargs.empty()) fail_at(peek().line, "a positional argument after keyword arguments");
+                e.args.push_back(expression());
+            }
+        } while (take_op(","));
+        if (!take_op(")")) fail_at(peek().line, "expected ')' after arguments", describe());
+    }
+    ExprPtr filters(ExprPtr e) {
+        for (;;) {
+            if (peek_op("|")) {
+                const int line = peek().line;
+                ++tok_;
+                std::string name = next_name("a filter name");
+                while (take_op(".")) name += "." + next_name("a filter name");
+                auto f = new_expr(Expr::Kind::filter);
+                f->line = line;
+                f->name = std::move(name);
+                f->args.push_back(e);
+                if (take_op("(")) call_arguments(*f);
+                e = measured(f);
+            } else if (peek_name("is")) {
+                const int line = peek().line;
+                ++tok_;
+                auto t = new_expr(Expr::Kind::test);
+                t->line = line;
+                if (peek_name("not")) {
+                    ++tok_;
+                    t->negated = true;
+                }
+                t->name = next_name("a test name");
+                t->args.push_back(e);
+                if (take_op("(")) {
+                    call_arguments(*t);
+                } else if (peek().kind == Token::Kind::string || peek().kind == Token::Kind::integer ||
+                           peek().kind == Token::Kind::floating ||
+                           (peek().kind == Token::Kind::name && peek().text != "and" && peek().text != "or" && peek().text != "else" &&
+                            peek().text != "if" && peek().text != "is" && peek().text != "in" && peek().text != "not")) {
+                    t->args.push_back(postfix(primary()));  // `is divisibleby 3`, `is sameas none`
+                }
+                e = measured(t);
+            } else {
+                return e;
+            }
+        }
+    }
+    ExprPtr postfix(ExprPtr e) {
+        for (;;) {
+            const int line = peek().line;
+            if (take_op(".")) {
+                if (peek().kind == Token::Kind::integer) {  // `x.0` is x[0]
+                    auto index = make(Expr::Kind::literal, line);
+                    std::int64_t i = 0;
+                    if (!parse_int64(toks_[tok_].text, &i)) fail_at(line, "the index ", toks_[tok_].text, " does not fit in 64 bits");
+                    ++tok_;
+                    std::const_pointer_cast<Expr>(index)->value = Value::integer(i);
+                    e = make(Expr::Kind::item, line, {}, {e, index});
+                } else {
+                    e = make(Expr::Kind::attribute, line, next_name("an attribute name"), {e});
+                }
+            } else if (take_op("[")) {
+                ExprPtr start, stop, step;
+                bool is_slice = false;
+                if (!peek_op(":")) start = expression();
+                if (take_op(":")) {
+                    is_slice = true;
+                    if (!peek_op("]") && !peek_op(":")) stop = expression();
+                    if (take_op(":") && !peek_op("]")) step = expression();
+                }
+                if (!take_op("]")) fail_at(line, "expected ']'", describe());
+                e = is_slice ? make(Expr::Kind::slice, line, {}, {e, start, stop, step}) : make(Expr::Kind::item, line, {}, {e, start});
+            } else if (take_op("(")) {
+                auto call = new_expr(Expr::Kind::call);
+                call->line = line;
+                call->args.push_back(e);
+                call_arguments(*call);
+                e = measured(call);
+            } else {
+                return e;
+            }
+        }
+    }
+    ExprPtr primary() {
+        const Token& t = peek();
+        const int line = t.line;
+        auto literal = [&](Value v) {
+            auto e = new_expr(Expr::Kind::literal);
+            e->line = line;
+            e->value = std::move(v);
+            return ExprPtr(e);
+        };
+        switch (t.kind) {
+            case Token::Kind::string: {
+                std::string s = toks_[tok_++].text;
+                while (peek().kind == Token::Kind::string) s += toks_[tok_++].text;  // adjacent literals join
+                return literal(Value::string(std::move(s)));
+            }
+            case Token::Kind::integer: {
+                const std::string text = toks_[tok_++].text;
+                std::int64_t i = 0;
+                if (!parse_int64(text, &i)) fail_at(line, "the integer ", text, " does not fit in 64 bits");
+                return literal(Value::integer(i));
+            }
+            case Token::Kind::floating: return literal(Value::floating(std::strtod(toks_[tok_++].text.c_str(), nullptr)));  // 1e999: inf
+            case Token::Kind::name: {
+                const std::string name = toks_[tok_++].text;
+                if (name == "true" || name == "True") return literal(Value::boolean(true));
+                if (name == "false" || name == "False") return literal(Value::boolean(false));
+                if (name == "none" || name == "None") return literal(Value::none());
+                return make(Expr::Kind::name, line, name);
+            }
+            case Token::Kind::op: {
+                if (take_op("(")) {
+                    if (take_op(")")) return make(Expr::Kind::tuple, line);
+                    ExprPtr first = expression();
+                    if (!peek_op(",")) {
+                        if (!take_op(")")) fail_at(line, "expected ')'", describe());
+                        return first;
+                    }
+                    std::vector<ExprPtr> items{first};
+                    while (take_op(",") && !peek_op(")")) items.push_back(expression());
+                    if (!take_op(")")) fail_at(line, "expected ')'", describe());
+                    return make(Expr::Kind::tuple, line, {}, std::move(items));
+                }
+                if (take_op("[")) {
+                    std::vector<ExprPtr> items;
+                    while (!peek_op("]")) {
+                        items.push_back(expression());
+                        if (!take_op(",")) break;
+                    }
+                    if (!take_op("]")) fail_at(line, "expected ']'", describe());
+                    return make(Expr::Kind::list, line, {}, std::move(items));
+                }
+                if (take_op("{")) {
+                    std::vector<ExprPtr> items;
+                    while (!peek_op("}")) {
+                        items.push_back(expression());
+                        if (!take_op(":")) fail_at(line, "expected ':' in a dict literal", describe());
+                        items.push_back(expression());
+                        if (!take_op(",")) break;
+                    }
+                    if (!take_op("}")) fail_at(line, "expected '}'", describe());
+                    return make(Expr::Kind::dict, line, {}, std::move(items));
+                }
+                break;
+            }
+            case Token::Kind::end: fail_at(line, "an expression is missing");
+        }
+        fail_at(line, "unexpected '", t.text, "' in an expression");
+    }
+
+    std::string normalized_;
+    std::string_view src_;
+    std::vector<Part> parts_;
+    std::size_t pos_ = 0;
+    std::vector<Token> toks_;
+    std::size_t tok_ = 0;
+    int nesting_ = 0;
+};
+
+}  // namespace detail
+
+// Reads a template. Throws Error(invalid_argument) naming the line of a syntax error or of a
+// construct this interpreter does not run.
+inline Program parse(std::string_view source) { return detail::Parser(source).parse(); }
+
+}  // namespace qwen3::chat::jinja
+// ===== end of qwen3/chat/jinja/parser.hpp =====
+
+namespace qwen3::chat::jinja {
+
+struct Macro {
+    std::string name;
+    std::vector<std::pair<std::string, ExprPtr>> params;
+    Body body;
+};
+
+struct RenderLimits {
+    std::size_t max_output_bytes = std::size_t(64) << 20;
+    std::uint64_t max_allocated_bytes = std::uint64_t(1) << 30;  // strings, lists and dicts made, live or not
+    std::uint64_t max_steps = std::uint64_t(1) << 26;  // statements and loop iterations
+    int max_call_depth = 64;                           // nested macro calls
+};
+
+namespace detail {
+
+// Python's str.isspace() for one code point.
+inline bool is_space(std::uint32_t c) {
+    return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+inline std::uint32_t decode_at(std::string_view s, std::size_t i, std::size_t* length) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (i + n > s.size()) n = 1;
+    std::uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+    for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    *length = n;
+    return cp;
+}
+
+class Interpreter {
+public:
+    Interpreter(Dict globals, RenderLimits limits) : limits_(limits) { scopes_.push_back(std::move(globals)); }
+
+    Text run(const Program& program) {
+        struct Spending {  // the budget for this render, the caller's restored after it
+            explicit Spending(std::uint64_t bytes) : budget{bytes}, saved(jinja::detail::allocation_budget) {
+                jinja::detail::allocation_budget = &budget;
+            }
+            ~Spending() { jinja::detail::allocation_budget = saved; }
+            jinja::detail::AllocationBudget budget;
+            jinja::detail::AllocationBudget* saved;
+        } spending(limits_.max_allocated_bytes);
+        Text out;
+        if (exec(program.body, out) != Flow::normal) fail(0, "'{% break %}' or '{% continue %}' outside a loop");
+        return out;
+    }
+
+private:
+    enum class Flow { normal, break_, continue_ };
+
+    template <class... A>
+    [[noreturn]] static void fail(int line, const A&... a) {
+        if (line > 0) qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: line ", line, ": ", a...);
+        qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: ", a...);
+    }
+
+    void step(int line) {
+        if (++steps_ > limits_.max_steps) fail(line, "more than ", limits_.max_steps, " steps (RenderLimits::max_steps)");
+    }
+    void emit(Text& out, const Text& t, int line) {
+        out.append(t);
+        if (out.bytes.size() > limits_.max_output_bytes)
+            fail(line, "the output passes ", limits_.max_output_bytes, " bytes (RenderLimits::max_output_bytes)");
+    }
+
+    // ---- names
+
+    Value lookup(const std::string& name) const {
+        for (auto s = scopes_.rbegin(); s != scopes_.rend(); ++s)
+            for (const auto& [k, v] : *s)
+                if (k == name) return v;
+        return builtin(name);
+    }
+    void assign(const std::string& name, Value v) {
+        Dict& scope = scopes_.back();
+        for (auto& [k, x] : scope)
+            if (k == name) {
+                x = std::move(v);
+                return;
+            }
+        scope.emplace_back(name, std::move(v));
+    }
+
+    // ---- statements
+
+    Flow exec(const Body& body, Text& out) {
+        for (const auto& s : body) {
+            step(s->line);
+            switch (s->kind) {
+                case Stmt::Kind::text: emit(out, Text::trusted(s->text), s->line); break;
+                case Stmt::Kind::output: emit(out, str_of(eval(*s->expr)), s->line); break;
+                case Stmt::Kind::if_: {
+                    const Body* chosen = &s->else_body;
+                    for (const auto& [condition, branch] : s->branches)
+                        if (eval(*condition).truthy()) {
+                            chosen = &branch;
+                            break;
+                        }
+                    const Flow f = exec(*chosen, out);
+                    if (f != Flow::normal) return f;
+                    break;
+                }
+                case Stmt::Kind::for_: exec_for(*s, out); break;
+                case Stmt::Kind::set: {
+                    Value v = eval(*s->expr);
+                    if (s->member) {
+                        const Value target = lookup(s->targets[0]);
+                        if (target.kind() != Value::Kind::names)
+                            fail(s->line, "'{% set ", s->targets[0], ".", s->targets[1], " %}' needs a namespace(), not ", type_name(target));
+                        Dict& members = target.mutable_members();
+                        auto it = std::find_if(members.begin(), members.end(), [&](const auto& p) { return p.first == s->targets[1]; });
+                        if (it != members.end()) it->second = std::move(v);
+                        else members.emplace_back(s->targets[1], std::move(v));
+                    } else if (s->targets.size() == 1) {
+                        assign(s->targets[0], std::move(v));
+                    } else {
+                        unpack(s->targets, v, s->line);
+                    }
+                    break;
+                }
+                case Stmt::Kind::set_block: {
+                    Text captured;
+                    exec(s->body, captured);
+                    assign(s->targets[0], Value::string(std::move(captured)));
+                    break;
+                }
+                case Stmt::Kind::macro: {
+                    auto m = std::make_shared<Macro>(Macro{s->name, s->params, s->body});
+                    assign(s->name, Value::macro(std::move(m)));
+                    break;
+                }
+                case Stmt::Kind::call_block: fail(s->line, "'{% call %}' is not supported");
+                case Stmt::Kind::break_: return Flow::break_;
+                case Stmt::Kind::continue_: return Flow::continue_;
+                case Stmt::Kind::block: {
+                    const Flow f = exec(s->body, out);
+                    if (f != Flow::normal) return f;
+                    break;
+                }
+            }
+        }
+        return Flow::normal;
+    }
+
+    void unpack(const std::vector<std::string>& names, const Value& v, int line) {
+        const List items = iterate(v, line);
+        if (items.size() != names.size())
+            fail(line, "cannot unpack ", items.size(), " values into ", names.size(), " names");
+        for (std::size_t i = 0; i < names.size(); ++i) assign(names[i], items[i]);
+    }
+
+    void exec_for(const Stmt& s, Text& out) {
+        const List all = iterate(eval(*s.expr), s.line);
+        List items;
+        if (s.filter) {
+            for (const Value& item : all) {
+                scopes_.emplace_back();
+                bind_target(s, item);
+                const bool keep = eval(*s.filter).truthy();
+                scopes_.pop_back();
+                if (keep) items.push_back(item);
+            }
+        } else {
+            items = all;
+        }
+        if (items.empty()) {
+            exec(s.else_body, out);
+            return;
+        }
+        const auto n = std::int64_t(items.size());
+        for (std::int64_t i = 0; i < n; ++i) {
+            step(s.line);
+            scopes_.emplace_back();
+            Dict loop{{"index", Value::integer(i + 1)},
+                      {"index0", Value::integer(i)},
+                      {"revindex", Value::integer(n - i)},
+                      {"revindex0", Value::integer(n - i - 1)},
+                      {"first", Value::boolean(i == 0)},
+                      {"last", Value::boolean(i == n - 1)},
+                      {"length", Value::integer(n)},
+                      {"depth", Value::integer(1)},
+                      {"depth0", Value::integer(0)},
+                      {"previtem", i > 0 ? items[std::size_t(i - 1)] : Value()},
+                      {"nextitem", i + 1 < n ? items[std::size_t(i + 1)] : Value()}};
+            const std::int64_t index = i;
+            loop.emplace_back("cycle", Value::function("loop.cycle", [index](std::vector<Value>& args, auto&) {
+                if (args.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: loop.cycle() needs arguments");
+                return args[std::size_t(index % std::int64_t(args.size()))];
+            }));
+            assign("loop", Value::dict(std::move(loop)));
+            bind_target(s, items[std::size_t(i)]);
+            const Flow f = exec(s.body, out);
+            scopes_.pop_back();
+            if (f == Flow::break_) break;
+        }
+    }
+    void bind_target(const Stmt& s, const Value& item) {
+        if (s.targets.size() == 1) assign(s.targets[0], item);
+        else unpack(s.targets, item, s.line);
+    }
+
+    // The items of an iterable: a list, a dict's keys, a string's characters; Undefined is empty.
+    static List iterate(const Value& v, int line) {
+        switch (v.kind()) {
+            case Value::Kind::undefined: return {};
+            case Value::Kind::list: return v.items();
+            case Value::Kind::dict:
+            case Value::Kind::names: {
+                List keys;
+                for (const auto& [k, x] : v.members()) keys.push_back(key_value(v, k));
+                return keys;
+            }
+            case Value::Kind::string: {
+                List chars;
+                const std::string& s = v.str_bytes();
+                for (std::size_t i = 0, n = 0; i < s.size(); i += n) {
+                    decode_at(s, i, &n);
+                    chars.push_back(Value::string(v.text().slice(i, i + n)));
+                }
+                return chars;
+            }
+            default: fail(line, "'", type_name(v), "' object is not iterable");
+        }
+    }
+    static Value key_value(const Value& dict, const std::string& key) {
+        return Value::string(dict.from_data() ? Text::from_data(key) : Text::trusted(key));
+    }
+
+    // ---- expressions
+
+    Value eval(const Expr& e) {
+        switch (e.kind) {
+            case Expr::Kind::literal: return e.value;
+            case Expr::Kind::name: return lookup(e.name);
+            case Expr::Kind::attribute: return attribute(eval(*e.args[0]), e.name, e.line);
+            case Expr::Kind::item: return item(eval(*e.args[0]), eval(*e.args[1]), e.line);
+            case Expr::Kind::slice: return slice(e);
+            case Expr::Kind::call: return call(e);
+            case Expr::Kind::filter: return filter(e);
+            case Expr::Kind::test: {
+                const bool r = test(e);
+                return Value::boolean(e.negated ? !r : r);
+            }
+            case Expr::Kind::unary: {
+                const Value v = eval(*e.args[0]);
+                if (e.name == "not") return Value::boolean(!v.truthy());
+                if (!v.is_number() && v.kind() != Value::Kind::boolean)
+                    fail(e.line, "bad operand type for unary ", e.name, ": '", type_name(v), "'");
+                if (e.name == "+") return v.kind() == Value::Kind::boolean ? Value::integer(v.as_bool()) : v;
+                if (v.is_big()) fail(e.line, "arithmetic on an integer past 64 bits is not supported");
+                if (v.kind() == Value::Kind::floating) return Value::floating(-v.as_double());
+                return Value::integer(-(v.kind() == Value::Kind::boolean ? std::int64_t(v.as_bool()) : v.as_integer()));
+            }
+            case Expr::Kind::binary: return binary(e);
+            case Expr::Kind::conditional: {
+                if (eval(*e.args[0]).truthy()) return eval(*e.args[1]);
+                return e.args.size() > 2 ? eval(*e.args[2]) : Value();
+            }
+            case Expr::Kind::list:
+            case Expr::Kind::tuple: {
+                List items;
+                for (const auto& x : e.args) items.push_back(eval(*x));
+                return e.kind == Expr::Kind::tuple ? Value::tuple(std::move(items)) : Value::list(std::move(items));
+            }
+            case Expr::Kind::dict: {
+                Dict items;
+                bool keys_from_data = false;
+                for (std::size_t i = 0; i + 1 < e.args.size(); i += 2) {
+                    const Value k = eval(*e.args[i]);
+                    keys_from_data = keys_from_data || (k.is_string() && k.text().any_untrusted());
+                    if (!k.is_string()) fail(e.line, "dict literal keys must be strings here, not ", type_name(k));
+                    Value v = eval(*e.args[i + 1]);
+                    auto it = std::find_if(items.begin(), items.end(), [&](const auto& p) { return p.first == k.str_bytes(); });
+                    if (it != items.end()) it->second = std::move(v);
+                    else items.emplace_back(k.str_bytes(), std::move(v));
+                }
+                return Value::dict(std::move(items), keys_from_data);
+            }
+        }
+        return {};
+    }
+
+    static std::int64_t as_int(const Value& v, int line, std::string_view what) {
+        if (v.is_big()) fail(line, what, " past 64 bits is not supported");
+        if (v.kind() == Value::Kind::integer) return v.as_integer();
+        if (v.kind() == Value::Kind::boolean) return v.as_bool();
+        fail(line, what, " must be an integer, not ", type_name(v));
+    }
+
+    Value attribute(const Value& obj, const std::string& name, int line) {
+        if (obj.is_undefined()) fail(line, "'", name, "' of an undefined value (a missing name or key)");
+        if (Value m = method(obj, name, line); !m.is_undefined()) return m;
+        if (obj.is_mapping()) {
+            const Value* v = obj.member(name);
+            return v ? *v : Value();
+        }
+        return {};
+    }
+    Value item(const Value& obj, const Value& key, int line) {
+        if (obj.is_undefined()) fail(line, "a subscript of an undefined value (a missing name or key)");
+        if (obj.is_mapping()) {
+            if (key.is_string()) {
+                if (const Value* v = obj.member(key.str_bytes())) return *v;
+                return method(obj, key.str_bytes(), line);
+            }
+            return {};
+        }
+        if (obj.is_list() || obj.is_string()) {
+            if (key.is_string()) return method(obj, key.str_bytes(), line);
+            if (key.kind() != Value::Kind::integer && key.kind() != Value::Kind::boolean) return {};
+            std::int64_t i = as_int(key, line, "an index");
+            if (obj.is_list()) {
+                const auto n = std::int64_t(obj.items().size());
+                if (i < 0) i += n;
+                return i >= 0 && i < n ? obj.items()[std::size_t(i)] : Value();
+            }
+            const auto at = code_point_offsets(obj.str_bytes());
+            const auto n = std::int64_t(at.size() - 1);
+            if (i < 0) i += n;
+            if (i < 0 || i >= n) return {};
+            return Value::string(obj.text().slice(at[std::size_t(i)], at[std::size_t(i) + 1]));
+        }
+        return {};
+    }
+    Value slice(const Expr& e) {
+        const Value obj = eval(*e.args[0]);
+        if (!obj.is_list() && !obj.is_string()) fail(e.line, "'", type_name(obj), "' object is not subscriptable");
+        auto bound = [&](const ExprPtr& x) -> std::optional<std::int64_t> {
+            if (!x) return std::nullopt;
+            const Value v = eval(*x);
+            if (v.is_none()) return std::nullopt;
+            return as_int(v, e.line, "a slice index");
+        };
+        const std::optional<std::int64_t> start = bound(e.args[1]), stop = bound(e.args[2]), by = bound(e.args[3]);
+        const std::int64_t stride = by.value_or(1);
+        if (stride == 0) fail(e.line, "slice step cannot be zero");
+        std::vector<std::size_t> at;
+        std::int64_t n;
+        if (obj.is_list()) {
+            n = std::int64_t(obj.items().size());
+        } else {
+            at = code_point_offsets(obj.str_bytes());
+            n = std::int64_t(at.size() - 1);
+        }
+        auto clamp = [&](std::optional<std::int64_t> v, std::int64_t fallback) {  // Python's slice.indices
+            if (!v) return fallback;
+            std::int64_t x = *v;
+            if (x < 0) x += n;
+            if (stride > 0) return std::clamp<std::int64_t>(x, 0, n);
+            return std::clamp<std::int64_t>(x, -1, n - 1);
+        };
+        const std::int64_t lo = clamp(start, stride > 0 ? 0 : n - 1), hi = clamp(stop, stride > 0 ? n : -1);
+        std::vector<std::int64_t> picks;
+        for (std::int64_t i = lo; stride > 0 ? i < hi : i > hi; i += stride) picks.push_back(i);
+        if (obj.is_list()) {
+            List out;
+            for (std::int64_t i : picks) out.push_back(obj.items()[std::size_t(i)]);
+            return obj.is_tuple() ? Value::tuple(std::move(out)) : Value::list(std::move(out));
+        }
+        Text out;
+        for (std::int64_t i : picks) out.append(obj.text().slice(at[std::size_t(i)], at[std::size_t(i) + 1]));
+        return Value::string(std::move(out));
+    }
+
+    Value binary(const Expr& e) {
+        const std::string& op = e.name;
+        if (op == "and") {
+            Value a = eval(*e.args[0]);
+            return a.truthy() ? eval(*e.args[1]) : a;
+        }
+        if (op == "or") {
+            Value a = eval(*e.args[0]);
+            return a.truthy() ? a : eval(*e.args[1]);
+        }
+        const Value a = eval(*e.args[0]), b = eval(*e.args[1]);
+        if (op == "==") return Value::boolean(equal(a, b));
+        if (op == "!=") return Value::boolean(!equal(a, b));
+        if (op == "in") return Value::boolean(contains(b, a, e.line));
+        if (op == "not in") return Value::boolean(!contains(b, a, e.line));
+        if (op == "<" || op == ">" || op == "<=" || op == ">=") {
+            const int c = compare(a, b, e.line, op);
+            return Value::boolean(op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+        }
+        if (op == "~") {
+            Text t = str_of(a);
+            t.append(str_of(b));
+            return Value::string(std::move(t));
+        }
+        if (a.is_undefined() || b.is_undefined())
+            fail(e.line, "'", op, "' with an undefined value (a missing name or key)");
+        auto numeric = [](const Value& v) { return v.is_number() || v.kind() == Value::Kind::boolean; };
+        auto as_num = [](const Value& v) { return v.kind() == Value::Kind::boolean ? Value::integer(v.as_bool()) : v; };
+        if (op == "+") {
+            if (a.is_string() && b.is_string()) {
+                Text t = a.text();
+                t.append(b.text());
+                return Value::string(std::move(t));
+            }
+            if (a.is_list() && b.is_list()) {
+                List out = a.items();
+                out.insert(out.end(), b.items().begin(), b.items().end());
+                return Value::list(std::move(out));
+            }
+        }
+        if (op == "*" && (((a.is_string() || a.is_list()) && numeric(b)) || ((b.is_string() || b.is_list()) && numeric(a)))) {
+            const Value& seq = a.is_string() || a.is_list() ? a : b;
+            const std::int64_t times = as_int(as_num(&seq == &a ? b : a), e.line, "a repetition count");
+            if (times > 0 && (seq.is_string() ? seq.str_bytes().size() : seq.items().size()) * std::uint64_t(times) > limits_.max_output_bytes)
+                fail(e.line, "a repetition past RenderLimits::max_output_bytes");
+            if (seq.is_string()) {
+                Text t;
+                for (std::int64_t i = 0; i < times; ++i) t.append(seq.text());
+                return Value::string(std::move(t));
+            }
+            List out;
+            for (std::int64_t i = 0; i < times; ++i) out.insert(out.end(), seq.items().begin(), seq.items().end());
+            return Value::list(std::move(out));
+        }
+        if (!numeric(a) || !numeric(b))
+            fail(e.line, "unsupported operand types for ", op, ": '", type_name(a), "' and '", type_name(b), "'");
+        if (a.is_big() || b.is_big()) fail(e.line, "arithmetic on an integer past 64 bits is not supported");
+        const Value x = as_num(a), y = as_num(b);
+        const bool ints = x.kind() == Value::Kind::integer && y.kind() == Value::Kind::integer;
+        if (op == "/") {
+            if (y.as_double() == 0) fail(e.line, "division by zero");
+            return Value::floating(x.as_double() / y.as_double());
+        }
+        if (ints) {
+            const std::int64_t p = x.as_integer(), q = y.as_integer();
+            if (op == "+") return Value::integer(p + q);
+            if (op == "-") return Value::integer(p - q);
+            if (op == "*") return Value::integer(p * q);
+            if (op == "//" || op == "%") {
+                if (q == 0) fail(e.line, "integer division or modulo by zero");
+                std::int64_t d = p / q, r = p % q;
+                if (r != 0 && ((r < 0) != (q < 0))) --d, r += q;  // Python floors
+                return Value::integer(op == "//" ? d : r);
+            }
+            if (op == "**") {
+                if (q < 0) return Value::floating(std::pow(double(p), double(q)));
+                std::int64_t r = 1;
+                for (std::int64_t i = 0; i < q && i < 64; ++i) r *= p;
+                return Value::integer(r);
+            }
+        }
+        const double p = x.as_double(), q = y.as_double();
+        if (op == "+") return Value::floating(p + q);
+        if (op == "-") return Value::floating(p - q);
+        if (op == "*") return Value::floating(p * q);
+        if (op == "**") return Value::floating(std::pow(p, q));
+        if (op == "//" || op == "%") {
+            if (q == 0) fail(e.line, "float division or modulo by zero");
+            const double r = std::fmod(p, q);
+            const double m = r != 0 && ((r < 0) != (q < 0)) ? r + q : r;
+            return Value::floating(op == "%" ? m : std::floor(p / q));
+        }
+        fail(e.line, "the operator '", op, "' is not supported");
+    }
+
+    static int compare(const Value& a, const Value& b, int line, const std::string& op) {
+        auto numeric = [](const Value& v) { return v.is_number() || v.kind() == Value::Kind::boolean; };
+        if (numeric(a) && numeric(b)) {
+            const double x = a.kind() == Value::Kind::boolean ? a.as_bool() : a.as_double();
+            const double y = b.kind() == Value::Kind::boolean ? b.as_bool() : b.as_double();
+            if (a.kind() == Value::Kind::integer && b.kind() == Value::Kind::integer && !a.is_big() && !b.is_big())
+                return a.as_integer() < b.as_integer() ? -1 : a.as_integer() > b.as_integer();
+            return x < y ? -1 : x > y;
+        }
+        if (a.is_string() && b.is_string()) return a.str_bytes().compare(b.str_bytes()) < 0 ? -1 : a.str_bytes() != b.str_bytes();
+        if (a.is_list() && b.is_list()) {
+            for (std::size_t i = 0; i < a.items().size() && i < b.items().size(); ++i)
+                if (!equal(a.items()[i], b.items()[i])) return compare(a.items()[i], b.items()[i], line, op);
+            return a.items().size() < b.items().size() ? -1 : a.items().size() > b.items().size();
+        }
+        fail(line, "'", op, "' not supported between instances of '", type_name(a), "' and '", type_name(b), "'");
+    }
+
+    static bool contains(const Value& container, const Value& x, int line) {
+        switch (container.kind()) {
+            case Value::Kind::undefined: return false;
+            case Value::Kind::string:
+                if (!x.is_string()) fail(line, "'in <string>' requires string as left operand, not ", type_name(x));
+                return container.str_bytes().find(x.str_bytes()) != std::string::npos;
+            case Value::Kind::list:
+                for (const Value& v : container.items())
+                    if (equal(v, x)) return true;
+                return false;
+            case Value::Kind::dict:
+            case Value::Kind::names: return x.is_string() && container.member(x.str_bytes());
+            default: fail(line, "argument of type '", type_name(container), "' is not iterable");
+        }
+    }
+
+    // ---- calls
+
+    struct Args {
+        std::vector<Value> positional;
+        std::vector<std::pair<std::string, Value>> named;
+    };
+    Args arguments(const Expr& e, std::size_t skip) {
+        Args a;
+        for (std::size_t i = skip; i < e.args.size(); ++i) a.positional.push_back(eval(*e.args[i]));
+        for (const auto& [k, x] : e.kwargs) a.named.emplace_back(k, eval(*x));
+        return a;
+    }
+    // argument `index` or named `name` of a function, else `fallback`
+    static Value arg(const Args& a, std::size_t index, std::string_view name, Value fallback = {}) {
+        for (const auto& [k, v] : a.named)
+            if (k == name) return v;
+        return index < a.positional.size() ? a.positional[index] : fallback;
+    }
+
+    Value call(const Expr& e) {
+        const Value callee = eval(*e.args[0]);
+        Args a = arguments(e, 1);
+        if (callee.kind() == Value::Kind::function) {
+            try {
+                return callee.as_function()(a.positional, a.named);
+            } catch (const Error& err) {  // the line of the call, once
+                std::string_view what = err.what();
+                if (what.rfind("chat template: ", 0) == 0) what.remove_prefix(15);
+                if (callee.function_name() == "raise_exception") fail(e.line, what);
+                fail(e.line, callee.function_name(), "(): ", what);
+            }
+        }
+        if (callee.kind() == Value::Kind::macro) return call_macro(callee.as_macro(), a, e.line);
+        if (callee.is_undefined()) fail(e.line, "a call of an undefined value (a missing name, function or method)");
+        fail(e.line, "'", type_name(callee), "' object is not callable");
+    }
+
+    Value call_macro(const Macro& m, const Args& a, int line) {
+        if (++depth_ > limits_.max_call_depth) fail(line, "macro calls nested deeper than ", limits_.max_call_depth);
+        if (a.positional.size() > m.params.size()) fail(line, "the macro '", m.name, "' takes ", m.params.size(), " arguments");
+        Dict scope;
+        for (std::size_t i = 0; i < m.params.size(); ++i) {
+            const auto& [name, def] = m.params[i];
+            Value v = i < a.positional.size() ? a.positional[i] : Value();
+            bool given = i < a.positional.size();
+            for (const auto& [k, x] : a.named)
+                if (k == name) v = x, given = true;
+            if (!given && def) v = eval(*def);
+            scope.emplace_back(name, std::move(v));
+        }
+        for (const auto& named : a.named) {
+            const std::string& key = named.first;
+            if (std::none_of(m.params.begin(), m.params.end(), [&](const auto& p) { return p.first == key; }))
+                fail(line, "the macro '", m.name, "' has no parameter '", key, "'");
+        }
+        std::vector<Dict> saved;
+        saved.swap(scopes_);
+        scopes_.push_back(saved.front());  // the template's top level
+        scopes_.push_back(std::move(scope));
+        Text out;
+        try {
+            exec(m.body, out);
+        } catch (...) {
+            scopes_.swap(saved);
+            --depth_;
+            throw;
+        }
+        scopes_.swap(saved);
+        --depth_;
+        return Value::string(std::move(out));
+    }
+
+    Value builtin(const std::string& name) const {
+        if (name == "raise_exception")
+            return Value::function(name, [](std::vector<Value>& args, auto&) -> Value {
+                const std::string message = args.empty() ? std::string() : str_of(args[0]).bytes;
+                qwen3::detail::fail(ErrorCode::invalid_argument, "the template raised an error: ", message);
+            });
+        if (name == "namespace" || name == "dict") {
+            const bool names = name == "namespace";
+            return Value::function(name, [names](std::vector<Value>& args, auto& named) {  // from mappings and keywords
+                Dict members;
+                bool keys_from_data = false;
+                for (const Value& a : args)
+                    if (a.is_mapping()) members.insert(members.end(), a.members().begin(), a.members().end()), keys_from_data |= a.from_data();
+                for (auto& [k, v] : named) members.emplace_back(k, v);
+                return names ? Value::names(std::move(members), keys_from_data) : Value::dict(std::move(members), keys_from_data);
+            });
+        }
+        if (name == "range")
+            return Value::function(name, [](std::vector<Value>& args, auto&) {
+                std::int64_t lo = 0, hi = 0, by = 1;
+                auto num = [](const Value& v) { return as_int(v, 0, "range()'s argument"); };
+                if (args.size() == 1) hi = num(args[0]);
+                else if (args.size() >= 2) lo = num(args[0]), hi = num(args[1]);
+                if (args.size() >= 3) by = num(args[2]);
+                if (by == 0) qwen3::detail::fail(ErrorCode::invalid_argument, "range() arg 3 must not be zero");
+                List out;
+                for (std::int64_t i = lo; by > 0 ? i < hi : i > hi; i += by) {
+                    if (out.size() >= (std::size_t(1) << 20)) qwen3::detail::fail(ErrorCode::invalid_argument, "range() of more than 2^20 items");
+                    out.push_back(Value::integer(i));
+                }
+                return Value::list(std::move(out));
+            });
+        return {};
+    }
+
+    // ---- methods of str, dict and list
+
+    Value method(const Value& obj, const std::string& name, int line) {
+        if (obj.is_string()) return string_method(obj, name, line);
+        if (obj.is_dict()) {
+            const Value self = obj;
+            if (name == "items")
+                return Value::function("dict.items", [self](auto&, auto&) {
+                    List out;
+                    for (const auto& [k, v] : self.members()) out.push_back(Value::tuple({key_value(self, k), v}));
+                    return Value::list(std::move(out));
+                });
+            if (name == "keys")
+                return Value::function("dict.keys", [self](auto&, auto&) {
+                    List out;
+                    for (const auto& [k, v] : self.members()) out.push_back(key_value(self, k));
+                    return Value::list(std::move(out));
+                });
+            if (name == "values")
+                return Value::function("dict.values", [self](auto&, auto&) {
+                    List out;
+                    for (const auto& [k, v] : self.members()) out.push_back(v);
+                    return Value::list(std::move(out));
+                });
+            if (name == "get")
+                return Value::function("dict.get", [self](std::vector<Value>& args, auto&) {
+                    if (args.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "get expected at least 1 argument");
+                    const Value* v = args[0].is_string() ? self.member(args[0].str_bytes()) : nullptr;
+                    return v ? *v : args.size() > 1 ? args[1] : Value::none();
+                });
+            if (name == "update" || name == "pop" || name == "setdefault" || name == "clear" || name == "popitem") return unsafe("dict", name);
+            return {};
+        }
+        if (obj.is_list()) {
+            if (name == "append" || name == "extend" || name == "insert" || name == "pop" || name == "remove" || name == "sort" ||
+                name == "reverse" || name == "clear")
+                return unsafe("list", name);
+            return {};
+        }
+        (void)line;
+        return {};
+    }
+    static Value unsafe(std::string type, std::string name) {
+        return Value::function(type + "." + name, [type, name](auto&, auto&) -> Value {
+            qwen3::detail::fail(ErrorCode::invalid_argument, "the sandbox does not let a template change a ", type, " (", name, ")");
+        });
+    }
+
+    // Python's strip family over code points: `chars` (a str) or whitespace.
+    static Text strip(const Text& t, const Value& chars, bool left, bool right) {
+        const std::string& s = t.bytes;
+        auto drop = [&](std::uint32_t cp) {
+            if (chars.is_none() || chars.is_undefined()) return is_space(cp);
+            const std::string& set = chars.str_bytes();
+            for (std::size_t i = 0, n = 0; i < set.size(); i += n)
+                if (decode_at(set, i, &n) == cp) return true;
+            return false;
+        };
+        const auto at = code_point_offsets(s);
+        std::size_t lo = 0, hi = at.size() - 1;
+        std::size_t n = 0;
+        while (left && lo < hi && drop(decode_at(s, at[lo], &n))) ++lo;
+        while (right && hi > lo && drop(decode_at(s, at[hi - 1], &n))) --hi;
+        return t.slice(at[lo], at[hi]);
+    }
+
+    Value string_method(const Value& obj, const std::string& name, int line) {
+        const Value self = obj;
+        auto fn = [&](auto body) { return Value::function("str." + name, body); };
+        auto need_str = [name](const Value& v) -> const std::string& {
+            if (!v.is_string()) qwen3::detail::fail(ErrorCode::invalid_argument, "str.", name, "() needs a str argument, not ", type_name(v));
+            return v.str_bytes();
+        };
+        if (name == "startswith" || name == "endswith") {
+            const bool start = name == "startswith";
+            return fn([self, start, need_str](std::vector<Value>& args, auto&) {
+                if (args.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "takes at least 1 argument");
+                std::vector<std::string> options;
+                if (args[0].is_list())
+                    for (const Value& v : args[0].items()) options.push_back(need_str(v));
+                else
+                    options.push_back(need_str(args[0]));
+                const std::string& s = self.str_bytes();
+                for (const std::string& o : options)
+                    if (o.size() <= s.size() && (start ? s.compare(0, o.size(), o) == 0 : s.compare(s.size() - o.size(), o.size(), o) == 0))
+                        return Value::boolean(true);
+                return Value::boolean(false);
+            });
+        }
+        if (name == "strip" || name == "lstrip" || name == "rstrip") {
+            const bool left = name != "rstrip", right = name != "lstrip";
+            return fn([self, left, right](std::vector<Value>& args, auto&) {
+                const Value chars = args.empty() ? Value::none() : args[0];
+                if (!chars.is_none() && !chars.is_string()) qwen3::detail::fail(ErrorCode::invalid_argument, "the argument must be str or None");
+                return Value::string(strip(self.text(), chars, left, right));
+            });
+        }
+        if (name == "split" || name == "rsplit") {
+            const bool from_right = name == "rsplit";
+            return fn([self, from_right, need_str](std::vector<Value>& args, auto& named) {
+                Args a{args, named};
+                const Value sep = arg(a, 0, "sep", Value::none());
+                const Value max = arg(a, 1, "maxsplit", Value::integer(-1));
+                std::int64_t limit = as_int(max, 0, "maxsplit");
+                const Text& t = self.text();
+                const std::string& s = t.bytes;
+                std::vector<std::pair<std::size_t, std::size_t>> pieces;
+                if (sep.is_none()) {  // runs of whitespace; the rest after maxsplit keeps its outer side
+                    const auto at = code_point_offsets(s);
+                    const std::size_t n = at.size() - 1;
+                    auto space = [&](std::size_t k) {
+                        std::size_t len = 0;
+                        return is_space(decode_at(s, at[k], &len));
+                    };
+                    if (!from_right) {
+                        for (std::size_t k = 0;;) {
+                            while (k < n && space(k)) ++k;
+                            if (k >= n) break;
+                            if (limit >= 0 && std::int64_t(pieces.size()) == limit) {
+                                pieces.emplace_back(at[k], s.size());
+                                break;
+                            }
+                            std::size_t j = k;
+                            while (j < n && !space(j)) ++j;
+                            pieces.emplace_back(at[k], at[j]);
+                            k = j;
+                        }
+                    } else {
+                        std::vector<std::pair<std::size_t, std::size_t>> reversed;
+                        for (std::size_t k = n;;) {
+                            while (k > 0 && space(k - 1)) --k;
+                            if (k == 0) break;
+                            if (limit >= 0 && std::int64_t(reversed.size()) == limit) {
+                                reversed.emplace_back(0, at[k]);
+                                break;
+                            }
+                            std::size_t j = k;
+                            while (j > 0 && !space(j - 1)) --j;
+                            reversed.emplace_back(at[j], at[k]);
+                            k = j;
+                        }
+                        pieces.assign(reversed.rbegin(), reversed.rend());
+                    }
+                } else {
+                    const std::string& d = need_str(sep);
+                    if (d.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "empty separator");
+                    if (!from_right) {
+                        std::size_t i = 0;
+                        for (std::size_t k; (limit < 0 || std::int64_t(pieces.size()) < limit) && (k = s.find(d, i)) != std::string::npos; i = k + d.size())
+                            pieces.emplace_back(i, k);
+                        pieces.emplace_back(i, s.size());
+                    } else {
+                        std::size_t end = s.size();
+                        std::vector<std::pair<std::size_t, std::size_t>> rev;
+                        while (limit < 0 || std::int64_t(rev.size()) < limit) {
+                            if (end < d.size()) break;
+                            const std::size_t k = s.rfind(d, end - d.size());
+                            if (k == std::string::npos) break;
+                            rev.emplace_back(k + d.size(), end);
+                            end = k;
+                        }
+                        rev.emplace_back(0, end);
+                        pieces.assign(rev.rbegin(), rev.rend());
+                    }
+                }
+                List out;
+                for (auto [b, e] : pieces) out.push_back(Value::string(t.slice(b, e)));
+                return Value::list(std::move(out));
+            });
+        }
+        if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
+            const std::string kind = name;
+            return fn([self, kind](auto&, auto&) { return Value::string(change_case(self.text(), kind)); });
+        }
+        if (name == "replace") {
+            return fn([self, need_str](std::vector<Value>& args, auto&) {
+                if (args.size() < 2) qwen3::detail::fail(ErrorCode::invalid_argument, "replace expected at least 2 arguments");
+                return Value::string(replace(self.text(), need_str(args[0]), args[1].is_string() ? args[1].text() : Text(),
+                                             args.size() > 2 ? as_int(args[2], 0, "count") : -1));
+            });
+        }
+        if (name == "find" || name == "count" || name == "index") {
+            const std::string kind = name;
+            return fn([self, kind, need_str](std::vector<Value>& args, auto&) {
+                if (args.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "takes at least 1 argument");
+                const std::string& needle = need_str(args[0]);
+                const std::string& s = self.str_bytes();
+                if (kind == "count") {
+                    if (needle.empty()) return Value::integer(std::int64_t(code_point_count(s)) + 1);
+                    std::int64_t n = 0;
+                    for (std::size_t i = s.find(needle); i != std::string::npos; i = s.find(needle, i + needle.size())) ++n;
+                    return Value::integer(n);
+                }
+                const std::size_t at = s.find(needle);
+                if (at == std::string::npos) {
+                    if (kind == "index") qwen3::detail::fail(ErrorCode::invalid_argument, "substring not found");
+                    return Value::integer(-1);
+                }
+                return Value::integer(std::int64_t(code_point_count(std::string_view(s).substr(0, at))));
+            });
+        }
+        if (name == "join") {
+            return fn([self, line](std::vector<Value>& args, auto&) {
+                if (args.empty()) qwen3::detail::fail(ErrorCode::invalid_argument, "join takes 1 argument");
+                Text out;
+                bool first = true;
+                for (const Value& v : iterate(args[0], line)) {
+                    if (!v.is_string()) qwen3::detail::fail(ErrorCode::invalid_argument, "sequence item: expected str instance, ", type_name(v), " found");
+                    if (!first) out.append(self.text());
+                    first = false;
+                    out.append(v.text());
+                }
+                return Value::string(std::move(out));
+            });
+        }
+        if (name == "isdigit" || name == "isalpha" || name == "isspace" || name == "isalnum" || name == "isupper" || name == "islower") {
+            const std::string kind = name;
+            return fn([self, kind](auto&, auto&) {
+                const std::string& s = self.str_bytes();
+                if (s.empty()) return Value::boolean(false);
+                bool any_cased = false;
+                for (std::size_t i = 0, n = 0; i < s.size(); i += n) {
+                    const std::uint32_t c = decode_at(s, i, &n);
+                    if (c >= 0x80 && kind != "isspace")
+                        qwen3::detail::fail(ErrorCode::invalid_argument, "str.", kind, "() of non-ASCII text is not supported");
+                    const bool ok = kind == "isdigit" ? (c >= '0' && c <= '9')
+                                    : kind == "isalpha" ? std::isalpha(int(c)) != 0
+                                    : kind == "isalnum" ? std::isalnum(int(c)) != 0
+                                    : kind == "isspace" ? is_space(c)
+                                    : kind == "isupper" ? !std::islower(int(c))
+                                                        : !std::isupper(int(c));
+                    if (std::isalpha(int(c & 0x7F)) && c < 0x80) any_cased = true;
+                    if (!ok) return Value::boolean(false);
+                }
+                return Value::boolean(kind == "isupper" || kind == "islower" ? any_cased : true);
+            });
+        }
+        if (name == "format") {
+            return fn([self](std::vector<Value>& args, auto& named) { return Value::string(format(self.text(), args, named)); });
+        }
+        return {};
+    }
+    // str.format with {}, {0} and {name} fields ({{ and }} for braces); format specs and conversions
+    // are refused.
+    static Text format(const Text& t, const std::vector<Value>& args, const std::vector<std::pair<std::string, Value>>& named) {
+        Text out;
+        const std::string& s = t.bytes;
+        std::size_t next_auto = 0, literal_start = 0;
+        int numbering = 0;  // 1 automatic ({}), 2 manual ({0}): Python refuses a mix
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            if ((s[i] == '{' || s[i] == '}') && i + 1 < s.size() && s[i + 1] == s[i]) {
+                out.append(t.slice(literal_start, i + 1));
+                literal_start = ++i + 1;
+                continue;
+            }
+            if (s[i] == '}') qwen3::detail::fail(ErrorCode::invalid_argument, "Single '}' encountered in format string");
+            if (s[i] != '{') continue;
+            const std::size_t close = s.find('}', i);
+            if (close == std::string::npos) qwen3::detail::fail(ErrorCode::invalid_argument, "Single '{' encountered in format string");
+            out.append(t.slice(literal_start, i));
+            const std::string field = s.substr(i + 1, close - i - 1);
+            if (field.find_first_of(":!.[") != std::string::npos)
+                qwen3::detail::fail(ErrorCode::invalid_argument, "format fields with specs or conversions are not supported: {", field, "}");
+            const Value* v = nullptr;
+            const bool automatic = field.empty(), manual = !field.empty() && field[0] >= '0' && field[0] <= '9';
+            if ((automatic && numbering == 2) || (manual && numbering == 1))
+                qwen3::detail::fail(ErrorCode::invalid_argument, "cannot switch between automatic and manual field numbering");
+            if (automatic) numbering = 1;
+            if (manual) numbering = 2;
+            if (field.empty()) {
+                if (next_auto >= args.size()) qwen3::detail::fail(ErrorCode::invalid_argument, "Replacement index ", next_auto, " out of range");
+                v = &args[next_auto++];
+            } else if (std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+                std::int64_t parsed = 0;
+                const std::size_t index = parse_int64(field, &parsed) ? std::size_t(parsed) : args.size();
+                if (index >= args.size()) qwen3::detail::fail(ErrorCode::invalid_argument, "Replacement index ", index, " out of range");
+                v = &args[index];
+            } else {
+                for (const auto& [k, x] : named)
+                    if (k == field) v = &x;
+                if (!v) qwen3::detail::fail(ErrorCode::invalid_argument, "no argument named '", field, "'");
+            }
+            out.append(str_of(*v));
+            literal_start = close + 1;
+            i = close;
+        }
+        out.append(t.slice(literal_start, s.size()));
+        return out;
+    }
+
+    static Text change_case(const Text& t, const std::string& kind) {
+        Text out = t;
+        bool start = true;  // title: at the start of a word; capitalize: at the start of the text
+        for (std::size_t i = 0; i < out.bytes.size(); ++i) {
+            unsigned char& c = reinterpret_cast<unsigned char&>(out.bytes[i]);
+            if (c >= 0x80) {
+                // ASCII case mapping only: non-ASCII letters keep their case
+                start = false;
+                continue;
+            }
+            const bool alpha = std::isalpha(c) != 0;
+            if (kind == "upper") c = static_cast<unsigned char>(std::toupper(c));
+            else if (kind == "lower") c = static_cast<unsigned char>(std::tolower(c));
+            else if (kind == "capitalize") c = static_cast<unsigned char>(i == 0 ? std::toupper(c) : std::tolower(c));
+            else c = static_cast<unsigned char>(start ? std::toupper(c) : std::tolower(c));
+            start = !alpha;
+        }
+        return out;
+    }
+
+    static Text replace(const Text& t, const std::string& old, const Text& with, std::int64_t count) {
+        Text out;
+        const std::string& s = t.bytes;
+        std::size_t i = 0;
+        std::int64_t done = 0;
+        if (old.empty()) {  // Python inserts `with` between every character and at both ends
+            const auto at = code_point_offsets(s);
+            for (std::size_t k = 0; k + 1 < at.size(); ++k) {
+                if (count < 0 || done < count) out.append(with), ++done;
+                out.append(t.slice(at[k], at[k + 1]));
+            }
+            if (count < 0 || done < count) out.append(with);
+            return out;
+        }
+        for (std::size_t k; (count < 0 || done < count) && (k = s.find(old, i)) != std::string::npos; i = k + old.size(), ++done) {
+            out.append(t.slice(i, k));
+            out.append(with);
+        }
+        out.append(t.slice(i, s.size()));
+        return out;
+    }
+
+    // ---- filters and tests
+
+    Value filter(const Expr& e) {
+        const std::string& name = e.name;
+        if (name == "default" || name == "d") {  // evaluated before the operand can fail
+            const Value v = eval(*e.args[0]);
+            Args a = arguments(e, 1);
+            const bool boolean = arg(a, 1, "boolean", Value::boolean(false)).truthy();
+            if (v.is_undefined() || (boolean && !v.truthy())) return arg(a, 0, "default_value", Value::string(std::string()));
+            return v;
+        }
+        const Value v = eval(*e.args[0]);
+        Args a = arguments(e, 1);
+        const int line = e.line;
+        if (name == "length" || name == "count") {
+            switch (v.kind()) {
+                case Value::Kind::string: return Value::integer(std::int64_t(code_point_count(v.str_bytes())));
+                case Value::Kind::list: return Value::integer(std::int64_t(v.items().size()));
+                case Value::Kind::dict:
+                case Value::Kind::names: return Value::integer(std::int64_t(v.members().size()));
+                case Value::Kind::undefined: return Value::integer(0);
+                default: fail(line, "object of type '", type_name(v), "' has no len()");
+            }
+        }
+        if (name == "tojson") {
+            const Value indent = arg(a, 0, "indent", Value::none());
+            std::string out;
+            dump_json(out, v, indent.is_none() ? -1 : int(as_int(indent, line, "indent")), 0, "chat template: line " + std::to_string(line) + ": ");
+            return Value::string(Text::from_data(std::move(out)));
+        }
+        if (name == "string") return Value::string(str_of(v));
+        if (name == "trim") return Value::string(strip(need_string(v, line, name), arg(a, 0, "chars", Value::none()), true, true));
+        if (name == "upper" || name == "lower" || name == "title" || name == "capitalize")
+            return Value::string(change_case(need_string(v, line, name), name));
+        if (name == "replace") {
+            const Value old = arg(a, 0, "old"), with = arg(a, 1, "new");
+            if (!old.is_string() || !with.is_string()) fail(line, "replace needs two strings");
+            return Value::string(replace(need_string(v, line, name), old.str_bytes(), with.text(), as_int(arg(a, 2, "count", Value::integer(-1)), line, "count")));
+        }
+        if (name == "safe" || name == "e" || name == "escape" || name == "forceescape") {
+            if (name != "safe") fail(line, "the filter '", name, "' is not supported (templates render without HTML escaping)");
+            return v;
+        }
+        if (name == "first" || name == "last") {
+            const List items = iterate(v, line);
+            if (items.empty()) return {};
+            return name == "first" ? items.front() : items.back();
+        }
+        if (name == "list") return Value::list(iterate(v, line));
+        if (name == "reverse") {
+            if (v.is_string()) {
+                const auto at = code_point_offsets(v.str_bytes());
+                Text out;
+                for (std::size_t k = at.size() - 1; k > 0; --k) out.append(v.text().slice(at[k - 1], at[k]));
+                return Value::string(std::move(out));
+            }
+            List items = iterate(v, line);
+            std::reverse(items.begin(), items.end());
+            return Value::list(std::move(items));
+        }
+        if (name == "join") {
+            const Value sep = arg(a, 0, "d", Value::string(std::string()));
+            const Value attr = arg(a, 1, "attribute");
+            Text out;
+            bool first = true;
+            for (Value item : iterate(v, line)) {
+                if (!attr.is_undefined()) item = attribute(item, str_of(attr).bytes, line);
+                if (!first) out.append(str_of(sep));
+                first = false;
+                out.append(str_of(item));
+            }
+            return Value::string(std::move(out));
+        }
+        if (name == "items") {
+            if (v.is_undefined()) return Value::list({});
+            if (!v.is_mapping()) fail(line, "the filter 'items' needs a mapping, not ", type_name(v));
+            List out;
+            for (const auto& [k, x] : v.members()) out.push_back(Value::tuple({key_value(v, k), x}));
+            return Value::list(std::move(out));
+        }
+        if (name == "int") {
+            if (v.kind() == Value::Kind::integer) return v;
+            if (v.kind() == Value::Kind::floating) return Value::integer(std::int64_t(v.as_double()));
+            if (v.kind() == Value::Kind::boolean) return Value::integer(v.as_bool());
+            if (v.is_string()) {
+                std::int64_t n = 0;
+                if (parse_int64(strip(v.text(), Value::none(), true, true).bytes, &n)) return Value::integer(n);
+            }
+            return arg(a, 0, "default", Value::integer(0));
+        }
+        if (name == "float") {
+            if (v.is_number()) return Value::floating(v.as_double());
+            if (v.is_string()) {
+                const std::string s = strip(v.text(), Value::none(), true, true).bytes;
+                char* end = nullptr;
+                const double d = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+                if (!s.empty() && end == s.c_str() + s.size()) return Value::floating(d);
+            }
+            return arg(a, 0, "default", Value::floating(0));
+        }
+        if (name == "abs") {
+            if (v.kind() == Value::Kind::integer) return Value::integer(std::abs(as_int(v, line, "abs()'s argument")));
+            if (v.kind() == Value::Kind::floating) return Value::floating(std::fabs(v.as_double()));
+            fail(line, "bad operand type for abs(): '", type_name(v), "'");
+        }
+        if (name == "map") {
+            List out;
+            const Value attr = arg(a, 99, "attribute");
+            for (const Value& item : iterate(v, line)) {
+                if (!attr.is_undefined()) {
+                    Value x = attribute_path(item, str_of(attr).bytes, line);
+                    if (x.is_undefined()) x = arg(a, 99, "default");
+                    out.push_back(x);
+                } else {
+                    if (a.positional.empty()) fail(line, "map needs a filter name or attribute=");
+                    out.push_back(apply_filter(str_of(a.positional[0]).bytes, item, {a.positional.begin() + 1, a.positional.end()}, line));
+                }
+            }
+            return Value::list(std::move(out));
+        }
+        if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr") {
+            const bool by_attr = name == "selectattr" || name == "rejectattr", keep_true = name == "select" || name == "selectattr";
+            std::size_t first = by_attr ? 1 : 0;
+            List out;
+            for (const Value& item : iterate(v, line)) {
+                const Value subject = by_attr ? attribute_path(item, str_of(arg(a, 0, "attribute")).bytes, line) : item;
+                bool r;
+                if (a.positional.size() > first) {
+                    std::vector<Value> rest(a.positional.begin() + std::ptrdiff_t(first) + 1, a.positional.end());
+                    r = apply_test(str_of(a.positional[first]).bytes, subject, rest, line);
+                } else {
+                    r = subject.truthy();
+                }
+                if (r == keep_true) out.push_back(item);
+            }
+            return Value::list(std::move(out));
+        }
+        if (name == "unique") {
+            List out;
+            for (const Value& item : iterate(v, line))
+                if (std::none_of(out.begin(), out.end(), [&](const Value& x) { return equal(x, item); })) out.push_back(item);
+            return Value::list(std::move(out));
+        }
+        if (name == "sum") {
+            Value total = arg(a, 1, "start", Value::integer(0));
+            const Value attr = arg(a, 0, "attribute");
+            for (Value item : iterate(v, line)) {
+                if (!attr.is_undefined()) item = attribute_path(item, str_of(attr).bytes, line);
+                if (!item.is_number() || !total.is_number() || item.is_big()) fail(line, "sum of non-numbers or of integers past 64 bits");
+                total = total.kind() == Value::Kind::integer && item.kind() == Value::Kind::integer
+                            ? Value::integer(total.as_integer() + item.as_integer())
+                            : Value::floating(total.as_double() + item.as_double());
+            }
+            return total;
+        }
+        if (name == "dictsort") {
+            if (!v.is_mapping()) fail(line, "dictsort needs a mapping");
+            List out;
+            for (const auto& [k, x] : v.members()) out.push_back(Value::tuple({key_value(v, k), x}));
+            std::stable_sort(out.begin(), out.end(), [&](const Value& p, const Value& q) {
+                return compare(p.items()[0], q.items()[0], line, "<") < 0;
+            });
+            return Value::list(std::move(out));
+        }
+        if (name == "sort") {
+            List items = iterate(v, line);
+            const bool reverse = arg(a, 0, "reverse", Value::boolean(false)).truthy();
+            const Value attr = arg(a, 2, "attribute");
+            auto key = [&](const Value& x) { return attr.is_undefined() ? x : attribute_path(x, str_of(attr).bytes, line); };
+            std::stable_sort(items.begin(), items.end(), [&](const Value& p, const Value& q) {
+                const int c = compare(key(p), key(q), line, "<");
+                return reverse ? c > 0 : c < 0;
+            });
+            return Value::list(std::move(items));
+        }
+        if (name == "wordcount") return Value::integer(std::int64_t(iterate_words(v, line)));
+        fail(line, "the filter '", name, "' is not supported");
+    }
+    std::size_t iterate_words(const Value& v, int line) {
+        const Value words = string_method(Value::string(need_string(v, line, "wordcount")), "split", line);
+        std::vector<Value> none;
+        std::vector<std::pair<std::string, Value>> named;
+        return words.as_function()(none, named).items().size();
+    }
+    Value apply_filter(const std::string& name, const Value& v, std::vector<Value> args, int line) {
+        auto e = new_expr(Expr::Kind::filter);
+        e->line = line;
+        e->name = name;
+        auto lit = [&](const Value& x) {
+            auto l = new_expr(Expr::Kind::literal);
+            l->line = line;
+            l->value = x;
+            return ExprPtr(l);
+        };
+        e->args.push_back(lit(v));
+        for (const Value& x : args) e->args.push_back(lit(x));
+        return filter(*e);
+    }
+    bool apply_test(const std::string& name, const Value& v, const std::vector<Value>& args, int line) {
+        return test_value(name, v, args, line);
+    }
+    // "a.b" follows attributes and integer indexes, as Jinja's attribute= arguments do
+    Value attribute_path(const Value& v, const std::string& path, int line) {
+        Value x = v;
+        std::size_t i = 0;
+        while (i <= path.size()) {
+            const std::size_t dot = path.find('.', i);
+            const std::string part = path.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+            if (x.is_undefined()) return x;
+            const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+            std::int64_t index = 0;
+            x = digits && parse_int64(part, &index) ? item(x, Value::integer(index), line) : item(x, Value::string(part), line);
+            if (dot == std::string::npos) break;
+            i = dot + 1;
+        }
+        return x;
+    }
+    static const Text& need_string(const Value& v, int line, std::string_view filter) {
+        if (!v.is_string()) fail(line, "the filter '", filter, "' needs a string, not ", type_name(v));
+        return v.text();
+    }
+
+    bool test(const Expr& e) {
+        const Value v = eval(*e.args[0]);
+        std::vector<Value> args;
+        for (std::size_t i = 1; i < e.args.size(); ++i) args.push_back(eval(*e.args[i]));
+        return test_value(e.name, v, args, e.line);
+    }
+    bool test_value(const std::string& name, const Value& v, const std::vector<Value>& args, int line) {
+        using K = Value::Kind;
+        auto other = [&]() -> const Value& {
+            if (args.empty()) fail(line, "the test '", name, "' needs an argument");
+            return args[0];
+        };
+        if (name == "defined") return !v.is_undefined();
+        if (name == "undefined") return v.is_undefined();
+        if (name == "none") return v.is_none();
+        if (name == "boolean") return v.kind() == K::boolean;
+        if (name == "true") return v.kind() == K::boolean && v.as_bool();
+        if (name == "false") return v.kind() == K::boolean && !v.as_bool();
+        if (name == "string") return v.is_string();
+        if (name == "number") return v.is_number() || v.kind() == K::boolean;
+        if (name == "integer") return v.kind() == K::integer;
+        if (name == "float") return v.kind() == K::floating;
+        // as Jinja's tests: Undefined has a length and can be iterated; a namespace() is no mapping
+        if (name == "mapping") return v.is_dict();
+        if (name == "sequence") return v.is_list() || v.is_string() || v.is_dict() || v.is_undefined();
+        if (name == "iterable") return v.is_list() || v.is_string() || v.is_mapping() || v.is_undefined();
+        if (name == "callable") return v.kind() == K::function || v.kind() == K::macro;
+        if (name == "odd" || name == "even") {
+            const std::int64_t n = as_int(v, line, "the tested value");
+            return (n % 2 != 0) == (name == "odd");
+        }
+        if (name == "divisibleby") {
+            const std::int64_t d = as_int(other(), line, "divisibleby's argument");
+            if (d == 0) fail(line, "divisibleby 0");
+            return as_int(v, line, "the tested value") % d == 0;
+        }
+        if (name == "eq" || name == "equalto" || name == "==") return equal(v, other());
+        if (name == "ne" || name == "!=") return !equal(v, other());
+        if (name == "lt" || name == "<" || name == "lessthan") return compare(v, other(), line, "<") < 0;
+        if (name == "le" || name == "<=") return compare(v, other(), line, "<=") <= 0;
+        if (name == "gt" || name == ">" || name == "greaterthan") return compare(v, other(), line, ">") > 0;
+        if (name == "ge" || name == ">=") return compare(v, other(), line, ">=") >= 0;
+        if (name == "in") return contains(other(), v, line);
+        if (name == "lower") return v.is_string() && change_case(v.text(), "lower").bytes == v.str_bytes();
+        if (name == "upper") return v.is_string() && change_case(v.text(), "upper").bytes == v.str_bytes();
+        if (name == "sameas") {
+            const Value& o = other();
+            return v.kind() == o.kind() && (v.kind() == K::none || v.kind() == K::undefined || (v.kind() == K::boolean && v.as_bool() == o.as_bool()));
+        }
+        fail(line, "the test '", name, "' is not supported");
+    }
+
+    RenderLimits limits_;
+    std::vector<Dict> scopes_;  // the globals first, the innermost last
+    std::uint64_t steps_ = 0;
+    int depth_ = 0;
+};
+
+}  // namespace detail
+
+// Runs `program` with `variables` as its globals. Throws Error(invalid_argument) for what a
+// template raises (raise_exception, a Python error, an unsupported filter), naming its line.
+inline Text render(const Program& program, Dict variables, const RenderLimits& limits = {}) {
+    return detail::Interpreter(std::move(variables), limits).run(program);
+}
+
+}  // namespace qwen3::chat::jinja
+// ===== end of qwen3/chat/jinja/interpreter.hpp =====
+// ===== qwen3/chat/template.hpp =====
+// qwen3/chat/template.hpp - the Qwen3 chat template, rendered in C++.
+//
+// render_prompt() produces, byte for byte, what Hugging Face's apply_chat_template produces with the
+// chat_template of Qwen3's tokenizer_config.json (Python Jinja2, sandboxed, trim_blocks and
+// lstrip_blocks, tojson = json.dumps(ensure_ascii=False)). It is not a Jinja engine: the function
+// below follows that one template statement by statement, with Python's meanings for every operation
+// (chat/python_values.hpp). tests/test_chat.cpp checks it against renderings by the real template.
+//
+// Trusted and untrusted text. The result marks which bytes came from the caller's data (message
+// content, reasoning, tool-call names and arguments, tool schemas): those are *untrusted*, the rest
+// is the template's own text with its control tokens (<|im_start|>, <|im_end|>, <think>, ...).
+// A tokenizer must not turn "<|im_end|>" typed by a user into the control token, so untrusted bytes
+// are tokenized with special-token matching switched off.
+//
+// Why byte ranges of one string rather than separately tokenized pieces: Hugging Face tokenizes the
+// whole prompt. It first splits at special tokens, then pre-tokenizes each stretch between them with
+// the Qwen2 regex, and that regex merges across the template/content boundary in common cases:
+//   "user\n" + "\nHello"      ->  "\n\n" is one pre-token (\s*[\r\n]+), not "\n" and "\n"
+//   "\"arguments\": " + "{\"city\"..."  ->  " {\"" is one pre-token ( ?[^\s\p{L}\p{N}]+)
+//   "text " + "\n</tool_response>"      ->  " \n" is one pre-token
+// so tokenizing segment by segment would give different ids than the model was trained on. With
+// ranges, the tokenizer splits at special tokens only outside the untrusted ranges and pre-tokenizes
+// the text between special tokens as one string: the ids equal Hugging Face's whenever the content
+// holds no special-token text, and content can never forge a control token. segments() is there for
+// display and inspection, not for tokenizing piece by piece.
+
+#include <span>
+
+// ===== qwen3/chat/messages.hpp =====
+// qwen3/chat/messages.hpp - a typed conversation, and the JSON the chat template reads.
+//
+// The template (chat/template.hpp) works on JSON shaped like Hugging Face's apply_chat_template
+// arguments: {"messages": [...], "tools": [...], "add_generation_prompt": b, "enable_thinking": b}.
+// These types are the convenient C++ way to build that JSON: every field here becomes the key the
+// template reads, so anything a Message can say renders exactly as the template renders it.
+
+
+
+namespace qwen3::chat {
+
+// A function call the assistant made. `arguments` is normally a JSON object; a JSON string is
+// printed verbatim by the template (so it must hold JSON text for the model to see valid JSON).
+struct ToolCall {
+    std::string name;
+    json::Value arguments = json::Value(json::Object{});
+};
+
+// One turn. Roles the template knows: "system", "user", "assistant", "tool" (a tool's result);
+// messages with any other role are skipped by the template.
+struct Message {
+    std::string role;
+    std::string content;
+    // The assistant's thinking, without the <think> tags. When absent, the template looks for a
+    // <think>...</think> block inside `content` instead.
+    std::optional<std::string> reasoning_content;
+    std::vector<ToolCall> tool_calls;  // assistant turns only
+
+    static Message system(std::string text) { return {"system", std::move(text), std::nullopt, {}}; }
+    static Message user(std::string text) { return {"user", std::move(text), std::nullopt, {}}; }
+    static Message assistant(std::string text, std::optional<std::string> reasoning = std::nullopt,
+                             std::vector<ToolCall> calls = {}) {
+        return {"assistant", std::move(text), std::move(reasoning), std::move(calls)};
+    }
+    static Message tool(std::string result) { return {"tool", std::move(result), std::nullopt, {}}; }
+};
+
+struct Options {
+    // End the prompt with "<|im_start|>assistant\n" so the model writes the next assistant turn.
+    bool add_generation_prompt = true;
+    // false: the prompt ends with an empty "<think>\n\n</think>\n\n" block, so the model answers
+    // without thinking. true renders exactly as leaving enable_thinking unset does.
+    bool enable_thinking = true;
+};
+
+// {"role": ..., "content": ..., ["reasoning_content": ...,] ["tool_calls": [{"type": "function",
+// "function": {"name": ..., "arguments": ...}}, ...]]}. Never throws except std::bad_alloc.
+json::Value to_json(const Message& message);
+json::Value to_json(const ToolCall& call);
+
+// The template's input object. `tools` are JSON schemas as OpenAI-style tool definitions
+// ({"type": "function", "function": {"name", "description", "parameters"}}); when empty, no "tools"
+// key is written (the template then renders no tools section).
+json::Value make_chat_request(std::span<const Message> messages, const Options& options = {},
+                              std::span<const json::Value> tools = {});
+
+// ---------------------------------------------------------------------------------------------
+// implementation
+
+inline json::Value to_json(const ToolCall& call) {
+    json::Value function(json::Object{});
+    function.set("name", json::Value(call.name));
+    function.set("arguments", call.arguments);
+    json::Value out(json::Object{});
+    out.set("type", json::Value("function"));
+    out.set("function", std::move(function));
+    return out;
+}
+
+inline json::Value to_json(const Message& message) {
+    json::Value out(json::Object{});
+    out.set("role", json::Value(message.role));
+    out.set("content", json::Value(message.content));
+    if (message.reasoning_content) out.set("reasoning_content", json::Value(*message.reasoning_content));
+    if (!message.tool_calls.empty()) {
+        json::Array calls;
+        calls.reserve(message.tool_calls.size());
+        for (const ToolCall& call : message.tool_calls) calls.push_back(to_json(call));
+        out.set("tool_calls", json::Value(std::move(calls)));
+    }
+    return out;
+}
+
+inline json::Value make_chat_request(std::span<const Message> messages, const Options& options,
+                                     std::span<const json::Value> tools) {
+    json::Array list;
+    list.reserve(messages.size());
+    for (const Message& m : messages) list.push_back(to_json(m));
+    json::Value request(json::Object{});
+    request.set("messages", json::Value(std::move(list)));
+    if (!tools.empty()) request.set("tools", json::Value(json::Array(tools.begin(), tools.end())));
+    request.set("add_generation_prompt", json::Value(options.add_generation_prompt));
+    request.set("enable_thinking", json::Value(options.enable_thinking));
+    return request;
+}
+
+}  // namespace qwen3::chat
+// ===== end of qwen3/chat/messages.hpp =====
+
 namespace qwen3::chat {
 
 // Byte offsets [begin, end) into RenderedPrompt::text.
@@ -1628,6 +4662,20 @@ RenderedPrompt render_prompt(const json::Value& request);
 // fail here).
 RenderedPrompt render_prompt(std::span<const Message> messages, const Options& options = {},
                              std::span<const json::Value> tools = {});
+
+// Whether the prompt ends inside a think block the template opened (its own "<think>", no
+// "</think>" or turn after it), as Qwen3-Thinking-2507's generation prompt does: the reply then
+// starts with reasoning and no "<think>" of its own.
+inline bool ends_inside_think(const RenderedPrompt& prompt) {
+    const std::string_view text = prompt.text;
+    for (std::size_t at = text.rfind("<think>"); at != std::string_view::npos; at = at ? text.rfind("<think>", at - 1) : std::string_view::npos) {
+        bool untrusted = false;
+        for (const TextRange& r : prompt.untrusted) untrusted = untrusted || (r.begin < at + 7 && at < r.end);
+        if (untrusted) continue;  // the caller's text, not the template's
+        return text.find("</think>", at) == std::string_view::npos && text.find("<|im_start|>", at) == std::string_view::npos;
+    }
+    return false;
+}
 
 // render_prompt(request).text: what `qwen3 template` prints. Throws as render_prompt.
 std::string render_text(const json::Value& request);
@@ -1837,6 +4885,414 @@ inline std::string render_text(const json::Value& request) { return render_promp
 
 }  // namespace qwen3::chat
 // ===== end of qwen3/chat/template.hpp =====
+
+namespace qwen3::chat {
+
+// The special tokens transformers passes to every chat template.
+struct TemplateTokens {
+    std::string bos_token;                      // Qwen3 has none
+    std::string eos_token = "<|im_end|>";
+    std::string pad_token = "<|endoftext|>";
+};
+
+class ChatTemplate {
+public:
+    // Throws Error(invalid_argument) naming the line of a syntax error or of a statement this
+    // interpreter does not run.
+    explicit ChatTemplate(std::string source) : source_(std::move(source)), program_(jinja::parse(source_)) {}
+
+    // Renders a request object. Throws Error(invalid_argument) for a request that is not an object
+    // and for whatever the template raises (naming the line).
+    RenderedPrompt render(const json::Value& request, const TemplateTokens& tokens = {}, const jinja::RenderLimits& limits = {}) const {
+        if (!request.is_object()) qwen3::detail::fail(ErrorCode::invalid_argument, "chat template: the request must be a JSON object");
+        jinja::Dict variables;
+        for (const json::Member& m : request.as_object()) {
+            auto it = std::find_if(variables.begin(), variables.end(), [&](const auto& p) { return p.first == m.key; });
+            jinja::Value v = jinja::Value::from_json(m.value, /*untrusted=*/true);
+            if (it != variables.end()) it->second = std::move(v);  // json.loads keeps the last
+            else variables.emplace_back(m.key, std::move(v));
+        }
+        for (const auto& token : {std::pair<const char*, const std::string*>{"bos_token", &tokens.bos_token},
+                                  {"eos_token", &tokens.eos_token}, {"pad_token", &tokens.pad_token}})
+            if (std::none_of(variables.begin(), variables.end(), [&](const auto& p) { return p.first == token.first; }))
+                variables.emplace_back(token.first, jinja::Value::string(*token.second));
+        jinja::Text text = jinja::render(program_, std::move(variables), limits);
+        RenderedPrompt out;
+        out.text = std::move(text.bytes);
+        for (auto [b, e] : text.untrusted) out.untrusted.push_back(TextRange{b, e});
+        return out;
+    }
+
+    const std::string& source() const noexcept { return source_; }
+
+    // The template a GGUF file carries (tokenizer.chat_template), if any. Throws what parsing throws.
+    static std::optional<ChatTemplate> from_gguf(const gguf::File& file) {
+        const std::string_view text = file.get_string("tokenizer.chat_template", {});
+        if (text.empty()) return std::nullopt;
+        return ChatTemplate(std::string(text));
+    }
+    // The template of a Hugging Face folder, as transformers finds it: chat_template.jinja, else
+    // tokenizer_config.json's "chat_template" (a string, or a list of {"name", "template"} whose
+    // "default" is taken). Throws Error for a malformed tokenizer_config.json and what parsing throws.
+    static std::optional<ChatTemplate> from_folder(const std::string& folder) {
+        if (std::ifstream jinja_file(folder + "/chat_template.jinja", std::ios::binary); jinja_file)
+            return ChatTemplate(std::string(std::istreambuf_iterator<char>(jinja_file), std::istreambuf_iterator<char>()));
+        std::ifstream config_file(folder + "/tokenizer_config.json", std::ios::binary);
+        if (!config_file) return std::nullopt;
+        const std::string config_text((std::istreambuf_iterator<char>(config_file)), std::istreambuf_iterator<char>());
+        const json::Value config = json::parse(config_text, folder + "/tokenizer_config.json");
+        const json::Value* t = config.is_object() ? config.find("chat_template") : nullptr;
+        if (!t) return std::nullopt;
+        if (t->is_string()) return ChatTemplate(t->as_string());
+        if (t->is_array())
+            for (const json::Value& named : t->as_array())
+                if (named.is_object() && named.find("name") && named.find("template") && named.at("name").is_string() &&
+                    named.at("name").as_string() == "default" && named.at("template").is_string())
+                    return ChatTemplate(named.at("template").as_string());
+        qwen3::detail::fail(ErrorCode::format, folder, "/tokenizer_config.json: \"chat_template\" is neither a string nor a list with a \"default\" template");
+    }
+
+private:
+    std::string source_;
+    jinja::Program program_;
+};
+
+}  // namespace qwen3::chat
+// ===== end of qwen3/chat/chat_template.hpp =====
+// ===== qwen3/chat/reply_parser.hpp =====
+// qwen3/chat/reply_parser.hpp - reading what the model wrote: thinking, answer, tool calls.
+//
+// A Qwen3 reply in thinking mode is "<think>\n...reasoning...\n</think>\n\nanswer"; in non-thinking
+// mode the prompt already holds an empty think block and the reply is just the answer. Tool calls are
+// "<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>" blocks in the answer.
+//
+// The split follows the chat template's own reading of an assistant turn (reasoning.strip('\n'),
+// answer.lstrip('\n')), so feeding a ParsedReply back as an assistant Message (to_message) renders
+// the turn the way the model wrote it. ThinkSplitter does the split while tokens stream in; its
+// deltas concatenate to exactly what parse_reply returns for the whole text, however the text is cut.
+//
+// Nothing here throws on model output: malformed tool calls are reported, not raised.
+
+
+
+namespace qwen3::chat {
+
+// New text for each part since the last call (either may be empty).
+struct ReplyDelta {
+    std::string reasoning;
+    std::string answer;
+};
+
+// Streaming think/answer splitter. Feed decoded text pieces in order (any cut, even inside a tag or
+// a UTF-8 sequence: bytes are never reordered, only held back), then call finish() once.
+//  - A reply whose first non-whitespace text is "<think>" starts a think block, ended by the first
+//    "</think>"; everything after it is answer. Any other reply is all answer.
+//  - Text that could still become a tag ("</thi" at the end of a piece) is held back until the next
+//    piece decides it; so are newlines that the template would strip at the end of the reasoning.
+class ThinkSplitter {
+public:
+    enum class State { start, reasoning, answer };
+
+    // starts_in_reasoning: the prompt itself ended inside an open think block ("...<think>\n"), so
+    // the reply begins with reasoning and no "<think>" will come.
+    explicit ThinkSplitter(bool starts_in_reasoning = false)
+        : state_(starts_in_reasoning ? State::reasoning : State::start), thought_(starts_in_reasoning) {}
+
+    // Never throws (except std::bad_alloc).
+    ReplyDelta feed(std::string_view piece);
+    // Releases what was held back: an unfinished tag at the end is plain text. Call once, at the end.
+    ReplyDelta finish();
+
+    State state() const noexcept { return state_; }
+    bool thought() const noexcept { return thought_; }  // a think block was opened
+    bool reasoning_closed() const noexcept { return closed_; }  // ... and "</think>" has been seen
+
+private:
+    void emit_reasoning(ReplyDelta& out, std::string_view text);
+    void emit_answer(ReplyDelta& out, std::string_view text);
+    void process(ReplyDelta& out);
+
+    State state_;
+    bool thought_;
+    bool closed_ = false;
+    bool reasoning_begun_ = false;  // a non-newline reasoning byte was emitted (leading '\n's are dropped)
+    bool answer_begun_ = false;     // likewise for the answer
+    std::string pending_;           // bytes held back
+};
+
+// A block the model wrote as a tool call but that is not one: JSON that does not parse, no "name",
+// or no "</tool_call>" before the end. Its text stays in ParsedReply::content.
+struct InvalidToolCall {
+    std::string text;   // the block, tags included
+    std::string error;  // why it was not accepted
+};
+
+struct ParsedReply {
+    std::string reasoning;  // inside <think>...</think>, newlines at both ends removed
+    std::string content;    // the answer without the tool-call blocks
+    std::vector<ToolCall> tool_calls;
+    std::vector<InvalidToolCall> invalid_tool_calls;
+    bool thought = false;  // the reply had a think block (possibly empty)
+};
+
+// Splits a complete reply (see ThinkSplitter) and takes the <tool_call> blocks out of the answer.
+// A block's body must be a JSON object with a string "name"; "arguments" (any JSON value) defaults
+// to {}. The newline the template writes before each block is removed from the content, as are
+// whitespace-only gaps between and after blocks. Never throws (except std::bad_alloc).
+ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning = false);
+
+// The reply as an assistant message for the conversation history: content, tool calls, and the
+// reasoning (as reasoning_content) when the model thought.
+Message to_message(const ParsedReply& reply);
+
+// Whether the model is expected to think in its next reply, for display only (the model decides;
+// ThinkSplitter handles either). false when enable_thinking is false. Otherwise the Qwen3 soft
+// switches decide: the most recent "/think" or "/no_think" in a user or system message wins (a
+// switch is the word itself: not preceded by a letter, digit, '_' or '/', not followed by a letter,
+// digit or '_'); with none, true. Message text is never changed: the template passes switches on
+// to the model as written. Never throws for any JSON value.
+bool expects_thinking(const json::Value& request);
+bool expects_thinking(std::span<const Message> messages, const Options& options);
+
+// ---------------------------------------------------------------------------------------------
+// implementation
+
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
+
+inline constexpr std::string_view kThinkOpen = "<think>";
+inline constexpr std::string_view kThinkClose = "</think>";
+inline constexpr std::string_view kToolCallOpen = "<tool_call>";
+inline constexpr std::string_view kToolCallClose = "</tool_call>";
+
+// Length of the longest suffix of `text` that is a proper prefix of `tag`.
+inline std::size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
+    for (std::size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n)
+        if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
+    return 0;
+}
+
+inline bool is_reply_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+inline bool is_word_byte(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
+
+inline void ThinkSplitter::emit_reasoning(ReplyDelta& out, std::string_view text) {
+    if (!reasoning_begun_) {
+        std::size_t i = text.find_first_not_of('\n');
+        if (i == std::string_view::npos) return;
+        text.remove_prefix(i);
+        reasoning_begun_ = true;
+    }
+    out.reasoning += text;
+}
+
+inline void ThinkSplitter::emit_answer(ReplyDelta& out, std::string_view text) {
+    if (!answer_begun_) {
+        std::size_t i = text.find_first_not_of('\n');
+        if (i == std::string_view::npos) return;
+        text.remove_prefix(i);
+        answer_begun_ = true;
+    }
+    out.answer += text;
+}
+
+inline void ThinkSplitter::process(ReplyDelta& out) {
+    if (state_ == State::start) {
+        std::string_view text = pending_;
+        std::size_t first = 0;
+        while (first < text.size() && detail::is_reply_space(text[first])) ++first;
+        std::string_view rest = text.substr(first);
+        if (rest.starts_with(detail::kThinkOpen)) {
+            state_ = State::reasoning;
+            thought_ = true;
+            pending_.erase(0, first + detail::kThinkOpen.size());
+        } else if (detail::kThinkOpen.starts_with(rest)) {
+            return;  // only whitespace and the start of "<think>" so far
+        } else {
+            state_ = State::answer;
+        }
+    }
+    if (state_ == State::reasoning) {
+        std::string_view text = pending_;
+        std::size_t close = text.find(detail::kThinkClose);
+        if (close == std::string_view::npos) {
+            // keep a possible tag start and the newlines before it: they may be followed by </think>
+            std::size_t keep_from = text.size() - detail::partial_tag_suffix(text, detail::kThinkClose);
+            while (keep_from > 0 && text[keep_from - 1] == '\n') --keep_from;
+            emit_reasoning(out, text.substr(0, keep_from));
+            pending_.erase(0, keep_from);
+            return;
+        }
+        std::string_view body = text.substr(0, close);
+        while (!body.empty() && body.back() == '\n') body.remove_suffix(1);
+        emit_reasoning(out, body);
+        pending_.erase(0, close + detail::kThinkClose.size());
+        state_ = State::answer;
+        closed_ = true;
+    }
+    // answer: nothing is held back
+    emit_answer(out, pending_);
+    pending_.clear();
+}
+
+inline ReplyDelta ThinkSplitter::feed(std::string_view piece) {
+    ReplyDelta out;
+    pending_ += piece;
+    process(out);
+    return out;
+}
+
+inline ReplyDelta ThinkSplitter::finish() {
+    ReplyDelta out;
+    if (state_ == State::start) {
+        state_ = State::answer;
+        emit_answer(out, pending_);
+    } else if (state_ == State::reasoning) {
+        std::string_view text = pending_;  // an unfinished "</thi" is text; final newlines are stripped
+        while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+        emit_reasoning(out, text);
+    } else {
+        emit_answer(out, pending_);
+    }
+    pending_.clear();
+    return out;
+}
+
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
+
+// One <tool_call> body: {"name": "...", "arguments": ...}. Returns an empty string on success, else why not.
+inline std::string read_tool_call(std::string_view body, chat::ToolCall& call) {
+    json::Value value;
+    try {
+        value = json::parse(body, "tool call");
+    } catch (const Error& e) {
+        return e.what();
+    }
+    if (!value.is_object()) return "tool call: expected a JSON object";
+    const json::Value* name = value.find("name");
+    if (!name || !name->is_string()) return "tool call: expected a string \"name\"";
+    call.name = name->as_string();
+    const json::Value* arguments = value.find("arguments");
+    call.arguments = arguments ? *arguments : json::Value(json::Object{});
+    return {};
+}
+
+inline bool only_whitespace(std::string_view s) {
+    for (char c : s)
+        if (!is_reply_space(c)) return false;
+    return true;
+}
+
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
+
+inline ParsedReply parse_reply(std::string_view text, bool starts_in_reasoning) {
+    ThinkSplitter splitter(starts_in_reasoning);
+    ReplyDelta a = splitter.feed(text);
+    ReplyDelta b = splitter.finish();
+    ParsedReply reply;
+    reply.thought = splitter.thought();
+    reply.reasoning = std::move(a.reasoning) + b.reasoning;
+    const std::string answer = std::move(a.answer) + b.answer;
+
+    std::string_view rest = answer;
+    bool after_block = false;
+    for (;;) {
+        std::size_t open = rest.find(detail::kToolCallOpen);
+        std::string_view before = rest.substr(0, open == std::string_view::npos ? rest.size() : open);
+        // the template writes one '\n' before each block: it belongs to the block, not the content
+        const bool newline_before = open != std::string_view::npos && before.ends_with('\n');
+        if (newline_before) before.remove_suffix(1);
+        // text between or after blocks is kept only when it says something
+        if (!(after_block && detail::only_whitespace(before))) reply.content += before;
+        if (open == std::string_view::npos) break;
+        std::size_t body_begin = open + detail::kToolCallOpen.size();
+        std::size_t close = rest.find(detail::kToolCallClose, body_begin);
+        std::size_t block_end = close == std::string_view::npos ? rest.size() : close + detail::kToolCallClose.size();
+        ToolCall call;
+        std::string error = close == std::string_view::npos
+                                ? std::string("tool call: no </tool_call> before the end of the reply")
+                                : detail::read_tool_call(rest.substr(body_begin, close - body_begin), call);
+        if (error.empty()) {
+            reply.tool_calls.push_back(std::move(call));
+        } else {
+            // the block stays in the content as written, so nothing the model wrote is lost
+            std::string_view block = rest.substr(open, block_end - open);
+            if (newline_before) reply.content += '\n';
+            reply.content += block;
+            reply.invalid_tool_calls.push_back({std::string(block), std::move(error)});
+        }
+        rest.remove_prefix(block_end);
+        after_block = true;
+    }
+    return reply;
+}
+
+inline Message to_message(const ParsedReply& reply) {
+    Message m = Message::assistant(reply.content);
+    if (reply.thought) m.reasoning_content = reply.reasoning;
+    m.tool_calls = reply.tool_calls;
+    return m;
+}
+
+}  // namespace qwen3::chat
+
+namespace qwen3::detail {
+
+// +1 for /think, -1 for /no_think, 0 when the text holds neither: the last one in the text.
+inline int last_soft_switch(std::string_view text) {
+    int found = 0;
+    for (std::size_t at = text.find('/'); at != std::string_view::npos; at = text.find('/', at + 1)) {
+        if (at > 0 && (is_word_byte(text[at - 1]) || text[at - 1] == '/')) continue;
+        std::string_view rest = text.substr(at);
+        for (auto [word, value] : {std::pair<std::string_view, int>{"/think", 1}, {"/no_think", -1}}) {
+            if (rest.starts_with(word) && (rest.size() == word.size() || !is_word_byte(rest[word.size()]))) found = value;
+        }
+    }
+    return found;
+}
+
+}  // namespace qwen3::detail
+
+namespace qwen3::chat {
+
+inline bool expects_thinking(const json::Value& request) {
+    const json::Value* enable = request.find("enable_thinking");
+    if (enable && enable->is_bool() && !enable->as_bool()) return false;
+    const json::Value* messages = request.find("messages");
+    if (!messages || !messages->is_array()) return true;
+    const json::Array& list = messages->as_array();
+    for (std::size_t i = list.size(); i-- > 0;) {
+        const json::Value* role = list[i].find("role");
+        const json::Value* content = list[i].find("content");
+        if (!role || !role->is_string() || !content || !content->is_string()) continue;
+        if (role->as_string() != "user" && role->as_string() != "system") continue;
+        if (int s = detail::last_soft_switch(content->as_string()); s != 0) return s > 0;
+    }
+    return true;
+}
+
+inline bool expects_thinking(std::span<const Message> messages, const Options& options) {
+    if (!options.enable_thinking) return false;
+    for (std::size_t i = messages.size(); i-- > 0;) {
+        if (messages[i].role != "user" && messages[i].role != "system") continue;
+        if (int s = detail::last_soft_switch(messages[i].content); s != 0) return s > 0;
+    }
+    return true;
+}
+
+}  // namespace qwen3::chat
+// ===== end of qwen3/chat/reply_parser.hpp =====
 // ===== end of qwen3/chat.hpp =====
 // ===== qwen3/config.hpp =====
 // qwen3/config.hpp - compile-time model configurations.
@@ -1993,7 +5449,6 @@ constexpr auto dims_of_list(ConfigList<Cfgs...>) {
 #include <chrono>
 #include <deque>
 #include <exception>
-#include <functional>
 #include <map>
 #include <mutex>
 
@@ -3430,7 +6885,6 @@ inline std::string nfc(std::string_view text) {
 //   token-mask caches (token_mask.hpp) follow such rules outward and stop only at rules with
 //   several continuations, where the real parse stack must decide.
 
-#include <array>
 
 
 namespace qwen3 {
@@ -6649,6 +10103,8 @@ struct ToolChoice {
 
 struct ReplyForm {
     bool thinking = false;                 // the reply may open with <think> reasoning </think>
+    bool starts_in_reasoning = false;      // the prompt ended inside an open <think> (Qwen3-Thinking-2507):
+                                           // the reply is reasoning up to </think>, then the answer
     ResponseFormat response_format;
     std::vector<json::Value> tools;        // as given to the template: {"type": "function", "function": {...}} or the function itself
     ToolChoice tool_choice;
@@ -6665,12 +10121,13 @@ inline bool constrains(const ReplyForm& form) {
 
 // A key naming everything reply_grammar(form) depends on: equal keys, equal grammars (for caches).
 inline std::string cache_key(const ReplyForm& form) {
-    std::string key = std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
-                      form.tool_choice.function + "|" + std::to_string(form.constrain_tool_calls) + "|" +
-                      std::to_string(int(form.response_format.kind)) + "|" + json::dump(form.response_format.schema) + "|" +
-                      std::to_string(form.schema_options.max_whitespace) + std::to_string(form.schema_options.allow_extra_properties) +
-                      std::to_string(form.schema_options.ignore_unknown_formats);
-    for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+    std::string key;
+    for (int flag : {int(form.thinking), int(form.starts_in_reasoning), int(form.tool_choice.kind), int(form.constrain_tool_calls),
+                     int(form.response_format.kind), form.schema_options.max_whitespace, int(form.schema_options.allow_extra_properties),
+                     int(form.schema_options.ignore_unknown_formats)})
+        key.append(std::to_string(flag)).push_back(',');
+    key.append(json::quote(form.tool_choice.function)).append(json::dump(form.response_format.schema));
+    for (const json::Value& tool : form.tools) key.append("|").append(json::dump(tool));
     return key;
 }
 
@@ -6708,8 +10165,9 @@ inline std::string tool_name(const json::Value& tool) {
 inline Grammar reply_grammar(const ReplyForm& form) {
     GrammarBuilder builder;
     std::string main = "root ::= ";
-    main += form.thinking ? "reasoning? answer\n" : "answer\n";
-    main += "reasoning ::= <think> .* </think> [ \\t\\n]*\n";
+    main += form.starts_in_reasoning ? "reasoning-rest answer\n" : form.thinking ? "reasoning? answer\n" : "answer\n";
+    main += "reasoning ::= <think> reasoning-rest\n";
+    main += "reasoning-rest ::= .* </think> [ \\t\\n]*\n";
     main += "text ::= .*\n";
     main += "ws ::= [ ]?\n";
 
@@ -7291,7 +10749,6 @@ private:
 // binary heap up to kHugePiece bytes and buckets of ranks beyond (see BucketQueue): O(n log n) with
 // a small constant, so a 1 MB word without spaces is no problem (bench_tokenizer prints the scaling).
 
-#include <limits>
 
 namespace qwen3 {
 using TokenId = std::int32_t;
@@ -8383,779 +11840,6 @@ inline std::string StreamDecoder::finish() {
 
 #include <filesystem>
 
-// ===== qwen3/format/gguf.hpp =====
-// qwen3/format/gguf.hpp - a bounds-checked GGUF reader (versions 2 and 3, little-endian).
-//
-// GGUF is llama.cpp's single-file format: a header, typed metadata key/value pairs, a table of tensor
-// descriptions, then the aligned tensor data. The reader maps the file and keeps views into it;
-// strings, string arrays (a 151k-token vocabulary) and tensor data are never copied.
-//
-// Every count, length and offset in the file is checked against the bytes that remain before it is
-// used, so a truncated or hostile file yields Error(format) naming the file, the byte offset and
-// the field, never an out-of-bounds read or an allocation sized by an unchecked number. Counts also
-// have hard limits (kMax* below) far above any real model, so the memory the parsed tables take is
-// bounded by those limits and by the file's own size; every reserve() names the check it relies on.
-//
-// Tensor data: each tensor must lie inside the data section, at a multiple of the alignment, and no
-// two tensors may overlap (their views would alias, which no writer produces; llama.cpp goes further
-// and requires them back to back in table order). Gaps and any order are accepted.
-
-
-// ===== qwen3/tensor.hpp =====
-// qwen3/tensor.hpp - element types and non-owning views of weight tensors and matrices.
-//
-// A weight's element type is a runtime tag (DType), not a template parameter: a quantized GGUF mixes
-// types (Q4_K_M holds Q4_K, Q6_K and F32 tensors), and each kernel switches on the tag of the tensor
-// it is given. Shapes are written in row-major order, outermost first, as Hugging Face and numpy
-// write them: a projection from `in` to `out` features is [out, in]. (GGUF lists the same dimensions
-// fastest first, {in, out}; the bytes are identical.)
-
-
-
-namespace qwen3 {
-
-// Values are ggml's type ids, so a GGUF tensor's type converts by a cast after validation.
-enum class DType : std::uint32_t {
-    f32 = 0,
-    f16 = 1,
-    q4_0 = 2,
-    q4_1 = 3,
-    q5_0 = 6,
-    q5_1 = 7,
-    q8_0 = 8,
-    q8_1 = 9,
-    q2_k = 10,
-    q3_k = 11,
-    q4_k = 12,
-    q5_k = 13,
-    q6_k = 14,
-    q8_k = 15,
-    bf16 = 30,
-};
-
-struct DTypeInfo {
-    DType type;
-    const char* name;           // as llama.cpp prints it
-    std::uint32_t block_elems;  // elements per block (1 for plain floats)
-    std::uint32_t block_bytes;  // bytes per block
-};
-
-// Block layouts as ggml defines them (GGUF specification, "GGML types").
-inline constexpr std::array<DTypeInfo, 15> kDTypes = {{
-    {DType::f32, "F32", 1, 4},
-    {DType::f16, "F16", 1, 2},
-    {DType::q4_0, "Q4_0", 32, 18},
-    {DType::q4_1, "Q4_1", 32, 20},
-    {DType::q5_0, "Q5_0", 32, 22},
-    {DType::q5_1, "Q5_1", 32, 24},
-    {DType::q8_0, "Q8_0", 32, 34},
-    {DType::q8_1, "Q8_1", 32, 36},
-    {DType::q2_k, "Q2_K", 256, 84},
-    {DType::q3_k, "Q3_K", 256, 110},
-    {DType::q4_k, "Q4_K", 256, 144},
-    {DType::q5_k, "Q5_K", 256, 176},
-    {DType::q6_k, "Q6_K", 256, 210},
-    {DType::q8_k, "Q8_K", 256, 292},
-    {DType::bf16, "BF16", 1, 2},
-}};
-
-// nullptr for an id this library does not know.
-inline const DTypeInfo* find_dtype(std::uint32_t ggml_type) noexcept {
-    for (const DTypeInfo& info : kDTypes)
-        if (static_cast<std::uint32_t>(info.type) == ggml_type) return &info;
-    return nullptr;
-}
-
-inline const DTypeInfo& dtype_info(DType t) {
-    if (const DTypeInfo* info = find_dtype(static_cast<std::uint32_t>(t))) return *info;
-    detail::fail(ErrorCode::invalid_argument, "unknown element type id ", static_cast<std::uint32_t>(t));
-}
-
-inline const char* dtype_name(DType t) { return dtype_info(t).name; }
-
-// Bytes taken by one row of `elems` elements; 0 when `elems` is not a whole number of blocks.
-inline std::uint64_t row_bytes(DType t, std::uint64_t elems) {
-    const DTypeInfo& info = dtype_info(t);
-    if (elems % info.block_elems != 0) return 0;
-    return elems / info.block_elems * info.block_bytes;
-}
-
-// The shape of a tensor, outermost dimension first; up to 4 dimensions (GGUF's limit).
-struct Shape {
-    std::array<std::uint64_t, 4> dims{};
-    std::uint32_t rank = 0;
-
-    std::uint64_t operator[](std::size_t i) const { return dims[i]; }
-    std::uint64_t elements() const {
-        std::uint64_t n = 1;
-        for (std::uint32_t i = 0; i < rank; ++i) n *= dims[i];
-        return n;
-    }
-    // Innermost (contiguous) dimension.
-    std::uint64_t cols() const { return rank ? dims[rank - 1] : 1; }
-    // Product of the outer dimensions.
-    std::uint64_t rows() const { return cols() ? elements() / cols() : 0; }
-    friend bool operator==(const Shape& a, const Shape& b) {
-        if (a.rank != b.rank) return false;
-        for (std::uint32_t i = 0; i < a.rank; ++i)
-            if (a.dims[i] != b.dims[i]) return false;
-        return true;
-    }
-    std::string to_string() const {
-        std::string s = "[";
-        for (std::uint32_t i = 0; i < rank; ++i) {
-            if (i) s += ", ";
-            s += std::to_string(dims[i]);
-        }
-        return s + "]";
-    }
-};
-
-inline Shape make_shape(std::uint64_t d0) { return Shape{{d0, 0, 0, 0}, 1}; }
-inline Shape make_shape(std::uint64_t d0, std::uint64_t d1) { return Shape{{d0, d1, 0, 0}, 2}; }
-
-// A tensor in memory someone else owns (usually a mapped file). Rows are contiguous: row r starts at
-// data + r * row_stride.
-struct TensorView {
-    std::string name;  // canonical (GGUF-style) name, e.g. "blk.3.attn_q.weight"
-    DType type = DType::f32;
-    Shape shape;
-    const std::byte* data = nullptr;
-    std::uint64_t bytes = 0;
-
-    std::uint64_t row_stride() const { return row_bytes(type, shape.cols()); }
-    const std::byte* row(std::uint64_t r) const { return data + r * row_stride(); }
-};
-
-// A weight matrix with compile-time dimensions and a runtime element type.
-template <int Rows, int Cols>
-struct Matrix {
-    static constexpr int rows = Rows;
-    static constexpr int cols = Cols;
-    DType type = DType::f32;
-    const std::byte* data = nullptr;
-    // The same weights in the decode layout of kernels/packed_layout.hpp (groups of 16 rows
-    // interleaved), when the model made one (Weights::make_decode_copies); null otherwise.
-    const std::byte* packed = nullptr;
-    // True when data points to the model's huge-page copy instead of the file (float matrices).
-    bool copied = false;
-
-    std::size_t row_stride() const { return std::size_t(row_bytes(type, Cols)); }
-    const std::byte* row(int r) const { return data + std::size_t(r) * row_stride(); }
-};
-
-}  // namespace qwen3
-// ===== end of qwen3/tensor.hpp =====
-// ===== qwen3/format/mmap.hpp =====
-// qwen3/format/mmap.hpp - a read-only memory-mapped file (POSIX).
-//
-// Checkpoints are mapped, not read: weights are used in place where their layout allows, and the
-// operating system pages them in on first use and shares them between processes.
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-
-
-namespace qwen3 {
-
-class MappedFile {
-public:
-    MappedFile() = default;
-
-    // Maps `path` read-only. Throws Error(io) naming the path and the system's reason.
-    explicit MappedFile(const std::string& path) : path_(path) {
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) detail::fail(ErrorCode::io, "cannot open ", path, ": ", std::strerror(errno));
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) {
-            int err = errno;
-            ::close(fd);
-            detail::fail(ErrorCode::io, "cannot stat ", path, ": ", std::strerror(err));
-        }
-        if (!S_ISREG(st.st_mode)) {
-            ::close(fd);
-            detail::fail(ErrorCode::io, path, " is not a regular file");
-        }
-        size_ = static_cast<std::size_t>(st.st_size);
-        if (size_ > 0) {
-            void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (p == MAP_FAILED) {
-                int err = errno;
-                ::close(fd);
-                detail::fail(ErrorCode::io, "cannot map ", path, ": ", std::strerror(err));
-            }
-            data_ = static_cast<const std::byte*>(p);
-#if defined(MADV_HUGEPAGE)
-            // pages read through this mapping may come in as huge pages (kernels with large folios
-            // in the page cache): decode streams gigabytes, and 4 KiB pages slow it down
-            ::madvise(p, size_, MADV_HUGEPAGE);
-#endif
-        }
-        ::close(fd);
-    }
-
-    MappedFile(const MappedFile&) = delete;
-    MappedFile& operator=(const MappedFile&) = delete;
-    MappedFile(MappedFile&& other) noexcept { swap(other); }
-    MappedFile& operator=(MappedFile&& other) noexcept {
-        MappedFile tmp(std::move(other));
-        swap(tmp);
-        return *this;
-    }
-    ~MappedFile() {
-        if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
-    }
-
-    const std::byte* data() const noexcept { return data_; }
-    std::size_t size() const noexcept { return size_; }
-    const std::string& path() const noexcept { return path_; }
-    std::string_view view() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
-
-    // Hints that [offset, offset+length) will be read soon, sequentially (prefault for benchmarks).
-    void advise_willneed(std::size_t offset, std::size_t length) const noexcept {
-        if (!data_ || offset >= size_) return;
-        advise(data_ + offset, std::min(size_ - offset, length), MADV_WILLNEED, false);
-    }
-
-    // Drops this process's mapping of the whole pages inside [p, p + n), which must lie in this file's
-    // mapping: the kernel may then reclaim them from the page cache (used once a copy replaced them);
-    // reading them again faults them back in from the file.
-    static void release_pages(const std::byte* p, std::size_t n) noexcept { advise(p, n, MADV_DONTNEED, true); }
-
-    // Maps every page touching [p, p + n) now, in one call (MADV_POPULATE_READ, Linux 5.14; a no-op
-    // where it is missing): a pass over gigabytes of weights otherwise takes one page fault per 4 KiB,
-    // which costs seconds in a virtual machine.
-    static void populate_pages(const std::byte* p, std::size_t n) noexcept {
-#if defined(MADV_POPULATE_READ)
-        advise(p, n, MADV_POPULATE_READ, false);
-#else
-        (void)p, (void)n;
-#endif
-    }
-
-private:
-    // madvise over the pages of [p, p + n): only those wholly inside it, or every page it touches.
-    static void advise(const std::byte* p, std::size_t n, int advice, bool whole_pages_only) noexcept {
-        const auto page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        const auto first = reinterpret_cast<std::uintptr_t>(p), last = first + n;
-        const std::uintptr_t begin = (whole_pages_only ? first + page - 1 : first) / page * page;
-        const std::uintptr_t end = whole_pages_only ? last / page * page : last;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
-    }
-
-    void swap(MappedFile& other) noexcept {
-        std::swap(path_, other.path_);
-        std::swap(data_, other.data_);
-        std::swap(size_, other.size_);
-    }
-
-    std::string path_;
-    const std::byte* data_ = nullptr;
-    std::size_t size_ = 0;
-};
-
-// Reads a whole (small) file into a string: config.json, index files, tokenizer.json.
-inline std::string read_text_file(const std::string& path) {
-    MappedFile file(path);
-    return std::string(file.view());
-}
-
-}  // namespace qwen3
-// ===== end of qwen3/format/mmap.hpp =====
-
-namespace qwen3::detail {
-// A name or key from the file, made safe to print: control and non-ASCII bytes as \xNN, and long
-// names cut short, so a hostile file cannot put terminal escapes or megabytes into a message.
-inline std::string quote_file_string(std::string_view s) {
-    constexpr std::size_t kMaxShown = 120;
-    static const char hex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (std::size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            out += char(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    out += s.size() > kMaxShown ? "\"..." : "\"";
-    return out;
-}
-
-// ggml's name for a type id this library does not load (for the message that refuses it); "" when
-// the id is not a ggml type at all.
-inline const char* ggml_type_name(std::uint32_t id) {
-    static const char* const names[] = {
-        "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8",
-        "I16", "I32", "I64", "F64", "IQ1_M", "BF16", "", "", "", "TQ1_0", "TQ2_0", "", "", "", "MXFP4"};
-    return id < sizeof names / sizeof names[0] ? names[id] : "";
-}
-}  // namespace qwen3::detail
-
-namespace qwen3::gguf {
-
-enum class Type : std::uint32_t {
-    u8 = 0,
-    i8 = 1,
-    u16 = 2,
-    i16 = 3,
-    u32 = 4,
-    i32 = 5,
-    f32 = 6,
-    boolean = 7,
-    string = 8,
-    array = 9,
-    u64 = 10,
-    i64 = 11,
-    f64 = 12,
-};
-
-inline const char* type_name(Type t) {
-    switch (t) {
-        case Type::u8: return "uint8";
-        case Type::i8: return "int8";
-        case Type::u16: return "uint16";
-        case Type::i16: return "int16";
-        case Type::u32: return "uint32";
-        case Type::i32: return "int32";
-        case Type::f32: return "float32";
-        case Type::boolean: return "bool";
-        case Type::string: return "string";
-        case Type::array: return "array";
-        case Type::u64: return "uint64";
-        case Type::i64: return "int64";
-        case Type::f64: return "float64";
-    }
-    return "unknown";
-}
-
-// Size in bytes of a fixed-size scalar type; 0 for string and array.
-inline std::size_t scalar_size(Type t) {
-    switch (t) {
-        case Type::u8: case Type::i8: case Type::boolean: return 1;
-        case Type::u16: case Type::i16: return 2;
-        case Type::u32: case Type::i32: case Type::f32: return 4;
-        case Type::u64: case Type::i64: case Type::f64: return 8;
-        default: return 0;
-    }
-}
-
-// One metadata value. Scalars are decoded; strings view the mapped file; arrays of fixed-size
-// scalars view their packed little-endian elements; arrays of strings hold one view per element.
-struct Value {
-    Type type = Type::u8;
-    std::uint64_t uint_value = 0;  // u8 .. u64, bool
-    std::int64_t int_value = 0;    // i8 .. i64
-    double float_value = 0;        // f32, f64
-    std::string_view string_value;
-
-    // arrays
-    Type element_type = Type::u8;
-    std::uint64_t count = 0;
-    const std::byte* elements = nullptr;        // fixed-size element arrays
-    std::vector<std::string_view> strings;      // string arrays
-
-    bool is_integer() const {
-        return type == Type::u8 || type == Type::i8 || type == Type::u16 || type == Type::i16 || type == Type::u32 ||
-               type == Type::i32 || type == Type::u64 || type == Type::i64;
-    }
-    bool is_signed() const { return type == Type::i8 || type == Type::i16 || type == Type::i32 || type == Type::i64; }
-
-    // Element i of an integer (or bool) array as int64. Throws Error(invalid_argument) when this is
-    // not such an array or i >= count (uint64 elements above INT64_MAX wrap, as a cast would).
-    std::int64_t integer_element(std::uint64_t i) const {
-        if (type != Type::array || !elements || element_type == Type::f32 || element_type == Type::f64)
-            detail::fail(ErrorCode::invalid_argument, "gguf: integer_element on a value that is not an integer array");
-        if (i >= count)
-            detail::fail(ErrorCode::invalid_argument, "gguf: array element ", i, " requested, the array has ", count);
-        const std::byte* p = elements + i * scalar_size(element_type);
-        switch (element_type) {
-            case Type::u8: return std::int64_t(std::uint8_t(p[0]));
-            case Type::i8: return std::int64_t(std::int8_t(p[0]));
-            case Type::u16: { std::uint16_t v; std::memcpy(&v, p, 2); return v; }
-            case Type::i16: { std::int16_t v; std::memcpy(&v, p, 2); return v; }
-            case Type::u32: { std::uint32_t v; std::memcpy(&v, p, 4); return v; }
-            case Type::i32: { std::int32_t v; std::memcpy(&v, p, 4); return v; }
-            case Type::u64: { std::uint64_t v; std::memcpy(&v, p, 8); return std::int64_t(v); }
-            case Type::i64: { std::int64_t v; std::memcpy(&v, p, 8); return v; }
-            case Type::boolean: return std::int64_t(p[0] != std::byte{0});
-            default: return 0;
-        }
-    }
-};
-
-struct TensorInfo {
-    std::string name;
-    DType type = DType::f32;
-    Shape shape;                  // outermost first (GGUF's dims reversed)
-    std::uint64_t offset = 0;     // from the start of the data section
-    std::uint64_t bytes = 0;
-    const std::byte* data = nullptr;
-};
-
-// Hard limits that no real model comes near; they bound work and memory for hostile files.
-// (A Qwen3 GGUF has ~30 metadata keys, at most ~900 tensors, arrays of 151,936 tokens and strings of a
-// few kilobytes; ggml itself caps tensor names at 63 bytes.)
-inline constexpr std::uint64_t kMaxKeyLength = 65536;           // metadata keys and tensor names
-inline constexpr std::uint64_t kMaxStringLength = 1ull << 30;   // metadata string values (1 GiB)
-inline constexpr std::uint64_t kMaxArrayLength = 1ull << 24;    // elements of one metadata array
-inline constexpr std::uint64_t kMaxMetadataCount = 1ull << 16;  // metadata key/value pairs
-inline constexpr std::uint64_t kMaxTensorCount = 1ull << 16;    // tensors
-inline constexpr std::uint64_t kMaxDimension = 1ull << 40;      // elements along one dimension
-inline constexpr std::uint64_t kMaxAlignment = 1ull << 20;      // general.alignment (a power of two)
-inline constexpr std::uint32_t kMaxDims = 4;
-inline constexpr int kMaxArrayNesting = 2;  // an array of arrays is accepted (and skipped); deeper is not
-
-class File {
-public:
-    // Maps and parses `path`. Throws Error(io) when it cannot be read; Error(format) when it is
-    // malformed or over a limit above (the message names the file, the field and its byte offset);
-    // Error(unsupported) for a big-endian file, a version other than 2 and 3, or a ggml tensor type
-    // this library does not load (an id that is no ggml type at all is Error(format)).
-    explicit File(const std::string& path) : file_(path) { parse(); }
-
-    const std::string& path() const { return file_.path(); }
-    std::uint32_t version() const { return version_; }
-    std::uint64_t alignment() const { return alignment_; }
-    std::uint64_t data_offset() const { return data_offset_; }
-    const MappedFile& mapped() const { return file_; }
-
-    const std::vector<std::pair<std::string_view, Value>>& metadata() const { return metadata_; }
-    const std::vector<TensorInfo>& tensors() const { return tensors_; }
-
-    const Value* find(std::string_view key) const {
-        auto it = metadata_index_.find(key);
-        return it == metadata_index_.end() ? nullptr : &metadata_[it->second].second;
-    }
-    const TensorInfo* find_tensor(std::string_view name) const {
-        auto it = tensor_index_.find(name);
-        return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
-    }
-
-    // Typed metadata access. The `require_` forms throw Error(format) naming the key when it is
-    // absent or of the wrong type; the `get_` forms return the fallback when absent.
-    std::uint64_t require_uint(std::string_view key) const {
-        const Value& v = require(key);
-        if (v.is_integer() && (!v.is_signed() || v.int_value >= 0)) return v.is_signed() ? std::uint64_t(v.int_value) : v.uint_value;
-        detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a non-negative integer, found ", type_name(v.type));
-    }
-    std::uint64_t get_uint(std::string_view key, std::uint64_t fallback) const {
-        return find(key) ? require_uint(key) : fallback;
-    }
-    double require_float(std::string_view key) const {
-        const Value& v = require(key);
-        if (v.type == Type::f32 || v.type == Type::f64) return v.float_value;
-        if (v.is_integer()) return v.is_signed() ? double(v.int_value) : double(v.uint_value);
-        detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a number, found ", type_name(v.type));
-    }
-    double get_float(std::string_view key, double fallback) const { return find(key) ? require_float(key) : fallback; }
-    std::string_view require_string(std::string_view key) const {
-        const Value& v = require(key);
-        if (v.type != Type::string)
-            detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a string, found ", type_name(v.type));
-        return v.string_value;
-    }
-    std::string_view get_string(std::string_view key, std::string_view fallback) const {
-        return find(key) ? require_string(key) : fallback;
-    }
-    bool get_bool(std::string_view key, bool fallback) const {
-        const Value* v = find(key);
-        if (!v) return fallback;
-        if (v->type != Type::boolean)
-            detail::fail(ErrorCode::format, path(), ": metadata ", key, " must be a bool, found ", type_name(v->type));
-        return v->uint_value != 0;
-    }
-    const Value& require(std::string_view key) const {
-        if (const Value* v = find(key)) return *v;
-        detail::fail(ErrorCode::format, path(), ": metadata key ", key, " is missing");
-    }
-
-private:
-    // A cursor over the mapped bytes that checks every read.
-    struct Cursor {
-        const File& owner;
-        const std::byte* begin;
-        const std::byte* p;
-        const std::byte* end;
-
-        std::uint64_t offset() const { return std::uint64_t(p - begin); }
-        std::uint64_t remaining() const { return std::uint64_t(end - p); }
-
-        [[noreturn]] void truncated(std::string_view what, std::uint64_t at) const {
-            detail::fail(ErrorCode::format, owner.path(), ": truncated GGUF: ", what, " at byte ", at,
-                         " runs past the end of the file (", std::uint64_t(end - begin), " bytes)");
-        }
-        template <typename T>
-        T read(std::string_view what) {
-            if (remaining() < sizeof(T)) truncated(what, offset());
-            T v;
-            std::memcpy(&v, p, sizeof(T));
-            p += sizeof(T);
-            return v;
-        }
-        // A length-prefixed string, viewed in place (nothing is allocated for it).
-        std::string_view read_string(std::string_view what, std::uint64_t max_length) {
-            std::uint64_t at = offset();
-            std::uint64_t n = read<std::uint64_t>(what);
-            if (n > max_length)
-                detail::fail(ErrorCode::format, owner.path(), ": ", what, " at byte ", at, " has length ", n,
-                             ", over the limit of ", max_length);
-            if (n > remaining()) truncated(what, at);
-            std::string_view s(reinterpret_cast<const char*>(p), std::size_t(n));
-            p += n;
-            return s;
-        }
-    };
-
-    void parse() {
-        const std::byte* base = file_.data();
-        Cursor c{*this, base, base, base + file_.size()};
-        if (file_.size() < 4)
-            detail::fail(ErrorCode::format, path(), ": not a GGUF file (", file_.size(),
-                         " bytes; a GGUF file starts with the 4-byte magic \"GGUF\")");
-        if (std::memcmp(base, "GGUF", 4) != 0)
-            detail::fail(ErrorCode::format, path(), ": not a GGUF file (it starts with ",
-                         detail::quote_file_string(std::string_view(reinterpret_cast<const char*>(base), 4)),
-                         ", not \"GGUF\")");
-        c.p += 4;
-        version_ = c.read<std::uint32_t>("version");
-        if (version_ == 1)
-            detail::fail(ErrorCode::unsupported, path(), ": GGUF version 1 is not supported (convert it to version 3)");
-        if ((version_ & 0xFFFF) == 0 && version_ != 0)
-            detail::fail(ErrorCode::unsupported, path(), ": big-endian GGUF files are not supported (version field ",
-                         version_, " is a byte-swapped ", __builtin_bswap32(version_), ")");
-        if (version_ != 2 && version_ != 3)
-            detail::fail(ErrorCode::unsupported, path(), ": unknown GGUF version ", version_, " (expected 2 or 3)");
-        std::uint64_t tensor_count = c.read<std::uint64_t>("tensor count");
-        std::uint64_t kv_count = c.read<std::uint64_t>("metadata count");
-        if (tensor_count > kMaxTensorCount)
-            detail::fail(ErrorCode::format, path(), ": tensor count ", tensor_count, " is over the limit of ", kMaxTensorCount);
-        if (kv_count > kMaxMetadataCount)
-            detail::fail(ErrorCode::format, path(), ": metadata count ", kv_count, " is over the limit of ", kMaxMetadataCount);
-        // Every key/value takes at least 8 (key length) + 4 (type) + 1 (smallest value) bytes, so a
-        // count the remaining bytes cannot hold is rejected before anything is reserved for it.
-        if (kv_count > c.remaining() / 13)
-            detail::fail(ErrorCode::format, path(), ": metadata count ", kv_count, " cannot fit in a file of ",
-                         file_.size(), " bytes (truncated or corrupt)");
-        metadata_.reserve(std::size_t(kv_count));  // bounded by kMaxMetadataCount and the file size
-        for (std::uint64_t i = 0; i < kv_count; ++i) {
-            std::uint64_t at = c.offset();
-            std::string_view key = c.read_string("metadata key", kMaxKeyLength);
-            Value v = read_value(c, key, 0);
-            if (!metadata_index_.emplace(key, metadata_.size()).second)
-                detail::fail(ErrorCode::format, path(), ": duplicate metadata key ", detail::quote_file_string(key),
-                             " at byte ", at);
-            metadata_.emplace_back(key, std::move(v));
-        }
-
-        alignment_ = 32;
-        if (const Value* a = find("general.alignment")) {
-            if (!a->is_integer() || a->is_signed())
-                detail::fail(ErrorCode::format, path(), ": general.alignment must be an unsigned integer, found ",
-                             type_name(a->type));
-            alignment_ = a->uint_value;
-            if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0 || alignment_ > kMaxAlignment)
-                detail::fail(ErrorCode::format, path(), ": general.alignment ", alignment_,
-                             " is not a power of two up to 1 MiB");
-        }
-
-        // A tensor entry takes at least 8 (name length) + 4 (rank) + 8 (one dimension) + 4 (type) +
-        // 8 (offset) bytes; the same argument as for the metadata count.
-        if (tensor_count > c.remaining() / 32)
-            detail::fail(ErrorCode::format, path(), ": tensor count ", tensor_count, " cannot fit in a file of ",
-                         file_.size(), " bytes (truncated or corrupt)");
-        tensors_.reserve(std::size_t(tensor_count));  // bounded by kMaxTensorCount and the file size
-        for (std::uint64_t i = 0; i < tensor_count; ++i) tensors_.push_back(read_tensor_info(c));
-
-        // header_end <= file size and alignment <= 1 MiB: no overflow
-        std::uint64_t header_end = c.offset();
-        data_offset_ = (header_end + alignment_ - 1) / alignment_ * alignment_;
-        if (tensor_count > 0 && data_offset_ > file_.size())
-            detail::fail(ErrorCode::format, path(), ": truncated GGUF: the tensor data section would start at byte ",
-                         data_offset_, " but the file has ", file_.size(), " bytes");
-        std::uint64_t data_size = file_.size() > data_offset_ ? file_.size() - data_offset_ : 0;
-        for (std::size_t i = 0; i < tensors_.size(); ++i) {
-            TensorInfo& t = tensors_[i];
-            if (!tensor_index_.emplace(t.name, i).second)
-                detail::fail(ErrorCode::format, path(), ": duplicate tensor name ", detail::quote_file_string(t.name));
-            if (t.offset % alignment_ != 0)
-                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(t.name), " has offset ",
-                             t.offset, ", not a multiple of the alignment ", alignment_);
-            // written as two comparisons so that offset + bytes cannot overflow
-            if (t.offset > data_size || t.bytes > data_size - t.offset)
-                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(t.name), " (", t.bytes,
-                             " bytes at data offset ", t.offset,
-                             ") runs past the end of the file: truncated or corrupt (the data section holds ", data_size,
-                             " bytes)");
-            t.data = base + data_offset_ + t.offset;
-        }
-        check_no_overlap();
-    }
-
-    // Two tensors sharing bytes would alias each other's data: no writer produces that, so it is
-    // corruption (or a crafted file), reported with both names.
-    void check_no_overlap() const {
-        std::vector<std::size_t> order(tensors_.size());
-        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-        std::sort(order.begin(), order.end(),
-                  [&](std::size_t a, std::size_t b) {
-                      return tensors_[a].offset != tensors_[b].offset ? tensors_[a].offset < tensors_[b].offset : a < b;
-                  });
-        for (std::size_t k = 1; k < order.size(); ++k) {
-            const TensorInfo& prev = tensors_[order[k - 1]];
-            const TensorInfo& next = tensors_[order[k]];
-            if (next.offset < prev.offset + prev.bytes)  // both in bounds: no overflow
-                detail::fail(ErrorCode::format, path(), ": tensor ", detail::quote_file_string(next.name),
-                             " (data bytes ", next.offset, " to ", next.offset + next.bytes, ") overlaps tensor ",
-                             detail::quote_file_string(prev.name), " (", prev.offset, " to ", prev.offset + prev.bytes, ")");
-        }
-    }
-
-    Value read_value(Cursor& c, std::string_view key, int depth) {
-        Value v;
-        std::uint64_t at = c.offset();
-        std::uint32_t raw_type = c.read<std::uint32_t>("metadata value type");
-        if (raw_type > std::uint32_t(Type::f64))
-            detail::fail(ErrorCode::format, path(), ": metadata ", detail::quote_file_string(key), " at byte ", at,
-                         " has unknown value type ", raw_type);
-        v.type = static_cast<Type>(raw_type);
-        read_scalar_or_array(c, key, v, depth);
-        return v;
-    }
-
-    void read_scalar_or_array(Cursor& c, std::string_view key, Value& v, int depth) {
-        const std::string what = "metadata " + detail::quote_file_string(key);
-        switch (v.type) {
-            case Type::u8: v.uint_value = c.read<std::uint8_t>(what); break;
-            case Type::i8: v.int_value = c.read<std::int8_t>(what); break;
-            case Type::u16: v.uint_value = c.read<std::uint16_t>(what); break;
-            case Type::i16: v.int_value = c.read<std::int16_t>(what); break;
-            case Type::u32: v.uint_value = c.read<std::uint32_t>(what); break;
-            case Type::i32: v.int_value = c.read<std::int32_t>(what); break;
-            case Type::u64: v.uint_value = c.read<std::uint64_t>(what); break;
-            case Type::i64: v.int_value = c.read<std::int64_t>(what); break;
-            case Type::f32: v.float_value = c.read<float>(what); break;
-            case Type::f64: v.float_value = c.read<double>(what); break;
-            case Type::boolean: {
-                std::uint64_t at = c.offset();
-                std::uint8_t b = c.read<std::uint8_t>(what);
-                if (b > 1)
-                    detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " is a bool with value ", int(b),
-                                 " (must be 0 or 1)");
-                v.uint_value = b;
-                break;
-            }
-            case Type::string: v.string_value = c.read_string(what, kMaxStringLength); break;
-            case Type::array: read_array(c, key, v, depth); break;
-        }
-    }
-
-    void read_array(Cursor& c, std::string_view key, Value& v, int depth) {
-        const std::string what = "metadata " + detail::quote_file_string(key);
-        if (depth >= kMaxArrayNesting)
-            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", c.offset(), " nests arrays deeper than ",
-                         kMaxArrayNesting);
-        std::uint32_t raw = c.read<std::uint32_t>("array element type");
-        if (raw > std::uint32_t(Type::f64))
-            detail::fail(ErrorCode::format, path(), ": ", what, " has unknown array element type ", raw);
-        v.element_type = static_cast<Type>(raw);
-        std::uint64_t at = c.offset();
-        v.count = c.read<std::uint64_t>("array length");
-        if (v.count > kMaxArrayLength)
-            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " declares ", v.count,
-                         " elements, over the limit of ", kMaxArrayLength);
-        std::size_t elem = scalar_size(v.element_type);
-        // A string element takes at least its 8-byte length, a nested array at least 12 bytes: a count
-        // the remaining bytes cannot hold is rejected before anything is reserved or skipped.
-        std::uint64_t min_elem = elem ? elem : (v.element_type == Type::string ? 8 : 12);
-        if (v.count > c.remaining() / min_elem)
-            detail::fail(ErrorCode::format, path(), ": ", what, " at byte ", at, " declares ", v.count,
-                         " elements, more than the remaining ", c.remaining(), " bytes can hold (truncated or corrupt)");
-        if (elem) {
-            v.elements = c.p;
-            if (v.element_type == Type::boolean)
-                for (std::uint64_t i = 0; i < v.count; ++i)
-                    if (std::uint8_t(c.p[i]) > 1)
-                        detail::fail(ErrorCode::format, path(), ": ", what, " element ", i, " at byte ", c.offset() + i,
-                                     " is a bool with value ", int(c.p[i]), " (must be 0 or 1)");
-            c.p += v.count * elem;  // in bounds: count <= remaining / elem
-        } else if (v.element_type == Type::string) {
-            v.strings.reserve(std::size_t(v.count));  // <= remaining / 8 views: bounded by the file size
-            for (std::uint64_t i = 0; i < v.count; ++i) v.strings.push_back(c.read_string(what, kMaxStringLength));
-        } else {
-            // arrays of arrays: validated and skipped (nothing in a Qwen3 file uses them); the recursion
-            // is at most kMaxArrayNesting deep, and each element consumes at least 12 bytes
-            for (std::uint64_t i = 0; i < v.count; ++i) {
-                Value inner;
-                inner.type = Type::array;
-                read_array(c, key, inner, depth + 1);
-            }
-        }
-    }
-
-    TensorInfo read_tensor_info(Cursor& c) {
-        TensorInfo t;
-        std::uint64_t at = c.offset();
-        t.name = std::string(c.read_string("tensor name", kMaxKeyLength));  // <= 64 KiB each
-        const std::string name = detail::quote_file_string(t.name);
-        std::uint32_t n_dims = c.read<std::uint32_t>("tensor rank");
-        if (n_dims == 0 || n_dims > kMaxDims)
-            detail::fail(ErrorCode::format, path(), ": tensor ", name, " at byte ", at, " has rank ", n_dims,
-                         " (must be 1 to ", kMaxDims, ")");
-        std::uint64_t ne[kMaxDims] = {};
-        for (std::uint32_t d = 0; d < n_dims; ++d) ne[d] = c.read<std::uint64_t>("tensor dimension");
-        std::uint32_t raw_type = c.read<std::uint32_t>("tensor type");
-        t.offset = c.read<std::uint64_t>("tensor offset");
-        const DTypeInfo* info = find_dtype(raw_type);
-        if (!info) {
-            const char* ggml_name = detail::ggml_type_name(raw_type);
-            if (*ggml_name)
-                detail::fail(ErrorCode::unsupported, path(), ": tensor ", name, " has ggml type ", raw_type, " (",
-                             ggml_name, "), which this library does not support");
-            detail::fail(ErrorCode::format, path(), ": tensor ", name, " at byte ", at, " has unknown ggml type ", raw_type);
-        }
-        t.type = info->type;
-        t.shape.rank = n_dims;
-        std::uint64_t elements = 1;
-        for (std::uint32_t d = 0; d < n_dims; ++d) {
-            // ne[d] <= 2^40, so the product check below is the only overflow to guard
-            if (ne[d] == 0 || ne[d] > kMaxDimension)
-                detail::fail(ErrorCode::format, path(), ": tensor ", name, " dimension ", d, " has size ", ne[d],
-                             " (must be 1 to ", kMaxDimension, ")");
-            if (elements > std::numeric_limits<std::uint64_t>::max() / ne[d])
-                detail::fail(ErrorCode::format, path(), ": tensor ", name, " has too many elements (over 2^64)");
-            elements *= ne[d];
-            t.shape.dims[n_dims - 1 - d] = ne[d];  // GGUF lists the fastest dimension first
-        }
-        if (ne[0] % info->block_elems != 0)
-            detail::fail(ErrorCode::format, path(), ": tensor ", name, " of type ", info->name, " has rows of ", ne[0],
-                         " elements, not a multiple of its block size ", info->block_elems);
-        std::uint64_t blocks = elements / info->block_elems;
-        if (blocks > std::numeric_limits<std::uint64_t>::max() / info->block_bytes)
-            detail::fail(ErrorCode::format, path(), ": tensor ", name, " is too large (over 2^64 bytes)");
-        t.bytes = blocks * info->block_bytes;
-        return t;
-    }
-
-    MappedFile file_;
-    std::uint32_t version_ = 0;
-    std::uint64_t alignment_ = 32;
-    std::uint64_t data_offset_ = 0;
-    std::vector<std::pair<std::string_view, Value>> metadata_;
-    std::unordered_map<std::string_view, std::size_t> metadata_index_;
-    std::vector<TensorInfo> tensors_;
-    std::unordered_map<std::string_view, std::size_t> tensor_index_;
-};
-
-}  // namespace qwen3::gguf
-// ===== end of qwen3/format/gguf.hpp =====
 
 namespace qwen3 {
 
@@ -18149,14 +20833,19 @@ struct ConversationOptions {
     bool constrain_tool_calls = true;      // a tool call's JSON always names a tool, with valid arguments
     chat::ResponseFormat response_format;  // the answer: free text, a JSON object, or JSON of a schema
     std::optional<SamplerParams> sampling; // default: Qwen3's recommended preset for the mode
+    // The model's own chat template (chat::ChatTemplate::from_gguf or from_folder, or a file), run by
+    // the Jinja interpreter; null: the built-in Qwen3 renderer.
+    std::shared_ptr<const chat::ChatTemplate> chat_template;
     int max_tokens = 4096;
     SessionOptions session;
 };
 
-// The form of the replies `options` ask for, in thinking mode or not.
-inline chat::ReplyForm reply_form(const ConversationOptions& options, bool thinking) {
+// The form of the replies `options` ask for, in thinking mode or not, after a prompt that ended
+// inside an open think block or not.
+inline chat::ReplyForm reply_form(const ConversationOptions& options, bool thinking, bool starts_in_reasoning = false) {
     chat::ReplyForm form;
     form.thinking = thinking;
+    form.starts_in_reasoning = starts_in_reasoning;
     form.tools = options.tools;
     form.tool_choice = options.tool_choice;
     form.constrain_tool_calls = options.constrain_tool_calls;
@@ -18206,20 +20895,24 @@ public:
         chat::Options template_options;
         template_options.add_generation_prompt = true;
         template_options.enable_thinking = options_.enable_thinking;
-        const chat::RenderedPrompt prompt = chat::render_prompt(messages_, template_options, options_.tools);
+        const chat::RenderedPrompt prompt =
+            options_.chat_template ? options_.chat_template->render(chat::make_chat_request(messages_, template_options, options_.tools))
+                                   : chat::render_prompt(messages_, template_options, options_.tools);
         // message content is plain text: control-token strings inside it cannot become control tokens
         std::vector<ByteRange> plain;
         for (const chat::TextRange& r : prompt.untrusted) plain.push_back({r.begin, r.end});
         EncodeOptions encode_options;
         encode_options.plain_ranges = plain;
         const std::vector<std::int32_t> ids = generator_.tokenizer().encode(prompt.text, encode_options);
-        const bool thinking = chat::expects_thinking(messages_, template_options);
+        // a template may open the think block itself (Qwen3-Thinking-2507): the reply starts inside it
+        const bool opened = chat::ends_inside_think(prompt);
+        const bool thinking = opened || chat::expects_thinking(messages_, template_options);
 
         GenerationOptions gen;
         gen.max_tokens = options_.max_tokens;
         gen.sampling = options_.sampling.value_or(thinking ? SamplerParams::thinking() : SamplerParams::non_thinking());
-        gen.grammar = reply_grammar(thinking);
-        chat::ThinkSplitter splitter;
+        gen.grammar = reply_grammar(thinking, opened);
+        chat::ThinkSplitter splitter(opened);
         bool keep_going = true;
         Generation g = generator_.generate(ids, gen, [&](std::string_view piece) {
             const chat::ReplyDelta delta = splitter.feed(piece);
@@ -18229,7 +20922,7 @@ public:
         const chat::ReplyDelta last = splitter.finish();
         if (on_reply && (!last.reasoning.empty() || !last.answer.empty())) on_reply(last);
 
-        const chat::ParsedReply parsed = chat::parse_reply(g.text);
+        const chat::ParsedReply parsed = chat::parse_reply(opened ? "<think>" + g.text : g.text);
         messages_.push_back(chat::to_message(parsed));
         Reply reply;
         reply.reasoning = parsed.reasoning;
@@ -18242,8 +20935,8 @@ public:
 
 private:
     // The grammar replies must follow under the current options (null: none), rebuilt when they change.
-    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking) {
-        const chat::ReplyForm form = reply_form(options_, thinking);
+    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking, bool starts_in_reasoning) {
+        const chat::ReplyForm form = reply_form(options_, thinking, starts_in_reasoning);
         if (!chat::constrains(form)) return nullptr;
         std::string key = chat::cache_key(form);
         if (grammar_ && key == grammar_key_) return grammar_;

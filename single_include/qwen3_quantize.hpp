@@ -1165,7 +1165,6 @@ inline void add_hf_metadata(gguf::Writer& w, const Checkpoint& checkpoint) {
 // each group by name), which lets a file made here equal llama-quantize's byte for byte where the
 // encodings agree (F16, BF16, Q8_0, Q4_0, Q5_0).
 
-#include <cctype>
 
 
 namespace qwen3::quant {

@@ -228,6 +228,42 @@ TEST_CASE("qwen3 template renders each request as the Jinja template does") {
     CHECK(i == cases.size());
 }
 
+TEST_CASE("qwen3 template --chat-template and --model run a template file and a model's own template") {
+    const std::vector<qwen3::json::Value> cases = test::read_jsonl("chat/cases.jsonl");
+    const std::vector<qwen3::json::Value> coder = test::read_jsonl("chat/templates/Qwen3-Coder.jsonl");
+    std::string requests;
+    for (const qwen3::json::Value& c : cases) requests += qwen3::json::dump(c) + "\n";
+    // a template file: each line as Python Jinja2 rendered it, or an error where it raised
+    const Run r = qwen3_tool("template --jsonl --chat-template " + quoted(test::data_path("chat/templates/Qwen3-Coder.jinja")), requests);
+    std::istringstream lines(r.out);
+    std::string line;
+    std::size_t i = 0, errors = 0;
+    for (; std::getline(lines, line) && i < cases.size(); ++i) {
+        CAPTURE(i);
+        const qwen3::json::Value got = qwen3::json::parse(line, "stdout");
+        REQUIRE(coder[i].at("case").as_string() == "cases.jsonl:" + std::to_string(i));
+        if (const qwen3::json::Value* want = coder[i].find("rendered")) {
+            CHECK(got.at("rendered").as_string() == want->as_string());
+        } else {
+            CHECK(got.at("error").as_string().find("chat template: line ") != std::string::npos);
+            ++errors;
+        }
+    }
+    CHECK(i == cases.size());
+    CHECK(r.status == (errors ? 1 : 0));
+    // the micro GGUF carries the Qwen3 template (tokenizer.chat_template), as llama.cpp's converter writes it
+    const Run m = qwen3_tool("template --jsonl --model " + micro(), requests);
+    REQUIRE(m.status == 0);
+    std::istringstream model_lines(m.out);
+    for (i = 0; std::getline(model_lines, line) && i < cases.size(); ++i)
+        CHECK_MESSAGE(qwen3::json::parse(line, "stdout").at("rendered").as_string() == cases[i].at("rendered").as_string(), "case " << i);
+    CHECK(i == cases.size());
+    // a folder without tokenizer_config.json or chat_template.jinja has none
+    const Run none = qwen3_tool("template --model " + quoted(test::data_path("qwen3-micro-f32-hf")), requests);
+    CHECK(none.status != 0);
+    CHECK(none.err.find("has no chat template") != std::string::npos);
+}
+
 TEST_CASE("qwen3 quantize writes the bytes llama-quantize writes") {
     const qwen3::json::Value reference = test::read_json(test::data_path("quant/micro_llamacpp.json"));
     test::TempDir dir;

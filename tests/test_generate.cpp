@@ -122,37 +122,77 @@ qwen3::chat::Message message_of(const qwen3::json::Value& m) {
 
 TEST_CASE("a Conversation prompts the model with the Jinja template's rendering, thinking on or off, with tools and tool results") {
     TinyFixture& f = tiny();
-    int used = 0, with_tools = 0, without_thinking = 0;
-    for (const qwen3::json::Value& c : test::read_jsonl("chat/cases.jsonl")) {
-        const qwen3::json::Value* agp = c.find("add_generation_prompt");
-        if (!agp || !agp->as_bool() || !c.find("rendered")) continue;
-        std::vector<qwen3::chat::Message> messages;
-        for (const qwen3::json::Value& m : c.at("messages").as_array()) messages.push_back(message_of(m));
-        // only cases that the library's messages express exactly (the others hold other JSON types)
-        if (qwen3::json::dump(qwen3::chat::make_chat_request(messages).at("messages")) != qwen3::json::dump(c.at("messages")))
-            continue;
-        qwen3::ConversationOptions options;
-        options.enable_thinking = c.find("enable_thinking") ? c.at("enable_thinking").as_bool() : true;
-        if (const auto* tools = c.find("tools")) options.tools = tools->as_array();
-        options.max_tokens = 1;
-        options.session.threads = 2;
-        qwen3::Conversation<Cfg, qwen3::KVF32> chat(f.model, f.tokenizer, options);
-        for (qwen3::chat::Message& m : messages) chat.add(std::move(m));
-        const qwen3::Reply reply = chat.respond();
-        const std::vector<std::int32_t> expected = f.tokenizer.encode(c.at("rendered").as_string());
-        const auto context = chat.generator().context();
-        CAPTURE(c.at("rendered").as_string());
-        CHECK(reply.stats.prompt_tokens == int(expected.size()));
-        CHECK(std::vector<std::int32_t>(context.begin(), context.end()) == expected);
-        CHECK(reply.reason == qwen3::StopReason::max_tokens);
-        ++used;
-        with_tools += c.find("tools") ? 1 : 0;
-        without_thinking += options.enable_thinking ? 0 : 1;
+    // the built-in renderer, and the Jinja interpreter running the template file
+    const auto from_file = std::make_shared<const qwen3::chat::ChatTemplate>(test::read_file(test::data_path("chat/qwen3_chat_template.jinja")));
+    for (const auto& chat_template : {std::shared_ptr<const qwen3::chat::ChatTemplate>(), from_file}) {
+        CAPTURE(bool(chat_template));
+        int used = 0, with_tools = 0, without_thinking = 0;
+        for (const qwen3::json::Value& c : test::read_jsonl("chat/cases.jsonl")) {
+            const qwen3::json::Value* agp = c.find("add_generation_prompt");
+            if (!agp || !agp->as_bool() || !c.find("rendered")) continue;
+            std::vector<qwen3::chat::Message> messages;
+            for (const qwen3::json::Value& m : c.at("messages").as_array()) messages.push_back(message_of(m));
+            // only cases that the library's messages express exactly (the others hold other JSON types)
+            if (qwen3::json::dump(qwen3::chat::make_chat_request(messages).at("messages")) != qwen3::json::dump(c.at("messages")))
+                continue;
+            qwen3::ConversationOptions options;
+            options.chat_template = chat_template;
+            options.enable_thinking = c.find("enable_thinking") ? c.at("enable_thinking").as_bool() : true;
+            if (const auto* tools = c.find("tools")) options.tools = tools->as_array();
+            options.max_tokens = 1;
+            options.session.threads = 2;
+            qwen3::Conversation<Cfg, qwen3::KVF32> chat(f.model, f.tokenizer, options);
+            for (qwen3::chat::Message& m : messages) chat.add(std::move(m));
+            const qwen3::Reply reply = chat.respond();
+            const std::vector<std::int32_t> expected = f.tokenizer.encode(c.at("rendered").as_string());
+            const auto context = chat.generator().context();
+            CAPTURE(c.at("rendered").as_string());
+            CHECK(reply.stats.prompt_tokens == int(expected.size()));
+            CHECK(std::vector<std::int32_t>(context.begin(), context.end()) == expected);
+            CHECK(reply.reason == qwen3::StopReason::max_tokens);
+            ++used;
+            with_tools += c.find("tools") ? 1 : 0;
+            without_thinking += options.enable_thinking ? 0 : 1;
+        }
+        MESSAGE(used << " conversations, " << with_tools << " with tools, " << without_thinking << " with thinking off");
+        CHECK(used >= 15);
+        CHECK(with_tools >= 5);
+        CHECK(without_thinking >= 3);
     }
-    MESSAGE(used << " conversations, " << with_tools << " with tools, " << without_thinking << " with thinking off");
-    CHECK(used >= 15);
-    CHECK(with_tools >= 5);
-    CHECK(without_thinking >= 3);
+}
+
+TEST_CASE("a template that opens the think block (Qwen3-Thinking-2507) gets a reply that starts as reasoning") {
+    TinyFixture& f = tiny();
+    std::string source = test::read_file(test::data_path("chat/qwen3_chat_template.jinja"));
+    const std::string prompt_line = "{{- '<|im_start|>assistant\\n' }}";
+    REQUIRE(source.find(prompt_line) != std::string::npos);
+    source.replace(source.rfind(prompt_line), prompt_line.size(), "{{- '<|im_start|>assistant\\n<think>\\n' }}");
+    qwen3::ConversationOptions options;
+    options.chat_template = std::make_shared<const qwen3::chat::ChatTemplate>(source);
+    options.max_tokens = 6;
+    options.session.threads = 2;
+    qwen3::SamplerParams greedy;
+    greedy.temperature = 0;
+    options.sampling = greedy;
+    qwen3::Conversation<Cfg, qwen3::KVF32> chat(f.model, f.tokenizer, options);
+    std::string reasoning, answer;
+    const qwen3::Reply reply = chat.send("Hello", [&](const qwen3::chat::ReplyDelta& d) {
+        reasoning += d.reasoning;
+        answer += d.answer;
+        return true;
+    });
+    // the prompt ends with "<think>\n" (the template's), and the random model never closes it here
+    const auto context = chat.generator().context();
+    const std::string prompt_text = f.tokenizer.decode(std::vector<std::int32_t>(context.begin(), context.begin() + reply.stats.prompt_tokens));
+    CHECK(prompt_text.ends_with("<|im_start|>assistant\n<think>\n"));
+    CHECK(reply.reason == qwen3::StopReason::max_tokens);
+    CHECK(answer.empty());
+    CHECK(reply.content.empty());
+    CHECK_FALSE(reply.reasoning.empty());
+    CHECK(reasoning.find(reply.reasoning) != std::string::npos);
+    // the history keeps it as the assistant's reasoning
+    REQUIRE(chat.messages().size() == 2);
+    CHECK(chat.messages()[1].reasoning_content == reply.reasoning);
 }
 
 TEST_CASE("a second turn reuses the first turn's tokens and gives the logits of a fresh session over the whole prompt") {

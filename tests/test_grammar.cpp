@@ -342,6 +342,33 @@ TEST_CASE("whole-token references: <think> by text and <[id]> by id match only t
     CHECK_THROWS_WITH_AS(qwen3::TokenGrammar::create(qwen3::Grammar::from_gbnf("root ::= <nope>"), t), doctest::Contains("<nope>"), qwen3::Error);
 }
 
+TEST_CASE("a reply that starts inside the think block the prompt opened: reasoning, </think>, then the answer's form") {
+    const qwen3::Tokenizer& t = tokenizer();
+    const qwen3::TokenId think = *t.token_id("<think>"), end_think = *t.token_id("</think>");
+    qwen3::chat::ReplyForm form;
+    form.starts_in_reasoning = true;
+    form.response_format = qwen3::chat::ResponseFormat::json_object();
+    const auto tg = qwen3::TokenGrammar::create(qwen3::chat::reply_grammar(form), t);
+    qwen3::GrammarMatcher m(tg);
+    qwen3::TokenBitmask mask;
+    m.fill_mask(mask);
+    CHECK(mask.test(end_think));
+    CHECK_FALSE(mask.test(think));                // no second think block
+    CHECK(mask.test(t.encode_plain("{")[0]));     // any text is reasoning until </think>
+    CHECK_FALSE(mask.test(end_tokens()[0]));      // the reasoning must close and the answer follow
+    for (auto id : t.encode_plain("first {not json")) REQUIRE(m.accept_token(id));
+    REQUIRE(m.accept_token(end_think));
+    REQUIRE(m.accept_bytes("\n\n"));
+    CHECK_FALSE(m.accept_bytes("plain"));         // the answer is a JSON object
+    REQUIRE(m.accept_bytes("{\"a\": 1}"));
+    CHECK(m.complete());
+    CHECK(qwen3::chat::cache_key(form) != qwen3::chat::cache_key([&] {
+              auto other = form;
+              other.starts_in_reasoning = false;
+              return other;
+          }()));
+}
+
 TEST_CASE("a reply form's cache key changes with everything its grammar depends on") {
     qwen3::ConversationOptions options;
     options.tools = {qwen3::json::parse(R"({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}})")};

@@ -9,6 +9,13 @@ a case is not passed to the template (it is undefined there), as tests/data/chat
 
   tools/chat_template_reference.py check FILE...   re-render cases and compare with their "rendered"
   tools/chat_template_reference.py extra > tests/data/chat/cases_extra.jsonl
+  tools/chat_template_reference.py templates       render every request of cases.jsonl and
+      cases_extra.jsonl with each tests/data/chat/templates/NAME.jinja into NAME.jsonl: one line per
+      request, {"case": "cases_extra.jsonl:17", "rendered": ...} or {"case": ..., "error": ...}
+      (the C++ Jinja interpreter's reference for templates other than Qwen3's)
+  tools/chat_template_reference.py features        small templates, one Jinja feature each, rendered
+      with one request into tests/data/chat/jinja_features.jsonl: first {"request": ...}, then one
+      {"template", "rendered" or "error"} a line
 
 Each output line holds the case's inputs plus either "rendered" (the exact prompt text) or "error"
 (the exception Jinja raised: the C++ renderer must refuse such a case with an invalid_argument Error).
@@ -31,7 +38,7 @@ TEMPLATE = HERE.parent / "tests" / "data" / "chat" / "qwen3_chat_template.jinja"
 INPUT_KEYS = ("messages", "tools", "add_generation_prompt", "enable_thinking")
 
 
-def make_template(path):
+def make_environment():
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
 
@@ -41,7 +48,11 @@ def make_template(path):
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
-    return env.from_string(Path(path).read_text(encoding="utf-8"))
+    return env
+
+
+def make_template(path):
+    return make_environment().from_string(Path(path).read_text(encoding="utf-8"))
 
 
 def render(template, case):
@@ -373,10 +384,149 @@ def emit_extra(template):
         print(record)
 
 
+def emit_templates():
+    data = TEMPLATE.parent
+    requests = []
+    for name in ("cases.jsonl", "cases_extra.jsonl"):
+        for number, line in enumerate((data / name).read_text(encoding="utf-8").split("\n")):
+            if line:
+                requests.append((f"{name}:{number}", json.loads(line)))
+    for path in sorted((data / "templates").glob("*.jinja")):
+        template = make_template(path)
+        lines, errors = [], 0
+        for where, case in requests:
+            try:
+                lines.append(json.dumps({"case": where, "rendered": render(template, case)}, ensure_ascii=False))
+            except Exception as e:  # noqa: BLE001 - the exception is the reference outcome
+                lines.append(json.dumps({"case": where, "error": f"{type(e).__name__}: {e}"}, ensure_ascii=False))
+                errors += 1
+        path.with_suffix(".jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"{path.with_suffix('.jsonl').name}: {len(lines) - errors} rendered, {errors} errors", file=sys.stderr)
+
+
+# Small templates, one feature each (and their corners), rendered with one request: the C++
+# interpreter's semantics checked construct by construct (tests/data/chat/jinja_features.jsonl).
+FEATURE_REQUEST = {
+    "messages": [{"role": "system", "content": "  Be brief.\n"}, {"role": "user", "content": "héllo, wörld 🙂"},
+                 {"role": "assistant", "content": "<think>\nhm\n</think>\n\nHi!", "tool_calls": [
+                     {"type": "function", "function": {"name": "f", "arguments": {"x": 1, "y": [1.5, None, True], "z": "é"}}}]},
+                 {"role": "tool", "content": "{\"t\": 20}"}],
+    "tools": [{"type": "function", "function": {"name": "f", "description": " Get f. ",
+                                                "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}],
+    "add_generation_prompt": True, "enable_thinking": False, "n": 7, "f": 2.5, "big": 12345678901234567890, "s": "a,b,,c",
+    "e": "", "z": 0, "nested": {"a": {"b": [10, 20, 30]}}}
+
+FEATURES = [
+    # whitespace control: trim_blocks, lstrip_blocks, '-', '+', comments, raw, a trailing newline
+    "a\n  {% if true %}\n  b\n  {% endif %}\nc\n",
+    "a  {%- if true -%}  b  {%- endif -%}  c",
+    "a\n  {%+ if true %}b{% endif +%}\n  c",
+    "x {# note #}\n  {# alone #}\ny",
+    "{% raw %}{{ not }} {% this %}{% endraw %}",
+    "a\r\nb\r\n{{ 1 }}\r\n",
+    "  {{ 'v' }}  \n  {% set q = 1 %}  \n{{ q }}",
+    # literals, printing, Python repr
+    "{{ 'it''s' }} {{ \"d\\\"q\" }} {{ 'tab\\tnew\\nline' }} {{ '\\u00e9\\x41' }}",
+    "{{ 1 }} {{ -2 }} {{ 1.0 }} {{ 1.5e3 }} {{ 1e-7 }} {{ 0.1 + 0.2 }} {{ 10 / 4 }} {{ 10 // 4 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 2 ** 10 }} {{ 2 ** -1 }}",
+    "{{ true }} {{ none }} {{ [1, 'a', none, 1.5, {'k': [true]}] }} {{ {'a': 1, 'b': 'x'} }} {{ (1, 2) }}",
+    "{{ messages[2].tool_calls[0].function.arguments }} {{ big }} {{ f }} {{ nested }}",
+    "{{ undefined_name }}|{{ messages[9] }}|{{ messages[0].nope }}|{{ nested.a.c }}",
+    "{{ \"it's\" }} {{ [\"it's\", 'say \"x\"', 'both \\' \"'] }}",
+    # operators and precedence
+    "{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 'a' ~ 1 ~ none ~ undefined_name }} {{ 'ab' * 3 }} {{ [1] * 2 + [3] }} {{ -n ** 2 }}",
+    "{{ 1 < 2 < 3 }} {{ 'a' < 'b' }} {{ [1, 2] < [1, 3] }} {{ 1 == 1.0 }} {{ 'a' != 'a' }} {{ none == none }} {{ true == 1 }}",
+    "{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'x' in {'x': 1} }} {{ 'q' not in 'abc' }} {{ 'role' in messages[0] }}",
+    "{{ 0 or 'x' }} {{ 1 and 'y' }} {{ e or 'empty' }} {{ not e }} {{ z or none }} {{ 'a' if z else 'b' }} {{ 'c' if n }}",
+    "{{ 1 + 'a' }}",
+    "{{ 'a' + 1 }}",
+    "{{ undefined_name + 1 }}",
+    "{{ 1 / 0 }}",
+    "{{ 'a' < 1 }}",
+    # filters
+    "{{ messages | length }} {{ 'héllo' | length }} {{ {'a': 1} | count }} {{ s | length }}",
+    "{{ tools | tojson }}|{{ messages[2].tool_calls[0].function.arguments | tojson(indent=2) }}|{{ 'é\"<' | tojson }}|{{ f | tojson }}",
+    "{{ '  x y  ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'Hello World' | upper }}|{{ 'Hello' | lower }}|{{ 'hello world' | title }}|{{ 'hELLO' | capitalize }}",
+    "{{ [3, 1, 2] | first }} {{ [3, 1, 2] | last }} {{ 'abc' | first }} {{ [] | first }}|{{ [1, 2] | join('-') }} {{ ['a', 'b'] | join }} {{ messages | join(', ', attribute='role') }}",
+    "{{ undefined_name | default('dflt') }} {{ e | default('dflt') }} {{ e | default('dflt', true) }} {{ none | d('x') }} {{ n | default(3) }}",
+    "{% for k, v in nested.a | items %}{{ k }}={{ v }}{% endfor %} {{ {'b': 1, 'a': 2} | dictsort }} {{ nested | list }}",
+    "{{ '42' | int }} {{ 'x' | int }} {{ '3.5' | float }} {{ 3.9 | int }} {{ -3 | abs }} {{ 'a-b-c' | replace('-', '+') }} {{ 'aaa' | replace('a', 'b', 2) }}",
+    "{{ messages | map(attribute='role') | list }} {{ ['a', 'b'] | map('upper') | list }} {{ messages | selectattr('role', 'equalto', 'user') | list | length }}",
+    "{{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3, 4] | reject('even') | list }} {{ messages | rejectattr('content') | list | length }} {{ [1, 1, 2] | unique | list }}",
+    "{{ [3, 1, 2] | sort }} {{ [3, 1, 2] | sort(reverse=true) }} {{ [1, 2, 3] | sum }} {{ 'abc' | reverse }} {{ [1, 2] | reverse | list }} {{ 'a b  c' | wordcount }}",
+    "{{ 42 | string ~ 'x' }} {{ none | string }} {{ [1] | string }} {{ 'x' | safe }}",
+    "{{ 'x' | frobnicate }}",
+    # tests
+    "{{ n is defined }} {{ nope is defined }} {{ nope is undefined }} {{ none is none }} {{ 'a' is string }} {{ 1 is number }} {{ true is number }} {{ 1.5 is float }} {{ 1 is integer }}",
+    "{{ nested is mapping }} {{ messages is sequence }} {{ 'a' is sequence }} {{ nope is sequence }} {{ nope is iterable }} {{ 1 is iterable }} {{ messages is iterable }}",
+    "{{ 3 is odd }} {{ 4 is even }} {{ 9 is divisibleby 3 }} {{ 1 is eq 1 }} {{ 2 is gt 1 }} {{ 'a' is in 'abc' }} {{ true is true }} {{ 0 is false }} {{ false is boolean }} {{ n is not none }}",
+    "{{ 'x' is frobnicated }}",
+    # attributes, items, slices
+    "{{ messages[0]['role'] }} {{ messages[-1].role }} {{ messages.0.role }} {{ nested['a']['b'][1] }} {{ nested.a.b[-1] }} {{ 'héllo'[1] }} {{ 'abc'[-1] }}",
+    "{{ messages[1:3] | length }} {{ 'héllo wörld'[::-1] }} {{ 'abcdef'[1:5:2] }} {{ [1, 2, 3, 4][::2] }} {{ [1, 2, 3][5:] }} {{ 'abc'[-2:] }} {{ [1, 2, 3][::-2] }}",
+    "{{ 'abc'[::0] }}",
+    "{{ nope.attr }}",
+    "{{ none.attr }}|{{ 1.attr }}|{{ 'x'.nope }}",
+    # string methods
+    "{{ s.split(',') }} {{ s.split(',', 1) }} {{ ' a  b '.split() }} {{ ' a  b c '.split(none, 1) }} {{ s.rsplit(',', 1) }} {{ ' a b c '.rsplit(none, 1) }}",
+    "[{{ messages[0].content.strip() }}] [{{ '\\n\\nx\\n'.strip('\\n') }}] [{{ '  x'.lstrip() }}] [{{ 'x  '.rstrip() }}] [{{ 'xyx'.strip('x') }}] [{{ '\\u2028a\\u3000'.strip() }}]",
+    "{{ 'abc'.startswith('ab') }} {{ 'abc'.endswith(('x', 'c')) }} {{ 'abc'.upper() }} {{ 'ABC'.lower() }} {{ 'a b'.title() }} {{ 'ab'.replace('a', 'x') }} {{ 'héllo'.find('l') }} {{ 'aXa'.count('a') }} {{ '-'.join(['a', 'b']) }}",
+    "{{ '12'.isdigit() }} {{ 'ab'.isalpha() }} {{ ' '.isspace() }} {{ 'AB'.isupper() }} {{ 'ab'.islower() }}",
+    "{{ nested.get('a') }} {{ nested.get('q', 'dflt') }} {{ nested.get('q') }} {{ nested.keys() | list }} {{ nested.values() | list | length }} {{ nested.items() | list }}",
+    "{{ messages.append(1) }}",
+    "{{ 'a'.format(1) }} {{ '{} and {name}, {}{{x}}'.format(1, 2, name='é') }} {{ '{1}{0}'.format('a', 'b') }} {{ (1,) }} {{ () }} {{ (1, 2) == [1, 2] }} {{ (1, 2)[1:] }}",
+    "{{ '{} {0}'.format(1) }}",
+    # statements: if/elif/else, for (else, filter, loop), set, namespace, macro, break/continue
+    "{% if z %}a{% elif n > 5 %}b{% else %}c{% endif %}{% if nope %}d{% endif %}",
+    "{% for m in messages %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }} {% endfor %}",
+    "{% for m in messages if m.role != 'tool' %}{{ m.role }}{{ loop.length }}{% else %}none{% endfor %}|{% for x in [] %}x{% else %}empty{% endfor %}",
+    "{% for x in [1, 2, 3, 4, 5] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}{{ x }}{% endfor %}",
+    "{% for m in messages %}{{ loop.previtem.role if loop.previtem is defined else '-' }}>{{ loop.nextitem.role if loop.nextitem is defined else '-' }} {{ loop.cycle('a', 'b') }};{% endfor %}",
+    "{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %} {% for c in 'héy' %}[{{ c }}]{% endfor %} {% for k in nested %}{{ k }}{% endfor %} {% for x in nope %}x{% endfor %}",
+    "{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}",
+    "{% set ns = namespace(total=0, items=[]) %}{% for i in range(4) %}{% set ns.total = ns.total + i %}{% endfor %}{{ ns.total }} {{ range(2, 10, 3) | list }}",
+    "{% set a, b = [1, 2] %}{{ a }}{{ b }} {% set block %}x{{ 1 + 1 }}y{% endset %}{{ block }} {{ block | length }}",
+    "{% macro greet(name, greeting='Hi') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Ann') }} {{ greet('Bob', greeting='Yo') }} {{ greet(name='Cy') }}",
+    "{% macro outer(x) %}[{{ inner(x) }}]{% endmacro %}{% macro inner(y) %}{{ y * 2 }}{% endmacro %}{{ outer(3) }}",
+    "{{ raise_exception('stop: ' ~ n) }}",
+    "{% set ns = 1 %}{% set ns.x = 2 %}",
+    "{% for x in 5 %}{% endfor %}",
+    "{% if %}{% endif %}",
+    "{% for x in y %}",
+    "{{ 'unclosed }}",
+    "{% include 'x' %}",
+    "{{ dict(a=1, b='x') }} {{ namespace(a=1).a }}",
+]
+
+
+def emit_features():
+    lines = [json.dumps({"request": FEATURE_REQUEST}, ensure_ascii=False)]
+    for source in FEATURES:
+        record = {"template": source}
+        try:
+            record["rendered"] = render_source(source)
+        except Exception as e:  # noqa: BLE001 - the exception is the reference outcome
+            record["error"] = f"{type(e).__name__}: {e}"
+        lines.append(json.dumps(record, ensure_ascii=False))
+    out = TEMPLATE.parent / "jinja_features.jsonl"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"{out.name}: {len(lines) - 1} templates", file=sys.stderr)
+
+
+def render_source(source):
+    context = {"bos_token": "", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", **FEATURE_REQUEST}
+    return make_environment().from_string(source).render(**context)
+
+
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("check", "extra"):
+    if len(argv) < 2 or argv[1] not in ("check", "extra", "templates", "features"):
         print(__doc__, file=sys.stderr)
         return 2
+    if argv[1] == "templates":
+        emit_templates()
+        return 0
+    if argv[1] == "features":
+        emit_features()
+        return 0
     template = make_template(TEMPLATE)
     if argv[1] == "check":
         return check(template, argv[2:])

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=${QWEN3_FUZZ_BUILD:-build-fuzz}
-targets=${QWEN3_FUZZ_TARGETS:-"gguf hf json chat_template reply tokenizer tokenizer_json grammar json_schema"}
+targets=${QWEN3_FUZZ_TARGETS:-"gguf hf json chat_template jinja reply tokenizer tokenizer_json grammar json_schema"}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
     -DCMAKE_C_COMPILER="${CC:-clang}" -DQWEN3_BUILD_FUZZ=ON -DQWEN3_BUILD_TESTS=OFF -DQWEN3_BUILD_EXAMPLES=OFF \

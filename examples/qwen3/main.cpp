@@ -24,7 +24,7 @@ const Command kCommands[] = {
     {"chat", run_chat, "chat MODEL [--think|--no-think] [--system TEXT] [--hide-reasoning] [sampling flags] [--tools FILE [--tool-choice auto|none|required|NAME]] [--json | --json-schema FILE]   interactive chat"},
     {"tokenize", run_tokenize, "tokenize --tokenizer PATH [--jsonl] [--plain]    text on stdin -> ids (JSON)"},
     {"detokenize", run_detokenize, "detokenize --tokenizer PATH [--jsonl] [--skip-special]   ids (JSON) on stdin -> text"},
-    {"template", run_template, "template [--jsonl]                 chat request JSON on stdin -> the rendered prompt"},
+    {"template", run_template, "template [--jsonl] [--chat-template FILE.jinja | --model MODEL]   chat request JSON on stdin -> the rendered prompt"},
     {"logits", run_logits, "logits MODEL --tokens 1,2,3 [--out FILE] [-t N]   one prefill; all positions' logits"},
 #if defined(QWEN3_TOOL_SERVE)
     {"serve", run_serve, "serve MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [--queue N] [--api-key KEY] [--ctx-per-seq N] [-t N] [--model-name NAME] [-n MAX_TOKENS] [sampling flags]   OpenAI-compatible HTTP server"},

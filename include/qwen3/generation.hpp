@@ -272,14 +272,19 @@ struct ConversationOptions {
     bool constrain_tool_calls = true;      // a tool call's JSON always names a tool, with valid arguments
     chat::ResponseFormat response_format;  // the answer: free text, a JSON object, or JSON of a schema
     std::optional<SamplerParams> sampling; // default: Qwen3's recommended preset for the mode
+    // The model's own chat template (chat::ChatTemplate::from_gguf or from_folder, or a file), run by
+    // the Jinja interpreter; null: the built-in Qwen3 renderer.
+    std::shared_ptr<const chat::ChatTemplate> chat_template;
     int max_tokens = 4096;
     SessionOptions session;
 };
 
-// The form of the replies `options` ask for, in thinking mode or not.
-inline chat::ReplyForm reply_form(const ConversationOptions& options, bool thinking) {
+// The form of the replies `options` ask for, in thinking mode or not, after a prompt that ended
+// inside an open think block or not.
+inline chat::ReplyForm reply_form(const ConversationOptions& options, bool thinking, bool starts_in_reasoning = false) {
     chat::ReplyForm form;
     form.thinking = thinking;
+    form.starts_in_reasoning = starts_in_reasoning;
     form.tools = options.tools;
     form.tool_choice = options.tool_choice;
     form.constrain_tool_calls = options.constrain_tool_calls;
@@ -329,20 +334,24 @@ public:
         chat::Options template_options;
         template_options.add_generation_prompt = true;
         template_options.enable_thinking = options_.enable_thinking;
-        const chat::RenderedPrompt prompt = chat::render_prompt(messages_, template_options, options_.tools);
+        const chat::RenderedPrompt prompt =
+            options_.chat_template ? options_.chat_template->render(chat::make_chat_request(messages_, template_options, options_.tools))
+                                   : chat::render_prompt(messages_, template_options, options_.tools);
         // message content is plain text: control-token strings inside it cannot become control tokens
         std::vector<ByteRange> plain;
         for (const chat::TextRange& r : prompt.untrusted) plain.push_back({r.begin, r.end});
         EncodeOptions encode_options;
         encode_options.plain_ranges = plain;
         const std::vector<std::int32_t> ids = generator_.tokenizer().encode(prompt.text, encode_options);
-        const bool thinking = chat::expects_thinking(messages_, template_options);
+        // a template may open the think block itself (Qwen3-Thinking-2507): the reply starts inside it
+        const bool opened = chat::ends_inside_think(prompt);
+        const bool thinking = opened || chat::expects_thinking(messages_, template_options);
 
         GenerationOptions gen;
         gen.max_tokens = options_.max_tokens;
         gen.sampling = options_.sampling.value_or(thinking ? SamplerParams::thinking() : SamplerParams::non_thinking());
-        gen.grammar = reply_grammar(thinking);
-        chat::ThinkSplitter splitter;
+        gen.grammar = reply_grammar(thinking, opened);
+        chat::ThinkSplitter splitter(opened);
         bool keep_going = true;
         Generation g = generator_.generate(ids, gen, [&](std::string_view piece) {
             const chat::ReplyDelta delta = splitter.feed(piece);
@@ -352,7 +361,7 @@ public:
         const chat::ReplyDelta last = splitter.finish();
         if (on_reply && (!last.reasoning.empty() || !last.answer.empty())) on_reply(last);
 
-        const chat::ParsedReply parsed = chat::parse_reply(g.text);
+        const chat::ParsedReply parsed = chat::parse_reply(opened ? "<think>" + g.text : g.text);
         messages_.push_back(chat::to_message(parsed));
         Reply reply;
         reply.reasoning = parsed.reasoning;
@@ -365,8 +374,8 @@ public:
 
 private:
     // The grammar replies must follow under the current options (null: none), rebuilt when they change.
-    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking) {
-        const chat::ReplyForm form = reply_form(options_, thinking);
+    std::shared_ptr<const TokenGrammar> reply_grammar(bool thinking, bool starts_in_reasoning) {
+        const chat::ReplyForm form = reply_form(options_, thinking, starts_in_reasoning);
         if (!chat::constrains(form)) return nullptr;
         std::string key = chat::cache_key(form);
         if (grammar_ && key == grammar_key_) return grammar_;

@@ -52,6 +52,8 @@ struct ToolChoice {
 
 struct ReplyForm {
     bool thinking = false;                 // the reply may open with <think> reasoning </think>
+    bool starts_in_reasoning = false;      // the prompt ended inside an open <think> (Qwen3-Thinking-2507):
+                                           // the reply is reasoning up to </think>, then the answer
     ResponseFormat response_format;
     std::vector<json::Value> tools;        // as given to the template: {"type": "function", "function": {...}} or the function itself
     ToolChoice tool_choice;
@@ -68,12 +70,13 @@ inline bool constrains(const ReplyForm& form) {
 
 // A key naming everything reply_grammar(form) depends on: equal keys, equal grammars (for caches).
 inline std::string cache_key(const ReplyForm& form) {
-    std::string key = std::to_string(form.thinking) + "|" + std::to_string(int(form.tool_choice.kind)) + "|" +
-                      form.tool_choice.function + "|" + std::to_string(form.constrain_tool_calls) + "|" +
-                      std::to_string(int(form.response_format.kind)) + "|" + json::dump(form.response_format.schema) + "|" +
-                      std::to_string(form.schema_options.max_whitespace) + std::to_string(form.schema_options.allow_extra_properties) +
-                      std::to_string(form.schema_options.ignore_unknown_formats);
-    for (const json::Value& tool : form.tools) key += "|" + json::dump(tool);
+    std::string key;
+    for (int flag : {int(form.thinking), int(form.starts_in_reasoning), int(form.tool_choice.kind), int(form.constrain_tool_calls),
+                     int(form.response_format.kind), form.schema_options.max_whitespace, int(form.schema_options.allow_extra_properties),
+                     int(form.schema_options.ignore_unknown_formats)})
+        key.append(std::to_string(flag)).push_back(',');
+    key.append(json::quote(form.tool_choice.function)).append(json::dump(form.response_format.schema));
+    for (const json::Value& tool : form.tools) key.append("|").append(json::dump(tool));
     return key;
 }
 
@@ -111,8 +114,9 @@ inline std::string tool_name(const json::Value& tool) {
 inline Grammar reply_grammar(const ReplyForm& form) {
     GrammarBuilder builder;
     std::string main = "root ::= ";
-    main += form.thinking ? "reasoning? answer\n" : "answer\n";
-    main += "reasoning ::= <think> .* </think> [ \\t\\n]*\n";
+    main += form.starts_in_reasoning ? "reasoning-rest answer\n" : form.thinking ? "reasoning? answer\n" : "answer\n";
+    main += "reasoning ::= <think> reasoning-rest\n";
+    main += "reasoning-rest ::= .* </think> [ \\t\\n]*\n";
     main += "text ::= .*\n";
     main += "ws ::= [ ]?\n";
 

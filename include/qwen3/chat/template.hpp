@@ -77,6 +77,20 @@ RenderedPrompt render_prompt(const json::Value& request);
 RenderedPrompt render_prompt(std::span<const Message> messages, const Options& options = {},
                              std::span<const json::Value> tools = {});
 
+// Whether the prompt ends inside a think block the template opened (its own "<think>", no
+// "</think>" or turn after it), as Qwen3-Thinking-2507's generation prompt does: the reply then
+// starts with reasoning and no "<think>" of its own.
+inline bool ends_inside_think(const RenderedPrompt& prompt) {
+    const std::string_view text = prompt.text;
+    for (std::size_t at = text.rfind("<think>"); at != std::string_view::npos; at = at ? text.rfind("<think>", at - 1) : std::string_view::npos) {
+        bool untrusted = false;
+        for (const TextRange& r : prompt.untrusted) untrusted = untrusted || (r.begin < at + 7 && at < r.end);
+        if (untrusted) continue;  // the caller's text, not the template's
+        return text.find("</think>", at) == std::string_view::npos && text.find("<|im_start|>", at) == std::string_view::npos;
+    }
+    return false;
+}
+
 // render_prompt(request).text: what `qwen3 template` prints. Throws as render_prompt.
 std::string render_text(const json::Value& request);
 
